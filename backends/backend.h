@@ -1,0 +1,160 @@
+/* backends/backend.h - the one interface between lockstep's tables and a hypervisor.
+ *
+ * Two parts, as libxl and libxl-save-helper split them:
+ *   (a) domain control: info, pause, unpause, suspend, resume, destroy, the
+ *       toolstack's config blob, and creating an empty domain to restore into;
+ *   (b) the memory task: save_memory / restore_memory read or write the whole
+ *       libxc layer of a stream on a file descriptor by themselves and call
+ *       back into the toolstack with exactly the contract of libxenguest's
+ *       xc_domain_save / xc_domain_restore (Xen 4.17 xenguest.h).
+ *
+ * Every function here BLOCKS. Callers run them on a worker thread (io/work.h)
+ * or on the memory-task helper thread (io/helper.h), never on the loop. All
+ * functions are thread-safe for one backend instance. Errors are negative
+ * errno values; a human-readable reason is written into the caller's
+ * struct ls_errbuf when one is given.
+ */
+#ifndef LOCKSTEP_BACKEND_H
+#define LOCKSTEP_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/errbuf.h"
+
+enum ls_guest_type {
+    LS_GUEST_UNSET = 0,  /* restore target whose type the stream will decide */
+    LS_GUEST_PV    = 1,  /* libxc domain header type 1 */
+    LS_GUEST_HVM   = 2,  /* libxc domain header type 2, with a device model */
+    LS_GUEST_PVH   = 3,  /* libxc domain header type 2, no device model */
+};
+
+enum ls_run_state {
+    LS_RUN_RUNNING   = 0,
+    LS_RUN_PAUSED    = 1,
+    LS_RUN_SUSPENDED = 2,  /* shut down with reason "suspend"; resumable */
+    LS_RUN_SHUTDOWN  = 3,
+    LS_RUN_DYING     = 4,
+};
+
+struct ls_domain_info {
+    uint32_t domid;
+    enum ls_guest_type type;
+    enum ls_run_state state;
+    unsigned vcpus;
+    uint64_t memory_kib;       /* populated RAM */
+    uint64_t p2m_size;         /* one past the highest pfn the domain may use */
+    char name[64];
+};
+
+/* What restore needs to create an empty domain (from the xl config, or the
+ * stream when there is none: type LS_GUEST_UNSET, sizes 0 = "as it comes"). */
+struct ls_domain_config {
+    enum ls_guest_type type;
+    unsigned vcpus;
+    uint64_t memory_kib;
+    char name[64];
+};
+
+/* Mirrors struct precopy_stats. */
+struct ls_precopy_stats {
+    unsigned iteration;
+    unsigned long total_written;
+    long dirty_count;          /* -1 if unknown */
+};
+#define LS_POLICY_ABORT            (-1)
+#define LS_POLICY_CONTINUE_PRECOPY   0
+#define LS_POLICY_STOP_AND_COPY      1
+
+/* Mirrors struct save_callbacks; same return conventions. */
+struct ls_save_callbacks {
+    int (*suspend)(void *data);                                   /* 1 ok, 0 error */
+    int (*precopy_policy)(struct ls_precopy_stats stats, void *data);
+    int (*postcopy)(void *data);
+    int (*checkpoint)(void *data);
+    int (*wait_checkpoint)(void *data);
+    int (*switch_qemu_logdirty)(uint32_t domid, unsigned enable, void *data); /* 0 ok */
+    /* Not in xenguest.h, but in libxl-save-helper's protocol: progress. Never blocks. */
+    void (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *data);
+    void *data;
+};
+
+/* Mirrors struct restore_callbacks; same return conventions. */
+#define LS_CHECKPOINT_ERROR    0
+#define LS_CHECKPOINT_SUCCESS  1
+#define LS_CHECKPOINT_FAILOVER 2
+struct ls_restore_callbacks {
+    int (*static_data_done)(unsigned missing, void *data);       /* 0 ok */
+    int (*suspend)(void *data);
+    int (*postcopy)(void *data);
+    int (*checkpoint)(void *data);
+    int (*wait_checkpoint)(void *data);
+    void (*restore_results)(uint64_t store_gfn, uint64_t console_gfn, void *data);
+    void (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *data);
+    void *data;
+};
+
+#define LS_SAVE_LIVE  (1u << 0)   /* XCFLAGS_LIVE */
+#define LS_SAVE_DEBUG (1u << 1)   /* XCFLAGS_DEBUG */
+
+enum ls_stream_type { LS_STREAM_PLAIN = 0, LS_STREAM_REMUS = 1, LS_STREAM_COLO = 2 };
+
+struct ls_save_params {
+    uint32_t domid;
+    int io_fd;                 /* the stream; the task writes the libxc layer here */
+    int recv_fd;               /* COLO back channel, or -1 */
+    unsigned flags;            /* LS_SAVE_* */
+    enum ls_stream_type stream_type;
+    int cancel_fd;             /* readable when the owner cancels; every wait polls it */
+};
+
+struct ls_restore_params {
+    uint32_t domid;            /* created by create_for_restore */
+    int io_fd;                 /* positioned at the libxc image header */
+    int send_back_fd;          /* COLO back channel, or -1 */
+    enum ls_stream_type stream_type;
+    int cancel_fd;
+    uint64_t stream_offset;    /* byte offset of io_fd's position, for error messages */
+};
+
+struct ls_backend;
+
+struct ls_backend_ops {
+    const char *name;
+    void (*close)(struct ls_backend *be);
+
+    int (*domain_info)(struct ls_backend *be, uint32_t domid,
+                       struct ls_domain_info *out, struct ls_errbuf *err);
+    int (*pause)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
+    int (*unpause)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
+    /* Guest suspend protocol; returns once the domain reports "suspended". */
+    int (*suspend)(struct ls_backend *be, uint32_t domid, unsigned timeout_ms,
+                   struct ls_errbuf *err);
+    /* xc_domain_resume: fast = the guest sees its suspend as cancelled. */
+    int (*resume)(struct ls_backend *be, uint32_t domid, bool fast,
+                  struct ls_errbuf *err);
+    int (*destroy)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
+    /* The toolstack's config for the xl header (JSON text, malloc'd, NUL-terminated). */
+    int (*get_config_json)(struct ls_backend *be, uint32_t domid, char **json,
+                           struct ls_errbuf *err);
+    /* An empty, paused domain to restore into. */
+    int (*create_for_restore)(struct ls_backend *be, const struct ls_domain_config *cfg,
+                              uint32_t *domid, struct ls_errbuf *err);
+
+    /* The memory task: xc_domain_save / xc_domain_restore. Return 0 or -errno. */
+    int (*save_memory)(struct ls_backend *be, const struct ls_save_params *p,
+                       const struct ls_save_callbacks *cb, struct ls_errbuf *err);
+    int (*restore_memory)(struct ls_backend *be, const struct ls_restore_params *p,
+                          const struct ls_restore_callbacks *cb, struct ls_errbuf *err);
+
+    /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
+    int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
+                  struct ls_errbuf *err);
+};
+
+struct ls_backend {
+    const struct ls_backend_ops *ops;
+};
+
+#endif

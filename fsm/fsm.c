@@ -1,0 +1,543 @@
+/* fsm/fsm.c - dispatch, queue, trace, joins, cleanup stack, fault hook.
+ *
+ * One FIFO per scheduler holds (machine, event) entries; fsm_sched_step()
+ * takes one, finds its row and runs it to completion. Internal entries
+ * (finalise, done) go through the same queue, so the owner's done callback
+ * always runs from a later dispatch than the one that entered the final state.
+ */
+#include "fsm/fsm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    FSM_F_LIVE      = 1u << 0,  /* initialised, done not yet called */
+    FSM_F_FINAL     = 1u << 1,  /* entered a final state */
+    FSM_F_UNDOING   = 1u << 2,  /* cleanup stack running */
+    FSM_F_DONE      = 1u << 3,  /* done called */
+    FSM_F_DONE_QUEUED = 1u << 4,
+};
+
+/* Internal events, below every table's ids. */
+enum { FSM_EV_RUN_UNDO = -1, FSM_EV_CALL_DONE = -2 };
+
+struct fsm_queued {
+    struct fsm_queued *next;
+    struct fsm *m;
+    struct fsm_ev ev;
+};
+
+bool fsm_strict;
+
+static uint64_t dispatch_seq;
+static uint64_t hole_count;
+static uint64_t fault_seq;
+static int fault_rc;
+static bool fault_fired;
+static bool fault_env_read;
+
+/* ---- table lookup ------------------------------------------------------ */
+
+const struct fsm_row *fsm_def_lookup(const struct fsm_def *def, int state, int event)
+{
+    if (state < 0 || state >= def->nstates || event < 0 || event >= def->nevents)
+        return NULL;
+    uint16_t idx = def->cells[state * def->nevents + event];
+    if (idx)
+        return &def->rows[idx - 1];
+    if (def->state_final[state])
+        return NULL;
+    idx = def->any_rows[event];
+    return idx ? &def->rows[idx - 1] : NULL;
+}
+
+const struct fsm_def *fsm_def_find(const char *name)
+{
+    for (size_t i = 0; i < fsm_all_defs_count; i++)
+        if (strcmp(fsm_all_defs[i]->name, name) == 0)
+            return fsm_all_defs[i];
+    return NULL;
+}
+
+/* ---- faults and counters ----------------------------------------------- */
+
+static void fault_read_env(void)
+{
+    if (fault_env_read)
+        return;
+    fault_env_read = true;
+    const char *s = getenv("FSM_FAULT");
+    if (s && *s) {
+        char *end;
+        unsigned long long seq = strtoull(s, &end, 10);
+        int rc = -EIO;
+        if (*end == ':')
+            rc = (int)strtol(end + 1, NULL, 10);
+        if (rc > 0)
+            rc = -rc;
+        fsm_fault_arm(seq, rc ? rc : -EIO);
+    }
+    const char *strict = getenv("FSM_STRICT");
+    if (strict && strcmp(strict, "1") == 0)
+        fsm_strict = true;
+}
+
+void fsm_fault_arm(uint64_t seq, int rc)
+{
+    fault_env_read = true;
+    fault_seq = seq;
+    fault_rc = rc < 0 ? rc : -EIO;
+    fault_fired = false;
+}
+
+bool fsm_fault_fired(void) { return fault_fired; }
+uint64_t fsm_dispatch_count(void) { return dispatch_seq; }
+uint64_t fsm_hole_count(void) { return hole_count; }
+
+void fsm_reset_counters(void)
+{
+    dispatch_seq = 0;
+    hole_count = 0;
+    fault_seq = 0;
+    fault_rc = 0;
+    fault_fired = false;
+    fault_env_read = true;
+}
+
+/* ---- scheduler queue ---------------------------------------------------- */
+
+void fsm_sched_init(struct fsm_sched *s)
+{
+    memset(s, 0, sizeof(*s));
+    fault_read_env();
+}
+
+void fsm_sched_destroy(struct fsm_sched *s)
+{
+    struct fsm_queued *q = s->free_list;
+    while (q) {
+        struct fsm_queued *n = q->next;
+        free(q);
+        q = n;
+    }
+    s->free_list = NULL;
+    /* Entries still queued belong to machines the owner abandoned; free them
+     * too so a torn-down program leaks nothing. */
+    q = s->head;
+    while (q) {
+        struct fsm_queued *n = q->next;
+        free(q);
+        q = n;
+    }
+    s->head = s->tail = NULL;
+    s->queued = 0;
+}
+
+static void enqueue(struct fsm *m, int id, int rc, void *arg)
+{
+    struct fsm_sched *s = m->sched;
+    struct fsm_queued *q = s->free_list;
+    if (q) {
+        s->free_list = q->next;
+    } else {
+        q = malloc(sizeof(*q));
+        if (!q) {
+            /* Out of memory while queueing: nothing sane can continue. */
+            fprintf(stderr, "lockstep: out of memory queueing an event for %s\n", m->name);
+            abort();
+        }
+    }
+    q->next = NULL;
+    q->m = m;
+    q->ev.id = id;
+    q->ev.rc = rc;
+    q->ev.arg = arg;
+    bool was_empty = s->head == NULL;
+    if (s->tail)
+        s->tail->next = q;
+    else
+        s->head = q;
+    s->tail = q;
+    s->queued++;
+    m->pending_events++;
+    if (was_empty && s->kick)
+        s->kick(s);
+}
+
+/* Drop every queued table event of m (internal entries stay). */
+static void purge(struct fsm *m)
+{
+    struct fsm_sched *s = m->sched;
+    struct fsm_queued **pp = &s->head, *prev = NULL;
+    while (*pp) {
+        struct fsm_queued *q = *pp;
+        if (q->m == m && q->ev.id >= 0) {
+            *pp = q->next;
+            if (s->tail == q)
+                s->tail = prev;
+            q->next = s->free_list;
+            s->free_list = q;
+            s->queued--;
+            m->pending_events--;
+        } else {
+            prev = q;
+            pp = &q->next;
+        }
+    }
+}
+
+/* ---- trace -------------------------------------------------------------- */
+
+void fsm_trace_stderr(const struct fsm_trace_rec *r, void *data)
+{
+    (void)data;
+    fprintf(stderr, "fsm %6" PRIu64 " %-14s %-22s %-22s %-30s -> %-22s rc=%d%s%s%s\n",
+            r->seq, r->instance, r->state, r->event, r->action, r->next, r->rc,
+            r->ignored ? " (ignored)" : "", r->hole ? " (NO ROW)" : "",
+            r->faulted ? " (injected fault)" : "");
+}
+
+static void trace(struct fsm *m, uint64_t seq, int state, int event, const char *action,
+                  int next, int rc, bool ignored, bool hole, bool faulted)
+{
+    struct fsm_sched *s = m->sched;
+    if (!s->trace)
+        return;
+    const struct fsm_def *d = m->def;
+    struct fsm_trace_rec r = {
+        .seq = seq, .m = m, .machine = d->name, .instance = m->name,
+        .state = d->state_names[state],
+        .event = event >= 0 ? d->event_names[event] : (event == FSM_EV_RUN_UNDO ? "(cleanup)" : "(done)"),
+        .action = action, .next = d->state_names[next], .rc = rc,
+        .ignored = ignored, .hole = hole, .faulted = faulted,
+    };
+    s->trace(&r, s->trace_data);
+}
+
+/* ---- machines ----------------------------------------------------------- */
+
+void fsm_init(struct fsm *m, const struct fsm_def *def, struct fsm_sched *sched,
+              fsm_done_fn *done, void *owner, const char *name_fmt, ...)
+{
+    memset(m, 0, sizeof(*m));
+    m->def = def;
+    m->sched = sched;
+    m->done = done;
+    m->owner = owner;
+    m->state = def->initial_state;
+    m->flags = FSM_F_LIVE;
+    va_list ap;
+    va_start(ap, name_fmt);
+    vsnprintf(m->name, sizeof(m->name), name_fmt, ap);
+    va_end(ap);
+    sched->nlive++;
+}
+
+const char *fsm_state_name(const struct fsm *m) { return m->def->state_names[m->state]; }
+bool fsm_is_final(const struct fsm *m) { return (m->flags & FSM_F_FINAL) != 0; }
+bool fsm_is_done(const struct fsm *m) { return (m->flags & FSM_F_DONE) != 0; }
+
+void fsm_post(struct fsm *m, int ev, int rc, void *arg)
+{
+    if (m->flags & (FSM_F_FINAL | FSM_F_DONE)) {
+        /* Late completions of work the machine no longer waits for. */
+        if (m->sched->trace && !(m->flags & FSM_F_DONE))
+            trace(m, 0, m->state, ev, "(dropped: machine is final)", m->state, rc,
+                  true, false, false);
+        return;
+    }
+    enqueue(m, ev, rc, arg);
+}
+
+void fsm_cancel(struct fsm *m, int rc)
+{
+    if (m->err.rc == 0)
+        ls_err(&m->err, rc ? rc : -ECANCELED, "%s: cancelled", m->name);
+    fsm_post(m, m->def->cancel_event, rc ? rc : -ECANCELED, NULL);
+}
+
+int fsm_fail(struct fsm *m, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ls_verr(&m->err, rc, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void fsm_fail_from(struct fsm *m, const struct ls_errbuf *e)
+{
+    ls_err_copy(&m->err, e);
+}
+
+/* ---- cleanup stack ------------------------------------------------------ */
+
+int fsm_defer(struct fsm *m, fsm_undo_fn *undo, void *obj, const char *what)
+{
+    if (m->nundo == m->undo_cap) {
+        unsigned cap = m->undo_cap ? m->undo_cap * 2 : 8;
+        struct fsm_undo *u = realloc(m->undo, cap * sizeof(*u));
+        if (!u) {
+            undo(m, obj);
+            return fsm_fail(m, -ENOMEM, "%s: out of memory registering cleanup of %s",
+                            m->name, what);
+        }
+        m->undo = u;
+        m->undo_cap = cap;
+    }
+    m->undo[m->nundo++] = (struct fsm_undo){ undo, obj, what };
+    return 0;
+}
+
+static int find_undo(struct fsm *m, void *obj)
+{
+    for (int i = (int)m->nundo - 1; i >= 0; i--)
+        if (m->undo[i].obj == obj)
+            return i;
+    return -1;
+}
+
+static void remove_undo(struct fsm *m, int i)
+{
+    memmove(&m->undo[i], &m->undo[i + 1], (m->nundo - (unsigned)i - 1) * sizeof(m->undo[0]));
+    m->nundo--;
+}
+
+bool fsm_undo_forget(struct fsm *m, void *obj)
+{
+    int i = find_undo(m, obj);
+    if (i < 0)
+        return false;
+    remove_undo(m, i);
+    return true;
+}
+
+bool fsm_undo_now(struct fsm *m, void *obj)
+{
+    int i = find_undo(m, obj);
+    if (i < 0)
+        return false;
+    struct fsm_undo u = m->undo[i];
+    remove_undo(m, i);
+    if (u.fn(m, u.obj) == FSM_UNDO_PENDING)
+        m->undo_pending++;
+    return true;
+}
+
+static void queue_done(struct fsm *m)
+{
+    if (m->flags & FSM_F_DONE_QUEUED)
+        return;
+    m->flags |= FSM_F_DONE_QUEUED;
+    enqueue(m, FSM_EV_CALL_DONE, 0, NULL);
+}
+
+/* Run undos LIFO. An undo that goes asynchronous stops the walk until it
+ * completes, so later (outer) resources are never released before inner ones. */
+static void run_undos(struct fsm *m)
+{
+    while (m->undo_pending == 0 && m->nundo > 0) {
+        struct fsm_undo u = m->undo[--m->nundo];
+        if (u.fn(m, u.obj) == FSM_UNDO_PENDING)
+            m->undo_pending++;
+    }
+    if (m->undo_pending == 0 && m->nundo == 0)
+        queue_done(m);
+}
+
+void fsm_undo_complete(struct fsm *m)
+{
+    if (m->undo_pending == 0)
+        return;
+    m->undo_pending--;
+    if ((m->flags & FSM_F_UNDOING) && m->undo_pending == 0)
+        enqueue(m, FSM_EV_RUN_UNDO, 0, NULL);
+}
+
+/* ---- joins -------------------------------------------------------------- */
+
+static void join_report_if_complete(struct fsm_join *j)
+{
+    if (!j->armed || j->pending > 0 || j->reported)
+        return;
+    j->reported = true;
+    if (j->err.rc) {
+        fsm_fail_from(j->parent, &j->err);
+        fsm_post(j->parent, j->ev_fail, j->err.rc, j);
+    } else {
+        fsm_post(j->parent, j->ev_ok, 0, j);
+    }
+}
+
+void fsm_join_begin(struct fsm_join *j, struct fsm *parent, int ev_ok, int ev_fail)
+{
+    memset(j, 0, sizeof(*j));
+    j->parent = parent;
+    j->ev_ok = ev_ok;
+    j->ev_fail = ev_fail;
+    j->pending = 1;   /* the sentinel, dropped by arm */
+}
+
+void fsm_join_add(struct fsm_join *j, struct fsm *child)
+{
+    if (j->nchild >= FSM_JOIN_MAX || child->joined_in || j->reported) {
+        fprintf(stderr, "lockstep: fsm_join_add misuse (%s)\n", child->name);
+        abort();
+    }
+    j->child[j->nchild++] = child;
+    child->joined_in = j;
+    j->pending++;
+}
+
+void fsm_join_arm(struct fsm_join *j)
+{
+    if (j->armed)
+        return;
+    j->armed = true;
+    j->pending--;
+    join_report_if_complete(j);
+}
+
+void fsm_join_cancel(struct fsm_join *j, int rc)
+{
+    for (unsigned i = 0; i < j->nchild; i++)
+        if (!fsm_is_final(j->child[i]))
+            fsm_cancel(j->child[i], rc);
+}
+
+/* A child finished its teardown: count it, keep the first error, cancel
+ * the siblings on failure. */
+static void join_child_finished(struct fsm *child)
+{
+    struct fsm_join *j = child->joined_in;
+    if (!j)
+        return;
+    child->joined_in = NULL;
+    j->pending--;
+    if (child->err.rc && !j->err.rc) {
+        ls_err_copy(&j->err, &child->err);
+        fsm_join_cancel(j, -ECANCELED);
+    }
+    join_report_if_complete(j);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static void enter_final(struct fsm *m)
+{
+    m->flags |= FSM_F_FINAL | FSM_F_UNDOING;
+    purge(m);
+    run_undos(m);
+}
+
+static void call_done(struct fsm *m)
+{
+    m->flags = (m->flags & ~(FSM_F_LIVE | FSM_F_UNDOING)) | FSM_F_DONE;
+    m->sched->nlive--;
+    free(m->undo);
+    m->undo = NULL;
+    m->nundo = m->undo_cap = 0;
+    int rc = m->err.rc;
+    /* The join learns first: the done callback may free the child. */
+    join_child_finished(m);
+    if (m->done)
+        m->done(m, rc);
+}
+
+static void dispatch_internal(struct fsm *m, const struct fsm_ev *ev)
+{
+    if (ev->id == FSM_EV_RUN_UNDO)
+        run_undos(m);
+    else if (ev->id == FSM_EV_CALL_DONE)
+        call_done(m);
+}
+
+static void dispatch(struct fsm *m, const struct fsm_ev *ev)
+{
+    const struct fsm_def *d = m->def;
+    uint64_t seq = ++dispatch_seq;
+    int state = m->state;
+    const struct fsm_row *row = fsm_def_lookup(d, state, ev->id);
+
+    if (!row) {
+        hole_count++;
+        trace(m, seq, state, ev->id, "-", state, -EPROTO, false, true, false);
+        fprintf(stderr, "lockstep: %s: no row for event %s in state %s\n", m->name,
+                d->event_names[ev->id], d->state_names[state]);
+        if (fsm_strict)
+            abort();
+        fsm_fail(m, -EPROTO, "%s: protocol error: event %s is not expected in state %s",
+                 m->name, d->event_names[ev->id], d->state_names[state]);
+        if (ev->id != d->fail_event)
+            enqueue(m, d->fail_event, -EPROTO, NULL);
+        return;
+    }
+    if (row->kind == FSM_CELL_IGNORE) {
+        trace(m, seq, state, ev->id, "-", state, 0, true, false, false);
+        return;
+    }
+
+    bool faulted = fault_seq != 0 && seq == fault_seq;
+    int rc;
+    if (faulted) {
+        fault_fired = true;
+        rc = fsm_fail(m, fault_rc, "%s: injected fault at dispatch %" PRIu64 " (%s in %s)",
+                      m->name, seq, d->event_names[ev->id], d->state_names[state]);
+    } else {
+        rc = row->action(m, ev);
+    }
+    bool failing_already = ev->id == d->fail_event || ev->id == d->cancel_event;
+    if (rc < 0 && !failing_already) {
+        if (!m->err.rc)
+            fsm_fail(m, rc, "%s: %s failed in state %s: %s", m->name, row->action_name,
+                     d->state_names[state], strerror(-rc));
+        trace(m, seq, state, ev->id, row->action_name, state, rc, false, false, faulted);
+        enqueue(m, d->fail_event, m->err.rc, NULL);
+        return;
+    }
+    /* An action failing while handling FAIL or CANCEL must not stop the
+     * teardown: its error is kept (if first) and the row is taken anyway. */
+    if (rc < 0 && !m->err.rc)
+        fsm_fail(m, rc, "%s: %s failed during teardown", m->name, row->action_name);
+    if (ev->id == d->fail_event && !m->err.rc)
+        ls_err(&m->err, ev->rc ? ev->rc : -EIO, "%s: failed in state %s", m->name,
+               d->state_names[state]);
+    if (ev->id == d->cancel_event && !m->err.rc)
+        ls_err(&m->err, ev->rc ? ev->rc : -ECANCELED, "%s: cancelled in state %s",
+               m->name, d->state_names[state]);
+    m->state = row->next;
+    trace(m, seq, state, ev->id, row->action_name, row->next, rc, false, false, faulted);
+    if (d->state_final[m->state])
+        enter_final(m);
+}
+
+bool fsm_sched_step(struct fsm_sched *s)
+{
+    struct fsm_queued *q = s->head;
+    if (!q)
+        return false;
+    s->head = q->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->queued--;
+    struct fsm *m = q->m;
+    struct fsm_ev ev = q->ev;
+    q->next = s->free_list;
+    s->free_list = q;
+    m->pending_events--;
+    if (ev.id < 0)
+        dispatch_internal(m, &ev);
+    else if (!(m->flags & FSM_F_FINAL))
+        dispatch(m, &ev);
+    return true;
+}
+
+void fsm_sched_run(struct fsm_sched *s)
+{
+    while (fsm_sched_step(s))
+        ;
+}

@@ -1,0 +1,31 @@
+/* io/errbuf.c - first-error recording. */
+#include "io/errbuf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int ls_verr(struct ls_errbuf *e, int rc, const char *fmt, va_list ap)
+{
+    if (!e || e->rc != 0)
+        return rc;
+    e->rc = rc;
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    return rc;
+}
+
+int ls_err(struct ls_errbuf *e, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ls_verr(e, rc, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void ls_err_copy(struct ls_errbuf *dst, const struct ls_errbuf *src)
+{
+    if (!dst || !src || dst->rc != 0 || src->rc == 0)
+        return;
+    dst->rc = src->rc;
+    memcpy(dst->msg, src->msg, sizeof(dst->msg));
+}

@@ -1,0 +1,36 @@
+/* io/fdio.h - blocking, cancellable whole-buffer I/O for helper threads.
+ *
+ * The memory task (like libxc) owns the stream fd while it runs and does
+ * plain blocking I/O on it from its own thread. Each call here loops until the
+ * whole buffer moved, waits in poll() on the fd and on cancel_fd (an eventfd
+ * the owner signals to abort), and works on regular files, pipes and sockets,
+ * blocking or O_NONBLOCK.
+ *
+ * Return 0 on success, or:
+ *   -ECANCELED  cancel_fd became readable;
+ *   -ENODATA    end of stream before the buffer was full (*got says how much);
+ *   -EPIPE      the reader went away (SIGPIPE is never raised: MSG_NOSIGNAL
+ *               for sockets, and lockstep ignores SIGPIPE process-wide);
+ *   other -errno from read/write/poll.
+ */
+#ifndef LOCKSTEP_IO_FDIO_H
+#define LOCKSTEP_IO_FDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+int io_write_all(int fd, const void *buf, size_t len, int cancel_fd);
+
+/* Writes iov[0..n) whole; iov is modified (advanced) in place. Issues one
+ * writev per IOV_MAX iovecs when the fd takes everything at once. */
+int io_writev_all(int fd, struct iovec *iov, int n, int cancel_fd);
+
+/* *got (may be NULL) receives the bytes read even on error. */
+int io_read_all(int fd, void *buf, size_t len, size_t *got, int cancel_fd);
+int io_readv_all(int fd, struct iovec *iov, int n, size_t *got, int cancel_fd);
+
+/* Reads and discards len bytes. */
+int io_skip(int fd, uint64_t len, int cancel_fd);
+
+#endif
