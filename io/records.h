@@ -68,7 +68,7 @@ int libxl_record_check(uint32_t type, const uint8_t *body, uint32_t len, int is_
 /* EMULATOR_XENSTORE_DATA: body = emulator header + key\0value\0 pairs. */
 int libxl_xenstore_data_encode(uint32_t emulator_id, const char *const *kv, size_t npairs,
                                uint8_t **out, uint32_t *len);   /* kv: k0,v0,k1,v1... */
-/* Iterate pairs of a checked body: returns 1 with *key/*val set, 0 at end. */
+/* Iterate pairs of a checked body: returns 1 with *key and *val set, 0 at end. */
 int libxl_xenstore_data_next(const uint8_t *body, uint32_t len, uint32_t *pos,
                              const char **key, const char **val);
 
