@@ -365,6 +365,10 @@ static void join_report_if_complete(struct fsm_join *j)
     if (!j->armed || j->pending > 0 || j->reported)
         return;
     j->reported = true;
+    if (j->undo_waiting) {
+        fsm_undo_complete(j->parent);
+        return;
+    }
     if (j->err.rc) {
         fsm_fail_from(j->parent, &j->err);
         fsm_post(j->parent, j->ev_fail, j->err.rc, j);
@@ -407,6 +411,17 @@ void fsm_join_cancel(struct fsm_join *j, int rc)
     for (unsigned i = 0; i < j->nchild; i++)
         if (!fsm_is_final(j->child[i]))
             fsm_cancel(j->child[i], rc);
+}
+
+int fsm_join_undo(struct fsm *parent, void *join)
+{
+    struct fsm_join *j = join;
+    if (j->reported)
+        return 0;
+    j->undo_waiting = true;
+    fsm_join_cancel(j, -ECANCELED);
+    fsm_join_arm(j);
+    return j->reported ? 0 : FSM_UNDO_PENDING;
 }
 
 /* A child finished its teardown: count it, keep the first error, cancel

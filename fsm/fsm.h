@@ -213,6 +213,7 @@ struct fsm_join {
     unsigned nchild, pending;     /* pending includes the sentinel until armed */
     struct ls_errbuf err;         /* first child error */
     bool armed, reported;
+    bool undo_waiting;            /* the parent went final: report by undo completion */
 };
 
 void fsm_join_begin(struct fsm_join *j, struct fsm *parent, int ev_ok, int ev_fail);
@@ -222,6 +223,10 @@ void fsm_join_arm(struct fsm_join *j);
 /* Cancel every child not yet final (rc is the reason). The join still
  * reports once, after all of them finish. */
 void fsm_join_cancel(struct fsm_join *j, int rc);
+/* An undo (for fsm_defer) that keeps a parent from finishing before its
+ * children: cancels the join's children unless it has reported, and completes
+ * when they are all done. Register it when the children are started. */
+int fsm_join_undo(struct fsm *parent, void *join);
 
 /* ---- strictness, faults, statistics ---------------------------------- */
 

@@ -1,0 +1,108 @@
+/* io/work.c - blocking calls on the threadpool, completions as events. */
+#include "io/work.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "io/sched_uv.h"
+
+struct io_work {
+    uv_work_t req;
+    struct fsm *m;
+    int ev;
+    io_work_fn *fn;
+    void *arg;
+    const char *what;
+    int cancel_fd;
+    int rc;
+    bool orphaned;     /* the machine went final: complete its undo, post nothing */
+    struct ls_errbuf err;
+};
+
+uv_loop_t *io_loop_of(struct fsm *m)
+{
+    struct io_sched *s = (struct io_sched *)((char *)m->sched - offsetof(struct io_sched, sched));
+    return s->loop;
+}
+
+static void work_run(uv_work_t *req)
+{
+    struct io_work *w = req->data;
+    ls_err_clear(&w->err);
+    w->rc = w->fn(w->arg, w->cancel_fd, &w->err);
+    if (w->rc < 0 && w->err.rc == 0)
+        ls_err(&w->err, w->rc, "%s failed", w->what);
+}
+
+static void work_free(struct io_work *w)
+{
+    close(w->cancel_fd);
+    free(w);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    struct io_work *w = req->data;
+    struct fsm *m = w->m;
+    if (w->orphaned) {
+        fsm_undo_complete(m);
+        work_free(w);
+        return;
+    }
+    fsm_undo_forget(m, w);
+    if (status == UV_ECANCELED && w->rc == 0)
+        w->rc = ls_err(&w->err, -ECANCELED, "%s cancelled", w->what);
+    if (w->rc < 0) {
+        fsm_fail_from(m, &w->err);
+        fsm_post(m, m->def->fail_event, w->rc, NULL);
+    } else {
+        fsm_post(m, w->ev == IO_WORK_EV_FROM_FN ? w->rc : w->ev, 0, w->arg);
+    }
+    work_free(w);
+}
+
+/* The machine is final while the work runs: ask fn to stop, wait for it. */
+static int work_undo(struct fsm *m, void *obj)
+{
+    struct io_work *w = obj;
+    w->orphaned = true;
+    uint64_t one = 1;
+    if (write(w->cancel_fd, &one, sizeof(one)) < 0) {
+        /* eventfd writes only fail on overflow: it is signalled already. */
+    }
+    return FSM_UNDO_PENDING;
+}
+
+int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what)
+{
+    struct io_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return fsm_fail(m, -ENOMEM, "%s: out of memory starting %s", m->name, what);
+    w->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->cancel_fd < 0) {
+        int rc = -errno;
+        free(w);
+        return fsm_fail(m, rc, "%s: eventfd for %s: %s", m->name, what, uv_strerror(rc));
+    }
+    w->m = m;
+    w->ev = ev;
+    w->fn = fn;
+    w->arg = arg;
+    w->what = what;
+    w->req.data = w;
+    int rc = fsm_defer(m, work_undo, w, what);
+    if (rc < 0) {
+        /* work_undo ran: nothing queued yet, so just free. */
+        work_free(w);
+        return rc;
+    }
+    rc = uv_queue_work(io_loop_of(m), &w->req, work_run, work_after);
+    if (rc < 0) {
+        fsm_undo_forget(m, w);
+        work_free(w);
+        return fsm_fail(m, rc, "%s: cannot queue %s: %s", m->name, what, uv_strerror(rc));
+    }
+    return 0;
+}

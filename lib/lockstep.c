@@ -1,0 +1,38 @@
+/* lib/lockstep.c - the public API: contexts and operations. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "backends/sim/sim.h"
+#include "lib/op.h"
+
+int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
+               struct ls_errbuf *err)
+{
+    struct ls_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ls_err(err, -ENOMEM, "out of memory");
+    c->loop = loop;
+    int rc;
+    if (kind == LS_BACKEND_SIM) {
+        rc = ls_sim_open(&c->be, err);
+    } else {
+        rc = ls_err(err, -ENODEV,
+                    "the xen backend is not available in this build: no Xen hypervisor "
+                    "(/dev/xen/privcmd) on this host");
+    }
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    rc = io_sched_init(&c->sched, loop);
+    if (rc < 0) {
+        c->be->ops->close(c->be);
+        free(c);
+        return ls_err(err, rc, "cannot set up the event loop: %s", uv_strerror(rc));
+    }
+    if (getenv("LOCKSTEP_TRACE"))
+        c->sched.sched.trace = fsm_trace_stderr;
+    *out = c;
+    return 0;
+}
+

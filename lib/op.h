@@ -1,0 +1,36 @@
+/* lib/op.h - what every operation (save, restore, ...) shares with the API. */
+#ifndef LOCKSTEP_LIB_OP_H
+#define LOCKSTEP_LIB_OP_H
+
+#include <uv.h>
+
+#include "backends/backend.h"
+#include "fsm/fsm.h"
+#include "io/helper.h"
+#include "io/sched_uv.h"
+#include "lockstep/lockstep.h"
+
+struct ls_ctx {
+    uv_loop_t *loop;
+    struct io_sched sched;
+    struct ls_backend *be;
+    unsigned live_ops;
+};
+
+struct ls_op {
+    struct ls_ctx *ctx;
+    struct fsm *root;              /* the role's top machine */
+    struct io_helper *progress_of; /* the memory task's helper, for progress */
+    uint32_t domid;
+    char digest[65];               /* the domain's digest at the consistent point, or "" */
+    ls_op_done_fn *done;
+    void *data;
+    void (*free_role)(struct ls_op *op);
+    bool finished;
+};
+
+/* The role's top machine finished: report to the owner (called from the
+ * machine's done callback, so never inline in a start call). */
+void ls_op_finish(struct ls_op *op, int rc, const char *msg);
+
+#endif

@@ -1,0 +1,246 @@
+/* states/restore.c - actions of the restore role (restore.def). */
+#include "states/restore.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "io/work.h"
+#include "lib/dm_standin.h"
+
+#define FSM_PREFIX RESTORE
+#define FSM_DEF_FILE "states/restore.def"
+#include "fsm/gen_table.h"
+
+static struct ls_backend *be_of(struct restore_role *r) { return r->op.ctx->be; }
+
+/* ---- config ------------------------------------------------------------- */
+
+int restore_parse_config(const char *json, struct ls_domain_config *cfg, struct ls_errbuf *err)
+{
+    char why[256] = "";
+    yajl_val root = yajl_tree_parse(json, why, sizeof(why));
+    if (!root)
+        return ls_err(err, -EINVAL, "xl header: the domain config is not valid JSON: %s", why);
+    memset(cfg, 0, sizeof(*cfg));
+    const char *type_path[] = { "c_info", "type", NULL };
+    const char *name_path[] = { "c_info", "name", NULL };
+    const char *vcpus_path[] = { "b_info", "max_vcpus", NULL };
+    const char *mem_path[] = { "b_info", "max_memkb", NULL };
+    yajl_val type = yajl_tree_get(root, type_path, yajl_t_string);
+    yajl_val name = yajl_tree_get(root, name_path, yajl_t_string);
+    yajl_val vcpus = yajl_tree_get(root, vcpus_path, yajl_t_number);
+    yajl_val mem = yajl_tree_get(root, mem_path, yajl_t_number);
+    int rc = 0;
+    const char *t = type ? YAJL_GET_STRING(type) : "";
+    if (strcmp(t, "pv") == 0)
+        cfg->type = LS_GUEST_PV;
+    else if (strcmp(t, "hvm") == 0)
+        cfg->type = LS_GUEST_HVM;
+    else if (strcmp(t, "pvh") == 0)
+        cfg->type = LS_GUEST_PVH;
+    else
+        rc = ls_err(err, -EINVAL, "xl header: the domain config's c_info.type is \"%s\", "
+                    "not pv, pvh or hvm", t);
+    if (name)
+        snprintf(cfg->name, sizeof(cfg->name), "%s", YAJL_GET_STRING(name));
+    if (vcpus && YAJL_IS_INTEGER(vcpus) && YAJL_GET_INTEGER(vcpus) > 0)
+        cfg->vcpus = (unsigned)YAJL_GET_INTEGER(vcpus);
+    if (mem && YAJL_IS_INTEGER(mem) && YAJL_GET_INTEGER(mem) > 0)
+        cfg->memory_kib = (uint64_t)YAJL_GET_INTEGER(mem);
+    yajl_tree_free(root);
+    return rc;
+}
+
+/* ---- the memory task's thread and its callbacks ----------------------- */
+
+static int cb_static_data_done(unsigned missing, void *data)
+{
+    struct restore_role *r = data;
+    r->static_data_missing = missing;
+    return io_helper_call(&r->mem.helper, &r->m, RESTORE_E_CB_STATIC_DATA_DONE, NULL, -1);
+}
+
+static void cb_restore_results(uint64_t store_gfn, uint64_t console_gfn, void *data)
+{
+    struct restore_role *r = data;
+    r->store_gfn = store_gfn;
+    r->console_gfn = console_gfn;
+    io_helper_call(&r->mem.helper, &r->m, RESTORE_E_CB_RESTORE_RESULTS, NULL, 0);
+}
+
+static void cb_progress(uint64_t done, uint64_t total, void *data)
+{
+    struct restore_role *r = data;
+    io_helper_progress(&r->mem.helper, done, total);
+}
+
+static int restore_memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    struct ls_restore_params p = {
+        .domid = r->domid, .io_fd = r->opts.fd, .send_back_fd = -1,
+        .stream_type = LS_STREAM_PLAIN, .cancel_fd = h->cancel_fd, .stream_offset = r->offset,
+    };
+    struct ls_restore_callbacks cb = {
+        .static_data_done = cb_static_data_done, .restore_results = cb_restore_results,
+        .progress = cb_progress, .data = r,
+    };
+    return be_of(r)->ops->restore_memory(be_of(r), &p, &cb, err);
+}
+
+/* ---- backend calls on the threadpool ---------------------------------- */
+
+static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    int rc = be_of(r)->ops->create_for_restore(be_of(r), &r->config, &r->domid, err);
+    if (rc == 0) {
+        r->domain_created = true;
+        r->op.domid = r->domid;
+    }
+    return rc;
+}
+
+static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    struct ls_domain_info info;
+    int rc = be_of(r)->ops->domain_info(be_of(r), r->domid, &info, err);
+    if (rc < 0)
+        return rc;
+    bool hvm = info.type == LS_GUEST_HVM;
+    if (!hvm && (r->emulator_context || r->seen_xenstore_data))
+        return ls_err(err, -EINVAL, "the stream carries device-model records for a %s guest, "
+                      "which has no device model", info.type == LS_GUEST_PV ? "PV" : "PVH");
+    if (hvm && !r->emulator_context)
+        return ls_err(err, -EINVAL, "the HVM stream has no EMULATOR_CONTEXT record: there is no "
+                      "device model state to start the guest's QEMU from");
+    if (hvm && (rc = dm_standin_check(r->emulator_context, r->emulator_context_len, err)) < 0)
+        return rc;
+    if (be_of(r)->ops->digest &&
+        (rc = be_of(r)->ops->digest(be_of(r), r->domid, r->op.digest, err)) < 0)
+        return rc;
+    if (r->opts.unpause)
+        return be_of(r)->ops->unpause(be_of(r), r->domid, err);
+    return 0;
+}
+
+static int destroy_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    struct ls_errbuf mine;
+    ls_err_clear(&mine);
+    int rc = be_of(r)->ops->destroy(be_of(r), r->domid, &mine);
+    if (rc < 0)
+        return ls_err(err, rc, "the restore failed and its partial domain %u could not be "
+                      "destroyed: %s", r->domid, mine.msg);
+    r->domain_created = false;
+    return 0;
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static int rst_start_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_init(&r->srx, &stream_rx_fsm_def, m->sched, NULL, r, "stream_rx");
+    memtask_init(&r->mem, m->sched, "memtask[restore]", restore_memory_thread, r, &r->srx,
+                 STREAM_RX_E_MEMORY_DONE);
+    r->op.progress_of = &r->mem.helper;
+    fsm_join_begin(&r->tasks, m, RESTORE_E_TASKS_DONE, RESTORE_E_TASKS_FAILED);
+    fsm_join_add(&r->tasks, &r->srx);
+    fsm_join_add(&r->tasks, &r->mem.m);
+    fsm_join_arm(&r->tasks);
+    fsm_post(&r->srx, STREAM_RX_E_START, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->tasks, "stream and memory tasks");
+}
+
+static int rst_create_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, RESTORE_E_DOMAIN_CREATED, create_domain, m->owner,
+                         "create the domain");
+}
+
+static int rst_release_reader(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_post(&r->srx, STREAM_RX_E_DOMAIN_READY, 0, NULL);
+    return 0;
+}
+
+static int rst_answer_static_data(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    /* A v2 stream without CPUID/MSR policy: libxl would apply its legacy
+     * policy here; the sim's guests keep the policy they were built with. */
+    io_helper_reply(&r->mem.helper, 0);
+    return 0;
+}
+
+static int rst_store_results(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    io_helper_reply(&r->mem.helper, 0);
+    return 0;
+}
+
+static int rst_finish_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, RESTORE_E_FINISHED, finish_domain, m->owner, "finish the domain");
+}
+
+static int rst_destroy_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, RESTORE_E_DOMAIN_DESTROYED, destroy_domain, m->owner,
+                         "destroy the partial domain");
+}
+
+static int rst_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_join_cancel(&r->tasks, -ECANCELED);
+    return 0;
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+static void restore_done(struct fsm *m, int rc)
+{
+    struct restore_role *r = m->owner;
+    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+}
+
+static void restore_free(struct ls_op *op)
+{
+    struct restore_role *r = (struct restore_role *)op;
+    free(r->config_json);
+    free(r->emulator_context);
+    free(r);
+}
+
+int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
+                       ls_op_done_fn *done, void *data, struct ls_op **out,
+                       struct ls_errbuf *err)
+{
+    struct restore_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(err, -ENOMEM, "out of memory");
+    r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .done = done, .data = data,
+                            .free_role = restore_free };
+    r->opts = *opts;
+    fsm_init(&r->m, &restore_fsm_def, &ctx->sched.sched, restore_done, r, "restore");
+    ctx->live_ops++;
+    fsm_post(&r->m, RESTORE_E_START, 0, NULL);
+    *out = &r->op;
+    return 0;
+}
+
+int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
+                     ls_op_done_fn *done, void *data, struct ls_op **out,
+                     struct ls_errbuf *err)
+{
+    return restore_role_start(ctx, opts, done, data, out, err);
+}

@@ -1,0 +1,46 @@
+/* states/restore.h - the restore role (restore.def, stream_rx.def, memtask.def). */
+#ifndef LOCKSTEP_STATES_RESTORE_H
+#define LOCKSTEP_STATES_RESTORE_H
+
+#include "lib/op.h"
+#include "states/memtask.h"
+
+#define FSM_PREFIX RESTORE
+#define FSM_DEF_FILE "states/restore.def"
+#include "fsm/gen_enums.h"
+
+#define FSM_PREFIX STREAM_RX
+#define FSM_DEF_FILE "states/stream_rx.def"
+#include "fsm/gen_enums.h"
+
+struct restore_role {
+    struct ls_op op;               /* first: the API's handle */
+    struct fsm m;                  /* restore.def */
+    struct fsm srx;                /* stream_rx.def */
+    struct memtask mem;            /* memtask.def */
+    struct fsm_join tasks;
+    struct ls_restore_opts opts;
+    /* what the reader found */
+    uint64_t offset;               /* bytes of the stream consumed by the libxl layer's reads */
+    bool xl_format, seen_libxc, libxc_done;
+    char *config_json;             /* from the xl header, or NULL */
+    struct ls_domain_config config;
+    uint8_t *emulator_context;     /* EMULATOR_CONTEXT blob (after the 8-byte emulator header) */
+    size_t emulator_context_len;
+    uint32_t emulator_id;
+    bool seen_xenstore_data;
+    /* what the backend reported */
+    uint32_t domid;
+    bool domain_created;
+    uint64_t store_gfn, console_gfn;
+    unsigned static_data_missing;
+};
+
+int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
+                       ls_op_done_fn *done, void *data, struct ls_op **out,
+                       struct ls_errbuf *err);
+
+/* Parse an xl JSON config into what domain creation needs. */
+int restore_parse_config(const char *json, struct ls_domain_config *cfg, struct ls_errbuf *err);
+
+#endif

@@ -1,0 +1,229 @@
+/* states/save.c - actions of the save role (save.def). */
+#include "states/save.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/work.h"
+#include "lib/dm_standin.h"
+
+#define FSM_PREFIX SAVE
+#define FSM_DEF_FILE "states/save.def"
+#include "fsm/gen_table.h"
+
+/* Xen's default precopy policy (xc_sr_save.c): stop after 5 iterations or
+ * when fewer than 50 pages are dirty. */
+#define SAVE_PRECOPY_MAX_ITERATIONS 5
+#define SAVE_PRECOPY_DIRTY_THRESHOLD 50
+#define SAVE_SUSPEND_TIMEOUT_MS 60000   /* libxl's guest suspend timeout */
+
+static struct ls_backend *be_of(struct save_role *r) { return r->op.ctx->be; }
+
+/* ---- the memory task's thread and its callbacks ----------------------- */
+
+static int cb_suspend(void *data)
+{
+    struct save_role *r = data;
+    return io_helper_call(&r->mem.helper, &r->m, SAVE_E_CB_SUSPEND, NULL, 0);
+}
+
+static int cb_precopy_policy(struct ls_precopy_stats stats, void *data)
+{
+    struct save_role *r = data;
+    r->precopy = stats;
+    return io_helper_call(&r->mem.helper, &r->m, SAVE_E_CB_PRECOPY_POLICY, NULL,
+                          LS_POLICY_ABORT);
+}
+
+static int cb_switch_logdirty(uint32_t domid, unsigned enable, void *data)
+{
+    struct save_role *r = data;
+    return io_helper_call(&r->mem.helper, &r->m, SAVE_E_CB_SWITCH_LOGDIRTY,
+                          (void *)(uintptr_t)enable, -1);
+}
+
+static void cb_progress(uint64_t done, uint64_t total, void *data)
+{
+    struct save_role *r = data;
+    io_helper_progress(&r->mem.helper, done, total);
+}
+
+static int save_memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *err)
+{
+    struct save_role *r = arg;
+    struct ls_save_params p = {
+        .domid = r->opts.domid, .io_fd = r->opts.fd, .recv_fd = -1, .flags = 0,
+        .stream_type = LS_STREAM_PLAIN, .cancel_fd = h->cancel_fd,
+    };
+    struct ls_save_callbacks cb = {
+        .suspend = cb_suspend, .precopy_policy = cb_precopy_policy,
+        .switch_qemu_logdirty = cb_switch_logdirty, .progress = cb_progress, .data = r,
+    };
+    return be_of(r)->ops->save_memory(be_of(r), &p, &cb, err);
+}
+
+/* ---- backend calls on the threadpool ---------------------------------- */
+
+static int query_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct save_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->domain_info(be, r->opts.domid, &r->info, err);
+    if (rc < 0)
+        return rc;
+    if (r->info.state != LS_RUN_RUNNING && r->info.state != LS_RUN_PAUSED)
+        return ls_err(err, -EBUSY, "domain %u cannot be saved: it is %s", r->opts.domid,
+                      r->info.state == LS_RUN_SUSPENDED ? "already suspended" : "shut down");
+    if (r->opts.format == LS_FORMAT_XL)
+        return be->ops->get_config_json(be, r->opts.domid, &r->config_json, err);
+    return 0;
+}
+
+static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct save_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->suspend(be, r->opts.domid, SAVE_SUSPEND_TIMEOUT_MS, err);
+    if (rc < 0)
+        return rc;
+    /* The state the stream will carry is fixed from here on. */
+    if (be->ops->digest && (rc = be->ops->digest(be, r->opts.domid, r->op.digest, err)) < 0)
+        return rc;
+    if (r->info.type != LS_GUEST_HVM)
+        return 0;
+    rc = dm_standin_save(&r->info, &r->dm_state, &r->dm_len);
+    if (rc < 0)
+        return ls_err(err, rc, "saving the device model state: out of memory");
+    return 0;
+}
+
+static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct save_role *r = arg;
+    if (r->opts.keep_domain)
+        return be_of(r)->ops->resume(be_of(r), r->opts.domid, true, err);
+    return be_of(r)->ops->destroy(be_of(r), r->opts.domid, err);
+}
+
+static int resume_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct save_role *r = arg;
+    int rc = be_of(r)->ops->resume(be_of(r), r->opts.domid, true, err);
+    if (rc < 0)
+        ls_err(err, rc, "the save failed and the guest could not be resumed");
+    return rc;
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static int save_query_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, SAVE_E_DOMAIN_INFO, query_domain, m->owner, "query domain");
+}
+
+static int save_start_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_init(&r->stx, &stream_tx_fsm_def, m->sched, NULL, r, "stream_tx[%u]", r->opts.domid);
+    char name[32];
+    snprintf(name, sizeof(name), "memtask[%u]", r->opts.domid);
+    memtask_init(&r->mem, m->sched, name, save_memory_thread, r, &r->stx, STREAM_TX_E_MEMORY_DONE);
+    r->op.progress_of = &r->mem.helper;
+    fsm_join_begin(&r->tasks, m, SAVE_E_TASKS_DONE, SAVE_E_TASKS_FAILED);
+    fsm_join_add(&r->tasks, &r->stx);
+    fsm_join_add(&r->tasks, &r->mem.m);
+    fsm_join_arm(&r->tasks);
+    fsm_post(&r->stx, STREAM_TX_E_START, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->tasks, "stream and memory tasks");
+}
+
+static int save_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    /* Without a QEMU there is no device-model dirty log to switch. */
+    io_helper_reply(&r->mem.helper, 0);
+    return 0;
+}
+
+static int save_answer_precopy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    const struct ls_precopy_stats *st = &r->precopy;
+    int verdict = LS_POLICY_CONTINUE_PRECOPY;
+    if (st->iteration >= SAVE_PRECOPY_MAX_ITERATIONS ||
+        (st->dirty_count >= 0 && st->dirty_count < SAVE_PRECOPY_DIRTY_THRESHOLD))
+        verdict = LS_POLICY_STOP_AND_COPY;
+    io_helper_reply(&r->mem.helper, verdict);
+    return 0;
+}
+
+static int save_suspend_guest(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, SAVE_E_GUEST_SUSPENDED, suspend_guest, m->owner, "suspend guest");
+}
+
+static int save_answer_suspended(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    io_helper_reply(&r->mem.helper, 1);
+    return 0;
+}
+
+static int save_finish_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, SAVE_E_FINISHED, finish_domain, m->owner,
+                         "destroy the saved domain");
+}
+
+static int save_resume_guest(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, SAVE_E_GUEST_RESUMED, resume_guest, m->owner, "resume guest");
+}
+
+static int save_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_join_cancel(&r->tasks, -ECANCELED);
+    return 0;
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+static void save_done(struct fsm *m, int rc)
+{
+    struct save_role *r = m->owner;
+    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+}
+
+static void save_free(struct ls_op *op)
+{
+    struct save_role *r = (struct save_role *)op;
+    free(r->config_json);
+    free(r->head);
+    free(r->tail);
+    free(r->dm_state);
+    free(r);
+}
+
+int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
+                    void *data, struct ls_op **out, struct ls_errbuf *err)
+{
+    struct save_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(err, -ENOMEM, "out of memory");
+    r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .domid = opts->domid, .done = done,
+                            .data = data, .free_role = save_free };
+    r->opts = *opts;
+    fsm_init(&r->m, &save_fsm_def, &ctx->sched.sched, save_done, r, "save[%u]", opts->domid);
+    ctx->live_ops++;
+    fsm_post(&r->m, SAVE_E_START, 0, NULL);
+    *out = &r->op;
+    return 0;
+}
+
+int ls_save_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
+                  void *data, struct ls_op **out, struct ls_errbuf *err)
+{
+    return save_role_start(ctx, opts, done, data, out, err);
+}

@@ -1,0 +1,49 @@
+/* states/save.h - the save role (see save.def, stream_tx.def, memtask.def). */
+#ifndef LOCKSTEP_STATES_SAVE_H
+#define LOCKSTEP_STATES_SAVE_H
+
+#include "lib/op.h"
+#include "states/memtask.h"
+
+#define FSM_PREFIX SAVE
+#define FSM_DEF_FILE "states/save.def"
+#include "fsm/gen_enums.h"
+
+#define FSM_PREFIX STREAM_TX
+#define FSM_DEF_FILE "states/stream_tx.def"
+#include "fsm/gen_enums.h"
+
+/* A buffer written whole to an fd on the threadpool (io/work.h). */
+struct write_job {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+    const char *what;              /* "libxl header", for errors */
+};
+int write_job_run(void *arg, int cancel_fd, struct ls_errbuf *err);
+
+struct save_role {
+    struct ls_op op;               /* first: the API's handle */
+    struct fsm m;                  /* save.def */
+    struct fsm stx;                /* stream_tx.def */
+    struct memtask mem;            /* memtask.def */
+    struct fsm_join tasks;
+    struct ls_save_opts opts;
+    /* from the backend */
+    struct ls_domain_info info;
+    char *config_json;
+    /* the libxl layer's bytes */
+    uint8_t *head, *tail;
+    struct write_job head_job, tail_job;
+    uint8_t *dm_state;             /* device model state for EMULATOR_CONTEXT */
+    size_t dm_len;
+    /* The latest precopy_policy arguments: copied here by the thread before
+     * it posts CB_PRECOPY_POLICY, so the event never points into its stack. */
+    struct ls_precopy_stats precopy;
+};
+
+/* Start a save; the role reports through op->done. */
+int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
+                    void *data, struct ls_op **out, struct ls_errbuf *err);
+
+#endif

@@ -1,0 +1,203 @@
+/* states/stream_rx.c - actions of the libxl-layer stream reader. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/fdio.h"
+#include "io/records.h"
+#include "io/work.h"
+#include "states/restore.h"
+
+#define FSM_PREFIX STREAM_RX
+#define FSM_DEF_FILE "states/stream_rx.def"
+#include "fsm/gen_table.h"
+
+/* Read exactly len bytes at the reader's offset, naming what on failure. */
+static int read_exact(struct restore_role *r, void *buf, size_t len, int cancel_fd,
+                      const char *what, struct ls_errbuf *err)
+{
+    size_t got = 0;
+    int rc = io_read_all(r->opts.fd, buf, len, &got, cancel_fd);
+    uint64_t at = r->offset;
+    r->offset += got;
+    if (rc == -ENODATA)
+        return ls_err(err, -ENODATA, "offset %llu: stream truncated in the %s (%zu of %zu bytes)",
+                      (unsigned long long)(at + got), what, got, len);
+    if (rc < 0)
+        return ls_err(err, rc, "offset %llu: reading the %s: %s", (unsigned long long)at, what,
+                      strerror(-rc));
+    return 0;
+}
+
+static int read_xl_header(struct restore_role *r, const uint8_t first[16], int cancel_fd,
+                          struct ls_errbuf *err)
+{
+    uint8_t fixed[XL_MAGIC_LEN + sizeof(struct xl_header)];
+    memcpy(fixed, first, 16);
+    int rc = read_exact(r, fixed + 16, sizeof(fixed) - 16, cancel_fd, "xl header", err);
+    if (rc < 0)
+        return rc;
+    struct xl_header h;
+    if ((rc = xl_header_decode(fixed, &h, err)) < 0)
+        return rc;
+    if (h.optional_data_len > (16u << 20))
+        return ls_err(err, -E2BIG, "offset 44: xl header optional data of %u bytes is too large",
+                      h.optional_data_len);
+    uint64_t data_at = r->offset;
+    uint8_t *data = malloc(h.optional_data_len ? h.optional_data_len : 1);
+    if (!data)
+        return ls_err(err, -ENOMEM, "out of memory reading the xl config");
+    rc = read_exact(r, data, h.optional_data_len, cancel_fd, "xl config", err);
+    const char *json = NULL;
+    uint32_t json_len = 0;
+    if (rc == 0 && (h.mandatory_flags & XL_MANDATORY_CONFIG_JSON) && h.optional_data_len)
+        rc = xl_header_config(data, h.optional_data_len, &json, &json_len, data_at, err);
+    if (rc == 0 && json) {
+        r->config_json = strndup(json, json_len);
+        if (!r->config_json)
+            rc = ls_err(err, -ENOMEM, "out of memory reading the xl config");
+    }
+    free(data);
+    if (rc == 0 && !(h.mandatory_flags & XL_MANDATORY_STREAM_V2))
+        rc = ls_err(err, -ENOTSUP,
+                    "xl header: the stream is a legacy (pre-v2) image; convert it with Xen's "
+                    "convert-legacy-stream first");
+    return rc;
+}
+
+static int read_headers(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    uint8_t first[16];
+    int rc = read_exact(r, first, sizeof(first), cancel_fd, "stream header", err);
+    if (rc < 0)
+        return rc;
+    if (xl_header_magic_matches(first, sizeof(first))) {
+        r->xl_format = true;
+        if ((rc = read_xl_header(r, first, cancel_fd, err)) < 0)
+            return rc;
+        rc = read_exact(r, first, sizeof(first), cancel_fd, "libxl header", err);
+        if (rc < 0)
+            return rc;
+    } else if (memcmp(first, "\xff\xff\xff\xff\xff\xff\xff\xff", 8) == 0) {
+        return ls_err(err, -EINVAL,
+                      "offset 0: this is a bare libxc stream with no libxl layer; it cannot be "
+                      "restored on its own (lockstep inspect can read it)");
+    }
+    uint32_t options;
+    if ((rc = libxl_header_decode(first, &options, r->offset - 16, err)) < 0)
+        return rc;
+    if (r->config_json)
+        return restore_parse_config(r->config_json, &r->config, err);
+    r->config.type = LS_GUEST_UNSET;
+    return 0;
+}
+
+/* Read libxl records until LIBXC_CONTEXT or END; returns that event. */
+static int read_records(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    for (;;) {
+        uint64_t at = r->offset;
+        uint8_t hdr[8];
+        int rc = read_exact(r, hdr, sizeof(hdr), cancel_fd, "libxl record header", err);
+        if (rc < 0)
+            return rc;
+        uint32_t type, len;
+        stream_rec_header_decode(hdr, &type, &len);
+        if (len > LIBXC_REC_LENGTH_MAX)
+            return ls_err(err, -E2BIG, "offset %llu: libxl record %s (0x%x): length %u exceeds %u",
+                          (unsigned long long)at, libxl_rec_name(type), type, len,
+                          LIBXC_REC_LENGTH_MAX);
+        uint32_t padded = (uint32_t)STREAM_ROUNDUP8(len);
+        uint8_t *body = malloc(padded ? padded : 1);
+        if (!body)
+            return ls_err(err, -ENOMEM, "out of memory reading a %u-byte record", len);
+        rc = read_exact(r, body, padded, cancel_fd, "libxl record body", err);
+        if (rc == 0 && !stream_pad_ok(body + len, padded - len))
+            rc = ls_err(err, -EINVAL, "offset %llu: libxl record %s (0x%x): non-zero padding",
+                        (unsigned long long)at, libxl_rec_name(type), type);
+        if (rc == 0)
+            rc = libxl_record_check(type, body, len, -1, at, err);
+        if (rc == 0 && (type == LIBXL_REC_CHECKPOINT_END || type == LIBXL_REC_CHECKPOINT_STATE))
+            rc = ls_err(err, -ENOTSUP,
+                        "offset %llu: libxl record %s: this is a checkpointed (Remus/COLO) "
+                        "stream; a plain restore cannot follow it",
+                        (unsigned long long)at, libxl_rec_name(type));
+        if (rc == 0 && type == LIBXL_REC_LIBXC_CONTEXT && r->seen_libxc)
+            rc = ls_err(err, -EINVAL, "offset %llu: a second LIBXC_CONTEXT record",
+                        (unsigned long long)at);
+        if (rc == 0 && (type == LIBXL_REC_EMULATOR_CONTEXT ||
+                        type == LIBXL_REC_EMULATOR_XENSTORE_DATA) && !r->libxc_done)
+            rc = ls_err(err, -EINVAL, "offset %llu: libxl record %s before the libxc layer",
+                        (unsigned long long)at, libxl_rec_name(type));
+        if (rc == 0 && type == LIBXL_REC_END && !r->libxc_done)
+            rc = ls_err(err, -EINVAL, "offset %llu: END before any LIBXC_CONTEXT: the stream has "
+                        "no memory image", (unsigned long long)at);
+        if (rc == 0 && type == LIBXL_REC_EMULATOR_CONTEXT) {
+            if (r->emulator_context)
+                rc = ls_err(err, -EINVAL, "offset %llu: a second EMULATOR_CONTEXT record",
+                            (unsigned long long)at);
+            else {
+                memcpy(&r->emulator_id, body, 4);
+                r->emulator_context_len = len - 8;
+                memmove(body, body + 8, len - 8);
+                r->emulator_context = body;
+                body = NULL;
+            }
+        }
+        if (rc == 0 && type == LIBXL_REC_EMULATOR_XENSTORE_DATA)
+            r->seen_xenstore_data = true;
+        free(body);
+        if (rc < 0)
+            return rc;
+        if (type == LIBXL_REC_LIBXC_CONTEXT) {
+            r->seen_libxc = true;
+            return STREAM_RX_E_LIBXC_CONTEXT;
+        }
+        if (type == LIBXL_REC_END)
+            return STREAM_RX_E_END;
+    }
+}
+
+static int srx_read_headers(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, STREAM_RX_E_HEADERS_READ, read_headers, m->owner,
+                         "read stream headers");
+}
+
+static int srx_report_config(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_post(&r->m, RESTORE_E_CONFIG_READ, 0, NULL);
+    return 0;
+}
+
+static int srx_read_records(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    if (r->seen_libxc && !r->libxc_done) {
+        /* Back from the memory task: learn where the fd is now, for offsets. */
+        r->libxc_done = true;
+        off_t pos = lseek(r->opts.fd, 0, SEEK_CUR);
+        if (pos >= 0)
+            r->offset = (uint64_t)pos;
+    }
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_records, r, "read libxl records");
+}
+
+static int srx_hand_off(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_post(&r->mem.m, MEMTASK_E_HANDOFF, 0, NULL);
+    return 0;
+}
+
+static int srx_check_complete(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    if (!r->libxc_done)
+        return fsm_fail(m, -EINVAL, "the stream ended before its memory image");
+    return 0;
+}
