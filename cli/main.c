@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "backends/sim/sim.h"
+#include "cli/sim_cmd.h"
 #include "io/inspect.h"
 #include "lockstep/lockstep.h"
 
@@ -293,9 +294,11 @@ static int cmd_save(int argc, char **argv)
     ls_err_clear(&err);
     int rc = 0;
     if (sim) {
+        char name[64];
+        snprintf(name, sizeof(name), "lockstep-save-%d", (int)getpid());
         struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
-                                        .vcpus = (unsigned)vcpus, .seed = seed };
-        snprintf(a.name, sizeof(a.name), "lockstep-save-%d", (int)getpid());
+                                        .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
+                                        .populate = true };
         uint32_t id;
         rc = ls_sim_create(ls_ctx_backend(r.ctx), &a, &id, &err);
         domid = id;

@@ -195,8 +195,8 @@ static void purge(struct fsm *m)
 void fsm_trace_stderr(const struct fsm_trace_rec *r, void *data)
 {
     (void)data;
-    fprintf(stderr, "fsm %6" PRIu64 " %-14s %-22s %-22s %-30s -> %-22s rc=%d%s%s%s\n",
-            r->seq, r->instance, r->state, r->event, r->action, r->next, r->rc,
+    fprintf(stderr, "fsm %6" PRIu64 " %-10s %-16s %-24s %-20s %-26s -> %-24s rc=%d%s%s%s\n",
+            r->seq, r->machine, r->instance, r->state, r->event, r->action, r->next, r->rc,
             r->ignored ? " (ignored)" : "", r->hole ? " (NO ROW)" : "",
             r->faulted ? " (injected fault)" : "");
 }
