@@ -299,7 +299,7 @@ int libxl_record_check(uint32_t type, const uint8_t *body, uint32_t len, int is_
     const struct rec_check *c = &cc;
 
     /* libxl itself has no limit; we bound memory with libxc's. */
-    if (len > LIBXC_REC_LENGTH_MAX)
+    if (len > LIBXC_REC_LENGTH_MAX && type < LIBXL_REC_TYPE_COUNT)
         return XL_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
                       LIBXC_REC_LENGTH_MAX);
     switch (type) {
@@ -739,13 +739,15 @@ int libxc_record_check(uint32_t version, uint32_t type, const uint8_t *body,
     const struct rec_check *c = &cc;
     int rc;
 
-    if (len > LIBXC_REC_LENGTH_MAX)
-        return XC_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
-                      LIBXC_REC_LENGTH_MAX);
     if (type >= LIBXC_REC_TYPE_COUNT)
         /* Like the verifier, refuse optional types too (spec 7 item 3). */
         return XC_ERR(-EINVAL, "unknown record type%s",
+                      type == 0xffffffffu ? " (a libxc image marker? later batches of a "
+                                            "checkpointed stream have no new headers)" :
                       (type & LIBXC_REC_OPTIONAL) ? " (optional bit set, still rejected)" : "");
+    if (len > LIBXC_REC_LENGTH_MAX)
+        return XC_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
+                      LIBXC_REC_LENGTH_MAX);
     if (type != LIBXC_REC_PAGE_DATA && (rc = check_avail(c, len)))
         return rc;
     return libxc_checks[type](c);
