@@ -669,6 +669,10 @@ static void test_reject_libxc_order(void **state)
 
     BAD("must come first", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17); MARK;
         stream_put_record(b, LIBXC_REC_STATIC_DATA_END, NULL, 0));
+    BAD("must come first", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17); MARK;
+        stream_put_p2m_frames(b, 0, 15, (uint64_t[]){ 3 }, 1));
+    BAD("must come first", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17); MARK;
+        stream_put_record(b, LIBXC_REC_SHARED_INFO, zeros, 4096));
     BAD("second X86_PV_INFO", pv_prefix(b); MARK; stream_put_pv_info(b, 8, 4));
     BAD("no STATIC_DATA_END", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17);
         stream_put_pv_info(b, 8, 4); MARK; stream_put_p2m_frames(b, 0, 15, (uint64_t[]){ 3 }, 1));
