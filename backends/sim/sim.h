@@ -1,0 +1,65 @@
+/* backends/sim/sim.h - the simulated-Xen backend (client side).
+ *
+ * ls_sim_open() connects to lockstep-simd, the daemon that holds the
+ * simulated domains, starting it when it is not running: the binary is
+ * $LOCKSTEP_SIMD, else lockstep-simd next to /proc/self/exe (or in
+ * ../backends/sim/ of a build tree), else the first one in $PATH. The
+ * runtime directory is $LOCKSTEP_RUNDIR, else $XDG_RUNTIME_DIR/lockstep,
+ * else /run/lockstep (root) or /tmp/lockstep-$UID. $LOCKSTEP_SIMD_IDLE_EXIT
+ * (seconds) is passed to a daemon we start as --idle-exit.
+ *
+ * The returned backend implements every struct ls_backend_ops function;
+ * all calls are thread-safe (one connection, one request at a time). The
+ * memory task maps guest memory straight from the daemon (memfds over
+ * SCM_RIGHTS), as Xen's privcmd maps foreign pages.
+ *
+ * Errors: negative errno, reason in the errbuf; -ECONNRESET when the daemon
+ * went away (its domains are gone with it), -ESRCH for an unknown domain.
+ */
+#ifndef LOCKSTEP_BACKENDS_SIM_SIM_H
+#define LOCKSTEP_BACKENDS_SIM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "io/errbuf.h"
+
+int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
+
+struct ls_sim_create_args {
+    enum ls_guest_type type;   /* PV, HVM or PVH */
+    unsigned vcpus;            /* 1..128 */
+    uint64_t memory_kib;       /* RAM, a multiple of 4; page tables etc. come on top */
+    uint64_t seed;             /* content is a pure function of the seed */
+    const char *name;          /* NULL or "" = "sim<domid>" */
+    bool populate;             /* false: an empty, paused restore target */
+};
+
+/* Creates a running (populate) domain. */
+int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+                  struct ls_errbuf *e);
+
+/* All domains, sorted by domid; *out is malloc'd (free it), *n may be 0. */
+int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+                struct ls_errbuf *e);
+
+/* Domain id of the domain with this name (the first, by domid), or -ESRCH. */
+int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e);
+
+/* Store the toolstack config (xl JSON) on a domain: get_config_json returns
+ * it from then on, as libxl keeps the config of a restored domain. */
+int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+                           struct ls_errbuf *e);
+
+/* The pid of the daemon this backend talks to. */
+int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
+
+/* The runtime directory the client and daemon agree on (see above). */
+int ls_sim_rundir(char *buf, size_t len);
+
+const char *ls_sim_type_name(enum ls_guest_type t);     /* "pv", "hvm", "pvh", "unset" */
+const char *ls_sim_state_name(enum ls_run_state s);     /* "running", "paused", ... */
+
+#endif

@@ -1,0 +1,797 @@
+/* backends/sim/sim_client.c - connect to (or start) lockstep-simd; domain control.
+ *
+ * One connection per backend instance, one request in flight under a mutex:
+ * control calls from worker threads and the memory task's few state
+ * requests interleave safely, and the requests are short (the page traffic
+ * never goes through the daemon; it is in shared memory).
+ */
+#include "backends/sim/sim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/sim/sim_internal.h"
+#include "io/stream_format.h"
+
+extern char **environ;
+
+#define START_TIMEOUT_MS 15000
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+const char *ls_sim_type_name(enum ls_guest_type t)
+{
+    switch (t) {
+    case LS_GUEST_PV: return "pv";
+    case LS_GUEST_HVM: return "hvm";
+    case LS_GUEST_PVH: return "pvh";
+    default: return "unset";
+    }
+}
+
+const char *ls_sim_state_name(enum ls_run_state s)
+{
+    switch (s) {
+    case LS_RUN_RUNNING: return "running";
+    case LS_RUN_PAUSED: return "paused";
+    case LS_RUN_SUSPENDED: return "suspended";
+    case LS_RUN_SHUTDOWN: return "shutdown";
+    case LS_RUN_DYING: return "dying";
+    default: return "unknown";
+    }
+}
+
+int ls_sim_rundir(char *buf, size_t len)
+{
+    return simp_rundir(buf, len);
+}
+
+/* ---- finding and starting the daemon ------------------------------------ */
+
+static bool executable(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
+}
+
+static int find_simd(char *out, size_t len, struct ls_errbuf *e)
+{
+    const char *env = getenv("LOCKSTEP_SIMD");
+    if (env && *env) {
+        if (!executable(env))
+            return ls_err(e, -ENOENT, "cannot start the sim daemon: LOCKSTEP_SIMD=%s is not an executable file",
+                          env);
+        snprintf(out, len, "%s", env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            if ((size_t)snprintf(out, len, "%s/lockstep-simd", exe) < len && executable(out))
+                return 0;
+            if ((size_t)snprintf(out, len, "%s/../backends/sim/lockstep-simd", exe) < len &&
+                executable(out))   /* build tree */
+                return 0;
+        }
+    }
+    const char *path = getenv("PATH");
+    if (path) {
+        const char *p = path;
+        while (*p) {
+            size_t l = strcspn(p, ":");
+            if (l > 0 && (size_t)snprintf(out, len, "%.*s/lockstep-simd", (int)l, p) < len &&
+                executable(out))
+                return 0;
+            p += l;
+            if (*p == ':')
+                p++;
+        }
+    }
+    return ls_err(e, -ENOENT, "cannot start the sim daemon: lockstep-simd not found "
+                  "(set LOCKSTEP_SIMD, or install it next to this program or in PATH)");
+}
+
+/* Runs lockstep-simd, which daemonizes and exits once it serves (or found
+ * another daemon serving). Its startup complaint comes back on a pipe. */
+static int spawn_daemon(struct sim_backend *sb, struct ls_errbuf *e)
+{
+    char bin[PATH_MAX];
+    int rc = find_simd(bin, sizeof(bin), e);
+    if (rc < 0)
+        return rc;
+
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) < 0)
+        return ls_err(e, -errno, "cannot start the sim daemon: pipe: %s", strerror(errno));
+
+    char idle[32];
+    const char *idle_env = getenv("LOCKSTEP_SIMD_IDLE_EXIT");
+    char *argv[8];
+    int a = 0;
+    argv[a++] = bin;
+    argv[a++] = "--rundir";
+    argv[a++] = sb->rundir;
+    if (idle_env && *idle_env) {
+        snprintf(idle, sizeof(idle), "%s", idle_env);
+        argv[a++] = "--idle-exit";
+        argv[a++] = idle;
+    }
+    argv[a] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, def;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGTERM);
+    sigaddset(&def, SIGINT);
+    sigaddset(&def, SIGHUP);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    pid_t pid;
+    rc = posix_spawn(&pid, bin, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(ep[1]);
+    if (rc != 0) {
+        close(ep[0]);
+        return ls_err(e, -rc, "cannot start the sim daemon %s: %s", bin, strerror(rc));
+    }
+
+    int st = 0;
+    uint64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            st = 0;   /* someone else reaped it (SIGCHLD ignored): trust the socket */
+            break;
+        }
+        if (mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            close(ep[0]);
+            return ls_err(e, -ETIMEDOUT, "the sim daemon %s did not finish starting within %d s",
+                          bin, START_TIMEOUT_MS / 1000);
+        }
+        sleep_ms(5);
+    }
+    char msg[400] = "";
+    fcntl(ep[0], F_SETFL, O_NONBLOCK);
+    ssize_t n = read(ep[0], msg, sizeof(msg) - 1);
+    close(ep[0]);
+    if (n > 0) {
+        msg[n] = '\0';
+        msg[strcspn(msg, "\n")] = '\0';
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    return ls_err(e, -EIO, "the sim daemon %s failed to start: %s", bin,
+                  msg[0] ? msg : "no reason given");
+}
+
+/* ---- framing ------------------------------------------------------------ */
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = recv(fd, (char *)buf + got, len - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ECONNRESET;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* The header, collecting any fds that ride on it. */
+static int recv_header(int fd, struct simp_hdr *h, int *fds, int maxfds, int *nfds)
+{
+    size_t got = 0;
+    bool truncated = false;
+    while (got < sizeof(*h)) {
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * 4)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec v = { .iov_base = (char *)h + got, .iov_len = sizeof(*h) - got };
+        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.buf,
+                            .msg_controllen = sizeof(ctl.buf) };
+        ssize_t r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ECONNRESET;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < k; i++) {
+                int f;
+                memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (fds && *nfds < maxfds)
+                    fds[(*nfds)++] = f;
+                else
+                    close(f);
+            }
+        }
+        if (m.msg_flags & MSG_CTRUNC)
+            truncated = true;
+        got += (size_t)r;
+    }
+    return truncated ? -EMSGSIZE : 0;
+}
+
+static void drop_conn(struct sim_backend *sb)
+{
+    if (sb->fd >= 0)
+        close(sb->fd);
+    sb->fd = -1;
+}
+
+/* Send and receive on an established connection; the caller holds the lock. */
+static int exchange(struct sim_backend *sb, const struct simp_hdr *rq, const void *payload,
+                    struct simp_hdr *rp, uint8_t **reply, int *fds, int maxfds, int *nfds,
+                    struct ls_errbuf *e)
+{
+    const char *opn = simp_op_name(rq->op);
+    int got_fds = 0;
+    int *fd_out = fds ? fds : NULL;
+    int rc = simp_send(sb->fd, rq, payload, NULL, 0);
+    if (rc == 0)
+        rc = recv_header(sb->fd, rp, fd_out, maxfds, &got_fds);
+    if (nfds)
+        *nfds = got_fds;
+    if (rc == 0 && (rp->magic != SIMP_MAGIC || rp->version != SIMP_VERSION || rp->op != rq->op ||
+                    rp->len > SIMP_MAX_PAYLOAD))
+        rc = -EPROTO;
+    uint8_t *body = NULL;
+    if (rc == 0) {
+        body = malloc(rp->len + 1u);
+        if (!body)
+            rc = -ENOMEM;
+        else if (rp->len)
+            rc = recv_all(sb->fd, body, rp->len);
+        if (body)
+            body[rp->len] = '\0';
+    }
+    if (rc < 0) {
+        free(body);
+        for (int i = 0; i < got_fds; i++)
+            close(fds[i]);
+        if (nfds)
+            *nfds = 0;
+        drop_conn(sb);
+        if (rc == -EPROTO)
+            return ls_err(e, -EPROTO, "lockstep-simd (pid %d) sent a malformed reply to %s",
+                          sb->daemon_pid, opn);
+        if (rc == -ENOMEM)
+            return ls_err(e, -ENOMEM, "out of memory reading the reply to %s", opn);
+        return ls_err(e, -ECONNRESET, "lost the connection to lockstep-simd (pid %d) during %s: %s"
+                      " (did the daemon die? its domains are gone with it)",
+                      sb->daemon_pid, opn, strerror(-rc));
+    }
+    *reply = body;
+    return 0;
+}
+
+static int hello(struct sim_backend *sb, struct ls_errbuf *e)
+{
+    struct simp_hdr rq = { .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_HELLO };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    int rc = exchange(sb, &rq, NULL, &rp, &body, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    struct simp_hello hi;
+    if (rp.status != 0 || rp.len != sizeof(hi)) {
+        rc = ls_err(e, -EPROTO, "lockstep-simd refused hello: %s", rp.status ? (char *)body : "bad size");
+        free(body);
+        drop_conn(sb);
+        return rc;
+    }
+    memcpy(&hi, body, sizeof(hi));
+    free(body);
+    sb->daemon_pid = (int)hi.pid;
+    return 0;
+}
+
+static int try_connect(struct sim_backend *sb)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sb->sock_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Connect, starting the daemon when nobody answers. Races with other
+ * starters and with a daemon exiting on idle are settled by the daemon's
+ * pid-file lock; we just retry until the deadline. Caller holds the lock. */
+static int ensure_connected(struct sim_backend *sb, struct ls_errbuf *e)
+{
+    if (sb->fd >= 0)
+        return 0;
+    uint64_t deadline = mono_ms() + START_TIMEOUT_MS;
+    uint64_t last_spawn = 0;
+    int last = 0;
+    for (;;) {
+        int fd = try_connect(sb);
+        if (fd >= 0) {
+            struct ls_errbuf he;
+            ls_err_clear(&he);
+            sb->fd = fd;
+            if (hello(sb, &he) == 0)
+                return 0;
+            last = he.rc;      /* a daemon on its way out: try again */
+        } else {
+            last = fd;
+            if (fd != -ENOENT && fd != -ECONNREFUSED)
+                return ls_err(e, fd, "cannot connect to the sim daemon at %s: %s", sb->sock_path,
+                              strerror(-fd));
+        }
+        uint64_t now = mono_ms();
+        if (now > deadline)
+            break;
+        if (!last_spawn || now - last_spawn > 1000) {
+            int rc = spawn_daemon(sb, e);
+            if (rc < 0)
+                return rc;
+            last_spawn = mono_ms();
+            continue;
+        }
+        sleep_ms(20);
+    }
+    return ls_err(e, -ETIMEDOUT, "the sim daemon did not answer on %s within %d s (last error: %s; see %s/%s)",
+                  sb->sock_path, START_TIMEOUT_MS / 1000, strerror(-last), sb->rundir, SIMP_LOG_NAME);
+}
+
+int sim_rpc(struct sim_backend *sb, unsigned op, uint32_t domid, unsigned kind, unsigned index,
+            const void *payload, uint32_t len, uint8_t **reply, uint32_t *rlen,
+            int *fds, int maxfds, int *nfds, struct ls_errbuf *e)
+{
+    struct simp_hdr rq = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = (uint16_t)op, .domid = domid,
+        .kind = (uint16_t)kind, .index = (uint16_t)index, .len = len, .status = 0,
+    };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    int got = 0;
+
+    if (reply)
+        *reply = NULL;
+    if (rlen)
+        *rlen = 0;
+    if (nfds)
+        *nfds = 0;
+    if (len > SIMP_MAX_PAYLOAD)
+        return ls_err(e, -E2BIG, "sim %s: %u-byte request over the %u-byte limit",
+                      simp_op_name(op), len, SIMP_MAX_PAYLOAD);
+    pthread_mutex_lock(&sb->lock);
+    int rc = ensure_connected(sb, e);
+    if (rc == 0)
+        rc = exchange(sb, &rq, payload, &rp, &body, fds, maxfds, &got, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc < 0)
+        return rc;
+    if (rp.status != 0) {
+        for (int i = 0; i < got; i++)
+            close(fds[i]);
+        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
+        free(body);
+        return rc;
+    }
+    if (nfds)
+        *nfds = got;
+    else
+        for (int i = 0; i < got; i++)
+            close(fds[i]);
+    if (rlen)
+        *rlen = rp.len;
+    if (reply)
+        *reply = body;
+    else
+        free(body);
+    return 0;
+}
+
+int sim_get(struct sim_backend *sb, uint32_t domid, unsigned kind, unsigned index,
+            uint8_t **out, uint32_t *len, struct ls_errbuf *e)
+{
+    return sim_rpc(sb, SIMP_OP_GET, domid, kind, index, NULL, 0, out, len, NULL, 0, NULL, e);
+}
+
+int sim_set(struct sim_backend *sb, uint32_t domid, unsigned kind, unsigned index,
+            const void *in, uint32_t len, struct ls_errbuf *e)
+{
+    return sim_rpc(sb, SIMP_OP_SET, domid, kind, index, in, len, NULL, NULL, NULL, 0, NULL, e);
+}
+
+static void info_from(const struct simp_dominfo *s, struct ls_domain_info *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->domid = s->domid;
+    d->type = (enum ls_guest_type)s->type;
+    d->state = (enum ls_run_state)s->state;
+    d->vcpus = s->vcpus;
+    d->memory_kib = s->memory_kib;
+    d->p2m_size = s->p2m_size;
+    memcpy(d->name, s->name, sizeof(d->name));
+    d->name[sizeof(d->name) - 1] = '\0';
+}
+
+int sim_info(struct sim_backend *sb, uint32_t domid, struct ls_domain_info *out,
+             struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sb, SIMP_OP_INFO, domid, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    if (n != sizeof(struct simp_dominfo)) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: info reply of %u bytes", n);
+    }
+    struct simp_dominfo s;
+    memcpy(&s, r, sizeof(s));
+    free(r);
+    info_from(&s, out);
+    return 0;
+}
+
+/* ---- mapping ------------------------------------------------------------ */
+
+int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct sim_map *m,
+                   struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int fds[2], nfds = 0;
+    memset(m, 0, sizeof(*m));
+    int rc = sim_rpc(sb, SIMP_OP_MAP, domid, 0, 0, NULL, 0, &r, &n, fds, 2, &nfds, e);
+    if (rc < 0)
+        return rc;
+    uint64_t p2m = 0;
+    if (n == sizeof(p2m))
+        memcpy(&p2m, r, sizeof(p2m));
+    free(r);
+    if (nfds != 2 || p2m == 0 || p2m > SIMP_MAX_P2M) {
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        return ls_err(e, -EPROTO, "lockstep-simd: map of domain %u gave %d fds and p2m size 0x%" PRIx64,
+                      domid, nfds, p2m);
+    }
+    int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    void *mem = mmap(NULL, p2m * STREAM_PAGE_SIZE, prot, MAP_SHARED | MAP_NORESERVE, fds[0], 0);
+    rc = mem == MAP_FAILED ? -errno : 0;
+    void *fi = rc == 0 ? mmap(NULL, p2m, prot, MAP_SHARED, fds[1], 0) : MAP_FAILED;
+    if (rc == 0 && fi == MAP_FAILED)
+        rc = -errno;
+    close(fds[0]);
+    close(fds[1]);
+    if (rc < 0) {
+        if (mem != MAP_FAILED)
+            munmap(mem, p2m * STREAM_PAGE_SIZE);
+        return ls_err(e, rc, "mapping the memory of domain %u (0x%" PRIx64 " pages): %s", domid,
+                      p2m, strerror(-rc));
+    }
+    m->mem = mem;
+    m->finfo = fi;
+    m->p2m_size = p2m;
+    return 0;
+}
+
+void sim_unmap_domain(struct sim_map *m)
+{
+    if (m->mem)
+        munmap(m->mem, m->p2m_size * STREAM_PAGE_SIZE);
+    if (m->finfo)
+        munmap(m->finfo, m->p2m_size);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- ls_backend_ops ----------------------------------------------------- */
+
+static void sim_close(struct ls_backend *be)
+{
+    struct sim_backend *sb = sim_of(be);
+    if (!sb)
+        return;
+    drop_conn(sb);
+    pthread_mutex_destroy(&sb->lock);
+    free(sb);
+}
+
+static int sim_domain_info_op(struct ls_backend *be, uint32_t domid, struct ls_domain_info *out,
+                              struct ls_errbuf *e)
+{
+    return sim_info(sim_of(be), domid, out, e);
+}
+
+static int simple_op(struct ls_backend *be, unsigned op, uint32_t domid, unsigned kind,
+                     struct ls_errbuf *e)
+{
+    return sim_rpc(sim_of(be), op, domid, kind, 0, NULL, 0, NULL, NULL, NULL, 0, NULL, e);
+}
+
+static int sim_pause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_PAUSE, domid, 0, e);
+}
+
+static int sim_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_UNPAUSE, domid, 0, e);
+}
+
+/* The sim guest acknowledges at once; timeout_ms only matters to real guests. */
+static int sim_suspend(struct ls_backend *be, uint32_t domid, unsigned timeout_ms,
+                       struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_SUSPEND, domid, 0, e);
+}
+
+static int sim_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_RESUME, domid, fast ? 1 : 0, e);
+}
+
+static int sim_destroy(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_DESTROY, domid, 0, e);
+}
+
+static int sim_get_config_json(struct ls_backend *be, uint32_t domid, char **json,
+                               struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_get(sim_of(be), domid, SIMP_K_CONFIG_JSON, 0, &r, &n, e);
+    if (rc < 0)
+        return rc;
+    char *s = malloc(n + 1u);
+    if (!s) {
+        free(r);
+        return ls_err(e, -ENOMEM, "out of memory");
+    }
+    if (n)
+        memcpy(s, r, n);
+    s[n] = '\0';
+    free(r);
+    *json = s;
+    return 0;
+}
+
+static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned vcpus,
+                     uint64_t memory_kib, uint64_t seed, const char *name, bool populate,
+                     uint32_t *domid, struct ls_errbuf *e)
+{
+    struct simp_create c;
+    memset(&c, 0, sizeof(c));
+    c.type = type;
+    c.vcpus = vcpus;
+    c.memory_kib = memory_kib;
+    c.seed = seed;
+    c.flags = populate ? SIMP_CREATE_POPULATE : 0;
+    if (name) {
+        if (strlen(name) >= sizeof(c.name))
+            return ls_err(e, -ENAMETOOLONG, "domain name '%s' longer than %zu bytes", name,
+                          sizeof(c.name) - 1);
+        memcpy(c.name, name, strlen(name));
+    }
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sb, SIMP_OP_CREATE, 0, 0, 0, &c, sizeof(c), &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    uint32_t id = 0;
+    if (n >= sizeof(id))
+        memcpy(&id, r, sizeof(id));
+    free(r);
+    if (!id)
+        return ls_err(e, -EPROTO, "lockstep-simd: create reply without a domain id");
+    *domid = id;
+    return 0;
+}
+
+static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_config *cfg,
+                                  uint32_t *domid, struct ls_errbuf *e)
+{
+    return do_create(sim_of(be), cfg->type, cfg->vcpus, cfg->memory_kib, 0,
+                     cfg->name[0] ? cfg->name : NULL, false, domid, e);
+}
+
+static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DIGEST, domid, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    if (n != 64) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: digest of %u characters", n);
+    }
+    memcpy(hex, r, 64);
+    hex[64] = '\0';
+    free(r);
+    return 0;
+}
+
+static const struct ls_backend_ops sim_ops = {
+    .name = "sim",
+    .close = sim_close,
+    .domain_info = sim_domain_info_op,
+    .pause = sim_pause,
+    .unpause = sim_unpause,
+    .suspend = sim_suspend,
+    .resume = sim_resume,
+    .destroy = sim_destroy,
+    .get_config_json = sim_get_config_json,
+    .create_for_restore = sim_create_for_restore,
+    .save_memory = sim_save_memory,
+    .restore_memory = sim_restore_memory,
+    .digest = sim_digest,
+};
+
+int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)
+{
+    struct sim_backend *sb = calloc(1, sizeof(*sb));
+    if (!sb)
+        return ls_err(e, -ENOMEM, "out of memory");
+    sb->base.ops = &sim_ops;
+    sb->fd = -1;
+    pthread_mutex_init(&sb->lock, NULL);
+    if (simp_rundir(sb->rundir, sizeof(sb->rundir)) < 0 ||
+        simp_rundir_file(sb->rundir, SIMP_SOCK_NAME, sb->sock_path, sizeof(sb->sock_path)) < 0) {
+        sim_close(&sb->base);
+        return ls_err(e, -ENAMETOOLONG, "sim runtime directory path too long for a socket (max %zu bytes)",
+                      sizeof(sb->sock_path) - 1 - strlen("/" SIMP_SOCK_NAME));
+    }
+    pthread_mutex_lock(&sb->lock);
+    int rc = ensure_connected(sb, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc < 0) {
+        sim_close(&sb->base);
+        return rc;
+    }
+    *out = &sb->base;
+    return 0;
+}
+
+/* ---- sim-only calls ----------------------------------------------------- */
+
+int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+                  struct ls_errbuf *e)
+{
+    return do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name, a->populate,
+                     domid, e);
+}
+
+int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+                struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t len;
+    *out = NULL;
+    *n = 0;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_LIST, 0, 0, 0, NULL, 0, &r, &len, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    if (len % sizeof(struct simp_dominfo)) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: list reply of %u bytes", len);
+    }
+    size_t cnt = len / sizeof(struct simp_dominfo);
+    struct ls_domain_info *v = calloc(cnt ? cnt : 1, sizeof(*v));
+    if (!v) {
+        free(r);
+        return ls_err(e, -ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        struct simp_dominfo s;
+        memcpy(&s, r + i * sizeof(s), sizeof(s));
+        info_from(&s, &v[i]);
+    }
+    free(r);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e)
+{
+    struct ls_domain_info *v;
+    size_t n;
+    int rc = ls_sim_list(be, &v, &n, e);
+    if (rc < 0)
+        return rc;
+    rc = -ESRCH;
+    for (size_t i = 0; i < n && rc < 0; i++) {
+        if (!strcmp(v[i].name, name)) {
+            *domid = v[i].domid;
+            rc = 0;
+        }
+    }
+    if (rc < 0)
+        ls_err(e, rc, "no sim domain named '%s'", name);
+    free(v);
+    return rc;
+}
+
+int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+                           struct ls_errbuf *e)
+{
+    size_t n = strlen(json);
+    if (n > SIMP_MAX_PAYLOAD)
+        return ls_err(e, -E2BIG, "config of %zu bytes is too large", n);
+    return sim_set(sim_of(be), domid, SIMP_K_CONFIG_JSON, 0, json, (uint32_t)n, e);
+}
+
+int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
+{
+    struct sim_backend *sb = sim_of(be);
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sb, SIMP_OP_HELLO, 0, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    struct simp_hello hi = { 0 };
+    if (n == sizeof(hi))
+        memcpy(&hi, r, sizeof(hi));
+    free(r);
+    *pid = (int)hi.pid;
+    return 0;
+}

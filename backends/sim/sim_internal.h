@@ -1,0 +1,55 @@
+/* backends/sim/sim_internal.h - shared by the sim client's files only. */
+#ifndef LOCKSTEP_BACKENDS_SIM_SIM_INTERNAL_H
+#define LOCKSTEP_BACKENDS_SIM_SIM_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "backends/sim/proto.h"
+#include "io/errbuf.h"
+
+struct sim_backend {
+    struct ls_backend base;        /* first: ls_backend* <-> sim_backend* */
+    pthread_mutex_t lock;          /* one request in flight on fd */
+    int fd;                        /* -1 until (re)connected */
+    int daemon_pid;
+    char rundir[PATH_MAX];
+    char sock_path[108];
+};
+
+static inline struct sim_backend *sim_of(struct ls_backend *be)
+{
+    return (struct sim_backend *)be;
+}
+
+/* One request/response. *reply (may be NULL to discard) is malloc'd;
+ * received fds go to fds[0..*nfds) (extra ones are closed). */
+int sim_rpc(struct sim_backend *sb, unsigned op, uint32_t domid, unsigned kind, unsigned index,
+            const void *payload, uint32_t len, uint8_t **reply, uint32_t *rlen,
+            int *fds, int maxfds, int *nfds, struct ls_errbuf *e);
+
+int sim_get(struct sim_backend *sb, uint32_t domid, unsigned kind, unsigned index,
+            uint8_t **out, uint32_t *len, struct ls_errbuf *e);
+int sim_set(struct sim_backend *sb, uint32_t domid, unsigned kind, unsigned index,
+            const void *in, uint32_t len, struct ls_errbuf *e);
+int sim_info(struct sim_backend *sb, uint32_t domid, struct ls_domain_info *out,
+             struct ls_errbuf *e);
+
+/* A domain's memory and frame info mapped into this process. */
+struct sim_map {
+    uint8_t *mem;                  /* p2m_size pages */
+    uint8_t *finfo;                /* p2m_size bytes, SIMP_FRAME_ABSENT or a page type */
+    uint64_t p2m_size;
+};
+int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct sim_map *m,
+                   struct ls_errbuf *e);
+void sim_unmap_domain(struct sim_map *m);
+
+int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
+                    const struct ls_save_callbacks *cb, struct ls_errbuf *e);
+int sim_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
+                       const struct ls_restore_callbacks *cb, struct ls_errbuf *e);
+
+#endif

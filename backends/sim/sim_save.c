@@ -1,0 +1,395 @@
+/* backends/sim/sim_save.c - the memory task, save side: xc_domain_save for the sim.
+ *
+ * Writes the libxc layer of a stream (spec 2.4, the 4.17 saver's order) on
+ * p->io_fd from guest memory mapped out of lockstep-simd, and calls back as
+ * xc_domain_save does. Pages go out zero-copy: each PAGE_DATA is one writev
+ * whose first iovec holds the record header, page-data header and pfn array
+ * and whose other iovecs point into the mapping (adjacent pages share one),
+ * so a 1024-page batch takes at most two writev calls and no page is read or
+ * copied by us.
+ *
+ * Live saves: the sim's guests never write their own memory, so the dirty
+ * set after the first round is always empty; the rounds still run (and ask
+ * precopy_policy) so the caller sees libxc's sequence. Checkpointed streams
+ * (Remus/COLO) are not implemented yet.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "backends/sim/sim.h"
+#include "backends/sim/sim_internal.h"
+#include "backends/sim/xen_abi.h"
+#include "io/fdio.h"
+#include "io/records.h"
+
+#define XEN_MAJOR 4
+#define XEN_MINOR 17
+#define PRECOPY_MAX_ITERATIONS 5    /* libxc's default policy */
+#define PRECOPY_DIRTY_THRESHOLD 50
+
+struct save_ctx {
+    struct sim_backend *sb;
+    const struct ls_save_params *p;
+    const struct ls_save_callbacks *cb;
+    struct ls_errbuf *e;
+    struct ls_domain_info info;
+    struct sim_map map;
+    uint64_t written;          /* libxc stream bytes so far, for messages */
+    uint64_t populated;        /* pages, for progress */
+    uint64_t pages_sent;
+    /* One PAGE_DATA batch: headers + pfn words, then iovecs into guest memory. */
+    uint8_t hdr[16 + 8 * LIBXC_MAX_BATCH_SIZE];
+    struct iovec iov[1 + LIBXC_MAX_BATCH_SIZE];
+};
+
+static int io_fail(struct save_ctx *s, int rc, const char *what)
+{
+    if (rc == -ECANCELED)
+        return ls_err(s->e, rc, "save of domain %u cancelled while writing %s (libxc stream byte %" PRIu64 ")",
+                      s->p->domid, what, s->written);
+    return ls_err(s->e, rc, "save of domain %u: writing %s at libxc stream byte %" PRIu64 ": %s",
+                  s->p->domid, what, s->written, strerror(-rc));
+}
+
+/* One record from parts, with the zero padding to 8. */
+static int write_record(struct save_ctx *s, uint32_t type, const struct iovec *parts, int n)
+{
+    uint8_t rh[8];
+    struct iovec v[6];
+    uint64_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += parts[i].iov_len;
+    if (len > LIBXC_REC_LENGTH_MAX)
+        return ls_err(s->e, -E2BIG, "save of domain %u: %s record of %" PRIu64 " bytes exceeds the %u-byte limit",
+                      s->p->domid, libxc_rec_name(type), len, LIBXC_REC_LENGTH_MAX);
+    stream_rec_header_encode(rh, type, (uint32_t)len);
+    v[0] = (struct iovec){ .iov_base = rh, .iov_len = 8 };
+    for (int i = 0; i < n; i++)
+        v[1 + i] = parts[i];
+    v[1 + n] = (struct iovec){ .iov_base = (void *)stream_zero_pad,
+                               .iov_len = stream_pad_len((uint32_t)len) };
+    int rc = io_writev_all(s->p->io_fd, v, n + 2, s->p->cancel_fd);
+    if (rc < 0)
+        return io_fail(s, rc, libxc_rec_name(type));
+    s->written += 8 + STREAM_ROUNDUP8(len);
+    return 0;
+}
+
+static int write_blob_record(struct save_ctx *s, uint32_t type, const void *b, uint32_t len)
+{
+    struct iovec v = { .iov_base = (void *)b, .iov_len = len };
+    return write_record(s, type, &v, len ? 1 : 0);
+}
+
+/* ---- pages ---------------------------------------------------------------- */
+
+/* One PAGE_DATA record for pfns[0..n). The type comes from the frame info at
+ * send time; a pfn no longer populated goes out as XTAB, as libxc does. */
+static int send_batch(struct save_ctx *s, const uint64_t *pfns, unsigned n)
+{
+    uint8_t *pw = s->hdr + 16;
+    int niov = 1;
+    uint64_t ndata = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t t = s->map.finfo[pfns[i]];
+        unsigned type = t == SIMP_FRAME_ABSENT ? LIBXC_PAGE_XTAB : t;
+        if (t != SIMP_FRAME_ABSENT && !LIBXC_PAGE_TYPE_HAS_DATA(type))
+            return ls_err(s->e, -EINVAL, "save of domain %u: pfn 0x%" PRIx64 " has page type 0x%x in the frame info, which carries no data",
+                          s->p->domid, pfns[i], type);
+        uint64_t w = libxc_pfn_word(pfns[i], type);
+        memcpy(pw + 8 * i, &w, 8);
+        if (!LIBXC_PAGE_TYPE_HAS_DATA(type))
+            continue;
+        uint8_t *page = s->map.mem + pfns[i] * STREAM_PAGE_SIZE;
+        struct iovec *last = &s->iov[niov - 1];
+        if (niov > 1 && (uint8_t *)last->iov_base + last->iov_len == page)
+            last->iov_len += STREAM_PAGE_SIZE;
+        else
+            s->iov[niov++] = (struct iovec){ .iov_base = page, .iov_len = STREAM_PAGE_SIZE };
+        ndata++;
+    }
+    uint32_t body = (uint32_t)(8 + 8 * (uint64_t)n + STREAM_PAGE_SIZE * ndata);
+    struct libxc_page_data_header ph = { .count = n, .reserved = 0 };
+    stream_rec_header_encode(s->hdr, LIBXC_REC_PAGE_DATA, body);
+    memcpy(s->hdr + 8, &ph, sizeof(ph));
+    s->iov[0] = (struct iovec){ .iov_base = s->hdr, .iov_len = 16 + 8 * (size_t)n };
+
+    int rc = io_writev_all(s->p->io_fd, s->iov, niov, s->p->cancel_fd);
+    if (rc < 0)
+        return io_fail(s, rc, "PAGE_DATA");
+    s->written += 8 + (uint64_t)body;
+    s->pages_sent += ndata;
+    if (s->cb->progress)
+        s->cb->progress(s->pages_sent * STREAM_PAGE_SIZE, s->populated * STREAM_PAGE_SIZE,
+                        s->cb->data);
+    return 0;
+}
+
+/* Sends every populated pfn in pfn order, in batches of up to 1024. Rounds
+ * of a live save (dirty pages) would call send_batch the same way. */
+static int send_all_pages(struct save_ctx *s)
+{
+    uint64_t batch[LIBXC_MAX_BATCH_SIZE];
+    unsigned n = 0;
+    for (uint64_t pfn = 0; pfn < s->map.p2m_size; pfn++) {
+        if (s->map.finfo[pfn] == SIMP_FRAME_ABSENT)
+            continue;
+        batch[n++] = pfn;
+        if (n == LIBXC_MAX_BATCH_SIZE) {
+            int rc = send_batch(s, batch, n);
+            if (rc < 0)
+                return rc;
+            n = 0;
+        }
+    }
+    return n ? send_batch(s, batch, n) : 0;
+}
+
+static uint64_t count_populated(const struct sim_map *m)
+{
+    uint64_t n = 0;
+    for (uint64_t pfn = 0; pfn < m->p2m_size; pfn++)
+        n += m->finfo[pfn] != SIMP_FRAME_ABSENT;
+    return n;
+}
+
+/* ---- state records -------------------------------------------------------- */
+
+/* A state blob from the daemon, written as one record if non-empty. */
+static int send_state(struct save_ctx *s, unsigned kind, uint32_t type, bool required)
+{
+    uint8_t *b;
+    uint32_t len;
+    int rc = sim_get(s->sb, s->p->domid, kind, 0, &b, &len, s->e);
+    if (rc < 0)
+        return rc;
+    if (len == 0) {
+        free(b);
+        if (required)
+            return ls_err(s->e, -ENODATA, "save of domain %u: the domain has no %s to send as %s",
+                          s->p->domid, simp_kind_name(kind), libxc_rec_name(type));
+        return 0;
+    }
+    rc = write_blob_record(s, type, b, len);
+    free(b);
+    return rc;
+}
+
+static int send_pv_vcpus(struct save_ctx *s)
+{
+    static const struct { unsigned kind; uint32_t type; } recs[] = {
+        { SIMP_K_VCPU_BASIC, LIBXC_REC_X86_PV_VCPU_BASIC },
+        { SIMP_K_VCPU_EXTENDED, LIBXC_REC_X86_PV_VCPU_EXTENDED },
+        { SIMP_K_VCPU_XSAVE, LIBXC_REC_X86_PV_VCPU_XSAVE },
+        { SIMP_K_VCPU_MSRS, LIBXC_REC_X86_PV_VCPU_MSRS },
+    };
+    for (unsigned v = 0; v < s->info.vcpus; v++) {
+        for (unsigned r = 0; r < sizeof(recs) / sizeof(recs[0]); r++) {
+            uint8_t *b;
+            uint32_t len;
+            int rc = sim_get(s->sb, s->p->domid, recs[r].kind, v, &b, &len, s->e);
+            if (rc < 0)
+                return rc;
+            if (len == 0) {
+                free(b);
+                if (r == 0)
+                    break;      /* no context: the vcpu is offline, libxc skips it */
+                continue;       /* nothing of this kind (e.g. no MSRs) */
+            }
+            struct libxc_x86_pv_vcpu_hdr vh = { .vcpu_id = v, .reserved = 0 };
+            struct iovec parts[2] = { { .iov_base = &vh, .iov_len = sizeof(vh) },
+                                      { .iov_base = b, .iov_len = len } };
+            rc = write_record(s, recs[r].type, parts, 2);
+            free(b);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int send_hvm_params(struct save_ctx *s)
+{
+    uint8_t *b;
+    uint32_t len;
+    int rc = sim_get(s->sb, s->p->domid, SIMP_K_HVM_PARAMS, 0, &b, &len, s->e);
+    if (rc < 0)
+        return rc;
+    size_t nsaved;
+    const uint32_t *saved = sim_hvm_saved_params(&nsaved);
+    struct libxc_hvm_param out[32];
+    uint32_t n = 0;
+    /* The saver's fixed list, in its order, non-zero ones only. */
+    for (size_t i = 0; i < nsaved; i++) {
+        for (uint32_t k = 0; k < len / sizeof(struct libxc_hvm_param); k++) {
+            struct libxc_hvm_param prm;
+            memcpy(&prm, b + k * sizeof(prm), sizeof(prm));
+            if (prm.index == saved[i] && prm.value != 0 && n < 32)
+                out[n++] = prm;
+        }
+    }
+    free(b);
+    struct libxc_hvm_params_header h = { .count = n, .reserved = 0 };
+    struct iovec parts[2] = { { .iov_base = &h, .iov_len = sizeof(h) },
+                              { .iov_base = out, .iov_len = n * sizeof(out[0]) } };
+    return write_record(s, LIBXC_REC_HVM_PARAMS, parts, 2);
+}
+
+/* The tail of every checkpoint (end_of_checkpoint in libxc). */
+static int send_tail(struct save_ctx *s)
+{
+    int rc = send_state(s, SIMP_K_TSC_INFO, LIBXC_REC_X86_TSC_INFO, false);
+    if (rc < 0)
+        return rc;
+    if (s->info.type == LS_GUEST_PV) {
+        rc = send_state(s, SIMP_K_SHARED_INFO, LIBXC_REC_SHARED_INFO, true);
+        return rc < 0 ? rc : send_pv_vcpus(s);
+    }
+    rc = send_state(s, SIMP_K_HVM_CONTEXT, LIBXC_REC_HVM_CONTEXT, true);
+    return rc < 0 ? rc : send_hvm_params(s);
+}
+
+/* ---- the task ------------------------------------------------------------- */
+
+static int suspend_domain(struct save_ctx *s)
+{
+    if (s->cb->suspend(s->cb->data) != 1)
+        return ls_err(s->e, -ECANCELED, "save of domain %u: the suspend callback failed",
+                      s->p->domid);
+    struct ls_domain_info now;
+    int rc = sim_info(s->sb, s->p->domid, &now, s->e);
+    if (rc < 0)
+        return rc;
+    if (now.state != LS_RUN_SUSPENDED)
+        return ls_err(s->e, -EINVAL, "save of domain %u: domain has not been suspended (it is %s)",
+                      s->p->domid, ls_sim_state_name(now.state));
+    return 0;
+}
+
+static int policy_default(struct ls_precopy_stats st)
+{
+    if (st.dirty_count >= 0 && st.dirty_count < PRECOPY_DIRTY_THRESHOLD)
+        return LS_POLICY_STOP_AND_COPY;
+    return st.iteration >= PRECOPY_MAX_ITERATIONS ? LS_POLICY_STOP_AND_COPY
+                                                   : LS_POLICY_CONTINUE_PRECOPY;
+}
+
+static int send_memory_live(struct save_ctx *s)
+{
+    /* Round 1 sends everything while the guest runs; later rounds would send
+     * what it dirtied, which for a sim guest is nothing. */
+    int rc = send_all_pages(s);
+    for (unsigned it = 1; rc == 0; it++) {
+        struct ls_precopy_stats st = { .iteration = it,
+                                       .total_written = (unsigned long)(s->pages_sent),
+                                       .dirty_count = 0 };
+        int d = s->cb->precopy_policy ? s->cb->precopy_policy(st, s->cb->data) : policy_default(st);
+        if (d == LS_POLICY_ABORT)
+            return ls_err(s->e, -ECANCELED, "save of domain %u: precopy policy aborted at iteration %u",
+                          s->p->domid, it);
+        if (d == LS_POLICY_STOP_AND_COPY)
+            break;
+        if (it > 1000)
+            return ls_err(s->e, -ELOOP, "save of domain %u: precopy policy never stopped (1000 rounds)",
+                          s->p->domid);
+    }
+    if (rc == 0)
+        rc = suspend_domain(s);
+    /* The final pass: the (empty) dirty set. */
+    return rc;
+}
+
+static int save_stream(struct save_ctx *s)
+{
+    bool pv = s->info.type == LS_GUEST_PV;
+    uint8_t ih[24], dh[16];
+    libxc_image_header_encode(ih);
+    libxc_domain_header_encode(dh, pv ? LIBXC_DHDR_TYPE_X86_PV : LIBXC_DHDR_TYPE_X86_HVM,
+                               XEN_MAJOR, XEN_MINOR);
+    struct iovec hv[2] = { { .iov_base = ih, .iov_len = sizeof(ih) },
+                           { .iov_base = dh, .iov_len = sizeof(dh) } };
+    int rc = io_writev_all(s->p->io_fd, hv, 2, s->p->cancel_fd);
+    if (rc < 0)
+        return io_fail(s, rc, "the libxc image and domain headers");
+    s->written += sizeof(ih) + sizeof(dh);
+
+    /* Static data. */
+    if (pv && (rc = send_state(s, SIMP_K_PV_INFO, LIBXC_REC_X86_PV_INFO, true)) < 0)
+        return rc;
+    if ((rc = send_state(s, SIMP_K_CPUID_POLICY, LIBXC_REC_X86_CPUID_POLICY, false)) < 0 ||
+        (rc = send_state(s, SIMP_K_MSR_POLICY, LIBXC_REC_X86_MSR_POLICY, false)) < 0 ||
+        (rc = write_blob_record(s, LIBXC_REC_STATIC_DATA_END, NULL, 0)) < 0)
+        return rc;
+    /* Start of stream. */
+    if (pv && (rc = send_state(s, SIMP_K_P2M_FRAMES, LIBXC_REC_X86_PV_P2M_FRAMES, true)) < 0)
+        return rc;
+
+    if (s->p->flags & LS_SAVE_LIVE) {
+        rc = send_memory_live(s);
+    } else {
+        rc = suspend_domain(s);
+        if (rc == 0)
+            rc = send_all_pages(s);
+    }
+    if (rc < 0)
+        return rc;
+    rc = send_tail(s);
+    return rc < 0 ? rc : write_blob_record(s, LIBXC_REC_END, NULL, 0);
+}
+
+int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
+                    const struct ls_save_callbacks *cb, struct ls_errbuf *e)
+{
+    struct save_ctx *s;
+    int rc;
+
+    if (!p || !cb || p->io_fd < 0)
+        return ls_err(e, -EINVAL, "save_memory: missing parameters or stream fd");
+    if (!cb->suspend)
+        return ls_err(e, -EINVAL, "save of domain %u: no suspend callback provided", p->domid);
+    if (p->stream_type != LS_STREAM_PLAIN)
+        return ls_err(e, -EOPNOTSUPP, "save of domain %u: checkpointed (%s) streams are not implemented by the sim backend",
+                      p->domid, p->stream_type == LS_STREAM_COLO ? "COLO" : "Remus");
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return ls_err(e, -ENOMEM, "out of memory");
+    s->sb = sim_of(be);
+    s->p = p;
+    s->cb = cb;
+    s->e = e;
+
+    rc = sim_info(s->sb, p->domid, &s->info, e);
+    if (rc == 0 && s->info.type == LS_GUEST_UNSET)
+        rc = ls_err(e, -EINVAL, "save of domain %u: the domain has no type yet (an unfinished restore target)",
+                    p->domid);
+    bool hvm = s->info.type == LS_GUEST_HVM || s->info.type == LS_GUEST_PVH;
+    if (rc == 0 && hvm && !cb->switch_qemu_logdirty)
+        rc = ls_err(e, -EINVAL, "save of domain %u: no switch_qemu_logdirty callback provided (an HVM save needs one)",
+                    p->domid);
+    if (rc == 0)
+        rc = sim_map_domain(s->sb, p->domid, false, &s->map, e);
+    if (rc == 0) {
+        s->populated = count_populated(&s->map);
+        bool logdirty = false;
+        if (hvm && (p->flags & LS_SAVE_LIVE)) {
+            if (cb->switch_qemu_logdirty(p->domid, 1, cb->data) != 0)
+                rc = ls_err(e, -EIO, "save of domain %u: could not enable qemu's log-dirty mode",
+                            p->domid);
+            else
+                logdirty = true;
+        }
+        if (rc == 0)
+            rc = save_stream(s);
+        if (logdirty && cb->switch_qemu_logdirty(p->domid, 0, cb->data) != 0 && rc == 0)
+            rc = ls_err(e, -EIO, "save of domain %u: could not disable qemu's log-dirty mode",
+                        p->domid);
+    }
+    sim_unmap_domain(&s->map);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,865 @@
+/* backends/sim/simd.c - lockstep-simd, the simulated hypervisor daemon.
+ *
+ * Domains live here, outside every lockstep process, so killing lockstep
+ * leaves the guests running, and killing this daemon is "the host died".
+ * Single-threaded poll() server on a unix socket in the runtime directory
+ * (see proto.h for the protocol). Started on demand by the client; exits by
+ * itself after --idle-exit seconds with no domain and no client.
+ *
+ * Usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--foreground]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/sim/guest.h"
+#include "backends/sim/proto.h"
+
+#define MAX_CONNS 256
+#define DEFAULT_IDLE_EXIT 30
+
+struct conn {
+    int fd;
+    uint8_t hdr[sizeof(struct simp_hdr)];
+    size_t hgot;
+    uint8_t *payload;
+    uint32_t pgot;
+    bool have_hdr;
+    /* Pending reply: not reading further requests until it is flushed. */
+    uint8_t *out;
+    size_t olen, osent;
+    int ofds[2];
+    int nofds;
+    bool close_after;      /* framing lost or protocol violated: close once sent */
+};
+
+static struct {
+    char rundir[PATH_MAX];
+    char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char pid_path[PATH_MAX];
+    int listen_fd, sig_fd, pid_fd;
+    unsigned idle_exit;
+    struct conn *conns[MAX_CONNS];
+    size_t nconns;
+    struct sim_domain *doms[SIMP_MAX_DOMAINS];
+    size_t ndoms;
+    uint32_t next_domid;
+    bool quit;
+} g = { .listen_fd = -1, .sig_fd = -1, .pid_fd = -1, .idle_exit = DEFAULT_IDLE_EXIT,
+        .next_domid = 1 };
+
+#define DOMID_LAST 0x7FEFu   /* Xen's DOMID_FIRST_RESERVED - 1 */
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+    struct timespec ts;
+    struct tm tm;
+    char stamp[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ld simd[%d]: ", stamp, ts.tv_nsec / 1000000, (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- domains ------------------------------------------------------------ */
+
+static struct sim_domain *dom_find(uint32_t domid)
+{
+    for (size_t i = 0; i < g.ndoms; i++)
+        if (g.doms[i]->domid == domid)
+            return g.doms[i];
+    return NULL;
+}
+
+static uint32_t dom_alloc_id(void)
+{
+    for (unsigned tries = 0; tries < DOMID_LAST; tries++) {
+        uint32_t id = g.next_domid;
+        g.next_domid = id >= DOMID_LAST ? 1 : id + 1;
+        if (!dom_find(id))
+            return id;
+    }
+    return 0;
+}
+
+static void dom_remove(struct sim_domain *d)
+{
+    for (size_t i = 0; i < g.ndoms; i++) {
+        if (g.doms[i] == d) {
+            memmove(&g.doms[i], &g.doms[i + 1], (g.ndoms - i - 1) * sizeof(g.doms[0]));
+            g.ndoms--;
+            break;
+        }
+    }
+    sim_domain_free(d);
+    free(d);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void conn_set_reply(struct conn *c, const struct simp_hdr *req, int status,
+                           const void *payload, uint32_t len, const int *fds, int nfds)
+{
+    struct simp_hdr h = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = req->op, .domid = req->domid,
+        .kind = req->kind, .index = req->index, .len = len, .status = status,
+    };
+    c->out = malloc(sizeof(h) + len);
+    if (!c->out) {
+        /* No memory for a reply: the only honest thing left is to hang up. */
+        c->close_after = true;
+        c->olen = c->osent = 0;
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        return;
+    }
+    memcpy(c->out, &h, sizeof(h));
+    if (len)
+        memcpy(c->out + sizeof(h), payload, len);
+    c->olen = sizeof(h) + len;
+    c->osent = 0;
+    c->nofds = nfds;
+    for (int i = 0; i < nfds; i++)
+        c->ofds[i] = fds[i];
+}
+
+static void conn_reply_err(struct conn *c, const struct simp_hdr *req, int rc, const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n > SIMP_ERRMSG_MAX)
+        n = SIMP_ERRMSG_MAX;
+    if (rc >= 0)
+        rc = -EIO;
+    conn_set_reply(c, req, rc, msg, (uint32_t)n, NULL, 0);
+}
+
+/* ---- request handling --------------------------------------------------- */
+
+static int need_len(const struct simp_hdr *h, uint32_t want, struct ls_errbuf *e)
+{
+    if (h->len != want)
+        return ls_err(e, -EINVAL, "%s: payload of %u bytes, want %u", simp_op_name(h->op),
+                      h->len, want);
+    return 0;
+}
+
+static struct sim_domain *need_dom(const struct simp_hdr *h, struct ls_errbuf *e)
+{
+    struct sim_domain *d = dom_find(h->domid);
+    if (!d)
+        ls_err(e, -ESRCH, "%s: no domain %u", simp_op_name(h->op), h->domid);
+    return d;
+}
+
+static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
+                     struct ls_errbuf *e)
+{
+    struct simp_create cr;
+    int rc = need_len(h, sizeof(cr), e);
+    if (rc < 0)
+        return rc;
+    memcpy(&cr, p, sizeof(cr));
+    if (g.ndoms >= SIMP_MAX_DOMAINS)
+        return ls_err(e, -ENOSPC, "create: already %zu domains, the limit", g.ndoms);
+    uint32_t domid = dom_alloc_id();
+    struct sim_domain *d = calloc(1, sizeof(*d));
+    if (!d || !domid) {
+        free(d);
+        return ls_err(e, -ENOSPC, "create: no free domain id or memory");
+    }
+    uint64_t t0 = now_ms();
+    rc = sim_domain_create(d, domid, &cr, e);
+    if (rc < 0) {
+        sim_domain_free(d);
+        free(d);
+        return rc;
+    }
+    g.doms[g.ndoms++] = d;
+    logmsg("created domain %u '%s' type %u vcpus %u memory %" PRIu64 " KiB p2m 0x%" PRIx64
+           "%s in %" PRIu64 " ms", domid, d->name, d->type, d->vcpus, d->memory_kib, d->p2m_size,
+           (cr.flags & SIMP_CREATE_POPULATE) ? " populated" : " (restore target)", now_ms() - t0);
+    uint32_t out[2] = { domid, 0 };
+    conn_set_reply(c, h, 0, out, sizeof(out), NULL, 0);
+    return 0;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    const struct simp_dominfo *x = a, *y = b;
+    return x->domid < y->domid ? -1 : x->domid > y->domid;
+}
+
+static int op_list(struct conn *c, const struct simp_hdr *h, struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    struct simp_dominfo *v = calloc(g.ndoms ? g.ndoms : 1, sizeof(*v));
+    if (!v)
+        return ls_err(e, -ENOMEM, "list: out of memory");
+    for (size_t i = 0; i < g.ndoms; i++)
+        sim_domain_info(g.doms[i], &v[i]);
+    qsort(v, g.ndoms, sizeof(*v), cmp_info);
+    conn_set_reply(c, h, 0, v, (uint32_t)(g.ndoms * sizeof(*v)), NULL, 0);
+    free(v);
+    return 0;
+}
+
+static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                       struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    switch (h->op) {
+    case SIMP_OP_PAUSE:
+        d->paused = true;
+        break;
+    case SIMP_OP_UNPAUSE:
+        d->paused = false;
+        break;
+    case SIMP_OP_SUSPEND:
+        if (d->suspended)
+            break;
+        if (d->paused)
+            return ls_err(e, -ETIMEDOUT, "suspend: domain %u is paused, so the guest cannot acknowledge the suspend request",
+                          d->domid);
+        d->suspended = true;   /* a running sim guest cooperates at once */
+        break;
+    case SIMP_OP_RESUME:
+        if (h->kind > 1)
+            return ls_err(e, -EINVAL, "resume: bad fast flag %u", h->kind);
+        d->suspended = false;
+        break;
+    default:
+        break;
+    }
+    logmsg("domain %u: %s -> state %d", d->domid, simp_op_name(h->op), sim_domain_state(d));
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+static int op_map(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                  struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    /* Duplicates: the domain may be destroyed before the reply is flushed. */
+    int fds[2] = { fcntl(d->mem_fd, F_DUPFD_CLOEXEC, 3), fcntl(d->finfo_fd, F_DUPFD_CLOEXEC, 3) };
+    if (fds[0] < 0 || fds[1] < 0) {
+        rc = -errno;
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        return ls_err(e, rc, "map: dup: %s", strerror(-rc));
+    }
+    uint64_t p2m = d->p2m_size;
+    conn_set_reply(c, h, 0, &p2m, sizeof(p2m), fds, 2);
+    return 0;
+}
+
+static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
+                    struct ls_errbuf *e)
+{
+    struct sim_domain *d = NULL;
+    int rc;
+
+    switch (h->op) {
+    case SIMP_OP_HELLO: {
+        struct simp_hello hi = { .version = SIMP_VERSION, .pid = (uint32_t)getpid(),
+                                 .ndomains = (uint32_t)g.ndoms };
+        conn_set_reply(c, h, 0, &hi, sizeof(hi), NULL, 0);
+        return 0;
+    }
+    case SIMP_OP_CREATE:
+        return op_create(c, h, p, e);
+    case SIMP_OP_LIST:
+        return op_list(c, h, e);
+    default:
+        break;
+    }
+
+    d = need_dom(h, e);
+    if (!d)
+        return e->rc;
+    switch (h->op) {
+    case SIMP_OP_INFO: {
+        struct simp_dominfo info;
+        if ((rc = need_len(h, 0, e)) < 0)
+            return rc;
+        sim_domain_info(d, &info);
+        conn_set_reply(c, h, 0, &info, sizeof(info), NULL, 0);
+        return 0;
+    }
+    case SIMP_OP_PAUSE: case SIMP_OP_UNPAUSE: case SIMP_OP_SUSPEND: case SIMP_OP_RESUME:
+        return op_runstate(c, h, d, e);
+    case SIMP_OP_DESTROY:
+        if ((rc = need_len(h, 0, e)) < 0)
+            return rc;
+        logmsg("destroying domain %u '%s'", d->domid, d->name);
+        dom_remove(d);
+        conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+        return 0;
+    case SIMP_OP_MAP:
+        return op_map(c, h, d, e);
+    case SIMP_OP_GET: {
+        uint8_t *out = NULL;
+        uint32_t len = 0;
+        if ((rc = need_len(h, 0, e)) < 0)
+            return rc;
+        rc = sim_domain_get(d, h->kind, h->index, &out, &len, e);
+        if (rc < 0)
+            return rc;
+        conn_set_reply(c, h, 0, out, len, NULL, 0);
+        free(out);
+        return 0;
+    }
+    case SIMP_OP_SET:
+        rc = sim_domain_set(d, h->kind, h->index, p, h->len, e);
+        if (rc < 0)
+            return rc;
+        conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+        return 0;
+    case SIMP_OP_DIGEST: {
+        char hex[65];
+        if ((rc = need_len(h, 0, e)) < 0)
+            return rc;
+        uint64_t t0 = now_ms();
+        rc = sim_domain_digest(d, hex, e);
+        if (rc < 0)
+            return rc;
+        logmsg("domain %u: digest %.16s... in %" PRIu64 " ms", d->domid, hex, now_ms() - t0);
+        conn_set_reply(c, h, 0, hex, 64, NULL, 0);
+        return 0;
+    }
+    default:
+        return ls_err(e, -EOPNOTSUPP, "unknown request op %u", h->op);
+    }
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void conn_close(size_t i)
+{
+    struct conn *c = g.conns[i];
+    close(c->fd);
+    free(c->payload);
+    free(c->out);
+    for (int k = 0; k < c->nofds; k++)
+        close(c->ofds[k]);
+    free(c);
+    g.conns[i] = g.conns[--g.nconns];
+}
+
+/* Header complete: a broken header loses the framing, so reply and hang up. */
+static bool header_ok(struct conn *c, const struct simp_hdr *h)
+{
+    char msg[200];
+    if (h->magic != SIMP_MAGIC)
+        snprintf(msg, sizeof(msg), "bad magic 0x%08x (not a lockstep-simd client?)", h->magic);
+    else if (h->version != SIMP_VERSION)
+        snprintf(msg, sizeof(msg), "protocol version %u not supported (daemon speaks %u)",
+                 h->version, SIMP_VERSION);
+    else if (h->len > SIMP_MAX_PAYLOAD)
+        snprintf(msg, sizeof(msg), "payload of %u bytes exceeds the %u-byte limit", h->len,
+                 SIMP_MAX_PAYLOAD);
+    else if (h->status != 0)
+        snprintf(msg, sizeof(msg), "request with non-zero status %d", h->status);
+    else
+        return true;
+    logmsg("client fd %d: %s; closing", c->fd, msg);
+    conn_reply_err(c, h, h->magic != SIMP_MAGIC || h->version != SIMP_VERSION ? -EPROTO : -E2BIG,
+                   msg);
+    c->close_after = true;
+    return false;
+}
+
+static void conn_handle(struct conn *c)
+{
+    struct simp_hdr h;
+    struct ls_errbuf e;
+    memcpy(&h, c->hdr, sizeof(h));
+    ls_err_clear(&e);
+    int rc = dispatch(c, &h, c->payload, &e);
+    if (rc < 0) {
+        if (!e.rc)
+            ls_err(&e, rc, "%s failed", simp_op_name(h.op));
+        logmsg("request %s dom %u kind %u: %s", simp_op_name(h.op), h.domid, h.kind, e.msg);
+        conn_reply_err(c, &h, rc, e.msg);
+    }
+    free(c->payload);
+    c->payload = NULL;
+    c->have_hdr = false;
+    c->hgot = 0;
+    c->pgot = 0;
+}
+
+/* Returns false when the connection must be closed. */
+static bool conn_read(struct conn *c)
+{
+    for (;;) {
+        uint8_t *dst;
+        size_t want;
+        if (!c->have_hdr) {
+            dst = c->hdr + c->hgot;
+            want = sizeof(c->hdr) - c->hgot;
+        } else {
+            struct simp_hdr *h = (struct simp_hdr *)(void *)c->hdr;
+            dst = c->payload + c->pgot;
+            want = h->len - c->pgot;
+        }
+        ssize_t r = want ? recv(c->fd, dst, want, MSG_DONTWAIT) : 0;
+        if (want && r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        if (want && r == 0)
+            return false;   /* peer closed (possibly mid-request) */
+        if (!c->have_hdr) {
+            c->hgot += (size_t)r;
+            if (c->hgot < sizeof(c->hdr))
+                continue;
+            struct simp_hdr h;
+            memcpy(&h, c->hdr, sizeof(h));
+            if (!header_ok(c, &h))
+                return true;     /* reply queued; closed after it is sent */
+            c->have_hdr = true;
+            c->payload = malloc(h.len ? h.len : 1);
+            if (!c->payload)
+                return false;
+            if (h.len)
+                continue;
+        } else {
+            c->pgot += (uint32_t)r;
+            struct simp_hdr *h = (struct simp_hdr *)(void *)c->hdr;
+            if (c->pgot < h->len)
+                continue;
+        }
+        conn_handle(c);
+        return true;   /* one request at a time: its reply goes out first */
+    }
+}
+
+/* Returns false when the connection must be closed. */
+static bool conn_write(struct conn *c)
+{
+    while (c->osent < c->olen) {
+        struct iovec v = { .iov_base = c->out + c->osent, .iov_len = c->olen - c->osent };
+        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * 2)];
+            struct cmsghdr align;
+        } ctl;
+        if (c->nofds) {
+            memset(&ctl, 0, sizeof(ctl));
+            m.msg_control = ctl.buf;
+            m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)c->nofds);
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)c->nofds);
+            memcpy(CMSG_DATA(cm), c->ofds, sizeof(int) * (size_t)c->nofds);
+        }
+        ssize_t w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+        for (int k = 0; k < c->nofds; k++)
+            close(c->ofds[k]);
+        c->nofds = 0;
+        c->osent += (size_t)w;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->olen = c->osent = 0;
+    return !c->close_after;
+}
+
+static void accept_clients(void)
+{
+    for (;;) {
+        int fd = accept4(g.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            return;
+        if (g.nconns >= MAX_CONNS) {
+            logmsg("refusing client: %d connections already", MAX_CONNS);
+            close(fd);
+            continue;
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        g.conns[g.nconns++] = c;
+    }
+}
+
+/* ---- startup ------------------------------------------------------------ */
+
+static int ensure_dir(const char *dir, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+            return -1;
+        }
+        *s = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "runtime dir %s is not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "runtime dir %s belongs to uid %u, not to us (uid %u)", dir,
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 1 locked, 0 someone else holds it, -1 error. The lock lives as long
+ * as the daemon: SIGKILL releases it, so a stale pid file never blocks. */
+static int lock_pidfile(char *err, size_t errlen)
+{
+    uint64_t deadline = now_ms() + 3000;
+    for (;;) {
+        int fd = open(g.pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open %s: %s", g.pid_path, strerror(errno));
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            struct stat a, b;
+            /* An exiting daemon unlinks the file while it holds the lock. */
+            if (fstat(fd, &a) == 0 && stat(g.pid_path, &b) == 0 && a.st_ino == b.st_ino &&
+                a.st_dev == b.st_dev) {
+                g.pid_fd = fd;
+                return 1;
+            }
+            close(fd);
+            continue;
+        }
+        close(fd);
+        if (errno != EWOULDBLOCK) {
+            snprintf(err, errlen, "cannot lock %s: %s", g.pid_path, strerror(errno));
+            return -1;
+        }
+        if (now_ms() > deadline)
+            return 0;
+        usleep(20000);
+    }
+}
+
+static int listen_socket(char *err, size_t errlen)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", g.sock_path);
+    unlink(g.sock_path);   /* we hold the lock: any socket file is stale */
+    g.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (g.listen_fd < 0 || bind(g.listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        chmod(g.sock_path, 0600) < 0 || listen(g.listen_fd, 64) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", g.sock_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Forks twice; the original process waits for the grandchild's verdict on
+ * `ready` and exits 0 (serving, or another daemon already is) or 1. Returns
+ * the write end in the grandchild. */
+static int daemonize(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        perror("lockstep-simd: pipe");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("lockstep-simd: fork");
+        exit(1);
+    }
+    if (pid > 0) {
+        close(p[1]);
+        int st;
+        waitpid(pid, &st, 0);
+        char buf[512];
+        size_t got = 0;
+        for (;;) {
+            struct pollfd pf = { .fd = p[0], .events = POLLIN };
+            if (poll(&pf, 1, 20000) <= 0)
+                break;
+            ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+            if (got == sizeof(buf) - 1)
+                break;
+        }
+        buf[got] = '\0';
+        if (got > 0 && (buf[0] == 'K' || buf[0] == 'R'))
+            exit(0);
+        fprintf(stderr, "lockstep-simd: %s\n", got > 1 ? buf + 1 : "daemon died during startup");
+        exit(1);
+    }
+    close(p[0]);
+    setsid();
+    pid = fork();
+    if (pid < 0)
+        _exit(1);
+    if (pid > 0)
+        _exit(0);
+    return p[1];
+}
+
+static void startup_fail(int ready, const char *msg)
+{
+    if (ready >= 0) {
+        char buf[512];
+        int n = snprintf(buf, sizeof(buf), "E%s", msg);
+        (void)!write(ready, buf, (size_t)n);
+    }
+    logmsg("startup failed: %s", msg);
+    exit(1);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--foreground]\n"
+                    "  --idle-exit 0 never exits on idle (default %d s)\n", DEFAULT_IDLE_EXIT);
+}
+
+static void parse_args(int argc, char **argv, bool *fg)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "-f")) {
+            *fg = true;
+        } else if (!strcmp(argv[i], "--rundir") && i + 1 < argc) {
+            snprintf(g.rundir, sizeof(g.rundir), "%s", argv[++i]);
+        } else if (!strcmp(argv[i], "--idle-exit") && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v > 86400 * 365) {
+                usage();
+                exit(2);
+            }
+            g.idle_exit = (unsigned)v;
+        } else {
+            usage();
+            exit(2);
+        }
+    }
+}
+
+static void cleanup(void)
+{
+    while (g.nconns)
+        conn_close(g.nconns - 1);
+    while (g.ndoms)
+        dom_remove(g.doms[g.ndoms - 1]);
+    if (g.listen_fd >= 0) {
+        close(g.listen_fd);
+        unlink(g.sock_path);
+    }
+    if (g.sig_fd >= 0)
+        close(g.sig_fd);
+    if (g.pid_fd >= 0) {
+        unlink(g.pid_path);   /* still locked: a newcomer re-checks the inode */
+        close(g.pid_fd);
+    }
+}
+
+static void serve(void)
+{
+    uint64_t idle_since = 0;
+    struct pollfd pf[MAX_CONNS + 2];
+
+    while (!g.quit) {
+        int timeout = -1;
+        if (g.ndoms == 0 && g.nconns == 0 && g.idle_exit) {
+            uint64_t now = now_ms();
+            if (!idle_since)
+                idle_since = now;
+            uint64_t limit = (uint64_t)g.idle_exit * 1000;
+            if (now - idle_since >= limit) {
+                logmsg("idle for %u s with no domains and no clients: exiting", g.idle_exit);
+                return;
+            }
+            timeout = (int)(limit - (now - idle_since));
+        } else {
+            idle_since = 0;
+        }
+
+        pf[0] = (struct pollfd){ .fd = g.listen_fd, .events = POLLIN };
+        pf[1] = (struct pollfd){ .fd = g.sig_fd, .events = POLLIN };
+        size_t n = g.nconns;
+        for (size_t i = 0; i < n; i++)
+            pf[2 + i] = (struct pollfd){ .fd = g.conns[i]->fd,
+                                         .events = g.conns[i]->olen ? POLLOUT : POLLIN };
+        int r = poll(pf, n + 2, timeout);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            logmsg("poll: %s", strerror(errno));
+            return;
+        }
+        if (pf[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(g.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                logmsg("signal %u: exiting, %zu domain(s) vanish", si.ssi_signo, g.ndoms);
+                return;
+            }
+        }
+        /* Walk backwards: conn_close moves the last connection into slot i. */
+        for (size_t i = n; i-- > 0;) {
+            struct conn *c = g.conns[i];
+            short re = pf[2 + i].revents;
+            bool keep = true;
+            if (!re)
+                continue;
+            if (c->olen)
+                keep = conn_write(c);
+            else if (re & (POLLIN | POLLHUP | POLLERR))
+                keep = conn_read(c);
+            if (keep && c->olen)
+                keep = conn_write(c);   /* most replies go out at once */
+            if (keep && c->close_after && !c->olen)
+                keep = false;
+            if (!keep)
+                conn_close(i);
+        }
+        if (pf[0].revents & POLLIN)
+            accept_clients();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    bool fg = false;
+    char err[PATH_MAX + 200];
+    int ready = -1;
+
+    /* Whatever the spawning process leaked to us (pipes of a test, say) must
+     * not be held open for the daemon's lifetime. */
+    close_range(3, ~0U, 0);
+    parse_args(argc, argv, &fg);
+    if (!g.rundir[0] && simp_rundir(g.rundir, sizeof(g.rundir)) < 0) {
+        fprintf(stderr, "lockstep-simd: runtime directory path too long\n");
+        return 1;
+    }
+    if (simp_rundir_file(g.rundir, SIMP_SOCK_NAME, g.sock_path, sizeof(g.sock_path)) < 0 ||
+        simp_rundir_file(g.rundir, SIMP_PID_NAME, g.pid_path, sizeof(g.pid_path)) < 0) {
+        fprintf(stderr, "lockstep-simd: runtime directory %s: socket path too long (max %zu)\n",
+                g.rundir, sizeof(g.sock_path) - 1);
+        return 1;
+    }
+    if (ensure_dir(g.rundir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lockstep-simd: %s\n", err);
+        return 1;
+    }
+    if (!fg)
+        ready = daemonize();
+
+    umask(077);
+    (void)!chdir("/");
+    if (!fg) {
+        char log_path[PATH_MAX];
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int lf = -1;
+        if (simp_rundir_file(g.rundir, SIMP_LOG_NAME, log_path, sizeof(log_path)) == 0)
+            lf = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 1);
+        }
+        dup2(lf >= 0 ? lf : nul, 2);
+        if (nul > 2)
+            close(nul);
+        if (lf > 2)
+            close(lf);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+    g.sig_fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (g.sig_fd < 0)
+        startup_fail(ready, "signalfd failed");
+
+    int lk = lock_pidfile(err, sizeof(err));
+    if (lk < 0)
+        startup_fail(ready, err);
+    if (lk == 0) {
+        if (ready >= 0)
+            (void)!write(ready, "R", 1);
+        logmsg("another lockstep-simd holds %s; leaving it to serve", g.pid_path);
+        close(g.sig_fd);
+        return 0;
+    }
+    if (listen_socket(err, sizeof(err)) < 0)
+        startup_fail(ready, err);
+    char pid[32];
+    int pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(g.pid_fd, 0) < 0 || pwrite(g.pid_fd, pid, (size_t)pn, 0) != pn)
+        startup_fail(ready, "cannot write the pid file");
+    logmsg("serving on %s (idle exit %u s)", g.sock_path, g.idle_exit);
+    if (ready >= 0) {
+        (void)!write(ready, "K", 1);
+        close(ready);
+    }
+    serve();
+    cleanup();
+    return 0;
+}
