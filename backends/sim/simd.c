@@ -296,6 +296,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     struct sim_domain *d = NULL;
     int rc;
 
+    if (h->op == 0 || h->op >= SIMP_OP_MAX_)
+        return ls_err(e, -EOPNOTSUPP, "unknown request op %u", h->op);
     switch (h->op) {
     case SIMP_OP_HELLO: {
         struct simp_hello hi = { .version = SIMP_VERSION, .pid = (uint32_t)getpid(),
