@@ -20,7 +20,9 @@
  * are valid only during the callback; copy what you keep. Do not free them.
  *
  * Wire format: commands are generated with yajl_gen (every string escaped,
- * UTF-8 validated), one JSON object per line. Input is parsed with yajl's
+ * UTF-8 validated), one JSON object after another with no newline, and ids
+ * are the smallest free numbers (QEMU 7.2 reads its monitor one byte per
+ * main-loop iteration, so every byte sent costs). Input is parsed with yajl's
  * streaming parser: several messages per read, a message split over many
  * reads, any whitespace between them. A message larger than max_msg_bytes
  * (checked every 64 KiB read), nested deeper than 64, or with more than a

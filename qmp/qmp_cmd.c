@@ -1,10 +1,14 @@
 /* qmp/qmp_cmd.c - commands in flight, replies, deadlines, events.
  *
- * Every command gets the next integer id; QEMU echoes it in the reply. The
- * pending list is in id order, and QEMU answers in order, so the match is
- * almost always the head. A command that timed out is gone from the list; if
- * its reply still comes, its id is below next_id and it is counted and
- * dropped. An id this client never issued is a protocol error.
+ * Every command carries an integer "id" that QEMU echoes in its reply; the
+ * pending list is in send order and QEMU answers in order, so the match is
+ * almost always the head. Ids are the smallest number not in use, not a
+ * counter: QEMU 7.2's monitor reads its socket one byte per main-loop
+ * iteration (about 10 us a byte here), so "id":1 instead of "id":123456 is a
+ * measurable share of a command's round trip. An id is in use while its
+ * command is pending, and after a timeout until its late reply comes (then
+ * counted and dropped), so a reply can never be matched to the wrong
+ * command. A reply naming an id not in use is a protocol error.
  *
  * One uv timer serves every deadline: it is armed for the earliest one, and
  * re-armed for the next when it fires (completions do not touch it).
@@ -63,6 +67,60 @@ static void pend_unlink(struct qmp_conn *c, struct qmp_cmd *k)
     c->npending--;
 }
 
+/* ---- ids ------------------------------------------------------------------------ */
+
+static bool id_bit(const uint64_t *bits, size_t words, uint64_t id)
+{
+    return id / 64 < words && (bits[id / 64] >> (id % 64)) & 1;
+}
+
+static void id_clear(uint64_t *bits, size_t words, uint64_t id)
+{
+    if (id / 64 < words)
+        bits[id / 64] &= ~(1ull << (id % 64));
+}
+
+/* The smallest id not in use (0 is never used). Returns 0 or -ENOMEM. */
+static int id_alloc(struct qmp_conn *c, uint64_t *id)
+{
+    for (size_t w = 0; w < c->id_words; w++) {
+        uint64_t used = c->id_used[w] | (w == 0);
+        if (~used) {
+            unsigned b = (unsigned)__builtin_ctzll(~used);
+            c->id_used[w] |= 1ull << b;
+            *id = w * 64 + b;
+            return 0;
+        }
+    }
+    size_t words = c->id_words ? c->id_words * 2 : 1;
+    uint64_t *used = realloc(c->id_used, words * sizeof(*used));
+    if (!used)
+        return -ENOMEM;
+    c->id_used = used;
+    uint64_t *late = realloc(c->id_late, words * sizeof(*late));
+    if (!late)
+        return -ENOMEM;
+    c->id_late = late;
+    memset(used + c->id_words, 0, (words - c->id_words) * sizeof(*used));
+    memset(late + c->id_words, 0, (words - c->id_words) * sizeof(*late));
+    c->id_words = words;
+    return id_alloc(c, id);
+}
+
+static void id_release(struct qmp_conn *c, uint64_t id)
+{
+    id_clear(c->id_used, c->id_words, id);
+    id_clear(c->id_late, c->id_words, id);
+}
+
+void qmp__ids_free(struct qmp_conn *c)
+{
+    free(c->id_used);
+    free(c->id_late);
+    c->id_used = c->id_late = NULL;
+    c->id_words = 0;
+}
+
 static void cmd_timer_arm(struct qmp_conn *c, uint64_t deadline)
 {
     if (c->closing || (c->cmd_timer_due && c->cmd_timer_due <= deadline))
@@ -111,6 +169,7 @@ void qmp__cmd_timer_cb(uv_timer_t *t)
         if (k->deadline > now)
             continue;
         pend_unlink(c, k);
+        c->id_late[k->id / 64] |= 1ull << (k->id % 64);   /* its reply may still come */
         cmd_fail(c, k, -ETIMEDOUT, "no reply to QMP command '%s' (id %llu) from %s within %u ms",
                  k->name, (unsigned long long)k->id, c->where, k->timeout_ms);
     }
@@ -160,9 +219,14 @@ int qmp__submit(struct qmp_conn *c, const char *cmd, struct qmp_args *args,
         goto fail;
     }
     memcpy(k->name, cmd, nlen + 1);
-    k->id = c->next_id++;
+    if (id_alloc(c, &k->id) < 0) {
+        free(k);
+        rc = ls_err(err, -ENOMEM, "out of memory queueing QMP command '%s'", cmd);
+        goto fail;
+    }
     rc = qmp__gen_command(c->gen, cmd, args, k->id, err);
     if (rc < 0) {
+        id_release(c, k->id);
         free(k);
         goto fail;
     }
@@ -178,12 +242,15 @@ int qmp__submit(struct qmp_conn *c, const char *cmd, struct qmp_args *args,
     const unsigned char *json;
     size_t jlen;
     yajl_gen_get_buf(c->gen, &json, &jlen);
-    struct iovec iov[2] = { { (void *)json, jlen }, { "\n", 1 } };
+    /* No newline after the object: QEMU's parser does not need one, and it
+     * would cost QEMU one more read. */
+    struct iovec iov = { (void *)json, jlen };
     pend_append(c, k);
-    rc = qmp__tx(c, iov, 2, fd, gated);
+    rc = qmp__tx(c, &iov, 1, fd, gated);
     fd = -1;   /* qmp__tx owns it now */
     if (rc < 0) {
         pend_unlink(c, k);
+        id_release(c, k->id);
         free(k);
         return ls_err(err, rc, "out of memory queueing QMP command '%s'", cmd);
     }
@@ -290,15 +357,17 @@ static void handle_reply(struct qmp_conn *c, yajl_val msg, yajl_val ret, yajl_va
     for (struct qmp_cmd *k = c->pend_head; k; k = k->next) {
         if (k->id == id) {
             pend_unlink(c, k);
+            id_release(c, id);
             cmd_reply(c, k, msg, ret, errv);
             return;
         }
     }
-    if (id < c->next_id) {
+    if (id_bit(c->id_late, c->id_words, id)) {
         c->stats.late_replies++;   /* the command timed out; its reply came anyway */
+        id_release(c, id);
         return;
     }
-    qmp__io_fail(c, -EPROTO, "QMP reply from %s has id %llu, which this client never sent",
+    qmp__io_fail(c, -EPROTO, "QMP reply from %s has id %llu, which is not awaiting a reply",
                  c->where, (unsigned long long)id);
 }
 

@@ -292,6 +292,7 @@ static void conn_free(struct qmp_conn *c)
         yajl_gen_free(c->gen);
     qmp__tx_free(c);
     qmp__subs_free(c);
+    qmp__ids_free(c);
     free(c->path);
     free(c->host);
     free(c);
@@ -313,7 +314,6 @@ static struct qmp_conn *conn_alloc(struct io_sched *s, const struct qmp_conn_opt
     c->sched = s;
     c->loop = s->loop;
     c->fd = -1;
-    c->next_id = 1;
     c->accepting = true;
     c->setup_timeout_ms = o && o->setup_timeout_ms ? o->setup_timeout_ms : 10000;
     c->cmd_timeout_ms = o && o->cmd_timeout_ms ? o->cmd_timeout_ms : 30000;

@@ -34,7 +34,7 @@
 #define QMP_CONNECT_RETRY_MS 2
 
 struct qmp_cmd {
-    struct qmp_cmd *prev, *next;     /* the pending list, in id order */
+    struct qmp_cmd *prev, *next;     /* the pending list, in send order */
     uint64_t id;
     uint64_t deadline;               /* loop time, ms */
     unsigned timeout_ms;
@@ -118,7 +118,9 @@ struct qmp_conn {
     /* commands */
     bool accepting;                  /* qmp_exec allowed */
     bool tx_open;                    /* negotiated: user commands may be sent */
-    uint64_t next_id;
+    uint64_t *id_used;               /* bit per id: pending, or timed out awaiting its reply */
+    uint64_t *id_late;               /* bit per id: timed out, a late reply may still come */
+    size_t id_words;
     struct qmp_cmd *pend_head, *pend_tail;
     unsigned npending;
     uint64_t cmd_timer_due;          /* 0: not armed */
@@ -175,6 +177,7 @@ int qmp__submit(struct qmp_conn *c, const char *cmd, struct qmp_args *args,
                 const struct qmp_exec_opts *o, bool gated, qmp_reply_fn *cb, void *data);
 void qmp__cmd_timer_cb(uv_timer_t *t);
 void qmp__subs_free(struct qmp_conn *c);
+void qmp__ids_free(struct qmp_conn *c);
 
 /* qmp_args.c */
 int qmp__gen_command(yajl_gen g, const char *cmd, const struct qmp_args *args, uint64_t id,

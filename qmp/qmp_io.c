@@ -177,20 +177,20 @@ oom:
 
 static int cb_null(void *ctx)
 {
-    yajl_val v;
+    yajl_val v = NULL;
     return val_new(ctx, yajl_t_null, &v) && attach(ctx, v);
 }
 
 static int cb_bool(void *ctx, int b)
 {
-    yajl_val v;
+    yajl_val v = NULL;
     return val_new(ctx, b ? yajl_t_true : yajl_t_false, &v) && attach(ctx, v);
 }
 
 static int cb_number(void *ctx, const char *s, size_t n)
 {
     struct qmp_conn *c = ctx;
-    yajl_val v;
+    yajl_val v = NULL;
     if (!val_new(c, yajl_t_number, &v))
         return 0;
     if (!(v->u.number.r = dup_bytes(s, n))) {
@@ -212,7 +212,7 @@ static int cb_number(void *ctx, const char *s, size_t n)
 static int cb_string(void *ctx, const unsigned char *s, size_t n)
 {
     struct qmp_conn *c = ctx;
-    yajl_val v;
+    yajl_val v = NULL;
     if (!val_new(c, yajl_t_string, &v))
         return 0;
     if (!(v->u.string = dup_bytes(s, n))) {
@@ -234,7 +234,7 @@ static int open_container(struct qmp_conn *c, yajl_type t)
         c->stack = st;
         c->stack_cap = cap;
     }
-    yajl_val v;
+    yajl_val v = NULL;
     if (!val_new(c, t, &v))
         return 0;
     c->stack[c->depth++] = (struct qmp_frame){ .v = v };

@@ -179,6 +179,7 @@ void treply_cb(struct qmp_conn *c, const struct qmp_reply *r, void *data)
     t->called = true;
     t->calls++;
     t->rc = r->rc;
+    t->id = r->id;
     snprintf(t->err_class, sizeof(t->err_class), "%s", r->err_class ? r->err_class : "");
     snprintf(t->err_desc, sizeof(t->err_desc), "%s", r->err_desc ? r->err_desc : "");
     snprintf(t->msg, sizeof(t->msg), "%s", r->err->msg);
@@ -288,15 +289,43 @@ int fp_send_bytewise(struct fake_peer *p, int fd, const char *s, unsigned delay_
     return 0;
 }
 
+/* Length of the first complete JSON object in buf (after whitespace), or 0:
+ * the client sends objects back to back, without newlines. */
+static size_t object_len(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
+        i++;
+    int depth = 0;
+    bool str = false, esc = false;
+    for (; i < len; i++) {
+        char ch = buf[i];
+        if (str) {
+            if (esc)
+                esc = false;
+            else if (ch == '\\')
+                esc = true;
+            else if (ch == '"')
+                str = false;
+        } else if (ch == '"') {
+            str = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if ((ch == '}' || ch == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
 long long fp_read_cmd(struct fake_peer *p, int fd)
 {
     for (;;) {
-        char *nl = memchr(p->rbuf, '\n', p->rlen);
-        if (nl) {
-            size_t n = (size_t)(nl - p->rbuf);
+        size_t n = object_len(p->rbuf, p->rlen);
+        if (n) {
             snprintf(p->last_cmd, sizeof(p->last_cmd), "%.*s", (int)n, p->rbuf);
-            memmove(p->rbuf, nl + 1, p->rlen - n - 1);
-            p->rlen -= n + 1;
+            memmove(p->rbuf, p->rbuf + n, p->rlen - n);
+            p->rlen -= n;
             char err[128];
             yajl_val v = yajl_tree_parse(p->last_cmd, err, sizeof(err));
             const char *path[] = { "id", NULL };

@@ -43,6 +43,7 @@ struct treply {
     bool called;
     int calls;
     int rc;
+    uint64_t id;
     char err_class[64];
     char err_desc[512];
     char msg[LS_ERRBUF_LEN];
@@ -70,7 +71,7 @@ struct fake_peer {
     fake_script_fn *script;
     void *arg;
     /* what the script saw */
-    char last_cmd[8192];    /* the last command line received */
+    char last_cmd[8192];    /* the last command (JSON object) received */
     size_t bytes_sent;
     int send_errno;         /* errno of the write that failed, if any */
     bool saw_eof;
@@ -87,7 +88,8 @@ void fake_peer_stop(struct fake_peer *p);
 int fp_send(struct fake_peer *p, int fd, const char *s);
 int fp_send_bytes(struct fake_peer *p, int fd, const void *buf, size_t n);
 int fp_send_bytewise(struct fake_peer *p, int fd, const char *s, unsigned delay_us);
-/* Read one line (a command); returns its "id" (>= 0), -1 on EOF/timeout/parse. */
+/* Read one command (a JSON object); returns its "id" (>= 0), -1 on
+ * EOF/timeout/parse error. */
 long long fp_read_cmd(struct fake_peer *p, int fd);
 /* Read and discard until EOF. */
 void fp_drain(struct fake_peer *p, int fd);

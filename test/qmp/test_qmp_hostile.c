@@ -79,7 +79,7 @@ static void script_garbage(struct fake_peer *p, int fd)
 {
     if (fp_handshake(p, fd) < 0 || fp_read_cmd(p, fd) < 0)
         return;
-    fp_send(p, fd, "{\"return\": {}, \"id\": 2} \x01\x02 garbage }{ ]\r\n");
+    fp_send(p, fd, "{\"return\": {}, \"id\": 1} \x01\x02 garbage }{ ]\r\n");
     fp_drain(p, fd);
 }
 
@@ -193,7 +193,7 @@ static void test_close_mid_reply(void **state)
     assert_non_null(strstr(s.t.done_msg, "in the middle of a message"));
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.rc, -ECONNRESET);
-    assert_non_null(strstr(r.msg, "'query-status' (id 2) got no reply"));
+    assert_non_null(strstr(r.msg, "'query-status' (id 1) got no reply"));
     scen_end(&s);
 }
 
@@ -209,7 +209,7 @@ static void script_huge(struct fake_peer *p, int fd)
     for (unsigned i = 0; i < 64; i++)
         if (fp_send_bytes(p, fd, chunk, sizeof(chunk)) < 0)
             return;   /* the client hung up: that is the point */
-    fp_send(p, fd, "\", \"id\": 2}\r\n");
+    fp_send(p, fd, "\", \"id\": 1}\r\n");
 }
 
 struct huge_seen {
@@ -286,7 +286,7 @@ static void test_unanswered_command_times_out(void **state)
     assert_true(tloop_run_until(&s.l, &r.called, 5000));
     assert_true(r2.called);   /* the shorter deadline fired first */
     assert_int_equal(r.rc, -ETIMEDOUT);
-    assert_non_null(strstr(r.msg, "no reply to QMP command 'query-status' (id 2)"));
+    assert_non_null(strstr(r.msg, "no reply to QMP command 'query-status' (id 1)"));
     assert_non_null(strstr(r.msg, "within 150 ms"));
     assert_int_equal(r2.rc, -ETIMEDOUT);
     assert_true(qmp_conn_is_ready(s.t.c));   /* a slow command is not a dead peer */
@@ -312,7 +312,7 @@ static void test_reply_with_unknown_id(void **state)
     scen_start(&s, script_unknown_id, 5000);
     scen_ready(&s);
     exec_status(&s, &r);
-    expect_done(&s, -EPROTO, "has id 999, which this client never sent");
+    expect_done(&s, -EPROTO, "has id 999, which is not awaiting a reply");
     assert_int_equal(r.rc, -EPROTO);
     scen_end(&s);
 }

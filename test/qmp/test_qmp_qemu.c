@@ -129,6 +129,7 @@ static void test_pipelined_100(void **state)
     }
     assert_int_equal(o.n, 100);
     assert_int_equal(o.bad, 0);
+    assert_int_equal(o.last_id, 100);   /* ids are the smallest free: 1..100 */
     qmp_conn_get_stats(f->t.c, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.replies - before, 100);
@@ -402,9 +403,17 @@ static void test_timeout_then_late_reply(void **state)
     wait_reply(f, &next);
     assert_int_equal(next.rc, 0);
     assert_int_equal(slow.calls, 1);
+    /* The timed-out id stayed reserved until its late reply was dropped. */
+    assert_int_equal(slow.id, 1);
+    assert_int_equal(next.id, 2);
     struct qmp_stats st;
     qmp_conn_get_stats(f->t.c, &st);
     assert_int_equal(st.late_replies, 1);
+    struct treply again = { 0 };
+    assert_int_equal(qmp_exec(f->t.c, "query-status", NULL, treply_cb, &again), 0);
+    wait_reply(f, &again);
+    assert_int_equal(again.rc, 0);
+    assert_int_equal(again.id, 1);
     finish(f);
 }
 
