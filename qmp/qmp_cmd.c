@@ -486,7 +486,8 @@ static void handle_greeting(struct qmp_conn *c, yajl_val msg)
         snprintf(c->version, sizeof(c->version), "%lld.%lld.%lld", YAJL_GET_INTEGER(ma),
                  YAJL_GET_INTEGER(mi), YAJL_GET_INTEGER(mc));
     c->greeted = true;
-    fsm_post(&c->fsm, QMP_CONN_E_GREETING, 0, NULL);
+    if (!qmp__quiet(c))
+        fsm_post(&c->fsm, QMP_CONN_E_GREETING, 0, NULL);
 }
 
 void qmp__handle_msg(struct qmp_conn *c, yajl_val msg)

@@ -2,10 +2,13 @@
  * freeing a connection.
  *
  * Handles: three timers (setup deadline, command deadlines, connect retry)
- * from the start, and a uv_poll on the socket once it exists. Teardown
- * closes all of them and cancels a pending name resolution; the last close
- * callback posts HANDLES_CLOSED, and the connection is freed after the
- * owner's done callback, which the engine calls once the machine is final.
+ * from the start, and a uv_poll on the socket once it exists. conn_teardown()
+ * fails what is pending, closes all of them and cancels a pending name
+ * resolution. The owner's close runs it in a row and waits in CLOSING for the
+ * last close callback (HANDLES_CLOSED); failures run it in their row and the
+ * cleanup undo registered at open waits for the last close (or runs the
+ * teardown itself if a fault skipped that row). The connection is freed after
+ * the owner's done callback, which the engine calls once the undo completed.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,8 +31,14 @@ static struct qmp_conn *conn_of(struct fsm *m) { return m->owner; }
 
 static void conn_maybe_closed(struct qmp_conn *c)
 {
-    if (c->closing && c->open_handles == 0 && !c->gai_busy)
+    if (!c->closing || c->open_handles > 0 || c->gai_busy)
+        return;
+    if (c->undo_waiting) {
+        c->undo_waiting = false;
+        fsm_undo_complete(&c->fsm);
+    } else {
         fsm_post(&c->fsm, QMP_CONN_E_HANDLES_CLOSED, 0, NULL);
+    }
 }
 
 static void handle_closed_cb(uv_handle_t *h)
@@ -43,10 +52,12 @@ static void handle_closed_cb(uv_handle_t *h)
     conn_maybe_closed(c);
 }
 
-/* Fail or cancel what is pending, then close everything. Callbacks run here
- * see a connection that accepts nothing and posts nothing. */
+/* Fail or cancel what is pending, then close everything; runs once. Command
+ * callbacks run here see a connection that accepts nothing. */
 static void conn_teardown(struct qmp_conn *c, int rc, const char *reason)
 {
+    if (c->closing)
+        return;
     c->accepting = false;
     c->closing = true;
     c->reading = false;
@@ -54,15 +65,30 @@ static void conn_teardown(struct qmp_conn *c, int rc, const char *reason)
     qmp__tx_free(c);
     if (c->gai_busy)
         uv_cancel((uv_req_t *)&c->gai);   /* EBUSY if running: its callback still comes */
-    uv_close((uv_handle_t *)&c->setup_timer, handle_closed_cb);
-    uv_close((uv_handle_t *)&c->cmd_timer, handle_closed_cb);
-    uv_close((uv_handle_t *)&c->retry_timer, handle_closed_cb);
+    if (c->handles_inited) {
+        uv_close((uv_handle_t *)&c->setup_timer, handle_closed_cb);
+        uv_close((uv_handle_t *)&c->cmd_timer, handle_closed_cb);
+        uv_close((uv_handle_t *)&c->retry_timer, handle_closed_cb);
+    }
     if (c->poll_inited) {
         uv_close((uv_handle_t *)&c->poll, handle_closed_cb);
     } else if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
     }
+}
+
+/* The cleanup undo: on entering CLOSED or FAILED. Completes when the last
+ * handle has closed. */
+static int conn_undo_close(struct fsm *m, void *obj)
+{
+    struct qmp_conn *c = obj;
+    conn_teardown(c, m->err.rc ? m->err.rc : -ECANCELED,
+                  m->err.msg[0] ? m->err.msg : "the connection ended");
+    if (c->open_handles == 0 && !c->gai_busy)
+        return 0;
+    c->undo_waiting = true;
+    return FSM_UNDO_PENDING;
 }
 
 static int qmp_conn_shutdown(struct fsm *m, const struct fsm_ev *ev)
@@ -75,8 +101,8 @@ static int qmp_conn_shutdown(struct fsm *m, const struct fsm_ev *ev)
 static int qmp_conn_abort(struct fsm *m, const struct fsm_ev *ev)
 {
     struct qmp_conn *c = conn_of(m);
-    /* An io error's reason is adopted here, not where it was seen, so an
-     * error that races with the owner's close does not taint CLOSED. */
+    /* io records its reason in c->io_err and posts FAIL: adopt it here
+     * (the first error wins). */
     fsm_fail_from(m, &c->io_err);
     if (!m->err.rc)
         ls_err(&m->err, ev->rc ? ev->rc : -EIO, "QMP connection %s failed in state %s",
@@ -120,14 +146,14 @@ static int qmp_conn_time_out(struct fsm *m, const struct fsm_ev *ev)
 static void setup_timer_cb(uv_timer_t *t)
 {
     struct qmp_conn *c = t->data;
-    if (!c->closing)
+    if (!qmp__quiet(c))
         fsm_post(&c->fsm, QMP_CONN_E_TIMEOUT, -ETIMEDOUT, NULL);
 }
 
 static void retry_timer_cb(uv_timer_t *t)
 {
     struct qmp_conn *c = t->data;
-    if (!c->closing)
+    if (!qmp__quiet(c))
         fsm_post(&c->fsm, QMP_CONN_E_RETRY, 0, NULL);
 }
 
@@ -161,7 +187,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct qmp_conn *c = req->data;
     c->gai_busy = false;
-    if (c->closing) {
+    if (qmp__quiet(c)) {
         if (res)
             uv_freeaddrinfo(res);
         conn_maybe_closed(c);
@@ -252,8 +278,8 @@ static int qmp_conn_start_reading(struct fsm *m, const struct fsm_ev *ev)
 
 static void caps_done(struct qmp_conn *c, const struct qmp_reply *r, void *data)
 {
-    if (c->closing)
-        return;   /* being failed by the teardown */
+    if (qmp__quiet(c))
+        return;   /* being failed by the teardown, or the owner is closing */
     if (r->rc == 0)
         fsm_post(&c->fsm, QMP_CONN_E_NEGOTIATED, 0, NULL);
     else
@@ -333,20 +359,25 @@ static struct qmp_conn *conn_alloc(struct io_sched *s, const struct qmp_conn_opt
     return c;
 }
 
-/* Handles are initialised last: from here on the connection can only end
- * through the machine (closing them is asynchronous). */
+/* From fsm_init on, the connection ends only through the machine. */
 static int conn_start(struct qmp_conn *c, const struct qmp_conn_opts *o, struct qmp_conn **out)
 {
+    fsm_init(&c->fsm, &qmp_conn_fsm_def, &c->sched->sched, conn_fsm_done, c, "%s",
+             o && o->name ? o->name : "qmp");
+    *out = c;
+    if (fsm_defer(&c->fsm, conn_undo_close, c, "the QMP socket and timers") < 0) {
+        /* Out of memory; nothing was open yet. done will report it. */
+        fsm_post(&c->fsm, QMP_CONN_E_FAIL, fsm_rc(&c->fsm), NULL);
+        return 0;
+    }
     uv_timer_t *timers[] = { &c->setup_timer, &c->cmd_timer, &c->retry_timer };
     for (unsigned i = 0; i < 3; i++) {
         uv_timer_init(c->loop, timers[i]);   /* cannot fail on unix */
         timers[i]->data = c;
         c->open_handles++;
     }
-    fsm_init(&c->fsm, &qmp_conn_fsm_def, &c->sched->sched, conn_fsm_done, c, "%s",
-             o && o->name ? o->name : "qmp");
+    c->handles_inited = true;
     fsm_post(&c->fsm, QMP_CONN_E_START, 0, NULL);
-    *out = c;
     return 0;
 }
 
@@ -393,6 +424,7 @@ int qmp_conn_open_tcp(struct io_sched *s, const char *host, int port,
 
 void qmp_conn_close(struct qmp_conn *c)
 {
+    c->close_requested = true;
     fsm_post(&c->fsm, QMP_CONN_E_CLOSE, 0, NULL);
 }
 

@@ -104,8 +104,11 @@ struct qmp_conn {
     uv_timer_t setup_timer, cmd_timer, retry_timer;
     uv_getaddrinfo_t gai;
     bool gai_busy;
+    bool handles_inited;             /* the timers exist (conn_start got that far) */
     unsigned open_handles;           /* initialised, close callback not yet run */
-    bool closing;                    /* teardown started: io never posts again */
+    bool close_requested;            /* qmp_conn_close() was called */
+    bool closing;                    /* teardown started */
+    bool undo_waiting;               /* the cleanup undo awaits the last close */
 
     /* io state */
     bool connect_in_progress;        /* tcp: awaiting writability */
@@ -147,6 +150,13 @@ struct qmp_conn {
     struct qmp_stats stats;
     char rbuf[QMP_READ_CHUNK];
 };
+
+/* Once the owner asked to close or teardown began, io posts nothing more
+ * (so a late io error cannot turn the owner's close into a failure). */
+static inline bool qmp__quiet(const struct qmp_conn *c)
+{
+    return c->closing || c->close_requested;
+}
 
 /* qmp_io.c */
 int qmp__parser_init(struct qmp_conn *c);

@@ -26,7 +26,7 @@ static void io_stop(struct qmp_conn *c)
 
 void qmp__io_fail(struct qmp_conn *c, int rc, const char *fmt, ...)
 {
-    if (c->closing || c->io_dead)
+    if (qmp__quiet(c) || c->io_dead)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -38,7 +38,7 @@ void qmp__io_fail(struct qmp_conn *c, int rc, const char *fmt, ...)
 
 void qmp__io_eof(struct qmp_conn *c, const char *fmt, ...)
 {
-    if (c->closing || c->io_dead)
+    if (qmp__quiet(c) || c->io_dead)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -578,7 +578,8 @@ void qmp__tcp_connected(struct qmp_conn *c)
         return;
     }
     qmp__poll_update(c);
-    fsm_post(&c->fsm, QMP_CONN_E_CONNECTED, 0, NULL);
+    if (!qmp__quiet(c))
+        fsm_post(&c->fsm, QMP_CONN_E_CONNECTED, 0, NULL);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events)

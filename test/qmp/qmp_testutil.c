@@ -94,6 +94,7 @@ static void tconn_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, 
 {
     struct tconn *t = data;
     t->done = true;
+    t->done_calls++;
     t->done_rc = rc;
     snprintf(t->done_msg, sizeof(t->done_msg), "%s", err->msg);
     t->c = NULL;
@@ -247,6 +248,8 @@ int fake_peer_start(struct fake_peer *p, fake_script_fn *script, void *arg)
 
 void fake_peer_stop(struct fake_peer *p)
 {
+    /* Wakes a thread still waiting in accept (the client never came). */
+    shutdown(p->lfd, SHUT_RDWR);
     pthread_join(p->th, NULL);
     close(p->lfd);
     unlink(p->path);

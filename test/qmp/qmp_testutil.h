@@ -26,6 +26,7 @@ int count_open_fds(void);
 struct tconn {
     struct qmp_conn *c;
     bool ready, done;
+    int done_calls;
     int done_rc;
     char done_msg[LS_ERRBUF_LEN];
     char version[32];

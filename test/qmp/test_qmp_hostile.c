@@ -609,6 +609,94 @@ static void test_bad_arguments_fail_synchronously(void **state)
     scen_end(&s);
 }
 
+/* ---- a fault at every dispatch -------------------------------------------------- */
+
+struct fault_outcome {
+    int cmd_calls, done_calls, done_rc;
+    bool ignored[64];           /* by dispatch seq: an IGNORE row (a fault cannot fire) */
+};
+
+static void record_trace(const struct fsm_trace_rec *rec, void *data)
+{
+    struct fault_outcome *o = data;
+    if (rec->seq < 64 && rec->ignored)
+        o->ignored[rec->seq] = true;
+}
+
+/* Connect to the peer, one command, close; everything bounded. */
+static void fault_scenario(struct fault_outcome *o, fake_script_fn *script)
+{
+    struct tloop l;
+    struct fake_peer p;
+    struct tconn t;
+    struct treply r = { 0 };
+    tloop_init(&l);
+    l.sched.sched.trace = record_trace;
+    l.sched.sched.trace_data = o;
+    assert_int_equal(fake_peer_start(&p, script, NULL), 0);
+    assert_int_equal(tconn_open(&t, &l, p.path, 2000), 0);
+    assert_int_equal(qmp_exec(t.c, "query-status", NULL, treply_cb, &r), 0);
+    tloop_run_until(&l, &r.called, 3000);
+    if (script == script_garbage)
+        tloop_run_until(&l, &t.done, 3000);   /* let the peer's garbage fail it */
+    if (!t.done)
+        qmp_conn_close(t.c);
+    assert_true(tloop_run_until(&l, &t.done, 3000));
+    for (int i = 0; i < 20; i++)
+        uv_run(&l.loop, UV_RUN_NOWAIT);   /* a second done would show here */
+    fake_peer_stop(&p);
+    o->cmd_calls = r.calls;
+    o->done_calls = t.done_calls;
+    o->done_rc = t.done_rc;
+    assert_int_equal(tloop_fini(&l), 0);
+    assert_int_equal(count_open_fds(), l.fds_at_start);
+}
+
+/* Every dispatch of the scenario faulted in turn: each run must still call
+ * the command back once and done once, with the injected error, and leave
+ * an empty loop and no fd. */
+static void enumerate_faults(fake_script_fn *script, int clean_rc)
+{
+    struct fault_outcome clean = { 0 };
+    fsm_reset_counters();
+    fault_scenario(&clean, script);
+    uint64_t n = fsm_dispatch_count();
+    assert_int_equal(clean.cmd_calls, 1);
+    assert_int_equal(clean.done_rc, clean_rc);
+    assert_true(n >= 5 && n < 64);
+    for (uint64_t k = 1; k <= n; k++) {
+        struct fault_outcome o = { 0 };
+        fsm_reset_counters();
+        fsm_fault_arm(k, -EIO);
+        fault_scenario(&o, script);
+        if (o.cmd_calls != 1 || o.done_calls != 1 || (!fsm_fault_fired() && !clean.ignored[k]))
+            fprintf(stderr, "fault at dispatch %llu: command callbacks %d, done %d (rc %d), "
+                    "fired %d\n", (unsigned long long)k, o.cmd_calls, o.done_calls, o.done_rc,
+                    fsm_fault_fired());
+        assert_int_equal(o.cmd_calls, 1);
+        assert_int_equal(o.done_calls, 1);
+        if (!clean.ignored[k]) {
+            assert_true(fsm_fault_fired());
+            assert_int_equal(o.done_rc, -EIO);   /* the injected error is the one reported */
+        }
+    }
+    fsm_reset_counters();
+    fprintf(stderr, "fault enumeration: %llu dispatches, each faulted once\n",
+            (unsigned long long)n);
+}
+
+static void test_fault_at_every_dispatch(void **state)
+{
+    enumerate_faults(fp_script_good, 0);
+}
+
+/* Here the last dispatch is the FAIL row itself: skipping its action must
+ * not leave the socket open (the cleanup undo closes it). */
+static void test_fault_at_every_dispatch_of_a_failure(void **state)
+{
+    enumerate_faults(script_garbage, -EPROTO);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -629,6 +717,8 @@ int main(void)
         cmocka_unit_test(test_connect_errors),
         cmocka_unit_test(test_json_escaping_round_trip),
         cmocka_unit_test(test_bad_arguments_fail_synchronously),
+        cmocka_unit_test(test_fault_at_every_dispatch),
+        cmocka_unit_test(test_fault_at_every_dispatch_of_a_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
