@@ -235,9 +235,10 @@ static int guest_prefault(int dpid, uint32_t domid, char *errmsg, size_t errlen)
     }
     int mfd = open(mpath, O_RDWR | O_CLOEXEC);
     int ffd = open(fpath, O_RDONLY | O_CLOEXEC);
-    char *zeros = calloc(1, CHUNK);
+    /* never written: reads map the shared zero page, nothing stays resident */
+    char *zeros = mmap(NULL, CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     struct stat st;
-    int rc = zeros ? 0 : -ENOMEM;
+    int rc = zeros != MAP_FAILED ? 0 : -ENOMEM;
     uint8_t *finfo = MAP_FAILED;
     if (rc == 0 && (mfd < 0 || ffd < 0 || fstat(ffd, &st) < 0 ||
         (finfo = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, ffd, 0)) == MAP_FAILED)) {
@@ -260,7 +261,8 @@ static int guest_prefault(int dpid, uint32_t domid, char *errmsg, size_t errlen)
     }
     if (finfo != MAP_FAILED)
         munmap(finfo, (size_t)st.st_size);
-    free(zeros);
+    if (zeros != MAP_FAILED)
+        munmap(zeros, CHUNK);
     if (mfd >= 0)
         close(mfd);
     if (ffd >= 0)
@@ -745,7 +747,6 @@ struct bench {
     char saved_digest[80];
     uint64_t pages;
     const char *shm_dir;
-    char *chunk;                 /* baselines' 4 MiB source buffer */
 };
 
 /* Save the bench domain to fd (keeping the domain), filling the saver's part
@@ -807,27 +808,38 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     return 0;
 }
 
-/* A plain write() loop of `bytes` in 4 MiB chunks; seconds, or < 0. */
-static double write_loop(struct bench *b, int fd, uint64_t bytes, uint64_t *writes,
-                         char *errmsg, size_t errlen)
+/* A plain write() loop of `bytes` in 4 MiB chunks from one buffer, filled
+ * before the clock starts; seconds, or < 0. The buffer is mapped and unmapped
+ * here so that it never counts in the saver's RSS during lockstep's legs. */
+static double write_loop(int fd, uint64_t bytes, uint64_t *writes, char *errmsg, size_t errlen)
 {
+    char *chunk = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (chunk == MAP_FAILED) {
+        snprintf(errmsg, errlen, "baseline buffer: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < CHUNK; i++)
+        chunk[i] = (char)(i * 131u + 7u);   /* non-zero, faulted in */
+    double s = -1;
     uint64_t n = 0, left = bytes;
     uint64_t t0 = now_ns();
     while (left > 0) {
         size_t want = left > CHUNK ? CHUNK : (size_t)left;
-        ssize_t w = write(fd, b->chunk, want);
+        ssize_t w = write(fd, chunk, want);
         n++;
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
             snprintf(errmsg, errlen, "baseline write: %s", w < 0 ? strerror(errno) : "wrote 0");
-            return -1;
+            goto out;
         }
         left -= (uint64_t)w;
     }
-    double s = (double)(now_ns() - t0) / 1e9;
+    s = (double)(now_ns() - t0) / 1e9;
     if (writes)
         *writes = n;
+out:
+    munmap(chunk, CHUNK);
     return s;
 }
 
@@ -842,7 +854,7 @@ static void leg_null(struct bench *b, struct size_result *sr, struct leg_result 
     if (save_to(b, fd, sr, res, true, NULL, NULL) == 0) {
         /* For information: the plain loop to /dev/null costs only its syscalls. */
         char e[128];
-        res->base_s = write_loop(b, fd, sr->pages * PAGE, &res->base_writes, e, sizeof(e));
+        res->base_s = write_loop(fd, sr->pages * PAGE, &res->base_writes, e, sizeof(e));
         res->base_gbps = TARGET_NULL_GBPS;
         res->ok = true;
     }
@@ -873,7 +885,7 @@ static void leg_shm(struct bench *b, struct size_result *sr, struct leg_result *
         snprintf(res->err, sizeof(res->err), "creating %.300s: %s", path, strerror(errno));
         return;
     }
-    res->base_s = write_loop(b, fd, res->stream_bytes, &res->base_writes, res->err,
+    res->base_s = write_loop(fd, res->stream_bytes, &res->base_writes, res->err,
                              sizeof(res->err));
     close(fd);
     unlink(path);
@@ -945,7 +957,7 @@ static void leg_socket(struct bench *b, struct size_result *sr, struct leg_resul
     }
     uint64_t bytes = res->stream_bytes;
     uint64_t bt0 = now_ns();
-    double ws = write_loop(b, bfds[0], bytes, &res->base_writes, res->err, sizeof(res->err));
+    double ws = write_loop(bfds[0], bytes, &res->base_writes, res->err, sizeof(res->err));
     close(bfds[0]);
     struct child_report br;
     crc = child_finish(&bc, &br);
@@ -1268,21 +1280,12 @@ int main(int argc, char **argv)
     }
     self_exe[sl] = '\0';
 
-    b.chunk = malloc(CHUNK);
-    if (!b.chunk) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        return 1;
-    }
-    for (size_t i = 0; i < CHUNK; i++)
-        b.chunk[i] = (char)(i * 131u + 7u);   /* non-zero, faulted in */
-
     uv_loop_init(&b.loop);
     struct ls_errbuf err;
     ls_err_clear(&err);
     if (ls_ctx_new(&b.ctx, &b.loop, LS_BACKEND_SIM, &err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         uv_loop_close(&b.loop);
-        free(b.chunk);
         return 1;
     }
     b.be = ls_ctx_backend(b.ctx);
@@ -1345,6 +1348,5 @@ int main(int argc, char **argv)
     ls_ctx_free(b.ctx);
     uv_run(&b.loop, UV_RUN_DEFAULT);
     uv_loop_close(&b.loop);
-    free(b.chunk);
     return 0;
 }
