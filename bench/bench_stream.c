@@ -26,6 +26,11 @@
  * peak of RssAnon + RssFile sampled every 5 ms: guest memory is a memfd
  * (shmem) mapping and shows up only in RssShmem.
  *
+ * The sim leaves a new guest's zero pages as holes in its memfd; they are
+ * written before timing (see guest_prefault), since a Xen guest's populated
+ * pages are real frames. The /dev/null leg runs three times and keeps the
+ * best page phase: it lasts milliseconds.
+ *
  * Benchmarks do not assert: the exit status is 0 unless the benchmark itself
  * could not run (bad arguments, no daemon).
  *
