@@ -32,8 +32,10 @@
  * Errors are negative errno values with a reason (struct ls_errbuf):
  *   -EREMOTEIO   QEMU answered with {"error": ...} (class and desc given), or
  *                a human-monitor-command printed text (class "HMPError");
- *   -ETIMEDOUT   no reply within the command's deadline, or no greeting /
- *                negotiation within the setup deadline;
+ *   -ETIMEDOUT   no reply within the command's deadline (the connection
+ *                stays open: QEMU may only be slow; a late reply is counted
+ *                and dropped), or no greeting / negotiation within the
+ *                setup deadline (the connection fails);
  *   -ECONNRESET  QEMU closed the socket or reset it (pending commands fail
  *                with this too), also mid-message;
  *   -EPROTO      the peer sent something that is not QMP (invalid JSON, a
@@ -41,6 +43,7 @@
  *   -EMSGSIZE    a message over the size/depth/value caps;
  *   -ECANCELED   the owner closed the connection (pending commands);
  *   -ESHUTDOWN   qmp_exec*() on a connection that is closing;
+ *   -EHOSTUNREACH  the TCP host name did not resolve;
  *   -ENOMEM, -EILSEQ (a string argument that is not UTF-8), -EOPNOTSUPP (fd
  *   passing over TCP), other -errno from socket calls.
  *
@@ -149,7 +152,7 @@ struct qmp_stats {
     uint64_t msgs_in, replies, events;
     uint64_t late_replies;        /* replies to commands that had timed out */
     uint64_t fds_sent;
-    size_t max_msg_bytes;         /* largest message seen, to 64 KiB */
+    size_t max_msg_bytes;         /* largest message seen, in bytes */
     unsigned pending;             /* commands awaiting a reply */
 };
 void qmp_conn_get_stats(const struct qmp_conn *c, struct qmp_stats *st);

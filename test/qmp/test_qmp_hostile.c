@@ -295,6 +295,22 @@ static void test_unanswered_command_times_out(void **state)
     scen_end(&s);
 }
 
+/* A parent machine cancels the connection: FAILED with its reason, pending
+ * commands fail with it. */
+static void test_cancel_through_the_machine(void **state)
+{
+    struct scen s;
+    struct treply r = { 0 };
+    scen_start(&s, script_mute, 5000);
+    scen_ready(&s);
+    exec_status(&s, &r);
+    fsm_cancel(qmp_conn_fsm(s.t.c), -EINTR);
+    expect_done(&s, -EINTR, "cancelled");
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.rc, -EINTR);
+    scen_end(&s);
+}
+
 /* ---- protocol violations ------------------------------------------------------------------ */
 
 static void script_unknown_id(struct fake_peer *p, int fd)
@@ -708,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_64mib_line_fails_without_buffering),
         cmocka_unit_test(test_no_greeting_times_out),
         cmocka_unit_test(test_unanswered_command_times_out),
+        cmocka_unit_test(test_cancel_through_the_machine),
         cmocka_unit_test(test_reply_with_unknown_id),
         cmocka_unit_test(test_reply_without_id),
         cmocka_unit_test(test_deep_nesting),

@@ -138,7 +138,7 @@ static void test_pipelined_100(void **state)
 
 struct evlog {
     char seq[256];
-    int all, prefix, once;
+    int all, prefix, once, late;
     long long secs;
     int once_id;
     bool stop_seen;
@@ -164,11 +164,18 @@ static void ev_prefix(struct qmp_conn *c, const struct qmp_event *ev, void *data
     ((struct evlog *)data)->prefix++;
 }
 
+static void ev_late(struct qmp_conn *c, const struct qmp_event *ev, void *data)
+{
+    ((struct evlog *)data)->late++;
+}
+
+/* Unsubscribes itself and subscribes another, which starts with the next event. */
 static void ev_once(struct qmp_conn *c, const struct qmp_event *ev, void *data)
 {
     struct evlog *l = data;
     l->once++;
     assert_int_equal(qmp_unsubscribe(c, l->once_id), 0);
+    assert_true(qmp_subscribe(c, "*", ev_late, l) > 0);
 }
 
 static void test_events_stop_resume(void **state)
@@ -192,6 +199,7 @@ static void test_events_stop_resume(void **state)
     assert_int_equal(l.all, 2);
     assert_int_equal(l.prefix, 1);
     assert_int_equal(l.once, 1);
+    assert_int_equal(l.late, 1);   /* STOP only: it was born during RESUME */
     assert_true(l.secs > 1000000000);
     assert_int_equal(qmp_unsubscribe(f->t.c, l.once_id), -ENOENT);
     finish(f);
