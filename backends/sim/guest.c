@@ -49,7 +49,16 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* One data page: 40% zero (left as a hole: nothing written), 20% a
+/* Allocate guest pages in bulk: page faults one at a time cost ~10 us each
+ * under nested virtualization, MADV_POPULATE_WRITE a small fraction of it.
+ * Failing (older kernel) only costs time: the writes fault the pages in. */
+static void prefault(uint8_t *mem, uint64_t first_pfn, uint64_t npages)
+{
+    if (npages)
+        (void)madvise(mem + first_pfn * PAGE, npages * PAGE, MADV_POPULATE_WRITE);
+}
+
+/* One data page: 40% zero (allocated, nothing written), 20% a
  * repeating pattern, 40% random. Written 8 bytes at a time. */
 static void fill_data_page(uint8_t *page, uint64_t seed, uint64_t pfn)
 {
@@ -205,6 +214,7 @@ static void gen_pv_memory(struct sim_domain *d, uint8_t *mem, uint64_t seed)
     pv_layout(d->p2m_size, &l);
     uint8_t *finfo = d->finfo;
 
+    prefault(mem, 0, l.n);
     gen_pv_pagetables(mem, finfo, &l);
 
     /* The p2m list: mfn of every pfn (mfn == pfn here), ~0 past the end. */
@@ -252,6 +262,19 @@ static void gen_pv_memory(struct sim_domain *d, uint8_t *mem, uint64_t seed)
 
 static void gen_hvm_memory(struct sim_domain *d, uint8_t *mem, uint64_t pages, uint64_t seed)
 {
+    /* RAM runs between the holes, then the special pages. */
+    uint64_t run_start = hvm_ram_pfn(d->type, 0), run_len = 0;
+    for (uint64_t i = 0; i < pages; i++) {
+        uint64_t pfn = hvm_ram_pfn(d->type, i);
+        if (pfn != run_start + run_len) {
+            prefault(mem, run_start, run_len);
+            run_start = pfn;
+            run_len = 0;
+        }
+        run_len++;
+    }
+    prefault(mem, run_start, run_len);
+    prefault(mem, SIM_HVM_IOREQ_SERVER_PFN, SIM_HVM_SPECIAL_END - SIM_HVM_IOREQ_SERVER_PFN);
     for (uint64_t i = 0; i < pages; i++) {
         uint64_t pfn = hvm_ram_pfn(d->type, i);
         fill_data_page(mem + pfn * PAGE, seed, pfn);
@@ -960,7 +983,7 @@ int sim_domain_set(struct sim_domain *d, unsigned kind, unsigned index,
     if (rc < 0)
         return rc;
     const char *k = simp_kind_name(kind);
-    uint32_t v;
+    uint32_t v = 0;
 
     switch (kind) {
     case SIMP_K_VCPU_BASIC: case SIMP_K_VCPU_EXTENDED: case SIMP_K_VCPU_XSAVE:
