@@ -210,17 +210,23 @@ static void *save_thread(void *arg)
     return NULL;
 }
 
-static int restore_fd(struct ls_backend *be, uint32_t domid, int fd, struct cbs *c,
-                      struct ls_errbuf *e)
+static int restore_fd_at(struct ls_backend *be, uint32_t domid, int fd, uint64_t offset,
+                         struct cbs *c, struct ls_errbuf *e)
 {
     struct ls_restore_params p = { .domid = domid, .io_fd = fd, .send_back_fd = -1,
                                    .stream_type = LS_STREAM_PLAIN, .cancel_fd = -1,
-                                   .stream_offset = 0 };
+                                   .stream_offset = offset };
     struct ls_restore_callbacks rc = restore_cbs(c);
     c->be = be;
     c->domid = domid;
     ls_err_clear(e);
     return be->ops->restore_memory(be, &p, &rc, e);
+}
+
+static int restore_fd(struct ls_backend *be, uint32_t domid, int fd, struct cbs *c,
+                      struct ls_errbuf *e)
+{
+    return restore_fd_at(be, domid, fd, 0, c, e);
 }
 
 /* Saves src into a fresh file and returns its bytes (malloc'd). */
@@ -641,6 +647,21 @@ static void test_reject_truncated(void **state)
         assert_non_null(strstr(e.msg, want));
         destroy(f->be, dst);
     }
+
+    /* Offsets are absolute: the libxc stream starting 5000 bytes into the
+     * whole stream shifts every reported offset by 5000. */
+    uint32_t dst = target(f->be, LS_GUEST_HVM, 8192, 1);
+    struct ls_errbuf e;
+    struct cbs c = { 0 };
+    int fd = stream_fd(b, r[3].off + 20);
+    assert_int_equal(restore_fd_at(f->be, dst, fd, 5000, &c, &e), -ENODATA);
+    close(fd);
+    char want[160];
+    snprintf(want, sizeof(want), "offset %zu: stream ended inside the pfn array of libxc record PAGE_DATA (record at offset %zu)",
+             5000 + r[3].off + 20, 5000 + r[3].off);
+    if (!strstr(e.msg, want))
+        fail_msg("'%s' lacks '%s'", e.msg, want);
+    destroy(f->be, dst);
     free(b);
     destroy(f->be, src);
 }
