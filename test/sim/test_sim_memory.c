@@ -711,6 +711,50 @@ static void test_reject_corrupt(void **state)
     destroy(f->be, src);
 }
 
+/* VERIFY (the DEBUG mode of xc_domain_save): pages after it are compared
+ * with the restored ones, not written. */
+static void test_verify_record(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t src = create(f->be, LS_GUEST_HVM, 1024, 1, 4);
+    size_t len;
+    uint8_t *b = save_to_buffer(f->be, src, 0, &len);
+    struct rec r[64];
+    size_t n = walk(b, len, r, 64);
+    assert_int_equal(r[3].type, LIBXC_REC_PAGE_DATA);
+    size_t pd = 8 + r[3].len, endoff = r[n - 1].off;
+    /* stream = everything before END, VERIFY, the first PAGE_DATA again, END */
+    size_t l2 = endoff + 8 + pd + 8;
+    uint8_t *v = malloc(l2);
+    memcpy(v, b, endoff);
+    stream_rec_header_encode(v + endoff, LIBXC_REC_VERIFY, 0);
+    memcpy(v + endoff + 8, b + r[3].off, pd);
+    memcpy(v + endoff + 8 + pd, b + endoff, 8);
+    uint32_t dst = target(f->be, LS_GUEST_HVM, 1024, 1);
+    struct ls_errbuf e;
+    if (restore_bytes(f, dst, v, l2, &e) < 0)
+        fail_msg("verify stream: %s", e.msg);
+    char x[65], y[65];
+    digest(f->be, src, x);
+    digest(f->be, dst, y);
+    assert_string_equal(x, y);
+
+    /* One byte off in the re-sent copy of the batch's first page. */
+    uint32_t count;
+    memcpy(&count, b + r[3].off + 8, 4);
+    v[endoff + 8 + 16 + 8 * (size_t)count + 100] ^= 0x5A;
+    uint32_t dst2 = target(f->be, LS_GUEST_HVM, 1024, 1);
+    ls_err_clear(&e);
+    assert_int_equal(restore_bytes(f, dst2, v, l2, &e), -EIO);
+    print_message("verify mismatch: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, "verify"));
+    free(v);
+    free(b);
+    destroy(f->be, dst);
+    destroy(f->be, dst2);
+    destroy(f->be, src);
+}
+
 static void test_cancel_and_failed_suspend(void **state)
 {
     struct fixture *f = *state;
@@ -768,6 +812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reject_type_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_failed_suspend, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
