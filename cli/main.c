@@ -82,6 +82,7 @@ struct run {
     uv_signal_t sigint, sigterm;
     const char *verb;
     bool show_progress, done;
+    int interrupted;
     int rc;
     char errmsg[LS_ERRBUF_LEN];
     uint64_t start_ns;
@@ -119,8 +120,17 @@ static void progress_cb(uv_timer_t *t)
 static void signal_cb(uv_signal_t *s, int signum)
 {
     struct run *r = s->data;
-    fprintf(stderr, "\n%s: %s: interrupted (%s), stopping cleanly\n", prog, r->verb,
-            strsignal(signum));
+    /* The first signal tears down through the tables; a second one means the
+     * user will not wait for that, so die of the signal as if unhandled. */
+    if (r->interrupted++) {
+        fprintf(stderr, "\n%s: %s: interrupted again (%s), exiting without cleanup\n", prog,
+                r->verb, strsignal(signum));
+        signal(signum, SIG_DFL);
+        raise(signum);
+        _exit(128 + signum);
+    }
+    fprintf(stderr, "\n%s: %s: interrupted (%s), stopping cleanly (again to force)\n", prog,
+            r->verb, strsignal(signum));
     if (r->op && !r->done)
         ls_op_cancel(r->op);
 }

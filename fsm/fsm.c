@@ -23,7 +23,7 @@ enum {
 };
 
 /* Internal events, below every table's ids. */
-enum { FSM_EV_RUN_UNDO = -1, FSM_EV_CALL_DONE = -2 };
+enum { FSM_EV_RUN_UNDO = -1, FSM_EV_CALL_DONE = -2, FSM_EV_JOIN_REPORT = -3 };
 
 struct fsm_queued {
     struct fsm_queued *next;
@@ -369,12 +369,10 @@ static void join_report_if_complete(struct fsm_join *j)
         fsm_undo_complete(j->parent);
         return;
     }
-    if (j->err.rc) {
+    if (j->err.rc)
         fsm_fail_from(j->parent, &j->err);
-        fsm_post(j->parent, j->ev_fail, j->err.rc, j);
-    } else {
-        fsm_post(j->parent, j->ev_ok, 0, j);
-    }
+    /* Internal first, so the join knows when its report was delivered. */
+    enqueue(j->parent, FSM_EV_JOIN_REPORT, j->err.rc, j);
 }
 
 void fsm_join_begin(struct fsm_join *j, struct fsm *parent, int ev_ok, int ev_fail)
@@ -408,6 +406,14 @@ void fsm_join_arm(struct fsm_join *j)
 
 void fsm_join_cancel(struct fsm_join *j, int rc)
 {
+    /* The parent already took the report, but its action on it failed and it
+     * is now cancelling to await the join: report again, as a failure, so
+     * every await-the-join state still gets its one event. */
+    if (j->delivered) {
+        j->delivered = false;
+        enqueue(j->parent, FSM_EV_JOIN_REPORT, j->err.rc ? j->err.rc : rc, j);
+        return;
+    }
     for (unsigned i = 0; i < j->nchild; i++)
         if (!fsm_is_final(j->child[i]))
             fsm_cancel(j->child[i], rc);
@@ -463,9 +469,18 @@ static void call_done(struct fsm *m)
         m->done(m, rc);
 }
 
+static void dispatch(struct fsm *m, const struct fsm_ev *ev);
+
 static void dispatch_internal(struct fsm *m, const struct fsm_ev *ev)
 {
-    if (ev->id == FSM_EV_RUN_UNDO)
+    if (ev->id == FSM_EV_JOIN_REPORT) {
+        struct fsm_join *j = ev->arg;
+        j->delivered = true;
+        if (m->flags & FSM_F_FINAL)
+            return;
+        struct fsm_ev report = { .id = ev->rc ? j->ev_fail : j->ev_ok, .rc = ev->rc, .arg = j };
+        dispatch(m, &report);
+    } else if (ev->id == FSM_EV_RUN_UNDO)
         run_undos(m);
     else if (ev->id == FSM_EV_CALL_DONE)
         call_done(m);

@@ -213,6 +213,7 @@ struct fsm_join {
     unsigned nchild, pending;     /* pending includes the sentinel until armed */
     struct ls_errbuf err;         /* first child error */
     bool armed, reported;
+    bool delivered;               /* the parent has dispatched the report */
     bool undo_waiting;            /* the parent went final: report by undo completion */
 };
 
@@ -221,7 +222,9 @@ void fsm_join_begin(struct fsm_join *j, struct fsm *parent, int ev_ok, int ev_fa
 void fsm_join_add(struct fsm_join *j, struct fsm *child);
 void fsm_join_arm(struct fsm_join *j);
 /* Cancel every child not yet final (rc is the reason). The join still
- * reports once, after all of them finish. */
+ * reports once, after all of them finish. If the parent already took the
+ * report (its action on it failed, and it cancels to await the join), the
+ * report comes again as ev_fail: a state awaiting the join always ends. */
 void fsm_join_cancel(struct fsm_join *j, int rc);
 /* An undo (for fsm_defer) that keeps a parent from finishing before its
  * children: cancels the join's children unless it has reported, and completes

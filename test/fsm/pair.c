@@ -1,4 +1,6 @@
 /* test/fsm/pair.c - actions of the join tests' parent machine. */
+#include <errno.h>
+
 #include "test/fsm/pair.h"
 
 #define FSM_PREFIX PAIR
@@ -20,5 +22,12 @@ static int pair_count_event(struct fsm *m, const struct fsm_ev *ev)
     struct pair_ctx *c = m->owner;
     c->events++;
     c->last_event = ev->id;
+    return 0;
+}
+
+static int pair_cancel_children(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct pair_ctx *c = m->owner;
+    fsm_join_cancel(&c->join, -ECANCELED);
     return 0;
 }

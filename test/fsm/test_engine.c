@@ -284,6 +284,33 @@ static void test_join_all_ok(void **state)
     assert_int_equal(parent.state, PAIR_S_DONE);
 }
 
+/* The parent's action on the join's report fails; it cancels the (finished)
+ * join to await it, and must get the report again rather than wait forever. */
+static void test_join_report_again_after_failed_action(void **state)
+{
+    struct ping_ctx c0 = { 0 }, c1 = { 0 };
+    struct fsm k0, k1, parent;
+    struct pair_ctx pc = { .children = { &k0, &k1 } };
+    fsm_fault_arm(8, -EIO);   /* par START, 2 x (START WRITTEN PONG), then the report */
+    fsm_init(&k0, &ping_fsm_def, &sched, done_cb, &c0, "k0");
+    fsm_init(&k1, &ping_fsm_def, &sched, done_cb, &c1, "k1");
+    fsm_init(&parent, &pair_fsm_def, &sched, pair_done, &pc, "par");
+    fsm_post(&parent, PAIR_E_START, 0, NULL);
+    for (int i = 0; i < 2; i++) {
+        struct fsm *k = i ? &k1 : &k0;
+        fsm_post(k, PING_E_START, 0, NULL);
+        fsm_post(k, PING_E_WRITTEN, 0, NULL);
+        fsm_post(k, PING_E_PONG, 0, NULL);
+    }
+    fsm_sched_run(&sched);
+    assert_true(fsm_fault_fired());
+    assert_non_null(strstr(trace_buf, "par:JOINING.CHILDREN_OK>JOINING par:JOINING.FAIL>AWAIT_JOIN "
+                                      "par:AWAIT_JOIN.CHILDREN_FAILED>FAILED"));
+    assert_int_equal(pc.events, 1);
+    assert_int_equal(parent.state, PAIR_S_FAILED);
+    assert_int_equal(fsm_rc(&parent), -EIO);
+}
+
 static void test_join_children_done_before_arm(void **state)
 {
     struct ping_ctx c0 = { 0 };
@@ -349,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_join_first_error_cancels_siblings_one_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_all_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_children_done_before_arm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_report_again_after_failed_action, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fires_at_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_on_teardown_row_still_finishes, setup, teardown),
     };

@@ -26,7 +26,7 @@ for type in pv hvm; do
     FSM_FAULT=$k:5 timeout 60 "$L" save --domid "$dom" -o "$WORK/f.xl" >/dev/null 2>"$WORK/trace"; rc=$?
     set -e
     cat "$WORK/trace" >>"$trace_all"
-    state=$("$L" sim info "$dom" 2>/dev/null | awk '{print $4}')
+    state=$("$L" sim info "$dom" 2>/dev/null | awk '{print $4}' || true)
     if [ $rc -ne 1 ] || ! grep -q "injected fault at dispatch $k" "$WORK/trace"; then
       bad=$((bad + 1)); echo "  save fault $k: rc=$rc $(grep 'lockstep save:' "$WORK/trace")"
     elif [ "$state" != running ] && ! grep -q "FINISHED in FINISHING" "$WORK/trace"; then
