@@ -55,6 +55,7 @@ struct ls_domain_config {
     unsigned vcpus;
     uint64_t memory_kib;
     char name[64];
+    const char *config_json;   /* the stream's whole xl config, or NULL (borrowed) */
 };
 
 /* Mirrors struct precopy_stats. */

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "backends/sim/sim.h"
+#include "backends/xen/xen.h"
 #include "cli/sim_cmd.h"
 #include "io/inspect.h"
 #include "lockstep/lockstep.h"
@@ -22,6 +23,8 @@
 #define EXIT_USAGE 2
 
 static const char *prog = "lockstep";
+/* --backend / $LOCKSTEP_BACKEND: auto = xen on a Xen dom0, sim elsewhere. */
+static enum ls_backend_kind cli_backend = LS_BACKEND_AUTO;
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const char *cmd, const char *fmt, ...)
@@ -153,14 +156,14 @@ static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
 }
 
-static int run_open(struct run *r, const char *verb)
+static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
 {
     memset(r, 0, sizeof(*r));
     r->verb = verb;
     uv_loop_init(&r->loop);
     struct ls_errbuf err;
     ls_err_clear(&err);
-    int rc = ls_ctx_new(&r->ctx, &r->loop, LS_BACKEND_SIM, &err);
+    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
     if (rc < 0) {
         fprintf(stderr, "%s %s: %s\n", prog, verb, err.msg);
         uv_loop_close(&r->loop);
@@ -201,7 +204,7 @@ static void run_close(struct run *r)
 /* ---- save ----------------------------------------------------------------- */
 
 static const char save_help[] =
-"Usage: lockstep save (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S])\n"
+"Usage: lockstep save (--domid N | --domain NAME | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S])\n"
 "                     [--format xl|libxl] [--keep] -o FILE|-\n"
 "\n"
 "Save a domain to a Xen migration v2 stream, as `xl save` does: the guest is\n"
@@ -210,6 +213,7 @@ static const char save_help[] =
 "\n"
 "Options:\n"
 "  --domid N          save the existing domain N (sim backend: see `lockstep sim`)\n"
+"  --domain NAME      save the existing domain of this name\n"
 "  --sim pv|hvm       create a one-off simulated domain of this type and save it\n"
 "  --memory SIZE      its memory: bytes, or with a K, M or G suffix (e.g. 256M)\n"
 "  --vcpus N          its vCPUs (default 1)\n"
@@ -233,9 +237,10 @@ static int cmd_save(int argc, char **argv)
         { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
         { "seed", required_argument, NULL, 'S' }, { "format", required_argument, NULL, 'f' },
         { "keep", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
+        { "domain", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *out = NULL, *sim = NULL;
+    const char *out = NULL, *sim = NULL, *domain_name = NULL;
     unsigned long long domid = 0, vcpus = 1, seed = 1;
     uint64_t memory_kib = 0;
     bool have_domid = false, keep = false;
@@ -250,6 +255,7 @@ static int cmd_save(int argc, char **argv)
             have_domid = true;
             break;
         case 's': sim = optarg; break;
+        case 'n': domain_name = optarg; have_domid = true; break;
         case 'm':
             if (parse_size_kib(optarg, &memory_kib) < 0)
                 return usage_error("save", "--memory: '%s' is not a size in whole pages "
@@ -282,7 +288,7 @@ static int cmd_save(int argc, char **argv)
     if (!out)
         return usage_error("save", "-o FILE|- is required");
     if (have_domid == !!sim)
-        return usage_error("save", "give exactly one of --domid N and --sim pv|hvm");
+        return usage_error("save", "give exactly one of --domid N, --domain NAME and --sim pv|hvm");
     enum ls_guest_type type = LS_GUEST_UNSET;
     if (sim) {
         if (strcmp(sim, "pv") == 0)
@@ -298,7 +304,7 @@ static int cmd_save(int argc, char **argv)
         return usage_error("save", "refusing to write a binary stream to a terminal");
 
     struct run r;
-    if (run_open(&r, "save") < 0)
+    if (run_open(&r, "save", sim ? LS_BACKEND_SIM : cli_backend) < 0)
         return 1;
     struct ls_errbuf err;
     ls_err_clear(&err);
@@ -311,6 +317,12 @@ static int cmd_save(int argc, char **argv)
                                         .populate = true };
         uint32_t id;
         rc = ls_sim_create(ls_ctx_backend(r.ctx), &a, &id, &err);
+        domid = id;
+    } else if (domain_name) {
+        struct ls_backend *be = ls_ctx_backend(r.ctx);
+        uint32_t id = 0;
+        rc = strcmp(be->ops->name, "xen") == 0 ? ls_xen_find(be, domain_name, &id, &err)
+                                                : ls_sim_find(be, domain_name, &id, &err);
         domid = id;
     }
     int fd = -1;
@@ -404,7 +416,7 @@ static int cmd_restore(int argc, char **argv)
         return 1;
     }
     struct run r;
-    if (run_open(&r, "restore") < 0) {
+    if (run_open(&r, "restore", cli_backend) < 0) {
         if (fd != STDIN_FILENO)
             close(fd);
         return 1;
@@ -499,11 +511,12 @@ static int cmd_inspect(int argc, char **argv)
 /* ---- main ----------------------------------------------------------------- */
 
 static const char main_help[] =
-"Usage: lockstep COMMAND [OPTIONS]\n"
+"Usage: lockstep [--backend sim|xen|auto] COMMAND [OPTIONS]\n"
 "\n"
 "Save, restore and inspect Xen guests with Xen 4.17's migration v2 stream format,\n"
 "driven by table-driven state machines. The default backend is `sim`, a simulated\n"
-"hypervisor daemon (lockstep-simd) that holds guests outside this process.\n"
+"hypervisor daemon (lockstep-simd) that holds guests outside this process; on a\n"
+"Xen dom0 (/dev/xen/privcmd exists) it is `xen`, the real hypervisor.\n"
 "\n"
 "Commands:\n"
 "  save      save a domain to a stream (see lockstep save --help)\n"
@@ -513,6 +526,7 @@ static const char main_help[] =
 "  help      this help\n"
 "\n"
 "Environment:\n"
+"  LOCKSTEP_BACKEND  sim, xen or auto (the default), as --backend\n"
 "  LOCKSTEP_RUNDIR   the sim daemon's runtime directory (socket, pid file, log)\n"
 "  LOCKSTEP_TRACE    when set, every state-machine dispatch is traced on stderr\n"
 "  FSM_FAULT=SEQ:RC  make dispatch SEQ fail with -RC (fault injection, debugging)\n";
@@ -520,6 +534,26 @@ static const char main_help[] =
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);   /* a closed reader is an EPIPE error, not a death */
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *kind = getenv("LOCKSTEP_BACKEND");
+    if (argc >= 3 && strcmp(argv[1], "--backend") == 0) {
+        kind = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
+    if (kind && *kind) {
+        if (strcmp(kind, "sim") == 0)
+            cli_backend = LS_BACKEND_SIM;
+        else if (strcmp(kind, "xen") == 0)
+            cli_backend = LS_BACKEND_XEN;
+        else if (strcmp(kind, "auto") != 0) {
+            fprintf(stderr, "%s: unknown backend '%s' (sim, xen or auto)\n", prog, kind);
+            return EXIT_USAGE;
+        }
+    }
     if (argc < 2) {
         fputs(main_help, stderr);
         return EXIT_USAGE;

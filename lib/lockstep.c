@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "backends/sim/sim.h"
+#include "backends/xen/xen.h"
 #include "lib/op.h"
 
 int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
@@ -12,14 +13,9 @@ int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
     if (!c)
         return ls_err(err, -ENOMEM, "out of memory");
     c->loop = loop;
-    int rc;
-    if (kind == LS_BACKEND_SIM) {
-        rc = ls_sim_open(&c->be, err);
-    } else {
-        rc = ls_err(err, -ENODEV,
-                    "the xen backend is not available in this build: no Xen hypervisor "
-                    "(/dev/xen/privcmd) on this host");
-    }
+    if (kind == LS_BACKEND_AUTO)
+        kind = ls_xen_available() ? LS_BACKEND_XEN : LS_BACKEND_SIM;
+    int rc = kind == LS_BACKEND_XEN ? ls_xen_open(&c->be, err) : ls_sim_open(&c->be, err);
     if (rc < 0) {
         free(c);
         return rc;

@@ -88,8 +88,11 @@ static int read_headers(void *arg, int cancel_fd, struct ls_errbuf *err)
     uint32_t options;
     if ((rc = libxl_header_decode(first, &options, r->offset - 16, err)) < 0)
         return rc;
-    if (r->config_json)
-        return restore_parse_config(r->config_json, &r->config, err);
+    if (r->config_json) {
+        rc = restore_parse_config(r->config_json, &r->config, err);
+        r->config.config_json = r->config_json;
+        return rc;
+    }
     r->config.type = LS_GUEST_UNSET;
     return 0;
 }

@@ -29,7 +29,11 @@ struct ls_ctx;
 struct ls_op;
 struct ls_backend;
 
-enum ls_backend_kind { LS_BACKEND_SIM = 0, LS_BACKEND_XEN = 1 };
+enum ls_backend_kind {
+    LS_BACKEND_SIM = 0,   /* the simulated hypervisor (lockstep-simd) */
+    LS_BACKEND_XEN = 1,   /* real Xen; fails at once (-ENODEV) without /dev/xen/privcmd */
+    LS_BACKEND_AUTO = 2,  /* xen on a Xen dom0, sim elsewhere */
+};
 
 /* The stream's outer format. */
 enum ls_format {

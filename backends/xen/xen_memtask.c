@@ -1,0 +1,342 @@
+/* backends/xen/xen_memtask.c - the memory task on real Xen: run
+ * lockstep-xen-helper (xc_domain_save / xc_domain_restore) and relay its
+ * callbacks to the tables' callbacks. helper_proto.h says why a process.
+ *
+ * This runs on the memory task's thread (io/helper.h). It polls the helper's
+ * channel and the task's cancel fd: a cancel kills the helper at once, so no
+ * wait on a stalled peer outlives it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xenctrl.h>
+#include <xenguest.h>
+
+#include "backends/xen/helper_proto.h"
+#include "backends/xen/xen_internal.h"
+
+extern char **environ;
+
+static bool executable(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
+}
+
+int xen_find_helper(char *out, size_t len, struct ls_errbuf *e)
+{
+    const char *env = getenv("LOCKSTEP_XEN_HELPER");
+    if (env && *env) {
+        if (!executable(env))
+            return ls_err(e, -ENOENT, "LOCKSTEP_XEN_HELPER=%s is not an executable file", env);
+        snprintf(out, len, "%s", env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            if ((size_t)snprintf(out, len, "%s/lockstep-xen-helper", exe) < len &&
+                executable(out))
+                return 0;
+            if ((size_t)snprintf(out, len, "%s/../backends/xen/lockstep-xen-helper", exe) < len &&
+                executable(out))   /* build tree */
+                return 0;
+        }
+    }
+    const char *path = getenv("PATH");
+    for (const char *p = path; p && *p;) {
+        size_t l = strcspn(p, ":");
+        if (l > 0 && (size_t)snprintf(out, len, "%.*s/lockstep-xen-helper", (int)l, p) < len &&
+            executable(out))
+            return 0;
+        p += l + (p[l] == ':');
+    }
+    return ls_err(e, -ENOENT, "lockstep-xen-helper (the memory task's process) was not found "
+                  "next to this program, in a build tree or in $PATH; set LOCKSTEP_XEN_HELPER");
+}
+
+/* ---- running the helper ----------------------------------------------- */
+
+struct relay {
+    struct xen_backend *x;
+    uint32_t domid;
+    pid_t pid;
+    int chan;
+    bool done, cancelled;
+    struct xh_msg result;
+    char first_error[XH_TEXT_LEN];
+    int first_errno;
+};
+
+/* A copy of fd numbered 10 or more, so the child's dup2s to 3..5 never clash. */
+static int high_dup(int fd)
+{
+    return fcntl(fd, F_DUPFD_CLOEXEC, 10);
+}
+
+static int spawn_helper(struct relay *rl, char *const argv[], int io_fd, int back_fd,
+                        struct ls_errbuf *e)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ls_err(e, -errno, "memory task: socketpair: %s", strerror(errno));
+    int child_chan = high_dup(sv[1]), child_io = high_dup(io_fd);
+    int child_back = back_fd >= 0 ? high_dup(back_fd) : -1;
+    close(sv[1]);
+    int rc = 0;
+    if (child_chan < 0 || child_io < 0 || (back_fd >= 0 && child_back < 0))
+        rc = ls_err(e, -errno, "memory task: duplicating its fds: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (rc == 0) {
+        posix_spawn_file_actions_adddup2(&fa, child_chan, XH_FD_CHANNEL);
+        posix_spawn_file_actions_adddup2(&fa, child_io, XH_FD_STREAM);
+        if (child_back >= 0)
+            posix_spawn_file_actions_adddup2(&fa, child_back, XH_FD_BACK);
+        int err = posix_spawn(&rl->pid, rl->x->helper, &fa, NULL, argv, environ);
+        if (err)
+            rc = ls_err(e, -err, "memory task: cannot run %s: %s", rl->x->helper, strerror(err));
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    if (child_chan >= 0) close(child_chan);
+    if (child_io >= 0) close(child_io);
+    if (child_back >= 0) close(child_back);
+    if (rc < 0) {
+        close(sv[0]);
+        return rc;
+    }
+    rl->chan = sv[0];
+    return 0;
+}
+
+static void reply(struct relay *rl, int value)
+{
+    struct xh_msg m = { .kind = XH_REPLY, .value = value };
+    /* A helper that died meanwhile is noticed by the next recv. */
+    while (send(rl->chan, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+typedef void relay_msg_fn(struct relay *rl, const struct xh_msg *m, void *ctx);
+
+/* Relay messages until the helper reports XH_DONE or goes away; then reap it. */
+static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, void *ctx)
+{
+    for (;;) {
+        struct pollfd p[2] = { { .fd = rl->chan, .events = POLLIN },
+                               { .fd = cancel_fd, .events = POLLIN } };
+        int n = poll(p, cancel_fd >= 0 && !rl->cancelled ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        if (!rl->cancelled && (p[1].revents & POLLIN)) {
+            rl->cancelled = true;
+            kill(rl->pid, SIGKILL);
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        struct xh_msg m;
+        ssize_t got = recv(rl->chan, &m, sizeof(m), 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got != (ssize_t)sizeof(m))
+            break;   /* the helper is gone (0) or broke the protocol */
+        m.text[sizeof(m.text) - 1] = '\0';
+        if (m.kind == XH_DONE) {
+            rl->done = true;
+            rl->result = m;
+            break;
+        }
+        if (m.kind == XH_LOG) {
+            if (!rl->first_error[0]) {
+                snprintf(rl->first_error, sizeof(rl->first_error), "%s", m.text);
+                rl->first_errno = m.value;
+            }
+            continue;
+        }
+        on_msg(rl, &m, ctx);
+    }
+    close(rl->chan);
+    rl->chan = -1;
+    int status = 0;
+    while (waitpid(rl->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!rl->done && !rl->cancelled) {
+        rl->result.value = EPIPE;
+        if (WIFSIGNALED(status))
+            snprintf(rl->result.text, sizeof(rl->result.text),
+                     "lockstep-xen-helper died of signal %d (%s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+        else
+            snprintf(rl->result.text, sizeof(rl->result.text),
+                     "lockstep-xen-helper exited (status %d) without reporting a result",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+}
+
+/* The task's result as lockstep's error, in Xen's own words where it gave some. */
+static int relay_result(struct relay *rl, const char *what, bool live, struct ls_errbuf *e)
+{
+    if (rl->cancelled && !rl->done)
+        return ls_err(e, -ECANCELED, "%s of domain %u cancelled", what, rl->domid);
+    if (rl->result.value == 0)
+        return 0;
+    int err = rl->result.value > 0 ? rl->result.value : EIO;
+    if (live && strstr(rl->first_error, "logdirty") && rl->first_errno == EOPNOTSUPP)
+        return ls_err(e, -EOPNOTSUPP, "Xen cannot track the dirty memory of domain %u "
+                      "(\"%s\"): this hypervisor has no log-dirty support for this guest "
+                      "type (Debian's Xen is built without shadow paging, which PV guests "
+                      "need), so it cannot be live-migrated", rl->domid, rl->first_error);
+    if (rl->result.text[0])
+        return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, rl->result.text);
+    if (rl->first_error[0])
+        return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, rl->first_error);
+    return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, strerror(err));
+}
+
+/* ---- save ----------------------------------------------------------------- */
+
+static void save_msg(struct relay *rl, const struct xh_msg *m, void *ctx)
+{
+    const struct ls_save_callbacks *cb = ctx;
+    int v = 0;
+    switch (m->kind) {
+    case XH_CB_SUSPEND:
+        reply(rl, cb->suspend ? cb->suspend(cb->data) : 0);
+        return;
+    case XH_CB_PRECOPY_POLICY: {
+        struct ls_precopy_stats st = { .iteration = (unsigned)m->a,
+                                       .total_written = (unsigned long)m->b,
+                                       .dirty_count = m->value };
+        reply(rl, cb->precopy_policy ? cb->precopy_policy(st, cb->data)
+                                     : LS_POLICY_STOP_AND_COPY);
+        return;
+    }
+    case XH_CB_SWITCH_LOGDIRTY:
+        reply(rl, cb->switch_qemu_logdirty
+                      ? cb->switch_qemu_logdirty(rl->domid, (unsigned)m->a, cb->data) : 0);
+        return;
+    case XH_CB_POSTCOPY: v = cb->postcopy ? cb->postcopy(cb->data) : 0; break;
+    case XH_CB_CHECKPOINT: v = cb->checkpoint ? cb->checkpoint(cb->data) : 0; break;
+    case XH_CB_WAIT_CHECKPOINT: v = cb->wait_checkpoint ? cb->wait_checkpoint(cb->data) : 0; break;
+    case XH_PROGRESS:
+        if (cb->progress)
+            cb->progress(m->a * XC_PAGE_SIZE, m->b * XC_PAGE_SIZE, cb->data);
+        return;
+    default:
+        v = 0;   /* unknown callback: answer "no" so libxc stops */
+        break;
+    }
+    reply(rl, v);
+}
+
+int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
+                    const struct ls_save_callbacks *cb, struct ls_errbuf *e)
+{
+    struct xen_backend *x = xen_of(be);
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1 };
+    char dom[16], flags[16], stype[16];
+    snprintf(dom, sizeof(dom), "%u", p->domid);
+    unsigned xcflags = (p->flags & LS_SAVE_LIVE ? XCFLAGS_LIVE : 0) |
+                       (p->flags & LS_SAVE_DEBUG ? XCFLAGS_DEBUG : 0);
+    snprintf(flags, sizeof(flags), "%u", xcflags);
+    snprintf(stype, sizeof(stype), "%d", (int)p->stream_type);
+    char *argv[] = { "lockstep-xen-helper", "save", dom, flags, stype, NULL };
+    int rc = spawn_helper(&rl, argv, p->io_fd, p->recv_fd, e);
+    if (rc < 0)
+        return rc;
+    relay_run(&rl, p->cancel_fd, save_msg, (void *)cb);
+    bool live = p->flags & LS_SAVE_LIVE;
+    if (live && !rl.done)
+        /* A killed helper leaves log-dirty mode on: switch it off. */
+        xc_shadow_control(x->xch, p->domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0);
+    return relay_result(&rl, "xc_domain_save", live, e);
+}
+
+/* ---- restore -------------------------------------------------------------- */
+
+struct restore_ctx {
+    const struct ls_restore_callbacks *cb;
+    struct xen_backend *x;
+    uint32_t domid;
+};
+
+static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
+{
+    struct restore_ctx *c = vctx;
+    const struct ls_restore_callbacks *cb = c->cb;
+    switch (m->kind) {
+    case XH_CB_STATIC_DATA_DONE: {
+        /* A stream from before Xen 4.14 has no CPUID policy: give the guest
+         * the policy libxl gives a restored guest (the host's, levelled). */
+        if ((m->a & XGR_SDD_MISSING_CPUID) &&
+            xc_cpuid_apply_policy(c->x->xch, c->domid, true, NULL, 0, true, false, false,
+                                  NULL, NULL) < 0) {
+            reply(rl, -1);
+            return;
+        }
+        reply(rl, cb->static_data_done ? cb->static_data_done((unsigned)m->a, cb->data) : 0);
+        return;
+    }
+    case XH_RESTORE_RESULTS:
+        if (cb->restore_results)
+            cb->restore_results(m->a, m->b, cb->data);
+        return;
+    case XH_PROGRESS:
+        if (cb->progress)
+            cb->progress(m->a * XC_PAGE_SIZE, m->b * XC_PAGE_SIZE, cb->data);
+        return;
+    case XH_CB_SUSPEND: reply(rl, cb->suspend ? cb->suspend(cb->data) : 0); return;
+    case XH_CB_POSTCOPY: reply(rl, cb->postcopy ? cb->postcopy(cb->data) : 0); return;
+    case XH_CB_CHECKPOINT:
+        reply(rl, cb->checkpoint ? cb->checkpoint(cb->data) : LS_CHECKPOINT_ERROR);
+        return;
+    case XH_CB_WAIT_CHECKPOINT:
+        reply(rl, cb->wait_checkpoint ? cb->wait_checkpoint(cb->data) : 0);
+        return;
+    default:
+        reply(rl, 0);
+        return;
+    }
+}
+
+int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
+                       const struct ls_restore_callbacks *cb, struct ls_errbuf *e)
+{
+    struct xen_backend *x = xen_of(be);
+    struct xen_target t;
+    if (!xen_target_get(x, p->domid, &t))
+        return ls_err(e, -ESRCH, "domain %u was not created by this lockstep for a restore",
+                      p->domid);
+    free(t.config_json);
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1 };
+    char dom[16], store[16], console[16], stype[16];
+    snprintf(dom, sizeof(dom), "%u", p->domid);
+    snprintf(store, sizeof(store), "%d", t.store_port);
+    snprintf(console, sizeof(console), "%d", t.console_port);
+    snprintf(stype, sizeof(stype), "%d", (int)p->stream_type);
+    char *argv[] = { "lockstep-xen-helper", "restore", dom, store, console, stype, NULL };
+    int rc = spawn_helper(&rl, argv, p->io_fd, p->send_back_fd, e);
+    if (rc < 0)
+        return rc;
+    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid };
+    relay_run(&rl, p->cancel_fd, restore_msg, &c);
+    if ((rc = relay_result(&rl, "xc_domain_restore", false, e)) < 0)
+        return rc;
+    return xen_announce_domain(x, p->domid, rl.result.a, rl.result.b, e);
+}
