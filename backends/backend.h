@@ -56,7 +56,16 @@ struct ls_domain_config {
     uint64_t memory_kib;
     char name[64];
     const char *config_json;   /* the stream's whole xl config, or NULL (borrowed) */
+    bool guard;                /* destroyed by the backend if this process dies before
+                                  the domain is unpaused or its guard released */
 };
+
+/* What the hypervisor side does to a domain if the toolstack process that set
+ * the guard dies before clearing it: a migration's safety net against a
+ * SIGKILLed lockstep (states/migrate_send.def, migrate_recv.def). RESUME: a
+ * source guest stopped for a migration runs again; DESTROY: a half-received
+ * guest is removed. Resuming, destroying or unpausing the domain clears it. */
+enum ls_guard { LS_GUARD_NONE = 0, LS_GUARD_RESUME = 1, LS_GUARD_DESTROY = 2 };
 
 /* Mirrors struct precopy_stats. */
 struct ls_precopy_stats {
@@ -148,6 +157,10 @@ struct ls_backend_ops {
                        const struct ls_save_callbacks *cb, struct ls_errbuf *err);
     int (*restore_memory)(struct ls_backend *be, const struct ls_restore_params *p,
                           const struct ls_restore_callbacks *cb, struct ls_errbuf *err);
+
+    /* See enum ls_guard; optional (NULL: the backend has no such safety net). */
+    int (*set_guard)(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
+                     struct ls_errbuf *err);
 
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],

@@ -19,14 +19,27 @@ static const char sim_help[] =
 "\n"
 "Commands:\n"
 "  create --type pv|hvm|pvh --memory SIZE [--vcpus N] [--seed S] [--name NAME]\n"
+"         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
 "                   create a running domain with deterministic content; prints\n"
-"                   its domid\n"
+"                   its domid. With --dirty-rate its own vCPU (a thread of the\n"
+"                   daemon) writes that many pages per second while it runs\n"
+"  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
+"                   set the vCPU's writes (pattern and seed only before the\n"
+"                   first write; --replay makes writes up to the N-th at once,\n"
+"                   on a paused domain), then print: rate, pattern, writes made,\n"
+"                   data pages\n"
 "  list             one line per domain: domid, name, type, state, vcpus, memory\n"
 "  info DOMID       the same for one domain\n"
 "  pause DOMID      pause a running domain\n"
 "  unpause DOMID    unpause a paused domain\n"
+"  resume DOMID     resume a suspended domain (xc_domain_resume, not fast)\n"
 "  destroy DOMID    destroy a domain\n"
 "  digest DOMID     the digest of its memory, vCPU and HVM state (hex)\n"
+"\n"
+"PATTERN is uniform (any data page), hotset:PERCENT (that share of the data\n"
+"pages, spread over memory) or sequential (each data page in turn). Write k is\n"
+"a pure function of (seed, pattern, k): a fresh domain of the same seed given\n"
+"--replay K holds exactly the state a running one had after K writes.\n"
 "\n"
 "Environment: LOCKSTEP_RUNDIR selects the daemon (socket, pid file, log).\n"
 "Exit status: 0 done; 1 the daemon refused or failed (reason printed); 2 usage.\n";
@@ -55,6 +68,17 @@ static int size_kib(const char *s, uint64_t *kib)
     return *kib % 4 ? -EINVAL : 0;
 }
 
+static int parse_count(const char *s, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 0);
+    if (errno || end == s || *end || s[0] == '-')
+        return -EINVAL;
+    *v = x;
+    return 0;
+}
+
 static int parse_domid(const char *s, uint32_t *domid)
 {
     char *end;
@@ -76,9 +100,12 @@ static int sim_create(struct ls_backend *be, int argc, char **argv, struct ls_er
     static const struct option opts[] = {
         { "type", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
         { "vcpus", required_argument, NULL, 'v' }, { "seed", required_argument, NULL, 's' },
-        { "name", required_argument, NULL, 'n' }, { 0 },
+        { "name", required_argument, NULL, 'n' }, { "dirty-rate", required_argument, NULL, 'r' },
+        { "dirty-pattern", required_argument, NULL, 'p' }, { 0 },
     };
     struct ls_sim_create_args a = { .vcpus = 1, .seed = 1, .populate = true };
+    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    bool workload = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -97,6 +124,18 @@ static int sim_create(struct ls_backend *be, int argc, char **argv, struct ls_er
         case 'v': a.vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
         case 's': a.seed = strtoull(optarg, NULL, 0); break;
         case 'n': a.name = optarg; break;
+        case 'r':
+            if (parse_count(optarg, &w.rate) < 0)
+                return ls_err(e, -EINVAL, "--dirty-rate: '%s' is not a number of pages per second",
+                              optarg);
+            workload = true;
+            break;
+        case 'p':
+            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
+                return ls_err(e, -EINVAL, "--dirty-pattern: '%s' is not uniform, sequential or "
+                              "hotset:PERCENT (1..100)", optarg);
+            workload = true;
+            break;
         default: return ls_err(e, -EINVAL, "create: unknown option");
         }
     }
@@ -104,9 +143,69 @@ static int sim_create(struct ls_backend *be, int argc, char **argv, struct ls_er
         return ls_err(e, -EINVAL, "create needs --type and --memory");
     uint32_t domid;
     int rc = ls_sim_create(be, &a, &domid, e);
+    if (rc == 0 && workload) {
+        w.seed = a.seed;
+        rc = ls_sim_set_workload(be, domid, &w, e);
+        if (rc < 0) {
+            struct ls_errbuf ignored;
+            be->ops->destroy(be, domid, &ignored);
+        }
+    }
     if (rc == 0)
         printf("%u\n", domid);
     return rc;
+}
+
+static int sim_workload(struct ls_backend *be, uint32_t domid, int argc, char **argv,
+                        struct ls_errbuf *e)
+{
+    static const struct option opts[] = {
+        { "rate", required_argument, NULL, 'r' }, { "pattern", required_argument, NULL, 'p' },
+        { "seed", required_argument, NULL, 's' }, { "replay", required_argument, NULL, 'R' },
+        { 0 },
+    };
+    struct ls_sim_workload w;
+    int rc = ls_sim_get_workload(be, domid, &w, e);
+    if (rc < 0)
+        return rc;
+    bool change = false;
+    w.writes = 0;
+    int c;
+    optind = 2;   /* after "workload DOMID" */
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (parse_count(optarg, &w.rate) < 0)
+                return ls_err(e, -EINVAL, "--rate: '%s' is not a number of pages per second", optarg);
+            break;
+        case 'p':
+            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
+                return ls_err(e, -EINVAL, "--pattern: '%s' is not uniform, sequential or "
+                              "hotset:PERCENT (1..100)", optarg);
+            break;
+        case 's':
+            if (parse_count(optarg, &w.seed) < 0)
+                return ls_err(e, -EINVAL, "--seed: '%s' is not a number", optarg);
+            break;
+        case 'R':
+            if (parse_count(optarg, &w.writes) < 0)
+                return ls_err(e, -EINVAL, "--replay: '%s' is not a number of writes", optarg);
+            break;
+        default: return ls_err(e, -EINVAL, "workload: unknown option");
+        }
+        change = true;
+    }
+    if (optind < argc)
+        return ls_err(e, -EINVAL, "workload: unexpected argument '%s'", argv[optind]);
+    if (change && (rc = ls_sim_set_workload(be, domid, &w, e)) < 0)
+        return rc;
+    if ((rc = ls_sim_get_workload(be, domid, &w, e)) < 0)
+        return rc;
+    char pat[32];
+    printf("rate %llu pattern %s writes %llu data_pages %llu\n", (unsigned long long)w.rate,
+           ls_sim_pattern_name(w.pattern, w.hot_percent, pat, sizeof(pat)),
+           (unsigned long long)w.writes, (unsigned long long)w.data_pages);
+    return 0;
 }
 
 int ls_sim_cli(int argc, char **argv)
@@ -117,7 +216,7 @@ int ls_sim_cli(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static const char *const known[] = { "create", "list", "info", "pause", "unpause",
-                                         "destroy", "digest", NULL };
+                                         "resume", "destroy", "digest", "workload", NULL };
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok |= strcmp(cmd, known[i]) == 0;
@@ -127,7 +226,8 @@ int ls_sim_cli(int argc, char **argv)
     }
     uint32_t domid = 0;
     bool needs_domid = strcmp(cmd, "create") != 0 && strcmp(cmd, "list") != 0;
-    if (needs_domid && (argc != 3 || parse_domid(argv[2], &domid) < 0)) {
+    bool more_args = strcmp(cmd, "workload") == 0;
+    if (needs_domid && ((more_args ? argc < 3 : argc != 3) || parse_domid(argv[2], &domid) < 0)) {
         fprintf(stderr, "lockstep sim %s: give one domain id\nTry 'lockstep sim --help'.\n", cmd);
         return 2;
     }
@@ -160,6 +260,10 @@ int ls_sim_cli(int argc, char **argv)
         rc = be->ops->pause(be, domid, &e);
     } else if (strcmp(cmd, "unpause") == 0) {
         rc = be->ops->unpause(be, domid, &e);
+    } else if (strcmp(cmd, "resume") == 0) {
+        rc = be->ops->resume(be, domid, false, &e);
+    } else if (strcmp(cmd, "workload") == 0) {
+        rc = sim_workload(be, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "destroy") == 0) {
         rc = be->ops->destroy(be, domid, &e);
     } else {

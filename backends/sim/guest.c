@@ -549,7 +549,7 @@ int sim_domain_create(struct sim_domain *d, uint32_t domid, const struct simp_cr
     d->mem_fd = d->finfo_fd = -1;
     d->domid = domid;
 
-    if (c->flags & ~SIMP_CREATE_POPULATE)
+    if (c->flags & ~(SIMP_CREATE_POPULATE | SIMP_CREATE_GUARD))
         return ls_err(e, -EINVAL, "create: unknown flags 0x%x", c->flags);
     if (c->type > LS_GUEST_PVH || (populate && c->type == LS_GUEST_UNSET))
         return ls_err(e, -EINVAL, "create: bad guest type %u (want pv, hvm or pvh%s)",
@@ -688,6 +688,20 @@ uint64_t sim_domain_populated(const struct sim_domain *d)
     for (uint64_t pfn = 0; pfn < d->p2m_size; pfn++)
         n += d->finfo[pfn] != SIMP_FRAME_ABSENT;
     return n;
+}
+
+bool sim_domain_is_data_page(const struct sim_domain *d, uint64_t pfn)
+{
+    if (pfn >= d->p2m_size || d->finfo[pfn] != LIBXC_PAGE_NOTAB)
+        return false;
+    if (d->type == LS_GUEST_PV) {
+        struct pv_layout l;
+        pv_layout(d->p2m_size, &l);
+        return pfn >= l.first_data;
+    }
+    uint64_t first_special = d->type == LS_GUEST_HVM ? SIM_HVM_IOREQ_SERVER_PFN
+                                                      : SIM_HVM_SPECIAL_PAGING;
+    return pfn < first_special || pfn >= SIM_HVM_SPECIAL_END;
 }
 
 void sim_domain_info(const struct sim_domain *d, struct simp_dominfo *out)

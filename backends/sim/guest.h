@@ -26,6 +26,8 @@ struct sim_pv_vcpu {
 
 #define SIM_NR_PARAMS 64u  /* >= HVM_NR_PARAMS; checked in guest.c */
 
+struct sim_vcpu;           /* the running guest's vCPU and log-dirty (dirty.h) */
+
 struct sim_domain {
     uint32_t domid;
     char name[SIMP_NAME_LEN];
@@ -41,6 +43,9 @@ struct sim_domain {
     struct sim_pv_vcpu *pv;    /* SIMP_MAX_VCPUS entries */
     struct sim_blob shared_info, tsc, hvm_context, cpuid, msr, pv_info, p2m_frames, config;
     uint64_t params[SIM_NR_PARAMS];
+    struct sim_vcpu *vcpu;     /* NULL until a workload or log-dirty is asked for */
+    uint64_t guard_client;     /* client id holding the guard (simd.c), 0 = none */
+    unsigned guard;            /* enum simp_guard */
 };
 
 /* Builds a domain: memory, frame info, and (populate) deterministic content
@@ -51,6 +56,9 @@ void sim_domain_free(struct sim_domain *d);
 
 enum ls_run_state sim_domain_state(const struct sim_domain *d);
 uint64_t sim_domain_populated(const struct sim_domain *d);
+/* True for a page the guest's own vCPU writes: populated RAM holding data, not
+ * a page table, the PV p2m list, start_info, a ring or an HVM special page. */
+bool sim_domain_is_data_page(const struct sim_domain *d, uint64_t pfn);
 void sim_domain_info(const struct sim_domain *d, struct simp_dominfo *out);
 
 /* 64 hex characters over type, vcpus, every populated page (pfn, type,

@@ -19,7 +19,8 @@ const char *simp_op_name(unsigned op)
         [SIMP_OP_SUSPEND] = "suspend", [SIMP_OP_RESUME] = "resume",
         [SIMP_OP_DESTROY] = "destroy", [SIMP_OP_MAP] = "map",
         [SIMP_OP_GET] = "get",         [SIMP_OP_SET] = "set",
-        [SIMP_OP_DIGEST] = "digest",
+        [SIMP_OP_DIGEST] = "digest",   [SIMP_OP_LOGDIRTY] = "logdirty",
+        [SIMP_OP_GUARD] = "guard",
     };
     return op < SIMP_OP_MAX_ && names[op] ? names[op] : "unknown";
 }
@@ -34,7 +35,7 @@ const char *simp_kind_name(unsigned kind)
         [SIMP_K_CPUID_POLICY] = "cpuid-policy", [SIMP_K_MSR_POLICY] = "msr-policy",
         [SIMP_K_PV_INFO] = "pv-info",           [SIMP_K_P2M_FRAMES] = "p2m-frames",
         [SIMP_K_DOMAIN_TYPE] = "domain-type",   [SIMP_K_VCPUS] = "vcpus",
-        [SIMP_K_CONFIG_JSON] = "config-json",
+        [SIMP_K_CONFIG_JSON] = "config-json",   [SIMP_K_WORKLOAD] = "workload",
     };
     return kind < SIMP_K_MAX_ && names[kind] ? names[kind] : "unknown";
 }

@@ -61,7 +61,9 @@ enum simp_op {
     SIMP_OP_GET      = 11,  /* kind, index -> blob */
     SIMP_OP_SET      = 12,  /* kind, index, blob */
     SIMP_OP_DIGEST   = 13,  /* -> 64 hex characters */
-    SIMP_OP_MAX_     = 14,
+    SIMP_OP_LOGDIRTY = 14,  /* kind = enum simp_logdirty_op -> struct simp_logdirty [+ bitmap] */
+    SIMP_OP_GUARD    = 15,  /* kind = enum simp_guard: what happens if this client is lost */
+    SIMP_OP_MAX_     = 16,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -81,7 +83,8 @@ enum simp_kind {
     SIMP_K_DOMAIN_TYPE   = 13,  /* u32 enum ls_guest_type; SET only while UNSET */
     SIMP_K_VCPUS         = 14,  /* u32; SET only while 0 (unknown) */
     SIMP_K_CONFIG_JSON   = 15,  /* toolstack config text (GET generates one if unset) */
-    SIMP_K_MAX_          = 16,
+    SIMP_K_WORKLOAD      = 16,  /* struct simp_workload: the guest vCPU's memory writes */
+    SIMP_K_MAX_          = 17,
 };
 
 struct simp_hdr {
@@ -103,6 +106,9 @@ struct simp_hello {
 };
 
 #define SIMP_CREATE_POPULATE 1u
+/* A restore target the daemon destroys if the creating client is lost before
+ * it unpauses or releases it (SIMP_GUARD_NONE): no orphan partial domain. */
+#define SIMP_CREATE_GUARD    2u
 struct simp_create {
     uint32_t type;         /* enum ls_guest_type */
     uint32_t vcpus;        /* 0 = unknown (restore target only) */
@@ -123,6 +129,55 @@ struct simp_dominfo {
     char name[SIMP_NAME_LEN];
 };
 
+/* The guest's own vCPU (backends/sim/dirty.c): while the domain runs, it
+ * writes one 8-byte word into `rate` pages per second, chosen by `pattern`
+ * from the guest's data pages (never page tables, rings or special pages).
+ * Write k is a pure function of (seed, pattern, hot_percent, k): a fresh
+ * domain with the same creation seed and `writes` replayed holds exactly the
+ * state a running one held after that many writes (vCPU registers included). */
+enum simp_dirty_pattern {
+    SIMP_DIRTY_UNIFORM    = 0,   /* any data page, uniformly */
+    SIMP_DIRTY_HOTSET     = 1,   /* hot_percent % of the data pages, spread out */
+    SIMP_DIRTY_SEQUENTIAL = 2,   /* every data page in turn, wrapping */
+};
+struct simp_workload {
+    uint64_t rate;         /* pages per second while running; 0 = the vCPU writes nothing */
+    uint32_t pattern;      /* enum simp_dirty_pattern; fixed once a write was made */
+    uint32_t hot_percent;  /* HOTSET: 1..100 */
+    uint64_t seed;         /* of the write sequence; fixed once a write was made */
+    uint64_t writes;       /* GET: writes made so far; SET: replay writes up to this count
+                              first (the domain must not be running), 0 = none */
+    uint64_t data_pages;   /* GET: pages the vCPU may write; SET: ignored */
+};
+
+/* Log-dirty, as XEN_DOMCTL_SHADOW_OP_*: ENABLE clears the bitmap and starts
+ * tracking the guest's own writes (-EBUSY if already on); CLEAN returns the
+ * bitmap and clears it in one step; PEEK returns it and leaves it. The reply
+ * of CLEAN/PEEK is struct simp_logdirty then (p2m_size + 63) / 64 u64 words,
+ * bit pfn % 64 of word pfn / 64 set when the guest wrote the page. */
+enum simp_logdirty_op {
+    SIMP_LOGDIRTY_ENABLE  = 1,
+    SIMP_LOGDIRTY_DISABLE = 2,
+    SIMP_LOGDIRTY_CLEAN   = 3,
+    SIMP_LOGDIRTY_PEEK    = 4,
+};
+struct simp_logdirty {
+    uint64_t dirty_count;  /* bits set in the bitmap that follows */
+    uint64_t p2m_size;
+};
+
+/* What the daemon does to a domain if the client that set the guard is lost
+ * (its lockstep process died) before clearing it, as a hypervisor would do for
+ * a dead toolstack: a source guest suspended for a migration is resumed (and
+ * its log-dirty switched off); a restore target is destroyed. Resuming,
+ * destroying or unpausing the domain clears a guard. */
+enum simp_guard {
+    SIMP_GUARD_NONE    = 0,
+    SIMP_GUARD_RESUME  = 1,
+    SIMP_GUARD_DESTROY = 2,
+};
+
+_Static_assert(sizeof(struct simp_workload) == 40, "simp workload");
 _Static_assert(sizeof(struct simp_hdr) == 24, "simp header");
 _Static_assert(sizeof(struct simp_create) == 96, "simp create");
 _Static_assert(sizeof(struct simp_dominfo) == 96, "simp dominfo");

@@ -53,6 +53,32 @@ int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct
 int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
                            struct ls_errbuf *e);
 
+/* The guest's own vCPU workload (backends/sim/dirty.h): while the domain
+ * runs, its vCPU writes `rate` pages per second chosen by `pattern`. Write k
+ * is a pure function of (seed, pattern, hot_percent, k): a fresh domain of
+ * the same creation seed given `writes` (paused, rate 0) holds the state a
+ * running one held after that many writes. */
+enum ls_sim_dirty_pattern {
+    LS_SIM_DIRTY_UNIFORM = 0, LS_SIM_DIRTY_HOTSET = 1, LS_SIM_DIRTY_SEQUENTIAL = 2,
+};
+struct ls_sim_workload {
+    uint64_t rate;             /* pages per second while running; 0 = none */
+    enum ls_sim_dirty_pattern pattern;
+    unsigned hot_percent;      /* HOTSET: 1..100 */
+    uint64_t seed;
+    uint64_t writes;           /* get: made so far; set: replay up to this many first */
+    uint64_t data_pages;       /* get: pages the vCPU may write */
+};
+int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+                        struct ls_errbuf *e);
+int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+                        struct ls_errbuf *e);
+/* "uniform", "sequential" or "hotset:PERCENT"; -EINVAL otherwise. */
+int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
+/* The same spelling back ("hotset:5"), into buf. */
+const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                                size_t len);
+
 /* The pid of the daemon this backend talks to. */
 int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
 

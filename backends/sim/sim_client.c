@@ -616,7 +616,7 @@ static int sim_get_config_json(struct ls_backend *be, uint32_t domid, char **jso
 
 static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned vcpus,
                      uint64_t memory_kib, uint64_t seed, const char *name, bool populate,
-                     uint32_t *domid, struct ls_errbuf *e)
+                     bool guard, uint32_t *domid, struct ls_errbuf *e)
 {
     struct simp_create c;
     memset(&c, 0, sizeof(c));
@@ -624,7 +624,7 @@ static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned v
     c.vcpus = vcpus;
     c.memory_kib = memory_kib;
     c.seed = seed;
-    c.flags = populate ? SIMP_CREATE_POPULATE : 0;
+    c.flags = (populate ? SIMP_CREATE_POPULATE : 0) | (guard ? SIMP_CREATE_GUARD : 0);
     if (name) {
         if (strlen(name) >= sizeof(c.name))
             return ls_err(e, -ENAMETOOLONG, "domain name '%s' longer than %zu bytes", name,
@@ -650,7 +650,7 @@ static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_
                                   uint32_t *domid, struct ls_errbuf *e)
 {
     return do_create(sim_of(be), cfg->type, cfg->vcpus, cfg->memory_kib, 0,
-                     cfg->name[0] ? cfg->name : NULL, false, domid, e);
+                     cfg->name[0] ? cfg->name : NULL, false, cfg->guard, domid, e);
 }
 
 static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)
@@ -670,6 +670,115 @@ static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struc
     return 0;
 }
 
+static int sim_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
+                         struct ls_errbuf *e)
+{
+    return simple_op(be, SIMP_OP_GUARD, domid, (unsigned)guard, e);
+}
+
+int sim_logdirty_op(struct sim_backend *sb, uint32_t domid, unsigned op, uint64_t **bitmap,
+                    uint64_t *dirty, struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    if (bitmap)
+        *bitmap = NULL;
+    int rc = sim_rpc(sb, SIMP_OP_LOGDIRTY, domid, op, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0 || (op != SIMP_LOGDIRTY_CLEAN && op != SIMP_LOGDIRTY_PEEK)) {
+        if (rc == 0)
+            free(r);
+        return rc;
+    }
+    struct simp_logdirty h;
+    if (n < sizeof(h)) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: log-dirty reply of %u bytes", n);
+    }
+    memcpy(&h, r, sizeof(h));
+    uint64_t words = (h.p2m_size + 63) / 64;
+    if (n != sizeof(h) + words * 8) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: log-dirty reply of %u bytes for %" PRIu64 " pages",
+                      n, h.p2m_size);
+    }
+    if (dirty)
+        *dirty = h.dirty_count;
+    if (bitmap) {
+        /* Hand out the words in place: move them to the front of the buffer. */
+        memmove(r, r + sizeof(h), words * 8);
+        *bitmap = (uint64_t *)(void *)r;
+    } else {
+        free(r);
+    }
+    return 0;
+}
+
+int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+                        struct ls_errbuf *e)
+{
+    struct simp_workload s = {
+        .rate = w->rate, .pattern = (uint32_t)w->pattern, .hot_percent = w->hot_percent,
+        .seed = w->seed, .writes = w->writes,
+    };
+    return sim_set(sim_of(be), domid, SIMP_K_WORKLOAD, 0, &s, sizeof(s), e);
+}
+
+int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+                        struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_get(sim_of(be), domid, SIMP_K_WORKLOAD, 0, &r, &n, e);
+    if (rc < 0)
+        return rc;
+    struct simp_workload s;
+    if (n != sizeof(s)) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: workload reply of %u bytes", n);
+    }
+    memcpy(&s, r, sizeof(s));
+    free(r);
+    *w = (struct ls_sim_workload){
+        .rate = s.rate, .pattern = (enum ls_sim_dirty_pattern)s.pattern,
+        .hot_percent = s.hot_percent, .seed = s.seed, .writes = s.writes,
+        .data_pages = s.data_pages,
+    };
+    return 0;
+}
+
+int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
+{
+    *hot_percent = 0;
+    if (strcmp(s, "uniform") == 0) {
+        *p = LS_SIM_DIRTY_UNIFORM;
+        return 0;
+    }
+    if (strcmp(s, "sequential") == 0) {
+        *p = LS_SIM_DIRTY_SEQUENTIAL;
+        return 0;
+    }
+    if (strncmp(s, "hotset:", 7) == 0) {
+        char *end;
+        unsigned long v = strtoul(s + 7, &end, 10);
+        if (end == s + 7 || (*end != '\0' && strcmp(end, "%") != 0) || v < 1 || v > 100)
+            return -EINVAL;
+        *p = LS_SIM_DIRTY_HOTSET;
+        *hot_percent = (unsigned)v;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                                size_t len)
+{
+    if (p == LS_SIM_DIRTY_HOTSET)
+        snprintf(buf, len, "hotset:%u", hot_percent);
+    else
+        snprintf(buf, len, "%s", p == LS_SIM_DIRTY_SEQUENTIAL ? "sequential" : "uniform");
+    return buf;
+}
+
 static const struct ls_backend_ops sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -683,6 +792,7 @@ static const struct ls_backend_ops sim_ops = {
     .create_for_restore = sim_create_for_restore,
     .save_memory = sim_save_memory,
     .restore_memory = sim_restore_memory,
+    .set_guard = sim_set_guard,
     .digest = sim_digest,
 };
 
@@ -717,7 +827,7 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
                   struct ls_errbuf *e)
 {
     return do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name, a->populate,
-                     domid, e);
+                     false, domid, e);
 }
 
 int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,

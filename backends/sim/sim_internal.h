@@ -47,6 +47,11 @@ int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct
                    struct ls_errbuf *e);
 void sim_unmap_domain(struct sim_map *m);
 
+/* Log-dirty (enum simp_logdirty_op). For CLEAN/PEEK, *bitmap (malloc'd, may
+ * be NULL to discard) gets (p2m_size + 63) / 64 words and *dirty the count. */
+int sim_logdirty_op(struct sim_backend *sb, uint32_t domid, unsigned op, uint64_t **bitmap,
+                    uint64_t *dirty, struct ls_errbuf *e);
+
 int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
                     const struct ls_save_callbacks *cb, struct ls_errbuf *e);
 int sim_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,

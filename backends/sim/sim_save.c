@@ -8,10 +8,14 @@
  * so a 1024-page batch takes at most two writev calls and no page is read or
  * copied by us.
  *
- * Live saves: the sim's guests never write their own memory, so the dirty
- * set after the first round is always empty; the rounds still run (and ask
- * precopy_policy) so the caller sees libxc's sequence. Checkpointed streams
- * (Remus/COLO) are not implemented yet.
+ * Live saves (LS_SAVE_LIVE) pre-copy as xc_domain_save does: log-dirty on,
+ * round 0 sends every populated page while the guest runs (its own vCPU in
+ * the daemon keeps writing), each later round sends the pages the log-dirty
+ * bitmap (CLEAN: read and cleared in one step) says were written since the
+ * last, and precopy_policy is asked before and after every round with
+ * libxc's arguments; once it says stop, the guest is suspended and the final
+ * round sends what is still dirty. Checkpointed streams (Remus/COLO) are not
+ * implemented yet.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -135,13 +139,19 @@ static int send_batch(struct save_ctx *s, const uint64_t *pfns, unsigned n)
     return 0;
 }
 
-/* Sends every populated pfn in pfn order, in batches of up to 1024. Rounds
- * of a live save (dirty pages) would call send_batch the same way. */
-static int send_all_pages(struct save_ctx *s)
+/* Sends every populated pfn set in `dirty` (NULL: all of them) in pfn order,
+ * in batches of up to 1024. */
+static int send_pages(struct save_ctx *s, const uint64_t *dirty)
 {
     uint64_t batch[LIBXC_MAX_BATCH_SIZE];
     unsigned n = 0;
     for (uint64_t pfn = 0; pfn < s->map.p2m_size; pfn++) {
+        if (dirty && !(pfn % 64) && !dirty[pfn / 64]) {
+            pfn += 63;      /* a clean word: skip its 64 pfns */
+            continue;
+        }
+        if (dirty && !(dirty[pfn / 64] & (UINT64_C(1) << (pfn % 64))))
+            continue;
         if (s->map.finfo[pfn] == SIMP_FRAME_ABSENT)
             continue;
         batch[n++] = pfn;
@@ -153,6 +163,11 @@ static int send_all_pages(struct save_ctx *s)
         }
     }
     return n ? send_batch(s, batch, n) : 0;
+}
+
+static int send_all_pages(struct save_ctx *s)
+{
+    return send_pages(s, NULL);
 }
 
 static uint64_t count_populated(const struct sim_map *m)
@@ -276,36 +291,84 @@ static int suspend_domain(struct save_ctx *s)
     return 0;
 }
 
-static int policy_default(struct ls_precopy_stats st)
+static int policy_default(struct ls_precopy_stats st, void *unused)
 {
+    (void)unused;
     if (st.dirty_count >= 0 && st.dirty_count < PRECOPY_DIRTY_THRESHOLD)
         return LS_POLICY_STOP_AND_COPY;
     return st.iteration >= PRECOPY_MAX_ITERATIONS ? LS_POLICY_STOP_AND_COPY
                                                    : LS_POLICY_CONTINUE_PRECOPY;
 }
 
-static int send_memory_live(struct save_ctx *s)
+/* Log-dirty on. Left on by a saver that died? Switch it off and on again,
+ * as libxc does when something else had it enabled. */
+static int logdirty_enable(struct save_ctx *s)
 {
-    /* Round 1 sends everything while the guest runs; later rounds would send
-     * what it dirtied, which for a sim guest is nothing. */
-    int rc = send_all_pages(s);
-    for (unsigned it = 1; rc == 0; it++) {
-        struct ls_precopy_stats st = { .iteration = it,
-                                       .total_written = (unsigned long)(s->pages_sent),
-                                       .dirty_count = 0 };
-        int d = s->cb->precopy_policy ? s->cb->precopy_policy(st, s->cb->data) : policy_default(st);
-        if (d == LS_POLICY_ABORT)
-            return ls_err(s->e, -ECANCELED, "save of domain %u: precopy policy aborted at iteration %u",
-                          s->p->domid, it);
-        if (d == LS_POLICY_STOP_AND_COPY)
+    struct ls_errbuf busy;
+    ls_err_clear(&busy);
+    int rc = sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_ENABLE, NULL, NULL, &busy);
+    if (rc == -EBUSY &&
+        (rc = sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_DISABLE, NULL, NULL, s->e)) == 0)
+        rc = sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_ENABLE, NULL, NULL, s->e);
+    else if (rc < 0)
+        ls_err_copy(s->e, &busy);
+    return rc;
+}
+
+/* The pages dirtied since the last call (read and cleared at once). */
+static int logdirty_clean(struct save_ctx *s, uint64_t **bitmap, uint64_t *dirty)
+{
+    free(*bitmap);
+    *bitmap = NULL;
+    return sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_CLEAN, bitmap, dirty, s->e);
+}
+
+/* The rounds, with precopy_policy asked exactly where xc_domain_save asks it:
+ * before a round (dirty_count known) and after it (dirty_count -1). A "stop"
+ * before a round still lets that round go out live, as in libxc. */
+static int send_memory_live(struct save_ctx *s, uint64_t **bitmap)
+{
+    int (*policy)(struct ls_precopy_stats, void *) =
+        s->cb->precopy_policy ? s->cb->precopy_policy : policy_default;
+    struct ls_precopy_stats st = { .iteration = 0, .total_written = 0,
+                                   .dirty_count = (long)s->populated };
+    uint64_t dirty = s->populated;
+    int decision;
+    for (unsigned round = 0;; round++) {
+        decision = policy(st, s->cb->data);
+        if (dirty > 0 && decision != LS_POLICY_ABORT) {
+            int rc = send_pages(s, round == 0 ? NULL : *bitmap);
+            if (rc < 0)
+                return rc;
+        }
+        if (decision != LS_POLICY_CONTINUE_PRECOPY)
             break;
-        if (it > 1000)
-            return ls_err(s->e, -ELOOP, "save of domain %u: precopy policy never stopped (1000 rounds)",
-                          s->p->domid);
+        st.iteration = round + 1;
+        st.total_written += (unsigned long)st.dirty_count;
+        st.dirty_count = -1;
+        decision = policy(st, s->cb->data);
+        if (decision != LS_POLICY_CONTINUE_PRECOPY)
+            break;
+        int rc = logdirty_clean(s, bitmap, &dirty);
+        if (rc < 0)
+            return rc;
+        st.dirty_count = (long)dirty;
     }
+    if (decision == LS_POLICY_ABORT)
+        return ls_err(s->e, -ECANCELED, "save of domain %u: the precopy policy aborted after %u rounds",
+                      s->p->domid, st.iteration);
+    return 0;
+}
+
+/* Suspend, then the final round: what the guest wrote since the last CLEAN. */
+static int suspend_and_send_dirty(struct save_ctx *s, uint64_t **bitmap)
+{
+    int rc = suspend_domain(s);
+    uint64_t dirty = 0;
     if (rc == 0)
-        rc = suspend_domain(s);
-    /* The final pass: the (empty) dirty set. */
+        rc = logdirty_clean(s, bitmap, &dirty);
+    if (rc == 0 && dirty)
+        rc = send_pages(s, *bitmap);
     return rc;
 }
 
@@ -335,7 +398,15 @@ static int save_stream(struct save_ctx *s)
         return rc;
 
     if (s->p->flags & LS_SAVE_LIVE) {
-        rc = send_memory_live(s);
+        uint64_t *bitmap = NULL;
+        rc = logdirty_enable(s);
+        if (rc == 0)
+            rc = send_memory_live(s, &bitmap);
+        if (rc == 0)
+            rc = suspend_and_send_dirty(s, &bitmap);
+        free(bitmap);
+        struct ls_errbuf ignored;
+        sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_DISABLE, NULL, NULL, &ignored);
     } else {
         rc = suspend_domain(s);
         if (rc == 0)

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/sim/dirty.h"
 #include "backends/sim/guest.h"
 #include "backends/sim/proto.h"
 
@@ -36,6 +37,7 @@
 
 struct conn {
     int fd;
+    uint64_t id;           /* never reused: a guard names the client that set it */
     uint8_t hdr[sizeof(struct simp_hdr)];
     size_t hgot;
     uint8_t *payload;
@@ -60,6 +62,7 @@ static struct {
     struct sim_domain *doms[SIMP_MAX_DOMAINS];
     size_t ndoms;
     uint32_t next_domid;
+    uint64_t next_client;
     bool quit;
 } g = { .listen_fd = -1, .sig_fd = -1, .pid_fd = -1, .idle_exit = DEFAULT_IDLE_EXIT,
         .next_domid = 1 };
@@ -114,6 +117,7 @@ static uint32_t dom_alloc_id(void)
 
 static void dom_remove(struct sim_domain *d)
 {
+    sim_vcpu_free(d);
     for (size_t i = 0; i < g.ndoms; i++) {
         if (g.doms[i] == d) {
             memmove(&g.doms[i], &g.doms[i + 1], (g.ndoms - i - 1) * sizeof(g.doms[0]));
@@ -205,6 +209,10 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return rc;
     }
     g.doms[g.ndoms++] = d;
+    if (cr.flags & SIMP_CREATE_GUARD) {
+        d->guard = SIMP_GUARD_DESTROY;
+        d->guard_client = c->id;
+    }
     logmsg("created domain %u '%s' type %u vcpus %u memory %" PRIu64 " KiB p2m 0x%" PRIx64
            "%s in %" PRIu64 " ms", domid, d->name, d->type, d->vcpus, d->memory_kib, d->p2m_size,
            (cr.flags & SIMP_CREATE_POPULATE) ? " populated" : " (restore target)", now_ms() - t0);
@@ -247,6 +255,8 @@ static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_doma
         break;
     case SIMP_OP_UNPAUSE:
         d->paused = false;
+        if (d->guard == SIMP_GUARD_DESTROY)
+            d->guard = SIMP_GUARD_NONE;     /* started: no longer a partial domain */
         break;
     case SIMP_OP_SUSPEND:
         if (d->suspended)
@@ -260,10 +270,12 @@ static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_doma
         if (h->kind > 1)
             return ls_err(e, -EINVAL, "resume: bad fast flag %u", h->kind);
         d->suspended = false;
+        d->guard = SIMP_GUARD_NONE;
         break;
     default:
         break;
     }
+    sim_vcpu_runstate_changed(d);   /* parks the vCPU before a pause or suspend is answered */
     logmsg("domain %u: %s -> state %d", d->domid, simp_op_name(h->op), sim_domain_state(d));
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
@@ -288,6 +300,86 @@ static int op_map(struct conn *c, const struct simp_hdr *h, struct sim_domain *d
     uint64_t p2m = d->p2m_size;
     conn_set_reply(c, h, 0, &p2m, sizeof(p2m), fds, 2);
     return 0;
+}
+
+static int op_logdirty(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                       struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    uint8_t *out;
+    uint32_t len;
+    rc = sim_logdirty(d, h->kind, &out, &len, e);
+    if (rc < 0)
+        return rc;
+    if (h->kind == SIMP_LOGDIRTY_ENABLE || h->kind == SIMP_LOGDIRTY_DISABLE)
+        logmsg("domain %u: log-dirty %s", d->domid, h->kind == SIMP_LOGDIRTY_ENABLE ? "on" : "off");
+    conn_set_reply(c, h, 0, out, len, NULL, 0);
+    free(out);
+    return 0;
+}
+
+static int op_guard(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                    struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    if (h->kind > SIMP_GUARD_DESTROY)
+        return ls_err(e, -EINVAL, "guard: unknown action %u", h->kind);
+    if (d->guard && d->guard_client != c->id && h->kind != SIMP_GUARD_NONE)
+        return ls_err(e, -EBUSY, "guard: domain %u is already guarded by another client", d->domid);
+    d->guard = h->kind;
+    d->guard_client = h->kind ? c->id : 0;
+    logmsg("domain %u: guard %s", d->domid,
+           h->kind == SIMP_GUARD_RESUME ? "resume-if-client-lost"
+           : h->kind == SIMP_GUARD_DESTROY ? "destroy-if-client-lost" : "released");
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+static int op_set_workload(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                           const uint8_t *p, struct ls_errbuf *e)
+{
+    struct simp_workload w;
+    int rc = need_len(h, sizeof(w), e);
+    if (rc < 0)
+        return rc;
+    memcpy(&w, p, sizeof(w));
+    rc = sim_vcpu_set_workload(d, &w, e);
+    if (rc < 0)
+        return rc;
+    logmsg("domain %u: workload %" PRIu64 " pages/s pattern %u hot %u%%%s", d->domid, w.rate,
+           w.pattern, w.hot_percent, w.writes ? " (writes replayed)" : "");
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+/* The client holding a guard is gone: act as the guard says. */
+static void apply_guards(uint64_t client)
+{
+    for (size_t i = g.ndoms; i-- > 0;) {
+        struct sim_domain *d = g.doms[i];
+        if (!d->guard || d->guard_client != client)
+            continue;
+        if (d->guard == SIMP_GUARD_DESTROY) {
+            logmsg("domain %u: its client was lost before finishing it: destroying the partial domain",
+                   d->domid);
+            dom_remove(d);
+            continue;
+        }
+        logmsg("domain %u: its client was lost while it was stopped for a save: resuming it",
+               d->domid);
+        uint8_t *none;
+        uint32_t len;
+        struct ls_errbuf e;
+        ls_err_clear(&e);
+        sim_logdirty(d, SIMP_LOGDIRTY_DISABLE, &none, &len, &e);
+        d->guard = SIMP_GUARD_NONE;
+        d->suspended = false;
+        sim_vcpu_runstate_changed(d);
+    }
 }
 
 static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
@@ -330,17 +422,29 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     case SIMP_OP_DESTROY:
         if ((rc = need_len(h, 0, e)) < 0)
             return rc;
+        d->guard = SIMP_GUARD_NONE;
         logmsg("destroying domain %u '%s'", d->domid, d->name);
         dom_remove(d);
         conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
         return 0;
     case SIMP_OP_MAP:
         return op_map(c, h, d, e);
+    case SIMP_OP_LOGDIRTY:
+        return op_logdirty(c, h, d, e);
+    case SIMP_OP_GUARD:
+        return op_guard(c, h, d, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;
         if ((rc = need_len(h, 0, e)) < 0)
             return rc;
+        if (h->kind == SIMP_K_WORKLOAD) {
+            struct simp_workload w;
+            sim_vcpu_get_workload(d, &w);
+            conn_set_reply(c, h, 0, &w, sizeof(w), NULL, 0);
+            return 0;
+        }
+        sim_vcpu_sync(d);
         rc = sim_domain_get(d, h->kind, h->index, &out, &len, e);
         if (rc < 0)
             return rc;
@@ -349,6 +453,9 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return 0;
     }
     case SIMP_OP_SET:
+        if (h->kind == SIMP_K_WORKLOAD)
+            return op_set_workload(c, h, d, p, e);
+        sim_vcpu_sync(d);
         rc = sim_domain_set(d, h->kind, h->index, p, h->len, e);
         if (rc < 0)
             return rc;
@@ -359,6 +466,7 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         if ((rc = need_len(h, 0, e)) < 0)
             return rc;
         uint64_t t0 = now_ms();
+        sim_vcpu_sync(d);
         rc = sim_domain_digest(d, hex, e);
         if (rc < 0)
             return rc;
@@ -376,6 +484,7 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
 static void conn_close(size_t i)
 {
     struct conn *c = g.conns[i];
+    apply_guards(c->id);
     close(c->fd);
     free(c->payload);
     free(c->out);
@@ -529,6 +638,7 @@ static void accept_clients(void)
             continue;
         }
         c->fd = fd;
+        c->id = ++g.next_client;
         g.conns[g.nconns++] = c;
     }
 }

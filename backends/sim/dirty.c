@@ -1,0 +1,424 @@
+/* backends/sim/dirty.c - a running sim guest's own vCPU, and log-dirty (see dirty.h).
+ *
+ * The vCPU is a thread of the daemon, one per domain with a workload: the
+ * guest writes its memory itself, as a real guest does, never the toolstack.
+ * It paces itself against the clock (rate pages per second, in bursts of at
+ * most a few thousand writes) and parks whenever the domain stops running;
+ * pause and suspend return only once it is parked, so nothing is written
+ * after the guest is suspended.
+ *
+ * Write k goes to a data page chosen from a hash of (seed, k) by the pattern
+ * and stores a hash of (seed, k) in one 8-byte word of it, so the memory after
+ * K writes is a pure function of the domain's creation and K (replayable).
+ */
+#include "backends/sim/dirty.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "backends/sim/xen_abi.h"
+
+#define PAGE STREAM_PAGE_SIZE
+#define BURST_MAX 4096u              /* writes between two looks at the clock and the lock */
+#define IDLE_WAIT_NS 10000000u       /* longest sleep between bursts: 10 ms */
+#define RATE_MAX UINT64_C(100000000) /* pages per second a SET may ask for */
+
+struct sim_vcpu {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;          /* the thread waits here; so does a parker */
+    pthread_t thread;
+    bool thread_started;
+    bool run;                     /* main: the domain runs and rate > 0 */
+    bool parked;                  /* thread: no write in flight */
+    bool quit;
+    uint64_t generation;          /* bumped by every workload change: re-pace */
+    /* the workload */
+    uint64_t rate;
+    uint32_t pattern, hot_percent;
+    uint64_t seed;
+    uint8_t *mem;                 /* the daemon's own mapping of guest memory */
+    size_t mem_len;
+    uint64_t *pfns;               /* the data pages, in pfn order */
+    uint64_t npfns, nhot;
+    _Atomic uint64_t writes;      /* made so far (released after the bytes and the bit) */
+    uint64_t synced;              /* writes reflected in the vCPU registers (main thread) */
+    /* log-dirty */
+    atomic_bool logdirty;
+    _Atomic uint64_t *bitmap;
+    uint64_t words;
+};
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z += UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- one write -------------------------------------------------------------- */
+
+static uint64_t pick_index(const struct sim_vcpu *v, uint64_t h, uint64_t k)
+{
+    switch (v->pattern) {
+    case SIMP_DIRTY_SEQUENTIAL: return k % v->npfns;
+    case SIMP_DIRTY_HOTSET: return ((h % v->nhot) * v->npfns) / v->nhot;  /* spread out */
+    default: return h % v->npfns;
+    }
+}
+
+/* Write number k: the bytes, then the dirty bit, then the count, so whoever
+ * sees the count or the bit sees the write. */
+static void write_one(struct sim_vcpu *v, uint64_t k)
+{
+    uint64_t h = mix64(v->seed ^ mix64(k));
+    uint64_t pfn = v->pfns[pick_index(v, h, k)];
+    uint64_t *word = (uint64_t *)(void *)(v->mem + pfn * PAGE) + ((h >> 40) & (PAGE / 8 - 1));
+    __atomic_store_n(word, mix64(h + k), __ATOMIC_RELAXED);
+    if (atomic_load_explicit(&v->logdirty, memory_order_acquire))
+        atomic_fetch_or_explicit(&v->bitmap[pfn / 64], UINT64_C(1) << (pfn % 64),
+                                 memory_order_release);
+    atomic_store_explicit(&v->writes, k + 1, memory_order_release);
+}
+
+/* ---- the vCPU thread ------------------------------------------------------------ */
+
+static void *vcpu_main(void *arg)
+{
+    struct sim_vcpu *v = arg;
+    uint64_t t0 = 0, base = 0, gen = 0;
+    bool paced = false;
+
+    pthread_mutex_lock(&v->lock);
+    while (!v->quit) {
+        if (!v->run) {
+            v->parked = true;
+            paced = false;
+            pthread_cond_broadcast(&v->cond);
+            pthread_cond_wait(&v->cond, &v->lock);
+            continue;
+        }
+        v->parked = false;
+        uint64_t now = now_ns(), have = atomic_load(&v->writes);
+        if (!paced || gen != v->generation) {
+            /* (Re)started: pace from here; a stopped guest does not catch up. */
+            paced = true;
+            gen = v->generation;
+            t0 = now;
+            base = have;
+        }
+        uint64_t target = base + (uint64_t)((double)(now - t0) * (double)v->rate / 1e9);
+        if (have >= target) {
+            uint64_t next = t0 + (uint64_t)((double)(have - base + 1) * 1e9 / (double)v->rate);
+            uint64_t wait = next > now ? next - now : 0;
+            if (wait > IDLE_WAIT_NS)
+                wait = IDLE_WAIT_NS;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+            continue;
+        }
+        uint64_t n = target - have;
+        if (n > BURST_MAX)
+            n = BURST_MAX;
+        pthread_mutex_unlock(&v->lock);
+        for (uint64_t i = 0; i < n; i++)
+            write_one(v, have + i);
+        pthread_mutex_lock(&v->lock);
+    }
+    v->parked = true;
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+/* ---- setup ---------------------------------------------------------------------- */
+
+static struct sim_vcpu *vcpu_get(struct sim_domain *d, struct ls_errbuf *e)
+{
+    if (d->vcpu)
+        return d->vcpu;
+    struct sim_vcpu *v = calloc(1, sizeof(*v));
+    if (!v) {
+        ls_err(e, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    v->words = (d->p2m_size + 63) / 64;
+    v->bitmap = calloc(v->words, sizeof(v->bitmap[0]));
+    if (!v->bitmap) {
+        free(v);
+        ls_err(e, -ENOMEM, "out of memory for a log-dirty bitmap of %" PRIu64 " pages",
+               d->p2m_size);
+        return NULL;
+    }
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->cond, NULL);
+    v->parked = true;
+    d->vcpu = v;
+    return v;
+}
+
+/* The guest memory mapping and the data-page list, on first need. */
+static int vcpu_prepare_writes(struct sim_domain *d, struct sim_vcpu *v, struct ls_errbuf *e)
+{
+    if (v->mem)
+        return 0;
+    if (d->type == LS_GUEST_UNSET)
+        return ls_err(e, -EINVAL, "workload: domain %u has no type yet (an unfinished restore target)",
+                      d->domid);
+    uint64_t n = 0;
+    for (uint64_t pfn = 0; pfn < d->p2m_size; pfn++)
+        n += sim_domain_is_data_page(d, pfn);
+    if (n == 0)
+        return ls_err(e, -EINVAL, "workload: domain %u has no data pages to write", d->domid);
+    v->pfns = malloc(n * sizeof(v->pfns[0]));
+    if (!v->pfns)
+        return ls_err(e, -ENOMEM, "out of memory");
+    v->npfns = 0;
+    for (uint64_t pfn = 0; pfn < d->p2m_size; pfn++)
+        if (sim_domain_is_data_page(d, pfn))
+            v->pfns[v->npfns++] = pfn;
+    v->mem_len = (size_t)d->p2m_size * PAGE;
+    void *m = mmap(NULL, v->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, d->mem_fd, 0);
+    if (m == MAP_FAILED) {
+        int rc = -errno;
+        free(v->pfns);
+        v->pfns = NULL;
+        return ls_err(e, rc, "workload: mapping the memory of domain %u: %s", d->domid,
+                      strerror(-rc));
+    }
+    v->mem = m;
+    return 0;
+}
+
+static void vcpu_park(struct sim_vcpu *v)
+{
+    pthread_mutex_lock(&v->lock);
+    v->run = false;
+    pthread_cond_broadcast(&v->cond);
+    while (v->thread_started && !v->parked)
+        pthread_cond_wait(&v->cond, &v->lock);
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- vCPU state ------------------------------------------------------------------ */
+
+/* Every vCPU's r12 = writes made, r13 = a hash of them: a guest's registers
+ * move as it runs, and the state after K writes stays a function of K. */
+static void patch_regs(uint64_t *r12, uint64_t *r13, uint64_t seed, uint64_t k)
+{
+    *r12 = k;
+    *r13 = mix64(seed + k);
+}
+
+void sim_vcpu_sync(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    uint64_t k = atomic_load_explicit(&v->writes, memory_order_acquire);
+    if (k == v->synced)
+        return;
+    v->synced = k;
+    if (d->type == LS_GUEST_PV) {
+        for (unsigned i = 0; i < d->vcpus; i++) {
+            struct sim_blob *b = &d->pv[i].basic;
+            struct vcpu_guest_context c;
+            if (b->len != sizeof(c))
+                continue;
+            memcpy(&c, b->data, sizeof(c));
+            patch_regs(&c.user_regs.r12, &c.user_regs.r13, v->seed, k);
+            memcpy(b->data, &c, sizeof(c));
+        }
+        return;
+    }
+    /* HVM/PVH: the CPU records of the HVM context. */
+    uint8_t *p = d->hvm_context.data, *end = p + d->hvm_context.len;
+    while (p + sizeof(struct hvm_save_descriptor) <= end) {
+        struct hvm_save_descriptor dsc;
+        memcpy(&dsc, p, sizeof(dsc));
+        p += sizeof(dsc);
+        if ((size_t)(end - p) < dsc.length)
+            break;
+        if (dsc.typecode == SIM_HVM_TYPE_CPU && dsc.length == sizeof(struct hvm_hw_cpu)) {
+            struct hvm_hw_cpu c;
+            memcpy(&c, p, sizeof(c));
+            patch_regs(&c.r12, &c.r13, v->seed, k);
+            memcpy(p, &c, sizeof(c));
+        }
+        if (dsc.typecode == SIM_HVM_TYPE_END)
+            break;
+        p += dsc.length;
+    }
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+void sim_vcpu_runstate_changed(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    bool want = sim_domain_state(d) == LS_RUN_RUNNING && v->rate > 0 && v->mem;
+    if (!want) {
+        vcpu_park(v);
+        sim_vcpu_sync(d);
+        return;
+    }
+    pthread_mutex_lock(&v->lock);
+    v->run = true;
+    if (!v->thread_started && pthread_create(&v->thread, NULL, vcpu_main, v) == 0)
+        v->thread_started = true;
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+}
+
+int sim_vcpu_set_workload(struct sim_domain *d, const struct simp_workload *w,
+                          struct ls_errbuf *e)
+{
+    if (w->pattern > SIMP_DIRTY_SEQUENTIAL)
+        return ls_err(e, -EINVAL, "workload: unknown pattern %u", w->pattern);
+    if (w->pattern == SIMP_DIRTY_HOTSET && (w->hot_percent < 1 || w->hot_percent > 100))
+        return ls_err(e, -EINVAL, "workload: hot set of %u%% (want 1..100)", w->hot_percent);
+    if (w->rate > RATE_MAX)
+        return ls_err(e, -EINVAL, "workload: %" PRIu64 " pages/s is over the %" PRIu64 " limit",
+                      w->rate, RATE_MAX);
+    struct sim_vcpu *v = vcpu_get(d, e);
+    if (!v)
+        return e->rc;
+    int rc = vcpu_prepare_writes(d, v, e);
+    if (rc < 0)
+        return rc;
+    vcpu_park(v);
+    uint64_t k = atomic_load(&v->writes);
+    uint32_t hot = w->pattern == SIMP_DIRTY_HOTSET ? w->hot_percent : 0;
+    if (k > 0 && (w->pattern != v->pattern || hot != v->hot_percent || w->seed != v->seed))
+        rc = ls_err(e, -EBUSY, "workload: domain %u has made %" PRIu64 " writes; its pattern "
+                    "and seed can no longer change (only its rate)", d->domid, k);
+    else if (w->writes && sim_domain_state(d) == LS_RUN_RUNNING)
+        rc = ls_err(e, -EBUSY, "workload: domain %u is running; pause it before replaying writes",
+                    d->domid);
+    else if (w->writes && w->writes < k)
+        rc = ls_err(e, -EINVAL, "workload: domain %u has already made %" PRIu64 " writes, "
+                    "more than the %" PRIu64 " to replay", d->domid, k, w->writes);
+    if (rc == 0) {
+        v->pattern = w->pattern;
+        v->hot_percent = hot;
+        v->seed = w->seed;
+        v->nhot = hot ? (v->npfns * hot + 99) / 100 : 0;
+        if (hot && v->nhot == 0)
+            v->nhot = 1;
+        for (uint64_t i = k; i < w->writes; i++)
+            write_one(v, i);
+        pthread_mutex_lock(&v->lock);
+        v->rate = w->rate;
+        v->generation++;
+        pthread_mutex_unlock(&v->lock);
+    }
+    sim_vcpu_sync(d);
+    sim_vcpu_runstate_changed(d);
+    return rc;
+}
+
+void sim_vcpu_get_workload(struct sim_domain *d, struct simp_workload *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    pthread_mutex_lock(&v->lock);
+    out->rate = v->rate;
+    out->pattern = v->pattern;
+    out->hot_percent = v->hot_percent;
+    out->seed = v->seed;
+    pthread_mutex_unlock(&v->lock);
+    out->writes = atomic_load(&v->writes);
+    out->data_pages = v->npfns;
+}
+
+int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len,
+                 struct ls_errbuf *e)
+{
+    *out = NULL;
+    *len = 0;
+    if (op < SIMP_LOGDIRTY_ENABLE || op > SIMP_LOGDIRTY_PEEK)
+        return ls_err(e, -EINVAL, "logdirty: unknown operation %u", op);
+    struct sim_vcpu *v = op == SIMP_LOGDIRTY_ENABLE ? vcpu_get(d, e) : d->vcpu;
+    if (op == SIMP_LOGDIRTY_ENABLE && !v)
+        return e->rc;
+    bool on = v && atomic_load(&v->logdirty);
+    switch (op) {
+    case SIMP_LOGDIRTY_ENABLE:
+        if (on)
+            return ls_err(e, -EBUSY, "logdirty: already enabled on domain %u", d->domid);
+        for (uint64_t i = 0; i < v->words; i++)
+            atomic_store_explicit(&v->bitmap[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&v->logdirty, true, memory_order_release);
+        return 0;
+    case SIMP_LOGDIRTY_DISABLE:
+        if (v)
+            atomic_store(&v->logdirty, false);
+        return 0;
+    default:
+        break;
+    }
+    if (!on)
+        return ls_err(e, -EINVAL, "logdirty: not enabled on domain %u", d->domid);
+    size_t bytes = sizeof(struct simp_logdirty) + v->words * 8;
+    uint8_t *buf = malloc(bytes);
+    if (!buf)
+        return ls_err(e, -ENOMEM, "out of memory");
+    uint64_t *words = (uint64_t *)(void *)(buf + sizeof(struct simp_logdirty));
+    uint64_t count = 0;
+    for (uint64_t i = 0; i < v->words; i++) {
+        uint64_t w = op == SIMP_LOGDIRTY_CLEAN
+                         ? atomic_exchange_explicit(&v->bitmap[i], 0, memory_order_acq_rel)
+                         : atomic_load_explicit(&v->bitmap[i], memory_order_acquire);
+        words[i] = w;
+        count += (uint64_t)__builtin_popcountll(w);
+    }
+    struct simp_logdirty hdr = { .dirty_count = count, .p2m_size = d->p2m_size };
+    memcpy(buf, &hdr, sizeof(hdr));
+    *out = buf;
+    *len = (uint32_t)bytes;
+    return 0;
+}
+
+void sim_vcpu_free(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    if (v->thread_started) {
+        pthread_mutex_lock(&v->lock);
+        v->quit = true;
+        pthread_cond_broadcast(&v->cond);
+        pthread_mutex_unlock(&v->lock);
+        pthread_join(v->thread, NULL);
+    }
+    if (v->mem)
+        munmap(v->mem, v->mem_len);
+    free(v->pfns);
+    free((void *)v->bitmap);
+    pthread_mutex_destroy(&v->lock);
+    pthread_cond_destroy(&v->cond);
+    free(v);
+    d->vcpu = NULL;
+}
