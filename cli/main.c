@@ -16,6 +16,7 @@
 
 #include "backends/sim/sim.h"
 #include "backends/xen/xen.h"
+#include "cli/cmd_migrate.h"
 #include "cli/sim_cmd.h"
 #include "io/inspect.h"
 #include "lockstep/lockstep.h"
@@ -522,6 +523,8 @@ static const char main_help[] =
 "  save      save a domain to a stream (see lockstep save --help)\n"
 "  restore   restore a domain from a stream\n"
 "  inspect   decode and check a stream\n"
+"  migrate   live-migrate a domain to `lockstep migrate-receive` (xl migrate)\n"
+"  migrate-receive  receive a live-migrated domain (xl migrate-receive)\n"
 "  sim       manage simulated domains: create, list, pause, unpause, destroy, digest\n"
 "  help      this help\n"
 "\n"
@@ -529,7 +532,9 @@ static const char main_help[] =
 "  LOCKSTEP_BACKEND  sim, xen or auto (the default), as --backend\n"
 "  LOCKSTEP_RUNDIR   the sim daemon's runtime directory (socket, pid file, log)\n"
 "  LOCKSTEP_TRACE    when set, every state-machine dispatch is traced on stderr\n"
-"  FSM_FAULT=SEQ:RC  make dispatch SEQ fail with -RC (fault injection, debugging)\n";
+"  FSM_FAULT=SEQ:RC  make dispatch SEQ fail with -RC (fault injection, debugging)\n"
+"  FSM_STOP=SEQ      stop the process (SIGSTOP) just before dispatch SEQ, for tests\n"
+"                    that kill it or break its connections at that point\n";
 
 int main(int argc, char **argv)
 {
@@ -563,6 +568,10 @@ int main(int argc, char **argv)
         return cmd_save(argc - 1, argv + 1);
     if (strcmp(cmd, "restore") == 0)
         return cmd_restore(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return ls_cmd_migrate(argc - 1, argv + 1, cli_backend);
+    if (strcmp(cmd, "migrate-receive") == 0)
+        return ls_cmd_migrate_receive(argc - 1, argv + 1, cli_backend);
     if (strcmp(cmd, "inspect") == 0)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0)

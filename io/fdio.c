@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,18 +13,56 @@
 #define IOV_MAX 1024
 #endif
 
+/* Per-fd stall limits: set on the loop thread, read by I/O threads. */
+#define TIMEOUT_SLOTS 16
+static _Atomic int timeout_fd[TIMEOUT_SLOTS] = { [0 ... TIMEOUT_SLOTS - 1] = -1 };
+static _Atomic unsigned timeout_ms[TIMEOUT_SLOTS];
+
+int io_fd_set_timeout(int fd, unsigned ms)
+{
+    int free_slot = -1;
+    for (int i = 0; i < TIMEOUT_SLOTS; i++) {
+        if (atomic_load(&timeout_fd[i]) == fd) {
+            atomic_store(&timeout_ms[i], ms);
+            if (!ms)
+                atomic_store(&timeout_fd[i], -1);
+            return 0;
+        }
+        if (free_slot < 0 && atomic_load(&timeout_fd[i]) < 0)
+            free_slot = i;
+    }
+    if (!ms)
+        return 0;
+    if (free_slot < 0)
+        return -ENOSPC;
+    atomic_store(&timeout_ms[free_slot], ms);
+    atomic_store(&timeout_fd[free_slot], fd);
+    return 0;
+}
+
+static int fd_timeout(int fd)
+{
+    for (int i = 0; i < TIMEOUT_SLOTS; i++)
+        if (atomic_load(&timeout_fd[i]) == fd)
+            return (int)atomic_load(&timeout_ms[i]);
+    return -1;
+}
+
 /* Wait until fd is ready for `events` or cancel_fd fires. */
 static int wait_ready(int fd, short events, int cancel_fd)
 {
     struct pollfd p[2] = { { .fd = fd, .events = events },
                            { .fd = cancel_fd, .events = POLLIN } };
+    int limit = fd_timeout(fd);
     for (;;) {
-        int n = poll(p, cancel_fd >= 0 ? 2 : 1, -1);
+        int n = poll(p, cancel_fd >= 0 ? 2 : 1, limit > 0 ? limit : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
+        if (n == 0)
+            return -ETIMEDOUT;
         if (cancel_fd >= 0 && (p[1].revents & POLLIN))
             return -ECANCELED;
         if (p[0].revents)

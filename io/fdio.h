@@ -8,6 +8,8 @@
  *
  * Return 0 on success, or:
  *   -ECANCELED  cancel_fd became readable;
+ *   -ETIMEDOUT  the fd has a timeout (io_fd_set_timeout) and no byte could
+ *               move for that long (a non-blocking fd: only those wait in poll);
  *   -ENODATA    end of stream before the buffer was full (*got says how much);
  *   -EPIPE      the reader went away (SIGPIPE is never raised: MSG_NOSIGNAL
  *               for sockets, and lockstep ignores SIGPIPE process-wide);
@@ -19,6 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+/* Give every wait on fd a limit of ms milliseconds without progress (0 =
+ * none again). For a peer's connection: a stalled or vanished peer becomes
+ * -ETIMEDOUT instead of a wait forever. A few fds at a time (-ENOSPC). */
+int io_fd_set_timeout(int fd, unsigned ms);
 
 int io_write_all(int fd, const void *buf, size_t len, int cancel_fd);
 

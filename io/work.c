@@ -75,6 +75,13 @@ static int work_undo(struct fsm *m, void *obj)
     return FSM_UNDO_PENDING;
 }
 
+void io_work_abandon(struct fsm *m)
+{
+    for (unsigned i = m->nundo; i-- > 0;)
+        if (m->undo[i].fn == work_undo)
+            fsm_undo_now(m, m->undo[i].obj);
+}
+
 int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what)
 {
     struct io_work *w = calloc(1, sizeof(*w));

@@ -30,6 +30,11 @@ typedef int io_work_fn(void *arg, int cancel_fd, struct ls_errbuf *err);
 #define IO_WORK_EV_FROM_FN (-1)
 int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what);
 
+/* Stop waiting for every work item of m still running: each is cancelled
+ * (its cancel_fd signalled) and its completion is dropped, not posted. For a
+ * row leaving a state that awaited a peer (a cancelled wait for a reply). */
+void io_work_abandon(struct fsm *m);
+
 /* The loop a machine's scheduler runs on (its sched must be an io_sched). */
 uv_loop_t *io_loop_of(struct fsm *m);
 

@@ -27,6 +27,10 @@ struct ls_op {
     void *data;
     void (*free_role)(struct ls_op *op);
     bool finished;
+    struct ls_op *child;           /* a migration's save or restore: progress comes from it */
+    struct ls_precopy_progress precopy;
+    uint64_t suspended_ns, resumed_ns;
+    enum ls_migrate_outcome outcome;
 };
 
 /* The role's top machine finished: report to the owner (called from the

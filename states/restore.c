@@ -96,6 +96,7 @@ static int restore_memory_thread(struct io_helper *h, void *arg, struct ls_errbu
 static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
+    r->config.guard = r->opts.guard;
     int rc = be_of(r)->ops->create_for_restore(be_of(r), &r->config, &r->domid, err);
     if (rc == 0) {
         r->domain_created = true;
@@ -120,7 +121,7 @@ static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
                       "device model state to start the guest's QEMU from");
     if (hvm && (rc = dm_standin_check(r->emulator_context, r->emulator_context_len, err)) < 0)
         return rc;
-    if (be_of(r)->ops->digest &&
+    if (be_of(r)->ops->digest && !r->opts.no_digest &&
         (rc = be_of(r)->ops->digest(be_of(r), r->domid, r->op.digest, err)) < 0)
         return rc;
     if (r->opts.unpause)

@@ -2,8 +2,10 @@
 #include "states/save.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "io/work.h"
 #include "lib/dm_standin.h"
@@ -19,6 +21,13 @@
 #define SAVE_SUSPEND_TIMEOUT_MS 60000   /* libxl's guest suspend timeout */
 
 static struct ls_backend *be_of(struct save_role *r) { return r->op.ctx->be; }
+
+static uint64_t save_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- the memory task's thread and its callbacks ----------------------- */
 
@@ -53,7 +62,8 @@ static int save_memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *
 {
     struct save_role *r = arg;
     struct ls_save_params p = {
-        .domid = r->opts.domid, .io_fd = r->opts.fd, .recv_fd = -1, .flags = 0,
+        .domid = r->opts.domid, .io_fd = r->opts.fd, .recv_fd = -1,
+        .flags = r->opts.live ? LS_SAVE_LIVE : 0,
         .stream_type = LS_STREAM_PLAIN, .cancel_fd = h->cancel_fd,
     };
     struct ls_save_callbacks cb = {
@@ -87,8 +97,10 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     int rc = be->ops->suspend(be, r->opts.domid, SAVE_SUSPEND_TIMEOUT_MS, err);
     if (rc < 0)
         return rc;
+    r->op.suspended_ns = save_now_ns();
     /* The state the stream will carry is fixed from here on. */
-    if (be->ops->digest && (rc = be->ops->digest(be, r->opts.domid, r->op.digest, err)) < 0)
+    if (be->ops->digest && !r->opts.no_digest &&
+        (rc = be->ops->digest(be, r->opts.domid, r->op.digest, err)) < 0)
         return rc;
     if (r->info.type != LS_GUEST_HVM)
         return 0;
@@ -101,6 +113,8 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct save_role *r = arg;
+    if (r->opts.leave_suspended)
+        return 0;      /* a migration: its sender destroys or resumes it */
     if (r->opts.keep_domain)
         return be_of(r)->ops->resume(be_of(r), r->opts.domid, true, err);
     return be_of(r)->ops->destroy(be_of(r), r->opts.domid, err);
@@ -146,15 +160,54 @@ static int save_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* libxenguest asks before each round (dirty_count known) and after it
+ * (dirty_count -1, total_written grown by the round): the time between the
+ * two is the round's, which gives the send rate the downtime target uses. */
+static void precopy_measure(struct save_role *r, const struct ls_precopy_stats *st)
+{
+    struct ls_precopy_progress *p = &r->op.precopy;
+    uint64_t now = save_now_ns();
+    if (st->dirty_count >= 0) {
+        r->round_start_ns = now;
+        p->dirty_pages = st->dirty_count;
+        p->round = st->iteration;
+        return;
+    }
+    if (r->round_start_ns && now > r->round_start_ns) {
+        r->sent_ns += now - r->round_start_ns;
+        r->sent_pages += st->total_written - p->pages_sent;
+        p->pages_per_s = (double)r->sent_pages * 1e9 / (double)r->sent_ns;
+    }
+    p->pages_sent = st->total_written;
+    p->round = st->iteration;
+}
+
 static int save_answer_precopy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
     const struct ls_precopy_stats *st = &r->precopy;
-    int verdict = LS_POLICY_CONTINUE_PRECOPY;
-    if (st->iteration >= SAVE_PRECOPY_MAX_ITERATIONS ||
-        (st->dirty_count >= 0 && st->dirty_count < SAVE_PRECOPY_DIRTY_THRESHOLD))
-        verdict = LS_POLICY_STOP_AND_COPY;
-    io_helper_reply(&r->mem.helper, verdict);
+    const struct ls_precopy_policy *pol = &r->opts.precopy;
+    unsigned max_rounds = pol->max_rounds ? pol->max_rounds : SAVE_PRECOPY_MAX_ITERATIONS;
+    long threshold = pol->dirty_threshold ? (long)pol->dirty_threshold
+                                          : SAVE_PRECOPY_DIRTY_THRESHOLD;
+    precopy_measure(r, st);
+    const char *why = NULL;
+    if (st->iteration >= max_rounds)
+        why = "round limit";
+    else if (st->dirty_count >= 0 && st->dirty_count < threshold)
+        why = "few dirty pages";
+    else if (pol->target_downtime_ms && st->dirty_count >= 0 && r->op.precopy.pages_per_s > 0 &&
+             (double)st->dirty_count * 1000.0 / r->op.precopy.pages_per_s <=
+                 (double)pol->target_downtime_ms)
+        why = "downtime target met";
+    if (m->sched->trace)
+        fprintf(stderr, "precopy %s: round %u %s: %lu pages sent before it, %ld dirty, "
+                "%.0f pages/s -> %s\n", m->name,
+                st->dirty_count >= 0 ? st->iteration : st->iteration - 1,
+                st->dirty_count >= 0 ? "about to go" : "went", st->total_written,
+                st->dirty_count, r->op.precopy.pages_per_s,
+                why ? (st->dirty_count >= 0 ? why : "stop-and-copy") : "continue");
+    io_helper_reply(&r->mem.helper, why ? LS_POLICY_STOP_AND_COPY : LS_POLICY_CONTINUE_PRECOPY);
     return 0;
 }
 
@@ -166,6 +219,7 @@ static int save_suspend_guest(struct fsm *m, const struct fsm_ev *ev)
 static int save_answer_suspended(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
+    r->op.precopy.final_round = true;
     io_helper_reply(&r->mem.helper, 1);
     return 0;
 }

@@ -40,6 +40,7 @@ struct save_role {
     /* The latest precopy_policy arguments: copied here by the thread before
      * it posts CB_PRECOPY_POLICY, so the event never points into its stack. */
     struct ls_precopy_stats precopy;
+    uint64_t round_start_ns, sent_ns, sent_pages;   /* the pre-copy's measured rate */
 };
 
 /* Start a save; the role reports through op->done. */

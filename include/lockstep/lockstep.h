@@ -49,20 +49,93 @@ struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx);
 
 typedef void ls_op_done_fn(struct ls_op *op, int rc, const char *errmsg, void *data);
 
+/* When a live save stops pre-copying (its answer to libxenguest's
+ * precopy_policy callback). Zero fields take Xen's default policy: stop after
+ * 5 rounds, or as soon as fewer than 50 pages are dirty. */
+struct ls_precopy_policy {
+    unsigned max_rounds;         /* pre-copy rounds after the first full one; 0 = 5 */
+    unsigned dirty_threshold;    /* stop once fewer pages are dirty; 0 = 50 */
+    unsigned target_downtime_ms; /* also stop once the dirty pages would take no longer
+                                    than this at the throughput measured so far; 0 = off */
+};
+
 struct ls_save_opts {
     uint32_t domid;
     int fd;                    /* where the stream goes: file, pipe or socket */
     enum ls_format format;
     bool keep_domain;          /* resume the guest after a successful save (xl save -c) */
+    bool live;                 /* pre-copy while the guest runs (XCFLAGS_LIVE) */
+    struct ls_precopy_policy precopy;   /* live saves only */
+    bool leave_suspended;      /* on success leave the guest suspended: the caller
+                                  destroys or resumes it (a migration's sender) */
+    bool no_digest;            /* skip the backend's digest at suspend (benchmarks) */
 };
 
 struct ls_restore_opts {
     int fd;                    /* the stream: xl or libxl format, detected */
     bool unpause;              /* unpause the restored guest (xl restore does; -p keeps it paused) */
+    bool guard;                /* the backend destroys the new domain if this process
+                                  dies before unpausing it (a migration's receiver) */
+    bool no_digest;            /* skip the backend's digest of the result (benchmarks) */
 };
+
+/* ---- live migration (xl migrate / xl migrate-receive, spec 3.3) ------------
+ *
+ * The sender pre-copies a running guest into send_fd as `xl migrate` does
+ * (xl header, libxl stream with LIVE) and runs xl's handshake on the back
+ * channel: the receiver's banner, "domain received", the sender's go-ahead,
+ * the receiver's unpause report and status byte. Rule: at most one copy ever
+ * runs. Until the go-ahead is written the sender keeps the guest and resumes
+ * it after any failure; after it, the sender never resumes on its own
+ * unless the receiver reported that its copy did not start. Both fds (one
+ * socket may serve both directions) are switched to non-blocking mode; every
+ * wait for the peer gives up after timeout_ms with no byte moving. */
+struct ls_migrate_opts {
+    uint32_t domid;
+    int send_fd;               /* the stream, then the go-ahead */
+    int recv_fd;               /* the receiver's messages (the same fd for a socket) */
+    struct ls_precopy_policy precopy;
+    unsigned timeout_ms;       /* every wait for the receiver; 0 = 60 s */
+    bool no_digest;            /* skip the digest at suspend (benchmarks) */
+};
+
+struct ls_migrate_receive_opts {
+    int recv_fd;               /* the stream, then the go-ahead */
+    int send_fd;               /* banner, confirmations, report (the same fd for a socket) */
+    unsigned timeout_ms;       /* every wait for the sender; 0 = 60 s */
+    bool paused;               /* leave the guest paused after the go-ahead (xl -p) */
+    bool no_digest;            /* skip the digest of the received state (benchmarks) */
+};
+
+/* Where the guest is once a migration finished, as each side knows it. */
+enum ls_migrate_outcome {
+    LS_MIGRATE_UNFINISHED = 0,
+    LS_MIGRATE_DESTINATION_RUNS,   /* confirmed: it runs at the destination, the source
+                                      copy is destroyed */
+    LS_MIGRATE_SOURCE_LEFT,        /* sender: confirmed, but the source copy could not be
+                                      destroyed: it is left suspended */
+    LS_MIGRATE_RUNS_UNCONFIRMED,   /* receiver: it runs here, but the sender never got the
+                                      report: the source copy is left suspended there */
+    LS_MIGRATE_SOURCE_RUNS,        /* failed before the go-ahead: it runs at the source,
+                                      no copy at the destination */
+    LS_MIGRATE_SOURCE_SUSPENDED,   /* sender: failed and the guest could not be resumed:
+                                      it is suspended at the source */
+    LS_MIGRATE_UNCONFIRMED,        /* sender: the go-ahead was written, no report came:
+                                      the guest is left suspended here; the destination
+                                      runs it if the go-ahead arrived, else has no copy */
+    LS_MIGRATE_NOT_RECEIVED,       /* receiver: no copy here (none was started, any partial
+                                      one destroyed): the guest stays with the sender */
+};
+const char *ls_migrate_outcome_text(enum ls_migrate_outcome o);
 
 int ls_save_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
                   void *data, struct ls_op **out, struct ls_errbuf *err);
+int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
+                     ls_op_done_fn *done, void *data, struct ls_op **out,
+                     struct ls_errbuf *err);
+int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
+                             ls_op_done_fn *done, void *data, struct ls_op **out,
+                             struct ls_errbuf *err);
 int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
                      ls_op_done_fn *done, void *data, struct ls_op **out,
                      struct ls_errbuf *err);
@@ -82,5 +155,20 @@ uint32_t ls_op_domid(const struct ls_op *op);
  * offers one (sim): for a save, taken once the guest is suspended (the state
  * the stream carries); for a restore, of the restored domain. "" otherwise. */
 const char *ls_op_digest(const struct ls_op *op);
+
+/* A live save's pre-copy so far (as its precopy_policy answers saw it). */
+struct ls_precopy_progress {
+    unsigned round;            /* rounds sent so far (0 = the first, full one, under way) */
+    uint64_t pages_sent;       /* pages sent in all rounds (precopy_stats.total_written) */
+    long dirty_pages;          /* dirty pages found for the latest round; -1 before */
+    double pages_per_s;        /* measured send rate; 0 until known */
+    bool final_round;          /* the guest is suspended: the last round is under way */
+};
+void ls_op_precopy(const struct ls_op *op, struct ls_precopy_progress *out);
+/* CLOCK_MONOTONIC ns: when the guest was suspended (save, migrate) or resumed
+ * (migrate-receive); 0 if it was not. */
+uint64_t ls_op_suspended_ns(const struct ls_op *op);
+uint64_t ls_op_resumed_ns(const struct ls_op *op);
+enum ls_migrate_outcome ls_op_migrate_outcome(const struct ls_op *op);
 
 #endif

@@ -1,0 +1,764 @@
+/* cli/cmd_migrate.c - `lockstep migrate` and `lockstep migrate-receive`.
+ *
+ * The transports (TCP, unix socket, stdin/stdout) are set up here; the
+ * migration itself is the library's (ls_migrate_start,
+ * ls_migrate_receive_start: states/migrate_send.def, migrate_receive.def).
+ */
+#include "cli/cmd_migrate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "backends/sim/sim.h"
+
+#define EXIT_USAGE 2
+#define EXIT_ATTENTION 3          /* the outcome needs a human: see the message */
+#define DEFAULT_TIMEOUT_S 60
+
+static const char migrate_help[] =
+"Usage: lockstep migrate (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
+"                         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
+"                        --to tcp:HOST:PORT|unix:PATH|-\n"
+"                        [--max-rounds N] [--dirty-threshold PAGES] [--target-downtime MS]\n"
+"                        [--timeout SECONDS] [--no-digest]\n"
+"\n"
+"Live-migrate a running domain to `lockstep migrate-receive`, as `xl migrate`\n"
+"does: the guest keeps running while its memory is copied in rounds (each\n"
+"round sends what the guest wrote during the last, from the log-dirty\n"
+"bitmap), then it is suspended for a short final round, and the receiver\n"
+"starts it once given the go-ahead. The stream is Xen's migration v2 with the\n"
+"xl header; the handshake is xl's (the receiver's banner, \"domain received\",\n"
+"the go-ahead, the receiver's unpause report).\n"
+"\n"
+"At most one copy of the guest ever runs. Until the go-ahead is sent, any\n"
+"failure (a dead receiver, a broken connection, a timeout, SIGINT, an error\n"
+"at the receiver) resumes the guest here; if this process is killed, the\n"
+"backend resumes it. After the go-ahead only the receiver's report decides:\n"
+"success destroys the guest here; a failure report resumes it; no report\n"
+"leaves it suspended here and says so.\n"
+"\n"
+"Options:\n"
+"  --domid N              migrate the existing domain N\n"
+"  --sim pv|hvm           create a one-off simulated domain of this type first\n"
+"  --memory SIZE          its memory (e.g. 256M, 1G); --vcpus N (default 1),\n"
+"                         --seed S (default 1) as for `lockstep save`\n"
+"  --dirty-rate PAGES/S   its vCPU writes this many pages per second while it runs\n"
+"  --dirty-pattern P      uniform (default), hotset:PERCENT or sequential\n"
+"  --to DEST              tcp:HOST:PORT or unix:PATH: connect to a receiver there;\n"
+"                         '-': the stream goes to standard output and the\n"
+"                         receiver's messages come from standard input (the shape\n"
+"                         of `xl migrate` through ssh: two pipes)\n"
+"  --max-rounds N         pre-copy rounds after the first full one before the\n"
+"                         guest is suspended regardless (default 5, Xen's)\n"
+"  --dirty-threshold N    suspend once fewer than N pages are dirty (default 50)\n"
+"  --target-downtime MS   also suspend once the dirty pages would take at most MS\n"
+"                         to send at the throughput measured so far\n"
+"  --timeout SECONDS      give up any wait for the receiver after this long\n"
+"                         without a byte moving (default 60)\n"
+"  --no-digest            skip the state digest at suspend (it lengthens the\n"
+"                         downtime by a full read of guest memory)\n"
+"  -h, --help             this help\n"
+"\n"
+"Output (standard output, or standard error with --to -): 'digest HEX' (the\n"
+"state at the moment of suspend, as the stream carries it), 'precopy ...' (rounds,\n"
+"pages, dirty pages and rate), 'suspended_ns N' (CLOCK_MONOTONIC), and\n"
+"'outcome KEYWORD: text', KEYWORD one of destination-runs, source-left,\n"
+"source-runs, source-suspended, unconfirmed. A progress line (round, pages\n"
+"sent, dirty pages, rate) is shown on standard error when it is a terminal.\n"
+"Exit status: 0 the guest runs at the destination; 1 it runs here (not\n"
+"migrated; the reason is printed); 2 usage; 3 the outcome needs attention\n"
+"(unconfirmed, a source copy left, or a guest that could not be resumed).\n";
+
+static const char receive_help[] =
+"Usage: lockstep migrate-receive [--listen tcp:HOST:PORT|unix:PATH] [--paused]\n"
+"                                [--timeout SECONDS] [--no-digest]\n"
+"\n"
+"Receive a domain live-migrated by `lockstep migrate` (or `xl migrate`'s stream\n"
+"and handshake), as `xl migrate-receive` does: write the banner, restore the\n"
+"stream into a new paused domain, confirm \"domain received\", wait for the\n"
+"go-ahead, start the guest and report. Without --listen, the stream comes on\n"
+"standard input and the messages go to standard output (for ssh).\n"
+"\n"
+"Our copy runs only after the go-ahead and is destroyed on every path that\n"
+"does not start it; if this process is killed, the backend destroys it.\n"
+"\n"
+"Options:\n"
+"  --listen ADDR      accept one connection on tcp:HOST:PORT (PORT 0: any free\n"
+"                     port) or unix:PATH; 'listening on ADDR' is printed on\n"
+"                     standard error once it is ready\n"
+"  --paused           leave the guest paused after the go-ahead (xl -p)\n"
+"  --timeout SECONDS  give up any wait for the sender (including the\n"
+"                     connection) after this long without a byte (default 60)\n"
+"  --no-digest        skip the digest of the received state\n"
+"  -h, --help         this help\n"
+"\n"
+"Output (standard output with --listen, else standard error): 'domid N',\n"
+"'digest HEX' (the received state, before it runs), 'resumed_ns N', and\n"
+"'outcome KEYWORD: text', KEYWORD one of destination-runs, runs-unconfirmed,\n"
+"not-received.\n"
+"Exit status: 0 the guest runs here; 1 it does not (the reason is printed);\n"
+"2 usage; 3 it runs here but the sender did not get the report.\n";
+
+/* ---- small parsers ---------------------------------------------------------------- */
+
+static int usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lockstep %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'lockstep %s --help'.\n", cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s || *end || s[0] == '-' || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_size_kib(const char *s, uint64_t *kib)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || v == 0)
+        return -EINVAL;
+    uint64_t mult = 0;
+    switch (*end) {
+    case 'k': case 'K': mult = 1; break;
+    case 'm': case 'M': mult = 1024; break;
+    case 'g': case 'G': mult = 1024 * 1024; break;
+    case '\0': *kib = v / 1024; return v % 4096 ? -EINVAL : 0;
+    default: return -EINVAL;
+    }
+    end++;
+    if (*end == 'i')
+        end++;
+    if (*end == 'B')
+        end++;
+    if (*end)
+        return -EINVAL;
+    *kib = v * mult;
+    return 0;
+}
+
+/* ---- transports -------------------------------------------------------------------- */
+
+struct endpoint {
+    enum { EP_STDIO, EP_TCP, EP_UNIX } kind;
+    char host[256], port[16];
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static int parse_endpoint(const char *s, struct endpoint *ep)
+{
+    memset(ep, 0, sizeof(*ep));
+    if (strcmp(s, "-") == 0) {
+        ep->kind = EP_STDIO;
+        return 0;
+    }
+    if (strncmp(s, "unix:", 5) == 0) {
+        if (!s[5] || strlen(s + 5) >= sizeof(ep->path))
+            return -EINVAL;
+        ep->kind = EP_UNIX;
+        snprintf(ep->path, sizeof(ep->path), "%s", s + 5);
+        return 0;
+    }
+    if (strncmp(s, "tcp:", 4) != 0)
+        return -EINVAL;
+    const char *hp = s + 4, *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || !colon[1] || strlen(colon + 1) >= sizeof(ep->port))
+        return -EINVAL;
+    size_t hl = (size_t)(colon - hp);
+    if (hp[0] == '[' && hl >= 2 && hp[hl - 1] == ']') {   /* [v6 address] */
+        hp++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(ep->host))
+        return -EINVAL;
+    uint64_t port;
+    if (parse_u64(colon + 1, 65535, &port) < 0)
+        return -EINVAL;
+    ep->kind = EP_TCP;
+    memcpy(ep->host, hp, hl);
+    snprintf(ep->port, sizeof(ep->port), "%s", colon + 1);
+    return 0;
+}
+
+/* Wait for fd to be ready, up to ms. */
+static int wait_fd(int fd, short events, unsigned ms)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    for (;;) {
+        int n = poll(&p, 1, (int)ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        return n == 0 ? -ETIMEDOUT : 0;
+    }
+}
+
+static void tune_socket(int fd, int family)
+{
+    int one = 1;
+    if (family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* the handshake's short messages */
+}
+
+static int connect_one(int family, int type, const struct sockaddr *sa, socklen_t len,
+                       unsigned timeout_ms)
+{
+    int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    if (connect(fd, sa, len) < 0) {
+        rc = errno == EINPROGRESS ? 0 : -errno;
+        if (rc == 0 && (rc = wait_fd(fd, POLLOUT, timeout_ms)) == 0) {
+            int so = 0;
+            socklen_t sl = sizeof(so);
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl);
+            rc = -so;
+        }
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    tune_socket(fd, family);
+    return fd;
+}
+
+static int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why, size_t wl)
+{
+    if (ep->kind == EP_UNIX) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", ep->path);
+        int fd = connect_one(AF_UNIX, SOCK_STREAM, (struct sockaddr *)&a, sizeof(a), timeout_ms);
+        if (fd < 0)
+            snprintf(why, wl, "cannot connect to unix:%s: %s%s", ep->path, strerror(-fd),
+                     fd == -ENOENT || fd == -ECONNREFUSED ? " (is `lockstep migrate-receive "
+                     "--listen` running there?)" : "");
+        return fd;
+    }
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res;
+    int g = getaddrinfo(ep->host, ep->port, &hints, &res);
+    if (g != 0) {
+        snprintf(why, wl, "cannot resolve %s: %s", ep->host, gai_strerror(g));
+        return -EHOSTUNREACH;
+    }
+    int fd = -ENOENT;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = connect_one(ai->ai_family, ai->ai_socktype, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+        if (fd >= 0)
+            break;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(why, wl, "cannot connect to tcp:%s:%s: %s%s", ep->host, ep->port,
+                 strerror(-fd), fd == -ECONNREFUSED ? " (is `lockstep migrate-receive "
+                 "--listen` running there?)" : "");
+    return fd;
+}
+
+/* Listen, say where, accept one connection (up to timeout_ms), stop listening. */
+static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, char *why, size_t wl)
+{
+    int lfd = -1, family = AF_UNIX;
+    char where[320];
+    if (ep->kind == EP_UNIX) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", ep->path);
+        struct stat st;
+        /* A socket file nobody listens on is a leftover: replace it. */
+        if (lstat(ep->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int probe = connect_one(AF_UNIX, SOCK_STREAM, (struct sockaddr *)&a, sizeof(a), 100);
+            if (probe >= 0) {
+                close(probe);
+                snprintf(why, wl, "unix:%s: another process is listening there", ep->path);
+                return -EADDRINUSE;
+            }
+            unlink(ep->path);
+        }
+        lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0) {
+            int rc = -errno;
+            snprintf(why, wl, "cannot listen on unix:%s: %s", ep->path, strerror(errno));
+            if (lfd >= 0)
+                close(lfd);
+            return rc;
+        }
+        snprintf(where, sizeof(where), "unix:%s", ep->path);
+    } else {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+        int g = getaddrinfo(ep->host[0] ? ep->host : NULL, ep->port, &hints, &res);
+        if (g != 0) {
+            snprintf(why, wl, "cannot resolve %s: %s", ep->host, gai_strerror(g));
+            return -EHOSTUNREACH;
+        }
+        int rc = -EADDRNOTAVAIL;
+        for (struct addrinfo *ai = res; ai && lfd < 0; ai = ai->ai_next) {
+            lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            int one = 1;
+            if (lfd >= 0)
+                setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (lfd >= 0 && (bind(lfd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(lfd, 1) < 0)) {
+                rc = -errno;
+                close(lfd);
+                lfd = -1;
+            }
+            family = ai->ai_family;
+        }
+        freeaddrinfo(res);
+        if (lfd < 0) {
+            snprintf(why, wl, "cannot listen on tcp:%s:%s: %s", ep->host, ep->port, strerror(-rc));
+            return rc;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char host[128] = "", port[16] = "";
+        getsockname(lfd, (struct sockaddr *)&ss, &sl);
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(where, sizeof(where), family == AF_INET6 ? "tcp:[%s]:%s" : "tcp:%s:%s", host,
+                 port);
+    }
+    fprintf(stderr, "listening on %s\n", where);
+    fflush(stderr);
+    int rc = wait_fd(lfd, POLLIN, timeout_ms);
+    int fd = rc < 0 ? rc : accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0 && rc == 0)
+        rc = -errno;
+    close(lfd);
+    if (ep->kind == EP_UNIX)
+        unlink(ep->path);
+    if (fd < 0) {
+        snprintf(why, wl, rc == -ETIMEDOUT ? "no sender connected to %s within %u s"
+                                           : "accepting on %s failed", where, timeout_ms / 1000);
+        return rc;
+    }
+    tune_socket(fd, family);
+    return fd;
+}
+
+/* ---- running one operation ----------------------------------------------------------- */
+
+struct run {
+    uv_loop_t loop;
+    struct ls_ctx *ctx;
+    struct ls_op *op;
+    uv_timer_t progress;
+    uv_signal_t sigint, sigterm;
+    const char *verb;
+    bool show_progress, done;
+    int interrupted, rc;
+    char errmsg[LS_ERRBUF_LEN];
+    uint64_t start_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_progress(struct run *r, bool final)
+{
+    struct ls_precopy_progress p;
+    uint64_t done, total;
+    ls_op_precopy(r->op, &p);
+    ls_op_progress(r->op, &done, &total);
+    double secs = (double)(now_ns() - r->start_ns) / 1e9;
+    double mib = (double)done / (1 << 20);
+    if (p.final_round)
+        fprintf(stderr, "\r%s: final round (guest suspended), %8.1f MiB sent, %7.1f MiB/s   ",
+                r->verb, mib, secs > 0 ? mib / secs : 0);
+    else
+        fprintf(stderr, "\r%s: round %u, %" PRIu64 " pages sent, %ld dirty, %.0f pages/s   ",
+                r->verb, p.round, p.pages_sent, p.dirty_pages, p.pages_per_s);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void progress_cb(uv_timer_t *t) { print_progress(t->data, false); }
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct run *r = s->data;
+    if (r->interrupted++) {
+        fprintf(stderr, "\nlockstep %s: interrupted again (%s), exiting without cleanup\n",
+                r->verb, strsignal(signum));
+        signal(signum, SIG_DFL);
+        raise(signum);
+        _exit(128 + signum);
+    }
+    fprintf(stderr, "\nlockstep %s: interrupted (%s), stopping cleanly (again to force)\n",
+            r->verb, strsignal(signum));
+    if (r->op && !r->done)
+        ls_op_cancel(r->op);
+}
+
+static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct run *r = data;
+    r->done = true;
+    r->rc = rc;
+    snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
+    if (r->show_progress) {
+        uv_timer_stop(&r->progress);
+        print_progress(r, true);
+    }
+    uv_close((uv_handle_t *)&r->progress, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
+{
+    memset(r, 0, sizeof(*r));
+    r->verb = verb;
+    uv_loop_init(&r->loop);
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
+    if (rc < 0) {
+        fprintf(stderr, "lockstep %s: %s\n", verb, err.msg);
+        uv_loop_close(&r->loop);
+    }
+    return rc;
+}
+
+static void run_wait(struct run *r)
+{
+    r->start_ns = now_ns();
+    r->show_progress = isatty(STDERR_FILENO);
+    uv_timer_init(&r->loop, &r->progress);
+    r->progress.data = r;
+    if (r->show_progress)
+        uv_timer_start(&r->progress, progress_cb, 200, 200);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    r->sigint.data = r->sigterm.data = r;
+    uv_signal_start(&r->sigint, signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+}
+
+static void run_close(struct run *r)
+{
+    if (r->op)
+        ls_op_free(r->op);
+    if (r->ctx)
+        ls_ctx_free(r->ctx);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop) != 0)
+        fprintf(stderr, "lockstep %s: internal error: handles left open on the loop\n", r->verb);
+}
+
+static const char *outcome_keyword(enum ls_migrate_outcome o)
+{
+    switch (o) {
+    case LS_MIGRATE_DESTINATION_RUNS: return "destination-runs";
+    case LS_MIGRATE_SOURCE_LEFT: return "source-left";
+    case LS_MIGRATE_RUNS_UNCONFIRMED: return "runs-unconfirmed";
+    case LS_MIGRATE_SOURCE_RUNS: return "source-runs";
+    case LS_MIGRATE_SOURCE_SUSPENDED: return "source-suspended";
+    case LS_MIGRATE_UNCONFIRMED: return "unconfirmed";
+    case LS_MIGRATE_NOT_RECEIVED: return "not-received";
+    default: return "unfinished";
+    }
+}
+
+/* ---- migrate ----------------------------------------------------------------------------- */
+
+int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
+{
+    static const struct option opts[] = {
+        { "domid", required_argument, NULL, 'd' }, { "sim", required_argument, NULL, 's' },
+        { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
+        { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
+        { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
+        { "max-rounds", required_argument, NULL, 'R' },
+        { "dirty-threshold", required_argument, NULL, 'D' },
+        { "target-downtime", required_argument, NULL, 'T' },
+        { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' }, { 0 },
+    };
+    const char *to = NULL, *sim = NULL, *cmd = "migrate";
+    uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = DEFAULT_TIMEOUT_S, v;
+    bool have_domid = false, no_digest = false, workload = false;
+    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    struct ls_precopy_policy pol = { 0 };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (parse_u64(optarg, UINT32_MAX, &domid) < 0)
+                return usage(cmd, "--domid: '%s' is not a domain id", optarg);
+            have_domid = true;
+            break;
+        case 's': sim = optarg; break;
+        case 'm':
+            if (parse_size_kib(optarg, &memory_kib) < 0)
+                return usage(cmd, "--memory: '%s' is not a size in whole pages (e.g. 256M)", optarg);
+            break;
+        case 'v':
+            if (parse_u64(optarg, 128, &vcpus) < 0 || vcpus == 0)
+                return usage(cmd, "--vcpus: '%s' is not 1..128", optarg);
+            break;
+        case 'S':
+            if (parse_u64(optarg, UINT64_MAX, &seed) < 0)
+                return usage(cmd, "--seed: '%s' is not a number", optarg);
+            break;
+        case 'r':
+            if (parse_u64(optarg, UINT64_MAX, &w.rate) < 0)
+                return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", optarg);
+            workload = true;
+            break;
+        case 'p':
+            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
+                return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
+                             "hotset:PERCENT (1..100)", optarg);
+            workload = true;
+            break;
+        case 't': to = optarg; break;
+        case 'R':
+            if (parse_u64(optarg, 100000, &v) < 0 || v == 0)
+                return usage(cmd, "--max-rounds: '%s' is not 1..100000", optarg);
+            pol.max_rounds = (unsigned)v;
+            break;
+        case 'D':
+            if (parse_u64(optarg, UINT32_MAX, &v) < 0 || v == 0)
+                return usage(cmd, "--dirty-threshold: '%s' is not a positive number of pages", optarg);
+            pol.dirty_threshold = (unsigned)v;
+            break;
+        case 'T':
+            if (parse_u64(optarg, 3600000, &v) < 0 || v == 0)
+                return usage(cmd, "--target-downtime: '%s' is not 1..3600000 ms", optarg);
+            pol.target_downtime_ms = (unsigned)v;
+            break;
+        case 'o':
+            if (parse_u64(optarg, 86400, &timeout_s) < 0 || timeout_s == 0)
+                return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
+            break;
+        case 'n': no_digest = true; break;
+        case 'h': fputs(migrate_help, stdout); return 0;
+        default: return usage(cmd, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if (have_domid == !!sim)
+        return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
+    if (!to)
+        return usage(cmd, "--to tcp:HOST:PORT|unix:PATH|- is required");
+    struct endpoint ep;
+    if (parse_endpoint(to, &ep) < 0)
+        return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
+    enum ls_guest_type type = LS_GUEST_UNSET;
+    if (sim) {
+        type = strcmp(sim, "pv") == 0 ? LS_GUEST_PV : strcmp(sim, "hvm") == 0 ? LS_GUEST_HVM
+                                                                              : LS_GUEST_UNSET;
+        if (type == LS_GUEST_UNSET)
+            return usage(cmd, "--sim: '%s' is not pv or hvm", sim);
+        if (!memory_kib)
+            return usage(cmd, "--sim needs --memory SIZE");
+    } else if (workload) {
+        return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
+                     "domain: lockstep sim workload)");
+    }
+    if (ep.kind == EP_STDIO && isatty(STDOUT_FILENO))
+        return usage(cmd, "--to -: refusing to write a binary stream to a terminal");
+
+    unsigned timeout_ms = (unsigned)timeout_s * 1000;
+    FILE *out = ep.kind == EP_STDIO ? stderr : stdout;
+    struct run r;
+    if (run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+        return 1;
+    struct ls_backend *be = ls_ctx_backend(r.ctx);
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = 0;
+    if (sim) {
+        char name[64];
+        snprintf(name, sizeof(name), "lockstep-migrate-%d", (int)getpid());
+        struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
+                                        .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
+                                        .populate = true };
+        uint32_t id = 0;
+        rc = ls_sim_create(be, &a, &id, &err);
+        domid = id;
+        w.seed = seed;
+        if (rc == 0 && workload)
+            rc = ls_sim_set_workload(be, id, &w, &err);
+    }
+    int send_fd = -1, recv_fd = -1;
+    char why[512] = "";
+    if (rc == 0 && ep.kind == EP_STDIO) {
+        send_fd = STDOUT_FILENO;
+        recv_fd = STDIN_FILENO;
+    } else if (rc == 0) {
+        send_fd = recv_fd = ep_connect(&ep, timeout_ms, why, sizeof(why));
+        if (send_fd < 0)
+            rc = ls_err(&err, send_fd, "%s", why);
+    }
+    if (rc == 0) {
+        struct ls_migrate_opts mo = { .domid = (uint32_t)domid, .send_fd = send_fd,
+                                      .recv_fd = recv_fd, .precopy = pol,
+                                      .timeout_ms = timeout_ms, .no_digest = no_digest };
+        rc = ls_migrate_start(r.ctx, &mo, op_done, &r, &r.op, &err);
+        if (rc == 0) {
+            run_wait(&r);
+            rc = r.rc;
+            if (rc < 0)
+                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
+        }
+    }
+    enum ls_migrate_outcome o = r.op ? ls_op_migrate_outcome(r.op) : LS_MIGRATE_SOURCE_RUNS;
+    if (o == LS_MIGRATE_UNFINISHED)
+        o = LS_MIGRATE_SOURCE_RUNS;
+    if (r.op) {
+        struct ls_precopy_progress p;
+        ls_op_precopy(r.op, &p);
+        if (ls_op_digest(r.op)[0])
+            fprintf(out, "digest %s\n", ls_op_digest(r.op));
+        fprintf(out, "precopy rounds %u pages_sent %" PRIu64 " last_dirty %ld pages_per_s %.0f\n",
+                p.round, p.pages_sent, p.dirty_pages, p.pages_per_s);
+        if (ls_op_suspended_ns(r.op))
+            fprintf(out, "suspended_ns %" PRIu64 "\n", ls_op_suspended_ns(r.op));
+    }
+    if (rc < 0)
+        fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg[0] ? err.msg : strerror(-rc));
+    fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
+    if (o == LS_MIGRATE_UNCONFIRMED || o == LS_MIGRATE_SOURCE_LEFT)
+        fprintf(stderr, "lockstep %s: our copy is domain %" PRIu64 ": once the destination is "
+                "checked, destroy it (lockstep sim destroy) if the guest runs there, or resume "
+                "it (lockstep sim resume) if not\n", cmd, domid);
+    fflush(out);
+    /* A one-off domain that is still here, running, is this command's to remove. */
+    if (sim && domid && o == LS_MIGRATE_SOURCE_RUNS) {
+        struct ls_errbuf ignored;
+        ls_err_clear(&ignored);
+        be->ops->destroy(be, (uint32_t)domid, &ignored);
+    }
+    if (send_fd > STDERR_FILENO)
+        close(send_fd);
+    run_close(&r);
+    switch (o) {
+    case LS_MIGRATE_DESTINATION_RUNS: return 0;
+    case LS_MIGRATE_SOURCE_RUNS: return 1;
+    default: return EXIT_ATTENTION;
+    }
+}
+
+/* ---- migrate-receive ------------------------------------------------------------------- */
+
+int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' }, { "paused", no_argument, NULL, 'p' },
+        { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' }, { 0 },
+    };
+    const char *listen_at = NULL, *cmd = "migrate-receive";
+    uint64_t timeout_s = DEFAULT_TIMEOUT_S;
+    bool paused = false, no_digest = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen_at = optarg; break;
+        case 'p': paused = true; break;
+        case 'o':
+            if (parse_u64(optarg, 86400, &timeout_s) < 0 || timeout_s == 0)
+                return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
+            break;
+        case 'n': no_digest = true; break;
+        case 'h': fputs(receive_help, stdout); return 0;
+        default: return usage(cmd, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage(cmd, "unexpected argument '%s'", argv[optind]);
+    struct endpoint ep = { .kind = EP_STDIO };
+    if (listen_at && (parse_endpoint(listen_at, &ep) < 0 || ep.kind == EP_STDIO))
+        return usage(cmd, "--listen: '%s' is not tcp:HOST:PORT or unix:PATH", listen_at);
+    if (!listen_at && isatty(STDIN_FILENO))
+        return usage(cmd, "the stream would come from a terminal: give --listen, or pipe the "
+                     "sender's stream in");
+
+    unsigned timeout_ms = (unsigned)timeout_s * 1000;
+    FILE *out = ep.kind == EP_STDIO ? stderr : stdout;
+    struct run r;
+    if (run_open(&r, cmd, backend) < 0)
+        return 1;
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = 0, send_fd = STDOUT_FILENO, recv_fd = STDIN_FILENO;
+    if (ep.kind != EP_STDIO) {
+        char why[512] = "";
+        send_fd = recv_fd = ep_accept(&ep, timeout_ms, why, sizeof(why));
+        if (send_fd < 0)
+            rc = ls_err(&err, send_fd, "%s", why);
+    }
+    if (rc == 0) {
+        struct ls_migrate_receive_opts mo = { .recv_fd = recv_fd, .send_fd = send_fd,
+                                              .timeout_ms = timeout_ms, .paused = paused,
+                                              .no_digest = no_digest };
+        rc = ls_migrate_receive_start(r.ctx, &mo, op_done, &r, &r.op, &err);
+        if (rc == 0) {
+            run_wait(&r);
+            rc = r.rc;
+            if (rc < 0)
+                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
+        }
+    }
+    enum ls_migrate_outcome o = r.op ? ls_op_migrate_outcome(r.op) : LS_MIGRATE_NOT_RECEIVED;
+    if (r.op && (o == LS_MIGRATE_DESTINATION_RUNS || o == LS_MIGRATE_RUNS_UNCONFIRMED)) {
+        fprintf(out, "domid %u\n", ls_op_domid(r.op));
+        if (ls_op_digest(r.op)[0])
+            fprintf(out, "digest %s\n", ls_op_digest(r.op));
+        fprintf(out, "resumed_ns %" PRIu64 "\n", ls_op_resumed_ns(r.op));
+    }
+    if (rc < 0)
+        fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg[0] ? err.msg : strerror(-rc));
+    fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
+    fflush(out);
+    if (send_fd > STDERR_FILENO)
+        close(send_fd);
+    run_close(&r);
+    switch (o) {
+    case LS_MIGRATE_DESTINATION_RUNS: return 0;
+    case LS_MIGRATE_RUNS_UNCONFIRMED: return EXIT_ATTENTION;
+    default: return 1;
+    }
+}

@@ -1,0 +1,60 @@
+/* states/migrate.h - the migration roles (migrate_send.def, migrate_receive.def)
+ * and what they share: xl's handshake messages (spec 3.3) and their I/O. */
+#ifndef LOCKSTEP_STATES_MIGRATE_H
+#define LOCKSTEP_STATES_MIGRATE_H
+
+#include "lib/op.h"
+
+#define FSM_PREFIX MIGRATE_SEND
+#define FSM_DEF_FILE "states/migrate_send.def"
+#include "fsm/gen_enums.h"
+
+#define FSM_PREFIX MIGRATE_RECEIVE
+#define FSM_DEF_FILE "states/migrate_receive.def"
+#include "fsm/gen_enums.h"
+
+/* xl's messages. The banner goes without its NUL; the others with it. */
+#define MIG_BANNER   "xl migration receiver ready, send binary domain data.\n"
+#define MIG_RECEIVED "domain received, ready to unpause"
+#define MIG_GO       "domain is yours, you are cleared to unpause"
+#define MIG_REPORT   "my copy unpause results are as follows"
+#define MIG_BANNER_LEN   (sizeof(MIG_BANNER) - 1)
+#define MIG_RECEIVED_LEN sizeof(MIG_RECEIVED)
+#define MIG_GO_LEN       sizeof(MIG_GO)
+#define MIG_REPORT_LEN   sizeof(MIG_REPORT)
+
+#define MIG_DEFAULT_TIMEOUT_MS 60000u
+
+/* Read exactly `len` bytes of fd and check they are `want`. Errors name the
+ * peer, what was awaited and what came instead: -ENODATA (the peer closed the
+ * connection), -ETIMEDOUT, -EPROTO (other bytes), or the read's error. */
+int mig_expect(int fd, const char *want, size_t len, int cancel_fd, const char *peer,
+               const char *what, unsigned timeout_ms, struct ls_errbuf *err);
+/* Write a message whole; errors name the peer and the message. */
+int mig_send(int fd, const void *msg, size_t len, int cancel_fd, const char *peer,
+             const char *what, struct ls_errbuf *err);
+/* Prepare a peer fd: non-blocking, with the stall limit. */
+int mig_prepare_fd(int fd, unsigned timeout_ms, struct ls_errbuf *err);
+uint64_t mig_now_ns(void);
+
+struct migrate_send_role {
+    struct ls_op op;               /* first: the API's handle */
+    struct fsm m;                  /* migrate_send.def */
+    struct ls_migrate_opts opts;
+    struct ls_op *save;            /* the save role, a joined child */
+    struct fsm_join join;
+    uint8_t status;                /* the receiver's status byte */
+    bool source_suspended;         /* known after a failed resume or a disarm */
+};
+
+struct migrate_receive_role {
+    struct ls_op op;
+    struct fsm m;                  /* migrate_receive.def */
+    struct ls_migrate_receive_opts opts;
+    struct ls_op *restore;         /* the restore role, a joined child */
+    struct fsm_join join;
+    uint32_t domid;                /* our copy, once restored */
+    uint8_t status;                /* what we report (0 = runs) */
+};
+
+#endif

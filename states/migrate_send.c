@@ -1,0 +1,374 @@
+/* states/migrate_send.c - actions of the migration sender (migrate_send.def),
+ * and the handshake I/O both migration roles share (migrate.h). */
+#include "states/migrate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "io/fdio.h"
+#include "io/work.h"
+#include "states/save.h"
+
+#define FSM_PREFIX MIGRATE_SEND
+#define FSM_DEF_FILE "states/migrate_send.def"
+#include "fsm/gen_table.h"
+
+/* ---- the handshake's I/O ------------------------------------------------------ */
+
+uint64_t mig_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int mig_prepare_fd(int fd, unsigned timeout_ms, struct ls_errbuf *err)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return ls_err(err, -errno, "fd %d: %s", fd, strerror(errno));
+    int rc = io_fd_set_timeout(fd, timeout_ms);
+    if (rc < 0)
+        return ls_err(err, rc, "fd %d: too many connections with timeouts", fd);
+    return 0;
+}
+
+/* The bytes as text, control characters escaped, for an error message. */
+static void printable(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < cap; i++) {
+        if (isprint(b[i]) && b[i] != '"' && b[i] != '\\')
+            out[o++] = (char)b[i];
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", b[i]);
+    }
+    out[o] = '\0';
+}
+
+int mig_expect(int fd, const char *want, size_t len, int cancel_fd, const char *peer,
+               const char *what, unsigned timeout_ms, struct ls_errbuf *err)
+{
+    uint8_t buf[64];
+    size_t got = 0;
+    int rc = io_read_all(fd, buf, len, &got, cancel_fd);
+    if (rc == -ENODATA)
+        return ls_err(err, -ENODATA, "the %s closed the connection %s %s%s", peer,
+                      got ? "in the middle of" : "instead of sending", what,
+                      got ? "" : " (its own messages say why)");
+    if (rc == -ETIMEDOUT)
+        return ls_err(err, rc, "the %s sent no %s within %u s", peer, what, timeout_ms / 1000);
+    if (rc == -ECANCELED)
+        return ls_err(err, rc, "stopped waiting for the %s's %s", peer, what);
+    if (rc < 0)
+        return ls_err(err, rc, "reading the %s's %s: %s", peer, what, strerror(-rc));
+    if (memcmp(buf, want, len) != 0) {
+        char text[64 * 4 + 1];
+        printable(buf, len, text, sizeof(text));
+        return ls_err(err, -EPROTO, "the %s sent \"%s\" where xl's %s was expected", peer, text,
+                      what);
+    }
+    return 0;
+}
+
+int mig_send(int fd, const void *msg, size_t len, int cancel_fd, const char *peer,
+             const char *what, struct ls_errbuf *err)
+{
+    int rc = io_write_all(fd, msg, len, cancel_fd);
+    if (rc == -ETIMEDOUT)
+        return ls_err(err, rc, "the %s stopped reading: the %s could not be written", peer, what);
+    if (rc == -EPIPE || rc == -ECONNRESET)
+        return ls_err(err, rc, "writing the %s: the %s closed the connection", what, peer);
+    if (rc < 0)
+        return ls_err(err, rc, "writing the %s to the %s: %s", what, peer, strerror(-rc));
+    return 0;
+}
+
+/* ---- backend calls and waits on the threadpool ---------------------------------- */
+
+static struct ls_backend *be_of(struct migrate_send_role *r) { return r->op.ctx->be; }
+static unsigned timeout_of(struct migrate_send_role *r) { return r->opts.timeout_ms; }
+
+static int arm_guard(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->opts.domid, &info, err);
+    if (rc < 0)
+        return rc;
+    if (info.state != LS_RUN_RUNNING && info.state != LS_RUN_PAUSED)
+        return ls_err(err, -EBUSY, "domain %u cannot be migrated: it is %s", r->opts.domid,
+                      info.state == LS_RUN_SUSPENDED ? "suspended" : "shut down");
+    if (!be->ops->set_guard)
+        return 0;
+    return be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err);
+}
+
+static int read_banner(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    return mig_expect(r->opts.recv_fd, MIG_BANNER, MIG_BANNER_LEN, cancel_fd, "receiver",
+                      "banner (\"xl migration receiver ready...\")", timeout_of(r), err);
+}
+
+static int read_received(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    return mig_expect(r->opts.recv_fd, MIG_RECEIVED, MIG_RECEIVED_LEN, cancel_fd, "receiver",
+                      "confirmation that it received the domain", timeout_of(r), err);
+}
+
+/* The point of no return: the guard goes first, so a go-ahead is never
+ * written while the backend could still resume our copy behind our back;
+ * both in one step, so no dispatch (and no fault point) falls between. */
+static int give_go(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err) : 0;
+    if (rc < 0)
+        return rc;
+    return mig_send(r->opts.send_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "receiver", "go-ahead", err);
+}
+
+static int read_report(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    int rc = mig_expect(r->opts.recv_fd, MIG_REPORT, MIG_REPORT_LEN, cancel_fd, "receiver",
+                        "unpause report", timeout_of(r), err);
+    if (rc < 0)
+        return rc;
+    size_t got;
+    rc = io_read_all(r->opts.recv_fd, &r->status, 1, &got, cancel_fd);
+    if (rc < 0)
+        return ls_err(err, rc, "the receiver's unpause report has no status byte: %s",
+                      rc == -ENODATA ? "it closed the connection" : strerror(-rc));
+    if (r->status == 0)
+        return MIGRATE_SEND_E_REPORT_OK;
+    return MIGRATE_SEND_E_REPORT_FAILED;
+}
+
+static int read_permission(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    return mig_expect(r->opts.recv_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "receiver",
+                      "leave to resume (after its copy failed to start)", timeout_of(r), err);
+}
+
+static int destroy_source(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    return be_of(r)->ops->destroy(be_of(r), r->opts.domid, err);
+}
+
+static int resume_source(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be_of(r)->ops->resume(be_of(r), r->opts.domid, true, &why);
+    if (rc < 0) {
+        r->source_suspended = true;
+        return ls_err(err, rc, "the guest could not be resumed at the source: %s", why.msg);
+    }
+    return 0;
+}
+
+static int disarm_guard(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err) : 0;
+    struct ls_domain_info info;
+    struct ls_errbuf ignored;
+    if (be->ops->domain_info(be, r->opts.domid, &info, &ignored) == 0)
+        r->source_suspended = info.state == LS_RUN_SUSPENDED;
+    return rc;
+}
+
+/* ---- actions ------------------------------------------------------------------------ */
+
+static int mig_arm_guard(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_GUARD_ARMED, arm_guard, m->owner, "arm the guard");
+}
+
+static int mig_read_banner(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_BANNER, read_banner, m->owner, "read the banner");
+}
+
+static int mig_start_save(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    struct ls_save_opts so = {
+        .domid = r->opts.domid, .fd = r->opts.send_fd, .format = LS_FORMAT_XL, .live = true,
+        .precopy = r->opts.precopy, .leave_suspended = true, .no_digest = r->opts.no_digest,
+    };
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = save_role_start(r->op.ctx, &so, NULL, r, &r->save, &err);
+    if (rc < 0)
+        return fsm_fail(m, rc, "%s: cannot start the save: %s", m->name, err.msg);
+    r->op.child = r->save;
+    fsm_join_begin(&r->join, m, MIGRATE_SEND_E_SAVE_DONE, MIGRATE_SEND_E_SAVE_FAILED);
+    fsm_join_add(&r->join, r->save->root);
+    fsm_join_arm(&r->join);
+    return fsm_defer(m, fsm_join_undo, &r->join, "the save");
+}
+
+static int mig_cancel_save(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    fsm_join_cancel(&r->join, -ECANCELED);
+    return 0;
+}
+
+static int mig_read_received(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    /* The state the stream carries, taken at the suspend. */
+    memcpy(r->op.digest, r->save->digest, sizeof(r->op.digest));
+    r->op.suspended_ns = r->save->suspended_ns;
+    return io_work_start(m, MIGRATE_SEND_E_RECEIVED, read_received, r, "read \"domain received\"");
+}
+
+static int mig_give_go(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_GO_WRITTEN, give_go, m->owner, "give the go-ahead");
+}
+
+static int mig_read_report(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_report, m->owner, "read the report");
+}
+
+static int mig_read_permission(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    /* The report's failure is the error, whatever comes next. */
+    fsm_fail(m, -EREMOTEIO, "the receiver could not start its copy (status %u); it destroys "
+             "it, and the guest is resumed here", r->status);
+    return io_work_start(m, MIGRATE_SEND_E_PERMISSION, read_permission, r,
+                         "read the leave to resume");
+}
+
+static int mig_destroy_source(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_SOURCE_DESTROYED, destroy_source, m->owner,
+                         "destroy the source copy");
+}
+
+static int mig_resume_source(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_GUEST_RESUMED, resume_source, m->owner,
+                         "resume the guest");
+}
+
+static int mig_abandon_and_resume(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_abandon(m);
+    return mig_resume_source(m, ev);
+}
+
+static int mig_disarm_guard(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, MIGRATE_SEND_E_DISARMED, disarm_guard, m->owner,
+                         "release the guard");
+}
+
+static int mig_abandon_and_disarm(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_abandon(m);
+    return mig_disarm_guard(m, ev);
+}
+
+static int mig_outcome_destination(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    r->op.outcome = LS_MIGRATE_DESTINATION_RUNS;
+    return 0;
+}
+
+static int mig_outcome_left(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    r->op.outcome = LS_MIGRATE_SOURCE_LEFT;
+    return 0;
+}
+
+static int mig_outcome_source(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    r->op.outcome = r->source_suspended ? LS_MIGRATE_SOURCE_SUSPENDED : LS_MIGRATE_SOURCE_RUNS;
+    return 0;
+}
+
+static int mig_outcome_suspended(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    r->op.outcome = LS_MIGRATE_SOURCE_SUSPENDED;
+    return 0;
+}
+
+static int mig_outcome_unconfirmed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    r->op.outcome = LS_MIGRATE_UNCONFIRMED;
+    return 0;
+}
+
+/* ---- the API -------------------------------------------------------------------------- */
+
+static void migrate_send_done(struct fsm *m, int rc)
+{
+    struct migrate_send_role *r = m->owner;
+    /* SOURCE_LEFT is a success with a leftover: the guest runs at the destination. */
+    if (r->op.outcome == LS_MIGRATE_SOURCE_LEFT)
+        fprintf(stderr, "lockstep: migrate: %s\n", fsm_errmsg(m));
+    ls_op_finish(&r->op, r->op.outcome == LS_MIGRATE_SOURCE_LEFT ? 0 : rc, fsm_errmsg(m));
+}
+
+static void migrate_send_free(struct ls_op *op)
+{
+    struct migrate_send_role *r = (struct migrate_send_role *)op;
+    io_fd_set_timeout(r->opts.send_fd, 0);
+    io_fd_set_timeout(r->opts.recv_fd, 0);
+    ls_op_free(r->save);
+    free(r);
+}
+
+int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
+                     ls_op_done_fn *done, void *data, struct ls_op **out,
+                     struct ls_errbuf *err)
+{
+    if (opts->send_fd < 0 || opts->recv_fd < 0)
+        return ls_err(err, -EINVAL, "migrate: the stream and back-channel fds are required");
+    struct migrate_send_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(err, -ENOMEM, "out of memory");
+    r->opts = *opts;
+    if (!r->opts.timeout_ms)
+        r->opts.timeout_ms = MIG_DEFAULT_TIMEOUT_MS;
+    int rc = mig_prepare_fd(r->opts.send_fd, r->opts.timeout_ms, err);
+    if (rc == 0)
+        rc = mig_prepare_fd(r->opts.recv_fd, r->opts.timeout_ms, err);
+    if (rc < 0) {
+        migrate_send_free(&r->op);
+        return rc;
+    }
+    r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .domid = opts->domid, .done = done,
+                            .data = data, .free_role = migrate_send_free };
+    fsm_init(&r->m, &migrate_send_fsm_def, &ctx->sched.sched, migrate_send_done, r,
+             "migrate[%u]", opts->domid);
+    ctx->live_ops++;
+    fsm_post(&r->m, MIGRATE_SEND_E_START, 0, NULL);
+    *out = &r->op;
+    return 0;
+}
