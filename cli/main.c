@@ -533,7 +533,7 @@ static const char main_help[] =
 "  LOCKSTEP_RUNDIR   the sim daemon's runtime directory (socket, pid file, log)\n"
 "  LOCKSTEP_TRACE    when set, every state-machine dispatch is traced on stderr\n"
 "  FSM_FAULT=SEQ:RC  make dispatch SEQ fail with -RC (fault injection, debugging)\n"
-"  FSM_STOP=SEQ      stop the process (SIGSTOP) just before dispatch SEQ, for tests\n"
+"  FSM_STOP=SEQ      stop the process (SIGSTOP) right after dispatch SEQ, for tests\n"
 "                    that kill it or break its connections at that point\n";
 
 int main(int argc, char **argv)

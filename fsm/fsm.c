@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +39,6 @@ static uint64_t fault_seq;
 static int fault_rc;
 static bool fault_fired;
 static bool fault_env_read;
-static uint64_t stop_seq;      /* FSM_STOP: SIGSTOP ourselves before this dispatch */
 
 /* ---- table lookup ------------------------------------------------------ */
 
@@ -83,9 +81,6 @@ static void fault_read_env(void)
             rc = -rc;
         fsm_fault_arm(seq, rc ? rc : -EIO);
     }
-    const char *stop = getenv("FSM_STOP");
-    if (stop && *stop)
-        stop_seq = strtoull(stop, NULL, 10);
     const char *strict = getenv("FSM_STRICT");
     if (strict && strcmp(strict, "1") == 0)
         fsm_strict = true;
@@ -496,10 +491,6 @@ static void dispatch(struct fsm *m, const struct fsm_ev *ev)
     const struct fsm_def *d = m->def;
     uint64_t seq = ++dispatch_seq;
     int state = m->state;
-    /* A test freezes the whole process here, then kills it, cuts its
-     * connections or kills its host, and maybe lets it go on. */
-    if (stop_seq && seq == stop_seq)
-        raise(SIGSTOP);
     const struct fsm_row *row = fsm_def_lookup(d, state, ev->id);
 
     if (!row) {
