@@ -452,7 +452,8 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
     if (rc == 0) {
         s->populated = count_populated(&s->map);
         bool logdirty = false;
-        if (hvm && (p->flags & LS_SAVE_LIVE)) {
+        /* As libxc does for every HVM save, live or not: on at setup, off at cleanup. */
+        if (hvm) {
             if (cb->switch_qemu_logdirty(p->domid, 1, cb->data) != 0)
                 rc = ls_err(e, -EIO, "save of domain %u: could not enable qemu's log-dirty mode",
                             p->domid);

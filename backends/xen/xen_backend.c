@@ -580,7 +580,10 @@ static int xen_create_for_restore(struct ls_backend *be, const struct ls_domain_
                       type_name(cfg->type), cfg->vcpus, strerror(errno));
     int rc = 0;
     const char *step = NULL;
-    if (xc_domain_setmaxmem(x->xch, domid, cfg->memory_kib + MAXMEM_SLACK_KIB) < 0)
+    /* createdomain only bounds the vCPUs; this creates them. */
+    if (xc_domain_max_vcpus(x->xch, domid, cfg->vcpus) < 0)
+        step = "create its vCPUs";
+    else if (xc_domain_setmaxmem(x->xch, domid, cfg->memory_kib + MAXMEM_SLACK_KIB) < 0)
         step = "set its memory limit";
     else if (cfg->type == LS_GUEST_PV &&
              xc_domain_set_memmap_limit(x->xch, domid, cfg->memory_kib) < 0)
