@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test bench diagrams clean
+.PHONY: all deps build demo test test-xen bench bench-xen diagrams clean
 
 all: build
 
@@ -29,6 +29,13 @@ test: deps
 
 bench: build
 	@bash scripts/bench.sh $(BUILD)
+
+# Real Xen 4.17 under QEMU (TCG), lockstep inside dom0 (scripts/xen/run.sh).
+test-xen: deps
+	@bash scripts/xen/run.sh test
+
+bench-xen: deps
+	@bash scripts/xen/run.sh bench
 
 diagrams: build
 	cmake --build $(BUILD) --target diagrams

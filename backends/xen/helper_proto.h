@@ -44,6 +44,8 @@ enum xh_kind {
     XH_PROGRESS,                /* a = done pages, b = total pages */
     XH_LOG,                     /* text: an error-level libxc message; value = errno or -1 */
     XH_DONE,                    /* value = 0 ok or errno; a = store mfn, b = console mfn */
+    /* the parent's own (never on the channel) */
+    XH_PROGRESS_BYTES,          /* a = bytes read, b = total bytes */
     /* parent -> child */
     XH_REPLY,                   /* value */
 };

@@ -80,7 +80,12 @@ struct relay {
     struct xh_msg result;
     char first_error[XH_TEXT_LEN];
     int first_errno;
+    /* restore from a file: progress is how far the helper read (shared offset) */
+    int progress_fd;
+    off_t progress_base, progress_total;
 };
+
+#define PROGRESS_POLL_MS 250
 
 /* A copy of fd numbered 10 or more, so the child's dup2s to 3..5 never clash. */
 static int high_dup(int fd)
@@ -139,11 +144,19 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
     for (;;) {
         struct pollfd p[2] = { { .fd = rl->chan, .events = POLLIN },
                                { .fd = cancel_fd, .events = POLLIN } };
-        int n = poll(p, cancel_fd >= 0 && !rl->cancelled ? 2 : 1, -1);
+        int n = poll(p, cancel_fd >= 0 && !rl->cancelled ? 2 : 1,
+                     rl->progress_fd >= 0 ? PROGRESS_POLL_MS : -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             break;
+        if (rl->progress_fd >= 0) {
+            off_t at = lseek(rl->progress_fd, 0, SEEK_CUR);
+            struct xh_msg prog = { .kind = XH_PROGRESS_BYTES,
+                                   .a = at > rl->progress_base ? (uint64_t)(at - rl->progress_base) : 0,
+                                   .b = (uint64_t)rl->progress_total };
+            on_msg(rl, &prog, ctx);
+        }
         if (!rl->cancelled && (p[1].revents & POLLIN)) {
             rl->cancelled = true;
             kill(rl->pid, SIGKILL);
@@ -239,8 +252,7 @@ static void save_msg(struct relay *rl, const struct xh_msg *m, void *ctx)
             cb->progress(m->a * XC_PAGE_SIZE, m->b * XC_PAGE_SIZE, cb->data);
         return;
     default:
-        v = 0;   /* unknown callback: answer "no" so libxc stops */
-        break;
+        return;   /* not a callback: nothing waits for an answer */
     }
     reply(rl, v);
 }
@@ -249,7 +261,7 @@ int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
                     const struct ls_save_callbacks *cb, struct ls_errbuf *e)
 {
     struct xen_backend *x = xen_of(be);
-    struct relay rl = { .x = x, .domid = p->domid, .chan = -1 };
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1 };
     char dom[16], flags[16], stype[16];
     snprintf(dom, sizeof(dom), "%u", p->domid);
     unsigned xcflags = (p->flags & LS_SAVE_LIVE ? XCFLAGS_LIVE : 0) |
@@ -301,6 +313,10 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
         if (cb->progress)
             cb->progress(m->a * XC_PAGE_SIZE, m->b * XC_PAGE_SIZE, cb->data);
         return;
+    case XH_PROGRESS_BYTES:
+        if (cb->progress)
+            cb->progress(m->a, m->b, cb->data);
+        return;
     case XH_CB_SUSPEND: reply(rl, cb->suspend ? cb->suspend(cb->data) : 0); return;
     case XH_CB_POSTCOPY: reply(rl, cb->postcopy ? cb->postcopy(cb->data) : 0); return;
     case XH_CB_CHECKPOINT:
@@ -310,8 +326,7 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
         reply(rl, cb->wait_checkpoint ? cb->wait_checkpoint(cb->data) : 0);
         return;
     default:
-        reply(rl, 0);
-        return;
+        return;   /* not a callback: nothing waits for an answer */
     }
 }
 
@@ -324,7 +339,14 @@ int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
         return ls_err(e, -ESRCH, "domain %u was not created by this lockstep for a restore",
                       p->domid);
     free(t.config_json);
-    struct relay rl = { .x = x, .domid = p->domid, .chan = -1 };
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1 };
+    /* libxc's restore reports no progress: a file's read offset tells it. */
+    struct stat st;
+    if (fstat(p->io_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        rl.progress_fd = p->io_fd;
+        rl.progress_base = lseek(p->io_fd, 0, SEEK_CUR);
+        rl.progress_total = st.st_size > rl.progress_base ? st.st_size - rl.progress_base : 0;
+    }
     char dom[16], store[16], console[16], stype[16];
     snprintf(dom, sizeof(dom), "%u", p->domid);
     snprintf(store, sizeof(store), "%d", t.store_port);

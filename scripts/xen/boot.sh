@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# scripts/xen/boot.sh LOG INITRD [dom0 args...] - boot Debian's Xen under
+# QEMU's software emulation (TCG) with dom0 running INITRD's /init; each
+# serial line goes to LOG prefixed with seconds since start. QEMU ends when
+# dom0 powers off, panics (panic=1, -no-reboot) or after $TMO seconds.
+# What matters under TCG (each found the hard way): one CPU (with two, dom0
+# processes that map guest memory see heap corruption), smap=0 smep=0 (or
+# dom0 faults at its first instruction), no 'noreboot' (a panic must end it).
+set -uo pipefail
+W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
+LOG=$1; INITRD=$2; shift 2
+D0M=${DOM0MEM:-2048M}
+XENARGS="console=com1 com1=115200,8n1 dom0_mem=$D0M,max:$D0M dom0_max_vcpus=1 smap=0 smep=0 loglvl=warning guest_loglvl=warning"
+start=$(date +%s)
+timeout "${TMO:-600}" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 1 -m "${MEM:-4096}" \
+  -nographic -no-reboot -serial mon:stdio \
+  -kernel "$W/xen.elf" -append "$XENARGS" \
+  -initrd "$W/vmlinuz console=hvc0 earlyprintk=xen panic=1 quiet $*,$INITRD" \
+  0</dev/null 2>&1 | while IFS= read -r l; do
+    printf '%4d %s\n' $(( $(date +%s) - start )) "${l//$'\r'/}"; done > "$LOG"
+rc=${PIPESTATUS[0]}
+echo "$(( $(date +%s) - start )) QEMU-EXIT rc=$rc" >> "$LOG"
+exit "$rc"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# scripts/xen/run.sh [test|bench] - `make test-xen` / `make bench-xen`:
+# build dom0's image with lockstep inside, boot Xen 4.17 under QEMU (TCG),
+# run test/xen/suite.sh (or bench.sh) in dom0 and report its result.
+#
+# test: one try plus one retry (emulation is occasionally flaky), within
+# $LOCKSTEP_XEN_BUDGET seconds (480) of booting; exit 0 passed, 1 failed.
+# A machine that cannot run it (not root, no QEMU or Debian mirror, too little
+# memory, or LOCKSTEP_XEN_NESTED=0) gets "skipped: why" and exit 77.
+# The image caches in $LOCKSTEP_XEN_WORK (/var/tmp/lockstep-xen); lockstep is
+# built for dom0 in $LOCKSTEP_XEN_BUILD (build-xen-dom0, optimised, with symbols).
+set -uo pipefail
+MODE=${1:-test}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+export LOCKSTEP_XEN_WORK=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
+W=$LOCKSTEP_XEN_WORK
+BUILD=${LOCKSTEP_XEN_BUILD:-$SRC/build-xen-dom0}
+BUDGET=${LOCKSTEP_XEN_BUDGET:-480}
+skip() { echo "skipped: nested Xen $MODE: $*"; exit 77; }
+
+[ "${LOCKSTEP_XEN_NESTED:-1}" != 0 ] || skip "LOCKSTEP_XEN_NESTED=0"
+[ "$(id -u)" = 0 ] || skip "needs root (it installs QEMU and debootstraps a dom0)"
+[ "$(uname -m)" = x86_64 ] || skip "needs an x86_64 host"
+[ ! -e /dev/xen/privcmd ] || skip "this host is itself a Xen dom0"
+avail=$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)
+[ "$avail" -ge 5000 ] || skip "needs 5 GiB of free memory for the emulated machine (${avail} MiB free)"
+mkdir -p "$W"
+# One nested boot at a time on this machine: it is heavy.
+exec 9>"$W/lock"
+flock -w 900 9 || skip "another nested Xen run held $W/lock for 15 minutes"
+
+t0=$SECONDS
+echo "nested Xen: preparing the dom0 image in $W"
+timeout 900 bash "$SRC/scripts/xen/setup.sh" > "$W/setup.log" 2>&1
+rc=$?
+if [ $rc -eq 3 ] || [ $rc -eq 124 ]; then
+  tail -n 3 "$W/setup.log"
+  skip "cannot fetch Debian's Xen, kernel or dom0 packages (is the Debian mirror reachable?)"
+elif [ $rc -ne 0 ]; then
+  tail -n 20 "$W/setup.log"; echo "0 passed, 1 failed"; exit 1
+fi
+echo "nested Xen: building lockstep for dom0 in $BUILD"
+{ cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_TESTS=OFF &&
+  cmake --build "$BUILD" -j2 --target lockstep lockstep-xen-helper; } > "$W/build.log" 2>&1 ||
+  { tail -n 20 "$W/build.log"; echo "0 passed, 1 failed"; exit 1; }
+bash "$SRC/scripts/xen/mkimage.sh" "$BUILD" "$W/dom0.cpio" ||
+  { echo "0 passed, 1 failed"; exit 1; }
+echo "nested Xen: image ready after $((SECONDS - t0)) s"
+
+tries=2; [ "$MODE" = bench ] && tries=1
+boot_start=$SECONDS
+line=""; rc=""
+for try in $(seq $tries); do
+  left=$((BUDGET - (SECONDS - boot_start)))
+  [ "$MODE" = bench ] && left=${LOCKSTEP_XEN_BENCH_TMO:-1200}
+  if [ $left -lt 120 ]; then echo "nested Xen: no time left for try $try"; break; fi
+  LOG=$W/$MODE-$try.log
+  echo "nested Xen: try $try, booting (log: $LOG, at most $left s)"
+  TMO=$left bash "$SRC/scripts/xen/boot.sh" "$LOG" "$W/dom0.cpio" "MODE=$MODE"
+  grep -aE '^ *[0-9]+ (ok  |FAIL|skipped|bench|===|  lockstep|  )' "$LOG" | grep -av 'GUEST-TICK' || true
+  rc=$(sed -n 's/.*=== SUITE-EXIT rc=\([0-9]*\) .*/\1/p' "$LOG" | tail -n 1)
+  line=$(sed -n 's/^ *[0-9]* \([0-9]* passed, [0-9]* failed\)$/\1/p' "$LOG" | tail -n 1)
+  [ "$rc" = 0 ] && break
+  echo "nested Xen: try $try failed (suite rc=${rc:-none}); last serial lines:"
+  tail -n 25 "$LOG"
+done
+echo "nested Xen: $((SECONDS - t0)) s in all"
+if [ "$MODE" = bench ]; then [ "$rc" = 0 ]; exit $?; fi
+echo "${line:-0 passed, 1 failed}"
+[ "$rc" = 0 ]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# scripts/xen/setup.sh - what a nested Xen needs, built once and cached in $W:
+# Debian's Xen 4.17 hypervisor (xen.elf), its 6.1 kernel (vmlinuz + modules)
+# and a debootstrapped dom0 root filesystem with the Xen tools and lockstep's
+# runtime libraries, packed as base.cpio. Needs root and the Debian mirror
+# apt uses. Exit 0 done, 3 the mirror or a package could not be fetched.
+set -euo pipefail
+W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
+STAMP=$W/base.cpio.v2
+[ -s "$STAMP" ] && [ -s "$W/xen.elf" ] && [ -s "$W/vmlinuz" ] && exit 0
+mkdir -p "$W/debs"
+cd "$W"
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in qemu-system-x86 debootstrap busybox-static cpio; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || exit 3
+fi
+MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
+[ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+[ -n "$MIRROR" ] || { echo "setup: no Debian mirror configured for apt" >&2; exit 3; }
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+[ -n "$KPKG" ] || { echo "setup: apt knows no linux-image-amd64 (apt-get update?)" >&2; exit 3; }
+(cd debs && apt-get download xen-hypervisor-4.17-amd64 "$KPKG" >/dev/null 2>&1) || exit 3
+rm -rf x k && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb x && dpkg -x debs/"${KPKG}"_*.deb k
+zcat x/boot/xen-4.17-amd64.gz > xen.elf           # QEMU's multiboot loader takes the ELF image
+cp k/boot/vmlinuz-* vmlinuz
+if [ ! -x rootfs/usr/sbin/xl ]; then
+  rm -rf rootfs
+  debootstrap --variant=minbase \
+    --include=xen-utils-4.17,xenstore-utils,kmod,busybox,procps,iproute2,libuv1,libyajl2,python3-minimal \
+    bookworm rootfs "$MIRROR" > debootstrap.log 2>&1 || { tail -n 5 debootstrap.log >&2; exit 3; }
+fi
+if [ ! -x rootfs/usr/bin/gdb ]; then
+  # Bring dom0's Xen libraries to the hypervisor's (and the host's libxen-dev)
+  # point release; gdb: the suite prints a backtrace from the core of any
+  # lockstep process that crashes.
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    cp /etc/apt/sources.list.d/debian.sources rootfs/etc/apt/sources.list.d/ && rm -f rootfs/etc/apt/sources.list
+  fi
+  { chroot rootfs apt-get update && chroot rootfs apt-get -y upgrade &&
+    chroot rootfs apt-get install -y --no-install-recommends gdb; } >/dev/null 2>&1 || exit 3
+  rm -rf rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/share/doc/* \
+         rootfs/usr/share/man/* rootfs/usr/share/locale/* rootfs/usr/share/info/*
+fi
+# Kernel modules dom0 needs for the Xen tools.
+KV=$(ls k/lib/modules)
+M=k/lib/modules/$KV
+rm -rf "rootfs/lib/modules/$KV" && mkdir -p "rootfs/lib/modules/$KV/kernel"
+for d in drivers/xen; do
+  mkdir -p "rootfs/lib/modules/$KV/kernel/$(dirname $d)" && cp -a "$M/kernel/$d" "rootfs/lib/modules/$KV/kernel/$d"
+done
+cp "$M"/modules.order "$M"/modules.builtin* "rootfs/lib/modules/$KV/" 2>/dev/null || true
+/sbin/depmod -b rootfs "$KV" 2>/dev/null || chroot rootfs /sbin/depmod "$KV"
+# The guests' kernel is dom0's.
+mkdir -p rootfs/boot && cp "k/boot/vmlinuz-$KV" rootfs/boot/vmlinuz
+(cd rootfs && find . | cpio -o -H newc 2>/dev/null) > base.cpio.tmp && mv base.cpio.tmp base.cpio
+touch "$STAMP"
+ls -la "$W/base.cpio" >&2

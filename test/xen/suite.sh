@@ -1,0 +1,152 @@
+#!/bin/sh
+# test/xen/suite.sh - lockstep on a real Xen 4.17, run inside the nested dom0
+# (scripts/xen/run.sh boots it). Guests are made with `xl create` and print
+# GUEST-TICK n each second on their console (xenconsoled logs it); a guest
+# "really continued" when, after its save and restore, the first new tick
+# follows the last one seen before (and it did not boot again: no GUEST-UP).
+# Prints one line per check and ends with `N passed, N failed`.
+LS=/opt/lockstep/bin/lockstep
+CFG=/opt/lockstep
+CONS=/var/log/xen/console
+export LOCKSTEP_BACKEND=xen
+PASS=0; FAIL=0
+up() { cut -d' ' -f1 /proc/uptime; }
+mark() { echo "=== $* uptime=$(up) ==="; }
+ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+verify() { PYTHONPATH=/usr/lib/xen-4.17/lib/python /usr/lib/xen-4.17/bin/verify-stream-v2 -q -f xl -i "$1"; }
+lasttick() { grep -a 'GUEST-TICK' "$CONS/guest-$1.log" 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
+exists() { xl domid "$1" >/dev/null 2>&1; }
+ndomains() { xl list | tail -n +2 | grep -c .; }
+
+create() {  # create TYPE: a fresh guest g$TYPE, ticking
+  rm -f "$CONS/guest-g$1.log"
+  timeout 120 xl create "$CFG/$1.cfg" >/dev/null 2>&1 || { bad "$1: xl create failed"; return 1; }
+  i=0; while [ -z "$(lasttick g$1)" ] && [ $i -lt 90 ]; do sleep 1; i=$((i + 1)); done
+  [ -n "$(lasttick g$1)" ] || { bad "$1: the guest never ticked"; tail -n 5 "$CONS/guest-g$1.log"; xl destroy g$1; return 1; }
+}
+
+# continued NAME BEFORE_TICK WHAT: after a save and restore, the console goes
+# on from the tick seen before (no GUEST-UP: the guest did not boot again).
+continued() {
+  i=0; while [ "$(lasttick $1)" = "" ] || [ "$(lasttick $1)" -le $(( $2 + 1 )) ]; do
+    [ $i -ge 30 ] && break; sleep 1; i=$((i + 1)); done
+  # What the console printed after the last "GUEST-TICK BEFORE" line (all of it
+  # if that line is no longer in the log).
+  new=$(awk -v t="GUEST-TICK $2" '{ sub(/\r$/, "") } $0 == t { buf = ""; seen = 1; next } { buf = buf $0 "\n" }
+        END { printf "%s", buf }' "$CONS/guest-$1.log" 2>/dev/null)
+  first=$(echo "$new" | grep -a GUEST-TICK | head -n 1 | tr -dc '0-9')
+  last=$(lasttick $1)
+  if echo "$new" | grep -q GUEST-UP; then
+    bad "$3: the guest booted again instead of continuing"
+  elif [ -n "$first" ] && [ "$first" -gt "$2" ] && [ "$first" -le $(( $2 + 10 )) ] && [ "$last" -gt "$first" ]; then
+    ok "$3: counter went on ($2 -> $first -> $last)"
+  else
+    bad "$3: counter did not go on (before $2, first after ${first:-none}, last ${last:-none})"
+    tail -n 5 "$CONS/guest-$1.log"
+  fi
+}
+
+mark SUITE-START
+# A lockstep that crashes leaves a core; backtrace() prints where.
+ulimit -c unlimited; mkdir -p /root/cores; echo '/root/cores/core.%e.%p' > /proc/sys/kernel/core_pattern
+backtraces() {
+  for c in /root/cores/core.*; do
+    [ -e "$c" ] || continue
+    bad "a process crashed: $c"
+    case "$c" in *core.lockstep-xen*) exe=/opt/lockstep/bin/lockstep-xen-helper;; *core.lockstep*) exe=$LS;; *) exe=;; esac
+    [ -n "$exe" ] && gdb -batch -ex 'thread apply all bt 20' "$exe" "$c" 2>&1 | grep -E '^#|^Thread' | head -n 60
+    rm -f "$c"
+  done
+}
+xl info | grep -E 'xen_version|free_memory' || { bad "xl info"; echo "$PASS passed, $FAIL failed"; exit 1; }
+$LS --help >/dev/null 2>&1 || { bad "lockstep does not run in dom0"; }
+
+for T in pv pvh; do
+  N=g$T; F=/root/$N.xl
+  mark $T-CREATE
+  create $T || continue
+  sleep 2
+
+  # 1. lockstep save -> Xen's verifier -> xl restore
+  before=$(lasttick $N)
+  mark $T-LOCKSTEP-SAVE tick=$before
+  if ! timeout 300 $LS save --domain $N -o $F; then bad "$T: lockstep save"; xl destroy $N 2>/dev/null; continue; fi
+  if exists $N; then bad "$T: the saved guest still exists"; else ok "$T: lockstep save ($(wc -c < $F) bytes), guest gone"; fi
+  mark $T-VERIFY
+  if verify $F; then ok "$T: verify-stream-v2 -f xl accepts lockstep's file"; else bad "$T: verify-stream-v2 rejects lockstep's file"; fi
+  mark $T-XL-RESTORE
+  if timeout 300 xl restore $F >/dev/null 2>&1; then continued $N "$before" "$T: lockstep save -> xl restore"
+  else bad "$T: xl restore of lockstep's file"; continue; fi
+  rm -f $F
+
+  # 2. xl save -> lockstep restore
+  sleep 2; before=$(lasttick $N)
+  mark $T-XL-SAVE tick=$before
+  if ! timeout 300 xl save $N $F >/dev/null 2>&1; then bad "$T: xl save"; xl destroy $N; continue; fi
+  mark $T-LOCKSTEP-RESTORE
+  if timeout 300 $LS restore -i $F; then continued $N "$before" "$T: xl save -> lockstep restore"
+  else bad "$T: lockstep restore of xl's file"; continue; fi
+  rm -f $F
+
+  # 3. lockstep save -> lockstep restore
+  sleep 2; before=$(lasttick $N)
+  mark $T-LOCKSTEP-ROUNDTRIP tick=$before
+  if timeout 300 $LS save --domain $N -o $F && timeout 300 $LS restore -i $F; then
+    continued $N "$before" "$T: lockstep save -> lockstep restore"
+  else bad "$T: lockstep save -> lockstep restore"; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
+
+  # 4. faults, on the file of step 3 (the guest runs from it)
+  if [ $T = pv ]; then
+    mark $T-FAULTS
+    # The reader of the stream dies mid-way: the save fails, the guest goes on.
+    sleep 1; before=$(lasttick $N)
+    { timeout 300 $LS save --domain $N -o - 2>/root/err; echo $? > /root/rc; } | head -c 20000000 >/dev/null
+    if [ "$(cat /root/rc)" = 0 ]; then
+      bad "$T: a save whose reader died succeeded"
+    else
+      echo "  lockstep: $(tail -n 1 /root/err)"
+      if exists $N; then continued $N "$before" "$T: reader killed mid-stream, guest resumed"
+      else bad "$T: the guest is gone after a failed save"; fi
+    fi
+    xl destroy $N
+    doms=$(ndomains)
+    size=$(wc -c < $F)
+    head -c $((size / 2)) $F > /root/trunc.xl
+    if timeout 120 $LS restore -i /root/trunc.xl 2>/root/err; then bad "$T: a truncated file restored"
+    else
+      echo "  lockstep: $(tail -n 1 /root/err)"
+      if [ "$(ndomains)" = "$doms" ] && ! exists $N; then ok "$T: truncated file refused, no domain left"
+      else bad "$T: truncated file left a domain"; xl list; fi
+    fi
+    rm -f /root/trunc.xl
+    # Corrupt the type of a record in the libxc stream (the TSC info's).
+    at=$($LS inspect $F | awk '$3 == "X86_TSC_INFO" {print $1; exit}')
+    cp $F /root/bad.xl
+    printf '\377\377\377\177' | dd of=/root/bad.xl bs=1 seek="$at" conv=notrunc 2>/dev/null
+    if timeout 120 $LS restore -i /root/bad.xl 2>/root/err; then bad "$T: a corrupted file restored"
+    else
+      echo "  lockstep: $(tail -n 1 /root/err)"
+      if [ "$(ndomains)" = "$doms" ] && ! exists $N; then ok "$T: corrupted file refused, no domain left"
+      else bad "$T: corrupted file left a domain"; xl list; fi
+    fi
+    rm -f /root/bad.xl
+  fi
+  rm -f $F
+  xl destroy $N 2>/dev/null
+  backtraces
+  mark $T-DONE
+done
+
+# 5. live migration (PVH: Xen has log-dirty for HAP guests only here)
+if $LS migrate --help >/dev/null 2>&1; then
+  mark PVH-MIGRATE
+  echo "  (lockstep migrate is present; its same-dom0 check is not wired yet)"
+else
+  echo "skipped: lockstep migrate (issue 4) has not landed; PVH migrate not tested"
+fi
+
+backtraces
+xl list
+echo "$PASS passed, $FAIL failed"
+[ $FAIL -eq 0 ]
