@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -77,8 +78,11 @@ static const char migrate_help[] =
 "  -h, --help             this help\n"
 "\n"
 "Output (standard output, or standard error with --to -): 'digest HEX' (the\n"
-"state at the moment of suspend, as the stream carries it), 'precopy ...' (rounds,\n"
-"pages, dirty pages and rate), 'suspended_ns N' (CLOCK_MONOTONIC), and\n"
+"state at the moment of suspend, as the stream carries it), 'precopy live_rounds\n"
+"N pages_sent N last_dirty N pages_per_s N' (the live rounds, the pages sent\n"
+"in all rounds including the final one, the dirty count the policy last saw,\n"
+"the measured rate), 'suspended_ns N'\n"
+"(CLOCK_MONOTONIC), and\n"
 "'outcome KEYWORD: text', KEYWORD one of destination-runs, source-left,\n"
 "source-runs, source-suspended, unconfirmed. A progress line (round, pages\n"
 "sent, dirty pages, rate) is shown on standard error when it is a terminal.\n"
@@ -483,6 +487,43 @@ static void run_close(struct run *r)
         fprintf(stderr, "lockstep %s: internal error: handles left open on the loop\n", r->verb);
 }
 
+/* LOCKSTEP_CHECK_FDS=1 (tests): at the end every fd but 0-2 must be closed;
+ * a leak is reported and turns the exit status into 97. libuv's own
+ * process-wide self-pipe (both ends held here, kept for the process's life
+ * once a signal was watched) is not ours to close. */
+static int check_fds(int status)
+{
+    if (!getenv("LOCKSTEP_CHECK_FDS"))
+        return status;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return status;
+    struct { int fd; char target[128]; } open_fds[64];
+    int n = 0, leaked = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 64) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
+            continue;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, open_fds[n].target, sizeof(open_fds[n].target) - 1);
+        open_fds[n].target[len > 0 ? len : 0] = '\0';
+        open_fds[n++].fd = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        int same = 0;
+        for (int k = 0; k < n; k++)
+            same += strcmp(open_fds[i].target, open_fds[k].target) == 0;
+        if (same == 2 && strncmp(open_fds[i].target, "pipe:", 5) == 0)
+            continue;
+        fprintf(stderr, "lockstep: leaked fd %d (%s)\n", open_fds[i].fd, open_fds[i].target);
+        leaked++;
+    }
+    return leaked ? 97 : status;
+}
+
 static const char *outcome_keyword(enum ls_migrate_outcome o)
 {
     switch (o) {
@@ -648,11 +689,14 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         o = LS_MIGRATE_SOURCE_RUNS;
     if (r.op) {
         struct ls_precopy_progress p;
+        uint64_t bytes, total;
         ls_op_precopy(r.op, &p);
+        ls_op_progress(r.op, &bytes, &total);
         if (ls_op_digest(r.op)[0])
             fprintf(out, "digest %s\n", ls_op_digest(r.op));
-        fprintf(out, "precopy rounds %u pages_sent %" PRIu64 " last_dirty %ld pages_per_s %.0f\n",
-                p.round, p.pages_sent, p.dirty_pages, p.pages_per_s);
+        if (p.final_round)
+            fprintf(out, "precopy live_rounds %u pages_sent %" PRIu64 " last_dirty %ld "
+                    "pages_per_s %.0f\n", p.round + 1, bytes / 4096, p.dirty_pages, p.pages_per_s);
         if (ls_op_suspended_ns(r.op))
             fprintf(out, "suspended_ns %" PRIu64 "\n", ls_op_suspended_ns(r.op));
     }
@@ -674,9 +718,9 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         close(send_fd);
     run_close(&r);
     switch (o) {
-    case LS_MIGRATE_DESTINATION_RUNS: return 0;
-    case LS_MIGRATE_SOURCE_RUNS: return 1;
-    default: return EXIT_ATTENTION;
+    case LS_MIGRATE_DESTINATION_RUNS: return check_fds(0);
+    case LS_MIGRATE_SOURCE_RUNS: return check_fds(1);
+    default: return check_fds(EXIT_ATTENTION);
     }
 }
 
@@ -757,8 +801,8 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
         close(send_fd);
     run_close(&r);
     switch (o) {
-    case LS_MIGRATE_DESTINATION_RUNS: return 0;
-    case LS_MIGRATE_RUNS_UNCONFIRMED: return EXIT_ATTENTION;
-    default: return 1;
+    case LS_MIGRATE_DESTINATION_RUNS: return check_fds(0);
+    case LS_MIGRATE_RUNS_UNCONFIRMED: return check_fds(EXIT_ATTENTION);
+    default: return check_fds(1);
     }
 }

@@ -170,7 +170,7 @@ static void precopy_measure(struct save_role *r, const struct ls_precopy_stats *
     if (st->dirty_count >= 0) {
         r->round_start_ns = now;
         p->dirty_pages = st->dirty_count;
-        p->round = st->iteration;
+        p->round = st->iteration;       /* about to go, whatever the answer */
         return;
     }
     if (r->round_start_ns && now > r->round_start_ns) {
@@ -179,7 +179,7 @@ static void precopy_measure(struct save_role *r, const struct ls_precopy_stats *
         p->pages_per_s = (double)r->sent_pages * 1e9 / (double)r->sent_ns;
     }
     p->pages_sent = st->total_written;
-    p->round = st->iteration;
+    p->round = st->iteration - 1;       /* the round that went */
 }
 
 static int save_answer_precopy(struct fsm *m, const struct fsm_ev *ev)

@@ -158,7 +158,9 @@ const char *ls_op_digest(const struct ls_op *op);
 
 /* A live save's pre-copy so far (as its precopy_policy answers saw it). */
 struct ls_precopy_progress {
-    unsigned round;            /* rounds sent so far (0 = the first, full one, under way) */
+    unsigned round;            /* the live round under way or last sent, from 0 (the
+                                  full one); round + 1 live rounds once the guest is
+                                  suspended */
     uint64_t pages_sent;       /* pages sent in all rounds (precopy_stats.total_written) */
     long dirty_pages;          /* dirty pages found for the latest round; -1 before */
     double pages_per_s;        /* measured send rate; 0 until known */

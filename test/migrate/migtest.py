@@ -1,0 +1,334 @@
+"""test/migrate/migtest.py - two simulated hosts and a lockstep on each.
+
+Each Host is a private lockstep-simd (its own LOCKSTEP_RUNDIR): killing that
+daemon is the host dying. Senders and receivers are real `lockstep migrate` /
+`lockstep migrate-receive` processes; every process a test starts is waited
+for (or killed) by pid, and every wait is bounded.
+"""
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = os.environ["LOCKSTEP_BIN"]
+SIMD = os.environ["LOCKSTEP_SIMD"]
+SRC = os.environ.get("LOCKSTEP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+BASE_ENV = dict(os.environ)
+BASE_ENV.update({
+    "LOCKSTEP_SIMD": SIMD,
+    "LOCKSTEP_SIMD_IDLE_EXIT": "120",      # a safety net if the test itself is killed
+    "ASAN_OPTIONS": "detect_leaks=1:exitcode=99",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=98",
+    "LOCKSTEP_CHECK_FDS": "1",
+})
+for k in ("LOCKSTEP_TRACE", "FSM_FAULT", "FSM_STOP"):
+    BASE_ENV.pop(k, None)
+
+
+class Failed(Exception):
+    pass
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, what, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"ok   - {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL - {what}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+class Host:
+    """A simulated host: its own sim daemon in a private runtime directory."""
+
+    def __init__(self, work, name):
+        self.name = name
+        self.rundir = os.path.join(work, name)
+        os.makedirs(self.rundir, exist_ok=True)
+        self.env = dict(BASE_ENV, LOCKSTEP_RUNDIR=self.rundir)
+
+    def lockstep(self, *args, check=True, timeout=60, env=None):
+        p = subprocess.run([BIN, *args], env=env or self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise Failed(f"{self.name}: lockstep {' '.join(args)}: rc {p.returncode}: "
+                         f"{p.stderr.strip()}")
+        return p
+
+    def sim(self, *args, check=True):
+        return self.lockstep("sim", *args, check=check).stdout.strip()
+
+    def create(self, type_, memory="16M", seed=1, rate=0, pattern="uniform", vcpus=2):
+        args = ["create", "--type", type_, "--memory", memory, "--seed", str(seed),
+                "--vcpus", str(vcpus)]
+        if rate:
+            args += ["--dirty-rate", str(rate), "--dirty-pattern", pattern]
+        return int(self.sim(*args))
+
+    def domains(self):
+        """{domid: state} of every domain on this host."""
+        out = self.sim("list")
+        doms = {}
+        for line in out.splitlines()[1:]:
+            f = line.split()
+            doms[int(f[0])] = f[3]
+        return doms
+
+    def digest(self, domid):
+        return self.sim("digest", str(domid))
+
+    def daemon_pid(self):
+        try:
+            with open(os.path.join(self.rundir, "simd.pid")) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def daemon_fds(self):
+        pid = self.daemon_pid()
+        try:
+            return len(os.listdir(f"/proc/{pid}/fd")) if pid else 0
+        except OSError:
+            return 0
+
+    def kill_daemon(self, sig=signal.SIGKILL):
+        pid = self.daemon_pid()
+        if pid:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            wait_gone(pid, 5)
+
+    def replay_digest(self, type_, memory, seed, pattern, writes, vcpus=2):
+        """The digest a fresh guest of this seed has after `writes` writes."""
+        d = self.create(type_, memory, seed, vcpus=vcpus)
+        try:
+            self.sim("pause", str(d))
+            self.sim("workload", str(d), "--pattern", pattern, "--seed", str(seed),
+                     "--replay", str(writes))
+            return self.digest(d)
+        finally:
+            self.sim("destroy", str(d), check=False)
+
+    def stop(self):
+        self.kill_daemon(signal.SIGTERM)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] not in "ZX"
+
+
+def wait_gone(pid, secs):
+    end = time.time() + secs
+    while time.time() < end:
+        if not alive(pid):
+            return True
+        time.sleep(0.01)
+    return not alive(pid)
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        return st[st.rindex(")") + 2]
+    except OSError:
+        return "X"
+
+
+class Proc:
+    """A lockstep process with its output collected by threads."""
+
+    def __init__(self, args, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 name="lockstep"):
+        self.name = name
+        self.p = subprocess.Popen([BIN, *args], env=env, stdin=stdin, stdout=stdout,
+                                  stderr=subprocess.PIPE, close_fds=True)
+        self.out, self.err = [], []
+        self.threads = []
+        for stream, sink in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
+            if stream is None:
+                continue
+            t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _pump(stream, sink):
+        for line in iter(stream.readline, b""):
+            sink.append(line.decode(errors="replace"))
+        stream.close()
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def wait_line(self, pattern, secs):
+        end = time.time() + secs
+        rx = re.compile(pattern)
+        while time.time() < end:
+            for line in list(self.err) + list(self.out):
+                m = rx.search(line)
+                if m:
+                    return m
+            if self.p.poll() is not None and not any(t.is_alive() for t in self.threads):
+                break
+            time.sleep(0.01)
+        return None
+
+    def wait(self, secs):
+        try:
+            rc = self.p.wait(timeout=secs)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            rc = None
+        for t in self.threads:
+            t.join(5)
+        return rc
+
+    def kill(self, sig=signal.SIGKILL):
+        try:
+            self.p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def text(self):
+        return "".join(self.out) + "".join(self.err)
+
+    def field(self, key):
+        """The value of a 'key value' line of the output, or None."""
+        for line in self.out + self.err:
+            if line.startswith(key + " "):
+                return line[len(key) + 1:].strip()
+        return None
+
+    def outcome(self):
+        v = self.field("outcome")
+        return v.split(":")[0] if v else None
+
+
+class Proxy:
+    """A TCP proxy from a local port to the receiver; reset() breaks every
+    connection through it with an RST to both ends, as a failing network does."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        self.socks = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        try:
+            s = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            c.close()
+            return
+        s.settimeout(None)
+        with self.lock:
+            self.socks += [c, s]
+            if self.closed:
+                self._reset_locked()
+                return
+        for a, b in ((c, s), (s, c)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(1 << 16)
+                if not d:
+                    b.shutdown(socket.SHUT_WR)
+                    return
+                b.sendall(d)
+        except OSError:
+            return
+
+    def _reset_locked(self):
+        for s in self.socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def reset(self):
+        with self.lock:
+            self.closed = True
+            self._reset_locked()
+        try:
+            self.ls.close()
+        except OSError:
+            pass
+
+    def close(self):
+        self.reset()
+
+
+def start_receiver(host, extra=(), listen="tcp:127.0.0.1:0", env=None):
+    r = Proc(["migrate-receive", "--listen", listen, *extra], env or host.env, name="receiver")
+    m = r.wait_line(r"^listening on (\S+)", 20)
+    if not m:
+        r.kill()
+        r.wait(5)
+        raise Failed(f"the receiver did not listen: {r.text()}")
+    return r, m.group(1)
+
+
+def lockstep_procs():
+    """Pids of lockstep processes (not daemons) still around."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].decode(errors="replace") == BIN and alive(int(d)):
+            pids.append(int(d))
+    return pids
+
+
+def workdir():
+    return tempfile.mkdtemp(prefix="lockstep-mig.")
