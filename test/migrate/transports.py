@@ -130,8 +130,12 @@ def main():
         err = "".join(s.err)
         calls = err.count("CB_PRECOPY_POLICY")
         rounds = [l for l in s.err if l.startswith("precopy save[")]
+        live = precopy(s)["live_rounds"]
+        # Asked before each round and after it; a "stop" before a round
+        # still lets that round go (libxc), so 2L or 2L - 1 calls for L rounds.
         res.check("trace: precopy_policy asked before and after every live round",
-                  calls == 2 * 4 and len(rounds) == calls, f"{calls} calls, {len(rounds)} lines")
+                  calls in (2 * live, 2 * live - 1) and 1 <= live <= 5 and len(rounds) == calls,
+                  f"{calls} calls, {len(rounds)} lines, {live} live rounds")
         res.check("trace: each round's dirty count and rate are shown",
                   all("dirty" in l and "pages/s" in l for l in rounds))
 
