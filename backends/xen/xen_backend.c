@@ -31,6 +31,9 @@
 #define MAXMEM_SLACK_KIB 1024            /* what libxl adds to max_memkb for Xen's own use */
 #define CONSOLE_LIMIT "1048576"          /* xenconsoled's per-guest buffer, libxl's default */
 #define USERDATA_DIR "/var/lib/xen"
+/* xl's names for the two copies of a guest migrated within one host. */
+#define INCOMING_SUFFIX "--incoming"
+#define MIGRATEDAWAY_SUFFIX "--migratedaway"
 
 bool ls_xen_available(void)
 {
@@ -129,6 +132,22 @@ char *xen_xs_read(struct xen_backend *x, const char *fmt, ...)
     return xs_read(x->xsh, XBT_NULL, path, &len);
 }
 
+static bool rename_domain(struct xen_backend *x, uint32_t domid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/local/domain/%u/name", domid);
+    if (!xs_write(x->xsh, XBT_NULL, path, name, strlen(name)))
+        return false;
+    char *vm = xen_xs_read(x, "/local/domain/%u/vm", domid);
+    if (vm && strncmp(vm, "/vm/", 4) == 0) {
+        char vpath[128];
+        snprintf(vpath, sizeof(vpath), "%s/name", vm);
+        xs_write(x->xsh, XBT_NULL, vpath, name, strlen(name));
+    }
+    free(vm);
+    return true;
+}
+
 static int xen_domain_info(struct ls_backend *be, uint32_t domid, struct ls_domain_info *out,
                            struct ls_errbuf *e)
 {
@@ -187,8 +206,36 @@ static int xen_pause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
     return 0;
 }
 
+/* A guest migrated within this host arrives as NAME--incoming while its
+ * source still holds NAME, as with xl. When it is started, the source is
+ * suspended for good: it becomes NAME--migratedaway and this one NAME. */
+static void take_final_name(struct xen_backend *x, uint32_t domid)
+{
+    struct xen_target t;
+    if (!xen_target_get(x, domid, &t))
+        return;
+    free(t.config_json);
+    if (!t.final_name[0])
+        return;
+    struct ls_errbuf ignore;
+    ls_err_clear(&ignore);
+    uint32_t holder;
+    xc_dominfo_t info;
+    if (ls_xen_find(&x->be, t.final_name, &holder, &ignore) == 0 && holder != domid) {
+        if (xen_getinfo(x, holder, &info, &ignore) < 0 || !info.shutdown ||
+            info.shutdown_reason != SHUTDOWN_suspend)
+            return;   /* the source still runs: keep NAME--incoming */
+        char away[80];
+        snprintf(away, sizeof(away), "%s" MIGRATEDAWAY_SUFFIX, t.final_name);
+        if (!rename_domain(x, holder, away))
+            return;
+    }
+    rename_domain(x, domid, t.final_name);
+}
+
 static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
 {
+    take_final_name(xen_of(be), domid);
     if (xc_domain_unpause(xen_of(be)->xch, domid) < 0)
         return ls_err(e, -errno, "domain %u: Xen refused to unpause it: %s", domid,
                       strerror(errno));
@@ -211,6 +258,18 @@ static int xen_resume(struct ls_backend *be, uint32_t domid, bool fast, struct l
         xs_write(x->xsh, XBT_NULL, path, "", 0);
     }
     free(req);
+    /* A migration that failed after the go-ahead gives the source its name back. */
+    char *name = xen_xs_read(x, "/local/domain/%u/name", domid);
+    size_t nl = name ? strlen(name) : 0, sl = strlen(MIGRATEDAWAY_SUFFIX);
+    if (nl > sl && strcmp(name + nl - sl, MIGRATEDAWAY_SUFFIX) == 0) {
+        name[nl - sl] = '\0';
+        uint32_t holder;
+        struct ls_errbuf ignore;
+        ls_err_clear(&ignore);
+        if (ls_xen_find(be, name, &holder, &ignore) < 0)
+            rename_domain(x, domid, name);
+    }
+    free(name);
     if (!(info.shutdown && info.shutdown_reason == SHUTDOWN_suspend))
         return 0;
     if (xc_domain_resume(x->xch, domid, fast ? 1 : 0) < 0)
@@ -547,9 +606,16 @@ static int xen_create_for_restore(struct ls_backend *be, const struct ls_domain_
     uint32_t existing;
     struct ls_errbuf ignore;
     ls_err_clear(&ignore);
-    if (cfg->name[0] && ls_xen_find(be, cfg->name, &existing, &ignore) == 0)
-        return ls_err(e, -EEXIST, "a domain named '%s' already exists (domain %u)", cfg->name,
-                      existing);
+    char name[64];
+    snprintf(name, sizeof(name), "%s", cfg->name[0] ? cfg->name : "lockstep-restored");
+    if (ls_xen_find(be, name, &existing, &ignore) == 0) {
+        /* A migration within this host: the source still holds the name. */
+        if (!cfg->guard)
+            return ls_err(e, -EEXIST, "a domain named '%s' already exists (domain %u)", name,
+                          existing);
+        snprintf(name, sizeof(name), "%.*s" INCOMING_SUFFIX,
+                 (int)(sizeof(name) - sizeof(INCOMING_SUFFIX)), cfg->name);
+    }
 
     struct parsed_config pc;
     parse_extra(cfg->config_json, &pc);
@@ -604,7 +670,7 @@ static int xen_create_for_restore(struct ls_backend *be, const struct ls_domain_
     if (!step && (console_port = xc_evtchn_alloc_unbound(x->xch, domid, 0)) < 0)
         step = "allocate its console event channel";
     if (!step)
-        rc = xen_target_add(x, domid, cfg, create.handle, store_port, console_port, e);
+        rc = xen_target_add(x, domid, cfg, name, create.handle, store_port, console_port, e);
     if (step)
         rc = ls_err(e, -errno, "new domain %u: Xen refused to %s: %s", domid, step,
                     strerror(errno));
@@ -753,8 +819,8 @@ int xen_announce_domain(struct xen_backend *x, uint32_t domid, uint64_t store_mf
 /* ---- restore targets ---------------------------------------------------- */
 
 int xen_target_add(struct xen_backend *x, uint32_t domid, const struct ls_domain_config *cfg,
-                   const uint8_t uuid[16], int store_port, int console_port,
-                   struct ls_errbuf *e)
+                   const char *name, const uint8_t uuid[16], int store_port,
+                   int console_port, struct ls_errbuf *e)
 {
     struct xen_target *t = calloc(1, sizeof(*t));
     if (!t)
@@ -763,7 +829,9 @@ int xen_target_add(struct xen_backend *x, uint32_t domid, const struct ls_domain
     t->type = cfg->type;
     t->vcpus = cfg->vcpus;
     t->memory_kib = cfg->memory_kib;
-    snprintf(t->name, sizeof(t->name), "%s", cfg->name[0] ? cfg->name : "lockstep-restored");
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    if (strcmp(name, cfg->name) != 0 && cfg->name[0])
+        snprintf(t->final_name, sizeof(t->final_name), "%s", cfg->name);
     memcpy(t->uuid, uuid, 16);
     t->store_port = store_port;
     t->console_port = console_port;

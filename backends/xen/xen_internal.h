@@ -18,6 +18,7 @@ struct xen_target {
     unsigned vcpus;
     uint64_t memory_kib;
     char name[64];
+    char final_name[64];       /* "": none; else the name to take when unpaused */
     uint8_t uuid[16];
     int store_port, console_port;
     char *config_json;         /* the stream's xl config, or NULL */
@@ -45,8 +46,8 @@ char *xen_xs_read(struct xen_backend *x, const char *fmt, ...)
 void xen_uuid_format(const uint8_t h[16], char out[37]);
 
 int xen_target_add(struct xen_backend *x, uint32_t domid, const struct ls_domain_config *cfg,
-                   const uint8_t uuid[16], int store_port, int console_port,
-                   struct ls_errbuf *e);
+                   const char *name, const uint8_t uuid[16], int store_port,
+                   int console_port, struct ls_errbuf *e);
 /* A copy (config_json strdup'd: free it). */
 bool xen_target_get(struct xen_backend *x, uint32_t domid, struct xen_target *copy);
 void xen_target_forget(struct xen_backend *x, uint32_t domid);
