@@ -57,7 +57,7 @@ for try in $(seq $tries); do
   LOG=$W/$MODE-$try.log
   echo "nested Xen: try $try, booting (log: $LOG, at most $left s)"
   TMO=$left bash "$SRC/scripts/xen/boot.sh" "$LOG" "$W/dom0.cpio" "MODE=$MODE"
-  grep -aE '^ *[0-9]+ (ok  |FAIL|skipped|bench|===|  lockstep|  )' "$LOG" | grep -av 'GUEST-TICK' || true
+  grep -aE '^ *[0-9]+ (ok  |FAIL|known-failure|skipped|bench|===|  lockstep|  )' "$LOG" | grep -av 'GUEST-TICK' || true
   rc=$(sed -n 's/.*=== SUITE-EXIT rc=\([0-9]*\) .*/\1/p' "$LOG" | tail -n 1)
   line=$(sed -n 's/^ *[0-9]* \([0-9]* passed, [0-9]* failed\)$/\1/p' "$LOG" | tail -n 1)
   [ "$rc" = 0 ] && break
