@@ -161,6 +161,13 @@ struct ls_backend_ops {
     /* See enum ls_guard; optional (NULL: the backend has no such safety net). */
     int (*set_guard)(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
                      struct ls_errbuf *err);
+    /* Write msg (a migration's go-ahead) whole to fd and clear the domain's
+     * guard as one step of the hypervisor side, so no death of this process
+     * can fall between them (guard released, go-ahead unsent: no copy would
+     * run). On error the guard stays, and at most a prefix went out.
+     * Optional: without it the caller clears the guard, then writes. */
+    int (*hand_off)(struct ls_backend *be, uint32_t domid, int fd, const void *msg, size_t len,
+                    struct ls_errbuf *err);
 
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],

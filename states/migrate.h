@@ -44,7 +44,8 @@ struct migrate_send_role {
     struct ls_op *save;            /* the save role, a joined child */
     struct fsm_join join;
     uint8_t status;                /* the receiver's status byte */
-    bool source_suspended;         /* known after a failed resume or a disarm */
+    bool source_suspended;         /* known after a failed resume or a settle */
+    struct ls_errbuf io_err;       /* a work's failure it reports as an event */
 };
 
 struct migrate_receive_role {
@@ -54,7 +55,9 @@ struct migrate_receive_role {
     struct ls_op *restore;         /* the restore role, a joined child */
     struct fsm_join join;
     uint32_t domid;                /* our copy, once restored */
+    int restore_rc;                /* the restore's result, once it is done */
     uint8_t status;                /* what we report (0 = runs) */
+    struct ls_errbuf io_err;       /* a work's failure it reports as an event */
 };
 
 #endif

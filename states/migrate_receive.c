@@ -34,8 +34,10 @@ static int write_received(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int read_go(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_receive_role *r = arg;
-    return mig_expect(r->opts.recv_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "sender", "go-ahead",
-                      r->opts.timeout_ms, err);
+    if (mig_expect(r->opts.recv_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "sender", "go-ahead",
+                   r->opts.timeout_ms, &r->io_err) < 0)
+        return MIGRATE_RECEIVE_E_NO_GO;
+    return MIGRATE_RECEIVE_E_GO;
 }
 
 /* Unpausing clears the domain's guard in the same backend call; a paused
@@ -64,6 +66,14 @@ static int write_report(void *arg, int cancel_fd, struct ls_errbuf *err)
                     r->status ? "failure report" : "report that the guest runs here", err);
 }
 
+static int write_report_ok(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_receive_role *r = arg;
+    if (write_report(r, cancel_fd, &r->io_err) < 0)
+        return MIGRATE_RECEIVE_E_REPORT_LOST;
+    return MIGRATE_RECEIVE_E_WRITTEN;
+}
+
 static int write_permission(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_receive_role *r = arg;
@@ -74,6 +84,8 @@ static int write_permission(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_receive_role *r = arg;
+    if (!r->domid)
+        return 0;      /* the restore failed: it destroyed its partial domain itself */
     struct ls_errbuf why;
     ls_err_clear(&why);
     int rc = be_of(r)->ops->destroy(be_of(r), r->domid, &why);
@@ -90,6 +102,14 @@ static int rcv_write_banner(struct fsm *m, const struct fsm_ev *ev)
     return io_work_start(m, MIGRATE_RECEIVE_E_WRITTEN, write_banner, m->owner, "write the banner");
 }
 
+/* The restore's own result: a join re-reports a success as a failure when
+ * our action on it failed, and the copy it made must still be destroyed. */
+static void restore_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct migrate_receive_role *r = data;
+    r->restore_rc = rc;
+}
+
 static int rcv_start_restore(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_receive_role *r = m->owner;
@@ -97,7 +117,8 @@ static int rcv_start_restore(struct fsm *m, const struct fsm_ev *ev)
                                   .no_digest = r->opts.no_digest };
     struct ls_errbuf err;
     ls_err_clear(&err);
-    int rc = restore_role_start(r->op.ctx, &ro, NULL, r, &r->restore, &err);
+    r->restore_rc = 1;     /* not done yet */
+    int rc = restore_role_start(r->op.ctx, &ro, restore_done, r, &r->restore, &err);
     if (rc < 0)
         return fsm_fail(m, rc, "%s: cannot start the restore: %s", m->name, err.msg);
     r->op.child = r->restore;
@@ -132,7 +153,7 @@ static int rcv_write_received(struct fsm *m, const struct fsm_ev *ev)
 
 static int rcv_read_go(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, MIGRATE_RECEIVE_E_GO, read_go, m->owner, "read the go-ahead");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_go, m->owner, "read the go-ahead");
 }
 
 static int rcv_start_guest(struct fsm *m, const struct fsm_ev *ev)
@@ -145,7 +166,7 @@ static int rcv_write_report(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_receive_role *r = m->owner;
     r->status = 0;
-    return io_work_start(m, MIGRATE_RECEIVE_E_WRITTEN, write_report, r, "write the report");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, write_report_ok, r, "write the report");
 }
 
 static int rcv_write_failure(struct fsm *m, const struct fsm_ev *ev)
@@ -167,7 +188,9 @@ static int rcv_write_permission(struct fsm *m, const struct fsm_ev *ev)
 static int rcv_destroy_copy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_receive_role *r = m->owner;
-    if (!r->domid)
+    if (r->io_err.rc)
+        fsm_fail_from(m, &r->io_err);   /* why no go-ahead */
+    if (!r->domid && r->restore_rc == 0)
         take_copy(r);   /* the restore finished as we gave up */
     return io_work_start(m, MIGRATE_RECEIVE_E_COPY_DESTROYED, destroy_copy, r,
                          "destroy our copy");
@@ -195,6 +218,7 @@ static int rcv_outcome_runs(struct fsm *m, const struct fsm_ev *ev)
 static int rcv_outcome_unconfirmed(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_receive_role *r = m->owner;
+    fsm_fail_from(m, &r->io_err);
     r->op.outcome = LS_MIGRATE_RUNS_UNCONFIRMED;
     return 0;
 }

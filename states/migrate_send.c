@@ -124,17 +124,31 @@ static int read_received(void *arg, int cancel_fd, struct ls_errbuf *err)
                       "confirmation that it received the domain", timeout_of(r), err);
 }
 
-/* The point of no return: the guard goes first, so a go-ahead is never
- * written while the backend could still resume our copy behind our back;
- * both in one step, so no dispatch (and no fault point) falls between. */
+/* The point of no return. The backend writes the go-ahead and clears the
+ * guard as one step of its own (hand_off), so our death cannot fall between
+ * them. Without it: the guard goes first, so a go-ahead is never written
+ * while the backend could still resume our copy behind our back (a death
+ * right between leaves the guest suspended here, the receiver without it). */
 static int give_go(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_send_role *r = arg;
     struct ls_backend *be = be_of(r);
-    int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err) : 0;
-    if (rc < 0)
-        return rc;
-    return mig_send(r->opts.send_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "receiver", "go-ahead", err);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc;
+    if (be->ops->hand_off) {
+        rc = be->ops->hand_off(be, r->opts.domid, r->opts.send_fd, MIG_GO, MIG_GO_LEN, &why);
+    } else {
+        rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, &why) : 0;
+        if (rc == 0)
+            rc = mig_send(r->opts.send_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "receiver", "go-ahead",
+                          &why);
+    }
+    if (rc < 0) {
+        ls_err(&r->io_err, rc, "the go-ahead could not be given: %s", why.msg);
+        return MIGRATE_SEND_E_GO_NOT_GIVEN;
+    }
+    return MIGRATE_SEND_E_GO_WRITTEN;
 }
 
 static int read_report(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -164,7 +178,15 @@ static int read_permission(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int destroy_source(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_send_role *r = arg;
-    return be_of(r)->ops->destroy(be_of(r), r->opts.domid, err);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be_of(r)->ops->destroy(be_of(r), r->opts.domid, &why);
+    if (rc < 0) {
+        ls_err(&r->io_err, rc, "the guest runs at the destination, but our copy (domain %u) "
+               "could not be destroyed: %s", r->opts.domid, why.msg);
+        return MIGRATE_SEND_E_SOURCE_NOT_DESTROYED;
+    }
+    return MIGRATE_SEND_E_SOURCE_DESTROYED;
 }
 
 static int resume_source(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -180,14 +202,20 @@ static int resume_source(void *arg, int cancel_fd, struct ls_errbuf *err)
     return 0;
 }
 
-static int disarm_guard(void *arg, int cancel_fd, struct ls_errbuf *err)
+/* Before any go-ahead the guest is ours: whatever state the save left it in
+ * (running, or suspended by a save that completed as we gave up), it runs
+ * again, and the guard is released. The outcome is what the backend says. */
+static int settle_source(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_send_role *r = arg;
     struct ls_backend *be = be_of(r);
-    int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err) : 0;
     struct ls_domain_info info;
-    struct ls_errbuf ignored;
-    if (be->ops->domain_info(be, r->opts.domid, &info, &ignored) == 0)
+    int rc = be->ops->domain_info(be, r->opts.domid, &info, err);
+    if (rc == 0 && info.state == LS_RUN_SUSPENDED)
+        rc = resume_source(r, cancel_fd, err);
+    else if (rc == 0 && be->ops->set_guard)
+        rc = be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err);
+    if (rc == 0 && be->ops->domain_info(be, r->opts.domid, &info, err) == 0)
         r->source_suspended = info.state == LS_RUN_SUSPENDED;
     return rc;
 }
@@ -241,7 +269,7 @@ static int mig_read_received(struct fsm *m, const struct fsm_ev *ev)
 
 static int mig_give_go(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, MIGRATE_SEND_E_GO_WRITTEN, give_go, m->owner, "give the go-ahead");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, give_go, m->owner, "give the go-ahead");
 }
 
 static int mig_read_report(struct fsm *m, const struct fsm_ev *ev)
@@ -261,12 +289,15 @@ static int mig_read_permission(struct fsm *m, const struct fsm_ev *ev)
 
 static int mig_destroy_source(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, MIGRATE_SEND_E_SOURCE_DESTROYED, destroy_source, m->owner,
+    return io_work_start(m, IO_WORK_EV_FROM_FN, destroy_source, m->owner,
                          "destroy the source copy");
 }
 
 static int mig_resume_source(struct fsm *m, const struct fsm_ev *ev)
 {
+    struct migrate_send_role *r = m->owner;
+    if (r->io_err.rc)
+        fsm_fail_from(m, &r->io_err);   /* why the go-ahead was not given */
     return io_work_start(m, MIGRATE_SEND_E_GUEST_RESUMED, resume_source, m->owner,
                          "resume the guest");
 }
@@ -277,16 +308,16 @@ static int mig_abandon_and_resume(struct fsm *m, const struct fsm_ev *ev)
     return mig_resume_source(m, ev);
 }
 
-static int mig_disarm_guard(struct fsm *m, const struct fsm_ev *ev)
+static int mig_settle_source(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, MIGRATE_SEND_E_DISARMED, disarm_guard, m->owner,
-                         "release the guard");
+    return io_work_start(m, MIGRATE_SEND_E_SETTLED, settle_source, m->owner,
+                         "settle the source copy");
 }
 
-static int mig_abandon_and_disarm(struct fsm *m, const struct fsm_ev *ev)
+static int mig_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
 {
     io_work_abandon(m);
-    return mig_disarm_guard(m, ev);
+    return mig_settle_source(m, ev);
 }
 
 static int mig_outcome_destination(struct fsm *m, const struct fsm_ev *ev)
@@ -299,6 +330,7 @@ static int mig_outcome_destination(struct fsm *m, const struct fsm_ev *ev)
 static int mig_outcome_left(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_send_role *r = m->owner;
+    fsm_fail_from(m, &r->io_err);
     r->op.outcome = LS_MIGRATE_SOURCE_LEFT;
     return 0;
 }
@@ -307,13 +339,6 @@ static int mig_outcome_source(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_send_role *r = m->owner;
     r->op.outcome = r->source_suspended ? LS_MIGRATE_SOURCE_SUSPENDED : LS_MIGRATE_SOURCE_RUNS;
-    return 0;
-}
-
-static int mig_outcome_suspended(struct fsm *m, const struct fsm_ev *ev)
-{
-    struct migrate_send_role *r = m->owner;
-    r->op.outcome = LS_MIGRATE_SOURCE_SUSPENDED;
     return 0;
 }
 

@@ -63,7 +63,8 @@ enum simp_op {
     SIMP_OP_DIGEST   = 13,  /* -> 64 hex characters */
     SIMP_OP_LOGDIRTY = 14,  /* kind = enum simp_logdirty_op -> struct simp_logdirty [+ bitmap] */
     SIMP_OP_GUARD    = 15,  /* kind = enum simp_guard: what happens if this client is lost */
-    SIMP_OP_MAX_     = 16,
+    SIMP_OP_HANDOFF  = 16,  /* payload = a message, 1 fd: write it there, then clear the guard */
+    SIMP_OP_MAX_     = 17,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -171,6 +172,12 @@ struct simp_logdirty {
  * a dead toolstack: a source guest suspended for a migration is resumed (and
  * its log-dirty switched off); a restore target is destroyed. Resuming,
  * destroying or unpausing the domain clears a guard. */
+/* HANDOFF: the migration's point of no return as one step of the daemon.
+ * The request carries an fd (SCM_RIGHTS) and a short message (the go-ahead);
+ * the daemon writes the whole message to the fd (waiting at most 1 s for
+ * room) and only then clears the domain's guard, so no death of the client
+ * can fall between the two. If the message cannot be written whole, the
+ * guard stays and the error says how much went out. */
 enum simp_guard {
     SIMP_GUARD_NONE    = 0,
     SIMP_GUARD_RESUME  = 1,

@@ -276,14 +276,14 @@ static void drop_conn(struct sim_backend *sb)
 }
 
 /* Send and receive on an established connection; the caller holds the lock. */
-static int exchange(struct sim_backend *sb, const struct simp_hdr *rq, const void *payload,
-                    struct simp_hdr *rp, uint8_t **reply, int *fds, int maxfds, int *nfds,
-                    struct ls_errbuf *e)
+static int exchange_fd(struct sim_backend *sb, const struct simp_hdr *rq, const void *payload,
+                       int send_fd, struct simp_hdr *rp, uint8_t **reply, int *fds, int maxfds,
+                       int *nfds, struct ls_errbuf *e)
 {
     const char *opn = simp_op_name(rq->op);
     int got_fds = 0;
     int *fd_out = fds ? fds : NULL;
-    int rc = simp_send(sb->fd, rq, payload, NULL, 0);
+    int rc = simp_send(sb->fd, rq, payload, send_fd >= 0 ? &send_fd : NULL, send_fd >= 0);
     if (rc == 0)
         rc = recv_header(sb->fd, rp, fd_out, maxfds, &got_fds);
     if (nfds)
@@ -319,6 +319,13 @@ static int exchange(struct sim_backend *sb, const struct simp_hdr *rq, const voi
     }
     *reply = body;
     return 0;
+}
+
+static int exchange(struct sim_backend *sb, const struct simp_hdr *rq, const void *payload,
+                    struct simp_hdr *rp, uint8_t **reply, int *fds, int maxfds, int *nfds,
+                    struct ls_errbuf *e)
+{
+    return exchange_fd(sb, rq, payload, -1, rp, reply, fds, maxfds, nfds, e);
 }
 
 static int hello(struct sim_backend *sb, struct ls_errbuf *e)
@@ -670,6 +677,27 @@ static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struc
     return 0;
 }
 
+static int sim_hand_off(struct ls_backend *be, uint32_t domid, int fd, const void *msg,
+                        size_t len, struct ls_errbuf *e)
+{
+    struct sim_backend *sb = sim_of(be);
+    struct simp_hdr rq = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_HANDOFF, .domid = domid,
+        .len = (uint32_t)len,
+    };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    pthread_mutex_lock(&sb->lock);
+    int rc = ensure_connected(sb, e);
+    if (rc == 0)
+        rc = exchange_fd(sb, &rq, msg, fd, &rp, &body, NULL, 0, NULL, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc == 0 && rp.status != 0)
+        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
+    free(body);
+    return rc;
+}
+
 static int sim_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
                          struct ls_errbuf *e)
 {
@@ -793,6 +821,7 @@ static const struct ls_backend_ops sim_ops = {
     .save_memory = sim_save_memory,
     .restore_memory = sim_restore_memory,
     .set_guard = sim_set_guard,
+    .hand_off = sim_hand_off,
     .digest = sim_digest,
 };
 

@@ -49,6 +49,7 @@ struct conn {
     int ofds[2];
     int nofds;
     bool close_after;      /* framing lost or protocol violated: close once sent */
+    int in_fd;             /* an fd that came with the request (HANDOFF), or -1 */
 };
 
 static struct {
@@ -339,6 +340,49 @@ static int op_guard(struct conn *c, const struct simp_hdr *h, struct sim_domain 
     return 0;
 }
 
+#define HANDOFF_MAX 256u
+#define HANDOFF_WAIT_MS 1000
+
+static int op_handoff(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                      const uint8_t *p, struct ls_errbuf *e)
+{
+    if (c->in_fd < 0)
+        return ls_err(e, -EINVAL, "handoff: no fd came with the request");
+    if (h->len == 0 || h->len > HANDOFF_MAX)
+        return ls_err(e, -EINVAL, "handoff: a message of %u bytes (want 1..%u)", h->len, HANDOFF_MAX);
+    if (d->guard && d->guard_client != c->id)
+        return ls_err(e, -EBUSY, "handoff: domain %u is guarded by another client", d->domid);
+    size_t sent = 0;
+    uint64_t deadline = now_ms() + HANDOFF_WAIT_MS;
+    int rc = 0;
+    while (sent < h->len && rc == 0) {
+        ssize_t w = send(c->in_fd, p + sent, h->len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(c->in_fd, p + sent, h->len - sent);   /* a pipe (xl over ssh) */
+        if (w > 0) {
+            sent += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && now_ms() < deadline) {
+            struct pollfd pf = { .fd = c->in_fd, .events = POLLOUT };
+            poll(&pf, 1, 50);
+            continue;
+        }
+        rc = w < 0 ? -errno : -EIO;
+    }
+    if (rc < 0 || sent < h->len)
+        return ls_err(e, rc < 0 ? rc : -ETIMEDOUT, "handoff: wrote %zu of %u bytes of the message: %s; "
+                      "domain %u keeps its guard", sent, h->len,
+                      rc < 0 ? strerror(-rc) : "no room", d->domid);
+    d->guard = SIMP_GUARD_NONE;
+    d->guard_client = 0;
+    logmsg("domain %u: handed off (%u-byte message written, guard released)", d->domid, h->len);
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
 static int op_set_workload(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
                            const uint8_t *p, struct ls_errbuf *e)
 {
@@ -433,6 +477,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_logdirty(c, h, d, e);
     case SIMP_OP_GUARD:
         return op_guard(c, h, d, e);
+    case SIMP_OP_HANDOFF:
+        return op_handoff(c, h, d, p, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;
@@ -490,6 +536,8 @@ static void conn_close(size_t i)
     free(c->out);
     for (int k = 0; k < c->nofds; k++)
         close(c->ofds[k]);
+    if (c->in_fd >= 0)
+        close(c->in_fd);
     free(c);
     g.conns[i] = g.conns[--g.nconns];
 }
@@ -524,6 +572,10 @@ static void conn_handle(struct conn *c)
     memcpy(&h, c->hdr, sizeof(h));
     ls_err_clear(&e);
     int rc = dispatch(c, &h, c->payload, &e);
+    if (c->in_fd >= 0) {
+        close(c->in_fd);
+        c->in_fd = -1;
+    }
     if (rc < 0) {
         if (!e.rc)
             ls_err(&e, rc, "%s failed", simp_op_name(h.op));
@@ -535,6 +587,33 @@ static void conn_handle(struct conn *c)
     c->have_hdr = false;
     c->hgot = 0;
     c->pgot = 0;
+}
+
+/* recv, keeping one fd that rides on the request (a second one is closed). */
+static ssize_t recv_some(struct conn *c, void *dst, size_t want)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec v = { .iov_base = dst, .iov_len = want };
+    struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.buf,
+                        .msg_controllen = sizeof(ctl.buf) };
+    ssize_t r = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    for (struct cmsghdr *cm = r >= 0 ? CMSG_FIRSTHDR(&m) : NULL; cm; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (c->in_fd < 0)
+                c->in_fd = f;
+            else
+                close(f);
+        }
+    }
+    return r;
 }
 
 /* Returns false when the connection must be closed. */
@@ -551,7 +630,7 @@ static bool conn_read(struct conn *c)
             dst = c->payload + c->pgot;
             want = h->len - c->pgot;
         }
-        ssize_t r = want ? recv(c->fd, dst, want, MSG_DONTWAIT) : 0;
+        ssize_t r = want ? recv_some(c, dst, want) : 0;
         if (want && r < 0) {
             if (errno == EINTR)
                 continue;
@@ -638,6 +717,7 @@ static void accept_clients(void)
             continue;
         }
         c->fd = fd;
+        c->in_fd = -1;
         c->id = ++g.next_client;
         g.conns[g.nconns++] = c;
     }

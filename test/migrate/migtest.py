@@ -267,8 +267,10 @@ class Proxy:
         for a, b in ((c, s), (s, c)):
             threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a, b):
+    def _pipe(self, a, b):
+        """Forward a to b. A close passes through as a close; a send that
+        fails (the far end is gone) resets both ends, as one TCP connection
+        would: the near end's writes fail at once instead of filling buffers."""
         try:
             while True:
                 d = a.recv(1 << 16)
@@ -277,7 +279,8 @@ class Proxy:
                     return
                 b.sendall(d)
         except OSError:
-            return
+            with self.lock:
+                self._reset_locked()
 
     def _reset_locked(self):
         for s in self.socks:
@@ -330,5 +333,135 @@ def lockstep_procs():
     return pids
 
 
+def daemons_of(host):
+    """Pids of the sim daemons serving host (its rundir)."""
+    want = ["--rundir", host.rundir]
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+        except OSError:
+            continue
+        if argv and argv[0] == SIMD and any(argv[i:i + 2] == want for i in range(len(argv))) \
+                and alive(int(d)):
+            pids.append(int(d))
+    return pids
+
+
 def workdir():
     return tempfile.mkdtemp(prefix="lockstep-mig.")
+
+
+class Simd:
+    """A direct client of a host's lockstep-simd (backends/sim/proto.h), for the
+    checks of fault runs: no process per question. It never sets a guard."""
+    MAGIC, VERSION = 0x4D49534C, 1
+    OP_CREATE, OP_LIST, OP_PAUSE, OP_DESTROY, OP_GET, OP_SET, OP_DIGEST = 2, 3, 5, 9, 11, 12, 13
+    K_WORKLOAD = 16
+    STATES = {0: "running", 1: "paused", 2: "suspended", 3: "shutdown", 4: "dying"}
+
+    def __init__(self, host):
+        self.host = host
+        self.sock = None
+
+    def _connect(self):
+        if self.sock:
+            return
+        path = os.path.join(self.host.rundir, "simd.sock")
+        for attempt in (0, 1):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(30)
+            try:
+                self.sock.connect(path)
+                return
+            except OSError:
+                self.sock.close()
+                self.sock = None
+                if attempt:
+                    raise
+                self.host.sim("list")          # starts the daemon (a new host after a death)
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+    def rpc(self, op, domid=0, kind=0, payload=b""):
+        import struct
+        for attempt in (0, 1):
+            try:
+                self._connect()
+                self.sock.sendall(struct.pack("<IHHIHHIi", self.MAGIC, self.VERSION, op, domid,
+                                              kind, 0, len(payload), 0) + payload)
+                hdr = self._recv(24)
+                magic, ver, rop, rdom, rkind, ridx, ln, status = struct.unpack("<IHHIHHIi", hdr)
+                body = self._recv(ln)
+                if status:
+                    raise Failed(f"simd {self.host.name} op {op}: {body.decode(errors='replace')}")
+                return body
+            except (OSError, ConnectionError):
+                self.close()
+                if attempt:
+                    raise
+        return b""
+
+    def _recv(self, n):
+        b = b""
+        while len(b) < n:
+            d = self.sock.recv(n - len(b))
+            if not d:
+                raise ConnectionError("simd closed the connection")
+            b += d
+        return b
+
+    def domains(self):
+        import struct
+        body = self.rpc(self.OP_LIST)
+        doms = {}
+        for i in range(0, len(body), 96):
+            domid, type_, state = struct.unpack_from("<III", body, i)
+            doms[domid] = self.STATES.get(state, str(state))
+        return doms
+
+    def digest(self, domid):
+        return self.rpc(self.OP_DIGEST, domid).decode()
+
+    def pause(self, domid):
+        self.rpc(self.OP_PAUSE, domid)
+
+    def destroy(self, domid):
+        self.rpc(self.OP_DESTROY, domid)
+
+    def writes(self, domid):
+        import struct
+        return struct.unpack_from("<QIIQQQ", self.rpc(self.OP_GET, domid, self.K_WORKLOAD))[4]
+
+    def create(self, type_, memory_kib, seed, vcpus=2, rate=0):
+        import struct
+        t = {"pv": 1, "hvm": 2, "pvh": 3}[type_]
+        body = self.rpc(self.OP_CREATE, 0, 0, struct.pack("<IIQQII64s", t, vcpus, memory_kib,
+                                                            seed, 1, 0, b""))
+        domid = struct.unpack_from("<I", body)[0]
+        if rate:
+            self.set_workload(domid, rate, seed)
+        return domid
+
+    def set_workload(self, domid, rate, seed, writes=0, pattern=0, hot=0):
+        import struct
+        self.rpc(self.OP_SET, domid, self.K_WORKLOAD,
+                 struct.pack("<QIIQQQ", rate, pattern, hot, seed, writes, 0))
+
+    def replay_digest(self, type_, memory_kib, seed, writes, vcpus=2):
+        d = self.create(type_, memory_kib, seed, vcpus)
+        try:
+            self.pause(d)
+            self.set_workload(d, 0, seed, writes)
+            return self.digest(d)
+        finally:
+            self.destroy(d)
+
+    def daemon_fds(self):
+        return self.host.daemon_fds()
