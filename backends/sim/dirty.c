@@ -337,12 +337,43 @@ int sim_vcpu_set_workload(struct sim_domain *d, const struct simp_workload *w,
     return rc;
 }
 
+/* The write count a guest carries in vCPU 0's r12: how many writes a
+ * migrated-in guest had made, with no vCPU thread here yet. */
+static uint64_t writes_in_regs(const struct sim_domain *d)
+{
+    if (d->type == LS_GUEST_PV) {
+        struct vcpu_guest_context c;
+        if (!d->vcpus || d->pv[0].basic.len != sizeof(c))
+            return 0;
+        memcpy(&c, d->pv[0].basic.data, sizeof(c));
+        return c.user_regs.r12;
+    }
+    const uint8_t *p = d->hvm_context.data, *end = p + d->hvm_context.len;
+    while (p + sizeof(struct hvm_save_descriptor) <= end) {
+        struct hvm_save_descriptor dsc;
+        memcpy(&dsc, p, sizeof(dsc));
+        p += sizeof(dsc);
+        if ((size_t)(end - p) < dsc.length || dsc.typecode == SIM_HVM_TYPE_END)
+            break;
+        if (dsc.typecode == SIM_HVM_TYPE_CPU && dsc.instance == 0 &&
+            dsc.length == sizeof(struct hvm_hw_cpu)) {
+            struct hvm_hw_cpu c;
+            memcpy(&c, p, sizeof(c));
+            return c.r12;
+        }
+        p += dsc.length;
+    }
+    return 0;
+}
+
 void sim_vcpu_get_workload(struct sim_domain *d, struct simp_workload *out)
 {
     memset(out, 0, sizeof(*out));
     struct sim_vcpu *v = d->vcpu;
-    if (!v)
+    if (!v) {
+        out->writes = writes_in_regs(d);
         return;
+    }
     pthread_mutex_lock(&v->lock);
     out->rate = v->rate;
     out->pattern = v->pattern;

@@ -146,8 +146,10 @@ struct simp_workload {
     uint32_t pattern;      /* enum simp_dirty_pattern; fixed once a write was made */
     uint32_t hot_percent;  /* HOTSET: 1..100 */
     uint64_t seed;         /* of the write sequence; fixed once a write was made */
-    uint64_t writes;       /* GET: writes made so far; SET: replay writes up to this count
-                              first (the domain must not be running), 0 = none */
+    uint64_t writes;       /* GET: writes made so far (a guest with no vCPU thread here,
+                              e.g. one migrated in: the count its registers carry);
+                              SET: replay writes up to this count first (the domain
+                              must not be running), 0 = none */
     uint64_t data_pages;   /* GET: pages the vCPU may write; SET: ignored */
 };
 

@@ -182,12 +182,18 @@ def verify(w, x):
         bad.append(f"the receiver said not-received, but destination {dst_doms}")
     # The state of the copy that runs.
     if dst_running:
+        # The source's state at the suspend: as the sender printed it, or its
+        # suspended copy; in any case it must be the guest's own writes so far
+        # (the count travels in its vCPU registers) replayed on a fresh guest.
+        got = dsim.digest(dst_running[0])
         want = s.field("digest") if not x["sender_killed"] and s.field("digest") else \
             (ssim.digest(sdom) if src_state == "suspended" else None)
-        got = dsim.digest(dst_running[0])
-        if want != got:
+        if want is not None and want != got:
             bad.append(f"the destination's copy has digest {got}, the source's state at the "
                        f"suspend was {want}")
+        k = dsim.writes(dst_running[0])
+        if ssim.replay_digest(x["type"], MEMORY_KIB, x["seed"], k) != got:
+            bad.append(f"the destination's copy is not the guest's state after its {k} writes")
     if src_state == "running":
         ssim.pause(sdom)
         k = ssim.writes(sdom)
@@ -290,6 +296,8 @@ def main():
     jobs = []
     for mode in MODES:
         pts = points if mode != "fault" else list(range(1, max(counts.values()) + 1))
+        if mode == "sigint":      # CANCEL rows: a few points suffice
+            pts = points[::3]
         for i, k in enumerate(pts):
             jobs.append((mode, k, "pv" if i % 2 == 0 else "hvm", 100 + len(jobs)))
     t0 = time.time()
