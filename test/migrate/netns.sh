@@ -94,4 +94,5 @@ dst_left=$(LOCKSTEP_RUNDIR=$DST_RUN "$L" sim list | tail -n +2 | grep -c . || tr
 check "link cut: the receiver gives up and leaves no copy" [ $dst_rc -eq 1 -a "$dst_left" -eq 0 ] \
   || cat "$WORK/r.out" "$WORK/r.err"
 LOCKSTEP_RUNDIR=$SRC_RUN "$L" sim destroy "$dom" || true
+cleanup_ns     # before finish removes $WORK and the daemons' pid files with it
 finish
