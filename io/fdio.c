@@ -40,7 +40,7 @@ int io_fd_set_timeout(int fd, unsigned ms)
     return 0;
 }
 
-static int fd_timeout(int fd)
+int io_fd_timeout(int fd)
 {
     for (int i = 0; i < TIMEOUT_SLOTS; i++)
         if (atomic_load(&timeout_fd[i]) == fd)
@@ -53,7 +53,7 @@ static int wait_ready(int fd, short events, int cancel_fd)
 {
     struct pollfd p[2] = { { .fd = fd, .events = events },
                            { .fd = cancel_fd, .events = POLLIN } };
-    int limit = fd_timeout(fd);
+    int limit = io_fd_timeout(fd);
     for (;;) {
         int n = poll(p, cancel_fd >= 0 ? 2 : 1, limit > 0 ? limit : -1);
         if (n < 0) {

@@ -26,6 +26,8 @@
  * none again). For a peer's connection: a stalled or vanished peer becomes
  * -ETIMEDOUT instead of a wait forever. A few fds at a time (-ENOSPC). */
 int io_fd_set_timeout(int fd, unsigned ms);
+/* The limit set for fd in milliseconds, or -1 when it has none. */
+int io_fd_timeout(int fd);
 
 int io_write_all(int fd, const void *buf, size_t len, int cancel_fd);
 

@@ -35,6 +35,8 @@
 #define INCOMING_SUFFIX "--incoming"
 #define MIGRATEDAWAY_SUFFIX "--migratedaway"
 
+static void guard_clear(struct xen_backend *x, uint32_t domid);
+
 bool ls_xen_available(void)
 {
     return access(LS_XEN_PRIVCMD, F_OK) == 0;
@@ -235,6 +237,7 @@ static void take_final_name(struct xen_backend *x, uint32_t domid)
 
 static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
 {
+    guard_clear(xen_of(be), domid);
     take_final_name(xen_of(be), domid);
     if (xc_domain_unpause(xen_of(be)->xch, domid) < 0)
         return ls_err(e, -errno, "domain %u: Xen refused to unpause it: %s", domid,
@@ -245,6 +248,7 @@ static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
 static int xen_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls_errbuf *e)
 {
     struct xen_backend *x = xen_of(be);
+    guard_clear(x, domid);
     xc_dominfo_t info;
     int rc = xen_getinfo(x, domid, &info, e);
     if (rc < 0)
@@ -410,6 +414,7 @@ static int xen_destroy(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
     struct xen_backend *x = xen_of(be);
     if (domid == 0)
         return ls_err(e, -EPERM, "refusing to destroy domain 0");
+    guard_clear(x, domid);
     xc_dominfo_t info;
     int rc = xen_getinfo(x, domid, &info, e);
     if (rc < 0)
@@ -674,6 +679,8 @@ static int xen_create_for_restore(struct ls_backend *be, const struct ls_domain_
     if (step)
         rc = ls_err(e, -errno, "new domain %u: Xen refused to %s: %s", domid, step,
                     strerror(errno));
+    if (rc == 0 && cfg->guard && (rc = xen_set_guard(be, domid, LS_GUARD_DESTROY, e)) < 0)
+        xen_target_forget(x, domid);
     if (rc < 0) {
         xc_domain_destroy(x->xch, domid);
         return rc;
@@ -876,6 +883,48 @@ void xen_target_forget(struct xen_backend *x, uint32_t domid)
     pthread_mutex_unlock(&x->lock);
 }
 
+/* ---- guards ------------------------------------------------------------- */
+
+static void guard_clear(struct xen_backend *x, uint32_t domid)
+{
+    pthread_mutex_lock(&x->lock);
+    struct xen_guard *g = NULL;
+    for (struct xen_guard **p = &x->guards; *p; p = &(*p)->next) {
+        if ((*p)->domid == domid) {
+            g = *p;
+            *p = g->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+    if (g) {
+        xen_guard_release(g->pid, g->wfd);
+        free(g);
+    }
+}
+
+int xen_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard, struct ls_errbuf *e)
+{
+    struct xen_backend *x = xen_of(be);
+    guard_clear(x, domid);
+    if (guard == LS_GUARD_NONE)
+        return 0;
+    struct xen_guard *g = calloc(1, sizeof(*g));
+    if (!g)
+        return ls_err(e, -ENOMEM, "out of memory");
+    g->domid = domid;
+    int rc = xen_guard_spawn(x, domid, guard == LS_GUARD_DESTROY, &g->pid, &g->wfd, e);
+    if (rc < 0) {
+        free(g);
+        return rc;
+    }
+    pthread_mutex_lock(&x->lock);
+    g->next = x->guards;
+    x->guards = g;
+    pthread_mutex_unlock(&x->lock);
+    return 0;
+}
+
 /* ---- open / close ------------------------------------------------------- */
 
 static void xen_close(struct ls_backend *be)
@@ -883,6 +932,14 @@ static void xen_close(struct ls_backend *be)
     struct xen_backend *x = xen_of(be);
     while (x->targets)
         xen_target_forget(x, x->targets->domid);
+    /* A guard still set at close means lockstep gave its domain up: closing
+     * its pipe fires it, as lockstep's death would. */
+    while (x->guards) {
+        struct xen_guard *g = x->guards;
+        x->guards = g->next;
+        close(g->wfd);
+        free(g);
+    }
     if (x->xsh)
         xs_close(x->xsh);
     if (x->xch)
@@ -906,6 +963,7 @@ static const struct ls_backend_ops xen_ops = {
     .create_for_restore = xen_create_for_restore,
     .save_memory = xen_save_memory,
     .restore_memory = xen_restore_memory,
+    .set_guard = xen_set_guard,
     .digest = NULL,
 };
 

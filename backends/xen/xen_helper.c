@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <xenctrl.h>
 #include <xenguest.h>
+#include <xenstore.h>
 #include <xentoollog.h>
 
 #include "backends/xen/helper_proto.h"
@@ -113,11 +114,78 @@ static void cb_restore_results(xen_pfn_t store_gfn, xen_pfn_t console_gfn, void 
     send_msg(&m);
 }
 
+/* ---- guard --------------------------------------------------------------- */
+
+/* lockstep-xen-helper guard DOMID resume|destroy: a migration's safety net.
+ * It outlives lockstep: it waits on XH_FD_CHANNEL, the read end of a pipe
+ * only lockstep holds. Lockstep writes 'r' there to release it; end of file
+ * without that means lockstep died, and the guard acts on the domain. */
+static void xs_rm_fmt(struct xs_handle *xsh, const char *fmt, unsigned domid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), fmt, domid);
+    xs_rm(xsh, XBT_NULL, path);
+}
+
+static int run_guard(uint32_t domid, bool destroy)
+{
+    signal(SIGINT, SIG_IGN);    /* a terminal's ^C to lockstep must not reach us */
+    signal(SIGTERM, SIG_IGN);
+    char c = 0;
+    ssize_t n;
+    while ((n = read(XH_FD_CHANNEL, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (n == 1 && c == 'r')
+        return 0;
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    struct xs_handle *xsh = xs_open(0);
+    if (!xch)
+        return 1;
+    if (destroy) {
+        if (xsh) {
+            char path[64];
+            snprintf(path, sizeof(path), "/local/domain/%u/vm", domid);
+            unsigned len;
+            char *vm = xs_read(xsh, XBT_NULL, path, &len);
+            if (vm && strncmp(vm, "/vm/", 4) == 0)
+                xs_rm(xsh, XBT_NULL, vm);
+            free(vm);
+            xs_rm_fmt(xsh, "/local/domain/%u", domid);
+            xs_rm_fmt(xsh, "/libxl/%u", domid);
+        }
+        xc_domain_destroy(xch, domid);
+        fprintf(stderr, "lockstep-xen-helper: lockstep died; destroyed its partial domain %u\n",
+                domid);
+    } else {
+        xc_dominfo_t info;
+        if (xc_domain_getinfo(xch, domid, 1, &info) == 1 && info.domid == domid &&
+            info.shutdown && info.shutdown_reason == SHUTDOWN_suspend &&
+            xc_domain_resume(xch, domid, 1) == 0 && xsh)
+            xs_resume_domain(xsh, domid);
+        fprintf(stderr, "lockstep-xen-helper: lockstep died; resumed domain %u\n", domid);
+    }
+    if (xsh)
+        xs_close(xsh);
+    xc_interface_close(xch);
+    return 0;
+}
+
 /* ---- main ------------------------------------------------------------- */
+
+/* The helper ends with _exit: the Xen libraries' exit-time destructors have
+ * nothing to release that the kernel does not, and one of them crashed at
+ * exit under emulation, turning a finished task into a signal. */
+static void finish(int code) __attribute__((noreturn));
+static void finish(int code)
+{
+    fflush(stderr);
+    _exit(code);
+}
 
 static int usage(void)
 {
     fprintf(stderr, "usage: lockstep-xen-helper save DOMID FLAGS STREAM_TYPE\n"
+                    "       lockstep-xen-helper guard DOMID resume|destroy\n"
                     "       lockstep-xen-helper restore DOMID STORE_EVTCHN CONSOLE_EVTCHN "
                     "STREAM_TYPE\n"
                     "(run by lockstep's Xen backend with its channel on fd %d and the stream "
@@ -138,9 +206,16 @@ static bool parse_u32(const char *s, uint32_t *out)
 
 int main(int argc, char **argv)
 {
-    /* Never outlive the lockstep thread that runs us. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGPIPE, SIG_IGN);
+    if (argc == 4 && strcmp(argv[1], "guard") == 0) {
+        uint32_t domid;
+        bool destroy = strcmp(argv[3], "destroy") == 0;
+        if (!parse_u32(argv[2], &domid) || (!destroy && strcmp(argv[3], "resume") != 0))
+            return usage();
+        finish(run_guard(domid, destroy));
+    }
+    /* The memory task never outlives the lockstep thread that runs it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     debug_log = getenv("LOCKSTEP_XEN_DEBUG") != NULL;
     bool save = argc == 5 && strcmp(argv[1], "save") == 0;
     bool restore = argc == 6 && strcmp(argv[1], "restore") == 0;
@@ -155,7 +230,7 @@ int main(int argc, char **argv)
         snprintf(done.text, sizeof(done.text), "cannot open the hypervisor interface: %s",
                  strerror(done.value));
         send_msg(&done);
-        return 1;
+        finish(1);
     }
     int rc;
     if (save) {
@@ -182,5 +257,5 @@ int main(int argc, char **argv)
     done.value = rc == 0 ? 0 : (errno ? errno : EIO);
     xc_interface_close(xch);
     send_msg(&done);
-    return rc == 0 ? 0 : 1;
+    finish(rc == 0 ? 0 : 1);
 }

@@ -24,13 +24,23 @@ struct xen_target {
     char *config_json;         /* the stream's xl config, or NULL */
 };
 
+/* A migration's safety net (enum ls_guard): a lockstep-xen-helper guard
+ * process that resumes or destroys the domain if lockstep dies. */
+struct xen_guard {
+    struct xen_guard *next;
+    uint32_t domid;
+    pid_t pid;
+    int wfd;                   /* closing it without writing 'r' fires the guard */
+};
+
 struct xen_backend {
     struct ls_backend be;      /* first */
     xc_interface *xch;
     struct xs_handle *xsh;     /* thread-safe */
     xentoollog_logger *quiet;
-    pthread_mutex_t lock;      /* guards targets */
+    pthread_mutex_t lock;      /* guards targets and guards */
     struct xen_target *targets;
+    struct xen_guard *guards;
     char helper[PATH_MAX];     /* lockstep-xen-helper */
 };
 
@@ -57,6 +67,11 @@ int xen_announce_domain(struct xen_backend *x, uint32_t domid, uint64_t store_mf
                         uint64_t console_mfn, struct ls_errbuf *e);
 
 /* xen_memtask.c */
+int xen_guard_spawn(struct xen_backend *x, uint32_t domid, bool destroy, pid_t *pid, int *wfd,
+                    struct ls_errbuf *e);
+void xen_guard_release(pid_t pid, int wfd);
+int xen_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
+                  struct ls_errbuf *e);
 int xen_find_helper(char *out, size_t len, struct ls_errbuf *e);
 int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
                     const struct ls_save_callbacks *cb, struct ls_errbuf *e);

@@ -18,12 +18,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xenctrl.h>
 #include <xenguest.h>
 
 #include "backends/xen/helper_proto.h"
 #include "backends/xen/xen_internal.h"
+#include "io/fdio.h"
 
 extern char **environ;
 
@@ -69,6 +71,55 @@ int xen_find_helper(char *out, size_t len, struct ls_errbuf *e)
                   "next to this program, in a build tree or in $PATH; set LOCKSTEP_XEN_HELPER");
 }
 
+/* ---- the guard process -------------------------------------------------- */
+
+int xen_guard_spawn(struct xen_backend *x, uint32_t domid, bool destroy, pid_t *pid, int *wfd,
+                    struct ls_errbuf *e)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return ls_err(e, -errno, "domain %u: guard: pipe: %s", domid, strerror(errno));
+    int child_end = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
+    close(p[0]);
+    if (child_end < 0) {
+        close(p[1]);
+        return ls_err(e, -errno, "domain %u: guard: %s", domid, strerror(errno));
+    }
+    char dom[16];
+    snprintf(dom, sizeof(dom), "%u", domid);
+    char *argv[] = { "lockstep-xen-helper", "guard", dom, destroy ? "destroy" : "resume", NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, child_end, XH_FD_CHANNEL);
+    /* Its own process group: a terminal's ^C for lockstep does not reach it. */
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    int err = posix_spawn(pid, x->helper, &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    close(child_end);
+    if (err) {
+        close(p[1]);
+        return ls_err(e, -err, "domain %u: cannot start its guard %s: %s", domid, x->helper,
+                      strerror(err));
+    }
+    *wfd = p[1];
+    return 0;
+}
+
+void xen_guard_release(pid_t pid, int wfd)
+{
+    char r = 'r';
+    if (write(wfd, &r, 1) < 0) {
+        /* the guard is gone already */
+    }
+    close(wfd);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
 /* ---- running the helper ----------------------------------------------- */
 
 struct relay {
@@ -83,6 +134,10 @@ struct relay {
     /* restore from a file: progress is how far the helper read (shared offset) */
     int progress_fd;
     off_t progress_base, progress_total;
+    /* a peer's connection with a stall limit (io_fd_set_timeout): a helper
+     * silent for that long (no progress, no callback) is killed */
+    int stall_ms;
+    bool stalled;
 };
 
 #define PROGRESS_POLL_MS 250
@@ -138,18 +193,33 @@ static void reply(struct relay *rl, int value)
 
 typedef void relay_msg_fn(struct relay *rl, const struct xh_msg *m, void *ctx);
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Relay messages until the helper reports XH_DONE or goes away; then reap it. */
 static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, void *ctx)
 {
+    uint64_t last_heard = mono_ms();
     for (;;) {
+        int wait_ms = rl->progress_fd >= 0 ? PROGRESS_POLL_MS : -1;
+        if (rl->stall_ms > 0 && (wait_ms < 0 || wait_ms > rl->stall_ms))
+            wait_ms = rl->stall_ms;
         struct pollfd p[2] = { { .fd = rl->chan, .events = POLLIN },
                                { .fd = cancel_fd, .events = POLLIN } };
-        int n = poll(p, cancel_fd >= 0 && !rl->cancelled ? 2 : 1,
-                     rl->progress_fd >= 0 ? PROGRESS_POLL_MS : -1);
+        int n = poll(p, cancel_fd >= 0 && !rl->cancelled ? 2 : 1, wait_ms);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             break;
+        if (n == 0 && rl->stall_ms > 0 && !rl->stalled && !rl->cancelled &&
+            mono_ms() - last_heard >= (uint64_t)rl->stall_ms) {
+            rl->stalled = true;
+            kill(rl->pid, SIGKILL);
+        }
         if (rl->progress_fd >= 0) {
             off_t at = lseek(rl->progress_fd, 0, SEEK_CUR);
             struct xh_msg prog = { .kind = XH_PROGRESS_BYTES,
@@ -169,6 +239,7 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
             continue;
         if (got != (ssize_t)sizeof(m))
             break;   /* the helper is gone (0) or broke the protocol */
+        last_heard = mono_ms();
         m.text[sizeof(m.text) - 1] = '\0';
         if (m.kind == XH_DONE) {
             rl->done = true;
@@ -183,13 +254,19 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
             continue;
         }
         on_msg(rl, &m, ctx);
+        last_heard = mono_ms();   /* time spent answering a callback is not a stall */
     }
     close(rl->chan);
     rl->chan = -1;
     int status = 0;
     while (waitpid(rl->pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (!rl->done && !rl->cancelled) {
+    if (rl->stalled && !rl->done) {
+        rl->result.value = ETIMEDOUT;
+        snprintf(rl->result.text, sizeof(rl->result.text),
+                 "the stream made no progress for %d s: the peer stalled or went away",
+                 rl->stall_ms / 1000);
+    } else if (!rl->done && !rl->cancelled) {
         rl->result.value = EPIPE;
         if (WIFSIGNALED(status))
             snprintf(rl->result.text, sizeof(rl->result.text),
@@ -220,6 +297,23 @@ static int relay_result(struct relay *rl, const char *what, bool live, struct ls
     if (rl->first_error[0])
         return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, rl->first_error);
     return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, strerror(err));
+}
+
+/* libxc does plain blocking I/O and takes EAGAIN as an error, but a
+ * migration's connection is O_NONBLOCK (lockstep's own I/O polls). The task
+ * owns the fd while it runs, so it is made blocking for that time. */
+static int fd_make_blocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fl;
+}
+
+static void fd_restore_flags(int fd, int fl)
+{
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl);
 }
 
 /* ---- save ----------------------------------------------------------------- */
@@ -269,10 +363,14 @@ int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
     snprintf(flags, sizeof(flags), "%u", xcflags);
     snprintf(stype, sizeof(stype), "%d", (int)p->stream_type);
     char *argv[] = { "lockstep-xen-helper", "save", dom, flags, stype, NULL };
+    rl.stall_ms = io_fd_timeout(p->io_fd);
+    int fl = fd_make_blocking(p->io_fd);
     int rc = spawn_helper(&rl, argv, p->io_fd, p->recv_fd, e);
+    if (rc == 0)
+        relay_run(&rl, p->cancel_fd, save_msg, (void *)cb);
+    fd_restore_flags(p->io_fd, fl);
     if (rc < 0)
         return rc;
-    relay_run(&rl, p->cancel_fd, save_msg, (void *)cb);
     bool live = p->flags & LS_SAVE_LIVE;
     if (live && !rl.done)
         /* A killed helper leaves log-dirty mode on: switch it off. */
@@ -353,11 +451,14 @@ int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
     snprintf(console, sizeof(console), "%d", t.console_port);
     snprintf(stype, sizeof(stype), "%d", (int)p->stream_type);
     char *argv[] = { "lockstep-xen-helper", "restore", dom, store, console, stype, NULL };
+    int fl = fd_make_blocking(p->io_fd);
     int rc = spawn_helper(&rl, argv, p->io_fd, p->send_back_fd, e);
+    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid };
+    if (rc == 0)
+        relay_run(&rl, p->cancel_fd, restore_msg, &c);
+    fd_restore_flags(p->io_fd, fl);
     if (rc < 0)
         return rc;
-    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid };
-    relay_run(&rl, p->cancel_fd, restore_msg, &c);
     if ((rc = relay_result(&rl, "xc_domain_restore", false, e)) < 0)
         return rc;
     return xen_announce_domain(x, p->domid, rl.result.a, rl.result.b, e);

@@ -4,7 +4,7 @@
 # run test/xen/suite.sh (or bench.sh) in dom0 and report its result.
 #
 # test: one try plus one retry (emulation is occasionally flaky), within
-# $LOCKSTEP_XEN_BUDGET seconds (480) of booting; exit 0 passed, 1 failed.
+# $LOCKSTEP_XEN_BUDGET seconds (660) of booting; exit 0 passed, 1 failed.
 # A machine that cannot run it (not root, no QEMU or Debian mirror, too little
 # memory, or LOCKSTEP_XEN_NESTED=0) gets "skipped: why" and exit 77.
 # The image caches in $LOCKSTEP_XEN_WORK (/var/tmp/lockstep-xen); lockstep is
@@ -15,7 +15,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 export LOCKSTEP_XEN_WORK=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 W=$LOCKSTEP_XEN_WORK
 BUILD=${LOCKSTEP_XEN_BUILD:-$SRC/build-xen-dom0}
-BUDGET=${LOCKSTEP_XEN_BUDGET:-480}
+BUDGET=${LOCKSTEP_XEN_BUDGET:-660}
 skip() { echo "skipped: nested Xen $MODE: $*"; exit 77; }
 
 [ "${LOCKSTEP_XEN_NESTED:-1}" != 0 ] || skip "LOCKSTEP_XEN_NESTED=0"

@@ -9,9 +9,10 @@ export LOCKSTEP_BACKEND=xen
 CONS=/var/log/xen/console
 now() { cut -d' ' -f1 /proc/uptime; }
 lasttick() { grep -a 'GUEST-TICK' "$CONS/guest-$1.log" 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 report() { echo "bench $1: lockstep $2 s, xl $3 s, ratio $(ratio "$2" "$3")"; }
-timed() { t=$(now); "$@" >/dev/null 2>/root/err || { echo "bench: failed: $* ($(tail -n 1 /root/err))"; return 1; }; awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# timed CMD...: its run time in seconds on stdout; a failure is said on stderr.
+timed() { t=$(now); "$@" >/dev/null 2>/root/err || { echo "bench: failed: $* ($(tail -n 1 /root/err))" >&2; echo "n/a"; return 1; }; awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 status=0
 for MEM in 128 256; do
   sed "s/^memory = .*/memory = $MEM/" /opt/lockstep/pvh.cfg > /root/bench.cfg
@@ -40,7 +41,7 @@ for MEM in 128 256; do
     rpid=$!
     i=0; while ! grep -q "listening on" /root/recv.out && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
     lm=$(timed $LS migrate --domid "$(xl domid gpvh)" --to unix:/root/b.sock) ||
-      { status=1; grep -av '^migrate: ' /root/err | tail -n 8; }
+      { status=1; tr '\r' '\n' < /root/err | grep -av '^migrate: ' | tail -n 8 >&2; }
     wait $rpid || { echo "bench: migrate-receive: $(tail -n 1 /root/recv.out)"; status=1; }
     report "live migrate PVH $MEM MiB to localhost" "$lm" "$xm"
   fi
