@@ -287,7 +287,9 @@ static int relay_result(struct relay *rl, const char *what, bool live, struct ls
     if (rl->result.value == 0)
         return 0;
     int err = rl->result.value > 0 ? rl->result.value : EIO;
-    if (live && strstr(rl->first_error, "logdirty") && rl->first_errno == EOPNOTSUPP)
+    bool unsupported = rl->first_errno == EOPNOTSUPP || err == EOPNOTSUPP ||
+                       strstr(rl->first_error, ": 95") || strstr(rl->first_error, "(95 ");
+    if (live && strstr(rl->first_error, "logdirty") && unsupported)
         return ls_err(e, -EOPNOTSUPP, "Xen cannot track the dirty memory of domain %u "
                       "(\"%s\"): this hypervisor has no log-dirty support for this guest "
                       "type (Debian's Xen is built without shadow paging, which PV guests "

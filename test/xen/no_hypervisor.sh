@@ -38,6 +38,10 @@ expect_refused "save --domid (--backend xen)" "$LOCKSTEP_BIN" --backend xen save
 expect_refused "save --domain (LOCKSTEP_BACKEND=xen)" env LOCKSTEP_BACKEND=xen "$LOCKSTEP_BIN" save --domain guest -o "$WORK/b.xl"
 expect_refused "restore -i FILE (--backend xen)" "$LOCKSTEP_BIN" --backend xen restore -i "$WORK/sim.xl"
 expect_refused "restore from a pipe (--backend xen)" sh -c "cat '$WORK/sim.xl' | '$LOCKSTEP_BIN' --backend xen restore -i -"
+if "$LOCKSTEP_BIN" migrate --help >/dev/null 2>&1; then
+  expect_refused "migrate --domid (--backend xen)" "$LOCKSTEP_BIN" --backend xen migrate --domid 1 --to "unix:$WORK/none.sock"
+  expect_refused "migrate-receive (--backend xen)" "$LOCKSTEP_BIN" --backend xen migrate-receive --listen "unix:$WORK/recv.sock"
+fi
 if [ ! -e "$WORK/a.xl" ] && [ ! -e "$WORK/b.xl" ]; then ok "no save file left behind"; else fail "a refused save left a file"; fi
 if [ ! -e "$LOCKSTEP_RUNDIR/simd.pid" ] || [ "$("$LOCKSTEP_BIN" --backend sim sim list | tail -n +2 | grep -c .)" = 0 ]; then
   ok "no domain created"
