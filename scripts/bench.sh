@@ -62,6 +62,13 @@ if [ -f "$LOCKSTEP_RUNDIR/simd.log" ]; then
     | sed -E 's/^.*(domain [0-9]+): digest [0-9a-f]+\.\.\. in ([0-9]+ ms).*/  \1: \2/' || true
 fi
 
+if [ -x "$build/bench/bench_migrate" ]; then
+  echo
+  echo "== bench_migrate: live migration of a 1 GiB guest over loopback TCP =="
+  timeout 900 "$build/bench/bench_migrate" --lockstep "$build/cli/lockstep" \
+    || echo "bench_migrate exited with status $?"
+fi
+
 if [ -x "$build/bench/bench_qmp" ]; then
   echo
   echo "== bench_qmp =="

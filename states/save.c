@@ -220,6 +220,7 @@ static int save_answer_suspended(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
     r->op.precopy.final_round = true;
+    r->op.precopy.bytes_at_suspend = atomic_load(&r->mem.helper.progress_done);
     io_helper_reply(&r->mem.helper, 1);
     return 0;
 }

@@ -540,6 +540,39 @@ int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct
     return 0;
 }
 
+/* Tearing down the page tables of a big mapping takes long (0.3 s per GiB
+ * under nested virtualization), and a memory task's unmap sits between its
+ * last record and the handshake that ends a migration's downtime: a thread
+ * of its own does it. */
+static void *unmap_thread(void *arg)
+{
+    struct sim_map *m = arg;
+    sim_unmap_domain(m);
+    free(m);
+    return NULL;
+}
+
+void sim_unmap_domain_later(struct sim_map *m)
+{
+    struct sim_map *copy = malloc(sizeof(*copy));
+    pthread_t t;
+    pthread_attr_t at;
+    bool started = false;
+    if (copy) {
+        *copy = *m;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &at, unmap_thread, copy) == 0;
+        pthread_attr_destroy(&at);
+    }
+    if (started) {
+        memset(m, 0, sizeof(*m));
+        return;
+    }
+    free(copy);
+    sim_unmap_domain(m);
+}
+
 void sim_unmap_domain(struct sim_map *m)
 {
     if (m->mem)

@@ -46,6 +46,9 @@ struct sim_map {
 int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct sim_map *m,
                    struct ls_errbuf *e);
 void sim_unmap_domain(struct sim_map *m);
+/* The same, done by a detached thread: for the end of a memory task, where
+ * the teardown of a big mapping would delay what follows. */
+void sim_unmap_domain_later(struct sim_map *m);
 
 /* Log-dirty (enum simp_logdirty_op). For CLEAN/PEEK, *bitmap (malloc'd, may
  * be NULL to discard) gets (p2m_size + 63) / 64 words and *dirty the count. */

@@ -741,7 +741,7 @@ static void ctx_free(struct restore_ctx *r)
     free(r->params);
     free(r->pbuf);
     free(r->iov);
-    sim_unmap_domain(&r->map);
+    sim_unmap_domain_later(&r->map);
     free(r);
 }
 

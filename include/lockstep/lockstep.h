@@ -165,6 +165,8 @@ struct ls_precopy_progress {
     long dirty_pages;          /* dirty pages found for the latest round; -1 before */
     double pages_per_s;        /* measured send rate; 0 until known */
     bool final_round;          /* the guest is suspended: the last round is under way */
+    uint64_t bytes_at_suspend; /* page bytes sent before the suspend (ls_op_progress's
+                                  count then): the final round is what came after */
 };
 void ls_op_precopy(const struct ls_op *op, struct ls_precopy_progress *out);
 /* CLOCK_MONOTONIC ns: when the guest was suspended (save, migrate) or resumed

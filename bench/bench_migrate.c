@@ -1,0 +1,434 @@
+/* bench/bench_migrate.c - live migration of a sim guest over loopback TCP.
+ *
+ * For each leg (a dirty rate and pattern of the guest's own vCPU), a fresh
+ * guest (1 GiB by default) is created on a source host (its own sim daemon),
+ * its zero pages made real frames before timing (as bench_stream does), and
+ * migrated with the library (ls_migrate_start, Xen's default precopy policy,
+ * no digests: they are test instruments, a full read of guest memory at the
+ * suspend and again before the resume) to `lockstep migrate-receive` in
+ * another process on a destination host (a second daemon). Reported per leg:
+ *   total      ls_migrate_start to the sender's done (banner to report);
+ *   rounds     live pre-copy rounds, then the final one;
+ *   pages      pages sent in all rounds; bytes: what the sender wrote
+ *              (/proc/self/io wchar: records, headers and pages);
+ *   MB/s       bytes / total;
+ *   downtime   the source's suspend to the destination's unpause, from the
+ *              two processes' CLOCK_MONOTONIC stamps;
+ *   final      the final round's pages and the time they take at MB/s: the
+ *              target is downtime <= that + 5 ms;
+ *   ratio      MB/s against a plain two-process copy of the same number of
+ *              bytes over loopback TCP (4 MiB writes and reads), measured in
+ *              the same run right after; target >= 0.8 at dirty rate 0.
+ * Benchmarks do not assert: the exit status is 0 unless one could not run.
+ *
+ *   bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset] [--lockstep PATH]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "backends/sim/sim.h"
+#include "backends/sim/sim_internal.h"   /* sim_map_domain: making zero pages real */
+#include "lockstep/lockstep.h"
+
+extern char **environ;
+
+#define CHUNK (4u << 20)
+#define DOWNTIME_SLACK_MS 5.0
+#define TARGET_RATIO 0.8
+
+struct leg {
+    const char *name;
+    uint64_t rate;
+    enum ls_sim_dirty_pattern pattern;
+    unsigned hot;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wchar_self(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    uint64_t v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "wchar: %" SCNu64, &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_migrate: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* ---- hosts -------------------------------------------------------------------- */
+
+static char work[64], src_run[128], dst_run[128];
+
+static struct ls_backend *open_host(const char *rundir)
+{
+    struct ls_backend *be;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    setenv("LOCKSTEP_RUNDIR", rundir, 1);
+    if (ls_sim_open(&be, &e) < 0)
+        die("%s: %s", rundir, e.msg);
+    return be;
+}
+
+static void clear_host(const char *rundir)
+{
+    struct ls_backend *be = open_host(rundir);
+    struct ls_domain_info *d;
+    size_t n;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    if (ls_sim_list(be, &d, &n, &e) == 0) {
+        for (size_t i = 0; i < n; i++)
+            be->ops->destroy(be, d[i].domid, &e);
+        free(d);
+    }
+    be->ops->close(be);
+}
+
+static void stop_host(const char *rundir)
+{
+    char path[160], buf[32] = "";
+    snprintf(path, sizeof(path), "%s/simd.pid", rundir);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(buf, sizeof(buf), f) && atoi(buf) > 0)
+        kill(atoi(buf), SIGTERM);
+    if (f)
+        fclose(f);
+}
+
+/* The sim keeps a new guest's zero pages as holes; a Xen guest's populated
+ * pages are real frames. Write them before timing. */
+static void make_frames_real(struct ls_backend *be, uint32_t domid)
+{
+    struct sim_map m;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    if (sim_map_domain(sim_of(be), domid, true, &m, &e) < 0)
+        die("mapping domain %u: %s", domid, e.msg);
+    for (uint64_t pfn = 0; pfn < m.p2m_size;) {
+        if (m.finfo[pfn] == 0xFF) {
+            pfn++;
+            continue;
+        }
+        uint64_t n = 1;
+        while (pfn + n < m.p2m_size && m.finfo[pfn + n] != 0xFF)
+            n++;
+        (void)madvise(m.mem + pfn * 4096, n * 4096, MADV_POPULATE_WRITE);
+        pfn += n;
+    }
+    sim_unmap_domain(&m);
+}
+
+/* ---- the receiver --------------------------------------------------------------- */
+
+struct receiver {
+    pid_t pid;
+    int out, err;      /* its stdout and stderr */
+    int port;
+};
+
+static void spawn_receiver(const char *lockstep, struct receiver *r)
+{
+    int o[2], e[2];
+    if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
+        die("pipe: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, o[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, e[1], 2);
+    char *argv[] = { (char *)lockstep, "migrate-receive", "--listen", "tcp:127.0.0.1:0",
+                     "--no-digest", "--timeout", "120", NULL };
+    setenv("LOCKSTEP_RUNDIR", dst_run, 1);
+    int rc = posix_spawn(&r->pid, lockstep, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(o[1]);
+    close(e[1]);
+    if (rc != 0)
+        die("cannot run %s: %s", lockstep, strerror(rc));
+    r->out = o[0];
+    r->err = e[0];
+    char buf[512];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = { .fd = r->err, .events = POLLIN };
+        if (poll(&p, 1, 30000) <= 0)
+            die("the receiver did not start listening");
+        ssize_t n = read(r->err, buf + got, sizeof(buf) - 1 - got);
+        if (n <= 0)
+            die("the receiver exited before listening");
+        got += (size_t)n;
+        buf[got] = '\0';
+        char *l = strstr(buf, "listening on tcp:127.0.0.1:");
+        if (l && strchr(l, '\n')) {
+            r->port = atoi(l + strlen("listening on tcp:127.0.0.1:"));
+            return;
+        }
+    }
+}
+
+/* Waits for the receiver; returns its resumed_ns (0 if it did not resume). */
+static uint64_t reap_receiver(struct receiver *r, char *outcome, size_t olen)
+{
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(r->out, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    int st;
+    waitpid(r->pid, &st, 0);
+    close(r->out);
+    close(r->err);
+    uint64_t resumed = 0;
+    char *p = strstr(buf, "resumed_ns ");
+    if (p)
+        resumed = strtoull(p + 11, NULL, 10);
+    p = strstr(buf, "outcome ");
+    snprintf(outcome, olen, "%.*s", p ? (int)strcspn(p + 8, ":") : 7, p ? p + 8 : "unknown");
+    return resumed;
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("connecting to the receiver: %s", strerror(errno));
+    /* as `lockstep migrate` sets up its connection (cli/cmd_migrate.c) */
+    int one = 1, buf = 256 * 1024;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    return fd;
+}
+
+/* ---- the plain copy ---------------------------------------------------------------- */
+
+/* bytes over loopback TCP from this process to a child, 4 MiB at a time. */
+static double plain_copy_seconds(uint64_t bytes)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof(a);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 1) < 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &al) < 0)
+        die("plain copy: listen: %s", strerror(errno));
+    char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(buf, 0x5a, CHUNK);
+    pid_t child = fork();
+    if (child == 0) {
+        int c = accept(ls, NULL, NULL);
+        ssize_t n;
+        while ((n = read(c, buf, CHUNK)) > 0)
+            ;
+        _exit(0);
+    }
+    close(ls);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("plain copy: connect: %s", strerror(errno));
+    uint64_t t0 = now_ns(), left = bytes;
+    while (left) {
+        size_t n = left > CHUNK ? CHUNK : (size_t)left;
+        ssize_t w = write(fd, buf, n);
+        if (w <= 0)
+            die("plain copy: write: %s", strerror(errno));
+        left -= (uint64_t)w;
+    }
+    close(fd);
+    waitpid(child, NULL, 0);   /* the reader has read it all */
+    double secs = (double)(now_ns() - t0) / 1e9;
+    munmap(buf, CHUNK);
+    return secs;
+}
+
+/* ---- one leg ------------------------------------------------------------------------- */
+
+struct done_state { bool done; int rc; char msg[LS_ERRBUF_LEN]; };
+
+static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct done_state *d = data;
+    d->done = true;
+    d->rc = rc;
+    snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
+}
+
+static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lockstep)
+{
+    clear_host(src_run);
+    clear_host(dst_run);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct ls_ctx *ctx;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    setenv("LOCKSTEP_RUNDIR", src_run, 1);
+    if (ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e) < 0)
+        die("%s", e.msg);
+    struct ls_backend *be = ls_ctx_backend(ctx);
+    struct ls_sim_create_args ca = { .type = LS_GUEST_HVM, .vcpus = 2, .memory_kib = memory_kib,
+                                     .seed = 42, .name = "bench", .populate = true };
+    uint32_t domid;
+    if (ls_sim_create(be, &ca, &domid, &e) < 0)
+        die("creating the guest: %s", e.msg);
+    make_frames_real(be, domid);
+    struct ls_sim_workload w = { .rate = leg->rate, .pattern = leg->pattern,
+                                 .hot_percent = leg->hot, .seed = 42 };
+    if (ls_sim_set_workload(be, domid, &w, &e) < 0)
+        die("workload: %s", e.msg);
+    usleep(100000);    /* the guest runs (and writes) before the migration starts */
+
+    struct receiver r;
+    spawn_receiver(lockstep, &r);
+    int fd = connect_port(r.port);
+    struct ls_migrate_opts mo = { .domid = domid, .send_fd = fd, .recv_fd = fd,
+                                  .timeout_ms = 120000, .no_digest = true };
+    struct done_state ds = { 0 };
+    struct ls_op *op;
+    uint64_t w0 = wchar_self(), t0 = now_ns();
+    if (ls_migrate_start(ctx, &mo, on_done, &ds, &op, &e) < 0)
+        die("migrate: %s", e.msg);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t t1 = now_ns(), bytes = wchar_self() - w0;
+    char outcome[64];
+    uint64_t resumed = reap_receiver(&r, outcome, sizeof(outcome));
+    close(fd);
+
+    struct ls_precopy_progress p;
+    uint64_t done_bytes, total;
+    ls_op_precopy(op, &p);
+    ls_op_progress(op, &done_bytes, &total);
+    uint64_t suspended = ls_op_suspended_ns(op);
+    double secs = (double)(t1 - t0) / 1e9;
+    double mbps = (double)bytes / secs / 1e6;
+    double downtime_ms = resumed > suspended ? (double)(resumed - suspended) / 1e6 : -1;
+    uint64_t final_bytes = done_bytes - p.bytes_at_suspend;
+    double final_ms = (double)final_bytes / ((double)bytes / secs) * 1e3;
+    double base = plain_copy_seconds(bytes);
+    double ratio = ((double)bytes / secs) / ((double)bytes / base);
+
+    if (ds.rc < 0)
+        printf("%-10s FAILED: %s (receiver: %s)\n", leg->name, ds.msg, outcome);
+    else
+        printf("%-10s %7.2f s  %u+1 rounds  %8" PRIu64 " pages  %6.0f MiB  %6.0f MB/s  "
+               "downtime %7.1f ms (final %6" PRIu64 " pages = %6.1f ms: %s)  ratio %.2f%s\n",
+               leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
+               downtime_ms, final_bytes / 4096, final_ms,
+               downtime_ms >= 0 && downtime_ms <= final_ms + DOWNTIME_SLACK_MS ? "met" : "MISSED",
+               ratio, leg->rate == 0 ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)"
+                                                              : " (target >= 0.8: MISSED)") : "");
+    fflush(stdout);
+    ls_op_free(op);
+    be->ops->destroy(be, domid, &e);   /* gone already after a success */
+    ls_ctx_free(ctx);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t memory_kib = 1024 * 1024;
+    const char *legs = "0,5000,50000,hotset";
+    char lockstep[4096] = "";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+            char *end;
+            uint64_t v = strtoull(argv[++i], &end, 10);
+            memory_kib = *end == 'G' ? v << 20 : *end == 'M' ? v << 10 : v;
+        } else if (!strcmp(argv[i], "--legs") && i + 1 < argc) {
+            legs = argv[++i];
+        } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
+            snprintf(lockstep, sizeof(lockstep), "%s", argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset] "
+                            "[--lockstep PATH]\n");
+            return 2;
+        }
+    }
+    if (!lockstep[0]) {
+        char exe[4000];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(lockstep, sizeof(lockstep), "%s/../cli/lockstep", exe);
+    }
+    if (access(lockstep, X_OK) < 0)
+        die("%s is not an executable (give --lockstep)", lockstep);
+    if (!getenv("LOCKSTEP_SIMD"))
+        die("LOCKSTEP_SIMD is not set (scripts/bench.sh sets it)");
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(work, sizeof(work), "/tmp/lockstep-bench-mig.XXXXXX");
+    if (!mkdtemp(work))
+        die("mkdtemp: %s", strerror(errno));
+    snprintf(src_run, sizeof(src_run), "%s/src", work);
+    snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
+
+    printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
+           "policy: < 50 dirty pages or 5 rounds; no digests)\n", memory_kib >> 10);
+    char *list = strdup(legs), *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        struct leg l = { .name = t, .pattern = LS_SIM_DIRTY_UNIFORM };
+        char name[32];
+        if (!strcmp(t, "hotset")) {
+            l.rate = 50000;
+            l.pattern = LS_SIM_DIRTY_HOTSET;
+            l.hot = 5;
+            l.name = "50000/5%";
+        } else {
+            l.rate = strtoull(t, NULL, 10);
+            snprintf(name, sizeof(name), "%s/s", t);
+            l.name = name;
+        }
+        run_leg(&l, memory_kib, lockstep);
+    }
+    free(list);
+    stop_host(src_run);
+    stop_host(dst_run);
+    usleep(200000);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_migrate: could not remove %s\n", work);
+    return 0;
+}
