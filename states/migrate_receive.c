@@ -31,29 +31,32 @@ static int write_received(void *arg, int cancel_fd, struct ls_errbuf *err)
                     "confirmation \"domain received\"", err);
 }
 
-static int read_go(void *arg, int cancel_fd, struct ls_errbuf *err)
-{
-    struct migrate_receive_role *r = arg;
-    if (mig_expect(r->opts.recv_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "sender", "go-ahead",
-                   r->opts.timeout_ms, &r->io_err) < 0)
-        return MIGRATE_RECEIVE_E_NO_GO;
-    return MIGRATE_RECEIVE_E_GO;
-}
-
-/* Unpausing clears the domain's guard in the same backend call; a paused
- * start (-p) releases the guard instead. */
-static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+/* The go-ahead, and at once the start: unpausing clears the domain's guard
+ * in the same backend call (a paused start, -p, releases the guard instead).
+ * Nothing lies between the two but the read's return, so neither a death of
+ * this process nor a fault point can leave a taken go-ahead unstarted, and
+ * no hop through the loop lengthens the guest's downtime. */
+static int await_go_and_start(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_receive_role *r = arg;
     struct ls_backend *be = be_of(r);
+    if (mig_expect(r->opts.recv_fd, MIG_GO, MIG_GO_LEN, cancel_fd, "sender", "go-ahead",
+                   r->opts.timeout_ms, &r->io_err) < 0)
+        return MIGRATE_RECEIVE_E_NO_GO;
     int rc;
+    struct ls_errbuf why;
+    ls_err_clear(&why);
     if (r->opts.paused)
-        rc = be->ops->set_guard ? be->ops->set_guard(be, r->domid, LS_GUARD_NONE, err) : 0;
+        rc = be->ops->set_guard ? be->ops->set_guard(be, r->domid, LS_GUARD_NONE, &why) : 0;
     else
-        rc = be->ops->unpause(be, r->domid, err);
-    if (rc == 0)
-        r->op.resumed_ns = mig_now_ns();
-    return rc;
+        rc = be->ops->unpause(be, r->domid, &why);
+    if (rc < 0) {
+        ls_err(&r->io_err, rc, "the go-ahead came, but our copy (domain %u) could not be "
+               "started: %s", r->domid, why.msg);
+        return MIGRATE_RECEIVE_E_START_FAILED;
+    }
+    r->op.resumed_ns = mig_now_ns();
+    return MIGRATE_RECEIVE_E_GUEST_STARTED;
 }
 
 static int write_report(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -151,15 +154,10 @@ static int rcv_write_received(struct fsm *m, const struct fsm_ev *ev)
                          "write \"domain received\"");
 }
 
-static int rcv_read_go(struct fsm *m, const struct fsm_ev *ev)
+static int rcv_await_go(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, IO_WORK_EV_FROM_FN, read_go, m->owner, "read the go-ahead");
-}
-
-static int rcv_start_guest(struct fsm *m, const struct fsm_ev *ev)
-{
-    return io_work_start(m, MIGRATE_RECEIVE_E_GUEST_STARTED, start_guest, m->owner,
-                         "start the guest");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, await_go_and_start, m->owner,
+                         "await the go-ahead and start the guest");
 }
 
 static int rcv_write_report(struct fsm *m, const struct fsm_ev *ev)
@@ -172,6 +170,8 @@ static int rcv_write_report(struct fsm *m, const struct fsm_ev *ev)
 static int rcv_write_failure(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_receive_role *r = m->owner;
+    if (r->io_err.rc && !fsm_rc(m))
+        fsm_fail_from(m, &r->io_err);   /* why our copy did not start */
     /* xl sends -rc of the libxl error; an errno fits the byte the same way. */
     int rc = -fsm_rc(m);
     r->status = (uint8_t)(rc > 0 && rc < 256 ? rc : 1);
