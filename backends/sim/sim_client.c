@@ -405,10 +405,30 @@ static int ensure_connected(struct sim_backend *sb, struct ls_errbuf *e)
                   sb->sock_path, START_TIMEOUT_MS / 1000, strerror(-last), sb->rundir, SIMP_LOG_NAME);
 }
 
+/* LOCKSTEP_SIM_FAULT=OP[,OP...] (tests): every request of those ops (by
+ * their protocol names: unpause, resume, destroy, guard, handoff, ...) fails
+ * with -EIO as if the hypervisor had refused it, so the tables' rows for a
+ * failing backend call can be taken on purpose. */
+static int injected_fault(unsigned op, struct ls_errbuf *e)
+{
+    const char *spec = getenv("LOCKSTEP_SIM_FAULT");
+    if (!spec || !*spec)
+        return 0;
+    const char *name = simp_op_name(op);
+    size_t n = strlen(name);
+    for (const char *p = spec; (p = strstr(p, name)); p += n)
+        if ((p == spec || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return ls_err(e, -EIO, "lockstep-simd: %s: injected failure (LOCKSTEP_SIM_FAULT)", name);
+    return 0;
+}
+
 int sim_rpc(struct sim_backend *sb, unsigned op, uint32_t domid, unsigned kind, unsigned index,
             const void *payload, uint32_t len, uint8_t **reply, uint32_t *rlen,
             int *fds, int maxfds, int *nfds, struct ls_errbuf *e)
 {
+    int frc = injected_fault(op, e);
+    if (frc < 0)
+        return frc;
     struct simp_hdr rq = {
         .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = (uint16_t)op, .domid = domid,
         .kind = (uint16_t)kind, .index = (uint16_t)index, .len = len, .status = 0,
@@ -720,8 +740,11 @@ static int sim_hand_off(struct ls_backend *be, uint32_t domid, int fd, const voi
     };
     struct simp_hdr rp;
     uint8_t *body = NULL;
+    int rc = injected_fault(SIMP_OP_HANDOFF, e);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&sb->lock);
-    int rc = ensure_connected(sb, e);
+    rc = ensure_connected(sb, e);
     if (rc == 0)
         rc = exchange_fd(sb, &rq, msg, fd, &rp, &body, NULL, 0, NULL, e);
     pthread_mutex_unlock(&sb->lock);

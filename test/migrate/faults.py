@@ -10,10 +10,13 @@ after dispatch k (FSM_STOP=k) and the test
            proxy between the two sides) and lets it go on;
   host     (receiver only) SIGKILLs the destination host: its sim daemon, then
            its lockstep;
-  sigint   sends it SIGINT (a user's ^C at that point) and lets it go on;
 and, at every one of its dispatches (not a sample),
+  sigint   sends it SIGINT (a user's ^C at that point) and lets it go on;
   fault    makes that dispatch's action fail (FSM_FAULT=k:EIO), so every
-           failure row of the tables is taken.
+           failure row of the tables is taken;
+and once each, backend refusals (LOCKSTEP_SIM_FAULT): the receiver cannot
+unpause its copy, the sender cannot give the go-ahead, destroy or resume its
+copy, or set its guard.
 Runs go JOBS at a time, each worker with hosts of its own.
 The guest keeps dirtying memory throughout. Every run is bounded in time, and
 after each:
@@ -82,6 +85,10 @@ def run(w, type_, seed, stop=None, mode=None):
     senv = dict(src.env, **extra_env)
     renv = dict(dst.env, **extra_env)
     victim_env = senv if SIDE == "sender" else renv
+    if mode == "backend":
+        for who, ops in stop.items():
+            (senv if who == "sender" else renv)["LOCKSTEP_SIM_FAULT"] = ops
+        stop = None
     if stop and mode == "fault":
         victim_env["FSM_FAULT"] = f"{stop}:5"
     elif stop:
@@ -148,6 +155,11 @@ def verify(w, x):
         elif out is None:
             bad.append(f"the {name} reported no outcome")
     src_doms, dst_doms = ssim.domains(), dsim.domains()
+    # A dead receiver's guard acts when its daemon notices the lost client.
+    end = time.time() + 2
+    while any(st != "running" for st in dst_doms.values()) and time.time() < end:
+        time.sleep(0.02)
+        dst_doms = dsim.domains()
     src_state = src_doms.get(sdom)
     dst_running = [d for d, st in dst_doms.items() if st == "running"]
     dst_other = [d for d, st in dst_doms.items() if st != "running"]
@@ -162,7 +174,7 @@ def verify(w, x):
     died_with_host = x["mode"] == "host" and sout == "destination-runs" and not dst_doms \
         and src_state is None
     if running == 0 and not died_with_host and \
-            not (sout == "unconfirmed" and src_state == "suspended"):
+            not (sout in ("unconfirmed", "source-suspended") and src_state == "suspended"):
         bad.append(f"no running copy and no true report of why: source {src_state}, "
                    f"destination {dst_doms}, sender said {sout}, receiver said {rout}")
     # The reports are true.
@@ -171,6 +183,7 @@ def verify(w, x):
         "source-left": len(dst_running) == 1 and src_state == "suspended",
         "source-runs": src_state == "running" and not dst_doms,
         "unconfirmed": src_state == "suspended",
+        "source-suspended": src_state == "suspended" and not dst_running,
         None: True,
     }
     if sout in truth and not truth[sout] and not died_with_host:
@@ -296,19 +309,27 @@ def main():
     jobs = []
     for mode in MODES:
         pts = points if mode != "fault" else list(range(1, max(counts.values()) + 1))
-        if mode == "sigint":      # CANCEL rows: a few points suffice
-            pts = points[::3]
+        if mode == "sigint":
+            pts = list(range(1, max(counts.values()) + 1))
         for i, k in enumerate(pts):
             jobs.append((mode, k, "pv" if i % 2 == 0 else "hvm", 100 + len(jobs)))
+    # Backend refusals, once each (both sides' rows, whichever side this is).
+    backend = [{"receiver": "unpause"}, {"sender": "handoff"}, {"sender": "destroy"},
+               {"sender": "resume", "receiver": "unpause"}, {"sender": "guard"}]
+    if SIDE == "receiver":
+        backend = backend[:1] + [{"receiver": "destroy,unpause"}]
+    for i, b in enumerate(backend):
+        jobs.append(("backend", b, "pv" if i % 2 == 0 else "hvm", 900 + i))
     t0 = time.time()
     problems, reached = work_through(jobs)
-    for mode in MODES:
+    for mode in MODES + ["backend"]:
         total = sum(1 for j in jobs if j[0] == mode)
         for p in problems.get(mode, [])[:5]:
             print(p, flush=True)
-        res.check(f"{SIDE} {mode}: {total} points ({reached.get(mode, 0)} reached), each run ends "
-                  f"with one running copy or a true report, nothing left behind",
-                  not problems.get(mode))
+        what = f"{total} refusals" if mode == "backend" else \
+            f"{total} points ({reached.get(mode, 0)} reached)"
+        res.check(f"{SIDE} {mode}: {what}, each run ends with one running copy or a true "
+                  f"report, nothing left behind", not problems.get(mode))
     print(f"{len(jobs)} runs in {time.time() - t0:.0f} s on {JOBS} workers", flush=True)
     # Rows taken, against the migration tables.
     total, missing = 0, []
