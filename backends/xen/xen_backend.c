@@ -27,7 +27,6 @@
 #include "backends/xen/xen_internal.h"
 
 #define SUSPEND_POLL_MS 10
-#define DESTROY_WAIT_MS 10000
 #define MAXMEM_SLACK_KIB 1024            /* what libxl adds to max_memkb for Xen's own use */
 #define CONSOLE_LIMIT "1048576"          /* xenconsoled's per-guest buffer, libxl's default */
 #define USERDATA_DIR "/var/lib/xen"
@@ -426,12 +425,6 @@ static int xen_destroy(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
                       strerror(errno));
     remove_userdata(domid);
     xen_target_forget(x, domid);
-    /* A destroyed domain lingers as "dying" until its pages are freed. */
-    uint64_t deadline = now_ms() + DESTROY_WAIT_MS;
-    xc_dominfo_t gone;
-    while (xc_domain_getinfo(x->xch, domid, 1, &gone) == 1 && gone.domid == domid &&
-           now_ms() < deadline)
-        sleep_ms(20);
     return 0;
 }
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 STAMP=$W/base.cpio.v2
-[ -s "$STAMP" ] && [ -s "$W/xen.elf" ] && [ -s "$W/vmlinuz" ] && exit 0
+[ -e "$STAMP" ] && [ -s "$W/xen.elf" ] && [ -s "$W/vmlinuz" ] && exit 0
 mkdir -p "$W/debs"
 cd "$W"
 export DEBIAN_FRONTEND=noninteractive

@@ -18,6 +18,9 @@ verify() { PYTHONPATH=/usr/lib/xen-4.17/lib/python /usr/lib/xen-4.17/bin/verify-
 lasttick() { grep -a 'GUEST-TICK' "$CONS/guest-$1.log" 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
 exists() { xl domid "$1" >/dev/null 2>&1; }
 ndomains() { xl list | tail -n +2 | grep -c .; }
+# settled N: wait (up to 10 s) until N domains are left: a destroyed one
+# lingers as "dying" until Xen has freed its memory.
+settled() { i=0; while [ "$(ndomains)" != "$1" ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done; [ "$(ndomains)" = "$1" ]; }
 
 create() {  # create TYPE: a fresh guest g$TYPE, ticking
   rm -f "$CONS/guest-g$1.log"
@@ -167,6 +170,17 @@ for T in pv pvh; do
     continued $N "$before" "$T: lockstep save -> lockstep restore"
   else bad "$T: lockstep save -> lockstep restore"; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
 
+  # 3b. a guest libxl knows nothing of (its per-domain config removed): the
+  # xl header carries a config lockstep generates, and xl restores from it.
+  sleep 1; before=$(lasttick $N)
+  rm -f /var/lib/xen/userdata-d.$(domid_of $N).*
+  mark $T-GENERATED-CONFIG tick=$before
+  if timeout 300 $LS save --domain $N -o /root/gen.xl && verify /root/gen.xl &&
+     timeout 300 xl restore /root/gen.xl >/dev/null 2>/root/err; then
+    continued $N "$before" "$T: generated config: lockstep save -> verify -> xl restore"
+  else bad "$T: generated config: $(tail -n 1 /root/err)"; exists $N || { rm -f /root/gen.xl $F; continue; }; fi
+  rm -f /root/gen.xl
+
   # 4. faults, on the file of step 3 (the guest runs from it)
   if [ $T = pv ]; then
     mark $T-FAULTS
@@ -197,13 +211,13 @@ for T in pv pvh; do
       fi
     fi
     xl destroy $N
-    doms=$(ndomains)
+    settled 1; doms=$(ndomains)
     size=$(wc -c < $F)
     head -c $((size / 2)) $F > /root/trunc.xl
     if timeout 120 $LS restore -i /root/trunc.xl 2>/root/err; then bad "$T: a truncated file restored"
     else
       echo "  lockstep: $(tail -n 1 /root/err)"
-      if [ "$(ndomains)" = "$doms" ] && ! exists $N; then ok "$T: truncated file refused, no domain left"
+      if settled "$doms" && ! exists $N; then ok "$T: truncated file refused, no domain left"
       else bad "$T: truncated file left a domain"; xl list; fi
     fi
     rm -f /root/trunc.xl
@@ -214,7 +228,7 @@ for T in pv pvh; do
     if timeout 120 $LS restore -i /root/bad.xl 2>/root/err; then bad "$T: a corrupted file restored"
     else
       echo "  lockstep: $(tail -n 1 /root/err)"
-      if [ "$(ndomains)" = "$doms" ] && ! exists $N; then ok "$T: corrupted file refused, no domain left"
+      if settled "$doms" && ! exists $N; then ok "$T: corrupted file refused, no domain left"
       else bad "$T: corrupted file left a domain"; xl list; fi
     fi
     rm -f /root/bad.xl
