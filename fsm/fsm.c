@@ -35,8 +35,12 @@ bool fsm_strict;
 
 static uint64_t dispatch_seq;
 static uint64_t hole_count;
-static uint64_t fault_seq;
-static int fault_rc;
+/* Armed faults: dispatch seq fails with rc, or (rc == FSM_FAULT_CANCEL) runs
+ * normally and is then followed by the machine's CANCEL, as an owner's
+ * cancel arriving at that moment would be. */
+#define FSM_FAULT_MAX 8
+static struct { uint64_t seq; int rc; } faults[FSM_FAULT_MAX];
+static unsigned nfaults;
 static bool fault_fired;
 static bool fault_env_read;
 
@@ -70,16 +74,26 @@ static void fault_read_env(void)
     if (fault_env_read)
         return;
     fault_env_read = true;
+    /* FSM_FAULT=SEQ[:ERRNO|:cancel][,SEQ...]: e.g. "7:5,12:cancel". */
     const char *s = getenv("FSM_FAULT");
-    if (s && *s) {
+    while (s && *s) {
         char *end;
         unsigned long long seq = strtoull(s, &end, 10);
         int rc = -EIO;
-        if (*end == ':')
-            rc = (int)strtol(end + 1, NULL, 10);
-        if (rc > 0)
-            rc = -rc;
-        fsm_fault_arm(seq, rc ? rc : -EIO);
+        if (*end == ':' && strncmp(end + 1, "cancel", 6) == 0) {
+            rc = FSM_FAULT_CANCEL;
+            end += 7;
+        } else if (*end == ':') {
+            long v = strtol(end + 1, &end, 10);
+            rc = v > 0 ? (int)-v : v < 0 ? (int)v : -EIO;
+        }
+        if (end == s || (*end && *end != ',')) {
+            fprintf(stderr, "lockstep: FSM_FAULT: cannot parse \"%s\" "
+                            "(want SEQ[:ERRNO|:cancel][,...])\n", getenv("FSM_FAULT"));
+            abort();
+        }
+        fsm_fault_add(seq, rc);
+        s = *end ? end + 1 : end;
     }
     const char *strict = getenv("FSM_STRICT");
     if (strict && strcmp(strict, "1") == 0)
@@ -89,9 +103,28 @@ static void fault_read_env(void)
 void fsm_fault_arm(uint64_t seq, int rc)
 {
     fault_env_read = true;
-    fault_seq = seq;
-    fault_rc = rc < 0 ? rc : -EIO;
+    nfaults = 0;
     fault_fired = false;
+    fsm_fault_add(seq, rc);
+}
+
+void fsm_fault_add(uint64_t seq, int rc)
+{
+    fault_env_read = true;
+    if (nfaults == FSM_FAULT_MAX)
+        return;
+    faults[nfaults].seq = seq;
+    faults[nfaults].rc = rc < 0 || rc == FSM_FAULT_CANCEL ? rc : -EIO;
+    nfaults++;
+}
+
+/* The fault armed for this dispatch: 0 for none. */
+static int fault_at(uint64_t seq)
+{
+    for (unsigned i = 0; i < nfaults; i++)
+        if (faults[i].seq == seq)
+            return faults[i].rc;
+    return 0;
 }
 
 bool fsm_fault_fired(void) { return fault_fired; }
@@ -102,8 +135,7 @@ void fsm_reset_counters(void)
 {
     dispatch_seq = 0;
     hole_count = 0;
-    fault_seq = 0;
-    fault_rc = 0;
+    nfaults = 0;
     fault_fired = false;
     fault_env_read = true;
 }
@@ -198,7 +230,8 @@ void fsm_trace_stderr(const struct fsm_trace_rec *r, void *data)
     fprintf(stderr, "fsm %6" PRIu64 " %-10s %-16s %-24s %-20s %-26s -> %-24s rc=%d%s%s%s\n",
             r->seq, r->machine, r->instance, r->state, r->event, r->action, r->next, r->rc,
             r->ignored ? " (ignored)" : "", r->hole ? " (NO ROW)" : "",
-            r->faulted ? " (injected fault)" : "");
+            !r->faulted ? "" : r->rc < 0 ? " (injected fault)"
+                                         : " (injected fault skipped: fsm_nop cannot fail)");
 }
 
 static void trace(struct fsm *m, uint64_t seq, int state, int event, const char *action,
@@ -255,8 +288,9 @@ void fsm_post(struct fsm *m, int ev, int rc, void *arg)
 
 void fsm_cancel(struct fsm *m, int rc)
 {
-    if (m->err.rc == 0)
-        ls_err(&m->err, rc ? rc : -ECANCELED, "%s: cancelled", m->name);
+    /* No error is recorded here: a state that ignores CANCEL (the stream is
+     * complete, the receiver decides now) must end as it would have. The
+     * CANCEL row records it. */
     fsm_post(m, m->def->cancel_event, rc ? rc : -ECANCELED, NULL);
 }
 
@@ -486,10 +520,17 @@ static void dispatch_internal(struct fsm *m, const struct fsm_ev *ev)
         call_done(m);
 }
 
-static void dispatch(struct fsm *m, const struct fsm_ev *ev)
+/* A state that ignores FAIL is already tearing down: an action failing there
+ * must not stop it, or a machine waiting on that action would never end. */
+static bool state_is_tearing_down(const struct fsm_def *d, int state)
+{
+    const struct fsm_row *fail_row = fsm_def_lookup(d, state, d->fail_event);
+    return fail_row && fail_row->kind == FSM_CELL_IGNORE;
+}
+
+static void dispatch_row(struct fsm *m, const struct fsm_ev *ev, uint64_t seq)
 {
     const struct fsm_def *d = m->def;
-    uint64_t seq = ++dispatch_seq;
     int state = m->state;
     const struct fsm_row *row = fsm_def_lookup(d, state, ev->id);
 
@@ -511,16 +552,40 @@ static void dispatch(struct fsm *m, const struct fsm_ev *ev)
         return;
     }
 
-    bool faulted = fault_seq != 0 && seq == fault_seq;
+    /* A cancel's reason comes first: the CANCEL row's action (failing
+     * pending commands, cancelling children) passes the machine's error on.
+     * A FAIL's is recorded after its action, which may adopt a better one. */
+    if (ev->id == d->cancel_event && !m->err.rc)
+        ls_err(&m->err, ev->rc ? ev->rc : -ECANCELED, "%s: cancelled in state %s",
+               m->name, d->state_names[state]);
+
+    int fault = fault_at(seq);
+    bool faulted = fault != 0 && fault != FSM_FAULT_CANCEL;
+    bool failing_already = ev->id == d->fail_event || ev->id == d->cancel_event ||
+                           state_is_tearing_down(d, state);
+    /* fsm_nop cannot fail: a fault injected there is traced and skipped,
+     * since failing it would test a path no real run can take. */
+    if (faulted && strcmp(row->action_name, "fsm_nop") == 0) {
+        fault_fired = true;
+        m->state = row->next;
+        trace(m, seq, state, ev->id, row->action_name, row->next, 0, false, false, true);
+        if (d->state_final[m->state])
+            enter_final(m);
+        return;
+    }
     int rc;
     if (faulted) {
         fault_fired = true;
-        rc = fsm_fail(m, fault_rc, "%s: injected fault at dispatch %" PRIu64 " (%s in %s)",
+        /* A teardown row's action still runs (cancelling children, starting
+         * a resume, taking a join's report): the fault is its error, as if
+         * it failed when done. */
+        if (failing_already)
+            row->action(m, ev);
+        rc = fsm_fail(m, fault, "%s: injected fault at dispatch %" PRIu64 " (%s in %s)",
                       m->name, seq, d->event_names[ev->id], d->state_names[state]);
     } else {
         rc = row->action(m, ev);
     }
-    bool failing_already = ev->id == d->fail_event || ev->id == d->cancel_event;
     if (rc < 0 && !failing_already) {
         if (!m->err.rc)
             fsm_fail(m, rc, "%s: %s failed in state %s: %s", m->name, row->action_name,
@@ -529,20 +594,50 @@ static void dispatch(struct fsm *m, const struct fsm_ev *ev)
         enqueue(m, d->fail_event, m->err.rc, NULL);
         return;
     }
-    /* An action failing while handling FAIL or CANCEL must not stop the
-     * teardown: its error is kept (if first) and the row is taken anyway. */
+    /* An action failing while handling FAIL or CANCEL, or in a state that
+     * is already tearing down, must not stop the teardown: its error is kept
+     * (if first), the row is taken anyway, and FAIL follows in the next
+     * state. */
     if (rc < 0 && !m->err.rc)
         fsm_fail(m, rc, "%s: %s failed during teardown", m->name, row->action_name);
     if (ev->id == d->fail_event && !m->err.rc)
         ls_err(&m->err, ev->rc ? ev->rc : -EIO, "%s: failed in state %s", m->name,
                d->state_names[state]);
-    if (ev->id == d->cancel_event && !m->err.rc)
-        ls_err(&m->err, ev->rc ? ev->rc : -ECANCELED, "%s: cancelled in state %s",
-               m->name, d->state_names[state]);
     m->state = row->next;
     trace(m, seq, state, ev->id, row->action_name, row->next, rc, false, false, faulted);
     if (d->state_final[m->state])
         enter_final(m);
+    else if (rc < 0 && failing_already)
+        /* The failed teardown action may have been what the next state
+         * awaits (a resume that never started): fail again from there. */
+        enqueue(m, d->fail_event, m->err.rc, NULL);
+}
+
+/* An owner's cancel (SIGINT, a toolstack giving up) arriving right after
+ * dispatch seq: it reaches the top of the join tree, as ls_op_cancel does,
+ * and is dropped if that machine has already finished. */
+static void inject_cancel(struct fsm *m)
+{
+    struct fsm *root = m;
+    while (root->joined_in)
+        root = root->joined_in->parent;
+    fault_fired = true;
+    if (root->flags & (FSM_F_FINAL | FSM_F_DONE)) {
+        trace(root, 0, root->state, root->def->cancel_event, "(injected cancel: too late)",
+              root->state, 0, true, false, false);
+        return;
+    }
+    trace(root, 0, root->state, root->def->cancel_event, "(injected cancel)", root->state,
+          -ECANCELED, false, false, false);
+    fsm_post(root, root->def->cancel_event, -ECANCELED, NULL);
+}
+
+static void dispatch(struct fsm *m, const struct fsm_ev *ev)
+{
+    uint64_t seq = ++dispatch_seq;
+    dispatch_row(m, ev, seq);
+    if (fault_at(seq) == FSM_FAULT_CANCEL)
+        inject_cancel(m);
 }
 
 bool fsm_sched_step(struct fsm_sched *s)

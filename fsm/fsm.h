@@ -239,6 +239,11 @@ extern bool fsm_strict;
 /* Make dispatch number seq behave as if its action returned rc (the action is
  * not run). Env FSM_FAULT=seq:rc arms it at start-up. */
 void fsm_fault_arm(uint64_t seq, int rc);
+/* Arm one more (up to 8). rc FSM_FAULT_CANCEL: dispatch seq runs, then the
+ * top of its join tree is cancelled, as an owner's cancel arriving at that
+ * moment would be. Env: FSM_FAULT=SEQ[:ERRNO|:cancel][,SEQ...]. */
+#define FSM_FAULT_CANCEL 1
+void fsm_fault_add(uint64_t seq, int rc);
 bool fsm_fault_fired(void);
 uint64_t fsm_dispatch_count(void);
 uint64_t fsm_hole_count(void);

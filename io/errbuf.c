@@ -29,3 +29,16 @@ void ls_err_copy(struct ls_errbuf *dst, const struct ls_errbuf *src)
     dst->rc = src->rc;
     memcpy(dst->msg, src->msg, sizeof(dst->msg));
 }
+
+void ls_err_append(struct ls_errbuf *e, const char *fmt, ...)
+{
+    if (!e || e->rc == 0)
+        return;
+    size_t used = strlen(e->msg);
+    if (used + 1 >= sizeof(e->msg))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg + used, sizeof(e->msg) - used, fmt, ap);
+    va_end(ap);
+}

@@ -23,6 +23,11 @@ int ls_err(struct ls_errbuf *e, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int ls_verr(struct ls_errbuf *e, int rc, const char *fmt, va_list ap);
 
+/* Add to an error already recorded (rc unchanged): a consequence the user
+ * must still hear of, e.g. that a failed save could not resume its guest. */
+void ls_err_append(struct ls_errbuf *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Copy src's error into dst if dst has none yet. */
 void ls_err_copy(struct ls_errbuf *dst, const struct ls_errbuf *src);
 

@@ -55,6 +55,10 @@ static void work_after(uv_work_t *req, int status)
     if (status == UV_ECANCELED && w->rc == 0)
         w->rc = ls_err(&w->err, -ECANCELED, "%s cancelled", w->what);
     if (w->rc < 0) {
+        /* A teardown step failing after the first error (a resume, a
+         * destroy) leaves something behind: the user must hear of it too. */
+        if (m->err.rc && w->rc != -ECANCELED)
+            ls_err_append(&m->err, "; then %s", w->err.msg);
         fsm_fail_from(m, &w->err);
         fsm_post(m, m->def->fail_event, w->rc, NULL);
     } else {

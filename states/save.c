@@ -123,9 +123,12 @@ static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int resume_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct save_role *r = arg;
-    int rc = be_of(r)->ops->resume(be_of(r), r->opts.domid, true, err);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be_of(r)->ops->resume(be_of(r), r->opts.domid, true, &why);
     if (rc < 0)
-        ls_err(err, rc, "the save failed and the guest could not be resumed");
+        ls_err(err, rc, "the save failed and domain %u could not be resumed: it is left "
+               "suspended (%s)", r->opts.domid, why.msg);
     return rc;
 }
 

@@ -361,6 +361,92 @@ static void test_fault_on_teardown_row_still_finishes(void **state)
     assert_int_equal(c.done_calls, 1);
 }
 
+/* A cancel armed at a dispatch lets its action run, then cancels: the
+ * machine takes its CANCEL row from the state it reached. */
+static void test_injected_cancel_follows_the_dispatch(void **state)
+{
+    struct ping_ctx c = { 0 };
+    struct fsm m;
+    fsm_fault_arm(1, FSM_FAULT_CANCEL);
+    fsm_init(&m, &ping_fsm_def, &sched, done_cb, &c, "p");
+    fsm_post(&m, PING_E_START, 0, NULL);
+    fsm_sched_run(&sched);
+    assert_true(fsm_fault_fired());
+    assert_string_equal(trace_buf, "p:IDLE.START>SENDING p:SENDING.CANCEL>ABORTING");
+    fsm_post(&m, PING_E_WRITTEN, 0, NULL);
+    fsm_sched_run(&sched);
+    assert_int_equal(m.state, PING_S_FAILED);
+    assert_int_equal(c.done_rc, -ECANCELED);
+    assert_non_null(strstr(fsm_errmsg(&m), "cancelled in state SENDING"));
+}
+
+/* Two faults: the second lands on the failure path the first opened. */
+static void test_two_faults_second_on_failure_path(void **state)
+{
+    struct ping_ctx c = { 0 };
+    struct fsm m;
+    fsm_fault_arm(2, -EIO);
+    fsm_fault_add(3, -ENOSPC);
+    fsm_init(&m, &ping_fsm_def, &sched, done_cb, &c, "p");
+    fsm_post(&m, PING_E_START, 0, NULL);
+    fsm_post(&m, PING_E_WRITTEN, 0, NULL);
+    fsm_sched_run(&sched);
+    /* 2: WRITTEN faulted, stays SENDING; 3: its FAIL faulted, still taken. */
+    assert_string_equal(trace_buf,
+                        "p:IDLE.START>SENDING p:SENDING.WRITTEN>SENDING p:SENDING.FAIL>FAILED");
+    assert_int_equal(c.done_calls, 1);
+    assert_int_equal(c.done_rc, -EIO);   /* the first error is kept */
+}
+
+/* An injected cancel on a child reaches the top of its join tree, as an
+ * owner's cancel (SIGINT) would. */
+static void test_injected_cancel_reaches_the_join_root(void **state)
+{
+    struct ping_ctx c0 = { 0 }, c1 = { 0 };
+    struct fsm k0, k1, parent;
+    struct pair_ctx pc = { .children = { &k0, &k1 } };
+    fsm_fault_arm(2, FSM_FAULT_CANCEL);   /* par START, then k0 START */
+    fsm_init(&k0, &ping_fsm_def, &sched, done_cb, &c0, "k0");
+    fsm_init(&k1, &ping_fsm_def, &sched, done_cb, &c1, "k1");
+    fsm_init(&parent, &pair_fsm_def, &sched, pair_done, &pc, "par");
+    fsm_post(&parent, PAIR_E_START, 0, NULL);
+    fsm_post(&k0, PING_E_START, 0, NULL);
+    fsm_sched_run(&sched);
+    assert_true(fsm_fault_fired());
+    assert_string_equal(trace_buf, "par:IDLE.START>JOINING k0:IDLE.START>SENDING "
+                                   "par:JOINING.CANCEL>FAILED");
+    assert_int_equal(k0.state, PING_S_SENDING);   /* the child itself ran on */
+    assert_int_equal(fsm_rc(&parent), -ECANCELED);
+    assert_non_null(strstr(fsm_errmsg(&parent), "cancelled in state JOINING"));
+    fsm_post(&k0, PING_E_CANCEL, 0, NULL);
+    fsm_post(&k1, PING_E_CANCEL, 0, NULL);
+    fsm_post(&k0, PING_E_WRITTEN, 0, NULL);
+    fsm_sched_run(&sched);
+    assert_true(fsm_is_done(&k0) && fsm_is_done(&k1));
+}
+
+/* In a state that is already tearing down (FAIL ignored), a failing action
+ * still takes its row: the join's report must not be lost to it. */
+static void test_failed_action_while_tearing_down_takes_its_row(void **state)
+{
+    struct ping_ctx c0 = { 0 }, c1 = { 0 };
+    struct fsm k0, k1, parent;
+    struct pair_ctx pc = { .children = { &k0, &k1 } };
+    fsm_fault_arm(5, -EIO);   /* par START, par FAIL, k0 CANCEL, k1 CANCEL, the report */
+    fsm_init(&k0, &ping_fsm_def, &sched, done_cb, &c0, "k0");
+    fsm_init(&k1, &ping_fsm_def, &sched, done_cb, &c1, "k1");
+    fsm_init(&parent, &pair_fsm_def, &sched, pair_done, &pc, "par");
+    fsm_post(&parent, PAIR_E_START, 0, NULL);
+    fsm_post(&parent, PAIR_E_FAIL, -ENOSPC, NULL);
+    fsm_sched_run(&sched);
+    assert_true(fsm_fault_fired());
+    assert_string_equal(trace_buf, "par:IDLE.START>JOINING par:JOINING.FAIL>AWAIT_JOIN "
+                                   "k0:IDLE.CANCEL>FAILED k1:IDLE.CANCEL>FAILED "
+                                   "par:AWAIT_JOIN.CHILDREN_FAILED>FAILED");
+    assert_true(fsm_is_done(&parent));
+    assert_int_equal(fsm_rc(&parent), -ENOSPC);   /* the first error is kept */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +465,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_join_report_again_after_failed_action, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fires_at_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_on_teardown_row_still_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_injected_cancel_follows_the_dispatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_faults_second_on_failure_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_injected_cancel_reaches_the_join_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_action_while_tearing_down_takes_its_row, setup, teardown),
     };
     return cmocka_run_group_tests_name("fsm engine", tests, NULL, NULL);
 }
