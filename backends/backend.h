@@ -21,32 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/errbuf.h"
-
-enum ls_guest_type {
-    LS_GUEST_UNSET = 0,  /* restore target whose type the stream will decide */
-    LS_GUEST_PV    = 1,  /* libxc domain header type 1 */
-    LS_GUEST_HVM   = 2,  /* libxc domain header type 2, with a device model */
-    LS_GUEST_PVH   = 3,  /* libxc domain header type 2, no device model */
-};
-
-enum ls_run_state {
-    LS_RUN_RUNNING   = 0,
-    LS_RUN_PAUSED    = 1,
-    LS_RUN_SUSPENDED = 2,  /* shut down with reason "suspend"; resumable */
-    LS_RUN_SHUTDOWN  = 3,
-    LS_RUN_DYING     = 4,
-};
-
-struct ls_domain_info {
-    uint32_t domid;
-    enum ls_guest_type type;
-    enum ls_run_state state;
-    unsigned vcpus;
-    uint64_t memory_kib;       /* populated RAM */
-    uint64_t p2m_size;         /* one past the highest pfn the domain may use */
-    char name[64];
-};
+#include "lockstep/domain.h"
+#include "lockstep/errbuf.h"
 
 /* What restore needs to create an empty domain (from the xl config, or the
  * stream when there is none: type LS_GUEST_UNSET, sizes 0 = "as it comes"). */

@@ -4,7 +4,7 @@
  * migration itself is the library's (ls_migrate_start,
  * ls_migrate_receive_start: states/migrate_send.def, migrate_receive.def).
  */
-#include "cli/cmd_migrate.h"
+#include "cmd_migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backends/sim/sim.h"
+#include "lockstep/sim.h"
 
 #define EXIT_USAGE 2
 #define EXIT_ATTENTION 3          /* the outcome needs a human: see the message */
@@ -721,7 +721,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     if (sim && domid && o == LS_MIGRATE_SOURCE_RUNS) {
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
-        be->ops->destroy(be, (uint32_t)domid, &ignored);
+        ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
     }
     if (send_fd > STDERR_FILENO)
         close(send_fd);

@@ -14,11 +14,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backends/sim/sim.h"
-#include "backends/xen/xen.h"
-#include "cli/cmd_migrate.h"
-#include "cli/sim_cmd.h"
-#include "io/inspect.h"
+#include "lockstep/sim.h"
+#include "cmd_migrate.h"
+#include "sim_cmd.h"
+#include "lockstep/inspect.h"
 #include "lockstep/lockstep.h"
 
 #define EXIT_USAGE 2
@@ -320,10 +319,8 @@ static int cmd_save(int argc, char **argv)
         rc = ls_sim_create(ls_ctx_backend(r.ctx), &a, &id, &err);
         domid = id;
     } else if (domain_name) {
-        struct ls_backend *be = ls_ctx_backend(r.ctx);
         uint32_t id = 0;
-        rc = strcmp(be->ops->name, "xen") == 0 ? ls_xen_find(be, domain_name, &id, &err)
-                                                : ls_sim_find(be, domain_name, &id, &err);
+        rc = ls_domain_find(r.ctx, domain_name, &id, &err);
         domid = id;
     }
     int fd = -1;
@@ -347,7 +344,7 @@ static int cmd_save(int argc, char **argv)
         /* The one-off domain exists only for this command. */
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
-        ls_ctx_backend(r.ctx)->ops->destroy(ls_ctx_backend(r.ctx), (uint32_t)domid, &ignored);
+        ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
     }
     if (rc == 0) {
         FILE *dst = fd == STDOUT_FILENO ? stderr : stdout;
@@ -441,8 +438,7 @@ static int cmd_restore(int argc, char **argv)
         if (destroy) {
             struct ls_errbuf derr;
             ls_err_clear(&derr);
-            struct ls_backend *be = ls_ctx_backend(r.ctx);
-            if (be->ops->destroy(be, ls_op_domid(r.op), &derr) < 0) {
+            if (ls_domain_destroy(r.ctx, ls_op_domid(r.op), &derr) < 0) {
                 fprintf(stderr, "%s restore: destroying domain %u: %s\n", prog,
                         ls_op_domid(r.op), derr.msg);
                 rc = derr.rc;

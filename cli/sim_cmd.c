@@ -1,5 +1,5 @@
 /* cli/sim_cmd.c - `lockstep sim create|list|info|pause|unpause|destroy|digest`. */
-#include "cli/sim_cmd.h"
+#include "sim_cmd.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/sim/sim.h"
+#include "lockstep/lockstep.h"
+#include "lockstep/sim.h"
 
 static const char sim_help[] =
 "Usage: lockstep sim COMMAND [ARGS]\n"
@@ -91,12 +92,13 @@ static int parse_domid(const char *s, uint32_t *domid)
 
 static void print_info(const struct ls_domain_info *d)
 {
-    printf("%-6u %-24s %-5s %-10s %-5u %llu\n", d->domid, d->name, ls_sim_type_name(d->type),
-           ls_sim_state_name(d->state), d->vcpus, (unsigned long long)d->memory_kib);
+    printf("%-6u %-24s %-5s %-10s %-5u %llu\n", d->domid, d->name, ls_guest_type_name(d->type),
+           ls_run_state_name(d->state), d->vcpus, (unsigned long long)d->memory_kib);
 }
 
-static int sim_create(struct ls_backend *be, int argc, char **argv, struct ls_errbuf *e)
+static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbuf *e)
 {
+    struct ls_backend *be = ls_ctx_backend(ctx);
     static const struct option opts[] = {
         { "type", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
         { "vcpus", required_argument, NULL, 'v' }, { "seed", required_argument, NULL, 's' },
@@ -148,7 +150,8 @@ static int sim_create(struct ls_backend *be, int argc, char **argv, struct ls_er
         rc = ls_sim_set_workload(be, domid, &w, e);
         if (rc < 0) {
             struct ls_errbuf ignored;
-            be->ops->destroy(be, domid, &ignored);
+            ls_err_clear(&ignored);
+            ls_domain_destroy(ctx, domid, &ignored);
         }
     }
     if (rc == 0)
@@ -233,14 +236,23 @@ int ls_sim_cli(int argc, char **argv)
     }
     struct ls_errbuf e;
     ls_err_clear(&e);
-    struct ls_backend *be;
-    int rc = ls_sim_open(&be, &e);
+    /* The calls below block on the daemon; the loop is only the context's. */
+    uv_loop_t loop;
+    struct ls_ctx *ctx;
+    int rc = uv_loop_init(&loop);
     if (rc < 0) {
-        fprintf(stderr, "lockstep sim %s: %s\n", cmd, e.msg);
+        fprintf(stderr, "lockstep sim %s: %s\n", cmd, uv_strerror(rc));
         return 1;
     }
+    rc = ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e);
+    if (rc < 0) {
+        fprintf(stderr, "lockstep sim %s: %s\n", cmd, e.msg);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    struct ls_backend *be = ls_ctx_backend(ctx);
     if (strcmp(cmd, "create") == 0) {
-        rc = sim_create(be, argc - 1, argv + 1, &e);
+        rc = sim_create(ctx, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "list") == 0) {
         struct ls_domain_info *d = NULL;
         size_t n = 0;
@@ -254,25 +266,27 @@ int ls_sim_cli(int argc, char **argv)
         free(d);
     } else if (strcmp(cmd, "info") == 0) {
         struct ls_domain_info d;
-        if ((rc = be->ops->domain_info(be, domid, &d, &e)) == 0)
+        if ((rc = ls_domain_info(ctx, domid, &d, &e)) == 0)
             print_info(&d);
     } else if (strcmp(cmd, "pause") == 0) {
-        rc = be->ops->pause(be, domid, &e);
+        rc = ls_domain_pause(ctx, domid, &e);
     } else if (strcmp(cmd, "unpause") == 0) {
-        rc = be->ops->unpause(be, domid, &e);
+        rc = ls_domain_unpause(ctx, domid, &e);
     } else if (strcmp(cmd, "resume") == 0) {
-        rc = be->ops->resume(be, domid, false, &e);
+        rc = ls_domain_resume(ctx, domid, false, &e);
     } else if (strcmp(cmd, "workload") == 0) {
         rc = sim_workload(be, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "destroy") == 0) {
-        rc = be->ops->destroy(be, domid, &e);
+        rc = ls_domain_destroy(ctx, domid, &e);
     } else {
         char hex[65];
-        if ((rc = be->ops->digest(be, domid, hex, &e)) == 0)
+        if ((rc = ls_domain_digest(ctx, domid, hex, &e)) == 0)
             printf("%s\n", hex);
     }
     if (rc < 0)
         fprintf(stderr, "lockstep sim %s: %s\n", cmd, e.msg[0] ? e.msg : strerror(-rc));
-    be->ops->close(be);
+    ls_ctx_free(ctx);
+    uv_run(&loop, UV_RUN_DEFAULT);   /* the context's handles close on the loop */
+    uv_loop_close(&loop);
     return rc < 0 ? (rc == -EINVAL && !e.msg[0] ? 2 : 1) : 0;
 }

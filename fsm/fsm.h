@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 struct fsm;
 struct fsm_sched;

@@ -1,5 +1,5 @@
 /* io/errbuf.c - first-error recording. */
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 #include <stdio.h>
 #include <string.h>

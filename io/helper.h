@@ -23,7 +23,7 @@
 #include <uv.h>
 
 #include "fsm/fsm.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 struct io_helper;
 typedef int io_helper_fn(struct io_helper *h, void *arg, struct ls_errbuf *err);

@@ -1,5 +1,5 @@
 /* io/inspect.c - print a stream's records as text or JSON (see inspect.h). */
-#include "io/inspect.h"
+#include "lockstep/inspect.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 #include "io/stream_format.h"
 
 /* ---- names -------------------------------------------------------------- */

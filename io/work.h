@@ -14,7 +14,7 @@
 #include <uv.h>
 
 #include "fsm/fsm.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 struct io_work;
 

@@ -57,7 +57,7 @@
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 #include "io/sched_uv.h"
 
 struct qmp_conn;

@@ -19,7 +19,7 @@
 
 #include "backends/sim/guest.h"
 #include "backends/sim/proto.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 /* SET of SIMP_K_WORKLOAD: change the rate (any time), pattern and seed (only
  * before the first write), and replay writes up to w->writes (domain not

@@ -13,7 +13,7 @@
 
 #include "backends/backend.h"
 #include "backends/sim/proto.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 struct sim_blob {
     uint8_t *data;

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 /* Validates the list: HEADER first (magic, version), every descriptor within
  * the blob, CPU records sized right with instance < vcpus (when vcpus != 0),

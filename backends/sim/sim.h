@@ -1,91 +1,20 @@
-/* backends/sim/sim.h - the simulated-Xen backend (client side).
+/* backends/sim/sim.h - the simulated-Xen backend, client side (internal).
  *
- * ls_sim_open() connects to lockstep-simd, the daemon that holds the
- * simulated domains, starting it when it is not running: the binary is
- * $LOCKSTEP_SIMD, else lockstep-simd next to /proc/self/exe (or in
- * ../backends/sim/ of a build tree), else the first one in $PATH. The
- * runtime directory is $LOCKSTEP_RUNDIR, else $XDG_RUNTIME_DIR/lockstep,
- * else /run/lockstep (root) or /tmp/lockstep-$UID. $LOCKSTEP_SIMD_IDLE_EXIT
- * (seconds) is passed to a daemon we start as --idle-exit.
- *
- * The returned backend implements every struct ls_backend_ops function;
- * all calls are thread-safe (one connection, one request at a time). The
- * memory task maps guest memory straight from the daemon (memfds over
- * SCM_RIGHTS), as Xen's privcmd maps foreign pages.
- *
- * Errors: negative errno, reason in the errbuf; -ECONNRESET when the daemon
- * went away (its domains are gone with it), -ESRCH for an unknown domain.
+ * The public part (creating and driving sim domains) is lockstep/sim.h.
+ * ls_sim_open() connects to lockstep-simd, starting it when it is not
+ * running (see lockstep/sim.h for where it is found). The returned backend
+ * implements every struct ls_backend_ops function; all calls are
+ * thread-safe (one connection, one request at a time). The memory task maps
+ * guest memory straight from the daemon (memfds over SCM_RIGHTS), as Xen's
+ * privcmd maps foreign pages.
  */
 #ifndef LOCKSTEP_BACKENDS_SIM_SIM_H
 #define LOCKSTEP_BACKENDS_SIM_SIM_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "backends/backend.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
+#include "lockstep/sim.h"
 
 int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
-
-struct ls_sim_create_args {
-    enum ls_guest_type type;   /* PV, HVM or PVH */
-    unsigned vcpus;            /* 1..128 */
-    uint64_t memory_kib;       /* RAM, a multiple of 4; page tables etc. come on top */
-    uint64_t seed;             /* content is a pure function of the seed */
-    const char *name;          /* NULL or "" = "sim<domid>" */
-    bool populate;             /* false: an empty, paused restore target */
-};
-
-/* Creates a running (populate) domain. */
-int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
-                  struct ls_errbuf *e);
-
-/* All domains, sorted by domid; *out is malloc'd (free it), *n may be 0. */
-int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
-                struct ls_errbuf *e);
-
-/* Domain id of the domain with this name (the first, by domid), or -ESRCH. */
-int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e);
-
-/* Store the toolstack config (xl JSON) on a domain: get_config_json returns
- * it from then on, as libxl keeps the config of a restored domain. */
-int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
-                           struct ls_errbuf *e);
-
-/* The guest's own vCPU workload (backends/sim/dirty.h): while the domain
- * runs, its vCPU writes `rate` pages per second chosen by `pattern`. Write k
- * is a pure function of (seed, pattern, hot_percent, k): a fresh domain of
- * the same creation seed given `writes` (paused, rate 0) holds the state a
- * running one held after that many writes. */
-enum ls_sim_dirty_pattern {
-    LS_SIM_DIRTY_UNIFORM = 0, LS_SIM_DIRTY_HOTSET = 1, LS_SIM_DIRTY_SEQUENTIAL = 2,
-};
-struct ls_sim_workload {
-    uint64_t rate;             /* pages per second while running; 0 = none */
-    enum ls_sim_dirty_pattern pattern;
-    unsigned hot_percent;      /* HOTSET: 1..100 */
-    uint64_t seed;
-    uint64_t writes;           /* get: made so far; set: replay up to this many first */
-    uint64_t data_pages;       /* get: pages the vCPU may write */
-};
-int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
-                        struct ls_errbuf *e);
-int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
-                        struct ls_errbuf *e);
-/* "uniform", "sequential" or "hotset:PERCENT"; -EINVAL otherwise. */
-int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
-/* The same spelling back ("hotset:5"), into buf. */
-const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
-                                size_t len);
-
-/* The pid of the daemon this backend talks to. */
-int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
-
-/* The runtime directory the client and daemon agree on (see above). */
-int ls_sim_rundir(char *buf, size_t len);
-
-const char *ls_sim_type_name(enum ls_guest_type t);     /* "pv", "hvm", "pvh", "unset" */
-const char *ls_sim_state_name(enum ls_run_state s);     /* "running", "paused", ... */
 
 #endif

@@ -45,28 +45,6 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-const char *ls_sim_type_name(enum ls_guest_type t)
-{
-    switch (t) {
-    case LS_GUEST_PV: return "pv";
-    case LS_GUEST_HVM: return "hvm";
-    case LS_GUEST_PVH: return "pvh";
-    default: return "unset";
-    }
-}
-
-const char *ls_sim_state_name(enum ls_run_state s)
-{
-    switch (s) {
-    case LS_RUN_RUNNING: return "running";
-    case LS_RUN_PAUSED: return "paused";
-    case LS_RUN_SUSPENDED: return "suspended";
-    case LS_RUN_SHUTDOWN: return "shutdown";
-    case LS_RUN_DYING: return "dying";
-    default: return "unknown";
-    }
-}
-
 int ls_sim_rundir(char *buf, size_t len)
 {
     return simp_rundir(buf, len);
@@ -797,9 +775,20 @@ int sim_logdirty_op(struct sim_backend *sb, uint32_t domid, unsigned op, uint64_
     return 0;
 }
 
+/* The public sim calls take any context's backend: refuse one that is not. */
+static int not_sim(struct ls_backend *be, struct ls_errbuf *e)
+{
+    if (be && strcmp(be->ops->name, "sim") == 0)
+        return 0;
+    return ls_err(e, -EOPNOTSUPP, "not a sim backend (%s): sim calls need a context "
+                  "opened with LS_BACKEND_SIM", be ? be->ops->name : "none");
+}
+
 int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
                         struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     struct simp_workload s = {
         .rate = w->rate, .pattern = (uint32_t)w->pattern, .hot_percent = w->hot_percent,
         .seed = w->seed, .writes = w->writes,
@@ -810,6 +799,8 @@ int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_s
 int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
                         struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     uint8_t *r;
     uint32_t n;
     int rc = sim_get(sim_of(be), domid, SIMP_K_WORKLOAD, 0, &r, &n, e);
@@ -908,9 +899,12 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)
 
 /* ---- sim-only calls ----------------------------------------------------- */
 
+
 int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
                   struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     return do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name, a->populate,
                      false, domid, e);
 }
@@ -918,6 +912,8 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
 int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
                 struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     uint8_t *r;
     uint32_t len;
     *out = NULL;
@@ -948,6 +944,8 @@ int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
 
 int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     struct ls_domain_info *v;
     size_t n;
     int rc = ls_sim_list(be, &v, &n, e);
@@ -969,6 +967,8 @@ int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct
 int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
                            struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     size_t n = strlen(json);
     if (n > SIMP_MAX_PAYLOAD)
         return ls_err(e, -E2BIG, "config of %zu bytes is too large", n);
@@ -977,6 +977,8 @@ int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *js
 
 int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
 {
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
     struct sim_backend *sb = sim_of(be);
     uint8_t *r;
     uint32_t n;

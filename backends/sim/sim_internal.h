@@ -8,7 +8,7 @@
 
 #include "backends/backend.h"
 #include "backends/sim/proto.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 struct sim_backend {
     struct ls_backend base;        /* first: ls_backend* <-> sim_backend* */

@@ -287,7 +287,7 @@ static int suspend_domain(struct save_ctx *s)
         return rc;
     if (now.state != LS_RUN_SUSPENDED)
         return ls_err(s->e, -EINVAL, "save of domain %u: domain has not been suspended (it is %s)",
-                      s->p->domid, ls_sim_state_name(now.state));
+                      s->p->domid, ls_run_state_name(now.state));
     return 0;
 }
 

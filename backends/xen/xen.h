@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 #define LS_XEN_PRIVCMD "/dev/xen/privcmd"
 

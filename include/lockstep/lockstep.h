@@ -23,7 +23,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "io/errbuf.h"
+#include "lockstep/domain.h"
+#include "lockstep/errbuf.h"
 
 struct ls_ctx;
 struct ls_op;
@@ -45,6 +46,7 @@ int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
                struct ls_errbuf *err);
 /* All operations must have finished (their done callback run). */
 void ls_ctx_free(struct ls_ctx *ctx);
+/* The context's hypervisor backend, for the sim calls of lockstep/sim.h. */
 struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx);
 
 typedef void ls_op_done_fn(struct ls_op *op, int rc, const char *errmsg, void *data);

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <yajl/yajl_tree.h>
 
-#include "io/inspect.h"
+#include "lockstep/inspect.h"
 #include "io/records.h"
 #include "sample_streams.h"
 

@@ -1,4 +1,4 @@
-/* io/inspect.h - `lockstep inspect`: decode and validate a saved stream.
+/* lockstep/inspect.h - `lockstep inspect`: decode and validate a saved stream.
  *
  * Reads fd to EOF (blocking read(), 1 MiB at a time), runs it through the
  * stream parser (format auto-detected: xl, libxl or bare libxc) and prints
@@ -10,13 +10,13 @@
  * the parser's error (negative errno, reason in e) is returned; a read error
  * returns its -errno. Returns 0 for a valid stream.
  */
-#ifndef LOCKSTEP_IO_INSPECT_H
-#define LOCKSTEP_IO_INSPECT_H
+#ifndef LOCKSTEP_INSPECT_H
+#define LOCKSTEP_INSPECT_H
 
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "io/errbuf.h"
+#include "lockstep/errbuf.h"
 
 int ls_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e);
 

@@ -1,0 +1,76 @@
+/* lockstep/domain.h - the domains lockstep works on, whichever the backend.
+ *
+ * A context's backend (see ls_ctx_new) is the hypervisor: real Xen, or the
+ * simulated one (lockstep/sim.h). These calls BLOCK for one round trip to it
+ * (a hypercall, a xenstore read, a request to the sim daemon): call them
+ * before starting operations or from a worker thread, not from a callback on
+ * a busy loop. Errors are negative errno values with the reason in err;
+ * -ESRCH names an unknown domain.
+ */
+#ifndef LOCKSTEP_DOMAIN_H
+#define LOCKSTEP_DOMAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lockstep/errbuf.h"
+
+struct ls_ctx;
+
+enum ls_guest_type {
+    LS_GUEST_UNSET = 0,  /* restore target whose type the stream will decide */
+    LS_GUEST_PV    = 1,  /* libxc domain header type 1 */
+    LS_GUEST_HVM   = 2,  /* libxc domain header type 2, with a device model */
+    LS_GUEST_PVH   = 3,  /* libxc domain header type 2, no device model */
+};
+
+enum ls_run_state {
+    LS_RUN_RUNNING   = 0,
+    LS_RUN_PAUSED    = 1,
+    LS_RUN_SUSPENDED = 2,  /* shut down with reason "suspend"; resumable */
+    LS_RUN_SHUTDOWN  = 3,
+    LS_RUN_DYING     = 4,
+};
+
+struct ls_domain_info {
+    uint32_t domid;
+    enum ls_guest_type type;
+    enum ls_run_state state;
+    unsigned vcpus;
+    uint64_t memory_kib;       /* populated RAM */
+    uint64_t p2m_size;         /* one past the highest pfn the domain may use */
+    char name[64];
+};
+
+/* Type, run state and size of one domain. */
+int ls_domain_info(struct ls_ctx *ctx, uint32_t domid, struct ls_domain_info *out,
+                   struct ls_errbuf *err);
+
+/* The domain of this name (Xen: xenstore's /local/domain/N/name). */
+int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct ls_errbuf *err);
+
+/* Destroy a domain (xl destroy): its memory and device model are gone. */
+int ls_domain_destroy(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+
+/* xl pause / xl unpause. */
+int ls_domain_pause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+int ls_domain_unpause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+
+/* Run a suspended guest again (xc_domain_resume). fast: the guest sees its
+ * suspend as cancelled (what a failed save does); otherwise it resumes as
+ * after a checkpoint. */
+int ls_domain_resume(struct ls_ctx *ctx, uint32_t domid, bool fast, struct ls_errbuf *err);
+
+/* The digest (hex SHA-256) of a domain's memory, vCPU and device state: two
+ * domains with the same digest hold the same guest. The sim backend only;
+ * Xen: -EOPNOTSUPP. */
+int ls_domain_digest(struct ls_ctx *ctx, uint32_t domid, char hex[65], struct ls_errbuf *err);
+
+/* "pv", "hvm", "pvh", "unset"; "running", "paused", "suspended", ... */
+const char *ls_guest_type_name(enum ls_guest_type t);
+const char *ls_run_state_name(enum ls_run_state s);
+
+/* The context's backend: "sim" or "xen". */
+const char *ls_ctx_backend_name(struct ls_ctx *ctx);
+
+#endif
