@@ -528,9 +528,27 @@ static const char main_help[] =
 "  LOCKSTEP_BACKEND  sim, xen or auto (the default), as --backend\n"
 "  LOCKSTEP_RUNDIR   the sim daemon's runtime directory (socket, pid file, log)\n"
 "  LOCKSTEP_TRACE    when set, every state-machine dispatch is traced on stderr\n"
-"  FSM_FAULT=SEQ:RC  make dispatch SEQ fail with -RC (fault injection, debugging)\n"
+"  LOCKSTEP_SIMD     the lockstep-simd binary to start (default: next to lockstep)\n"
+"\n"
+"Fault injection (tests; dispatches are numbered as LOCKSTEP_TRACE shows them):\n"
+"  FSM_FAULT=SPEC[,SPEC...]  SPEC is SEQ:ERRNO (dispatch SEQ fails as if its action\n"
+"                    returned -ERRNO) or SEQ:cancel (the operation is cancelled\n"
+"                    right after dispatch SEQ, as by SIGINT)\n"
 "  FSM_STOP=SEQ      stop the process (SIGSTOP) right after dispatch SEQ, for tests\n"
-"                    that kill it or break its connections at that point\n";
+"                    that kill it or break its connections at that point\n"
+"  LOCKSTEP_SIM_FAULT=OP[,OP...]  the sim backend refuses these calls (suspend,\n"
+"                    resume, destroy, create, unpause, ...) as a hypervisor might\n"
+"\n"
+"Examples:\n"
+"  lockstep save --sim hvm --memory 256M -o guest.xl    save a one-off sim guest\n"
+"  lockstep restore -i guest.xl                         restore it; prints the digest\n"
+"  lockstep inspect guest.xl                            list its records\n"
+"  lockstep migrate --domid 3 --to - | ssh HOST lockstep migrate-receive\n"
+"\n"
+"Signals: SIGINT or SIGTERM stop an operation cleanly through its tables (a saved\n"
+"guest keeps running, a partial restore is destroyed); a second one forces exit.\n"
+"Exit status of every command: 0 success; 1 the operation failed (the reason is\n"
+"printed); 2 usage error.\n";
 
 int main(int argc, char **argv)
 {
