@@ -3,17 +3,22 @@
 # QEMU's software emulation (TCG) with dom0 running INITRD's /init; each
 # serial line goes to LOG prefixed with seconds since start. QEMU ends when
 # dom0 powers off, panics (panic=1, -no-reboot) or after $TMO seconds.
+# $QEMU_MONITOR: a unix socket path for QEMU's monitor (run.sh's stall check).
 # What matters under TCG (each found the hard way): one CPU (with two, dom0
 # processes that map guest memory see heap corruption), smap=0 smep=0 (or
 # dom0 faults at its first instruction), no 'noreboot' (a panic must end it).
+# No PCID/INVPCID for the emulated CPU ($QEMU_CPU to override): with them, dom0
+# processes were now and then corrupted (segfaults, a shell spinning forever,
+# libxc failing to map a guest page) in about one boot in three under load; none
+# in the boots since without them, which are no slower.
 set -uo pipefail
 W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 LOG=$1; INITRD=$2; shift 2
 D0M=${DOM0MEM:-2048M}
 XENARGS="console=com1 com1=115200,8n1 dom0_mem=$D0M,max:$D0M dom0_max_vcpus=1 smap=0 smep=0 loglvl=warning guest_loglvl=warning"
 start=$(date +%s)
-timeout "${TMO:-600}" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 1 -m "${MEM:-4096}" \
-  -nographic -no-reboot -serial mon:stdio \
+timeout "${TMO:-600}" qemu-system-x86_64 -accel tcg -machine q35 -cpu "${QEMU_CPU:-max,pcid=off,invpcid=off}" -smp 1 -m "${MEM:-4096}" \
+  -nographic -no-reboot -serial mon:stdio ${QEMU_MONITOR:+-monitor unix:$QEMU_MONITOR,server=on,wait=off} \
   -kernel "$W/xen.elf" -append "$XENARGS" \
   -initrd "$W/vmlinuz console=hvc0 earlyprintk=xen panic=1 quiet $*,$INITRD" \
   0</dev/null 2>&1 | while IFS= read -r l; do

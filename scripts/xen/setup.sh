@@ -11,19 +11,37 @@ STAMP=$W/base.cpio.v2
 mkdir -p "$W/debs"
 cd "$W"
 export DEBIAN_FRONTEND=noninteractive
+# A fresh CI image often has no package lists (or stale ones that 404): each
+# apt step that fails is retried once after an `apt-get update`.
+updated=0
+apt_retry() {
+  "$@" && return 0
+  [ $updated = 0 ] || return 1
+  echo "setup: '$*' failed; apt-get update and again" >&2
+  apt-get update -qq >/dev/null || return 1
+  updated=1
+  "$@"
+}
 need=()
 for p in qemu-system-x86 debootstrap busybox-static cpio; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || exit 3
+  apt_retry apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || exit 3
 fi
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 [ -n "$MIRROR" ] || MIRROR=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$MIRROR" ] || { echo "setup: no Debian mirror configured for apt" >&2; exit 3; }
-KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
-[ -n "$KPKG" ] || { echo "setup: apt knows no linux-image-amd64 (apt-get update?)" >&2; exit 3; }
-(cd debs && apt-get download xen-hypervisor-4.17-amd64 "$KPKG" >/dev/null 2>&1) || exit 3
+kernel_package() {
+  KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  [ -n "$KPKG" ]
+}
+apt_retry kernel_package || { echo "setup: apt knows no linux-image-amd64" >&2; exit 3; }
+download() {
+  kernel_package && rm -f debs/*.deb &&
+    (cd debs && apt-get download xen-hypervisor-4.17-amd64 "$KPKG" >/dev/null 2>&1)
+}
+apt_retry download || { echo "setup: cannot download xen-hypervisor-4.17-amd64 and $KPKG" >&2; exit 3; }
 rm -rf x k && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb x && dpkg -x debs/"${KPKG}"_*.deb k
 zcat x/boot/xen-4.17-amd64.gz > xen.elf           # QEMU's multiboot loader takes the ELF image
 cp k/boot/vmlinuz-* vmlinuz
@@ -40,8 +58,8 @@ if [ ! -x rootfs/usr/bin/gdb ]; then
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
     cp /etc/apt/sources.list.d/debian.sources rootfs/etc/apt/sources.list.d/ && rm -f rootfs/etc/apt/sources.list
   fi
-  { chroot rootfs apt-get update && chroot rootfs apt-get -y upgrade &&
-    chroot rootfs apt-get install -y --no-install-recommends gdb; } >/dev/null 2>&1 || exit 3
+  { env -u APT_CONFIG chroot rootfs apt-get update && env -u APT_CONFIG chroot rootfs apt-get -y upgrade &&
+    env -u APT_CONFIG chroot rootfs apt-get install -y --no-install-recommends gdb; } >/dev/null 2>&1 || exit 3
   rm -rf rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/share/doc/* \
          rootfs/usr/share/man/* rootfs/usr/share/locale/* rootfs/usr/share/info/*
 fi
