@@ -2,10 +2,12 @@
 #include "io/fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -178,4 +180,119 @@ int io_skip(int fd, uint64_t len, int cancel_fd)
         len -= chunk;
     }
     return 0;
+}
+
+/* Empty the staging pipe into the file: a file write never waits. */
+static int drain_stage(int stage_r, int out_fd, loff_t *off, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = splice(stage_r, NULL, out_fd, off, n, SPLICE_F_MOVE);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int io_splice_to_file(int in_fd, bool in_is_pipe, int out_fd, uint64_t off, size_t len,
+                      size_t *got, const struct io_splice_stage *stage, int cancel_fd)
+{
+    loff_t at = (loff_t)off;
+    size_t total = 0;
+    int rc = 0;
+    while (total < len) {
+        if (cancelled(cancel_fd)) {
+            rc = -ECANCELED;
+            break;
+        }
+        size_t want = len - total;
+        ssize_t r;
+        if (in_is_pipe) {
+            r = splice(in_fd, NULL, out_fd, &at, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        } else {
+            /* Never more than the stage holds, or the splice would wait for
+             * room that only this thread can make. */
+            if (want > stage->size)
+                want = stage->size;
+            r = splice(in_fd, NULL, stage->fd[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                rc = wait_ready(in_fd, POLLIN, cancel_fd);
+                if (rc < 0)
+                    break;
+                continue;
+            }
+            rc = -errno;
+            break;
+        }
+        if (r == 0) {
+            rc = -ENODATA;
+            break;
+        }
+        if (!in_is_pipe && (rc = drain_stage(stage->fd[0], out_fd, &at, (size_t)r)) < 0) {
+            total += (size_t)r;   /* taken from in_fd, even if not written */
+            break;
+        }
+        total += (size_t)r;
+    }
+    if (got)
+        *got = total;
+    return rc;
+}
+
+int io_splice_stage_open(struct io_splice_stage *stage)
+{
+    if (pipe2(stage->fd, O_CLOEXEC) < 0)
+        return -errno;
+    (void)fcntl(stage->fd[1], F_SETPIPE_SZ, 1 << 20);
+    int size = fcntl(stage->fd[1], F_GETPIPE_SZ);
+    stage->size = size > 0 ? (size_t)size : 65536;
+    return 0;
+}
+
+void io_splice_stage_close(struct io_splice_stage *stage)
+{
+    close(stage->fd[0]);
+    close(stage->fd[1]);
+    stage->fd[0] = stage->fd[1] = -1;
+}
+
+int io_sendfile_all(int out_fd, int in_fd, uint64_t off, size_t len, size_t *sent,
+                    int cancel_fd)
+{
+    off_t at = (off_t)off;
+    size_t total = 0;
+    int rc = 0;
+    while (total < len) {
+        if (cancelled(cancel_fd)) {
+            rc = -ECANCELED;
+            break;
+        }
+        ssize_t w = sendfile(out_fd, in_fd, &at, len - total);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                rc = wait_ready(out_fd, POLLOUT, cancel_fd);
+                if (rc < 0)
+                    break;
+                continue;
+            }
+            rc = -errno;
+            break;
+        }
+        if (w == 0) {
+            rc = -EIO;   /* the file is shorter than the caller said */
+            break;
+        }
+        total += (size_t)w;
+    }
+    if (sent)
+        *sent = total;
+    return rc;
 }

@@ -18,6 +18,7 @@
 #ifndef LOCKSTEP_IO_FDIO_H
 #define LOCKSTEP_IO_FDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -41,5 +42,30 @@ int io_readv_all(int fd, struct iovec *iov, int n, size_t *got, int cancel_fd);
 
 /* Reads and discards len bytes. */
 int io_skip(int fd, uint64_t len, int cancel_fd);
+
+/* Send len bytes of the file in_fd from offset off to out_fd (sendfile):
+ * the kernel reads the file's pages itself, so a caller that only has them
+ * mapped never touches them. -EINVAL with *sent == 0: out_fd cannot take
+ * sendfile, the caller writes instead. Else as io_write_all. */
+int io_sendfile_all(int out_fd, int in_fd, uint64_t off, size_t len, size_t *sent,
+                    int cancel_fd);
+
+struct io_splice_stage {
+    int fd[2];                 /* a pipe: read end, write end */
+    size_t size;               /* its capacity */
+};
+/* Move len bytes from in_fd (a pipe, a socket or a file, at its current
+ * position) to the file out_fd at offset off inside the kernel (splice):
+ * nothing passes through user memory and no page is mapped here, which is
+ * what makes a restore's writes into guest memory cheap. stage is a pipe the
+ * caller keeps for this (unused when in_fd is a pipe itself). *got counts the
+ * bytes taken from in_fd. -EINVAL with *got == 0: these fds cannot splice,
+ * nothing was consumed, the caller reads instead. Else as io_read_all. */
+int io_splice_to_file(int in_fd, bool in_is_pipe, int out_fd, uint64_t off, size_t len,
+                      size_t *got, const struct io_splice_stage *stage, int cancel_fd);
+/* A stage of up to 1 MiB (what the kernel allows); close with
+ * io_splice_stage_close. */
+int io_splice_stage_open(struct io_splice_stage *stage);
+void io_splice_stage_close(struct io_splice_stage *stage);
 
 #endif

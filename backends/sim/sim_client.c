@@ -524,7 +524,8 @@ int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct
     void *fi = rc == 0 ? mmap(NULL, p2m, prot, MAP_SHARED, fds[1], 0) : MAP_FAILED;
     if (rc == 0 && fi == MAP_FAILED)
         rc = -errno;
-    close(fds[0]);
+    if (rc < 0)
+        close(fds[0]);
     close(fds[1]);
     if (rc < 0) {
         if (mem != MAP_FAILED)
@@ -535,6 +536,7 @@ int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct
     m->mem = mem;
     m->finfo = fi;
     m->p2m_size = p2m;
+    m->mem_fd = fds[0];
     return 0;
 }
 
@@ -552,6 +554,10 @@ static void *unmap_thread(void *arg)
 
 void sim_unmap_domain_later(struct sim_map *m)
 {
+    if (m->mem && m->mem_fd >= 0) {   /* the fd now: only the unmap waits */
+        close(m->mem_fd);
+        m->mem_fd = -1;
+    }
     struct sim_map *copy = malloc(sizeof(*copy));
     pthread_t t;
     pthread_attr_t at;
@@ -573,6 +579,8 @@ void sim_unmap_domain_later(struct sim_map *m)
 
 void sim_unmap_domain(struct sim_map *m)
 {
+    if (m->mem && m->mem_fd >= 0)
+        close(m->mem_fd);
     if (m->mem)
         munmap(m->mem, m->p2m_size * STREAM_PAGE_SIZE);
     if (m->finfo)

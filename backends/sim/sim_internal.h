@@ -42,6 +42,8 @@ struct sim_map {
     uint8_t *mem;                  /* p2m_size pages */
     uint8_t *finfo;                /* p2m_size bytes, SIMP_FRAME_ABSENT or a page type */
     uint64_t p2m_size;
+    int mem_fd;                    /* the memory's memfd: save sends pages from it and
+                                      restore splices into it, never touching the mapping */
 };
 int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct sim_map *m,
                    struct ls_errbuf *e);

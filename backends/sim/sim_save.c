@@ -43,6 +43,7 @@ struct save_ctx {
     struct ls_errbuf *e;
     struct ls_domain_info info;
     struct sim_map map;
+    bool sendfile_off;         /* the fd refused sendfile: pages are written from the map */
     uint64_t written;          /* libxc stream bytes so far, for messages */
     uint64_t populated;        /* pages, for progress */
     uint64_t pages_sent;
@@ -92,6 +93,34 @@ static int write_blob_record(struct save_ctx *s, uint32_t type, const void *b, u
 
 /* ---- pages ---------------------------------------------------------------- */
 
+/* The batch's bytes: s->iov[0] is the header and pfn array, the rest are
+ * runs of guest pages. The pages go by sendfile from the memfd: the kernel
+ * reads them through its own mapping, where a copy out of ours would fault
+ * on every page of a mapping this fresh (the cost of a save, measured). When
+ * the fd cannot take sendfile, the pages are written from the mapping. */
+static int send_batch_bytes(struct save_ctx *s, int niov)
+{
+    int fd = s->p->io_fd, cancel = s->p->cancel_fd;
+    if (!s->sendfile_off && s->map.mem_fd >= 0) {
+        int rc = io_write_all(fd, s->iov[0].iov_base, s->iov[0].iov_len, cancel);
+        for (int i = 1; rc == 0 && i < niov; i++) {
+            uint64_t at = (uint64_t)((uint8_t *)s->iov[i].iov_base - s->map.mem);
+            size_t sent = 0;
+            rc = io_sendfile_all(fd, s->map.mem_fd, at, s->iov[i].iov_len, &sent, cancel);
+            if (rc == -EINVAL && sent == 0 && i == 1) {
+                s->sendfile_off = true;
+                return io_writev_all(fd, &s->iov[1], niov - 1, cancel);
+            }
+        }
+        return rc;
+    }
+    /* Map the batch's pages in one go per run: the kernel would otherwise
+     * take a page fault per page while copying them out. Best effort. */
+    for (int i = 1; i < niov; i++)
+        (void)madvise(s->iov[i].iov_base, s->iov[i].iov_len, MADV_POPULATE_READ);
+    return io_writev_all(fd, s->iov, niov, cancel);
+}
+
 /* One PAGE_DATA record for pfns[0..n). The type comes from the frame info at
  * send time; a pfn no longer populated goes out as XTAB, as libxc does. */
 static int send_batch(struct save_ctx *s, const uint64_t *pfns, unsigned n)
@@ -124,11 +153,7 @@ static int send_batch(struct save_ctx *s, const uint64_t *pfns, unsigned n)
     memcpy(s->hdr + 8, &ph, sizeof(ph));
     s->iov[0] = (struct iovec){ .iov_base = s->hdr, .iov_len = 16 + 8 * (size_t)n };
 
-    /* Map the batch's pages in one go per run: the kernel would otherwise
-     * take a page fault per page while copying them out. Best effort. */
-    for (int i = 1; i < niov; i++)
-        (void)madvise(s->iov[i].iov_base, s->iov[i].iov_len, MADV_POPULATE_READ);
-    int rc = io_writev_all(s->p->io_fd, s->iov, niov, s->p->cancel_fd);
+    int rc = send_batch_bytes(s, niov);
     if (rc < 0)
         return io_fail(s, rc, "PAGE_DATA");
     s->written += 8 + (uint64_t)body;
