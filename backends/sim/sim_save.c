@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "backends/sim/sim.h"
@@ -43,7 +44,7 @@ struct save_ctx {
     struct ls_errbuf *e;
     struct ls_domain_info info;
     struct sim_map map;
-    bool sendfile_off;         /* the fd refused sendfile: pages are written from the map */
+    bool sendfile_off;         /* pages are written from the map (see send_batch_bytes) */
     uint64_t written;          /* libxc stream bytes so far, for messages */
     uint64_t populated;        /* pages, for progress */
     uint64_t pages_sent;
@@ -474,6 +475,12 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
                     p->domid);
     if (rc == 0)
         rc = sim_map_domain(s->sb, p->domid, false, &s->map, e);
+    /* sendfile pays off where the kernel must copy the bytes (a socket, a
+     * pipe, a file); a character device such as /dev/null takes a writev
+     * without touching the pages, which sendfile would read. */
+    struct stat st;
+    s->sendfile_off = fstat(p->io_fd, &st) < 0 ||
+                      !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
     if (rc == 0) {
         s->populated = count_populated(&s->map);
         bool logdirty = false;
