@@ -45,6 +45,7 @@ struct save_ctx {
     struct ls_domain_info info;
     struct sim_map map;
     bool sendfile_off;         /* pages are written from the map (see send_batch_bytes) */
+    bool populate_for_writev;  /* ...and the kernel reads them: map them ahead */
     uint64_t written;          /* libxc stream bytes so far, for messages */
     uint64_t populated;        /* pages, for progress */
     uint64_t pages_sent;
@@ -109,16 +110,18 @@ static int send_batch_bytes(struct save_ctx *s, int niov)
             size_t sent = 0;
             rc = io_sendfile_all(fd, s->map.mem_fd, at, s->iov[i].iov_len, &sent, cancel);
             if (rc == -EINVAL && sent == 0 && i == 1) {
-                s->sendfile_off = true;
+                s->sendfile_off = s->populate_for_writev = true;
                 return io_writev_all(fd, &s->iov[1], niov - 1, cancel);
             }
         }
         return rc;
     }
-    /* Map the batch's pages in one go per run: the kernel would otherwise
-     * take a page fault per page while copying them out. Best effort. */
-    for (int i = 1; i < niov; i++)
-        (void)madvise(s->iov[i].iov_base, s->iov[i].iov_len, MADV_POPULATE_READ);
+    /* A device such as /dev/null takes the iovecs without reading them, so
+     * the pages are not touched here; where the kernel will copy them out,
+     * map them in one go per run rather than a page fault at a time. */
+    if (s->populate_for_writev)
+        for (int i = 1; i < niov; i++)
+            (void)madvise(s->iov[i].iov_base, s->iov[i].iov_len, MADV_POPULATE_READ);
     return io_writev_all(fd, s->iov, niov, cancel);
 }
 
