@@ -96,7 +96,7 @@ struct ls_save_params {
 };
 
 struct ls_restore_params {
-    uint32_t domid;            /* created by create_for_restore */
+    uint32_t domid;            /* from create_for_restore or adopt_for_restore */
     int io_fd;                 /* positioned at the libxc image header */
     int send_back_fd;          /* COLO back channel, or -1 */
     enum ls_stream_type stream_type;
@@ -127,6 +127,17 @@ struct ls_backend_ops {
     /* An empty, paused domain to restore into. */
     int (*create_for_restore)(struct ls_backend *be, const struct ls_domain_config *cfg,
                               uint32_t *domid, struct ls_errbuf *err);
+    /* Instead: the toolstack's own empty domain (ls_restore_opts.domid), once
+     * states/restore.c found it paused, without memory and of cfg's type and
+     * vCPUs. The backend's own checks (Xen: never run, its memory limit) and
+     * what create_for_restore sets up that a toolstack's creation does not
+     * (Xen: TSC mode, paging pool, the rings' event channels). Never destroys
+     * the domain. Optional: NULL = nothing more to check or set up. */
+    int (*adopt_for_restore)(struct ls_backend *be, uint32_t domid,
+                             const struct ls_domain_config *cfg, struct ls_errbuf *err);
+    /* A failed restore gives an adopted domain back: forget it, never destroy
+     * it. Optional. */
+    void (*release_for_restore)(struct ls_backend *be, uint32_t domid);
 
     /* The memory task: xc_domain_save / xc_domain_restore. Return 0 or -errno. */
     int (*save_memory)(struct ls_backend *be, const struct ls_save_params *p,

@@ -365,15 +365,23 @@ static int cmd_save(int argc, char **argv)
 /* ---- restore -------------------------------------------------------------- */
 
 static const char restore_help[] =
-"Usage: lockstep restore -i FILE|- [--expect-digest HEX] [--paused] [--destroy]\n"
+"Usage: lockstep restore -i FILE|- [--domid N] [--expect-digest HEX] [--paused] [--destroy]\n"
 "\n"
 "Restore a domain from a Xen migration v2 stream, as `xl restore` does. Both\n"
 "the xl save-file format and a bare libxl stream are accepted (detected). The\n"
 "stream is checked record by record; on any error the partial domain is\n"
-"destroyed and the reason, with the byte offset, is printed.\n"
+"destroyed (unless --domid gave it) and the reason, with the byte offset, is\n"
+"printed.\n"
 "\n"
 "Options:\n"
 "  -i, --input FILE      the stream; '-' is standard input (a pipe or socket works)\n"
+"  --domid N             restore into domain N, which the toolstack created for it,\n"
+"                        instead of creating one. It must be paused, never run and\n"
+"                        hold no memory yet (Xen: created, its vCPUs and memory\n"
+"                        limit set, not built), of the stream's guest type, with\n"
+"                        its vCPUs and room for its memory. lockstep never destroys\n"
+"                        it: refused, it is left as it was; failed later, it is left\n"
+"                        paused, maybe partly restored, for the toolstack to destroy\n"
 "  --expect-digest HEX   fail (exit 1) unless the restored domain's digest is HEX\n"
 "  --paused              leave the restored domain paused (xl restore -p)\n"
 "  --destroy             destroy the domain after restoring and printing its digest\n"
@@ -388,10 +396,11 @@ static int cmd_restore(int argc, char **argv)
     static const struct option opts[] = {
         { "input", required_argument, NULL, 'i' }, { "expect-digest", required_argument, NULL, 'e' },
         { "paused", no_argument, NULL, 'p' }, { "destroy", no_argument, NULL, 'D' },
-        { "help", no_argument, NULL, 'h' }, { 0 },
+        { "domid", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *in = NULL, *expect = NULL;
     bool paused = false, destroy = false;
+    unsigned long long domid = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
@@ -400,6 +409,11 @@ static int cmd_restore(int argc, char **argv)
         case 'e': expect = optarg; break;
         case 'p': paused = true; break;
         case 'D': destroy = true; break;
+        case 'd':
+            if (parse_uint(optarg, UINT32_MAX, &domid) < 0 || domid == 0)
+                return usage_error("restore", "--domid: '%s' is not a domain id (1 or more)",
+                                   optarg);
+            break;
         case 'h': fputs(restore_help, stdout); return 0;
         default: return usage_error("restore", "unknown option");
         }
@@ -421,7 +435,7 @@ static int cmd_restore(int argc, char **argv)
     }
     struct ls_errbuf err;
     ls_err_clear(&err);
-    struct ls_restore_opts ro = { .fd = fd, .unpause = !paused };
+    struct ls_restore_opts ro = { .fd = fd, .unpause = !paused, .domid = (uint32_t)domid };
     int rc = ls_restore_start(r.ctx, &ro, op_done, &r, &r.op, &err);
     if (rc == 0) {
         rc = run_wait(&r);

@@ -2,6 +2,7 @@
 #include "states/restore.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,9 +94,59 @@ static int restore_memory_thread(struct io_helper *h, void *arg, struct ls_errbu
 
 /* ---- backend calls on the threadpool ---------------------------------- */
 
+/* The toolstack's domain (opts.domid) instead of a new one: it must be what
+ * create_for_restore would have made, an empty paused domain that fits the
+ * stream. A refusal here leaves it exactly as it was. */
+static int adopt_domain(struct restore_role *r, struct ls_errbuf *err)
+{
+    struct ls_backend *be = be_of(r);
+    const struct ls_domain_config *c = &r->config;
+    uint32_t d = r->opts.domid;
+    struct ls_domain_info info;
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be->ops->domain_info(be, d, &info, &why);
+    if (rc == -ESRCH)
+        return ls_err(err, rc, "domain %u, given to restore into, does not exist", d);
+    if (rc < 0) {
+        ls_err_copy(err, &why);
+        return rc;
+    }
+    r->domain_given = true;
+    if (info.state != LS_RUN_PAUSED)
+        return ls_err(err, -EBUSY, "domain %u is %s: lockstep restores only into a paused "
+                      "domain that has never run", d, ls_run_state_name(info.state));
+    if (info.memory_kib)
+        return ls_err(err, -EBUSY, "domain %u already holds %" PRIu64 " KiB of memory: it was "
+                      "built or has run, and lockstep restores only into an empty domain", d,
+                      info.memory_kib);
+    if (c->type != LS_GUEST_UNSET && info.type != LS_GUEST_UNSET && c->type != info.type)
+        return ls_err(err, -EINVAL, "domain %u is a %s domain, but the stream holds a %s guest",
+                      d, ls_guest_type_name(info.type), ls_guest_type_name(c->type));
+    if (c->vcpus && info.vcpus && info.vcpus != c->vcpus)
+        return ls_err(err, -EINVAL, "domain %u has %u vCPU%s, but the stream's guest has %u", d,
+                      info.vcpus, info.vcpus == 1 ? "" : "s", c->vcpus);
+    /* A backend that adopts checks the memory limit itself (an unbuilt Xen
+     * domain has no address space yet); elsewhere the address space must
+     * hold the guest's RAM. */
+    if (!be->ops->adopt_for_restore && c->memory_kib && info.p2m_size &&
+        info.p2m_size * 4 < c->memory_kib)
+        return ls_err(err, -EINVAL, "domain %u has room for %" PRIu64 " KiB of memory, but the "
+                      "stream's guest has %" PRIu64 " KiB", d, info.p2m_size * 4, c->memory_kib);
+    if (be->ops->adopt_for_restore && (rc = be->ops->adopt_for_restore(be, d, c, err)) < 0)
+        return rc;
+    r->domid = d;
+    r->given_adopted = true;
+    r->domain_created = true;
+    r->op.domid = d;
+    return 0;
+}
+
 static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
+    if (r->opts.domid)
+        return adopt_domain(r, err);
     r->config.guard = r->opts.guard;
     int rc = be_of(r)->ops->create_for_restore(be_of(r), &r->config, &r->domid, err);
     if (rc == 0) {
@@ -132,6 +183,13 @@ static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int destroy_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
+    if (r->domain_given) {
+        /* The toolstack's: it decides what becomes of it. */
+        if (be_of(r)->ops->release_for_restore)
+            be_of(r)->ops->release_for_restore(be_of(r), r->domid);
+        r->domain_created = false;
+        return 0;
+    }
     struct ls_errbuf mine;
     ls_err_clear(&mine);
     int rc = be_of(r)->ops->destroy(be_of(r), r->domid, &mine);
@@ -229,7 +287,19 @@ static int rst_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
 static void restore_done(struct fsm *m, int rc)
 {
     struct restore_role *r = m->owner;
-    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+    if (rc == 0 || !r->domain_given) {
+        ls_op_finish(&r->op, rc, fsm_errmsg(m));
+        return;
+    }
+    char msg[LS_ERRBUF_LEN + 160];
+    if (r->given_adopted)
+        snprintf(msg, sizeof(msg), "%s (domain %u is the toolstack's: lockstep did not destroy "
+                 "it; it is paused and may hold part of the guest)", fsm_errmsg(m),
+                 r->opts.domid);
+    else
+        snprintf(msg, sizeof(msg), "%s (domain %u is the toolstack's: lockstep left it as it "
+                 "was)", fsm_errmsg(m), r->opts.domid);
+    ls_op_finish(&r->op, rc, msg);
 }
 
 static void restore_free(struct ls_op *op)
@@ -244,6 +314,9 @@ int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
                        ls_op_done_fn *done, void *data, struct ls_op **out,
                        struct ls_errbuf *err)
 {
+    if (opts->domid && opts->guard)
+        return ls_err(err, -EINVAL, "restore: a domain the toolstack gave (domid %u) is never "
+                      "destroyed by lockstep, so it cannot be guarded", opts->domid);
     struct restore_role *r = calloc(1, sizeof(*r));
     if (!r)
         return ls_err(err, -ENOMEM, "out of memory");

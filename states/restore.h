@@ -31,7 +31,9 @@ struct restore_role {
     bool seen_xenstore_data;
     /* what the backend reported */
     uint32_t domid;
-    bool domain_created;
+    bool domain_created;           /* a domain to tear down on failure (created or given) */
+    bool domain_given;             /* opts.domid exists: the toolstack's, never destroyed */
+    bool given_adopted;            /* ...and fits: the restore went into it */
     uint64_t store_gfn, console_gfn;
     unsigned static_data_missing;
 };

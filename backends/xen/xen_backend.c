@@ -4,7 +4,7 @@
  * libxenstore directly: info, pause, unpause, the xenstore suspend protocol
  * (and the guest's suspend event channel when it offers one), resume,
  * destroy with its xenstore and userdata clean-up, creating the empty domain
- * a restore fills, and announcing the restored domain to xenstored and
+ * a restore fills (or taking over the toolstack's own), and announcing the restored domain to xenstored and
  * xenconsoled. The memory task itself is in xen_memtask.c.
  */
 #include <errno.h>
@@ -682,6 +682,103 @@ static int xen_create_for_restore(struct ls_backend *be, const struct ls_domain_
     return 0;
 }
 
+/* ---- restoring into the toolstack's own domain -------------------------- */
+
+/* What xc_domain_restore needs of a domain (as libxl leaves one between
+ * libxl__domain_make and the restore helper): created, its vCPUs allocated
+ * (XEN_DOMCTL_max_vcpus) and its memory limit set, never run, nothing
+ * populated. states/restore.c has checked it is paused, empty, of the
+ * stream's type and has enough vCPUs; everything is checked before anything
+ * is changed, so a refusal leaves the domain as it was. Then what libxl's
+ * build step sets that creation does not: the PV memory map limit, the TSC
+ * mode, a PVH paging pool if it has none, and the two unbound event channels
+ * xc_domain_restore binds the xenstore and console rings to. */
+static int xen_adopt_for_restore(struct ls_backend *be, uint32_t domid,
+                                 const struct ls_domain_config *cfg, struct ls_errbuf *e)
+{
+    struct xen_backend *x = xen_of(be);
+    if (domid == 0)
+        return ls_err(e, -EPERM, "refusing to restore into domain 0");
+    xc_dominfo_t info;
+    int rc = xen_getinfo(x, domid, &info, e);
+    if (rc < 0)
+        return rc;
+    enum ls_guest_type type = xen_type_of(&info);
+    if (type == LS_GUEST_HVM)
+        return ls_err(e, -ENOTSUP, "domain %u is an HVM domain, which needs a device model the "
+                      "Xen backend does not start: only PV and PVH guests can be restored", domid);
+    if (info.cpu_time)
+        return ls_err(e, -EBUSY, "domain %u has already run (%" PRIu64 " ns of CPU time): "
+                      "lockstep restores only into a domain that has never run", domid,
+                      info.cpu_time);
+    unsigned vcpus = cfg->vcpus ? cfg->vcpus : info.max_vcpu_id + 1;
+    for (unsigned v = 0; v < vcpus; v++) {
+        xc_vcpuinfo_t vi;
+        if (xc_vcpu_getinfo(x->xch, domid, v, &vi) < 0)
+            return ls_err(e, -EINVAL, "domain %u has no vCPU %u (the stream's guest has %u): "
+                          "the toolstack must create its vCPUs (xc_domain_max_vcpus) before "
+                          "handing it over", domid, v, vcpus);
+    }
+    uint64_t need_kib = cfg->memory_kib + MAXMEM_SLACK_KIB;
+    if (info.max_memkb < need_kib)
+        return ls_err(e, -EINVAL, "domain %u may have at most %lu KiB of memory, but the "
+                      "stream's guest needs %" PRIu64 " KiB (its %" PRIu64 " KiB plus libxl's "
+                      "%u KiB slack): set its limit with xc_domain_setmaxmem", domid,
+                      info.max_memkb, need_kib, cfg->memory_kib, MAXMEM_SLACK_KIB);
+    char name[64];
+    char *given = xen_xs_read(x, "/local/domain/%u/name", domid);
+    snprintf(name, sizeof(name), "%s", given && given[0] ? given
+                                       : cfg->name[0] ? cfg->name : "lockstep-restored");
+    free(given);
+    uint32_t holder;
+    struct ls_errbuf ignore;
+    ls_err_clear(&ignore);
+    if (ls_xen_find(be, name, &holder, &ignore) == 0 && holder != domid)
+        return ls_err(e, -EEXIST, "domain %u would be named '%s', which domain %u already "
+                      "has: name it in xenstore (/local/domain/%u/name) first", domid, name,
+                      holder, domid);
+
+    /* The stream decides what the config does not say. */
+    struct ls_domain_config full = *cfg;
+    full.type = type;
+    full.vcpus = vcpus;
+    if (!full.memory_kib)
+        full.memory_kib = info.max_memkb - MAXMEM_SLACK_KIB;
+    full.guard = false;
+    snprintf(full.name, sizeof(full.name), "%s", name);   /* kept when unpaused */
+    struct parsed_config pc;
+    parse_extra(cfg->config_json, &pc);
+    const char *step = NULL;
+    if (type == LS_GUEST_PV && xc_domain_set_memmap_limit(x->xch, domid, full.memory_kib) < 0)
+        step = "set its memory map limit";
+    if (!step && pc.tsc_mode >= 0 &&
+        xc_domain_set_tsc_info(x->xch, domid, (uint32_t)pc.tsc_mode, 0, 0, 0) < 0)
+        step = "set its TSC mode";
+    uint64_t pool = 0;
+    if (!step && type == LS_GUEST_PVH && xc_get_paging_mempool_size(x->xch, domid, &pool) == 0 &&
+        pool == 0) {
+        uint64_t kb = pc.shadow_memkb > 0 ? (uint64_t)pc.shadow_memkb
+                                          : 4 * (256u * vcpus + 2 * (full.memory_kib / 1024));
+        if (xc_set_paging_mempool_size(x->xch, domid, kb * 1024) < 0)
+            step = "size its paging pool";
+    }
+    int store_port = -1, console_port = -1;
+    if (!step && (store_port = xc_evtchn_alloc_unbound(x->xch, domid, 0)) < 0)
+        step = "allocate its xenstore event channel";
+    if (!step && (console_port = xc_evtchn_alloc_unbound(x->xch, domid, 0)) < 0)
+        step = "allocate its console event channel";
+    if (step)
+        return ls_err(e, -errno, "domain %u: Xen refused to %s: %s", domid, step,
+                      strerror(errno));
+    xen_target_forget(x, domid);   /* an earlier, failed restore into it */
+    return xen_target_add(x, domid, &full, name, info.handle, store_port, console_port, e);
+}
+
+static void xen_release_for_restore(struct ls_backend *be, uint32_t domid)
+{
+    xen_target_forget(xen_of(be), domid);
+}
+
 /* ---- announcing a restored domain ------------------------------------- */
 
 struct xs_batch {
@@ -954,6 +1051,8 @@ static const struct ls_backend_ops xen_ops = {
     .destroy = xen_destroy,
     .get_config_json = xen_get_config_json,
     .create_for_restore = xen_create_for_restore,
+    .adopt_for_restore = xen_adopt_for_restore,
+    .release_for_restore = xen_release_for_restore,
     .save_memory = xen_save_memory,
     .restore_memory = xen_restore_memory,
     .set_guard = xen_set_guard,

@@ -79,6 +79,14 @@ struct ls_restore_opts {
     bool guard;                /* the backend destroys the new domain if this process
                                   dies before unpausing it (a migration's receiver) */
     bool no_digest;            /* skip the backend's digest of the result (benchmarks) */
+    uint32_t domid;            /* 0 = lockstep creates the domain from the stream's config.
+                                  Else the toolstack's own domain to restore into: paused,
+                                  never run, no memory yet (Xen: created, its vCPUs and
+                                  memory limit set, not built), of the stream's type, with
+                                  its vCPUs and room for its memory. lockstep never destroys
+                                  it: on any failure it is left to the toolstack (as it was
+                                  if refused before the stream's memory came, else paused
+                                  and partly restored). Not with guard. */
 };
 
 /* ---- live migration (xl migrate / xl migrate-receive, spec 3.3) ------------
@@ -144,7 +152,7 @@ int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
 
 /* Ask the operation to stop; done follows (with -ECANCELED unless it had
  * already finished). The guest is left as before the save; a partial restore
- * is destroyed. */
+ * is destroyed (unless the toolstack gave the domain: ls_restore_opts.domid). */
 void ls_op_cancel(struct ls_op *op);
 /* Only after done has been called. */
 void ls_op_free(struct ls_op *op);

@@ -10,7 +10,8 @@ BUILD=$1; OUT=$2
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 O=$W/overlay
 rm -rf "$O" && mkdir -p "$O/opt/lockstep/bin" "$O/root" "$W/guest/bin" "$O/boot"
-install -m 755 "$BUILD/cli/lockstep" "$BUILD/backends/xen/lockstep-xen-helper" "$O/opt/lockstep/bin/"
+install -m 755 "$BUILD/cli/lockstep" "$BUILD/backends/xen/lockstep-xen-helper" \
+  "$BUILD/backends/xen/lockstep-xen-mkdomain" "$O/opt/lockstep/bin/"
 install -m 755 "$SRC"/test/xen/suite.sh "$SRC"/test/xen/bench.sh "$O/opt/lockstep/"
 install -m 644 "$SRC"/test/xen/pv.cfg "$SRC"/test/xen/pvh.cfg "$O/opt/lockstep/"
 install -m 755 "$SRC/test/xen/dom0-init" "$O/init"

@@ -39,7 +39,7 @@ t0=$SECONDS
 echo "nested Xen: preparing the dom0 image in $W, building lockstep for dom0 in $BUILD"
 # The build (CPU) runs while setup waits on the mirror.
 { cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_TESTS=OFF &&
-  cmake --build "$BUILD" -j2 --target lockstep lockstep-xen-helper; } > "$W/build.log" 2>&1 &
+  cmake --build "$BUILD" -j2 --target lockstep lockstep-xen-helper lockstep-xen-mkdomain; } > "$W/build.log" 2>&1 &
 build_pid=$!
 timeout 600 bash "$SRC/scripts/xen/setup.sh" > "$W/setup.log" 2>&1
 rc=$?

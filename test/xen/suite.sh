@@ -175,7 +175,43 @@ for T in pv pvh; do
     continued $N "$before" "$T: lockstep save -> lockstep restore"
   else bad "$T: lockstep save -> lockstep restore"; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
 
-  # 4. faults, on the file of step 3 (the guest runs from it)
+  # 3b. restore into a domain the toolstack made (lockstep restore --domid N):
+  # an empty one from lockstep-xen-mkdomain (created, vCPUs and memory limit
+  # set, nothing else). Refused first, and left alone: the running guest
+  # itself, and an empty domain of the other type.
+  mark $T-RESTORE-INTO
+  other=pv; [ $T = pv ] && other=pvh
+  D=$(domid_of $N)
+  if timeout 120 $LS restore -i $F --domid "$D" 2>/root/err; then bad "$T: restored into the running guest"
+  elif grep -q "is running" /root/err && grep -q "left it as it was" /root/err && exists $N; then
+    ok "$T: --domid of a running guest refused, guest left: $(tail -n 1 /root/err | cut -c1-120)"
+  else bad "$T: --domid of a running guest: $(tail -n 1 /root/err)"; fi
+  W=$(lockstep-xen-mkdomain $other 1 128)
+  if [ -z "$W" ]; then bad "$T: lockstep-xen-mkdomain $other failed"
+  elif timeout 120 $LS restore -i $F --domid "$W" 2>/root/err; then bad "$T: restored into a $other domain"
+  elif grep -q "is a $other domain" /root/err && xl list "$W" >/dev/null 2>&1; then
+    ok "$T: --domid of an empty $other domain refused, domain $W left to the toolstack"
+  else bad "$T: --domid of a $other domain: $(tail -n 1 /root/err)"; fi
+  [ -n "$W" ] && xl destroy "$W"
+  sleep 2; before=$(lasttick $N)
+  mark $T-RESTORE-INTO-GIVEN tick=$before
+  if timeout 300 $LS save --domain $N -o $F && E=$(lockstep-xen-mkdomain $T 1 128) &&
+     timeout 300 $LS restore -i $F --domid "$E" > /root/out; then
+    if [ "$(head -n 1 /root/out)" = "domid $E" ] && [ "$(domid_of $N)" = "$E" ]; then
+      continued $N "$before" "$T: lockstep save -> lockstep restore --domid $E (the toolstack's empty domain)"
+    else bad "$T: restore --domid $E: said '$(head -n 1 /root/out)', $N is domain $(domid_of $N)"; fi
+  else bad "$T: lockstep save -> lockstep restore --domid ${E:-?}"; xl list; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
+  # A failure mid-stream: the toolstack's domain is not destroyed.
+  head -c $(( $(wc -c < $F) / 2 )) $F > /root/trunc.xl
+  E=$(lockstep-xen-mkdomain $T 1 128)
+  if timeout 120 $LS restore -i /root/trunc.xl --domid "$E" 2>/root/err; then bad "$T: a truncated file restored into domain $E"
+  elif grep -q "lockstep did not destroy it" /root/err && xl list "$E" >/dev/null 2>&1; then
+    ok "$T: truncated file into domain $E refused, the domain left to the toolstack"
+  else bad "$T: truncated file into domain $E: $(tail -n 1 /root/err)"; xl list; fi
+  [ -n "$E" ] && xl destroy "$E"
+  rm -f /root/trunc.xl
+
+  # 4. faults, on the file of step 3b (the guest runs from it)
   if [ $T = pv ]; then
     mark $T-FAULTS
     # The reader of the stream dies mid-way: the save fails, the guest goes on.
