@@ -106,13 +106,14 @@ static int adopt_domain(struct restore_role *r, struct ls_errbuf *err)
     struct ls_errbuf why;
     ls_err_clear(&why);
     int rc = be->ops->domain_info(be, d, &info, &why);
-    if (rc == -ESRCH)
+    if (rc == -ESRCH) {
+        r->given_missing = true;
         return ls_err(err, rc, "domain %u, given to restore into, does not exist", d);
+    }
     if (rc < 0) {
         ls_err_copy(err, &why);
         return rc;
     }
-    r->domain_given = true;
     if (info.state != LS_RUN_PAUSED)
         return ls_err(err, -EBUSY, "domain %u is %s: lockstep restores only into a paused "
                       "domain that has never run", d, ls_run_state_name(info.state));
@@ -183,7 +184,7 @@ static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int destroy_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
-    if (r->domain_given) {
+    if (r->opts.domid) {
         /* The toolstack's: it decides what becomes of it. */
         if (be_of(r)->ops->release_for_restore)
             be_of(r)->ops->release_for_restore(be_of(r), r->domid);
@@ -287,7 +288,7 @@ static int rst_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
 static void restore_done(struct fsm *m, int rc)
 {
     struct restore_role *r = m->owner;
-    if (rc == 0 || !r->domain_given) {
+    if (rc == 0 || !r->opts.domid || r->given_missing) {
         ls_op_finish(&r->op, rc, fsm_errmsg(m));
         return;
     }

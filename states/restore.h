@@ -32,8 +32,9 @@ struct restore_role {
     /* what the backend reported */
     uint32_t domid;
     bool domain_created;           /* a domain to tear down on failure (created or given) */
-    bool domain_given;             /* opts.domid exists: the toolstack's, never destroyed */
-    bool given_adopted;            /* ...and fits: the restore went into it */
+    bool given_missing;            /* opts.domid does not exist */
+    bool given_adopted;            /* opts.domid fits: the restore went into it (it is the
+                                      toolstack's: released on failure, never destroyed) */
     uint64_t store_gfn, console_gfn;
     unsigned static_data_missing;
 };

@@ -392,6 +392,77 @@ static void test_cli(void **state)
     close(fd);
 }
 
+/* Every dispatch of a restore into a given domain failed, or cancelled
+ * (FSM_FAULT, as test/integration/faults.sh does for lockstep's own
+ * domains): each run ends cleanly and the given domain is still there, the
+ * only domain; a failed run says it was left to the toolstack. */
+static void test_fault_sweep(void **state)
+{
+    struct fixture *f = *state;
+    char saved[65], path[] = "/tmp/lockstep-restore-into.XXXXXX", args[512], out[16384];
+    int fd = saved_guest(f, LS_GUEST_PV, saved);
+    int file = mkstemp(path);
+    assert_true(file >= 0);
+    off_t len = lseek(fd, 0, SEEK_END);
+    uint8_t *bytes = malloc((size_t)len);
+    assert_int_equal(pread(fd, bytes, (size_t)len, 0), len);
+    assert_int_equal(write(file, bytes, (size_t)len), len);
+    free(bytes);
+    close(file);
+    close(fd);
+
+    unsigned dispatches = 0, failed = 0;
+    for (unsigned k = 0; k == 0 || k <= dispatches; k++) {
+        for (int cancel = 0; cancel < (k ? 2 : 1); cancel++) {
+            uint32_t target = make_domain(f, LS_GUEST_PV, GUEST_VCPUS, GUEST_KIB, false,
+                                          "swept");
+            char fault[32] = "";
+            if (k)
+                snprintf(fault, sizeof(fault), "FSM_FAULT=%u:%s", k, cancel ? "cancel" : "5");
+            snprintf(args, sizeof(args), "restore -i %s --domid %u", path, target);
+            char cmd[600];
+            snprintf(cmd, sizeof(cmd), "env LOCKSTEP_TRACE=1 %s '%s' --backend sim %s 2>&1",
+                     fault, getenv("LOCKSTEP_BIN"), args);
+            FILE *p = popen(cmd, "r");
+            assert_non_null(p);
+            size_t n = fread(out, 1, sizeof(out) - 1, p);
+            out[n] = '\0';
+            int st = pclose(p);
+            int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            if (k == 0) {
+                /* The clean run counts the dispatches (trace lines "fsm SEQ ..."). */
+                assert_int_equal(rc, 0);
+                for (const char *l = out; *l;) {
+                    if (strncmp(l, "fsm ", 4) == 0) {
+                        const char *seq = l + 3 + strspn(l + 3, " ");
+                        dispatches += *seq >= '1' && *seq <= '9';
+                    }
+                    const char *nl = strchr(l, '\n');
+                    l = nl ? nl + 1 : l + strlen(l);
+                }
+                assert_true(dispatches > 10);
+            } else if (rc == 1) {
+                failed++;
+                if (!strstr(out, "is the toolstack's"))
+                    fail_msg("%s: the error does not say the domain was left:\n%s", fault, out);
+            } else if (rc != 0) {
+                fail_msg("%s: exit %d:\n%s", fault, rc, out);
+            }
+            /* Restored (a moot fault) or not: the given domain is there, alone. */
+            struct ls_domain_info info = info_of(f, target);
+            if (rc == 1 && info.state != LS_RUN_PAUSED)
+                fail_msg("%s: the given domain was left %s, not paused", fault,
+                         ls_run_state_name(info.state));
+            assert_int_equal(domain_count(f), 1);
+            struct ls_errbuf e;
+            ls_err_clear(&e);
+            assert_int_equal(ls_domain_destroy(f->ctx, target, &e), 0);
+        }
+    }
+    assert_true(failed > dispatches);   /* most faults and cancels made it fail */
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_leaves_domain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,21 +195,22 @@ for T in pv pvh; do
   [ -n "$W" ] && xl destroy "$W"
   sleep 2; before=$(lasttick $N)
   mark $T-RESTORE-INTO-GIVEN tick=$before
-  if timeout 300 $LS save --domain $N -o $F && E=$(lockstep-xen-mkdomain $T 1 128) &&
-     timeout 300 $LS restore -i $F --domid "$E" > /root/out; then
-    if [ "$(head -n 1 /root/out)" = "domid $E" ] && [ "$(domid_of $N)" = "$E" ]; then
-      continued $N "$before" "$T: lockstep save -> lockstep restore --domid $E (the toolstack's empty domain)"
-    else bad "$T: restore --domid $E: said '$(head -n 1 /root/out)', $N is domain $(domid_of $N)"; fi
-  else bad "$T: lockstep save -> lockstep restore --domid ${E:-?}"; xl list; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
-  # A failure mid-stream: the toolstack's domain is not destroyed.
+  if ! timeout 300 $LS save --domain $N -o $F; then bad "$T: lockstep save"; xl destroy $N 2>/dev/null; continue; fi
+  # A failure mid-stream (the file cut in half): the toolstack's domain is
+  # not destroyed. (While the guest is saved: its name is free.)
   head -c $(( $(wc -c < $F) / 2 )) $F > /root/trunc.xl
   E=$(lockstep-xen-mkdomain $T 1 128)
   if timeout 120 $LS restore -i /root/trunc.xl --domid "$E" 2>/root/err; then bad "$T: a truncated file restored into domain $E"
   elif grep -q "lockstep did not destroy it" /root/err && xl list "$E" >/dev/null 2>&1; then
-    ok "$T: truncated file into domain $E refused, the domain left to the toolstack"
+    ok "$T: truncated file into domain $E failed, the domain left to the toolstack: $(tail -n 1 /root/err | cut -c1-100)"
   else bad "$T: truncated file into domain $E: $(tail -n 1 /root/err)"; xl list; fi
   [ -n "$E" ] && xl destroy "$E"
   rm -f /root/trunc.xl
+  if E=$(lockstep-xen-mkdomain $T 1 128) && timeout 300 $LS restore -i $F --domid "$E" > /root/out; then
+    if [ "$(head -n 1 /root/out)" = "domid $E" ] && [ "$(domid_of $N)" = "$E" ]; then
+      continued $N "$before" "$T: lockstep save -> lockstep restore --domid $E (the toolstack's empty domain)"
+    else bad "$T: restore --domid $E: said '$(head -n 1 /root/out)', $N is domain $(domid_of $N)"; fi
+  else bad "$T: lockstep restore --domid ${E:-?}"; xl list; xl destroy $N 2>/dev/null; rm -f $F; continue; fi
 
   # 4. faults, on the file of step 3b (the guest runs from it)
   if [ $T = pv ]; then
