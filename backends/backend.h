@@ -156,6 +156,19 @@ struct ls_backend_ops {
     int (*hand_off)(struct ls_backend *be, uint32_t domid, int fd, const void *msg, size_t len,
                     struct ls_errbuf *err);
 
+    /* The device model of an HVM domain (struct ls_dm_info); optional (NULL:
+     * the backend does not supervise device models). */
+    int (*dm_info)(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                   struct ls_errbuf *err);
+    /* Start the device model of a restored HVM domain on its saved device state
+     * (state_fd, read from its start to its end; the caller keeps it), as libxl
+     * starts QEMU after the stream: QEMU loads it at startup (-incoming). qemu
+     * is the binary (NULL: the default). Returns once QEMU's QMP socket
+     * accepts connections; a QEMU that exits first is an error naming the
+     * last line of its log. Optional. */
+    int (*dm_start_incoming)(struct ls_backend *be, uint32_t domid, int state_fd,
+                             const char *qemu, struct ls_errbuf *err);
+
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
                   struct ls_errbuf *err);

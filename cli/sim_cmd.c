@@ -21,9 +21,15 @@ static const char sim_help[] =
 "Commands:\n"
 "  create --type pv|hvm|pvh --memory SIZE [--vcpus N] [--seed S] [--name NAME]\n"
 "         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
+"         [--qemu PATH | --no-device-model]\n"
 "                   create a running domain with deterministic content; prints\n"
 "                   its domid. With --dirty-rate its own vCPU (a thread of the\n"
-"                   daemon) writes that many pages per second while it runs\n"
+"                   daemon) writes that many pages per second while it runs.\n"
+"                   An HVM domain gets a real QEMU as its device model, started\n"
+"                   by the daemon (headless, paused with -S, QMP on a socket in\n"
+"                   <rundir>/domain-<domid>/): qemu-system-x86_64 from PATH, or\n"
+"                   the binary --qemu names. --no-device-model: none (lockstep\n"
+"                   then saves its in-process stand-in device state)\n"
 "  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
 "                   set the vCPU's writes (pattern and seed only before the\n"
 "                   first write; --replay makes writes up to the N-th at once,\n"
@@ -36,6 +42,10 @@ static const char sim_help[] =
 "  resume DOMID     resume a suspended domain (xc_domain_resume, not fast)\n"
 "  destroy DOMID    destroy a domain\n"
 "  digest DOMID     the digest of its memory, vCPU and HVM state (hex)\n"
+"  dm DOMID         its device model, one 'key value' per line: state (none,\n"
+"                   running, or how it died: a QEMU that exits on its own is\n"
+"                   reported here, not replaced), pid, qemu, qmp (socket), log,\n"
+"                   incoming (started on a restored state), load-state-in-place\n"
 "\n"
 "PATTERN is uniform (any data page), hotset:PERCENT (that share of the data\n"
 "pages, spread over memory) or sequential (each data page in turn). Write k is\n"
@@ -103,7 +113,8 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         { "type", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
         { "vcpus", required_argument, NULL, 'v' }, { "seed", required_argument, NULL, 's' },
         { "name", required_argument, NULL, 'n' }, { "dirty-rate", required_argument, NULL, 'r' },
-        { "dirty-pattern", required_argument, NULL, 'p' }, { 0 },
+        { "dirty-pattern", required_argument, NULL, 'p' }, { "qemu", required_argument, NULL, 'q' },
+        { "no-device-model", no_argument, NULL, 'N' }, { 0 },
     };
     struct ls_sim_create_args a = { .vcpus = 1, .seed = 1, .populate = true };
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
@@ -126,6 +137,8 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         case 'v': a.vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
         case 's': a.seed = strtoull(optarg, NULL, 0); break;
         case 'n': a.name = optarg; break;
+        case 'q': a.qemu = optarg; break;
+        case 'N': a.device_model = LS_DM_STANDIN; break;
         case 'r':
             if (parse_count(optarg, &w.rate) < 0)
                 return ls_err(e, -EINVAL, "--dirty-rate: '%s' is not a number of pages per second",
@@ -219,7 +232,7 @@ int ls_sim_cli(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static const char *const known[] = { "create", "list", "info", "pause", "unpause",
-                                         "resume", "destroy", "digest", "workload", NULL };
+                                         "resume", "destroy", "digest", "workload", "dm", NULL };
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok |= strcmp(cmd, known[i]) == 0;
@@ -276,6 +289,15 @@ int ls_sim_cli(int argc, char **argv)
         rc = ls_domain_resume(ctx, domid, false, &e);
     } else if (strcmp(cmd, "workload") == 0) {
         rc = sim_workload(be, domid, argc - 1, argv + 1, &e);
+    } else if (strcmp(cmd, "dm") == 0) {
+        struct ls_dm_info dm;
+        char st[64];
+        if ((rc = ls_domain_dm_info(ctx, domid, &dm, &e)) == 0)
+            printf("state %s\npid %d\nqemu %s\nqmp %s\nlog %s\nincoming %d\n"
+                   "load-state-in-place %d\n", ls_dm_status_text(&dm, st, sizeof(st)),
+                   dm.present ? dm.pid : 0, dm.present ? dm.qemu : "-",
+                   dm.present ? dm.qmp_path : "-", dm.present ? dm.log_path : "-",
+                   dm.incoming, dm.load_state_in_place);
     } else if (strcmp(cmd, "destroy") == 0) {
         rc = ls_domain_destroy(ctx, domid, &e);
     } else {

@@ -1,6 +1,8 @@
 /* lib/domain.c - domain control for toolstacks, on the context's backend. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "backends/sim/sim.h"
 #include "backends/xen/xen.h"
@@ -46,6 +48,31 @@ int ls_domain_digest(struct ls_ctx *ctx, uint32_t domid, char hex[65], struct ls
         return ls_err(err, -EOPNOTSUPP, "the %s backend has no domain digest",
                       ctx->be->ops->name);
     return ctx->be->ops->digest(ctx->be, domid, hex, err);
+}
+
+int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out,
+                      struct ls_errbuf *err)
+{
+    if (!ctx->be->ops->dm_info)
+        return ls_err(err, -EOPNOTSUPP, "the %s backend does not supervise device models",
+                      ctx->be->ops->name);
+    return ctx->be->ops->dm_info(ctx->be, domid, out, err);
+}
+
+const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len)
+{
+    int st = dm->exit_status;
+    if (!dm->present)
+        snprintf(buf, len, "none");
+    else if (dm->alive)
+        snprintf(buf, len, "running");
+    else if (WIFEXITED(st))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, len, "gone (wait status 0x%x)", (unsigned)st);
+    return buf;
 }
 
 const char *ls_guest_type_name(enum ls_guest_type t)

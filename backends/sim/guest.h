@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
+#include "backends/sim/devmodel.h"
 #include "backends/sim/proto.h"
 #include "lockstep/errbuf.h"
 
@@ -46,6 +47,7 @@ struct sim_domain {
     struct sim_vcpu *vcpu;     /* NULL until a workload or log-dirty is asked for */
     uint64_t guard_client;     /* client id holding the guard (simd.c), 0 = none */
     unsigned guard;            /* enum simp_guard */
+    struct sim_dm dm;          /* an HVM domain's QEMU (simd.c starts and ends it) */
 };
 
 /* Builds a domain: memory, frame info, and (populate) deterministic content

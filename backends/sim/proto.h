@@ -33,10 +33,12 @@
 #include <stdint.h>
 
 #define SIMP_MAGIC   0x4D49534Cu          /* "LSIM" read as little endian */
-#define SIMP_VERSION 1u
+#define SIMP_VERSION 2u
 #define SIMP_MAX_PAYLOAD (16u << 20)      /* largest request or reply body */
 #define SIMP_ERRMSG_MAX 400u
 #define SIMP_NAME_LEN 64u
+#define SIMP_PATH_LEN 256u               /* a device-model binary or file path */
+#define SIMP_SUN_LEN 112u                /* a unix socket path (sun_path is 108) */
 #define SIMP_FRAME_ABSENT 0xFFu
 
 /* Limits the daemon enforces (a hypervisor has them too). */
@@ -64,7 +66,10 @@ enum simp_op {
     SIMP_OP_LOGDIRTY = 14,  /* kind = enum simp_logdirty_op -> struct simp_logdirty [+ bitmap] */
     SIMP_OP_GUARD    = 15,  /* kind = enum simp_guard: what happens if this client is lost */
     SIMP_OP_HANDOFF  = 16,  /* payload = a message, 1 fd: write it there, then clear the guard */
-    SIMP_OP_MAX_     = 17,
+    SIMP_OP_DM_INFO  = 17,  /* -> struct simp_dm_info: the domain's device model */
+    SIMP_OP_DM_START = 18,  /* struct simp_dm_start + 1 fd (device state): start its QEMU
+                               with -incoming on that state (a restore) */
+    SIMP_OP_MAX_     = 19,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -116,8 +121,39 @@ struct simp_create {
     uint64_t memory_kib;   /* 0 = unknown (restore target only) */
     uint64_t seed;
     uint32_t flags;        /* SIMP_CREATE_* */
-    uint32_t reserved;
+    uint32_t device_model; /* enum simp_dm: what a populated HVM domain gets */
     char name[SIMP_NAME_LEN];  /* NUL-terminated; empty = "sim<domid>" */
+    char qemu[SIMP_PATH_LEN];  /* the QEMU binary; empty = qemu-system-x86_64 in PATH */
+};
+
+/* The device model of an HVM domain, as libxl starts one per HVM guest: the
+ * daemon (the host) spawns a real QEMU for a populated HVM domain at create,
+ * or, for a restore target, once the stream's device state is in hand
+ * (DM_START). The QEMU runs headless and paused (-S), QMP on a unix socket in
+ * the domain's private directory <rundir>/domain-<domid>/ (mode 0700), its
+ * output in qemu.log there. It dies with the domain (destroy kills and reaps
+ * it) and with the daemon (PR_SET_PDEATHSIG). A QEMU that dies on its own is
+ * reaped and reported by DM_INFO (alive 0, its wait status), not hidden. */
+enum simp_dm {
+    SIMP_DM_QEMU    = 0,   /* HVM: a real QEMU; PV/PVH: none */
+    SIMP_DM_STANDIN = 1,   /* HVM without a process (lockstep's in-process stand-in) */
+};
+/* Capabilities a device model reports (simp_dm_info.caps). */
+#define SIMP_DM_CAP_LOAD_STATE_IN_PLACE 1u   /* xen-load-devices-state into a running
+                                                QEMU is safe (never for QEMU 7.2: it aborts) */
+struct simp_dm_info {
+    uint32_t present;      /* a QEMU was started for this domain */
+    uint32_t alive;        /* it has not exited (the daemon reaps it when it does) */
+    int32_t pid;
+    int32_t wait_status;   /* once !alive: the raw waitpid status */
+    uint32_t incoming;     /* started with -incoming on a restored device state */
+    uint32_t caps;         /* SIMP_DM_CAP_* */
+    char qmp_path[SIMP_SUN_LEN];
+    char log_path[SIMP_PATH_LEN];
+    char qemu[SIMP_PATH_LEN];
+};
+struct simp_dm_start {
+    char qemu[SIMP_PATH_LEN];  /* as simp_create.qemu */
 };
 
 struct simp_dominfo {
@@ -188,7 +224,8 @@ enum simp_guard {
 
 _Static_assert(sizeof(struct simp_workload) == 40, "simp workload");
 _Static_assert(sizeof(struct simp_hdr) == 24, "simp header");
-_Static_assert(sizeof(struct simp_create) == 96, "simp create");
+_Static_assert(sizeof(struct simp_create) == 352, "simp create");
+_Static_assert(sizeof(struct simp_dm_info) == 648, "simp dm info");
 _Static_assert(sizeof(struct simp_dominfo) == 96, "simp dominfo");
 
 const char *simp_op_name(unsigned op);

@@ -662,10 +662,17 @@ static int sim_get_config_json(struct ls_backend *be, uint32_t domid, char **jso
 
 static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned vcpus,
                      uint64_t memory_kib, uint64_t seed, const char *name, bool populate,
-                     bool guard, uint32_t *domid, struct ls_errbuf *e)
+                     bool guard, enum ls_device_model dm, const char *qemu, uint32_t *domid,
+                     struct ls_errbuf *e)
 {
     struct simp_create c;
     memset(&c, 0, sizeof(c));
+    c.device_model = dm == LS_DM_STANDIN ? SIMP_DM_STANDIN : SIMP_DM_QEMU;
+    if (qemu) {
+        if (strlen(qemu) >= sizeof(c.qemu))
+            return ls_err(e, -ENAMETOOLONG, "QEMU path longer than %zu bytes", sizeof(c.qemu) - 1);
+        memcpy(c.qemu, qemu, strlen(qemu));
+    }
     c.type = type;
     c.vcpus = vcpus;
     c.memory_kib = memory_kib;
@@ -696,7 +703,144 @@ static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_
                                   uint32_t *domid, struct ls_errbuf *e)
 {
     return do_create(sim_of(be), cfg->type, cfg->vcpus, cfg->memory_kib, 0,
-                     cfg->name[0] ? cfg->name : NULL, false, cfg->guard, domid, e);
+                     cfg->name[0] ? cfg->name : NULL, false, cfg->guard, LS_DM_QEMU, NULL,
+                     domid, e);
+}
+
+/* ---- device models -------------------------------------------------------- */
+
+static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                          struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    struct simp_dm_info s;
+    if (n != sizeof(s)) {
+        free(r);
+        return ls_err(e, -EPROTO, "lockstep-simd: dm-info reply of %u bytes", n);
+    }
+    memcpy(&s, r, sizeof(s));
+    free(r);
+    memset(out, 0, sizeof(*out));
+    out->present = s.present;
+    out->alive = s.alive;
+    out->pid = s.pid;
+    out->exit_status = s.wait_status;
+    out->incoming = s.incoming;
+    out->load_state_in_place = s.caps & SIMP_DM_CAP_LOAD_STATE_IN_PLACE;
+    snprintf(out->qmp_path, sizeof(out->qmp_path), "%.*s", (int)sizeof(s.qmp_path) - 1, s.qmp_path);
+    snprintf(out->log_path, sizeof(out->log_path), "%.*s", (int)sizeof(s.log_path) - 1, s.log_path);
+    snprintf(out->qemu, sizeof(out->qemu), "%.*s", (int)sizeof(s.qemu) - 1, s.qemu);
+    return 0;
+}
+
+/* The last non-empty line of a (QEMU) log, for an error message. */
+static void last_log_line(const char *path, char *buf, size_t len)
+{
+    char tail[2048];
+    snprintf(buf, len, "(its log %s is empty)", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof(tail) - 1 ? size - (off_t)sizeof(tail) + 1 : 0;
+    ssize_t n = pread(fd, tail, sizeof(tail) - 1, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    tail[n] = '\0';
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' '))
+        tail[--n] = '\0';
+    if (n == 0)
+        return;
+    char *line = strrchr(tail, '\n');
+    snprintf(buf, len, "%s", line ? line + 1 : tail);
+}
+
+#define SIM_DM_READY_TIMEOUT_MS 20000
+
+/* Until the domain's QEMU accepts a connection on its QMP socket (then
+ * hang up: the real client comes next), it exits, or the deadline passes. */
+static int sim_dm_await(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    struct ls_dm_info dm;
+    int rc = sim_dm_info_op(be, domid, &dm, e);
+    if (rc < 0)
+        return rc;
+    if (!dm.present)
+        return ls_err(e, -ENODEV, "domain %u has no device model", domid);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(dm.qmp_path) >= sizeof(a.sun_path))
+        return ls_err(e, -ENAMETOOLONG, "device model socket path too long: %s", dm.qmp_path);
+    memcpy(a.sun_path, dm.qmp_path, strlen(dm.qmp_path) + 1);
+    uint64_t start = mono_ms(), deadline = start + SIM_DM_READY_TIMEOUT_MS, last_check = start;
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return ls_err(e, -errno, "socket: %s", strerror(errno));
+        int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        int err = errno;
+        close(fd);
+        if (r == 0)
+            return 0;
+        if (err != ENOENT && err != ECONNREFUSED)
+            return ls_err(e, -err, "cannot connect to the device model of domain %u at %s: %s",
+                          domid, dm.qmp_path, strerror(err));
+        uint64_t now = mono_ms();
+        if (!dm.alive || now - last_check >= 20) {
+            last_check = now;
+            if ((rc = sim_dm_info_op(be, domid, &dm, e)) < 0)
+                return rc;
+            if (!dm.alive) {
+                char why[64], line[300];
+                last_log_line(dm.log_path, line, sizeof(line));
+                return ls_err(e, -ECHILD, "the device model of domain %u (%s, pid %d) %s before "
+                              "its QMP socket was ready: %s", domid, dm.qemu, dm.pid,
+                              ls_dm_status_text(&dm, why, sizeof(why)), line);
+            }
+        }
+        if (now > deadline)
+            return ls_err(e, -ETIMEDOUT, "the device model of domain %u (pid %d) did not open its "
+                          "QMP socket %s within %d s (log: %s)", domid, dm.pid, dm.qmp_path,
+                          SIM_DM_READY_TIMEOUT_MS / 1000, dm.log_path);
+        sleep_ms(2);
+    }
+}
+
+static int sim_dm_start_incoming(struct ls_backend *be, uint32_t domid, int state_fd,
+                                 const char *qemu, struct ls_errbuf *e)
+{
+    struct sim_backend *sb = sim_of(be);
+    struct simp_dm_start st;
+    memset(&st, 0, sizeof(st));
+    if (qemu) {
+        if (strlen(qemu) >= sizeof(st.qemu))
+            return ls_err(e, -ENAMETOOLONG, "QEMU path longer than %zu bytes", sizeof(st.qemu) - 1);
+        memcpy(st.qemu, qemu, strlen(qemu));
+    }
+    struct simp_hdr rq = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_DM_START, .domid = domid,
+        .len = sizeof(st),
+    };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    int rc = injected_fault(SIMP_OP_DM_START, e);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&sb->lock);
+    rc = ensure_connected(sb, e);
+    if (rc == 0)
+        rc = exchange_fd(sb, &rq, &st, state_fd, &rp, &body, NULL, 0, NULL, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc == 0 && rp.status != 0)
+        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
+    free(body);
+    if (rc < 0)
+        return rc;
+    return sim_dm_await(be, domid, e);
 }
 
 static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)
@@ -877,6 +1021,8 @@ static const struct ls_backend_ops sim_ops = {
     .restore_memory = sim_restore_memory,
     .set_guard = sim_set_guard,
     .hand_off = sim_hand_off,
+    .dm_info = sim_dm_info_op,
+    .dm_start_incoming = sim_dm_start_incoming,
     .digest = sim_digest,
 };
 
@@ -913,8 +1059,17 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
 {
     if (not_sim(be, e) < 0)
         return -EOPNOTSUPP;
-    return do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name, a->populate,
-                     false, domid, e);
+    int rc = do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name,
+                       a->populate, false, a->device_model, a->qemu, domid, e);
+    if (rc < 0 || a->type != LS_GUEST_HVM || !a->populate || a->device_model != LS_DM_QEMU)
+        return rc;
+    rc = sim_dm_await(be, *domid, e);
+    if (rc < 0) {
+        struct ls_errbuf ignored;
+        ls_err_clear(&ignored);
+        sim_destroy(be, *domid, &ignored);   /* no half-made domain left behind */
+    }
+    return rc;
 }
 
 int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,

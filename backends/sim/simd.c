@@ -118,6 +118,9 @@ static uint32_t dom_alloc_id(void)
 
 static void dom_remove(struct sim_domain *d)
 {
+    if (d->dm.pid > 0)
+        logmsg("domain %u: killing its device model (pid %d)", d->domid, (int)d->dm.pid);
+    sim_dm_kill(&d->dm);   /* the device model never outlives its domain */
     sim_vcpu_free(d);
     for (size_t i = 0; i < g.ndoms; i++) {
         if (g.doms[i] == d) {
@@ -208,6 +211,21 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         sim_domain_free(d);
         free(d);
         return rc;
+    }
+    /* libxl starts a new HVM guest's device model with the domain; a restore
+     * target's QEMU waits for the stream's device state (DM_START). */
+    if (d->type == LS_GUEST_HVM && (cr.flags & SIMP_CREATE_POPULATE) &&
+        cr.device_model == SIMP_DM_QEMU) {
+        cr.qemu[sizeof(cr.qemu) - 1] = '\0';
+        rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, e);
+        if (rc < 0) {
+            sim_vcpu_free(d);
+            sim_domain_free(d);
+            free(d);
+            return rc;
+        }
+        logmsg("domain %u: device model %s started, pid %d, QMP %s", domid, d->dm.qemu,
+               (int)d->dm.pid, d->dm.qmp_path);
     }
     g.doms[g.ndoms++] = d;
     if (cr.flags & SIMP_CREATE_GUARD) {
@@ -400,6 +418,64 @@ static int op_set_workload(struct conn *c, const struct simp_hdr *h, struct sim_
     return 0;
 }
 
+static int op_dm_info(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                      struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    struct simp_dm_info info;
+    sim_dm_describe(&d->dm, &info);
+    conn_set_reply(c, h, 0, &info, sizeof(info), NULL, 0);
+    return 0;
+}
+
+static int op_dm_start(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                       const uint8_t *p, struct ls_errbuf *e)
+{
+    struct simp_dm_start st;
+    int rc = need_len(h, sizeof(st), e);
+    if (rc < 0)
+        return rc;
+    memcpy(&st, p, sizeof(st));
+    st.qemu[sizeof(st.qemu) - 1] = '\0';
+    if (c->in_fd < 0)
+        return ls_err(e, -EINVAL, "dm-start: no device state fd came with the request");
+    if (d->type != LS_GUEST_HVM)
+        return ls_err(e, -EINVAL, "dm-start: domain %u is %s, only an HVM domain has a device "
+                      "model", d->domid, d->type == LS_GUEST_PV ? "PV" : d->type == LS_GUEST_PVH
+                      ? "PVH" : "of no type yet");
+    if (d->dm.pid > 0)
+        return ls_err(e, -EEXIST, "dm-start: domain %u already has a device model (pid %d)",
+                      d->domid, (int)d->dm.pid);
+    rc = sim_dm_spawn(&d->dm, g.rundir, d->domid, st.qemu, c->in_fd, e);
+    if (rc < 0)
+        return rc;
+    logmsg("domain %u: device model %s started on the restored state, pid %d, QMP %s", d->domid,
+           d->dm.qemu, (int)d->dm.pid, d->dm.qmp_path);
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+/* SIGCHLD: reap every exited QEMU; one that died on its own stays reported
+ * (DM_INFO alive 0 with its status) until its domain is destroyed. */
+static void reap_children(void)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (size_t i = 0; i < g.ndoms; i++) {
+            struct sim_domain *d = g.doms[i];
+            if (sim_dm_reaped(&d->dm, pid, st)) {
+                char why[64];
+                logmsg("domain %u: its device model (pid %d) %s; see %s", d->domid, (int)pid,
+                       sim_dm_status_text(st, why, sizeof(why)), d->dm.log_path);
+                break;
+            }
+        }
+    }
+}
+
 /* The client holding a guard is gone: act as the guard says. */
 static void apply_guards(uint64_t client)
 {
@@ -479,6 +555,10 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_guard(c, h, d, e);
     case SIMP_OP_HANDOFF:
         return op_handoff(c, h, d, p, e);
+    case SIMP_OP_DM_INFO:
+        return op_dm_info(c, h, d, e);
+    case SIMP_OP_DM_START:
+        return op_dm_start(c, h, d, p, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;
@@ -946,7 +1026,11 @@ static void serve(void)
         }
         if (pf[1].revents & POLLIN) {
             struct signalfd_siginfo si;
-            if (read(g.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            while (read(g.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD) {
+                    reap_children();
+                    continue;
+                }
                 logmsg("signal %u: exiting, %zu domain(s) vanish", si.ssi_signo, g.ndoms);
                 return;
             }
@@ -1025,6 +1109,7 @@ int main(int argc, char **argv)
     sigaddset(&ss, SIGTERM);
     sigaddset(&ss, SIGINT);
     sigaddset(&ss, SIGHUP);
+    sigaddset(&ss, SIGCHLD);   /* device models exiting (devmodel.h) */
     sigprocmask(SIG_BLOCK, &ss, NULL);
     g.sig_fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     if (g.sig_fd < 0)

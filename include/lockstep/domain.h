@@ -11,6 +11,7 @@
 #define LOCKSTEP_DOMAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lockstep/errbuf.h"
@@ -42,12 +43,46 @@ struct ls_domain_info {
     char name[64];
 };
 
+/* The device model of an HVM domain: libxl's QEMU, which holds the guest's
+ * emulated devices (their state travels in the stream's EMULATOR_CONTEXT).
+ * LS_DM_QEMU (the zero value, so a zeroed request means it) runs a real
+ * qemu-system-x86_64 beside every HVM domain; LS_DM_STANDIN has none and
+ * writes lockstep's in-process stand-in state instead (hosts without QEMU).
+ * PV and PVH domains have no device model whatever is asked. */
+enum ls_device_model {
+    LS_DM_QEMU    = 0,
+    LS_DM_STANDIN = 1,
+};
+
+struct ls_dm_info {
+    bool present;              /* a QEMU was started for the domain */
+    bool alive;                /* false: it died (see exit_status): the domain's
+                                  device model is gone */
+    int pid;
+    int exit_status;           /* once !alive: the raw wait status */
+    bool incoming;             /* started on a restored device state (-incoming) */
+    /* xen-load-devices-state into this running QEMU is safe (a COLO secondary
+     * needs it). Debian's QEMU 7.2 aborts on it, so it is false unless the
+     * domain was configured with it (never probed: a probe would crash it). */
+    bool load_state_in_place;
+    char qmp_path[112];        /* its QMP unix socket */
+    char log_path[256];        /* its stdout and stderr */
+    char qemu[256];            /* the binary */
+};
+
 /* Type, run state and size of one domain. */
 int ls_domain_info(struct ls_ctx *ctx, uint32_t domid, struct ls_domain_info *out,
                    struct ls_errbuf *err);
 
 /* The domain of this name (Xen: xenstore's /local/domain/N/name). */
 int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct ls_errbuf *err);
+
+/* The domain's device model; present false for a domain without one.
+ * -EOPNOTSUPP on a backend that does not supervise device models (xen). */
+int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out,
+                      struct ls_errbuf *err);
+/* "exited with status 1", "killed by signal 9 (Killed)", or "running". */
+const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len);
 
 /* Destroy a domain (xl destroy): its memory and device model are gone. */
 int ls_domain_destroy(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);

@@ -33,6 +33,13 @@ struct ls_sim_create_args {
     uint64_t seed;             /* content is a pure function of the seed */
     const char *name;          /* NULL or "" = "sim<domid>" */
     bool populate;             /* false: an empty, paused restore target */
+    /* HVM only: LS_DM_QEMU (the default) starts a real QEMU as the domain's
+     * device model (populated domains; a restore target's QEMU starts once
+     * the stream's device state is in). ls_sim_create returns once its QMP
+     * socket accepts connections, or fails (the domain is then destroyed)
+     * naming the last line of QEMU's log if it exited first. */
+    enum ls_device_model device_model;
+    const char *qemu;          /* the QEMU binary; NULL = qemu-system-x86_64 from PATH */
 };
 
 /* Creates a running (populate) domain. */

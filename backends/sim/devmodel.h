@@ -1,0 +1,52 @@
+/* backends/sim/devmodel.h - lockstep-simd's device-model supervisor.
+ *
+ * The daemon is the host, so it owns each HVM domain's QEMU as a host owns
+ * libxl's device model: spawned here (headless, paused, QMP on a unix socket
+ * in the domain's private directory, output to a log there), killed and
+ * reaped when the domain goes, killed by the kernel when the daemon dies
+ * (PR_SET_PDEATHSIG), and reaped when it dies on its own, which DM_INFO then
+ * reports. Daemon code: single-threaded, blocking calls are short (a fork and
+ * exec, a kill and waitpid of a SIGKILLed child).
+ */
+#ifndef LOCKSTEP_BACKENDS_SIM_DEVMODEL_H
+#define LOCKSTEP_BACKENDS_SIM_DEVMODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backends/sim/proto.h"
+#include "lockstep/errbuf.h"
+
+struct sim_dm {
+    pid_t pid;                      /* 0 = no QEMU was started */
+    bool alive;                     /* not yet reaped */
+    int wait_status;                /* once reaped */
+    bool incoming;                  /* started on a restored device state */
+    char dir[SIMP_PATH_LEN];        /* <rundir>/domain-<domid>, mode 0700 */
+    char qmp_path[SIMP_SUN_LEN];
+    char log_path[SIMP_PATH_LEN];
+    char qemu[SIMP_PATH_LEN];       /* the binary actually run */
+};
+
+/* Start QEMU for domain domid: qemu is the binary ("" = qemu-system-x86_64
+ * from PATH); incoming_fd >= 0 is a device state QEMU loads at startup
+ * (-incoming fd:3). Returns 0 once exec succeeded, or -errno with the reason
+ * (binary not found or not executable, directory, fork, exec). dm must be
+ * zeroed or killed before. */
+int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
+                 int incoming_fd, struct ls_errbuf *e);
+
+/* Kill (SIGKILL) and reap a live QEMU, then remove its socket, log and
+ * directory. Safe on a dm that never started or already died. */
+void sim_dm_kill(struct sim_dm *dm);
+
+/* A child was reaped with this status: true if it was this dm's QEMU. */
+bool sim_dm_reaped(struct sim_dm *dm, pid_t pid, int status);
+
+void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out);
+
+/* "exited with status N" / "killed by signal N (NAME)", into buf. */
+const char *sim_dm_status_text(int wait_status, char *buf, size_t len);
+
+#endif
