@@ -204,12 +204,20 @@ static void run_close(struct run *r)
 /* ---- save ----------------------------------------------------------------- */
 
 static const char save_help[] =
-"Usage: lockstep save (--domid N | --domain NAME | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S])\n"
+"Usage: lockstep save (--domid N | --domain NAME | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
+"                      [--qemu PATH | --no-device-model])\n"
 "                     [--format xl|libxl] [--keep] -o FILE|-\n"
 "\n"
 "Save a domain to a Xen migration v2 stream, as `xl save` does: the guest is\n"
 "suspended, its memory, vCPU and device state written, and the domain destroyed\n"
 "(unless --keep). On any failure the guest is resumed and keeps running.\n"
+"\n"
+"Device model: an HVM domain's device state comes from its QEMU, as libxl takes\n"
+"it: once the guest is suspended, QEMU is stopped over QMP (stop, add-fd,\n"
+"xen-save-devices-state into /dev/fdset/N, remove-fd) and its savevm image goes\n"
+"into the EMULATOR_CONTEXT record (emulator qemu-upstream). If the save fails, the\n"
+"guest is resumed and a QEMU that was running runs again (cont). A QEMU that\n"
+"died is an error naming it (\"device model of domain N died: ...\").\n"
 "\n"
 "Options:\n"
 "  --domid N          save the existing domain N (sim backend: see `lockstep sim`)\n"
@@ -218,6 +226,11 @@ static const char save_help[] =
 "  --memory SIZE      its memory: bytes, or with a K, M or G suffix (e.g. 256M)\n"
 "  --vcpus N          its vCPUs (default 1)\n"
 "  --seed S           seed of its deterministic memory content (default 1)\n"
+"  --qemu PATH        the one-off HVM domain's device model: this QEMU binary\n"
+"                     (default: qemu-system-x86_64 from PATH), started headless\n"
+"                     by the sim daemon as libxl starts a guest's QEMU\n"
+"  --no-device-model  the one-off HVM domain gets no QEMU: lockstep writes its\n"
+"                     in-process stand-in device state instead (hosts without QEMU)\n"
 "  --format xl|libxl  xl (default): the xl save-file header with the JSON config,\n"
 "                     then the libxl stream, as `xl save` writes; libxl: the bare\n"
 "                     libxl stream, as libxl_domain_suspend writes\n"
@@ -237,10 +250,12 @@ static int cmd_save(int argc, char **argv)
         { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
         { "seed", required_argument, NULL, 'S' }, { "format", required_argument, NULL, 'f' },
         { "keep", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
-        { "domain", required_argument, NULL, 'n' },
+        { "domain", required_argument, NULL, 'n' }, { "qemu", required_argument, NULL, 'q' },
+        { "no-device-model", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *out = NULL, *sim = NULL, *domain_name = NULL;
+    const char *out = NULL, *sim = NULL, *domain_name = NULL, *qemu = NULL;
+    bool no_dm = false;
     unsigned long long domid = 0, vcpus = 1, seed = 1;
     uint64_t memory_kib = 0;
     bool have_domid = false, keep = false;
@@ -279,6 +294,8 @@ static int cmd_save(int argc, char **argv)
             break;
         case 'k': keep = true; break;
         case 'o': out = optarg; break;
+        case 'q': qemu = optarg; break;
+        case 'N': no_dm = true; break;
         case 'h': fputs(save_help, stdout); return 0;
         default: return usage_error("save", "unknown option");
         }
@@ -300,6 +317,11 @@ static int cmd_save(int argc, char **argv)
         if (!memory_kib)
             return usage_error("save", "--sim needs --memory SIZE");
     }
+    if ((qemu || no_dm) && !sim)
+        return usage_error("save", "--qemu and --no-device-model choose the device model of a "
+                           "--sim domain (an existing domain has its own)");
+    if (qemu && no_dm)
+        return usage_error("save", "--qemu and --no-device-model exclude each other");
     if (isatty(STDOUT_FILENO) && strcmp(out, "-") == 0)
         return usage_error("save", "refusing to write a binary stream to a terminal");
 
@@ -314,7 +336,8 @@ static int cmd_save(int argc, char **argv)
         snprintf(name, sizeof(name), "lockstep-save-%d", (int)getpid());
         struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
                                         .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
-                                        .populate = true };
+                                        .populate = true, .qemu = qemu,
+                                        .device_model = no_dm ? LS_DM_STANDIN : LS_DM_QEMU };
         uint32_t id;
         rc = ls_sim_create(ls_ctx_backend(r.ctx), &a, &id, &err);
         domid = id;
@@ -366,12 +389,20 @@ static int cmd_save(int argc, char **argv)
 
 static const char restore_help[] =
 "Usage: lockstep restore -i FILE|- [--domid N] [--expect-digest HEX] [--paused] [--destroy]\n"
+"                        [--qemu PATH | --no-device-model]\n"
 "\n"
 "Restore a domain from a Xen migration v2 stream, as `xl restore` does. Both\n"
 "the xl save-file format and a bare libxl stream are accepted (detected). The\n"
 "stream is checked record by record; on any error the partial domain is\n"
 "destroyed (unless --domid gave it) and the reason, with the byte offset, is\n"
 "printed.\n"
+"\n"
+"Device model: when an HVM stream's EMULATOR_CONTEXT holds a QEMU savevm image,\n"
+"the domain's QEMU is started on it once the memory is in (-incoming fd:, the\n"
+"way libxl restores; Debian's QEMU 7.2 cannot load a state into a running QEMU,\n"
+"so lockstep never asks it to), checked to have loaded it (query-status\n"
+"\"paused\"), and let run (cont) when the domain is unpaused. A stand-in's state\n"
+"(saved with --no-device-model) restores without a QEMU.\n"
 "\n"
 "Options:\n"
 "  -i, --input FILE      the stream; '-' is standard input (a pipe or socket works)\n"
@@ -382,6 +413,10 @@ static const char restore_help[] =
 "                        its vCPUs and room for its memory. lockstep never destroys\n"
 "                        it: refused, it is left as it was; failed later, it is left\n"
 "                        paused, maybe partly restored, for the toolstack to destroy\n"
+"  --qemu PATH           the QEMU binary to start (default: qemu-system-x86_64 from\n"
+"                        PATH)\n"
+"  --no-device-model     start no QEMU: a stream with a real QEMU's state is then\n"
+"                        refused (its device state would be lost)\n"
 "  --expect-digest HEX   fail (exit 1) unless the restored domain's digest is HEX\n"
 "  --paused              leave the restored domain paused (xl restore -p)\n"
 "  --destroy             destroy the domain after restoring and printing its digest\n"
@@ -396,10 +431,11 @@ static int cmd_restore(int argc, char **argv)
     static const struct option opts[] = {
         { "input", required_argument, NULL, 'i' }, { "expect-digest", required_argument, NULL, 'e' },
         { "paused", no_argument, NULL, 'p' }, { "destroy", no_argument, NULL, 'D' },
-        { "domid", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' }, { 0 },
+        { "domid", required_argument, NULL, 'd' }, { "qemu", required_argument, NULL, 'q' },
+        { "no-device-model", no_argument, NULL, 'N' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *in = NULL, *expect = NULL;
-    bool paused = false, destroy = false;
+    const char *in = NULL, *expect = NULL, *qemu = NULL;
+    bool paused = false, destroy = false, no_dm = false;
     unsigned long long domid = 0;
     int c;
     optind = 1;
@@ -414,6 +450,8 @@ static int cmd_restore(int argc, char **argv)
                 return usage_error("restore", "--domid: '%s' is not a domain id (1 or more)",
                                    optarg);
             break;
+        case 'q': qemu = optarg; break;
+        case 'N': no_dm = true; break;
         case 'h': fputs(restore_help, stdout); return 0;
         default: return usage_error("restore", "unknown option");
         }
@@ -422,6 +460,8 @@ static int cmd_restore(int argc, char **argv)
         return usage_error("restore", "unexpected argument '%s'", argv[optind]);
     if (!in)
         return usage_error("restore", "-i FILE|- is required");
+    if (qemu && no_dm)
+        return usage_error("restore", "--qemu and --no-device-model exclude each other");
     int fd = strcmp(in, "-") == 0 ? STDIN_FILENO : open(in, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "%s restore: cannot open '%s': %s\n", prog, in, strerror(errno));
@@ -435,7 +475,8 @@ static int cmd_restore(int argc, char **argv)
     }
     struct ls_errbuf err;
     ls_err_clear(&err);
-    struct ls_restore_opts ro = { .fd = fd, .unpause = !paused, .domid = (uint32_t)domid };
+    struct ls_restore_opts ro = { .fd = fd, .unpause = !paused, .domid = (uint32_t)domid,
+                                  .qemu = qemu, .device_model = no_dm ? LS_DM_STANDIN : LS_DM_QEMU };
     int rc = ls_restore_start(r.ctx, &ro, op_done, &r, &r.op, &err);
     if (rc == 0) {
         rc = run_wait(&r);

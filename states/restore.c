@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -157,22 +158,64 @@ static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
     return rc;
 }
 
-static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+/* The device state: a real QEMU's starts the domain's QEMU on it (libxl
+ * spawns the device model once the stream is in); a stand-in's is checked. */
+static int start_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
+    struct ls_backend *be = be_of(r);
     struct ls_domain_info info;
-    int rc = be_of(r)->ops->domain_info(be_of(r), r->domid, &info, err);
+    int rc = be->ops->domain_info(be, r->domid, &info, err);
     if (rc < 0)
         return rc;
     bool hvm = info.type == LS_GUEST_HVM;
     if (!hvm && (r->emulator_context || r->seen_xenstore_data))
         return ls_err(err, -EINVAL, "the stream carries device-model records for a %s guest, "
                       "which has no device model", info.type == LS_GUEST_PV ? "PV" : "PVH");
-    if (hvm && !r->emulator_context)
+    if (!hvm)
+        return 0;
+    if (!r->emulator_context)
         return ls_err(err, -EINVAL, "the HVM stream has no EMULATOR_CONTEXT record: there is no "
                       "device model state to start the guest's QEMU from");
-    if (hvm && (rc = dm_standin_check(r->emulator_context, r->emulator_context_len, err)) < 0)
+    if (!dm_state_is_qemu(r->emulator_context, r->emulator_context_len))
+        return dm_standin_check(r->emulator_context, r->emulator_context_len, err);
+    if (r->opts.device_model == LS_DM_STANDIN)
+        return ls_err(err, -EINVAL, "the stream's EMULATOR_CONTEXT holds a real QEMU's device "
+                      "state (%zu bytes), but this restore has no device model to load it into "
+                      "(--no-device-model): restore it with a QEMU", r->emulator_context_len);
+    if (!be->ops->dm_start_incoming || !be->ops->dm_info)
+        return ls_err(err, -EOPNOTSUPP, "the %s backend cannot start a device model on a saved "
+                      "QEMU state", be->ops->name);
+    int fd = memfd_create("lockstep-incoming-device-state", MFD_CLOEXEC);
+    if (fd < 0)
+        return ls_err(err, -errno, "memfd for the device state: %s", strerror(errno));
+    size_t done = 0;
+    while (done < r->emulator_context_len) {
+        ssize_t w = write(fd, r->emulator_context + done, r->emulator_context_len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = ls_err(err, -errno, "writing the device state to a memfd: %s", strerror(errno));
+            close(fd);
+            return rc;
+        }
+        done += (size_t)w;
+    }
+    lseek(fd, 0, SEEK_SET);
+    rc = be->ops->dm_start_incoming(be, r->domid, fd, r->opts.qemu, err);
+    close(fd);
+    if (rc < 0)
         return rc;
+    if ((rc = be->ops->dm_info(be, r->domid, &r->dm, err)) < 0)
+        return rc;
+    r->dm_qemu = true;
+    return 0;
+}
+
+static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    int rc;
     if (be_of(r)->ops->digest && !r->opts.no_digest &&
         (rc = be_of(r)->ops->digest(be_of(r), r->domid, r->op.digest, err)) < 0)
         return rc;
@@ -262,6 +305,52 @@ static int rst_store_results(struct fsm *m, const struct fsm_ev *ev)
 {
     struct restore_role *r = m->owner;
     io_helper_reply(&r->mem.helper, 0);
+    return 0;
+}
+
+static int rst_start_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, RESTORE_E_DM_STARTED, start_dm, m->owner, "start the device model");
+}
+
+/* A devmodel child doing job ev (or, with no QEMU to talk to, an empty join
+ * that reports ok at once), reporting ok_ev or DM_FAILED. */
+static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, int job, int ok_ev,
+                        bool needed)
+{
+    struct restore_role *r = m->owner;
+    r->dm_join = j;
+    fsm_join_begin(j, m, ok_ev, RESTORE_E_DM_FAILED);
+    if (!needed) {
+        fsm_join_arm(j);
+        return 0;
+    }
+    dm_task_init(t, m->sched, r->domid, r->dm.qmp_path);
+    fsm_join_add(j, &t->m);
+    fsm_join_arm(j);
+    fsm_post(&t->m, job, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, j, "device model job");
+}
+
+static int rst_check_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    return start_dm_job(m, &r->dm_check, &r->dm_check_join, DEVMODEL_E_CHECK,
+                        RESTORE_E_DM_LOADED, r->dm_qemu);
+}
+
+static int rst_cont_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    /* libxl lets the device model run when the domain is unpaused. */
+    return start_dm_job(m, &r->dm_cont, &r->dm_cont_join, DEVMODEL_E_CONT,
+                        RESTORE_E_DM_CONTINUED, r->dm_qemu && r->opts.unpause);
+}
+
+static int rst_cancel_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_join_cancel(r->dm_join, -ECANCELED);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #define LOCKSTEP_STATES_RESTORE_H
 
 #include "lib/op.h"
+#include "states/devmodel.h"
 #include "states/memtask.h"
 
 #define FSM_PREFIX RESTORE
@@ -37,6 +38,12 @@ struct restore_role {
                                       toolstack's: released on failure, never destroyed) */
     uint64_t store_gfn, console_gfn;
     unsigned static_data_missing;
+    /* the device model: a QEMU started on EMULATOR_CONTEXT (spec 3.2 step 5) */
+    struct ls_dm_info dm;
+    bool dm_qemu;
+    struct dm_task dm_check, dm_cont;
+    struct fsm_join dm_check_join, dm_cont_join;
+    struct fsm_join *dm_join;      /* the one in progress, for a cancel */
 };
 
 int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,

@@ -85,6 +85,17 @@ static int query_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (r->info.state != LS_RUN_RUNNING && r->info.state != LS_RUN_PAUSED)
         return ls_err(err, -EBUSY, "domain %u cannot be saved: it is %s", r->opts.domid,
                       r->info.state == LS_RUN_SUSPENDED ? "already suspended" : "shut down");
+    if (r->info.type == LS_GUEST_HVM && be->ops->dm_info) {
+        if ((rc = be->ops->dm_info(be, r->opts.domid, &r->dm, err)) < 0)
+            return rc;
+        if (r->dm.present && !r->dm.alive) {
+            char why[64];
+            return ls_err(err, -ECHILD, "device model of domain %u died: its QEMU (pid %d) %s; "
+                          "see %s", r->opts.domid, r->dm.pid,
+                          ls_dm_status_text(&r->dm, why, sizeof(why)), r->dm.log_path);
+        }
+        r->dm_qemu = r->dm.present;
+    }
     if (r->opts.format == LS_FORMAT_XL)
         return be->ops->get_config_json(be, r->opts.domid, &r->config_json, err);
     return 0;
@@ -102,8 +113,8 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (be->ops->digest && !r->opts.no_digest &&
         (rc = be->ops->digest(be, r->opts.domid, r->op.digest, err)) < 0)
         return rc;
-    if (r->info.type != LS_GUEST_HVM)
-        return 0;
+    if (r->info.type != LS_GUEST_HVM || r->dm_qemu)
+        return 0;   /* a real QEMU's state is saved next, over QMP (devmodel.def) */
     rc = dm_standin_save(&r->info, &r->dm_state, &r->dm_len);
     if (rc < 0)
         return ls_err(err, rc, "saving the device model state: out of memory");
@@ -216,12 +227,84 @@ static int save_answer_precopy(struct fsm *m, const struct fsm_ev *ev)
 
 static int save_suspend_guest(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, SAVE_E_GUEST_SUSPENDED, suspend_guest, m->owner, "suspend guest");
+    struct save_role *r = m->owner;
+    return io_work_start(m, r->dm_qemu ? SAVE_E_GUEST_SUSPENDED_QEMU : SAVE_E_GUEST_SUSPENDED,
+                         suspend_guest, m->owner, "suspend guest");
+}
+
+/* The guest is suspended: stop its QEMU and save its device state (spec 3.1
+ * step 4) before the suspend callback is answered. */
+static int save_dm_save(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    dm_task_init(&r->dm_save, m->sched, r->opts.domid, r->dm.qmp_path);
+    fsm_join_begin(&r->dm_save_join, m, SAVE_E_DM_SAVED, SAVE_E_DM_FAILED);
+    fsm_join_add(&r->dm_save_join, &r->dm_save.m);
+    fsm_join_arm(&r->dm_save_join);
+    fsm_post(&r->dm_save.m, DEVMODEL_E_SAVE, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->dm_save_join, "device model save");
+}
+
+static int save_cancel_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_join_cancel(&r->dm_save_join, -ECANCELED);
+    return 0;
+}
+
+static int save_cancel_all(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_join_cancel(&r->tasks, -ECANCELED);
+    fsm_join_cancel(&r->dm_save_join, -ECANCELED);
+    return 0;
+}
+
+/* The guest runs again (resumed after a failure, or kept): so does its QEMU,
+ * if it was running when the save stopped it, as libxl's resume does. */
+static int start_cont(struct fsm *m, bool guest_runs)
+{
+    struct save_role *r = m->owner;
+    if (!r->dm_qemu || !guest_runs || !r->dm_save.was_running) {
+        fsm_post(m, SAVE_E_DM_CONTINUED, 0, NULL);
+        return 0;
+    }
+    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, r->dm.qmp_path);
+    fsm_join_begin(&r->dm_cont_join, m, SAVE_E_DM_CONTINUED, SAVE_E_DM_CONT_FAILED);
+    fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
+    fsm_join_arm(&r->dm_cont_join);
+    fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->dm_cont_join, "device model cont");
+}
+
+static int save_dm_cont(struct fsm *m, const struct fsm_ev *ev)
+{
+    return start_cont(m, true);
+}
+
+static int save_dm_cont_kept(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    return start_cont(m, r->opts.keep_domain && !r->opts.leave_suspended);
+}
+
+static int save_dm_cont_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    /* The save's own failure stays the error; this one is told besides. */
+    fprintf(stderr, "lockstep: domain %u runs again but its QEMU does not: %s\n",
+            r->opts.domid, r->dm_cont.m.err.msg);
+    return 0;
 }
 
 static int save_answer_suspended(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
+    if (r->dm_qemu && r->dm_save.state) {
+        r->dm_state = r->dm_save.state;   /* EMULATOR_CONTEXT (qemu-upstream) */
+        r->dm_len = r->dm_save.state_len;
+        r->dm_save.state = NULL;
+    }
     r->op.precopy.final_round = true;
     r->op.precopy.bytes_at_suspend = atomic_load(&r->mem.helper.progress_done);
     io_helper_reply(&r->mem.helper, 1);
@@ -261,6 +344,7 @@ static void save_free(struct ls_op *op)
     free(r->head);
     free(r->tail);
     free(r->dm_state);
+    free(r->dm_save.state);
     free(r);
 }
 

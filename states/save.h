@@ -3,6 +3,7 @@
 #define LOCKSTEP_STATES_SAVE_H
 
 #include "lib/op.h"
+#include "states/devmodel.h"
 #include "states/memtask.h"
 
 #define FSM_PREFIX SAVE
@@ -37,6 +38,12 @@ struct save_role {
     struct write_job head_job, tail_job;
     uint8_t *dm_state;             /* device model state for EMULATOR_CONTEXT */
     size_t dm_len;
+    /* An HVM domain's real QEMU (asked with the domain info): its state is
+     * saved over QMP by dm_save; dm_cont lets it run again afterwards. */
+    struct ls_dm_info dm;
+    bool dm_qemu;                  /* a live QEMU: no stand-in state */
+    struct dm_task dm_save, dm_cont;
+    struct fsm_join dm_save_join, dm_cont_join;
     /* The latest precopy_policy arguments: copied here by the thread before
      * it posts CB_PRECOPY_POLICY, so the event never points into its stack. */
     struct ls_precopy_stats precopy;

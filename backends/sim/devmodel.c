@@ -131,6 +131,9 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     argv[a++] = "-nodefaults";  argv[a++] = "-no-user-config";
     argv[a++] = "-display";     argv[a++] = "none";
     argv[a++] = "-S";
+    /* The RTC follows the guest's own clock from a fixed base, not the host's
+     * time: device state saved, restored and saved again is the same bytes. */
+    argv[a++] = "-rtc";         argv[a++] = "base=2000-01-01T00:00:00,clock=vm";
     argv[a++] = "-global";      argv[a++] = "migration.send-configuration=off";
     argv[a++] = "-global";      argv[a++] = "migration.send-section-footer=off";
     argv[a++] = "-global";      argv[a++] = "migration.store-global-state=off";

@@ -1,0 +1,249 @@
+/* states/devmodel.c - actions of the device-model machine (devmodel.def). */
+#include "states/devmodel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/sched_uv.h"
+#include "qmp/qmp.h"
+
+#define FSM_PREFIX DEVMODEL
+#define FSM_DEF_FILE "states/devmodel.def"
+#include "fsm/gen_table.h"
+
+#define DM_SETUP_TIMEOUT_MS 10000
+#define DM_CMD_TIMEOUT_MS   30000
+/* CHECK: "inmigrate" means QEMU is still loading; asked again this often. */
+#define DM_MAX_STATUS_QUERIES 20000
+#define DM_STATE_MAX (64u << 20)   /* far above QEMU's ~32 KB of device state */
+
+bool dm_state_is_qemu(const uint8_t *blob, size_t len)
+{
+    static const char standin[] = "lockstep device-model stand-in";
+    return len >= 8 && memcmp(blob, "QEVM", 4) == 0 &&
+           !(len >= 8 + sizeof(standin) - 1 && memcmp(blob + 8, standin, sizeof(standin) - 1) == 0);
+}
+
+void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid,
+                  const char *qmp_path)
+{
+    memset(t, 0, sizeof(*t));
+    t->domid = domid;
+    t->state_fd = -1;
+    snprintf(t->qmp_path, sizeof(t->qmp_path), "%s", qmp_path);
+    fsm_init(&t->m, &devmodel_fsm_def, sched, NULL, t, "devmodel[%u]", domid);
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+static void conn_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, void *data)
+{
+    struct dm_task *t = data;
+    t->qmp = NULL;
+    if (t->closing)
+        fsm_undo_complete(&t->m);
+}
+
+static int close_conn_undo(struct fsm *m, void *obj)
+{
+    struct dm_task *t = obj;
+    if (t->state_fd >= 0) {
+        close(t->state_fd);
+        t->state_fd = -1;
+    }
+    if (!t->qmp)
+        return 0;
+    t->closing = true;
+    qmp_conn_close(t->qmp);
+    return FSM_UNDO_PENDING;
+}
+
+static int ensure_conn(struct dm_task *t)
+{
+    if (t->qmp)
+        return 0;
+    struct qmp_conn_opts o = {
+        .name = t->m.name, .setup_timeout_ms = DM_SETUP_TIMEOUT_MS,
+        .cmd_timeout_ms = DM_CMD_TIMEOUT_MS, .done = conn_done, .data = t,
+        /* The supervisor returned once the socket accepted: no retries, so a
+         * QEMU that died since is known at once. */
+        .retry_connect = false,
+    };
+    int rc = qmp_conn_open_unix((struct io_sched *)t->m.sched, t->qmp_path, &o, &t->qmp);
+    if (rc < 0)
+        return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket %s: %s",
+                        t->domid, t->qmp_path, strerror(-rc));
+    return fsm_defer(&t->m, close_conn_undo, t, "QMP connection");
+}
+
+/* Replies become events; the reply tree dies with the callback, so what an
+ * action needs from it is taken here. */
+static void on_reply(struct qmp_conn *c, const struct qmp_reply *r, void *data, int ev)
+{
+    struct dm_task *t = data;
+    if (r->rc < 0) {
+        ls_err_copy(&t->qmp_err, r->err);
+        fsm_post(&t->m, DEVMODEL_E_QMP_ERROR, r->rc, NULL);
+        return;
+    }
+    if (ev == DEVMODEL_E_STATUS) {
+        const char *path[] = { "status", NULL };
+        yajl_val st = yajl_tree_get(r->ret, path, yajl_t_string);
+        const char *s = st ? YAJL_GET_STRING(st) : "";
+        t->was_running = strcmp(s, "running") == 0;
+        /* CHECK reads the state again below: 1 loaded, 0 loading, -1 wrong. */
+        intptr_t verdict = strcmp(s, "paused") == 0 ? 1 : strcmp(s, "inmigrate") == 0 ? 0 : -1;
+        snprintf(t->status, sizeof(t->status), "%s", s);
+        fsm_post(&t->m, ev, 0, (void *)verdict);
+        return;
+    }
+    if (ev == DEVMODEL_E_FD_ADDED && qmp_reply_add_fd(r, &t->fdset_id, &(long long){ 0 }) < 0) {
+        ls_err(&t->qmp_err, -EPROTO, "add-fd: a reply without fdset-id");
+        fsm_post(&t->m, DEVMODEL_E_QMP_ERROR, -EPROTO, NULL);
+        return;
+    }
+    fsm_post(&t->m, ev, 0, NULL);
+}
+static void on_status(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_STATUS); }
+static void on_stopped(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_STOPPED); }
+static void on_fd_added(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_FD_ADDED); }
+static void on_saved(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_STATE_SAVED); }
+static void on_fd_removed(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_FD_REMOVED); }
+static void on_continued(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_CONTINUED); }
+
+static int exec(struct dm_task *t, const char *cmd, struct qmp_args *args, qmp_reply_fn *cb)
+{
+    int rc = ensure_conn(t);
+    if (rc < 0) {
+        qmp_args_free(args);
+        return rc;
+    }
+    t->cmd = cmd;
+    rc = qmp_exec(t->qmp, cmd, args, cb, t);
+    if (rc < 0)
+        return fsm_fail(&t->m, rc, "device model of domain %u: cannot send %s: %s", t->domid,
+                        cmd, strerror(-rc));
+    return 0;
+}
+
+/* ---- actions ------------------------------------------------------------ */
+
+static int dm_query_status(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    t->status_queries++;
+    return exec(t, "query-status", NULL, on_status);
+}
+
+static int dm_stop(struct fsm *m, const struct fsm_ev *ev)
+{
+    return exec(m->owner, "stop", NULL, on_stopped);
+}
+
+static int dm_add_fd(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    t->state_fd = memfd_create("lockstep-device-state", MFD_CLOEXEC);
+    if (t->state_fd < 0)
+        return fsm_fail(m, -errno, "device model of domain %u: memfd for its state: %s",
+                        t->domid, strerror(errno));
+    /* QEMU opens /dev/fdset/N write-only and takes only an fd of that access
+     * mode: a write-only one to the same memfd; ours stays for reading. */
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", t->state_fd);
+    int wfd = open(self, O_WRONLY | O_CLOEXEC);
+    if (wfd < 0)
+        return fsm_fail(m, -errno, "device model of domain %u: reopening its state memfd "
+                        "write-only: %s", t->domid, strerror(errno));
+    t->cmd = "add-fd";
+    int rc = qmp_add_fd(t->qmp, wfd, -1, NULL, on_fd_added, t);   /* sends a duplicate */
+    close(wfd);
+    if (rc < 0)
+        return fsm_fail(m, rc, "device model of domain %u: cannot send add-fd: %s", t->domid,
+                        strerror(-rc));
+    return 0;
+}
+
+static int dm_save_state(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    char path[64];
+    snprintf(path, sizeof(path), "/dev/fdset/%lld", t->fdset_id);
+    struct qmp_args *a = qmp_args_new();
+    qmp_args_str(a, "filename", path);
+    qmp_args_bool(a, "live", false);
+    return exec(t, "xen-save-devices-state", a, on_saved);
+}
+
+static int dm_remove_fd(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    struct qmp_args *a = qmp_args_new();
+    qmp_args_int(a, "fdset-id", t->fdset_id);
+    return exec(t, "remove-fd", a, on_fd_removed);
+}
+
+static int dm_collect_state(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    struct stat st;
+    if (fstat(t->state_fd, &st) < 0)
+        return fsm_fail(m, -errno, "device model of domain %u: its saved state: %s", t->domid,
+                        strerror(errno));
+    if (st.st_size < 8 || (uint64_t)st.st_size > DM_STATE_MAX)
+        return fsm_fail(m, -EPROTO, "device model of domain %u saved %lld bytes of device state "
+                        "(expected 8 to %u)", t->domid, (long long)st.st_size, DM_STATE_MAX);
+    uint8_t *buf = malloc((size_t)st.st_size);
+    if (!buf)
+        return fsm_fail(m, -ENOMEM, "out of memory for %lld bytes of device state",
+                        (long long)st.st_size);
+    ssize_t n = pread(t->state_fd, buf, (size_t)st.st_size, 0);
+    if (n != st.st_size || !dm_state_is_qemu(buf, (size_t)n)) {
+        free(buf);
+        return fsm_fail(m, -EPROTO, "device model of domain %u: its saved state is not a QEMU "
+                        "savevm image (%zd bytes read, no QEVM magic)", t->domid, n);
+    }
+    t->state = buf;
+    t->state_len = (size_t)n;
+    return 0;
+}
+
+static int dm_check_incoming(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    intptr_t verdict = (intptr_t)ev->arg;
+    if (verdict > 0) {
+        fsm_post(m, DEVMODEL_E_LOADED, 0, NULL);
+        return 0;
+    }
+    if (verdict < 0)
+        return fsm_fail(m, -EPROTO, "device model of domain %u did not load the restored device "
+                        "state: its status is \"%s\", not paused", t->domid, t->status);
+    if (t->status_queries >= DM_MAX_STATUS_QUERIES)
+        return fsm_fail(m, -ETIMEDOUT, "device model of domain %u is still loading the restored "
+                        "device state after %u status queries", t->domid, t->status_queries);
+    return dm_query_status(m, ev);
+}
+
+static int dm_cont(struct fsm *m, const struct fsm_ev *ev)
+{
+    return exec(m->owner, "cont", NULL, on_continued);
+}
+
+static int dm_qmp_error(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    int rc = ev->rc;
+    bool died = rc == -ECONNRESET || rc == -ENOENT || rc == -ECONNREFUSED || rc == -EPIPE;
+    if (died)
+        return fsm_fail(m, rc, "device model of domain %u died: %s failed: %s", t->domid, t->cmd,
+                        t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc));
+    return fsm_fail(m, rc, "device model of domain %u: %s failed: %s", t->domid, t->cmd,
+                    t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc));
+}

@@ -1,0 +1,45 @@
+/* states/devmodel.h - a QMP job on a domain's QEMU (see devmodel.def). */
+#ifndef LOCKSTEP_STATES_DEVMODEL_H
+#define LOCKSTEP_STATES_DEVMODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsm/fsm.h"
+#include "lockstep/errbuf.h"
+
+#define FSM_PREFIX DEVMODEL
+#define FSM_DEF_FILE "states/devmodel.def"
+#include "fsm/gen_enums.h"
+
+struct qmp_conn;
+
+struct dm_task {
+    struct fsm m;
+    uint32_t domid;
+    char qmp_path[112];
+    struct qmp_conn *qmp;          /* open from the first command to the teardown */
+    bool closing;                  /* the teardown awaits the connection's end */
+    const char *cmd;               /* the command in flight, for errors */
+    struct ls_errbuf qmp_err;      /* why the last command failed */
+    int state_fd;                  /* SAVE: the memfd QEMU writes into, or -1 */
+    long long fdset_id;
+    unsigned status_queries;       /* CHECK: query-status sent so far */
+    char status[32];               /* the last query-status answer */
+    /* results */
+    bool was_running;              /* SAVE: QEMU ran before the stop */
+    uint8_t *state;                /* SAVE: the device state (malloc'd; the owner takes it) */
+    size_t state_len;
+};
+
+/* Initialise in IDLE for the QEMU of domain domid listening on qmp_path;
+ * then post DEVMODEL_E_SAVE, _CHECK or _CONT (join it to learn the end). */
+void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid,
+                  const char *qmp_path);
+
+/* True when a device state is QEMU's (a savevm image: "QEVM", version 3),
+ * not lockstep's stand-in. */
+bool dm_state_is_qemu(const uint8_t *blob, size_t len);
+
+#endif
