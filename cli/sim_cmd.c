@@ -21,7 +21,7 @@ static const char sim_help[] =
 "Commands:\n"
 "  create --type pv|hvm|pvh --memory SIZE [--vcpus N] [--seed S] [--name NAME]\n"
 "         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
-"         [--qemu PATH | --no-device-model]\n"
+"         [--qemu PATH [--dm-load-state-in-place] | --no-device-model]\n"
 "                   create a running domain with deterministic content; prints\n"
 "                   its domid. With --dirty-rate its own vCPU (a thread of the\n"
 "                   daemon) writes that many pages per second while it runs.\n"
@@ -29,7 +29,10 @@ static const char sim_help[] =
 "                   by the daemon (headless, paused with -S, QMP on a socket in\n"
 "                   <rundir>/domain-<domid>/): qemu-system-x86_64 from PATH, or\n"
 "                   the binary --qemu names. --no-device-model: none (lockstep\n"
-"                   then saves its in-process stand-in device state)\n"
+"                   then saves its in-process stand-in device state).\n"
+"                   --dm-load-state-in-place declares that this QEMU can load a\n"
+"                   device state while running (xen-load-devices-state); it is\n"
+"                   never probed, since Debian's QEMU 7.2 aborts on it\n"
 "  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
 "                   set the vCPU's writes (pattern and seed only before the\n"
 "                   first write; --replay makes writes up to the N-th at once,\n"
@@ -114,7 +117,8 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         { "vcpus", required_argument, NULL, 'v' }, { "seed", required_argument, NULL, 's' },
         { "name", required_argument, NULL, 'n' }, { "dirty-rate", required_argument, NULL, 'r' },
         { "dirty-pattern", required_argument, NULL, 'p' }, { "qemu", required_argument, NULL, 'q' },
-        { "no-device-model", no_argument, NULL, 'N' }, { 0 },
+        { "no-device-model", no_argument, NULL, 'N' },
+        { "dm-load-state-in-place", no_argument, NULL, 'L' }, { 0 },
     };
     struct ls_sim_create_args a = { .vcpus = 1, .seed = 1, .populate = true };
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
@@ -139,6 +143,7 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         case 'n': a.name = optarg; break;
         case 'q': a.qemu = optarg; break;
         case 'N': a.device_model = LS_DM_STANDIN; break;
+        case 'L': a.dm_load_state_in_place = true; break;
         case 'r':
             if (parse_count(optarg, &w.rate) < 0)
                 return ls_err(e, -EINVAL, "--dirty-rate: '%s' is not a number of pages per second",

@@ -36,3 +36,19 @@ echo "restored digest: $restored"
 say "state diagrams from the same tables"
 cmake --build "$build" --target diagrams >/dev/null
 ls "$build"/diagrams/*.svg
+
+say "an HVM guest with its real device model: a QEMU started by the sim daemon"
+dom=$("$bin" sim create --type hvm --memory 64M --seed 7)
+"$bin" sim dm "$dom" | sed 's/^/  /'
+qpid=$("$bin" sim dm "$dom" | awk '$1 == "pid" { print $2 }')
+echo "QEMU pid $qpid is domain $dom's device model"
+saved=$("$bin" save --domid "$dom" -o "$work/hvm.xl")
+echo "saved (QEMU stopped, xen-save-devices-state through /dev/fdset): $saved"
+"$bin" inspect "$work/hvm.xl" | grep EMULATOR_CONTEXT | sed 's/^/  /'
+PYTHONPATH=/usr/lib/xen-4.17/lib/python "$verifier" -f xl -i "$work/hvm.xl" -q && echo "verify-stream-v2: OK"
+[ ! -d "/proc/$qpid" ] && echo "the saved domain is destroyed, and QEMU $qpid with it"
+out=$("$bin" restore -i "$work/hvm.xl" --expect-digest "$saved")
+new=$(echo "$out" | awk '/^domid/ { print $2 }')
+echo "restored as domain $new; its new QEMU, started with -incoming on the saved state:"
+"$bin" sim dm "$new" | sed 's/^/  /'
+"$bin" sim destroy "$new"

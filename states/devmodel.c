@@ -2,6 +2,7 @@
 #include "states/devmodel.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +31,12 @@ bool dm_state_is_qemu(const uint8_t *blob, size_t len)
            !(len >= 8 + sizeof(standin) - 1 && memcmp(blob + 8, standin, sizeof(standin) - 1) == 0);
 }
 
-void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid,
+void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, int pid,
                   const char *qmp_path)
 {
     memset(t, 0, sizeof(*t));
     t->domid = domid;
+    t->pid = pid;
     t->state_fd = -1;
     snprintf(t->qmp_path, sizeof(t->qmp_path), "%s", qmp_path);
     fsm_init(&t->m, &devmodel_fsm_def, sched, NULL, t, "devmodel[%u]", domid);
@@ -60,7 +62,11 @@ static int close_conn_undo(struct fsm *m, void *obj)
     if (!t->qmp)
         return 0;
     t->closing = true;
-    qmp_conn_close(t->qmp);
+    /* A command in flight (a stop, say) is let finish before the hang-up:
+     * QEMU may still run it after a new connection's cont otherwise. Its
+     * reply closes the connection (on_reply); the command timeout bounds it. */
+    if (!t->in_flight)
+        qmp_conn_close(t->qmp);
     return FSM_UNDO_PENDING;
 }
 
@@ -87,6 +93,11 @@ static int ensure_conn(struct dm_task *t)
 static void on_reply(struct qmp_conn *c, const struct qmp_reply *r, void *data, int ev)
 {
     struct dm_task *t = data;
+    t->in_flight = false;
+    if (t->closing) {
+        qmp_conn_close(c);   /* the teardown waited for this reply */
+        return;
+    }
     if (r->rc < 0) {
         ls_err_copy(&t->qmp_err, r->err);
         fsm_post(&t->m, DEVMODEL_E_QMP_ERROR, r->rc, NULL);
@@ -117,8 +128,33 @@ static void on_saved(struct qmp_conn *c, const struct qmp_reply *r, void *d) { o
 static void on_fd_removed(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_FD_REMOVED); }
 static void on_continued(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_CONTINUED); }
 
+static void fault_kill(struct dm_task *t, const char *cmd)
+{
+    static unsigned sent;
+    const char *at = getenv("LOCKSTEP_DM_FAULT_KILL");
+    if (!at || !*at || (unsigned)atoi(at) != ++sent || t->pid <= 0)
+        return;
+    fprintf(stderr, "lockstep: LOCKSTEP_DM_FAULT_KILL: killing QEMU pid %d before %s\n", t->pid,
+            cmd);
+    kill(t->pid, SIGKILL);
+    /* Its end, not just the signal: the command must meet a dead peer. */
+    for (int i = 0; i < 2000 && kill(t->pid, 0) == 0; i++) {
+        char path[64], st[256] = "";
+        snprintf(path, sizeof(path), "/proc/%d/stat", t->pid);
+        FILE *f = fopen(path, "r");
+        if (!f || !fgets(st, sizeof(st), f) || strstr(st, ") Z ") || strstr(st, ") X ")) {
+            if (f)
+                fclose(f);
+            break;
+        }
+        fclose(f);
+        usleep(1000);
+    }
+}
+
 static int exec(struct dm_task *t, const char *cmd, struct qmp_args *args, qmp_reply_fn *cb)
 {
+    fault_kill(t, cmd);
     int rc = ensure_conn(t);
     if (rc < 0) {
         qmp_args_free(args);
@@ -126,6 +162,7 @@ static int exec(struct dm_task *t, const char *cmd, struct qmp_args *args, qmp_r
     }
     t->cmd = cmd;
     rc = qmp_exec(t->qmp, cmd, args, cb, t);
+    t->in_flight = rc == 0;
     if (rc < 0)
         return fsm_fail(&t->m, rc, "device model of domain %u: cannot send %s: %s", t->domid,
                         cmd, strerror(-rc));
@@ -162,7 +199,9 @@ static int dm_add_fd(struct fsm *m, const struct fsm_ev *ev)
         return fsm_fail(m, -errno, "device model of domain %u: reopening its state memfd "
                         "write-only: %s", t->domid, strerror(errno));
     t->cmd = "add-fd";
+    fault_kill(t, "add-fd");
     int rc = qmp_add_fd(t->qmp, wfd, -1, NULL, on_fd_added, t);   /* sends a duplicate */
+    t->in_flight = rc == 0;
     close(wfd);
     if (rc < 0)
         return fsm_fail(m, rc, "device model of domain %u: cannot send add-fd: %s", t->domid,

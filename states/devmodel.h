@@ -18,9 +18,11 @@ struct qmp_conn;
 struct dm_task {
     struct fsm m;
     uint32_t domid;
+    int pid;                       /* QEMU's pid (the fault hook kills it) */
     char qmp_path[112];
     struct qmp_conn *qmp;          /* open from the first command to the teardown */
     bool closing;                  /* the teardown awaits the connection's end */
+    bool in_flight;                /* a command awaits its reply */
     const char *cmd;               /* the command in flight, for errors */
     struct ls_errbuf qmp_err;      /* why the last command failed */
     int state_fd;                  /* SAVE: the memfd QEMU writes into, or -1 */
@@ -35,8 +37,12 @@ struct dm_task {
 
 /* Initialise in IDLE for the QEMU of domain domid listening on qmp_path;
  * then post DEVMODEL_E_SAVE, _CHECK or _CONT (join it to learn the end). */
-void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid,
+void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, int pid,
                   const char *qmp_path);
+
+/* Tests: LOCKSTEP_DM_FAULT_KILL=N makes the process's N-th QMP command to a
+ * device model go to a QEMU that was SIGKILLed just before it is sent (its
+ * peer dying at that step, as a crash would). */
 
 /* True when a device state is QEMU's (a savevm image: "QEVM", version 3),
  * not lockstep's stand-in. */

@@ -237,7 +237,7 @@ static int save_suspend_guest(struct fsm *m, const struct fsm_ev *ev)
 static int save_dm_save(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
-    dm_task_init(&r->dm_save, m->sched, r->opts.domid, r->dm.qmp_path);
+    dm_task_init(&r->dm_save, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
     fsm_join_begin(&r->dm_save_join, m, SAVE_E_DM_SAVED, SAVE_E_DM_FAILED);
     fsm_join_add(&r->dm_save_join, &r->dm_save.m);
     fsm_join_arm(&r->dm_save_join);
@@ -252,14 +252,6 @@ static int save_cancel_dm(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
-static int save_cancel_all(struct fsm *m, const struct fsm_ev *ev)
-{
-    struct save_role *r = m->owner;
-    fsm_join_cancel(&r->tasks, -ECANCELED);
-    fsm_join_cancel(&r->dm_save_join, -ECANCELED);
-    return 0;
-}
-
 /* The guest runs again (resumed after a failure, or kept): so does its QEMU,
  * if it was running when the save stopped it, as libxl's resume does. */
 static int start_cont(struct fsm *m, bool guest_runs)
@@ -269,7 +261,7 @@ static int start_cont(struct fsm *m, bool guest_runs)
         fsm_post(m, SAVE_E_DM_CONTINUED, 0, NULL);
         return 0;
     }
-    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, r->dm.qmp_path);
+    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
     fsm_join_begin(&r->dm_cont_join, m, SAVE_E_DM_CONTINUED, SAVE_E_DM_CONT_FAILED);
     fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
     fsm_join_arm(&r->dm_cont_join);

@@ -95,9 +95,18 @@ static int make_dir(struct sim_dm *dm, const char *rundir, uint32_t domid, struc
     return 0;
 }
 
-static int move_high(int fd)
+/* A close-on-exec copy of fd at DM_HIGH_FD or above; fd itself is closed
+ * unless keep (the caller's). */
+static int move_high(int fd, bool keep)
 {
-    return fd < 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, DM_HIGH_FD);
+    if (fd < 0)
+        return fd;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, DM_HIGH_FD);
+    int saved = errno;
+    if (!keep)
+        close(fd);
+    errno = saved;
+    return hi;
 }
 
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
@@ -144,16 +153,14 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     }
     argv[a] = NULL;
 
-    int nul = move_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    int logfd = move_high(open(dm->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    int in = move_high(incoming_fd);
+    int nul = move_high(open("/dev/null", O_RDONLY | O_CLOEXEC), false);
+    int logfd = move_high(open(dm->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
+                          false);
+    int in = move_high(incoming_fd, true);
     int ep[2] = { -1, -1 };
     if (pipe2(ep, O_CLOEXEC) == 0) {
-        int r0 = move_high(ep[0]), w0 = move_high(ep[1]);
-        close(ep[0]);
-        close(ep[1]);
-        ep[0] = r0;
-        ep[1] = w0;
+        ep[0] = move_high(ep[0], false);
+        ep[1] = move_high(ep[1], false);
     }
     if (nul < 0 || logfd < 0 || ep[0] < 0 || ep[1] < 0 || (incoming_fd >= 0 && in < 0)) {
         rc = ls_err(e, -errno ? -errno : -EMFILE, "cannot start the device model: %s (log %s)",
@@ -258,7 +265,10 @@ void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out)
     out->pid = dm->pid;
     out->wait_status = dm->wait_status;
     out->incoming = dm->incoming;
-    out->caps = 0;   /* QEMU 7.2 aborts on xen-load-devices-state into a running QEMU */
+    /* Only what the domain was configured with: no probe can prove that
+     * xen-load-devices-state is safe (Debian's QEMU 7.2 aborts on it, and a
+     * probe would be that abort). */
+    out->caps = dm->caps;
     memcpy(out->qmp_path, dm->qmp_path, sizeof(out->qmp_path));
     memcpy(out->log_path, dm->log_path, sizeof(out->log_path));
     memcpy(out->qemu, dm->qemu, sizeof(out->qemu));

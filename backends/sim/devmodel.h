@@ -23,6 +23,7 @@ struct sim_dm {
     bool alive;                     /* not yet reaped */
     int wait_status;                /* once reaped */
     bool incoming;                  /* started on a restored device state */
+    unsigned caps;                  /* SIMP_DM_CAP_*, from configuration only */
     char dir[SIMP_PATH_LEN];        /* <rundir>/domain-<domid>, mode 0700 */
     char qmp_path[SIMP_SUN_LEN];
     char log_path[SIMP_PATH_LEN];

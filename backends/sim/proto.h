@@ -115,6 +115,9 @@ struct simp_hello {
 /* A restore target the daemon destroys if the creating client is lost before
  * it unpauses or releases it (SIMP_GUARD_NONE): no orphan partial domain. */
 #define SIMP_CREATE_GUARD    2u
+/* Configuration, never probed: this domain's QEMU can take
+ * xen-load-devices-state while running (SIMP_DM_CAP_LOAD_STATE_IN_PLACE). */
+#define SIMP_CREATE_DM_LOAD_STATE_IN_PLACE 4u
 struct simp_create {
     uint32_t type;         /* enum ls_guest_type */
     uint32_t vcpus;        /* 0 = unknown (restore target only) */

@@ -662,8 +662,8 @@ static int sim_get_config_json(struct ls_backend *be, uint32_t domid, char **jso
 
 static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned vcpus,
                      uint64_t memory_kib, uint64_t seed, const char *name, bool populate,
-                     bool guard, enum ls_device_model dm, const char *qemu, uint32_t *domid,
-                     struct ls_errbuf *e)
+                     bool guard, enum ls_device_model dm, const char *qemu, bool dm_in_place,
+                     uint32_t *domid, struct ls_errbuf *e)
 {
     struct simp_create c;
     memset(&c, 0, sizeof(c));
@@ -677,7 +677,8 @@ static int do_create(struct sim_backend *sb, enum ls_guest_type type, unsigned v
     c.vcpus = vcpus;
     c.memory_kib = memory_kib;
     c.seed = seed;
-    c.flags = (populate ? SIMP_CREATE_POPULATE : 0) | (guard ? SIMP_CREATE_GUARD : 0);
+    c.flags = (populate ? SIMP_CREATE_POPULATE : 0) | (guard ? SIMP_CREATE_GUARD : 0) |
+              (dm_in_place ? SIMP_CREATE_DM_LOAD_STATE_IN_PLACE : 0);
     if (name) {
         if (strlen(name) >= sizeof(c.name))
             return ls_err(e, -ENAMETOOLONG, "domain name '%s' longer than %zu bytes", name,
@@ -704,7 +705,7 @@ static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_
 {
     return do_create(sim_of(be), cfg->type, cfg->vcpus, cfg->memory_kib, 0,
                      cfg->name[0] ? cfg->name : NULL, false, cfg->guard, LS_DM_QEMU, NULL,
-                     domid, e);
+                     false, domid, e);
 }
 
 /* ---- device models -------------------------------------------------------- */
@@ -1060,7 +1061,8 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
     if (not_sim(be, e) < 0)
         return -EOPNOTSUPP;
     int rc = do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name,
-                       a->populate, false, a->device_model, a->qemu, domid, e);
+                       a->populate, false, a->device_model, a->qemu,
+                       a->dm_load_state_in_place, domid, e);
     if (rc < 0 || a->type != LS_GUEST_HVM || !a->populate || a->device_model != LS_DM_QEMU)
         return rc;
     rc = sim_dm_await(be, *domid, e);

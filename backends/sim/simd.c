@@ -218,6 +218,8 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         cr.device_model == SIMP_DM_QEMU) {
         cr.qemu[sizeof(cr.qemu) - 1] = '\0';
         rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, e);
+        if (rc == 0 && (cr.flags & SIMP_CREATE_DM_LOAD_STATE_IN_PLACE))
+            d->dm.caps |= SIMP_DM_CAP_LOAD_STATE_IN_PLACE;
         if (rc < 0) {
             sim_vcpu_free(d);
             sim_domain_free(d);

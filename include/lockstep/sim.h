@@ -40,6 +40,11 @@ struct ls_sim_create_args {
      * naming the last line of QEMU's log if it exited first. */
     enum ls_device_model device_model;
     const char *qemu;          /* the QEMU binary; NULL = qemu-system-x86_64 from PATH */
+    /* Configuration (never probed): this QEMU can load a device state while
+     * running (xen-load-devices-state), which a COLO secondary needs. Only
+     * for a device model known to (a patched QEMU); Debian's QEMU 7.2 aborts
+     * on it. Reported by ls_domain_dm_info as load_state_in_place. */
+    bool dm_load_state_in_place;
 };
 
 /* Creates a running (populate) domain. */
