@@ -34,6 +34,16 @@ for t in pv pvh; do
   check "$t domain has no private directory" [ ! -e "$LOCKSTEP_RUNDIR/domain-$d" ]
   "$L" sim destroy "$d"
 done
+# Item 5: xen-load-devices-state into a running QEMU aborts Debian's 7.2, so
+# the capability is never probed: off unless the domain is configured with it.
+d=$("$L" sim create --type hvm --memory 16M --dm-load-state-in-place)
+check "--dm-load-state-in-place: reported only because it was configured" [ "$(dm "$d" load-state-in-place)" = 1 ]
+"$L" sim destroy "$d"
+if grep -rq "xen-load-devices-state\"" "${LOCKSTEP_SOURCE_DIR:-$(dirname "$0")/../..}"/states "${LOCKSTEP_SOURCE_DIR:-$(dirname "$0")/../..}"/lib; then
+  fail "lockstep's tables send xen-load-devices-state"
+else
+  ok "lockstep's tables and library never send xen-load-devices-state"
+fi
 d=$("$L" sim create --type hvm --memory 16M --no-device-model)
 check "--no-device-model: an HVM domain without a QEMU" [ "$(dm "$d" state)" = none ]
 "$L" sim destroy "$d"
