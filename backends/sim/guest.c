@@ -549,8 +549,10 @@ int sim_domain_create(struct sim_domain *d, uint32_t domid, const struct simp_cr
     d->mem_fd = d->finfo_fd = -1;
     d->domid = domid;
 
-    if (c->flags & ~(SIMP_CREATE_POPULATE | SIMP_CREATE_GUARD))
+    if (c->flags & ~(SIMP_CREATE_POPULATE | SIMP_CREATE_GUARD | SIMP_CREATE_DM_LOAD_STATE_IN_PLACE))
         return ls_err(e, -EINVAL, "create: unknown flags 0x%x", c->flags);
+    if (c->device_model > SIMP_DM_STANDIN)
+        return ls_err(e, -EINVAL, "create: unknown device model %u", c->device_model);
     if (c->type > LS_GUEST_PVH || (populate && c->type == LS_GUEST_UNSET))
         return ls_err(e, -EINVAL, "create: bad guest type %u (want pv, hvm or pvh%s)",
                       c->type, populate ? "" : ", or unset for a restore target");
