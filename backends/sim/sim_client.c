@@ -757,8 +757,11 @@ static void last_log_line(const char *path, char *buf, size_t len)
         tail[--n] = '\0';
     if (n == 0)
         return;
-    char *line = strrchr(tail, '\n');
-    snprintf(buf, len, "%s", line ? line + 1 : tail);
+    const char *line = strrchr(tail, '\n');
+    line = line ? line + 1 : tail;
+    size_t n2 = strlen(line) < len - 1 ? strlen(line) : len - 1;   /* a long line is cut */
+    memcpy(buf, line, n2);
+    buf[n2] = '\0';
 }
 
 #define SIM_DM_READY_TIMEOUT_MS 20000
