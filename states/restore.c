@@ -342,9 +342,13 @@ static int rst_check_dm(struct fsm *m, const struct fsm_ev *ev)
 static int rst_cont_dm(struct fsm *m, const struct fsm_ev *ev)
 {
     struct restore_role *r = m->owner;
-    /* libxl lets the device model run when the domain is unpaused. */
+    /* libxl lets the device model run when the domain is unpaused. A
+     * migration's receiver (guard) unpauses at the sender's go-ahead, in the
+     * step that reads it, so its QEMU runs from here: a failed migration
+     * destroys the domain with it. */
     return start_dm_job(m, &r->dm_cont, &r->dm_cont_join, DEVMODEL_E_CONT,
-                        RESTORE_E_DM_CONTINUED, r->dm_qemu && r->opts.unpause);
+                        RESTORE_E_DM_CONTINUED,
+                        r->dm_qemu && (r->opts.unpause || r->opts.guard));
 }
 
 static int rst_cancel_dm(struct fsm *m, const struct fsm_ev *ev)

@@ -90,7 +90,7 @@ struct ls_restore_opts {
     /* An HVM stream whose EMULATOR_CONTEXT is a real QEMU's state: LS_DM_QEMU
      * (the default) starts the domain's QEMU on it (-incoming) once the memory
      * is in, checks that it loaded, and lets it run (cont) when the domain is
-     * unpaused; LS_DM_STANDIN refuses such a stream (a stand-in's state
+     * unpaused (with guard: at once, as the caller unpauses at its go-ahead); LS_DM_STANDIN refuses such a stream (a stand-in's state
      * restores either way). qemu: the binary; NULL = qemu-system-x86_64. */
     enum ls_device_model device_model;
     const char *qemu;

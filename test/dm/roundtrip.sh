@@ -82,6 +82,22 @@ check "stand-in: restored with the same digest" [ "$(echo "$out" | tail -n 1)" =
 check "stand-in: the restored domain has no QEMU" [ "$(dm "$r" state)" = none ]
 "$L" sim destroy "$r"
 
+# Live migration between two processes over a unix socket: the destination's
+# QEMU starts on the source's state and runs with the guest; the source's goes.
+"$L" migrate-receive --listen "unix:$WORK/mig.sock" >"$WORK/recv.out" 2>"$WORK/recv.err" &
+recv=$!
+for _ in $(seq 100); do [ -S "$WORK/mig.sock" ] && break; sleep 0.1; done
+"$L" migrate --sim hvm --memory 16M --to "unix:$WORK/mig.sock" >"$WORK/send.out" 2>"$WORK/send.err"
+sent=$?
+wait $recv
+check "migrate: both sides succeed (sender $sent: $(tail -n 1 "$WORK/send.err"))" [ $sent = 0 ]
+r=$(awk '/^domid/ { print $2 }' "$WORK/recv.out")
+check "migrate: the destination domain has a QEMU started on the source's state" [ "$(dm "$r" incoming)" = 1 ]
+check "migrate: the destination's QEMU runs with the guest" [ "$(status "$r")" = running ]
+check "migrate: one domain remains" [ "$(sim_domains)" = 1 ]
+check "migrate: one QEMU remains" [ "$(qemus)" = 1 ]
+"$L" sim destroy "$r"
+
 # A missing QEMU binary on restore: a clear error, nothing left.
 if "$L" restore --qemu /nonexistent -i "$f" 2>"$WORK/err"; then
   fail "restore --qemu /nonexistent succeeded"
