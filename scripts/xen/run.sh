@@ -93,8 +93,13 @@ boot_once() {
   wait "$pid"
 }
 
+# Signs that the emulated machine corrupted its own processes' memory (seen
+# under TCG on a loaded host: system tools crash as well as lockstep). A try
+# that fails with them tested the emulator, not lockstep.
+CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|=== STALL'
+
 tries=2; [ "$MODE" = bench ] && tries=1
-line=""; rc=""
+line=""; rc=""; clean_failures=0; signs=""
 for try in $(seq $tries); do
   left=$((BUDGET - (SECONDS - t0)))
   [ "$MODE" = bench ] && left=${LOCKSTEP_XEN_BENCH_TMO:-1200}
@@ -108,8 +113,23 @@ for try in $(seq $tries); do
   [ "$rc" = 0 ] && break
   echo "nested Xen: try $try failed (suite rc=${rc:-none}); last serial lines:"
   tail -n 25 "$LOG"
+  seen=$(grep -avE '^ *[0-9]+ (ok  |FAIL|  lockstep)' "$LOG" | grep -aE "$CORRUPTION" | head -n 3)
+  if [ -n "$seen" ]; then
+    echo "nested Xen: try $try shows memory corruption inside the emulated machine:"
+    echo "$seen"
+    signs="$signs try $try: $(echo "$seen" | head -n 1 | sed 's/^ *[0-9]* //')."
+  else
+    clean_failures=$((clean_failures + 1))
+  fi
 done
 echo "nested Xen: $((SECONDS - t0)) s in all"
 if [ "$MODE" = bench ]; then [ "$rc" = 0 ]; exit $?; fi
 echo "${line:-0 passed, 1 failed}"
-[ "$rc" = 0 ]
+[ "$rc" = 0 ] && exit 0
+# Every try failed on a machine that corrupted itself: no verdict on lockstep
+# either way, said plainly (the FAIL lines are above). A try that failed
+# without such signs is a failure.
+if [ "$clean_failures" = 0 ] && [ -n "$signs" ]; then
+  skip "inconclusive: the emulated dom0 corrupted its own processes in every try ($signs) Run make test-xen again on a quieter host."
+fi
+exit 1
