@@ -25,7 +25,12 @@
  *              what bounds a receiver).
  * Benchmarks do not assert: the exit status is 0 unless one could not run.
  *
- *   bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset] [--lockstep PATH]
+ * The guest's device model is lockstep's in-process stand-in, so the figures
+ * are the memory migration's; the `qemu` leg (dirty rate 0) gives the domain
+ * its real QEMU, whose stop and state save on the source and start on the
+ * state, check and cont on the destination all fall inside the downtime.
+ *
+ *   bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset,qemu] [--lockstep PATH]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,6 +67,7 @@ struct leg {
     uint64_t rate;
     enum ls_sim_dirty_pattern pattern;
     unsigned hot;
+    bool qemu;                 /* a real QEMU device model (else the stand-in) */
 };
 
 static uint64_t now_ns(void)
@@ -334,7 +340,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
         die("%s", e.msg);
     struct ls_backend *be = ls_ctx_backend(ctx);
     struct ls_sim_create_args ca = { .type = LS_GUEST_HVM, .vcpus = 2, .memory_kib = memory_kib,
-                                     .seed = 42, .name = "bench", .populate = true };
+                                     .seed = 42, .name = "bench", .populate = true,
+                                     .device_model = leg->qemu ? LS_DM_QEMU : LS_DM_STANDIN };
     uint32_t domid;
     if (ls_sim_create(be, &ca, &domid, &e) < 0)
         die("creating the guest: %s", e.msg);
@@ -384,7 +391,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
                leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
                downtime_ms, final_bytes / 4096, final_ms,
                downtime_ms >= 0 && downtime_ms <= final_ms + DOWNTIME_SLACK_MS ? "met" : "MISSED",
-               ratio, leg->rate == 0 ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)"
+               ratio, leg->rate == 0 && !leg->qemu ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)"
                                                               : " (target >= 0.8: MISSED)") : "",
                fresh / secs);
     fflush(stdout);
@@ -398,7 +405,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
 int main(int argc, char **argv)
 {
     uint64_t memory_kib = 1024 * 1024;
-    const char *legs = "0,5000,50000,hotset";
+    const char *legs = "0,5000,50000,hotset,qemu";
     char lockstep[4096] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
@@ -410,7 +417,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
             snprintf(lockstep, sizeof(lockstep), "%s", argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset] "
+            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,5000,50000,hotset,qemu] "
                             "[--lockstep PATH]\n");
             return 2;
         }
@@ -436,7 +443,8 @@ int main(int argc, char **argv)
     snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
 
     printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
-           "policy: < 50 dirty pages or 5 rounds; no digests)\n", memory_kib >> 10);
+           "policy: < 50 dirty pages or 5 rounds; no digests; device model: the stand-in, "
+           "a real QEMU in the +QEMU leg)\n", memory_kib >> 10);
     char *list = strdup(legs), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         struct leg l = { .name = t, .pattern = LS_SIM_DIRTY_UNIFORM };
@@ -446,6 +454,9 @@ int main(int argc, char **argv)
             l.pattern = LS_SIM_DIRTY_HOTSET;
             l.hot = 5;
             l.name = "50000/5%";
+        } else if (!strcmp(t, "qemu")) {
+            l.qemu = true;
+            l.name = "0/s+QEMU";
         } else {
             l.rate = strtoull(t, NULL, 10);
             snprintf(name, sizeof(name), "%s/s", t);
