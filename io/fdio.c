@@ -72,6 +72,17 @@ static int wait_ready(int fd, short events, int cancel_fd)
     }
 }
 
+/* After a failed read or write on fd: 0 when it is worth trying again (an
+ * interrupted call, or fd ready after EAGAIN), else the negative error. */
+static int retry_after(int fd, short events, int cancel_fd)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return wait_ready(fd, events, cancel_fd);
+    return -errno;
+}
+
 static bool cancelled(int cancel_fd)
 {
     if (cancel_fd < 0)
@@ -104,15 +115,10 @@ int io_writev_all(int fd, struct iovec *iov, int n, int cancel_fd)
             return -ECANCELED;
         ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                int rc = wait_ready(fd, POLLOUT, cancel_fd);
-                if (rc < 0)
-                    return rc;
-                continue;
-            }
-            return -errno;
+            int rc = retry_after(fd, POLLOUT, cancel_fd);
+            if (rc < 0)
+                return rc;
+            continue;
         }
         iov_advance(&iov, &n, (size_t)w);
     }
@@ -140,16 +146,9 @@ int io_readv_all(int fd, struct iovec *iov, int n, size_t *got, int cancel_fd)
         }
         ssize_t r = readv(fd, iov, n > IOV_MAX ? IOV_MAX : n);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                rc = wait_ready(fd, POLLIN, cancel_fd);
-                if (rc < 0)
-                    break;
-                continue;
-            }
-            rc = -errno;
-            break;
+            if ((rc = retry_after(fd, POLLIN, cancel_fd)) < 0)
+                break;
+            continue;
         }
         if (r == 0) {
             rc = -ENODATA;
@@ -219,16 +218,9 @@ int io_splice_to_file(int in_fd, bool in_is_pipe, int out_fd, uint64_t off, size
             r = splice(in_fd, NULL, stage->fd[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         }
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                rc = wait_ready(in_fd, POLLIN, cancel_fd);
-                if (rc < 0)
-                    break;
-                continue;
-            }
-            rc = -errno;
-            break;
+            if ((rc = retry_after(in_fd, POLLIN, cancel_fd)) < 0)
+                break;
+            continue;
         }
         if (r == 0) {
             rc = -ENODATA;
@@ -275,16 +267,9 @@ int io_sendfile_all(int out_fd, int in_fd, uint64_t off, size_t len, size_t *sen
         }
         ssize_t w = sendfile(out_fd, in_fd, &at, len - total);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                rc = wait_ready(out_fd, POLLOUT, cancel_fd);
-                if (rc < 0)
-                    break;
-                continue;
-            }
-            rc = -errno;
-            break;
+            if ((rc = retry_after(out_fd, POLLOUT, cancel_fd)) < 0)
+                break;
+            continue;
         }
         if (w == 0) {
             rc = -EIO;   /* the file is shorter than the caller said */
