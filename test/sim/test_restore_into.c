@@ -354,11 +354,12 @@ static int run_cli(const char *args, char *out, size_t outlen)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void test_cli(void **state)
+/* A saved guest of this type in a temporary file (path: a mkstemp template,
+ * filled in), for the CLI to read; saved gets its digest. */
+static void saved_guest_file(struct fixture *f, enum ls_guest_type type, char saved[65],
+                             char *path)
 {
-    struct fixture *f = *state;
-    char saved[65], path[] = "/tmp/lockstep-restore-into.XXXXXX", args[256], out[4096];
-    int fd = saved_guest(f, LS_GUEST_PVH, saved);
+    int fd = saved_guest(f, type, saved);
     int file = mkstemp(path);
     assert_true(file >= 0);
     off_t len = lseek(fd, 0, SEEK_END);
@@ -367,6 +368,14 @@ static void test_cli(void **state)
     assert_int_equal(write(file, bytes, (size_t)len), len);
     free(bytes);
     close(file);
+    close(fd);
+}
+
+static void test_cli(void **state)
+{
+    struct fixture *f = *state;
+    char saved[65], path[] = "/tmp/lockstep-restore-into.XXXXXX", args[256], out[4096];
+    saved_guest_file(f, LS_GUEST_PVH, saved, path);
 
     uint32_t target = make_domain(f, LS_GUEST_PVH, GUEST_VCPUS, GUEST_KIB, false, "cli-made");
     snprintf(args, sizeof(args), "restore -i %s --domid %u", path, target);
@@ -389,7 +398,6 @@ static void test_cli(void **state)
     assert_int_equal(run_cli("restore --help", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "--domid N"));
     unlink(path);
-    close(fd);
 }
 
 /* Every dispatch of a restore into a given domain failed, or cancelled
@@ -400,16 +408,7 @@ static void test_fault_sweep(void **state)
 {
     struct fixture *f = *state;
     char saved[65], path[] = "/tmp/lockstep-restore-into.XXXXXX", args[512], out[16384];
-    int fd = saved_guest(f, LS_GUEST_PV, saved);
-    int file = mkstemp(path);
-    assert_true(file >= 0);
-    off_t len = lseek(fd, 0, SEEK_END);
-    uint8_t *bytes = malloc((size_t)len);
-    assert_int_equal(pread(fd, bytes, (size_t)len, 0), len);
-    assert_int_equal(write(file, bytes, (size_t)len), len);
-    free(bytes);
-    close(file);
-    close(fd);
+    saved_guest_file(f, LS_GUEST_PV, saved, path);
 
     unsigned dispatches = 0, failed = 0;
     for (unsigned k = 0; k == 0 || k <= dispatches; k++) {
