@@ -27,6 +27,7 @@
 
 #define PAGE STREAM_PAGE_SIZE
 #define BURST_MAX 4096u              /* writes between two looks at the clock and the lock */
+#define PARK_CHECK_EVERY 64u         /* writes between two looks at a park request */
 #define IDLE_WAIT_NS 10000000u       /* longest sleep between bursts: 10 ms */
 #define RATE_MAX UINT64_C(100000000) /* pages per second a SET may ask for */
 
@@ -36,6 +37,7 @@ struct sim_vcpu {
     pthread_t thread;
     bool thread_started;
     bool run;                     /* main: the domain runs and rate > 0 */
+    atomic_bool stopping;         /* main: park now; the thread cuts its burst short */
     bool parked;                  /* thread: no write in flight */
     bool quit;
     uint64_t generation;          /* bumped by every workload change: re-pace */
@@ -139,8 +141,13 @@ static void *vcpu_main(void *arg)
         if (n > BURST_MAX)
             n = BURST_MAX;
         pthread_mutex_unlock(&v->lock);
-        for (uint64_t i = 0; i < n; i++)
+        /* A pause or suspend waits for the park: it should not wait a burst. */
+        for (uint64_t i = 0; i < n; i++) {
+            if (!(i % PARK_CHECK_EVERY) &&
+                atomic_load_explicit(&v->stopping, memory_order_relaxed))
+                break;
             write_one(v, have + i);
+        }
         pthread_mutex_lock(&v->lock);
     }
     v->parked = true;
@@ -205,11 +212,21 @@ static int vcpu_prepare_writes(struct sim_domain *d, struct sim_vcpu *v, struct 
                       strerror(-rc));
     }
     v->mem = m;
+    /* Map the data pages into this mapping now, as a running guest's memory
+     * is: the first write to each page would otherwise take a page fault
+     * (several microseconds on a nested VM) inside the vCPU's bursts, and a
+     * pause or suspend would wait for them. */
+    for (uint64_t i = 0, run; i < v->npfns; i += run) {
+        for (run = 1; i + run < v->npfns && v->pfns[i + run] == v->pfns[i] + run; run++)
+            ;
+        (void)madvise(v->mem + v->pfns[i] * PAGE, run * PAGE, MADV_POPULATE_WRITE);
+    }
     return 0;
 }
 
 static void vcpu_park(struct sim_vcpu *v)
 {
+    atomic_store_explicit(&v->stopping, true, memory_order_relaxed);
     pthread_mutex_lock(&v->lock);
     v->run = false;
     pthread_cond_broadcast(&v->cond);
@@ -284,6 +301,7 @@ void sim_vcpu_runstate_changed(struct sim_domain *d)
     }
     pthread_mutex_lock(&v->lock);
     v->run = true;
+    atomic_store_explicit(&v->stopping, false, memory_order_relaxed);
     if (!v->thread_started && pthread_create(&v->thread, NULL, vcpu_main, v) == 0)
         v->thread_started = true;
     pthread_cond_broadcast(&v->cond);
