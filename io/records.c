@@ -117,9 +117,17 @@ static int check_empty(const struct rec_check *c, const char *layer)
 
 /* ---- xl save-file header --------------------------------------------- */
 
+/* The config text is padded with spaces (JSON whitespace, as xl's parser
+ * takes it) so that the header ends on an 8-byte boundary of the file: the
+ * libxl records that follow are then 8-aligned in the file, and a saver can
+ * place page data on page boundaries (sim_save.c, batch_capacity). */
 int xl_header_encode(const char *config_json, uint8_t **out, size_t *len)
 {
-    size_t config_len = config_json ? strlen(config_json) + 1 : 0;
+    size_t text_len = config_json ? strlen(config_json) : 0;
+    size_t fixed = XL_MAGIC_LEN + sizeof(struct xl_header) + 4;
+    size_t config_len = config_json ? text_len + 1 : 0;
+    if (config_json)
+        config_len += (8 - (fixed + config_len) % 8) % 8;
     size_t opt_len = config_json ? 4 + config_len : 0;
     size_t total = XL_MAGIC_LEN + sizeof(struct xl_header) + opt_len;
     uint8_t *buf;
@@ -136,7 +144,9 @@ int xl_header_encode(const char *config_json, uint8_t **out, size_t *len)
     put_ne32(buf + 44, (uint32_t)opt_len);
     if (config_json) {
         put_ne32(buf + 48, (uint32_t)config_len);
-        memcpy(buf + 52, config_json, config_len);
+        memcpy(buf + 52, config_json, text_len);
+        memset(buf + 52 + text_len, ' ', config_len - 1 - text_len);
+        buf[52 + config_len - 1] = '\0';
     }
     *out = buf;
     *len = total;

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "backends/sim/sim.h"
 #include "backends/sim/sim_internal.h"
@@ -46,6 +47,8 @@ struct save_ctx {
     struct sim_map map;
     bool sendfile_off;         /* pages are written from the map (see send_batch_bytes) */
     bool populate_for_writev;  /* ...and the kernel reads them: map them ahead */
+    bool align_pages;          /* a regular file: size batches so page data lands page-aligned */
+    uint64_t file_base;        /* the file offset of libxc stream byte 0, when align_pages */
     uint64_t written;          /* libxc stream bytes so far, for messages */
     uint64_t populated;        /* pages, for progress */
     uint64_t pages_sent;
@@ -168,12 +171,32 @@ static int send_batch(struct save_ctx *s, const uint64_t *pfns, unsigned n)
     return 0;
 }
 
+/* How many pfns the next batch takes. Any count up to 1024 is valid on the
+ * wire; into a regular file we pick the one that puts the batch's page data
+ * on a page boundary of the file (record header + page-data header + 8 bytes
+ * per pfn in front of it), so that each guest page fills one page of the
+ * file's page cache instead of straddling two: a tmpfs file takes it at about
+ * 1.5x the speed. Once aligned, 1022 pfns keep it so (16 + 8 * 1022 = 8192). */
+static unsigned batch_capacity(const struct save_ctx *s)
+{
+    if (!s->align_pages)
+        return LIBXC_MAX_BATCH_SIZE;
+    uint64_t data_at = s->file_base + s->written + 16;     /* with no pfn yet */
+    unsigned words_to_boundary = (unsigned)((STREAM_PAGE_SIZE - data_at % STREAM_PAGE_SIZE) %
+                                            STREAM_PAGE_SIZE) / 8;
+    unsigned per_page = STREAM_PAGE_SIZE / 8;              /* 512 pfn words fill a page */
+    unsigned n = words_to_boundary;
+    while (n + per_page <= LIBXC_MAX_BATCH_SIZE)
+        n += per_page;
+    return n ? n : LIBXC_MAX_BATCH_SIZE;
+}
+
 /* Sends every populated pfn set in `dirty` (NULL: all of them) in pfn order,
- * in batches of up to 1024. */
+ * in batches of up to 1024 (batch_capacity). */
 static int send_pages(struct save_ctx *s, const uint64_t *dirty)
 {
     uint64_t batch[LIBXC_MAX_BATCH_SIZE];
-    unsigned n = 0;
+    unsigned n = 0, cap = batch_capacity(s);
     for (uint64_t pfn = 0; pfn < s->map.p2m_size; pfn++) {
         if (dirty && !(pfn % 64) && !dirty[pfn / 64]) {
             pfn += 63;      /* a clean word: skip its 64 pfns */
@@ -184,11 +207,12 @@ static int send_pages(struct save_ctx *s, const uint64_t *dirty)
         if (s->map.finfo[pfn] == SIMP_FRAME_ABSENT)
             continue;
         batch[n++] = pfn;
-        if (n == LIBXC_MAX_BATCH_SIZE) {
+        if (n == cap) {
             int rc = send_batch(s, batch, n);
             if (rc < 0)
                 return rc;
             n = 0;
+            cap = batch_capacity(s);
         }
     }
     return n ? send_batch(s, batch, n) : 0;
@@ -484,6 +508,11 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
     struct stat st;
     s->sendfile_off = fstat(p->io_fd, &st) < 0 ||
                       !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode));
+    if (!s->sendfile_off && S_ISREG(st.st_mode)) {
+        off_t at = lseek(p->io_fd, 0, SEEK_CUR);
+        s->align_pages = at >= 0;
+        s->file_base = at >= 0 ? (uint64_t)at : 0;
+    }
     if (rc == 0) {
         s->populated = count_populated(&s->map);
         bool logdirty = false;

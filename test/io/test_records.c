@@ -87,14 +87,30 @@ static void test_headers_round_trip(void **state)
     assert_int_equal(d.xen_major, 4);
     assert_int_equal(d.xen_minor, 17);
     assert_int_equal(xl_header_encode("{\"a\":1}", &xl, &xl_len), 0);
-    assert_int_equal(xl_len, 48 + 4 + 8);
+    /* The config is padded with spaces so the header ends 8-aligned. */
+    assert_int_equal(xl_len, 48 + 4 + 12);
     assert_true(xl_header_magic_matches(xl, 8));
     assert_int_equal(xl_header_decode(xl, &h, &e), 0);
     assert_int_equal(h.mandatory_flags, 3);
-    assert_int_equal(h.optional_data_len, 12);
+    assert_int_equal(h.optional_data_len, 16);
     assert_int_equal(xl_header_config(xl + 48, h.optional_data_len, &json, &json_len, 48, &e), 0);
-    assert_int_equal(json_len, 7);
-    assert_memory_equal(json, "{\"a\":1}", 8);
+    assert_int_equal(json_len, 11);
+    assert_memory_equal(json, "{\"a\":1}    ", 12);
+    free(xl);
+    for (size_t text = 0; text < 24; text++) {   /* every padding length */
+        char cfg[32];
+        memset(cfg, 'x', text);
+        cfg[text] = '\0';
+        assert_int_equal(xl_header_encode(cfg, &xl, &xl_len), 0);
+        assert_int_equal(xl_len % 8, 0);
+        assert_int_equal(xl_header_decode(xl, &h, &e), 0);
+        assert_int_equal(xl_header_config(xl + 48, h.optional_data_len, &json, &json_len, 48,
+                                          &e), 0);
+        assert_memory_equal(json, cfg, text);
+        assert_true(json_len - text < 8);
+        free(xl);
+    }
+    xl = NULL;
     free(xl);
     assert_int_equal(e.rc, 0);
 }
