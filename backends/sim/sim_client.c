@@ -577,6 +577,18 @@ void sim_unmap_domain_later(struct sim_map *m)
     sim_unmap_domain(m);
 }
 
+void sim_map_populate(struct sim_map *m, int advice)
+{
+    for (uint64_t pfn = 0, run; pfn < m->p2m_size; pfn += run) {
+        bool present = m->finfo[pfn] != SIMP_FRAME_ABSENT;
+        for (run = 1; pfn + run < m->p2m_size &&
+                      (m->finfo[pfn + run] != SIMP_FRAME_ABSENT) == present; run++)
+            ;
+        if (present)
+            (void)madvise(m->mem + pfn * STREAM_PAGE_SIZE, run * STREAM_PAGE_SIZE, advice);
+    }
+}
+
 void sim_unmap_domain(struct sim_map *m)
 {
     if (m->mem && m->mem_fd >= 0)

@@ -48,6 +48,11 @@ struct sim_map {
 int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct sim_map *m,
                    struct ls_errbuf *e);
 void sim_unmap_domain(struct sim_map *m);
+/* Map every populated page of the domain into m->mem at once (advice:
+ * MADV_POPULATE_READ or _WRITE), a run of pfns per call, holes left alone:
+ * for copies through the mapping that would otherwise take a page fault per
+ * page. */
+void sim_map_populate(struct sim_map *m, int advice);
 /* The same, done by a detached thread: for the end of a memory task, where
  * the teardown of a big mapping would delay what follows. */
 void sim_unmap_domain_later(struct sim_map *m);

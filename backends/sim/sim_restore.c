@@ -78,6 +78,7 @@ struct restore_ctx {
     enum { SPLICE_UNTRIED, SPLICE_ON, SPLICE_OFF } splice;
     bool in_is_pipe;
     struct io_splice_stage stage;
+    bool map_populated;        /* sim_map_populate was done (scattered batches) */
 };
 
 /* Splice the batch's runs (r->iov, in stream order) into the memfd. Returns
@@ -112,6 +113,10 @@ static int splice_pages(struct restore_ctx *r, int niov, size_t *got)
     }
     return 0;
 }
+
+/* A batch of more page runs than this is read into the mapping (readv),
+ * not spliced a run at a time. */
+#define SCATTERED_RUNS 16
 
 /* ---- reading --------------------------------------------------------------- */
 
@@ -306,7 +311,19 @@ static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
 
     if (niov) {
         size_t got = 0;
-        rc = splice_pages(r, niov, &got);
+        if (niov > SCATTERED_RUNS && r->splice != SPLICE_OFF) {
+            /* A later round's scattered pages: a splice per page costs two
+             * syscalls per page; one readv into the mapping, whose pages
+             * (already received once) are mapped in one go per restore,
+             * costs one per batch. */
+            if (!r->map_populated) {
+                sim_map_populate(&r->map, MADV_POPULATE_WRITE);
+                r->map_populated = true;
+            }
+            rc = io_readv_all(r->p->io_fd, r->iov, niov, &got, r->p->cancel_fd);
+        } else {
+            rc = splice_pages(r, niov, &got);
+        }
         if (r->splice == SPLICE_OFF && got == 0 && rc == -EINVAL) {
             /* Allocate and map the target pages per run before the copy: one
              * page fault per page is the slow way (and costs the same memory). */

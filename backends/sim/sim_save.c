@@ -37,6 +37,8 @@
 #define XEN_MINOR 17
 #define PRECOPY_MAX_ITERATIONS 5    /* libxc's default policy */
 #define PRECOPY_DIRTY_THRESHOLD 50
+/* A batch of more page runs than this goes by writev, not a sendfile per run. */
+#define SCATTERED_RUNS 16
 
 struct save_ctx {
     struct sim_backend *sb;
@@ -47,6 +49,7 @@ struct save_ctx {
     struct sim_map map;
     bool sendfile_off;         /* pages are written from the map (see send_batch_bytes) */
     bool populate_for_writev;  /* ...and the kernel reads them: map them ahead */
+    bool map_populated;        /* sim_map_populate was done (scattered batches) */
     bool align_pages;          /* a regular file: size batches so page data lands page-aligned */
     uint64_t file_base;        /* the file offset of libxc stream byte 0, when align_pages */
     uint64_t written;          /* libxc stream bytes so far, for messages */
@@ -106,6 +109,16 @@ static int write_blob_record(struct save_ctx *s, uint32_t type, const void *b, u
 static int send_batch_bytes(struct save_ctx *s, int niov)
 {
     int fd = s->p->io_fd, cancel = s->p->cancel_fd;
+    if (!s->sendfile_off && s->map.mem_fd >= 0 && niov - 1 > SCATTERED_RUNS) {
+        /* A later round's scattered dirty pages: a sendfile per page costs a
+         * syscall per page; one writev from the mapping, mapped whole once
+         * per save, costs one per batch. */
+        if (!s->map_populated) {
+            sim_map_populate(&s->map, MADV_POPULATE_READ);
+            s->map_populated = true;
+        }
+        return io_writev_all(fd, s->iov, niov, cancel);
+    }
     if (!s->sendfile_off && s->map.mem_fd >= 0) {
         int rc = io_write_all(fd, s->iov[0].iov_base, s->iov[0].iov_len, cancel);
         for (int i = 1; rc == 0 && i < niov; i++) {
