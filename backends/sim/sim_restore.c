@@ -3,9 +3,12 @@
  * Reads the libxc layer from p->io_fd up to and including libxc END, checks
  * every record with io/records.h (the codec shared with the stream parser,
  * so the rules cannot drift), and applies it to a domain made by
- * create_for_restore. Page data is read with readv straight into the guest
- * memory mapped from the daemon: one copy, socket to guest page, and only
- * the pages present in the stream are touched (the memfd stays sparse).
+ * create_for_restore. Page data goes straight into guest memory, one copy
+ * from the stream to the guest page: runs of pages are spliced into the
+ * guest's memfd (through a staging pipe unless the stream is one), and a
+ * batch of scattered pages (a later pre-copy round's) is read with one readv
+ * into the mapping from the daemon. Only the pages present in the stream are
+ * touched (the memfd stays sparse).
  * Memory use is bounded by the largest non-page record (at most
  * REC_LENGTH_MAX) and one pfn array, whatever the guest's size.
  *

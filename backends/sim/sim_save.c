@@ -2,11 +2,14 @@
  *
  * Writes the libxc layer of a stream (spec 2.4, the 4.17 saver's order) on
  * p->io_fd from guest memory mapped out of lockstep-simd, and calls back as
- * xc_domain_save does. Pages go out zero-copy: each PAGE_DATA is one writev
- * whose first iovec holds the record header, page-data header and pfn array
- * and whose other iovecs point into the mapping (adjacent pages share one),
- * so a 1024-page batch takes at most two writev calls and no page is read or
- * copied by us.
+ * xc_domain_save does. We never copy a page ourselves: each PAGE_DATA is its
+ * headers and pfn array, then its pages straight from guest memory, by
+ * sendfile from the guest's memfd a run of adjacent pages at a time (to
+ * sockets, pipes and files), or by one writev of iovecs into the mapping
+ * (to a character device such as /dev/null, which never reads them, and for
+ * a batch of scattered pages, where a sendfile per page would cost a syscall
+ * per page). Into a regular file, batches are sized so page data sits on page
+ * boundaries of the file (batch_capacity).
  *
  * Live saves (LS_SAVE_LIVE) pre-copy as xc_domain_save does: log-dirty on,
  * round 0 sends every populated page while the guest runs (its own vCPU in
