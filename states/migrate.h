@@ -4,6 +4,7 @@
 #define LOCKSTEP_STATES_MIGRATE_H
 
 #include "lib/op.h"
+#include "states/devmodel.h"
 
 #define FSM_PREFIX MIGRATE_SEND
 #define FSM_DEF_FILE "states/migrate_send.def"
@@ -43,6 +44,10 @@ struct migrate_send_role {
     struct ls_migrate_opts opts;
     struct ls_op *save;            /* the save role, a joined child */
     struct fsm_join join;
+    /* An HVM guest's QEMU, stopped by the completed save: let run again
+     * (cont) with our copy after a failure (CONTINUING_DM). */
+    struct dm_task dm_cont;
+    struct fsm_join dm_cont_join;
     uint8_t status;                /* the receiver's status byte */
     bool source_suspended;         /* known after a failed resume or a settle */
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */

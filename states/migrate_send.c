@@ -320,6 +320,27 @@ static int mig_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
     return mig_settle_source(m, ev);
 }
 
+/* Our copy runs again (resumed here, or found running by the settle): so
+ * must its QEMU, if the save completed and had stopped a running one (a save
+ * that failed lets its own run again). Without one, the join reports at once. */
+static int mig_cont_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    struct save_role *s = (struct save_role *)r->save;   /* the save role's ls_op is its first member */
+    bool stopped_by_save = s && s->m.state == SAVE_S_DONE && s->dm_qemu && s->dm_save.was_running;
+    fsm_join_begin(&r->dm_cont_join, m, MIGRATE_SEND_E_DM_CONTINUED,
+                   MIGRATE_SEND_E_DM_CONT_FAILED);
+    if (!stopped_by_save || r->source_suspended) {
+        fsm_join_arm(&r->dm_cont_join);
+        return 0;
+    }
+    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, s->dm.pid, s->dm.qmp_path);
+    fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
+    fsm_join_arm(&r->dm_cont_join);
+    fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->dm_cont_join, "device model cont");
+}
+
 static int mig_outcome_destination(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_send_role *r = m->owner;
@@ -340,6 +361,25 @@ static int mig_outcome_source(struct fsm *m, const struct fsm_ev *ev)
     struct migrate_send_role *r = m->owner;
     r->op.outcome = r->source_suspended ? LS_MIGRATE_SOURCE_SUSPENDED : LS_MIGRATE_SOURCE_RUNS;
     return 0;
+}
+
+/* The guest runs here, but its QEMU stays stopped: the outcome is still
+ * "runs at the source", and the error says what does not run. The join has
+ * made the cont's error ours unless the migration's own failure came first. */
+static int mig_outcome_dm_stopped(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    const char *why = r->dm_cont.m.err.msg[0] ? r->dm_cont.m.err.msg : "cont failed";
+    char what[LS_ERRBUF_LEN + 80];
+    snprintf(what, sizeof(what), "domain %u runs again here, but its QEMU does not: %s",
+             r->opts.domid, why);
+    if (fsm_rc(m) == 0)
+        fsm_fail(m, r->dm_cont.m.err.rc ? r->dm_cont.m.err.rc : -EIO, "%s", what);
+    else if (strcmp(m->err.msg, why) == 0)
+        snprintf(m->err.msg, sizeof(m->err.msg), "%.*s", LS_ERRBUF_LEN - 1, what);
+    else
+        ls_err_append(&m->err, "; %s", what);
+    return mig_outcome_source(m, ev);
 }
 
 static int mig_outcome_unconfirmed(struct fsm *m, const struct fsm_ev *ev)
