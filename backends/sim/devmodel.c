@@ -3,14 +3,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <yajl/yajl_tree.h>
 
 #define DEFAULT_QEMU "qemu-system-x86_64"
 #define DM_DIR_FMT "%s/domain-%u"
@@ -272,4 +277,201 @@ void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out)
     memcpy(out->qmp_path, dm->qmp_path, sizeof(out->qmp_path));
     memcpy(out->log_path, dm->log_path, sizeof(out->log_path));
     memcpy(out->qemu, dm->qemu, sizeof(out->qemu));
+}
+
+/* ---- a blocking QMP exchange (the guard's cont) ------------------------------ */
+
+struct qmp_peer {
+    int fd;
+    const char *path;
+    struct timespec deadline;
+    char buf[16384];               /* QEMU's greeting, replies and events are far shorter */
+    size_t len;
+};
+
+static int ms_left(const struct qmp_peer *p)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (long long)(p->deadline.tv_sec - now.tv_sec) * 1000 +
+                   (p->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+}
+
+static int peer_send(struct qmp_peer *p, const char *msg, struct ls_errbuf *e)
+{
+    size_t off = 0, n = strlen(msg);
+    while (off < n) {
+        ssize_t w = send(p->fd, msg + off, n - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return ls_err(e, -errno, "sending %s to QEMU (%s): %s", msg, p->path, strerror(errno));
+        struct pollfd pf = { .fd = p->fd, .events = POLLOUT };
+        int left = ms_left(p);
+        if (left == 0 || poll(&pf, 1, left) == 0)
+            return ls_err(e, -ETIMEDOUT, "QEMU (%s) took no command within the deadline", p->path);
+    }
+    return 0;
+}
+
+/* The next message that is not an event, as a yajl tree the caller frees. */
+static int peer_recv(struct qmp_peer *p, const char *awaited, yajl_val *out,
+                     struct ls_errbuf *e)
+{
+    for (;;) {
+        char *nl = memchr(p->buf, '\n', p->len);
+        if (nl) {
+            *nl = '\0';
+            char why[128] = "";
+            yajl_val v = yajl_tree_parse(p->buf, why, sizeof(why));
+            size_t used = (size_t)(nl + 1 - p->buf);
+            if (!v || !YAJL_IS_OBJECT(v)) {
+                int rc = ls_err(e, -EPROTO, "QEMU (%s) sent \"%.80s\" where %s was awaited: "
+                                "not a JSON object", p->path, p->buf, awaited);
+                yajl_tree_free(v);
+                return rc;
+            }
+            memmove(p->buf, nl + 1, p->len - used);
+            p->len -= used;
+            const char *event[] = { "event", NULL };
+            if (yajl_tree_get(v, event, yajl_t_any)) {
+                yajl_tree_free(v);   /* STOP, RESUME, ...: not an answer */
+                continue;
+            }
+            *out = v;
+            return 0;
+        }
+        if (p->len == sizeof(p->buf))
+            return ls_err(e, -EPROTO, "QEMU (%s) sent a line over %zu bytes where %s was awaited",
+                          p->path, sizeof(p->buf), awaited);
+        struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+        int left = ms_left(p);
+        int n = left ? poll(&pf, 1, left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            return ls_err(e, -ETIMEDOUT, "QEMU (%s) sent no %s within the deadline", p->path,
+                          awaited);
+        ssize_t r = read(p->fd, p->buf + p->len, sizeof(p->buf) - p->len);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r < 0)
+            return ls_err(e, -errno, "reading QEMU's %s (%s): %s", awaited, p->path,
+                          strerror(errno));
+        if (r == 0)
+            return ls_err(e, -ECONNRESET, "QEMU (%s) closed the connection instead of sending "
+                          "its %s", p->path, awaited);
+        p->len += (size_t)r;
+    }
+}
+
+/* cmd's answer: 0 with its "return" value left in *ret (may be NULL), or an
+ * error naming QEMU's class and description. */
+static int peer_exec(struct qmp_peer *p, const char *cmd, yajl_val *tree, yajl_val *ret,
+                     struct ls_errbuf *e)
+{
+    char msg[96], awaited[64];
+    snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);   /* cmd: our own constants */
+    snprintf(awaited, sizeof(awaited), "answer to %s", cmd);
+    int rc = peer_send(p, msg, e);
+    if (rc == 0)
+        rc = peer_recv(p, awaited, tree, e);
+    if (rc < 0)
+        return rc;
+    const char *ret_path[] = { "return", NULL };
+    const char *cls_path[] = { "error", "class", NULL };
+    const char *desc_path[] = { "error", "desc", NULL };
+    *ret = yajl_tree_get(*tree, ret_path, yajl_t_any);
+    if (*ret)
+        return 0;
+    yajl_val cls = yajl_tree_get(*tree, cls_path, yajl_t_string);
+    yajl_val desc = yajl_tree_get(*tree, desc_path, yajl_t_string);
+    const char *cls_text = cls ? YAJL_GET_STRING(cls) : NULL;
+    const char *desc_text = desc ? YAJL_GET_STRING(desc) : NULL;
+    return ls_err(e, -EIO, "QEMU (%s) refused %s: %s: %s", p->path, cmd,
+                  cls_text ? cls_text : "(no class)", desc_text ? desc_text : "(no description)");
+}
+
+static int peer_connect(struct qmp_peer *p, struct ls_errbuf *e)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(p->path) >= sizeof(sa.sun_path))
+        return ls_err(e, -ENAMETOOLONG, "QMP socket path too long: %s", p->path);
+    memcpy(sa.sun_path, p->path, strlen(p->path) + 1);
+    for (;;) {
+        p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (p->fd < 0)
+            return ls_err(e, -errno, "QMP socket: %s", strerror(errno));
+        if (connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return 0;
+        int err = errno;
+        close(p->fd);
+        p->fd = -1;
+        /* A full backlog: QEMU has not yet taken the lost client's hang-up. */
+        if (err != EAGAIN || ms_left(p) == 0)
+            return ls_err(e, -err, "cannot connect to QEMU's QMP socket %s: %s", p->path,
+                          strerror(err));
+        struct timespec ms = { .tv_nsec = 5 * 1000000 };
+        nanosleep(&ms, NULL);
+    }
+}
+
+int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *status, size_t len,
+                       struct ls_errbuf *e)
+{
+    snprintf(status, len, "unknown");
+    if (dm->pid <= 0 || !dm->alive)
+        return ls_err(e, -ESRCH, "no live QEMU to let run");
+    struct qmp_peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return ls_err(e, -ENOMEM, "out of memory");
+    p->fd = -1;
+    p->path = dm->qmp_path;
+    clock_gettime(CLOCK_MONOTONIC, &p->deadline);
+    p->deadline.tv_sec += timeout_ms / 1000;
+    p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (p->deadline.tv_nsec >= 1000000000) {
+        p->deadline.tv_sec++;
+        p->deadline.tv_nsec -= 1000000000;
+    }
+    yajl_val tree = NULL, ret = NULL;
+    int rc = peer_connect(p, e);
+    if (rc == 0)
+        rc = peer_recv(p, "greeting", &tree, e);
+    if (rc == 0) {
+        const char *qmp_path[] = { "QMP", NULL };
+        if (!yajl_tree_get(tree, qmp_path, yajl_t_object))
+            rc = ls_err(e, -EPROTO, "QEMU (%s) sent no QMP greeting", p->path);
+        yajl_tree_free(tree);
+        tree = NULL;
+    }
+    if (rc == 0) {
+        rc = peer_exec(p, "qmp_capabilities", &tree, &ret, e);
+        yajl_tree_free(tree);
+        tree = NULL;
+    }
+    if (rc == 0 && (rc = peer_exec(p, "query-status", &tree, &ret, e)) == 0) {
+        const char *st_path[] = { "status", NULL };
+        yajl_val st = yajl_tree_get(ret, st_path, yajl_t_string);
+        const char *text = st ? YAJL_GET_STRING(st) : NULL;
+        snprintf(status, len, "%s", text ? text : "(no status)");
+        rc = text && strcmp(text, "paused") == 0 ? 1 : 0;
+    }
+    yajl_tree_free(tree);
+    tree = NULL;
+    if (rc == 1) {
+        int crc = peer_exec(p, "cont", &tree, &ret, e);
+        yajl_tree_free(tree);
+        if (crc < 0)
+            rc = crc;
+    }
+    if (p->fd >= 0)
+        close(p->fd);
+    free(p);
+    return rc;
 }

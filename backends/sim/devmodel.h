@@ -47,6 +47,19 @@ bool sim_dm_reaped(struct sim_dm *dm, pid_t pid, int status);
 
 void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out);
 
+/* Let a QEMU that a save stopped run again: one short blocking QMP exchange
+ * (greeting, qmp_capabilities, query-status, then cont only if the status is
+ * "paused"; events skipped), within timeout_ms. For the daemon's guard, which
+ * resumes a suspended guest whose lockstep was lost after its save had
+ * stopped QEMU; the lost client's QMP connection is closed by the kernel, so
+ * QEMU takes this one once it has read what that client sent. A QEMU that is
+ * not paused is left as it is: "prelaunch" never ran (-S), "running" runs.
+ * Returns 1 when cont was sent and accepted, 0 when QEMU was left as it was,
+ * or -errno with e saying what failed or what QEMU answered. QEMU's status
+ * before goes into status (len bytes). */
+int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *status, size_t len,
+                       struct ls_errbuf *e);
+
 /* "exited with status N" / "killed by signal N (NAME)", into buf. */
 const char *sim_dm_status_text(int wait_status, char *buf, size_t len);
 

@@ -478,6 +478,30 @@ static void reap_children(void)
     }
 }
 
+/* A guest the guard resumed runs again, and so must its QEMU if the lost
+ * client's save had stopped it (libxl's resume conts the device model too).
+ * Only a "paused" QEMU is let run: one that never ran (-S: "prelaunch") or
+ * runs is left as it is. The daemon waits for QEMU here, boundedly. */
+#define GUARD_DM_CONT_TIMEOUT_MS 3000
+static void cont_stopped_dm(struct sim_domain *d)
+{
+    if (d->dm.pid <= 0 || !d->dm.alive)
+        return;
+    char status[32];
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    int rc = sim_dm_cont_paused(&d->dm, GUARD_DM_CONT_TIMEOUT_MS, status, sizeof(status), &e);
+    if (rc > 0)
+        logmsg("domain %u: its device model (pid %d) was paused: let run again (cont)", d->domid,
+               (int)d->dm.pid);
+    else if (rc == 0)
+        logmsg("domain %u: its device model (pid %d) is %s: left as it is", d->domid,
+               (int)d->dm.pid, status);
+    else
+        logmsg("domain %u runs again, but its device model (pid %d) could not be let run: %s",
+               d->domid, (int)d->dm.pid, e.msg);
+}
+
 /* The client holding a guard is gone: act as the guard says. */
 static void apply_guards(uint64_t client)
 {
@@ -498,9 +522,12 @@ static void apply_guards(uint64_t client)
         struct ls_errbuf e;
         ls_err_clear(&e);
         sim_logdirty(d, SIMP_LOGDIRTY_DISABLE, &none, &len, &e);
+        bool was_suspended = d->suspended;
         d->guard = SIMP_GUARD_NONE;
         d->suspended = false;
         sim_vcpu_runstate_changed(d);
+        if (was_suspended && sim_domain_state(d) == LS_RUN_RUNNING)
+            cont_stopped_dm(d);
     }
 }
 

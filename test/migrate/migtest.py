@@ -443,8 +443,8 @@ class Simd:
         import struct
         t = {"pv": 1, "hvm": 2, "pvh": 3}[type_]
         # device_model 1: the stand-in. These tests are about memory and the
-        # handshake; HVM with a real QEMU is test/dm's (and its migration
-        # does not yet cont the QEMU at either end).
+        # handshake; HVM migrations with a real QEMU are test/dm's
+        # (dm_roundtrip, dm_migrate_resume).
         body = self.rpc(self.OP_CREATE, 0, 0, struct.pack("<IIQQII64s256s", t, vcpus, memory_kib,
                                                             seed, 1, 1, b"", b""))
         domid = struct.unpack_from("<I", body)[0]

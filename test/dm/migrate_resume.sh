@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# No guest is lost, its QEMU included (issue 4), with real QEMUs and real
+# processes. A live migration's save stops the source guest's QEMU (stop,
+# xen-save-devices-state) and leaves it stopped for the destination.
+# (a) When the migration then fails before the go-ahead, the source guest runs
+#     again and so must its QEMU (cont), as libxl's resume does:
+#      - the receiver's restore fails after the stream (its QEMU cannot start);
+#      - the receiver cannot start its copy (REPORT_FAILED, leave to resume);
+#      - the source QEMU dies before the cont: the guest runs, and the error
+#        says its QEMU does not;
+#      - an injected failure at each sender dispatch from the resume on (and
+#        a cancel at each of its own machine's): the guest runs, and its QEMU
+#        runs or the error says it does not; every migrate_send row of the
+#        QEMU's cont is taken.
+# (b) The sender SIGKILLed while it awaits "domain received" (a receiver that
+#     never answers): lockstep-simd's guard resumes the guest and lets its
+#     QEMU run again; not a QEMU that never ran, nor while the guest is paused.
+# The source guests are HVM with a running QEMU (restored from a save, so
+# their QEMU was let run); the checks ask QEMU itself (query-status over QMP).
+source "$(dirname "$0")/../integration/lib.sh"
+L=$LOCKSTEP_BIN
+HERE=$(dirname "$0")
+SRC=${LOCKSTEP_SOURCE_DIR:-$HERE/../..}
+QMP="python3 $HERE/qmp.py"
+export LOCKSTEP_TRACE=1
+export FSM_STRICT=1   # a (state, event) without a row aborts
+trace_all=$WORK/trace.all
+dm() { "$L" sim dm "$1" | awk -v k="$2" '$1 == k { sub(/^[^ ]+ /, ""); print }'; }
+status() {   # QEMU's own answer to query-status, or dead
+  local s
+  s=$($QMP "$(dm "$1" qmp)" query-status 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
+  echo "${s:-dead}"
+}
+state() { "$L" sim info "$1" 2>/dev/null | awk '{ print $4 }'; }
+qemus() { pgrep -f "qmp unix:$LOCKSTEP_RUNDIR/" | grep -c . || true; }
+outcome() { awk '$1 == "outcome" { print $2 }' "$1" | tr -d :; }
+running_hvm() {   # an HVM domain whose QEMU runs: restored from the base save
+  "$L" restore -i "$WORK/base.xl" 2>/dev/null | awk '/^domid/ { print $2 }'
+}
+
+# migrate_failing DOMID RECEIVER_REFUSES [SENDER_ENV...]: a migration of DOMID
+# to a receiver on this host whose backend refuses RECEIVER_REFUSES
+# (LOCKSTEP_SIM_FAULT); the sender's exit status in $RC, its output in
+# $WORK/send.out, its stderr (trace) in $WORK/send.err.
+migrate_failing() {
+  local d=$1 refuse=$2 recv
+  shift 2
+  rm -f "$WORK/mig.sock"
+  LOCKSTEP_SIM_FAULT=$refuse timeout 60 "$L" migrate-receive \
+    --listen "unix:$WORK/mig.sock" --timeout 20 >"$WORK/recv.out" 2>"$WORK/recv.err" &
+  recv=$!
+  for _ in $(seq 200); do [ -S "$WORK/mig.sock" ] && break; sleep 0.05; done
+  set +e
+  env "$@" timeout 60 "$L" migrate --domid "$d" --to "unix:$WORK/mig.sock" --timeout 20 \
+    >"$WORK/send.out" 2>"$WORK/send.err"
+  RC=$?
+  wait $recv
+  set -e
+  cat "$WORK/send.err" >>"$trace_all"
+}
+
+"$L" save --sim hvm --memory 4M --seed 7 -o "$WORK/base.xl" >/dev/null 2>&1
+
+# ---- the receiver fails; the source's guest and QEMU run again ----------------
+for refuse in dm-start unpause; do
+  case $refuse in
+    dm-start) what="the receiver's restore fails after the stream (its QEMU cannot start)" ;;
+    unpause)  what="the receiver cannot start its copy (it reports so, then gives leave to resume)" ;;
+  esac
+  d=$(running_hvm)
+  check "$what: the source QEMU runs before" [ "$(status "$d")" = running ]
+  migrate_failing "$d" "$refuse"
+  check "$what: the sender fails (exit $RC): $(grep 'lockstep migrate:' "$WORK/send.err")" [ $RC = 1 ]
+  check "$what: the sender reports source-runs" [ "$(outcome "$WORK/send.out")" = source-runs ]
+  check "$what: the source guest runs" [ "$(state "$d")" = running ]
+  q=$(status "$d")
+  check "$what: the source guest's QEMU runs again (query-status: $q)" [ "$q" = running ]
+  check "$what: the destination has no copy, one QEMU in all" eval "[ $(sim_domains) = 1 ] && [ $(qemus) = 1 ]"
+  "$L" sim destroy "$d"
+done
+
+# ---- the source QEMU dies before its cont ---------------------------------------
+# Its 6th QMP command is the cont (query-status, stop, add-fd,
+# xen-save-devices-state and remove-fd come first, in the save).
+d=$(running_hvm)
+migrate_failing "$d" dm-start LOCKSTEP_DM_FAULT_KILL=6
+what="the source QEMU is killed before the cont"
+check "$what: the sender fails (exit $RC)" [ $RC = 1 ]
+check "$what: the sender still reports source-runs" [ "$(outcome "$WORK/send.out")" = source-runs ]
+check "$what: the error says the guest runs and its QEMU does not: $(grep 'lockstep migrate:' "$WORK/send.err")" \
+  grep -q "lockstep migrate: .*domain $d runs again here, but its QEMU does not: device model of domain $d died: cont failed" "$WORK/send.err"
+check "$what: the source guest runs" [ "$(state "$d")" = running ]
+check "$what: its dead QEMU is reported" [ "$(dm "$d" state)" = "killed by signal 9 (Killed)" ]
+"$L" sim destroy "$d"
+
+# ---- a fault or a cancel at each sender dispatch from the resume on -----------
+d=$(running_hvm)
+migrate_failing "$d" dm-start
+first=$(awk '$1 == "fsm" && $7 == "mig_resume_source" { print $2; exit }' "$WORK/send.err")
+last=$(awk '$1 == "fsm" && $2 > 0 { n = $2 } END { print n }' "$WORK/send.err")
+bad=0 runs=0 qemu=running
+# A cancel is ignored all through (the resume and the cont are the teardown):
+# one at each dispatch of the sender's own machine says so.
+cancels=" $(awk -v f="$first" '$1 == "fsm" && $2 >= f && $3 == "migrate_send" { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
+for k in $(seq "$first" "$last"); do
+  for how in 5 cancel; do
+    [ $how = 5 ] || [[ $cancels == *" $k "* ]] || continue
+    [ "$qemu" = running ] || { "$L" sim destroy "$d"; d=$(running_hvm); }
+    migrate_failing "$d" dm-start FSM_FAULT=$k:$how
+    runs=$((runs + 1))
+    err=$(grep 'lockstep migrate:' "$WORK/send.err" || true)
+    qemu=$(status "$d")
+    if [ $RC != 1 ]; then
+      echo "  $k:$how: exit $RC"; bad=$((bad + 1))
+    elif [ "$(outcome "$WORK/send.out")" != source-runs ] || [ "$(state "$d")" != running ]; then
+      echo "  $k:$how: outcome $(outcome "$WORK/send.out"), guest $(state "$d")"; bad=$((bad + 1))
+    elif [ "$qemu" != running ] && ! grep -q "runs again here, but its QEMU does not" <<<"$err"; then
+      echo "  $k:$how: the QEMU is $qemu and the error does not say so: $err"; bad=$((bad + 1))
+    fi
+    [ "$(sim_domains)" = 1 ] || { echo "  $k:$how: $(sim_domains) domains"; bad=$((bad + 1)); }
+  done
+done
+check "a fault at each of the sender's dispatches $first..$last, a cancel at those of migrate_send ($runs runs): exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" [ $bad = 0 ]
+"$L" sim destroy "$d"
+
+# ---- the sender is SIGKILLed after the save stopped QEMU --------------------------
+# A receiver that takes the stream and never answers: the sender awaits
+# "domain received" with the guest suspended and its QEMU stopped. Killed
+# there, its guard (the daemon) resumes the guest, and lets its QEMU run again
+# if the save had stopped it: not a QEMU that never ran (-S, "prelaunch"),
+# and not when the guest stays paused.
+silent_receiver() {   # silent_receiver SOCKET: banner, then read to EOF (60 s bound)
+  python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(60)
+c, _ = s.accept(); c.settimeout(60)
+c.sendall(b"xl migration receiver ready, send binary domain data.\n")
+while c.recv(1 << 20):
+    pass
+' "$1"
+}
+# kill_awaiting_received DOMID: the sender killed in AWAIT_RECEIVED; $SUSPENDED
+# is the domain's state and $QEMU_BEFORE its QEMU's status just before.
+kill_awaiting_received() {
+  local d=$1 recv send
+  rm -f "$WORK/mig.sock"
+  silent_receiver "$WORK/mig.sock" &
+  recv=$!
+  for _ in $(seq 200); do [ -S "$WORK/mig.sock" ] && break; sleep 0.05; done
+  # Its own --timeout bounds it; it is started directly, so $! is its pid.
+  "$L" migrate --domid "$d" --to "unix:$WORK/mig.sock" --timeout 100 \
+    >"$WORK/send.out" 2>"$WORK/send.err" &
+  send=$!
+  for _ in $(seq 1200); do
+    grep -q -- '-> AWAIT_RECEIVED ' "$WORK/send.err" && break
+    kill -0 $send 2>/dev/null || break
+    sleep 0.05
+  done
+  SUSPENDED=$(state "$d")
+  [ -z "${PAUSE_FIRST:-}" ] || "$L" sim pause "$d"
+  QEMU_BEFORE=$(status "$d")
+  kill -9 $send 2>/dev/null || true
+  wait $send 2>/dev/null || true
+  wait $recv 2>/dev/null || true
+}
+simd_log() { grep "domain $1: its device model" "$LOCKSTEP_RUNDIR/simd.log" | tail -n 1; }
+
+d=$(running_hvm)
+kill_awaiting_received "$d"
+what="sender SIGKILLed awaiting \"domain received\""
+check "$what: the guest was suspended ($SUSPENDED) and its QEMU stopped ($QEMU_BEFORE)" \
+  eval "[ '$SUSPENDED' = suspended ] && [ '$QEMU_BEFORE' = paused ]"
+for _ in $(seq 100); do [ "$(state "$d")" = running ] && break; sleep 0.1; done
+check "$what: the daemon's guard resumed the guest" [ "$(state "$d")" = running ]
+q=$(status "$d")
+check "$what: and let its QEMU run again (query-status: $q; simd: $(simd_log "$d"))" [ "$q" = running ]
+check "$what: simd.log says so" grep -q "domain $d: its device model (pid [0-9]*) was paused: let run again (cont)" "$LOCKSTEP_RUNDIR/simd.log"
+"$L" sim destroy "$d"
+
+d=$("$L" sim create --type hvm --memory 4M --seed 3)
+kill_awaiting_received "$d"
+what="a fresh guest's sender SIGKILLed awaiting \"domain received\""
+check "$what: its QEMU had never run ($QEMU_BEFORE)" [ "$QEMU_BEFORE" = prelaunch ]
+for _ in $(seq 100); do [ "$(state "$d")" = running ] && break; sleep 0.1; done
+check "$what: the daemon's guard resumed the guest" [ "$(state "$d")" = running ]
+q=$(status "$d")
+check "$what: its QEMU is left as it was, never run (query-status: $q; simd: $(simd_log "$d"))" [ "$q" = prelaunch ]
+"$L" sim destroy "$d"
+
+d=$(running_hvm)
+PAUSE_FIRST=1 kill_awaiting_received "$d"
+what="sender SIGKILLed awaiting \"domain received\", the guest paused meanwhile"
+for _ in $(seq 100); do [ "$(state "$d")" != suspended ] && break; sleep 0.1; done
+check "$what: the guard ended the suspend and the guest stays paused" [ "$(state "$d")" = paused ]
+q=$(status "$d")
+check "$what: its QEMU stays stopped (query-status: $q)" [ "$q" = paused ]
+"$L" sim destroy "$d"
+
+# Rows taken: every migrate_send row into, in and out of CONTINUING_DM.
+python3 - "$trace_all" "$SRC"/states/migrate_send.def >"$WORK/rows" <<'PY'
+import re, sys
+taken = set()
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) > 6 and f[0] == "fsm" and f[1] != "0":
+        taken.add((f[2], f[4], f[5]))
+text = open(sys.argv[2]).read()
+rows = [m.groups() for m in re.finditer(r"FSM_ROW\((\w+),\s*(\w+),\s*\w+,\s*(\w+)\)", text)]
+want = [(s, e) for s, e, nxt in rows if "CONTINUING_DM" in (s, nxt)]
+missing = [f"{s} + {e}" for s, e in want if ("migrate_send", s, e) not in taken]
+if not want:
+    missing.append("(migrate_send.def has no CONTINUING_DM rows)")
+print(f"migrate_send rows of the QEMU's cont taken: {len(want) - len(missing)} of {len(want)}")
+for m in missing:
+    print(f"  not taken: {m}")
+PY
+cat "$WORK/rows"
+check "every migrate_send row of the QEMU's cont was taken" test -z "$(grep 'not taken' "$WORK/rows")"
+check "no domain and no QEMU left" eval "[ $(sim_domains) = 0 ] && [ $(qemus) = 0 ]"
+finish
