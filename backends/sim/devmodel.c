@@ -68,13 +68,46 @@ const char *sim_dm_status_text(int st, char *buf, size_t len)
     return buf;
 }
 
+#define FIRMWARE_NAME "firmware.bin"
+#define FIRMWARE_SIZE 65536          /* QEMU takes a PC BIOS in 64 KiB units */
+
 static void remove_files(struct sim_dm *dm)
 {
     if (!dm->dir[0])
         return;
+    char fw[SIMP_PATH_LEN + 16];
+    snprintf(fw, sizeof(fw), "%s/" FIRMWARE_NAME, dm->dir);
+    unlink(fw);
     unlink(dm->qmp_path);
     unlink(dm->log_path);
     rmdir(dm->dir);
+}
+
+/* The device model's firmware: a BIOS whose reset vector halts the CPU with
+ * interrupts off. Under Xen a device model never runs guest code (the guest
+ * runs on the hypervisor; here, in the daemon), but this QEMU has a TCG CPU,
+ * and the default SeaBIOS, finding no boot device, keeps it ~70% busy for
+ * as long as the domain runs. A halted CPU costs nothing, and QEMU's run
+ * state (running, paused) behaves the same. ROM contents are not part of the
+ * device state QEMU saves, so nothing of this reaches a stream. */
+static int write_firmware(const char *path, struct ls_errbuf *e)
+{
+    static const uint8_t halt_loop[] = { 0xfa, 0xf4, 0xeb, 0xfd };   /* cli; hlt; jmp hlt */
+    uint8_t *img = malloc(FIRMWARE_SIZE);
+    if (!img)
+        return ls_err(e, -ENOMEM, "out of memory");
+    memset(img, 0xf4, FIRMWARE_SIZE);                     /* hlt everywhere else */
+    memcpy(img + FIRMWARE_SIZE - 16, halt_loop, sizeof(halt_loop));   /* at F000:FFF0 */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ssize_t n = fd >= 0 ? write(fd, img, FIRMWARE_SIZE) : -1;
+    int err = n < 0 ? errno : n != FIRMWARE_SIZE ? EIO : 0;
+    if (fd >= 0 && close(fd) < 0 && !err)
+        err = errno;
+    free(img);
+    if (fd < 0 || err)
+        return ls_err(e, -(fd < 0 ? errno : err), "cannot write the device model's firmware %s: %s",
+                      path, strerror(fd < 0 ? errno : err));
+    return 0;
 }
 
 static int make_dir(struct sim_dm *dm, const char *rundir, uint32_t domid, struct ls_errbuf *e)
@@ -127,7 +160,13 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
         return rc;
     }
 
-    char qmp_arg[SIMP_SUN_LEN + 40], name_arg[48];
+    char qmp_arg[SIMP_SUN_LEN + 40], name_arg[48], fw_path[SIMP_PATH_LEN + 16];
+    snprintf(fw_path, sizeof(fw_path), "%s/" FIRMWARE_NAME, dm->dir);
+    if ((rc = write_firmware(fw_path, e)) < 0) {
+        remove_files(dm);
+        memset(dm, 0, sizeof(*dm));
+        return rc;
+    }
     snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", dm->qmp_path);
     snprintf(name_arg, sizeof(name_arg), "lockstep-domain-%u", domid);
     /* Recipe section 4: without the three migration globals, the state this
@@ -142,6 +181,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     argv[a++] = "-machine";     argv[a++] = "q35,suppress-vmdesc=on";
     argv[a++] = "-accel";       argv[a++] = "tcg";
     argv[a++] = "-m";           argv[a++] = "32";
+    argv[a++] = "-bios";        argv[a++] = fw_path;
     argv[a++] = "-nodefaults";  argv[a++] = "-no-user-config";
     argv[a++] = "-display";     argv[a++] = "none";
     argv[a++] = "-S";
