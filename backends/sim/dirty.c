@@ -452,7 +452,18 @@ int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len
 
 void sim_vcpu_free(struct sim_domain *d)
 {
+    void *mem;
+    size_t len;
+    sim_vcpu_free_but_mapping(d, &mem, &len);
+    if (mem)
+        munmap(mem, len);
+}
+
+void sim_vcpu_free_but_mapping(struct sim_domain *d, void **mem, size_t *len)
+{
     struct sim_vcpu *v = d->vcpu;
+    *mem = NULL;
+    *len = 0;
     if (!v)
         return;
     if (v->thread_started) {
@@ -462,8 +473,8 @@ void sim_vcpu_free(struct sim_domain *d)
         pthread_mutex_unlock(&v->lock);
         pthread_join(v->thread, NULL);
     }
-    if (v->mem)
-        munmap(v->mem, v->mem_len);
+    *mem = v->mem;
+    *len = v->mem_len;
     free(v->pfns);
     free((void *)v->bitmap);
     pthread_mutex_destroy(&v->lock);

@@ -42,5 +42,8 @@ int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len
 
 /* Stops the thread and frees everything (before sim_domain_free). */
 void sim_vcpu_free(struct sim_domain *d);
+/* The same, but the vCPU's mapping of guest memory (NULL when it had none) is
+ * handed to the caller to unmap. */
+void sim_vcpu_free_but_mapping(struct sim_domain *d, void **mem, size_t *len);
 
 #endif

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,12 +118,55 @@ static uint32_t dom_alloc_id(void)
     return 0;
 }
 
+struct memory_release {
+    void *vcpu_map;
+    size_t vcpu_map_len;
+    int mem_fd;
+};
+
+static void *release_memory(void *arg)
+{
+    struct memory_release *r = arg;
+    if (r->vcpu_map)
+        munmap(r->vcpu_map, r->vcpu_map_len);
+    if (r->mem_fd >= 0)
+        close(r->mem_fd);   /* the last reference here frees the guest's pages */
+    free(r);
+    return NULL;
+}
+
+/* Giving a destroyed domain's memory back (unmapping the vCPU's mapping, the
+ * close that frees the memfd's pages) takes a few hundred ms per GiB here; a
+ * detached thread does it, as Xen relinquishes a dying domain's memory after
+ * the destroy has returned. The domain itself is gone at once. */
+static void release_memory_later(struct sim_domain *d)
+{
+    struct memory_release *r = malloc(sizeof(*r));
+    void *map;
+    size_t len;
+    sim_vcpu_free_but_mapping(d, &map, &len);
+    if (!r) {
+        if (map)
+            munmap(map, len);
+        return;     /* sim_domain_free closes the memfd */
+    }
+    *r = (struct memory_release){ .vcpu_map = map, .vcpu_map_len = len, .mem_fd = d->mem_fd };
+    d->mem_fd = -1;
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, release_memory, r) != 0)
+        release_memory(r);
+    pthread_attr_destroy(&at);
+}
+
 static void dom_remove(struct sim_domain *d)
 {
     if (d->dm.pid > 0)
         logmsg("domain %u: killing its device model (pid %d)", d->domid, (int)d->dm.pid);
     sim_dm_kill(&d->dm);   /* the device model never outlives its domain */
-    sim_vcpu_free(d);
+    release_memory_later(d);
     for (size_t i = 0; i < g.ndoms; i++) {
         if (g.doms[i] == d) {
             memmove(&g.doms[i], &g.doms[i + 1], (g.ndoms - i - 1) * sizeof(g.doms[0]));
