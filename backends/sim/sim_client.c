@@ -543,10 +543,18 @@ int sim_map_domain(struct sim_backend *sb, uint32_t domid, bool writable, struct
 /* Tearing down the page tables of a big mapping takes long (0.3 s per GiB
  * under nested virtualization), and a memory task's unmap sits between its
  * last record and the handshake that ends a migration's downtime: a thread
- * of its own does it. */
+ * of its own does it, a slice at a time, because an munmap holds the
+ * process's mmap lock throughout, and every other thread's page fault or
+ * mmap (a thread pool stack, a large malloc) would wait for all of it. */
+#define UNMAP_SLICE (16u << 20)
+
 static void *unmap_thread(void *arg)
 {
     struct sim_map *m = arg;
+    size_t len = (size_t)m->p2m_size * STREAM_PAGE_SIZE;
+    for (size_t at = 0; m->mem && at < len; at += UNMAP_SLICE)
+        munmap(m->mem + at, len - at < UNMAP_SLICE ? len - at : UNMAP_SLICE);
+    m->mem = NULL;
     sim_unmap_domain(m);
     free(m);
     return NULL;
