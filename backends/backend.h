@@ -168,6 +168,11 @@ struct ls_backend_ops {
      * last line of its log. Optional. */
     int (*dm_start_incoming)(struct ls_backend *be, uint32_t domid, int state_fd,
                              const char *qemu, struct ls_errbuf *err);
+    /* Stop (kill) the device model dm_start_incoming started for domid: a
+     * failed restore into a domain the toolstack gave hands it back as it
+     * came, without one. No device model is no error. Optional (with
+     * dm_start_incoming). */
+    int (*dm_stop)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
 
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],

@@ -202,6 +202,7 @@ static int start_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
         done += (size_t)w;
     }
     lseek(fd, 0, SEEK_SET);
+    r->dm_started = true;   /* even a start that fails may leave a QEMU behind */
     rc = be->ops->dm_start_incoming(be, r->domid, fd, r->opts.qemu, err);
     close(fd);
     if (rc < 0)
@@ -227,16 +228,28 @@ static int finish_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 static int destroy_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
+    struct ls_backend *be = be_of(r);
     if (r->opts.domid) {
-        /* The toolstack's: it decides what becomes of it. */
-        if (be_of(r)->ops->release_for_restore)
-            be_of(r)->ops->release_for_restore(be_of(r), r->domid);
+        /* The toolstack's: it decides what becomes of it, and gets it back as
+         * it came, without the QEMU this restore started (a destroyed domain
+         * takes its QEMU with it; a released one would keep it running). */
+        if (r->dm_started && be->ops->dm_stop) {
+            struct ls_errbuf why;
+            ls_err_clear(&why);
+            int rc = be->ops->dm_stop(be, r->domid, &why);
+            if (rc < 0)
+                return ls_err(err, rc, "the restore failed and the device model it started for "
+                              "domain %u could not be stopped: %s", r->domid, why.msg);
+            r->dm_started = false;
+        }
+        if (be->ops->release_for_restore)
+            be->ops->release_for_restore(be, r->domid);
         r->domain_created = false;
         return 0;
     }
     struct ls_errbuf mine;
     ls_err_clear(&mine);
-    int rc = be_of(r)->ops->destroy(be_of(r), r->domid, &mine);
+    int rc = be->ops->destroy(be, r->domid, &mine);
     if (rc < 0)
         return ls_err(err, rc, "the restore failed and its partial domain %u could not be "
                       "destroyed: %s", r->domid, mine.msg);

@@ -41,6 +41,8 @@ struct restore_role {
     /* the device model: a QEMU started on EMULATOR_CONTEXT (spec 3.2 step 5) */
     struct ls_dm_info dm;
     bool dm_qemu;
+    bool dm_started;               /* this restore started (or tried to start) the domain's
+                                      QEMU: a given domain's is stopped on failure */
     struct dm_task dm_check, dm_cont;
     struct fsm_join dm_check_join, dm_cont_join;
     struct fsm_join *dm_join;      /* the one in progress, for a cancel */

@@ -22,6 +22,7 @@ const char *simp_op_name(unsigned op)
         [SIMP_OP_DIGEST] = "digest",   [SIMP_OP_LOGDIRTY] = "logdirty",
         [SIMP_OP_GUARD] = "guard",     [SIMP_OP_HANDOFF] = "handoff",
         [SIMP_OP_DM_INFO] = "dm-info", [SIMP_OP_DM_START] = "dm-start",
+        [SIMP_OP_DM_STOP] = "dm-stop",
     };
     return op < SIMP_OP_MAX_ && names[op] ? names[op] : "unknown";
 }

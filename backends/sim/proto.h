@@ -69,7 +69,9 @@ enum simp_op {
     SIMP_OP_DM_INFO  = 17,  /* -> struct simp_dm_info: the domain's device model */
     SIMP_OP_DM_START = 18,  /* struct simp_dm_start + 1 fd (device state): start its QEMU
                                with -incoming on that state (a restore) */
-    SIMP_OP_MAX_     = 19,
+    SIMP_OP_DM_STOP  = 19,  /* kill and reap the QEMU DM_START started: a failed restore
+                               gives the domain back without a device model */
+    SIMP_OP_MAX_     = 20,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */

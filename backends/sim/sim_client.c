@@ -867,6 +867,12 @@ static int sim_dm_start_incoming(struct ls_backend *be, uint32_t domid, int stat
     return sim_dm_await(be, domid, e);
 }
 
+static int sim_dm_stop(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return sim_rpc(sim_of(be), SIMP_OP_DM_STOP, domid, 0, 0, NULL, 0, NULL, NULL, NULL, 0, NULL,
+                   e);
+}
+
 static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)
 {
     uint8_t *r;
@@ -1047,6 +1053,7 @@ static const struct ls_backend_ops sim_ops = {
     .hand_off = sim_hand_off,
     .dm_info = sim_dm_info_op,
     .dm_start_incoming = sim_dm_start_incoming,
+    .dm_stop = sim_dm_stop,
     .digest = sim_digest,
 };
 

@@ -504,6 +504,28 @@ static int op_dm_start(struct conn *c, const struct simp_hdr *h, struct sim_doma
     return 0;
 }
 
+/* A restore that failed gives its domain back as it came: the QEMU it
+ * started on the restored state (DM_START) is killed and reaped. Only such a
+ * QEMU: a populated domain's own is not a restore's to stop. */
+static int op_dm_stop(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                      struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    if (d->dm.pid > 0 && !d->dm.incoming)
+        return ls_err(e, -EPERM, "dm-stop: the device model of domain %u (pid %d) was not "
+                      "started on a restored state: only a restore's own is stopped", d->domid,
+                      (int)d->dm.pid);
+    if (d->dm.pid > 0) {
+        logmsg("domain %u: stopping its device model (pid %d): the restore gives the domain "
+               "back without one", d->domid, (int)d->dm.pid);
+        sim_dm_kill(&d->dm);
+    }
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
 /* SIGCHLD: reap every exited QEMU; one that died on its own stays reported
  * (DM_INFO alive 0 with its status) until its domain is destroyed. */
 static void reap_children(void)
@@ -633,6 +655,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_dm_info(c, h, d, e);
     case SIMP_OP_DM_START:
         return op_dm_start(c, h, d, p, e);
+    case SIMP_OP_DM_STOP:
+        return op_dm_stop(c, h, d, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;

@@ -15,6 +15,8 @@
 # (b) The sender SIGKILLed while it awaits "domain received" (a receiver that
 #     never answers): lockstep-simd's guard resumes the guest and lets its
 #     QEMU run again; not a QEMU that never ran, nor while the guest is paused.
+# (c) A restore into a toolstack's domain (--domid) that fails after starting
+#     its QEMU gives the domain back without one: no QEMU process is left.
 # The source guests are HVM with a running QEMU (restored from a save, so
 # their QEMU was let run); the checks ask QEMU itself (query-status over QMP).
 source "$(dirname "$0")/../integration/lib.sh"
@@ -196,6 +198,63 @@ check "$what: the guard ended the suspend and the guest stays paused" [ "$(state
 q=$(status "$d")
 check "$what: its QEMU stays stopped (query-status: $q)" [ "$q" = paused ]
 "$L" sim destroy "$d"
+
+# ---- a restore into a toolstack's domain fails after its QEMU started ----------
+# The domain is given back as it came: paused, and without a device model
+# (no QEMU process left, none reported). (Issue 3's restore --domid.)
+empty_hvm() {   # an empty paused HVM domain, as a toolstack creates one to restore into
+  python3 -c '
+import os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(30)
+s.connect(os.path.join(os.environ["LOCKSTEP_RUNDIR"], "simd.sock"))
+body = struct.pack("<IIQQII64s256s", 2, 0, 0, 0, 0, 0, b"", b"")   # HVM, no populate
+s.sendall(struct.pack("<IHHIHHIi", 0x4D49534C, 2, 2, 0, 0, 0, len(body), 0) + body)
+hdr = b""
+while len(hdr) < 24:
+    hdr += s.recv(24 - len(hdr))
+n, status = struct.unpack_from("<Ii", hdr, 16)
+data = b""
+while len(data) < n:
+    data += s.recv(n - len(data))
+if status:
+    sys.exit(data.decode(errors="replace"))
+print(struct.unpack_from("<I", data)[0])
+'
+}
+for how in "LOCKSTEP_SIM_FAULT=unpause" "LOCKSTEP_DM_FAULT_KILL=1"; do
+  case $how in
+    LOCKSTEP_SIM_FAULT=*) what="restore --domid, the unpause refused after its QEMU ran" ;;
+    *)                    what="restore --domid, its QEMU killed before the load check" ;;
+  esac
+  t=$(empty_hvm)
+  set +e
+  env "$how" timeout 60 "$L" restore --domid "$t" -i "$WORK/base.xl" >/dev/null 2>"$WORK/err"
+  rc=$?
+  set -e
+  cat "$WORK/err" >>"$trace_all"
+  pid=$(grep "domain $t: device model .* started on the restored state, pid" "$LOCKSTEP_RUNDIR/simd.log" |
+        tail -n 1 | sed 's/.*, pid \([0-9]*\),.*/\1/')
+  check "$what: exit 1, the domain left to the toolstack: $(grep 'lockstep restore:' "$WORK/err")" \
+    eval "[ $rc = 1 ] && grep -q 'domain $t is the toolstack.s: lockstep did not destroy it' '$WORK/err'"
+  check "$what: a QEMU had been started (pid ${pid:-none})" [ -n "$pid" ]
+  for _ in $(seq 50); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  check "$what: that QEMU is gone" eval "! kill -0 ${pid:-0} 2>/dev/null"
+  check "$what: the domain is still there, paused" [ "$(state "$t")" = paused ]
+  check "$what: it has no device model any more ($(dm "$t" state))" [ "$(dm "$t" state)" = none ]
+  "$L" sim destroy "$t"
+done
+
+# The daemon refusing to stop that QEMU: the error says so (and the QEMU is
+# the domain's until the toolstack destroys it).
+t=$(empty_hvm)
+set +e
+LOCKSTEP_SIM_FAULT=unpause,dm-stop timeout 60 "$L" restore --domid "$t" -i "$WORK/base.xl" \
+  >/dev/null 2>"$WORK/err"
+rc=$?
+set -e
+check "restore --domid, the QEMU's stop refused too: exit 1 and the error says so: $(grep 'lockstep restore:' "$WORK/err")" \
+  eval "[ $rc = 1 ] && grep -q 'the device model it started for domain $t could not be stopped' '$WORK/err'"
+"$L" sim destroy "$t"
 
 # Rows taken: every migrate_send row into, in and out of CONTINUING_DM.
 python3 - "$trace_all" "$SRC"/states/migrate_send.def >"$WORK/rows" <<'PY'
