@@ -9,9 +9,9 @@
 #      - the source QEMU dies before the cont: the guest runs, and the error
 #        says its QEMU does not;
 #      - an injected failure at each sender dispatch from the resume on (and
-#        a cancel at each of its own machine's): the guest runs, and its QEMU
-#        runs or the error says it does not; every migrate_send row of the
-#        QEMU's cont is taken.
+#        a cancel at each of its own machine's), in both: the guest runs, and
+#        its QEMU runs or the error says it does not; every migrate_send row
+#        of the QEMU's cont, and from the leave to resume, is taken.
 # (b) The sender SIGKILLed while it awaits "domain received" (a receiver that
 #     never answers): lockstep-simd's guard resumes the guest and lets its
 #     QEMU run again; not a QEMU that never ran, nor while the guest is paused.
@@ -96,34 +96,52 @@ check "$what: its dead QEMU is reported" [ "$(dm "$d" state)" = "killed by signa
 "$L" sim destroy "$d"
 
 # ---- a fault or a cancel at each sender dispatch from the resume on -----------
-d=$(running_hvm)
-migrate_failing "$d" dm-start
-first=$(awk '$1 == "fsm" && $7 == "mig_resume_source" { print $2; exit }' "$WORK/send.err")
-last=$(awk '$1 == "fsm" && $2 > 0 { n = $2 } END { print n }' "$WORK/send.err")
-bad=0 runs=0 qemu=running
-# A cancel is ignored all through (the resume and the cont are the teardown):
-# one at each dispatch of the sender's own machine says so.
-cancels=" $(awk -v f="$first" '$1 == "fsm" && $2 >= f && $3 == "migrate_send" { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
-for k in $(seq "$first" "$last"); do
-  for how in 5 cancel; do
-    [ $how = 5 ] || [[ $cancels == *" $k "* ]] || continue
-    [ "$qemu" = running ] || { "$L" sim destroy "$d"; d=$(running_hvm); }
-    migrate_failing "$d" dm-start FSM_FAULT=$k:$how
-    runs=$((runs + 1))
-    err=$(grep 'lockstep migrate:' "$WORK/send.err" || true)
-    qemu=$(status "$d")
-    if [ $RC != 1 ]; then
-      echo "  $k:$how: exit $RC"; bad=$((bad + 1))
-    elif [ "$(outcome "$WORK/send.out")" != source-runs ] || [ "$(state "$d")" != running ]; then
-      echo "  $k:$how: outcome $(outcome "$WORK/send.out"), guest $(state "$d")"; bad=$((bad + 1))
-    elif [ "$qemu" != running ] && ! grep -q "runs again here, but its QEMU does not" <<<"$err"; then
-      echo "  $k:$how: the QEMU is $qemu and the error does not say so: $err"; bad=$((bad + 1))
-    fi
-    [ "$(sim_domains)" = 1 ] || { echo "  $k:$how: $(sim_domains) domains"; bad=$((bad + 1)); }
+# sweep REFUSE ALL: a reference run with the receiver refusing REFUSE, then
+# each a run of its own: an injected failure at each sender dispatch from its
+# resume on (ALL=1: every machine's; else only migrate_send's own), and a
+# cancel at each migrate_send dispatch from the one that reads the leave to
+# resume (or from the resume). A cancel is ignored from there on: resuming
+# and letting QEMU run are the teardown. After each: exit 1, source-runs, the
+# guest runs, and its QEMU runs or the error says it does not.
+sweep() {
+  local refuse=$1 all=$2 k how err first last faults cancels
+  d=$(running_hvm)
+  migrate_failing "$d" "$refuse"
+  first=$(awk '$1 == "fsm" && $7 == "mig_resume_source" { print $2; exit }' "$WORK/send.err")
+  last=$(awk '$1 == "fsm" && $2 > 0 { n = $2 } END { print n }' "$WORK/send.err")
+  faults=" $(awk -v f="$first" -v all="$all" '$1 == "fsm" && $2 >= f && (all || $3 == "migrate_send") { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
+  cancels=" $(awk -v f="$first" '$1 == "fsm" && $7 == "mig_read_permission" { f = $2 }
+                $1 == "fsm" && $2 >= f && $3 == "migrate_send" { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
+  local bad=0 runs=0 qemu=running start
+  start=$(echo $faults $cancels | tr ' ' '\n' | sort -n | head -n 1)
+  for k in $(seq "$start" "$last"); do
+    for how in 5 cancel; do
+      if [ $how = 5 ]; then [[ $faults == *" $k "* ]] || continue; else [[ $cancels == *" $k "* ]] || continue; fi
+      [ "$qemu" = running ] || { "$L" sim destroy "$d"; d=$(running_hvm); }
+      migrate_failing "$d" "$refuse" FSM_FAULT=$k:$how
+      runs=$((runs + 1))
+      err=$(grep 'lockstep migrate:' "$WORK/send.err" || true)
+      qemu=$(status "$d")
+      if [ $RC != 1 ]; then
+        echo "  $refuse, $k:$how: exit $RC"; bad=$((bad + 1))
+      elif [ "$(outcome "$WORK/send.out")" != source-runs ] || [ "$(state "$d")" != running ]; then
+        echo "  $refuse, $k:$how: outcome $(outcome "$WORK/send.out"), guest $(state "$d")"; bad=$((bad + 1))
+      elif [ "$qemu" != running ] && ! grep -q "runs again here, but its QEMU does not" <<<"$err"; then
+        echo "  $refuse, $k:$how: the QEMU is $qemu and the error does not say so: $err"; bad=$((bad + 1))
+      fi
+      [ "$(sim_domains)" = 1 ] || { echo "  $refuse, $k:$how: $(sim_domains) domains"; bad=$((bad + 1)); }
+    done
   done
-done
-check "a fault at each of the sender's dispatches $first..$last, a cancel at those of migrate_send ($runs runs): exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" [ $bad = 0 ]
-"$L" sim destroy "$d"
+  "$L" sim destroy "$d"
+  SWEEP_RUNS=$runs
+  return $bad
+}
+check "the receiver's restore failing: a fault at each sender dispatch from the resume on, a cancel at each of migrate_send's: exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" \
+  sweep dm-start 1
+echo "  ($SWEEP_RUNS runs)"
+check "the receiver unable to start its copy: a fault and a cancel at each migrate_send dispatch from the leave to resume on: the same" \
+  sweep unpause 0
+echo "  ($SWEEP_RUNS runs)"
 
 # ---- the sender is SIGKILLed after the save stopped QEMU --------------------------
 # A receiver that takes the stream and never answers: the sender awaits
@@ -256,7 +274,8 @@ check "restore --domid, the QEMU's stop refused too: exit 1 and the error says s
   eval "[ $rc = 1 ] && grep -q 'the device model it started for domain $t could not be stopped' '$WORK/err'"
 "$L" sim destroy "$t"
 
-# Rows taken: every migrate_send row into, in and out of CONTINUING_DM.
+# Rows taken: every migrate_send row into, in and out of CONTINUING_DM, and
+# those that lead to the resume from the receiver's leave to resume.
 python3 - "$trace_all" "$SRC"/states/migrate_send.def >"$WORK/rows" <<'PY'
 import re, sys
 taken = set()
@@ -266,15 +285,15 @@ for line in open(sys.argv[1]):
         taken.add((f[2], f[4], f[5]))
 text = open(sys.argv[2]).read()
 rows = [m.groups() for m in re.finditer(r"FSM_ROW\((\w+),\s*(\w+),\s*\w+,\s*(\w+)\)", text)]
-want = [(s, e) for s, e, nxt in rows if "CONTINUING_DM" in (s, nxt)]
+want = [(s, e) for s, e, nxt in rows if "CONTINUING_DM" in (s, nxt) or s == "AWAIT_PERMISSION"]
 missing = [f"{s} + {e}" for s, e in want if ("migrate_send", s, e) not in taken]
 if not want:
     missing.append("(migrate_send.def has no CONTINUING_DM rows)")
-print(f"migrate_send rows of the QEMU's cont taken: {len(want) - len(missing)} of {len(want)}")
+print(f"migrate_send rows of the resume and the QEMU's cont taken: {len(want) - len(missing)} of {len(want)}")
 for m in missing:
     print(f"  not taken: {m}")
 PY
 cat "$WORK/rows"
-check "every migrate_send row of the QEMU's cont was taken" test -z "$(grep 'not taken' "$WORK/rows")"
+check "every migrate_send row of the resume and the QEMU's cont was taken" test -z "$(grep 'not taken' "$WORK/rows")"
 check "no domain and no QEMU left" eval "[ $(sim_domains) = 0 ] && [ $(qemus) = 0 ]"
 finish
