@@ -326,7 +326,8 @@ static int mig_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
 static int mig_cont_dm(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_send_role *r = m->owner;
-    struct save_role *s = (struct save_role *)r->save;   /* the save role's ls_op is its first member */
+    /* The save role's ls_op is the first member of its struct save_role. */
+    struct save_role *s = (struct save_role *)r->save;
     bool stopped_by_save = s && s->m.state == SAVE_S_DONE && s->dm_qemu && s->dm_save.was_running;
     fsm_join_begin(&r->dm_cont_join, m, MIGRATE_SEND_E_DM_CONTINUED,
                    MIGRATE_SEND_E_DM_CONT_FAILED);
