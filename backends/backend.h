@@ -174,6 +174,11 @@ struct ls_backend_ops {
      * dm_start_incoming). */
     int (*dm_stop)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
 
+    /* No operation runs any more: release what memory tasks left for later
+     * so as not to lengthen their operation's end (the sim: unmapping guest
+     * memory). Optional. */
+    void (*release_deferred)(struct ls_backend *be);
+
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
                   struct ls_errbuf *err);

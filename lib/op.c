@@ -20,6 +20,9 @@ void ls_op_finish(struct ls_op *op, int rc, const char *msg)
 {
     op->finished = true;
     op->ctx->live_ops--;
+    struct ls_backend *be = op->ctx->be;
+    if (op->ctx->live_ops == 0 && be->ops->release_deferred)
+        be->ops->release_deferred(be);
     if (op->done)
         op->done(op, rc, rc ? msg : NULL, op->data);
 }

@@ -560,7 +560,7 @@ static void *unmap_thread(void *arg)
     return NULL;
 }
 
-void sim_unmap_domain_later(struct sim_map *m)
+static void unmap_in_thread(struct sim_map *m)
 {
     if (m->mem && m->mem_fd >= 0) {   /* the fd now: only the unmap waits */
         close(m->mem_fd);
@@ -583,6 +583,54 @@ void sim_unmap_domain_later(struct sim_map *m)
     }
     free(copy);
     sim_unmap_domain(m);
+}
+
+/* A memory task ends inside its operation: a save's at the suspend, before
+ * the migration handshake that ends the downtime; a restore's before the
+ * guest starts. Tearing down a big populated mapping then (its CPU time, the
+ * mmap lock it holds) would lengthen exactly that, so it waits until no
+ * operation runs. Beyond SIM_RETIRED_MAX waiting, the oldest goes at once. */
+void sim_retire_map(struct sim_backend *sb, struct sim_map *m)
+{
+    if (m->mem_fd >= 0) {   /* the fd now: only the unmap waits */
+        close(m->mem_fd);
+        m->mem_fd = -1;
+    }
+    struct sim_map *keep = malloc(sizeof(*keep)), *oldest = NULL;
+    if (!keep) {
+        unmap_in_thread(m);
+        return;
+    }
+    *keep = *m;
+    memset(m, 0, sizeof(*m));
+    m->mem_fd = -1;
+    pthread_mutex_lock(&sb->retired_lock);
+    if (sb->nretired == SIM_RETIRED_MAX) {
+        oldest = sb->retired[0];
+        memmove(&sb->retired[0], &sb->retired[1], (SIM_RETIRED_MAX - 1) * sizeof(sb->retired[0]));
+        sb->nretired--;
+    }
+    sb->retired[sb->nretired++] = keep;
+    pthread_mutex_unlock(&sb->retired_lock);
+    if (oldest) {
+        unmap_in_thread(oldest);
+        free(oldest);
+    }
+}
+
+void sim_release_deferred(struct ls_backend *be)
+{
+    struct sim_backend *sb = sim_of(be);
+    struct sim_map *list[SIM_RETIRED_MAX];
+    pthread_mutex_lock(&sb->retired_lock);
+    unsigned n = sb->nretired;
+    memcpy(list, sb->retired, n * sizeof(list[0]));
+    sb->nretired = 0;
+    pthread_mutex_unlock(&sb->retired_lock);
+    for (unsigned i = 0; i < n; i++) {
+        unmap_in_thread(list[i]);
+        free(list[i]);
+    }
 }
 
 void sim_map_populate(struct sim_map *m, int advice)
@@ -616,6 +664,14 @@ static void sim_close(struct ls_backend *be)
     if (!sb)
         return;
     drop_conn(sb);
+    pthread_mutex_lock(&sb->retired_lock);
+    for (unsigned i = 0; i < sb->nretired; i++) {
+        sim_unmap_domain(sb->retired[i]);
+        free(sb->retired[i]);
+    }
+    sb->nretired = 0;
+    pthread_mutex_unlock(&sb->retired_lock);
+    pthread_mutex_destroy(&sb->retired_lock);
     pthread_mutex_destroy(&sb->lock);
     free(sb);
 }
@@ -1039,6 +1095,7 @@ const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percen
 static const struct ls_backend_ops sim_ops = {
     .name = "sim",
     .close = sim_close,
+    .release_deferred = sim_release_deferred,
     .domain_info = sim_domain_info_op,
     .pause = sim_pause,
     .unpause = sim_unpause,
@@ -1065,6 +1122,7 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)
     sb->base.ops = &sim_ops;
     sb->fd = -1;
     pthread_mutex_init(&sb->lock, NULL);
+    pthread_mutex_init(&sb->retired_lock, NULL);
     if (simp_rundir(sb->rundir, sizeof(sb->rundir)) < 0 ||
         simp_rundir_file(sb->rundir, SIMP_SOCK_NAME, sb->sock_path, sizeof(sb->sock_path)) < 0) {
         sim_close(&sb->base);

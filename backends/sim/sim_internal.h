@@ -10,9 +10,17 @@
 #include "backends/sim/proto.h"
 #include "lockstep/errbuf.h"
 
+struct sim_map;
+#define SIM_RETIRED_MAX 8
+
 struct sim_backend {
     struct ls_backend base;        /* first: ls_backend* <-> sim_backend* */
     pthread_mutex_t lock;          /* one request in flight on fd */
+    /* Guest mappings of finished memory tasks, unmapped once no operation
+     * runs (sim_release_deferred), never inside one (see sim_retire_map). */
+    pthread_mutex_t retired_lock;
+    struct sim_map *retired[SIM_RETIRED_MAX];
+    unsigned nretired;
     int fd;                        /* -1 until (re)connected */
     int daemon_pid;
     char rundir[PATH_MAX];
@@ -53,9 +61,10 @@ void sim_unmap_domain(struct sim_map *m);
  * for copies through the mapping that would otherwise take a page fault per
  * page. */
 void sim_map_populate(struct sim_map *m, int advice);
-/* The same, done by a detached thread: for the end of a memory task, where
- * the teardown of a big mapping would delay what follows. */
-void sim_unmap_domain_later(struct sim_map *m);
+/* The end of a memory task: the mapping is unmapped later, by a thread,
+ * once no operation runs (sim_release_deferred) or the backend closes. */
+void sim_retire_map(struct sim_backend *sb, struct sim_map *m);
+void sim_release_deferred(struct ls_backend *be);
 
 /* Log-dirty (enum simp_logdirty_op). For CLEAN/PEEK, *bitmap (malloc'd, may
  * be NULL to discard) gets (p2m_size + 63) / 64 words and *dirty the count. */

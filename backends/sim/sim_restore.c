@@ -808,7 +808,7 @@ static void ctx_free(struct restore_ctx *r)
     free(r->iov);
     if (r->splice == SPLICE_ON && !r->in_is_pipe)
         io_splice_stage_close(&r->stage);
-    sim_unmap_domain_later(&r->map);
+    sim_retire_map(r->sb, &r->map);
     free(r);
 }
 

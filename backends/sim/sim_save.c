@@ -546,7 +546,7 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
             rc = ls_err(e, -EIO, "save of domain %u: could not disable qemu's log-dirty mode",
                         p->domid);
     }
-    sim_unmap_domain_later(&s->map);
+    sim_retire_map(s->sb, &s->map);
     free(s);
     return rc;
 }
