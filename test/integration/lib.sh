@@ -37,3 +37,21 @@ verify() {  # verify FORMAT FILE
 }
 
 sim_domains() { "$LOCKSTEP_BIN" sim list | tail -n +2 | grep -c . || true; }
+
+# simq_start: a test/integration/simq.py of this shell's own (on fds 7 and 8),
+# which answers questions about the daemon of $LOCKSTEP_RUNDIR without a
+# lockstep process per question; `sq QUESTION...` leaves the answer in $SQ.
+simq_start() {
+  local q=${1:-$WORK/simq}
+  mkfifo "$q.in" "$q.out"
+  python3 -u "$(dirname "${BASH_SOURCE[0]}")/simq.py" <"$q.in" >"$q.out" 2>&1 &
+  SIMQ_PID=$!
+  exec 7>"$q.in" 8<"$q.out"
+}
+simq_stop() {
+  [ -n "${SIMQ_PID:-}" ] || return 0
+  exec 7>&- 8<&-
+  wait "$SIMQ_PID" 2>/dev/null || true
+  SIMQ_PID=
+}
+sq() { echo "$*" >&7; IFS= read -r SQ <&8 || SQ="error: simq.py is gone"; }
