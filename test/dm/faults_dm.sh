@@ -10,6 +10,11 @@
 # clean failures, the guest running with its QEMU running, nothing left
 # behind; every row of devmodel.def and every device-model row of save.def
 # and restore.def must be taken.
+# The save sweep and the restore sweep of (2) run at once, each with a sim
+# daemon (a host) of its own. A save sweep's run that leaves its guest running
+# with its QEMU running (what each run checks) leaves it to the next run, as a
+# toolstack would try again on it; any other outcome gets a fresh guest.
+# simq.py answers the questions about the daemon's domains and QEMUs.
 source "$(dirname "$0")/../integration/lib.sh"
 L=$LOCKSTEP_BIN
 HERE=$(dirname "$0")
@@ -17,9 +22,14 @@ SRC=${LOCKSTEP_SOURCE_DIR:-$HERE/../..}
 QMP="python3 $HERE/qmp.py"
 export LOCKSTEP_TRACE=1
 trace_all=$WORK/trace.all
-dm() { "$L" sim dm "$1" | awk -v k="$2" '$1 == k { sub(/^[^ ]+ /, ""); print }'; }
-status() { $QMP "$(dm "$1" qmp)" query-status 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || echo dead; }
-state() { "$L" sim info "$1" 2>/dev/null | awk '{ print $4 }'; }
+# The sweeps' daemons too, should this script be stopped before they end.
+trap 'for r in "$WORK"/*/run; do [ -d "$r" ] && LOCKSTEP_RUNDIR=$r stop_daemon; done
+      stop_daemon; rm -rf "$WORK"' EXIT
+# The state of domain $1 ("" when there is none), its QEMU's (as `sim dm`),
+# and the QEMU's own run state (query-status) or "dead".
+state() { sq state "$1"; [ "$SQ" = none ] || echo "$SQ"; }
+dm_state() { sq dm "$1"; echo "$SQ"; }
+status() { sq status "$1"; echo "$SQ"; }
 qemus() { pgrep -f "qmp unix:$LOCKSTEP_RUNDIR/" | grep -c . || true; }
 simd_fds() { ls "/proc/$(cat "$LOCKSTEP_RUNDIR/simd.pid")/fd" | wc -l; }
 # The dispatches of a trace that concern the device model.
@@ -38,6 +48,8 @@ running_hvm() {   # an HVM domain whose QEMU runs: restored from the base save
 
 "$L" save --sim hvm --memory 1M --seed 4 -o "$WORK/base.xl" >/dev/null 2>&1
 "$L" sim list >/dev/null   # the daemon runs from here on: its fds are counted
+simq_start
+sq count
 fds0=$(simd_fds)
 
 # ---- (1) QEMU killed at each step -------------------------------------------
@@ -53,9 +65,9 @@ for n in 1 2 3 4 5; do
   check "$what: exit 1 with \"device model of domain $d died\": $(grep 'lockstep save:' "$WORK/err")" \
     eval "[ $rc = 1 ] && grep -q 'lockstep save: device model of domain $d died: ${steps[n-1]} failed' '$WORK/err'"
   check "$what: the guest runs again" [ "$(state "$d")" = running ]
-  check "$what: the dead QEMU is reported" [ "$(dm "$d" state)" = "killed by signal 9 (Killed)" ]
+  check "$what: the dead QEMU is reported" [ "$(dm_state "$d")" = "killed by signal 9 (Killed)" ]
   check "$what: no partial file" [ ! -e "$WORK/k.xl" ]
-  "$L" sim destroy "$d"
+  sq destroy "$d"
   check "$what: no QEMU left ($(qemus)), no fd left in the daemon ($(simd_fds) fds, $fds0 before)" \
     eval "[ $(qemus) = 0 ] && [ $(simd_fds) = $fds0 ]"
 done
@@ -70,11 +82,11 @@ cat "$WORK/err" >>"$trace_all"
 check "save --keep, QEMU killed before cont: exit 1: $(grep 'lockstep save:' "$WORK/err")" \
   eval "[ $rc = 1 ] && grep -q 'lockstep save: device model of domain $d died: cont failed' '$WORK/err'"
 check "save --keep, QEMU killed before cont: the guest runs on" [ "$(state "$d")" = running ]
-"$L" sim destroy "$d"
+sq destroy "$d"
 
 d=$(running_hvm)
-kill -9 "$(dm "$d" pid)"
-for _ in $(seq 100); do [ "$(dm "$d" state)" = running ] || break; sleep 0.05; done
+sq dmpid "$d"; kill -9 "$SQ"
+for _ in $(seq 100); do [ "$(dm_state "$d")" = running ] || break; sleep 0.05; done
 if "$L" save --domid "$d" -o "$WORK/k.xl" >/dev/null 2>"$WORK/err"; then
   fail "a save of a domain whose QEMU died succeeded"
 else
@@ -82,7 +94,7 @@ else
     grep -q "device model of domain $d died: its QEMU (pid [0-9]*) killed by signal 9" "$WORK/err"
   check "... and the guest was never stopped" [ "$(state "$d")" = running ]
 fi
-"$L" sim destroy "$d"
+sq destroy "$d"
 
 rsteps=(query-status cont)
 for n in 1 2; do
@@ -107,81 +119,131 @@ for n in 1 2; do
 done
 
 # ---- (2) a fault or a cancel at every dispatch ------------------------------
-bad=0
 d=$(running_hvm)
 "$L" save --domid "$d" -o "$WORK/ok.xl" >/dev/null 2>"$WORK/trace"
 cat "$WORK/trace" >>"$trace_all"
 save_ks=$(dm_dispatches "$WORK/trace")
-for k in $save_ks; do
-  for how in 5 cancel; do
-    d=$(running_hvm)
-    set +e
-    FSM_FAULT=$k:$how timeout 60 "$L" save --domid "$d" -o "$WORK/f.xl" >/dev/null 2>"$WORK/trace"
-    rc=$?
-    set -e
-    cat "$WORK/trace" >>"$trace_all"
-    if [ $rc = 0 ]; then
-      verify xl "$WORK/f.xl" || { echo "  save $k:$how: succeeded with a bad file"; bad=$((bad + 1)); }
-      [ "$(state "$d")" = "" ] || [ "$(state "$d")" = running ] || { echo "  save $k:$how: left $(state "$d")"; bad=$((bad + 1)); }
-    elif [ $rc != 1 ]; then
-      echo "  save $k:$how: exit $rc"; bad=$((bad + 1))
-    elif grep -qE 'save_finish_domain +-> FINISHING +rc=0' "$WORK/trace" && [ -z "$(state "$d")" ]; then
-      :   # failed after xl save's destroy: nothing to resume
-    elif [ "$(state "$d")" != running ]; then
-      echo "  save $k:$how: guest left '$(state "$d")'"; bad=$((bad + 1))
-    elif [ "$(status "$d")" != running ]; then
-      echo "  save $k:$how: the guest runs but its QEMU is '$(status "$d")'"; bad=$((bad + 1))
-    fi
-    rm -f "$WORK/f.xl"
-    "$L" sim destroy "$d" >/dev/null 2>&1 || true
-    [ "$(qemus)" = 0 ] || { echo "  save $k:$how: a QEMU was left"; bad=$((bad + 1)); }
-    for j in $(failure_path_dispatches "$WORK/trace" "$k"); do
-      d=$(running_hvm)
-      set +e
-      FSM_FAULT=$k:$how,$j:5 timeout 60 "$L" save --domid "$d" -o "$WORK/f.xl" >/dev/null 2>"$WORK/trace2"
-      rc=$?
-      set -e
-      cat "$WORK/trace2" >>"$trace_all"
-      [ $rc = 1 ] || { echo "  save $k:$how,$j:5: exit $rc"; bad=$((bad + 1)); }
-      [ "$(state "$d")" = running ] || { echo "  save $k:$how,$j:5: guest left '$(state "$d")'"; bad=$((bad + 1)); }
-      [ ! -e "$WORK/f.xl" ] || { echo "  save $k:$how,$j:5: partial file"; rm -f "$WORK/f.xl"; bad=$((bad + 1)); }
-      "$L" sim destroy "$d" >/dev/null 2>&1 || true
-    done
-  done
-done
-check "HVM save with its QEMU: a fault and a cancel at each of its $(echo $save_ks | wc -w) device-model dispatches: clean failures, guest and QEMU running" [ $bad = 0 ]
-
-bad=0
 "$L" restore -i "$WORK/ok.xl" --destroy >/dev/null 2>"$WORK/trace"
 cat "$WORK/trace" >>"$trace_all"
 rst_ks=$(dm_dispatches "$WORK/trace")
-for k in $rst_ks; do
-  for how in 5 cancel; do
-    set +e
-    FSM_FAULT=$k:$how timeout 60 "$L" restore -i "$WORK/ok.xl" --destroy >/dev/null 2>"$WORK/trace"
-    rc=$?
-    set -e
-    cat "$WORK/trace" >>"$trace_all"
-    [ $rc = 0 ] || [ $rc = 1 ] || { echo "  restore $k:$how: exit $rc"; bad=$((bad + 1)); }
-    if [ "$(sim_domains)" != 0 ] || [ "$(qemus)" != 0 ]; then
-      echo "  restore $k:$how: left $(sim_domains) domain(s), $(qemus) QEMU(s)"; bad=$((bad + 1))
-      for x in $("$L" sim list | awk 'NR>1{print $1}'); do "$L" sim destroy "$x"; done
-    fi
-    for j in $(failure_path_dispatches "$WORK/trace" "$k"); do
+
+# kept_or_fresh D: D when it runs with its QEMU running (its one QEMU), else a
+# fresh running guest (D destroyed). Checks that no other QEMU is around.
+kept_or_fresh() {
+  local d=$1 want=0
+  if [ -n "$d" ] && [ "$(state "$d")" = running ] && [ "$(status "$d")" = running ]; then
+    want=1
+  elif [ -n "$d" ]; then
+    sq destroy "$d"
+  fi
+  [ "$(qemus)" = $want ] || { echo "  a QEMU was left: $(qemus) running, $want expected" >&2; return 1; }
+  if [ $want = 1 ]; then echo "$d"; else running_hvm; fi
+}
+
+save_sweep() {
+  local bad=0 d="" k how j rc
+  for k in $save_ks; do
+    for how in 5 cancel; do
+      d=$(kept_or_fresh "$d") || { bad=$((bad + 1)); d=$(kept_or_fresh ""); }
       set +e
-      FSM_FAULT=$k:$how,$j:5 timeout 60 "$L" restore -i "$WORK/ok.xl" --destroy >/dev/null 2>"$WORK/trace2"
+      FSM_FAULT=$k:$how timeout 60 "$L" save --domid "$d" -o "$J/f.xl" >/dev/null 2>"$J/trace"
       rc=$?
       set -e
-      cat "$WORK/trace2" >>"$trace_all"
-      [ $rc = 1 ] || { echo "  restore $k:$how,$j:5: exit $rc"; bad=$((bad + 1)); }
-      if [ "$(sim_domains)" != 0 ] || [ "$(qemus)" != 0 ]; then
-        echo "  restore $k:$how,$j:5: left $(sim_domains) domain(s), $(qemus) QEMU(s)"; bad=$((bad + 1))
-        for x in $("$L" sim list | awk 'NR>1{print $1}'); do "$L" sim destroy "$x"; done
+      cat "$J/trace" >>"$J/trace.all"
+      if [ $rc = 0 ]; then
+        verify xl "$J/f.xl" || { echo "  save $k:$how: succeeded with a bad file"; bad=$((bad + 1)); }
+        [ "$(state "$d")" = "" ] || [ "$(state "$d")" = running ] || { echo "  save $k:$how: left $(state "$d")"; bad=$((bad + 1)); }
+      elif [ $rc != 1 ]; then
+        echo "  save $k:$how: exit $rc"; bad=$((bad + 1))
+      elif grep -qE 'save_finish_domain +-> FINISHING +rc=0' "$J/trace" && [ -z "$(state "$d")" ]; then
+        :   # failed after xl save's destroy: nothing to resume
+      elif [ "$(state "$d")" != running ]; then
+        echo "  save $k:$how: guest left '$(state "$d")'"; bad=$((bad + 1))
+      elif [ "$(status "$d")" != running ]; then
+        echo "  save $k:$how: the guest runs but its QEMU is '$(status "$d")'"; bad=$((bad + 1))
       fi
+      rm -f "$J/f.xl"
+      for j in $(failure_path_dispatches "$J/trace" "$k"); do
+        d=$(kept_or_fresh "$d") || { echo "  save $k:$how: a QEMU was left"; bad=$((bad + 1)); d=$(kept_or_fresh ""); }
+        set +e
+        FSM_FAULT=$k:$how,$j:5 timeout 60 "$L" save --domid "$d" -o "$J/f.xl" >/dev/null 2>"$J/trace2"
+        rc=$?
+        set -e
+        cat "$J/trace2" >>"$J/trace.all"
+        [ $rc = 1 ] || { echo "  save $k:$how,$j:5: exit $rc"; bad=$((bad + 1)); }
+        [ "$(state "$d")" = running ] || { echo "  save $k:$how,$j:5: guest left '$(state "$d")'"; bad=$((bad + 1)); }
+        [ ! -e "$J/f.xl" ] || { echo "  save $k:$how,$j:5: partial file"; rm -f "$J/f.xl"; bad=$((bad + 1)); }
+      done
     done
   done
+  [ -z "$d" ] || sq destroy "$d"
+  [ "$(qemus)" = 0 ] || { echo "  a QEMU was left after the last run"; bad=$((bad + 1)); }
+  check "HVM save with its QEMU: a fault and a cancel at each of its $(echo $save_ks | wc -w) device-model dispatches: clean failures, guest and QEMU running" [ $bad = 0 ]
+}
+
+restore_sweep() {
+  local bad=0 k how j rc x
+  for k in $rst_ks; do
+    for how in 5 cancel; do
+      set +e
+      FSM_FAULT=$k:$how timeout 60 "$L" restore -i "$WORK/ok.xl" --destroy >/dev/null 2>"$J/trace"
+      rc=$?
+      set -e
+      cat "$J/trace" >>"$J/trace.all"
+      [ $rc = 0 ] || [ $rc = 1 ] || { echo "  restore $k:$how: exit $rc"; bad=$((bad + 1)); }
+      sq count
+      if [ "$SQ" != 0 ] || [ "$(qemus)" != 0 ]; then
+        echo "  restore $k:$how: left $SQ domain(s), $(qemus) QEMU(s)"; bad=$((bad + 1))
+        sq ids; for x in $SQ; do sq destroy "$x"; done
+      fi
+      for j in $(failure_path_dispatches "$J/trace" "$k"); do
+        set +e
+        FSM_FAULT=$k:$how,$j:5 timeout 60 "$L" restore -i "$WORK/ok.xl" --destroy >/dev/null 2>"$J/trace2"
+        rc=$?
+        set -e
+        cat "$J/trace2" >>"$J/trace.all"
+        [ $rc = 1 ] || { echo "  restore $k:$how,$j:5: exit $rc"; bad=$((bad + 1)); }
+        sq count
+        if [ "$SQ" != 0 ] || [ "$(qemus)" != 0 ]; then
+          echo "  restore $k:$how,$j:5: left $SQ domain(s), $(qemus) QEMU(s)"; bad=$((bad + 1))
+          sq ids; for x in $SQ; do sq destroy "$x"; done
+        fi
+      done
+    done
+  done
+  check "HVM restore with a QEMU: a fault and a cancel at each of its $(echo $rst_ks | wc -w) device-model dispatches: clean failures, no domain or QEMU left" [ $bad = 0 ]
+}
+
+# sweep_job NAME FUNCTION: the sweep on a host of its own, its output in
+# $WORK/NAME.out; the daemon must hold no more fds at its end than at its start.
+sweep_job() {
+  (
+    J=$WORK/$1
+    export LOCKSTEP_RUNDIR=$J/run
+    mkdir -p "$LOCKSTEP_RUNDIR"
+    trap 'simq_stop; stop_daemon' EXIT
+    "$L" sim list >/dev/null
+    simq_start "$J/simq"
+    sq count
+    local fds1; fds1=$(simd_fds)
+    "$2"
+    check "$1: its daemon holds no more fds than before all these runs ($(simd_fds), $fds1 before)" [ "$(simd_fds)" = "$fds1" ]
+    sq count
+    check "$1: no domain and no QEMU left" eval "[ $SQ = 0 ] && [ $(qemus) = 0 ]"
+  ) >"$WORK/$1.out" 2>&1
+}
+sweep_job save-sweep save_sweep &
+save_job=$!
+sweep_job restore-sweep restore_sweep &
+restore_job=$!
+wait "$save_job" "$restore_job" || true   # (not simq's: a bare wait would wait for it too)
+for name in save-sweep restore-sweep; do
+  cat "$WORK/$name.out"
+  PASSED=$((PASSED + $(grep -c '^ok   - ' "$WORK/$name.out" || true)))
+  FAILED=$((FAILED + $(grep -c '^FAIL - ' "$WORK/$name.out" || true)))
+  cat "$WORK/$name/trace.all" >>"$trace_all" 2>/dev/null || true
 done
-check "HVM restore with a QEMU: a fault and a cancel at each of its $(echo $rst_ks | wc -w) device-model dispatches: clean failures, no domain or QEMU left" [ $bad = 0 ]
+[ "$(cat "$WORK"/*-sweep.out | grep -cE '^(ok   -|FAIL -) ')" -eq 6 ] || fail "a sweep ended without its verdicts"
 check "the daemon holds no more fds than before all these runs ($(simd_fds), $fds0 before)" [ "$(simd_fds)" = "$fds0" ]
 
 # Rows taken: all of devmodel.def, and the device-model rows of save/restore.
