@@ -3,9 +3,16 @@
 # build dom0's image with lockstep inside, boot Xen 4.17 under QEMU (TCG),
 # run test/xen/suite.sh (or bench.sh) in dom0 and report its result.
 #
-# test: one try plus one retry (emulation is occasionally flaky), all of it
-# (image, build, boots) within $LOCKSTEP_XEN_BUDGET seconds (900, under the
-# ctest timeout); exit 0 passed, 1 failed. A boot whose suite prints nothing
+# test: all of it (lock, image, build, boots) within $LOCKSTEP_XEN_BUDGET
+# seconds (480: `make test` runs it alongside the other tests and must stay
+# well under 15 minutes; under the ctest timeout); exit 0 passed, 1 failed.
+# One try; a retry only after a try that failed with signs of the emulator
+# corrupting dom0 (it is occasionally flaky under load), and only when the
+# budget left still holds a whole try ($LOCKSTEP_XEN_TRY, 240 s: a boot and
+# the suite on a quiet host take about 210). When no try could finish for
+# those reasons (corruption, or the budget running out while the suite was
+# still making progress, with no FAIL), the result is "skipped: inconclusive".
+# A boot whose suite prints nothing
 # for $LOCKSTEP_XEN_STALL seconds (150) is hung (under TCG a dom0 process is
 # now and then corrupted and spins): dom0's heartbeat lines ("---", each 20 s,
 # with what the suite runs) and the emulated CPU's registers are in its log,
@@ -20,7 +27,8 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 export LOCKSTEP_XEN_WORK=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 W=$LOCKSTEP_XEN_WORK
 BUILD=${LOCKSTEP_XEN_BUILD:-$SRC/build-xen-dom0}
-BUDGET=${LOCKSTEP_XEN_BUDGET:-900}
+BUDGET=${LOCKSTEP_XEN_BUDGET:-480}
+TRY=${LOCKSTEP_XEN_TRY:-240}
 STALL=${LOCKSTEP_XEN_STALL:-150}
 skip() { echo "skipped: nested Xen $MODE: $*"; exit 77; }
 
@@ -31,17 +39,20 @@ skip() { echo "skipped: nested Xen $MODE: $*"; exit 77; }
 avail=$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)
 [ "$avail" -ge 5000 ] || skip "needs 5 GiB of free memory for the emulated machine (${avail} MiB free)"
 mkdir -p "$W"
-# One nested boot at a time on this machine: it is heavy.
-exec 9>"$W/lock"
-flock -w 900 9 || skip "another nested Xen run held $W/lock for 15 minutes"
-
 t0=$SECONDS
+# One nested boot at a time on this machine: it is heavy. Waiting for another
+# run (itself minutes long) would leave no budget for this one's try.
+exec 9>"$W/lock"
+lock_wait=$(( BUDGET - TRY - 120 )); [ $lock_wait -gt 0 ] || lock_wait=1
+[ "$MODE" = bench ] && lock_wait=900
+flock -w "$lock_wait" 9 || skip "another nested Xen run held $W/lock for $lock_wait s (no budget left for a try)"
 echo "nested Xen: preparing the dom0 image in $W, building lockstep for dom0 in $BUILD"
 # The build (CPU) runs while setup waits on the mirror.
 { cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOCKSTEP_TESTS=OFF &&
   cmake --build "$BUILD" -j2 --target lockstep lockstep-xen-helper lockstep-xen-mkdomain; } > "$W/build.log" 2>&1 &
 build_pid=$!
-timeout 600 bash "$SRC/scripts/xen/setup.sh" > "$W/setup.log" 2>&1
+setup_tmo=$BUDGET; [ "$MODE" = bench ] && setup_tmo=600
+timeout "$setup_tmo" bash "$SRC/scripts/xen/setup.sh" > "$W/setup.log" 2>&1
 rc=$?
 wait $build_pid; build_rc=$?
 if [ $rc -eq 3 ] || [ $rc -eq 124 ]; then
@@ -103,7 +114,14 @@ line=""; rc=""; clean_failures=0; signs=""
 for try in $(seq $tries); do
   left=$((BUDGET - (SECONDS - t0)))
   [ "$MODE" = bench ] && left=${LOCKSTEP_XEN_BENCH_TMO:-1200}
-  if [ $left -lt 150 ]; then echo "nested Xen: no time left for try $try ($left s)"; break; fi
+  # The first try takes what is left (a slow host may still finish); a retry
+  # only a whole try: a retry cut short by the budget proves nothing either.
+  need=150; [ "$try" -gt 1 ] && need=$TRY
+  if [ $left -lt $need ]; then
+    echo "nested Xen: no time left for try $try ($left s of the ${BUDGET} s budget, a try needs $need)"
+    [ "$try" -gt 1 ] || signs="$signs no time left for a try after the image ($left s)."
+    break
+  fi
   LOG=$W/$MODE-$try.log
   echo "nested Xen: try $try, booting (log: $LOG, at most $left s)"
   boot_once "$LOG" "$left" "MODE=$MODE"
@@ -125,6 +143,16 @@ for try in $(seq $tries); do
     echo "nested Xen: try $try shows memory corruption inside the emulated machine:"
     echo "$seen"
     signs="$signs try $try: $(echo "$seen" | head -n 1 | sed 's/^ *[0-9]* //')."
+  elif grep -aq 'QEMU-EXIT rc=124' "$LOG" && ! grep -aq '^=== STALL' "$LOG" &&
+       ! grep -aqE '^ *[0-9]+ FAIL' "$LOG" &&
+       [ $(( $(sed -n 's/^\([0-9]*\) QEMU-EXIT.*/\1/p' "$LOG" | tail -n 1) -
+             $(grep -av '^ *[0-9]* ---' "$LOG" | grep -av 'QEMU-EXIT' | tail -n 1 | awk '{print $1 + 0}') )) -lt 60 ]; then
+    # The budget ran out while the suite still made progress (a console line
+    # in its last minute) and nothing had failed: a slow (loaded) host, no
+    # verdict on lockstep. A suite quiet for longer may be a stuck lockstep:
+    # that is a failure.
+    echo "nested Xen: try $try ran out of the ${BUDGET} s budget with the suite still making progress, nothing failed so far"
+    signs="$signs try $try: out of time after $((SECONDS - t0)) s, nothing failed so far."
   else
     clean_failures=$((clean_failures + 1))
   fi
@@ -137,6 +165,6 @@ echo "${line:-0 passed, 1 failed}"
 # either way, said plainly (the FAIL lines are above). A try that failed
 # without such signs is a failure.
 if [ "$clean_failures" = 0 ] && [ -n "$signs" ]; then
-  skip "inconclusive: the emulated dom0 corrupted its own processes in every try ($signs) Run make test-xen again on a quieter host."
+  skip "inconclusive: no try could finish on this host ($signs) Run make test-xen again on a quieter host."
 fi
 exit 1
