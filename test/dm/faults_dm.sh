@@ -247,29 +247,9 @@ done
 check "the daemon holds no more fds than before all these runs ($(simd_fds), $fds0 before)" [ "$(simd_fds)" = "$fds0" ]
 
 # Rows taken: all of devmodel.def, and the device-model rows of save/restore.
-python3 - "$trace_all" "$SRC"/states/devmodel.def "$SRC"/states/save.def "$SRC"/states/restore.def \
-  >"$WORK/rows" <<'PY'
-import re, sys
-taken = set()
-for line in open(sys.argv[1]):
-    f = line.split()
-    if len(f) > 6 and f[0] == "fsm" and f[1] != "0":
-        taken.add((f[2], f[4], f[5]))
-total, missing = 0, []
-for path in sys.argv[2:]:
-    text = open(path).read()
-    name = re.search(r"FSM_MACHINE\((\w+)", text).group(1)
-    for m in re.finditer(r"FSM_ROW\((\w+),\s*(\w+),", text):
-        st, ev = m.group(1), m.group(2)
-        if name != "devmodel" and not ("DM" in st or "DM" in ev or "QEMU" in ev):
-            continue
-        total += 1
-        if (name, st, ev) not in taken:
-            missing.append(f"{name}: {st} + {ev}")
-print(f"device-model rows taken: {total - len(missing)} of {total}")
-for r in missing:
-    print(f"  not taken: {r}")
-PY
+python3 "$SRC"/test/integration/rows_taken.py "$trace_all" --title "device-model rows taken" \
+  --match 'DM|QEMU' --every-row-of devmodel \
+  "$SRC"/states/devmodel.def "$SRC"/states/save.def "$SRC"/states/restore.def >"$WORK/rows"
 cat "$WORK/rows"
 # AWAIT_SUSPEND_AND_TASKS + GUEST_SUSPENDED_QEMU is taken only when the
 # suspend's worker beats the cancelled tasks (as its GUEST_SUSPENDED twin in

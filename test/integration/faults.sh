@@ -216,23 +216,7 @@ done
 [ "$(cat "$WORK"/*.out | grep -cE '^(ok   -|FAIL -) ')" -eq 6 ] || fail "a sweep ended without its verdict"
 
 # Rows taken, against the tables (the .def files are the truth).
-python3 - "$trace_all" "$SRC"/states/save.def "$SRC"/states/restore.def "$SRC"/states/stream_tx.def \
-  "$SRC"/states/stream_rx.def "$SRC"/states/memtask.def <<'PY'
-import re, sys
-taken = set()
-for line in open(sys.argv[1]):
-    f = line.split()
-    if len(f) > 6 and f[0] == "fsm" and f[1] != "0":
-        taken.add((f[2], f[4], f[5]))
-total, missing = 0, []
-for path in sys.argv[2:]:
-    name = re.search(r"FSM_MACHINE\((\w+)", open(path).read()).group(1)
-    for m in re.finditer(r"FSM_ROW\((\w+),\s*(\w+),", open(path).read()):
-        total += 1
-        if (name, m.group(1), m.group(2)) not in taken:
-            missing.append(f"{name}: {m.group(1)} + {m.group(2)}")
-print(f"rows taken by the fault runs: {total - len(missing)} of {total}")
-for r in missing:
-    print(f"  not taken: {r}")
-PY
+python3 "$SRC"/test/integration/rows_taken.py "$trace_all" "$SRC"/states/save.def \
+  "$SRC"/states/restore.def "$SRC"/states/stream_tx.def "$SRC"/states/stream_rx.def \
+  "$SRC"/states/memtask.def
 finish
