@@ -72,6 +72,8 @@ extern char **environ;
 #define RSS_EVERY_MS 5              /* RSS sampling */
 
 #define NULL_RUNS 3                 /* the /dev/null leg is short: best of this many */
+#define LEG_RUNS 3                  /* the other legs: best of this many, each side */
+#define POOL_SETTLE_MS 30000        /* longest wait for the daemon's pool refills */
 #define TARGET_NULL_GBPS 50.0
 #define TARGET_NULL_SYSCALLS 2.0
 #define TARGET_SHM_RATIO 0.9
@@ -729,6 +731,9 @@ struct leg_result {
     struct proc_mem saver, receiver, base_receiver;
     bool digest_checked, digest_match;
     int64_t guest_alloc_before, guest_alloc_after;   /* daemon memfd bytes, -1 unknown */
+    int runs;                    /* LEG_RUNS legs: each run's page phase GB/s and */
+    double run_phase_gbps[LEG_RUNS], run_base_gbps[LEG_RUNS];
+    int64_t run_pool_mib[LEG_RUNS];   /* the daemon's pool before it (MiB ready, -1: none) */
 };
 
 struct size_result {
@@ -888,7 +893,7 @@ static void leg_null(struct bench *b, struct size_result *sr, struct leg_result 
     close(fd);
 }
 
-static void leg_shm(struct bench *b, struct size_result *sr, struct leg_result *res)
+static void shm_once(struct bench *b, struct size_result *sr, struct leg_result *res)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/lockstep-bench-%d.xl", b->shm_dir, (int)getpid());
@@ -932,8 +937,8 @@ static void proc_mem_from_child(struct proc_mem *m, const struct child_report *r
     m->cpu_s = r->cpu_s;
 }
 
-static void leg_socket(struct bench *b, struct size_result *sr, struct leg_result *res,
-                       enum sock_kind kind)
+static void socket_once(struct bench *b, struct size_result *sr, struct leg_result *res,
+                        enum sock_kind kind)
 {
     int fds[2];
     if (sock_pair(kind, fds, res->err, sizeof(res->err)) < 0)
@@ -999,6 +1004,71 @@ static void leg_socket(struct bench *b, struct size_result *sr, struct leg_resul
     res->base_s = (double)(br.t_done - bt0) / 1e9;
     res->base_gbps = gbps(bytes, res->base_s);
     res->ok = true;
+}
+
+static double leg_gbps_phase(const struct leg_result *r);
+
+/* Waits until the daemon's memory pool has no refill running (a destroyed
+ * domain's memory being allocated again in the background), so that no leg
+ * times it; returns the MiB ready in the pool, or -1 without one. */
+static int64_t pool_settle(struct bench *b)
+{
+    struct sim_pool_status ps;
+    struct ls_errbuf e;
+    for (uint64_t t0 = now_ns();;) {
+        ls_err_clear(&e);
+        if (sim_pool_status(b->be, &ps, &e) < 0)
+            return -1;
+        if (ps.filling == 0 || now_ns() - t0 > (uint64_t)POOL_SETTLE_MS * 1000000u)
+            break;
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return ps.ready ? (int64_t)ps.ready_mib : -1;
+}
+
+/* Load from anything else on this shared 2-core machine swings a run by up
+ * to 10x, lockstep's and its baseline's alike. Each leg runs LEG_RUNS times,
+ * lockstep then its baseline back to back, and keeps the best of each side
+ * (lockstep's by page phase). */
+static void leg_repeated(struct bench *b, struct size_result *sr, struct leg_result *res,
+                         enum leg l)
+{
+    for (int i = 0; i < LEG_RUNS; i++) {
+        struct leg_result one;
+        memset(&one, 0, sizeof(one));
+        int64_t pool_mib = pool_settle(b);
+        if (l == LEG_SHM)
+            shm_once(b, sr, &one);
+        else
+            socket_once(b, sr, &one, l == LEG_UNIX ? SOCK_UNIX_KIND : SOCK_TCP_KIND);
+        if (!one.ran || !one.ok) {
+            *res = one;   /* a failed run is the leg's result */
+            return;
+        }
+        struct leg_result best = *res;
+        if (i == 0 || leg_phase_rate(&one) > leg_phase_rate(&best)) {
+            *res = one;
+            if (i > 0 && best.base_gbps > one.base_gbps) {
+                res->base_gbps = best.base_gbps;
+                res->base_s = best.base_s;
+                res->base_writes = best.base_writes;
+                res->base_receiver = best.base_receiver;
+            }
+        } else if (one.base_gbps > best.base_gbps) {
+            res->base_gbps = one.base_gbps;
+            res->base_s = one.base_s;
+            res->base_writes = one.base_writes;
+            res->base_receiver = one.base_receiver;
+        }
+        memcpy(res->run_phase_gbps, best.run_phase_gbps, sizeof(best.run_phase_gbps));
+        memcpy(res->run_base_gbps, best.run_base_gbps, sizeof(best.run_base_gbps));
+        memcpy(res->run_pool_mib, best.run_pool_mib, sizeof(best.run_pool_mib));
+        res->run_phase_gbps[i] = leg_gbps_phase(&one);
+        res->run_base_gbps[i] = one.base_gbps;
+        res->run_pool_mib[i] = pool_mib;
+        res->runs = i + 1;
+    }
 }
 
 /* ---- output ----------------------------------------------------------------- */
@@ -1093,6 +1163,27 @@ static void print_leg(enum leg l, const struct size_result *sr)
                "digest %s\n", "", r->base_writes, r->base_gbps, r->base_s,
                r->rsys_per_batch_op, r->rsys_per_batch_phase,
                r->digest_match ? "matches the saved one" : "DIFFERS from the saved one");
+    if (r->runs > 1) {
+        printf("  %-13s %d runs, each lockstep then its baseline (best of each kept): page phase", "",
+               r->runs);
+        for (int i = 0; i < r->runs; i++)
+            printf("%s %.2f", i ? "," : "", r->run_phase_gbps[i]);
+        printf(" GB/s; baseline");
+        for (int i = 0; i < r->runs; i++)
+            printf("%s %.2f", i ? "," : "", r->run_base_gbps[i]);
+        printf(" GB/s\n");
+        if (l == LEG_UNIX || l == LEG_TCP) {
+            printf("  %-13s receiving domain's memory, by run:", "");
+            for (int i = 0; i < r->runs; i++) {
+                if (r->run_pool_mib[i] >= 0)
+                    printf("%s from the daemon's pool (%" PRId64 " MiB ready)", i ? "," : "",
+                           r->run_pool_mib[i]);
+                else
+                    printf("%s fresh", i ? "," : "");
+            }
+            printf("\n");
+        }
+    }
     printf("  %-13s ratio: whole op %.3f, page phase %.3f; target %s: whole op %s, "
            "page phase %s\n", "", ratio(op, r), ratio(ph, r), target_text(l),
            verdict(leg_pass(l, r, op, r->sys_per_batch_op)),
@@ -1378,9 +1469,7 @@ int main(int argc, char **argv)
                 continue;
             switch (l) {
             case LEG_NULL: leg_null(&b, sr, &sr->leg[l]); break;
-            case LEG_SHM: leg_shm(&b, sr, &sr->leg[l]); break;
-            case LEG_UNIX: leg_socket(&b, sr, &sr->leg[l], SOCK_UNIX_KIND); break;
-            case LEG_TCP: leg_socket(&b, sr, &sr->leg[l], SOCK_TCP_KIND); break;
+            default: leg_repeated(&b, sr, &sr->leg[l], (enum leg)l); break;
             }
             print_leg((enum leg)l, sr);
         }

@@ -23,6 +23,7 @@
 
 #include "backends/sim/hash.h"
 #include "backends/sim/hvm_context.h"
+#include "backends/sim/mempool.h"
 #include "backends/sim/xen_abi.h"
 
 _Static_assert(SIM_NR_PARAMS >= HVM_NR_PARAMS, "room for every HVM param");
@@ -523,12 +524,15 @@ static int make_memfds(struct sim_domain *d, struct ls_errbuf *e)
 {
     char n[64];
     snprintf(n, sizeof(n), "sim-dom%u-mem", d->domid);
-    d->mem_fd = memfd_create(n, MFD_CLOEXEC);
+    d->mem_fd = sim_pool_take(d->p2m_size * PAGE);
+    d->memory_from_pool = d->mem_fd >= 0;
+    if (d->mem_fd < 0)
+        d->mem_fd = memfd_create(n, MFD_CLOEXEC);
     snprintf(n, sizeof(n), "sim-dom%u-frameinfo", d->domid);
     d->finfo_fd = memfd_create(n, MFD_CLOEXEC);
     if (d->mem_fd < 0 || d->finfo_fd < 0)
         return ls_err(e, -errno, "memfd_create: %s", strerror(errno));
-    if (ftruncate(d->mem_fd, (off_t)(d->p2m_size * PAGE)) < 0 ||
+    if ((!d->memory_from_pool && ftruncate(d->mem_fd, (off_t)(d->p2m_size * PAGE)) < 0) ||
         ftruncate(d->finfo_fd, (off_t)d->p2m_size) < 0)
         return ls_err(e, -errno, "sizing guest memory of %" PRIu64 " pages: %s",
                       d->p2m_size, strerror(errno));

@@ -39,6 +39,7 @@ struct sim_domain {
     bool paused;               /* toolstack pause count > 0 */
     bool suspended;            /* shut down with reason "suspend" */
     int mem_fd;
+    bool memory_from_pool;     /* mem_fd came allocated from the daemon's pool */
     int finfo_fd;
     uint8_t *finfo;            /* the daemon's own mapping of the frame info */
     struct sim_pv_vcpu *pv;    /* SIMP_MAX_VCPUS entries */

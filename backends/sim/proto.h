@@ -110,7 +110,9 @@ struct simp_hello {
     uint32_t version;
     uint32_t pid;
     uint32_t ndomains;
-    uint32_t reserved;
+    uint32_t pool_filling;     /* memory pool (mempool.h): refills still allocating, */
+    uint32_t pool_ready;       /* memfds ready, */
+    uint32_t pool_ready_mib;   /* and their allocated MiB */
 };
 
 #define SIMP_CREATE_POPULATE 1u

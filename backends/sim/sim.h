@@ -17,4 +17,12 @@
 
 int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
 
+/* The daemon's memory pool (lockstep-simd --memory-pool): memfds ready, their
+ * MiB, and refills still allocating. For benchmarks, which wait for the
+ * refills to end so that they do not time them. */
+struct sim_pool_status {
+    uint32_t ready, ready_mib, filling;
+};
+int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e);
+
 #endif

@@ -112,9 +112,10 @@ static int spawn_daemon(struct sim_backend *sb, struct ls_errbuf *e)
     if (pipe2(ep, O_CLOEXEC) < 0)
         return ls_err(e, -errno, "cannot start the sim daemon: pipe: %s", strerror(errno));
 
-    char idle[32];
+    char idle[32], pool[32];
     const char *idle_env = getenv("LOCKSTEP_SIMD_IDLE_EXIT");
-    char *argv[8];
+    const char *pool_env = getenv("LOCKSTEP_SIMD_MEMORY_POOL");
+    char *argv[10];
     int a = 0;
     argv[a++] = bin;
     argv[a++] = "--rundir";
@@ -123,6 +124,11 @@ static int spawn_daemon(struct sim_backend *sb, struct ls_errbuf *e)
         snprintf(idle, sizeof(idle), "%s", idle_env);
         argv[a++] = "--idle-exit";
         argv[a++] = idle;
+    }
+    if (pool_env && *pool_env) {
+        snprintf(pool, sizeof(pool), "%s", pool_env);
+        argv[a++] = "--memory-pool";
+        argv[a++] = pool;
     }
     argv[a] = NULL;
 
@@ -1226,6 +1232,26 @@ int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *js
     if (n > SIMP_MAX_PAYLOAD)
         return ls_err(e, -E2BIG, "config of %zu bytes is too large", n);
     return sim_set(sim_of(be), domid, SIMP_K_CONFIG_JSON, 0, json, (uint32_t)n, e);
+}
+
+int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e)
+{
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_HELLO, 0, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    if (rc < 0)
+        return rc;
+    struct simp_hello hi = { 0 };
+    if (n == sizeof(hi))
+        memcpy(&hi, r, sizeof(hi));
+    free(r);
+    if (n != sizeof(hi))
+        return ls_err(e, -EPROTO, "lockstep-simd answered hello with %u bytes, want %zu", n, sizeof(hi));
+    *st = (struct sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
+                                    .filling = hi.pool_filling };
+    return 0;
 }
 
 int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)

@@ -32,6 +32,7 @@
 
 #include "backends/sim/dirty.h"
 #include "backends/sim/guest.h"
+#include "backends/sim/mempool.h"
 #include "backends/sim/proto.h"
 
 #define MAX_CONNS 256
@@ -81,6 +82,7 @@ static void logmsg(const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     localtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    flockfile(stderr);   /* one line, whichever thread logs (memory release threads do) */
     fprintf(stderr, "%s.%03ld simd[%d]: ", stamp, ts.tv_nsec / 1000000, (int)getpid());
     va_list ap;
     va_start(ap, fmt);
@@ -88,6 +90,7 @@ static void logmsg(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     fflush(stderr);
+    funlockfile(stderr);
 }
 
 static uint64_t now_ms(void)
@@ -122,6 +125,8 @@ struct memory_release {
     void *vcpu_map;
     size_t vcpu_map_len;
     int mem_fd;
+    uint32_t domid;
+    struct sim_pool_refill *refill;   /* planned at the destroy, so the pool counts it at once */
 };
 
 static void *release_memory(void *arg)
@@ -129,8 +134,19 @@ static void *release_memory(void *arg)
     struct memory_release *r = arg;
     if (r->vcpu_map)
         munmap(r->vcpu_map, r->vcpu_map_len);
+    struct sim_pool_refill *refill = r->refill;
     if (r->mem_fd >= 0)
         close(r->mem_fd);   /* the last reference here frees the guest's pages */
+    if (refill) {   /* ...and, with a pool, the host takes as much back */
+        uint64_t t0 = now_ms(), mib = sim_pool_refill_bytes(refill) >> 20;
+        int rc = sim_pool_refill(refill);
+        if (rc == 0)
+            logmsg("memory pool: %" PRIu64 " MiB in domain %u's layout allocated again in %" PRIu64 " ms",
+                   mib, r->domid, now_ms() - t0);
+        else
+            logmsg("memory pool: allocating %" PRIu64 " MiB in domain %u's layout failed: %s",
+                   mib, r->domid, strerror(-rc));
+    }
     free(r);
     return NULL;
 }
@@ -150,7 +166,9 @@ static void release_memory_later(struct sim_domain *d)
             munmap(map, len);
         return;     /* sim_domain_free closes the memfd */
     }
-    *r = (struct memory_release){ .vcpu_map = map, .vcpu_map_len = len, .mem_fd = d->mem_fd };
+    *r = (struct memory_release){ .vcpu_map = map, .vcpu_map_len = len, .mem_fd = d->mem_fd,
+                                  .domid = d->domid,
+                                  .refill = d->mem_fd >= 0 ? sim_pool_plan_refill(d->mem_fd) : NULL };
     d->mem_fd = -1;
     pthread_t t;
     pthread_attr_t at;
@@ -280,8 +298,9 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         d->guard_client = c->id;
     }
     logmsg("created domain %u '%s' type %u vcpus %u memory %" PRIu64 " KiB p2m 0x%" PRIx64
-           "%s in %" PRIu64 " ms", domid, d->name, d->type, d->vcpus, d->memory_kib, d->p2m_size,
-           (cr.flags & SIMP_CREATE_POPULATE) ? " populated" : " (restore target)", now_ms() - t0);
+           "%s in %" PRIu64 " ms%s", domid, d->name, d->type, d->vcpus, d->memory_kib, d->p2m_size,
+           (cr.flags & SIMP_CREATE_POPULATE) ? " populated" : " (restore target)", now_ms() - t0,
+           d->memory_from_pool ? ", memory from the pool" : "");
     uint32_t out[2] = { domid, 0 };
     conn_set_reply(c, h, 0, out, sizeof(out), NULL, 0);
     return 0;
@@ -610,6 +629,9 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     case SIMP_OP_HELLO: {
         struct simp_hello hi = { .version = SIMP_VERSION, .pid = (uint32_t)getpid(),
                                  .ndomains = (uint32_t)g.ndoms };
+        uint64_t ready_bytes;
+        sim_pool_stats(&hi.pool_ready, &hi.pool_filling, &ready_bytes);
+        hi.pool_ready_mib = (uint32_t)(ready_bytes >> 20);
         conn_set_reply(c, h, 0, &hi, sizeof(hi), NULL, 0);
         return 0;
     }
@@ -1044,8 +1066,28 @@ static void startup_fail(int ready, const char *msg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--foreground]\n"
-                    "  --idle-exit 0 never exits on idle (default %d s)\n", DEFAULT_IDLE_EXIT);
+    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--memory-pool SIZE] [--foreground]\n"
+                    "  --idle-exit 0 never exits on idle (default %d s)\n"
+                    "  --memory-pool SIZE keeps up to SIZE (K, M, G) of destroyed domains' memory\n"
+                    "      allocated again, for the next domains, as Xen's heap keeps free pages\n"
+                    "      (default 0: every domain gets fresh memory)\n", DEFAULT_IDLE_EXIT);
+}
+
+/* "512M", "4G", "65536K" or bytes; 0 on a bad size (and *ok false). */
+static uint64_t parse_size_bytes(const char *s, bool *ok)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    default: break;
+    }
+    *ok = errno == 0 && end != s && *end == '\0' && v <= (UINT64_MAX >> shift);
+    return *ok ? (uint64_t)v << shift : 0;
 }
 
 static void parse_args(int argc, char **argv, bool *fg)
@@ -1063,6 +1105,14 @@ static void parse_args(int argc, char **argv, bool *fg)
                 exit(2);
             }
             g.idle_exit = (unsigned)v;
+        } else if (!strcmp(argv[i], "--memory-pool") && i + 1 < argc) {
+            bool ok;
+            uint64_t bytes = parse_size_bytes(argv[++i], &ok);
+            if (!ok) {
+                usage();
+                exit(2);
+            }
+            sim_pool_set_capacity(bytes);
         } else {
             usage();
             exit(2);
@@ -1072,6 +1122,8 @@ static void parse_args(int argc, char **argv, bool *fg)
 
 static void cleanup(void)
 {
+    sim_pool_set_capacity(0);   /* the host is going down: nothing to refill */
+    sim_pool_drain();
     while (g.nconns)
         conn_close(g.nconns - 1);
     while (g.ndoms)

@@ -538,6 +538,65 @@ static void test_restore_is_sparse(void **state)
     destroy(f->be, src);
 }
 
+/* ---- the daemon's memory pool ------------------------------------------------------ */
+
+static int setup_pool(void **state)
+{
+    setenv("LOCKSTEP_SIMD_MEMORY_POOL", "64M", 1);   /* read when the daemon starts */
+    int rc = setup(state);
+    unsetenv("LOCKSTEP_SIMD_MEMORY_POOL");
+    return rc;
+}
+
+/* The pool once no refill runs (a destroy's refill is on a thread of its own). */
+static struct sim_pool_status pool_settled(struct ls_backend *be)
+{
+    struct sim_pool_status ps;
+    struct ls_errbuf e;
+    for (int i = 0; i < 1000; i++) {
+        ls_err_clear(&e);
+        if (sim_pool_status(be, &ps, &e) < 0)
+            fail_msg("sim_pool_status: %s", e.msg);
+        if (ps.filling == 0)
+            return ps;
+        usleep(10000);
+    }
+    fail_msg("the daemon's pool refill did not end in 10 s");
+    return ps;
+}
+
+/* With --memory-pool, a destroyed domain's memory comes back allocated for
+ * the next one, and a restore into it gives the same digest, whatever guest
+ * had the memory before: the pool hands out only memory nobody had. */
+static void test_restore_from_pool(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t hvm = create(f->be, LS_GUEST_HVM, 8192, 1, 11);
+    uint32_t pv = create(f->be, LS_GUEST_PV, 8192, 2, 12);
+    uint32_t first = round_trip(f, hvm, VIA_PIPE, 0);
+    assert_int_equal(pool_settled(f->be).ready, 0);   /* nothing destroyed yet */
+
+    destroy(f->be, first);
+    struct sim_pool_status ps = pool_settled(f->be);
+    assert_int_equal(ps.ready, 1);
+    assert_true(ps.ready_mib >= 8 && ps.ready_mib <= 9);   /* the guest's pages, not its p2m span */
+
+    uint32_t second = round_trip(f, hvm, VIA_SOCKETPAIR, 0);
+    assert_int_equal(pool_settled(f->be).ready, 0);    /* the restore target took it */
+
+    destroy(f->be, second);
+    assert_int_equal(pool_settled(f->be).ready, 1);
+    uint32_t third = round_trip(f, pv, VIA_PIPE, 0);   /* another guest, same memory */
+    assert_int_equal(pool_settled(f->be).ready, 0);
+
+    destroy(f->be, third);
+    destroy(f->be, pv);
+    destroy(f->be, hvm);
+    ps = pool_settled(f->be);
+    assert_true(ps.ready >= 1);
+    assert_true(ps.ready_mib <= 64);                   /* never above its capacity */
+}
+
 /* ---- rejects ------------------------------------------------------------------- */
 
 static int restore_bytes(struct fixture *f, uint32_t dst, const uint8_t *b, size_t len,
@@ -821,6 +880,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_hvm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_pvh_and_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_is_sparse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_from_pool, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_reject_pv_without_vcpu0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_type_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_truncated, setup, teardown),
