@@ -88,8 +88,12 @@ static void remove_files(struct sim_dm *dm)
  * runs on the hypervisor; here, in the daemon), but this QEMU has a TCG CPU,
  * and the default SeaBIOS, finding no boot device, keeps it ~70% busy for
  * as long as the domain runs. A halted CPU costs nothing, and QEMU's run
- * state (running, paused) behaves the same. ROM contents are not part of the
- * device state QEMU saves, so nothing of this reaches a stream. */
+ * state (running, paused) behaves the same. It goes in as a read-only pflash
+ * drive, not -bios: a QEMU started with -incoming leaves -bios ROM contents to
+ * the RAM of a migration stream, and device state carries none, so a restored
+ * QEMU executed zeros at 100% CPU; a flash reads its file at start, whatever
+ * the run state. Neither is part of the device state, so nothing of this
+ * reaches a stream. */
 static int write_firmware(const char *path, struct ls_errbuf *e)
 {
     static const uint8_t halt_loop[] = { 0xfa, 0xf4, 0xeb, 0xfd };   /* cli; hlt; jmp hlt */
@@ -161,6 +165,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     }
 
     char qmp_arg[SIMP_SUN_LEN + 40], name_arg[48], fw_path[SIMP_PATH_LEN + 16];
+    char flash_arg[SIMP_PATH_LEN + 64];
     snprintf(fw_path, sizeof(fw_path), "%s/" FIRMWARE_NAME, dm->dir);
     if ((rc = write_firmware(fw_path, e)) < 0) {
         remove_files(dm);
@@ -169,6 +174,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     }
     snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", dm->qmp_path);
     snprintf(name_arg, sizeof(name_arg), "lockstep-domain-%u", domid);
+    snprintf(flash_arg, sizeof(flash_arg), "if=pflash,format=raw,readonly=on,file=%s", fw_path);
     /* Recipe section 4: without the three migration globals, the state this
      * QEMU saves has no configuration section and a QEMU restoring it at
      * startup refuses it ("Configuration section missing"); suppress-vmdesc
@@ -181,7 +187,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     argv[a++] = "-machine";     argv[a++] = "q35,suppress-vmdesc=on";
     argv[a++] = "-accel";       argv[a++] = "tcg";
     argv[a++] = "-m";           argv[a++] = "32";
-    argv[a++] = "-bios";        argv[a++] = fw_path;
+    argv[a++] = "-drive";       argv[a++] = flash_arg;
     argv[a++] = "-nodefaults";  argv[a++] = "-no-user-config";
     argv[a++] = "-display";     argv[a++] = "none";
     argv[a++] = "-S";
