@@ -47,6 +47,14 @@ r=$(echo "$out" | awk '/^domid/ { print $2 }')
 check "restore: digest equals the saved one" [ "$(echo "$out" | tail -n 1)" = "$d" ]
 check "restore: the domain runs" [ "$("$L" sim info "$r" | awk '{ print $4 }')" = running ]
 check "restore: its QEMU runs (cont)" [ "$(status "$r")" = running ]
+# Its device model's TCG CPU must idle in the halting firmware, as a created
+# domain's does. A QEMU started with -incoming leaves -bios ROM contents to a
+# migration stream's RAM, which device state lacks: it ran zeros at 100% CPU.
+hmp() { $QMP "$(dm "$1" qmp)" human-monitor-command "{\"command-line\": \"$2\"}"; }
+check "restore: its QEMU has its firmware at the reset vector (cli; hlt), not zeros" \
+  grep -q '0xfa 0xf4 0xeb 0xfd' <(hmp "$r" "x/4xb 0xfffffff0")
+halted() { for _ in $(seq 50); do hmp "$1" "info registers" | grep -q 'HLT=1' && return 0; sleep 0.1; done; return 1; }
+check "restore: its QEMU's CPU sits halted (HLT=1)" halted "$r"
 
 # A failed save of that running domain: the guest is resumed and its QEMU runs
 # again. (The save's last step, the destroy, is refused by the backend.)
