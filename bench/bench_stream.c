@@ -561,6 +561,68 @@ static int child_sink(void)
     return 0;
 }
 
+/* The guest-memory reader: splice stdin into a memfd of BENCH_SINK_BYTES,
+ * allocated before the clock starts (as a pooled guest's memory is), through
+ * a 1 MiB pipe: the kernel's own path from a socket into guest memory, with
+ * none of lockstep's records around it. */
+static int child_memfd_sink(void)
+{
+    struct child_report rep;
+    memset(&rep, 0, sizeof(rep));
+    const char *env = getenv("BENCH_SINK_BYTES");
+    uint64_t size = env ? strtoull(env, NULL, 10) : 0;
+    int mfd = memfd_create("bench-sink", MFD_CLOEXEC);
+    int stage[2] = { -1, -1 };
+    if (mfd < 0 || ftruncate(mfd, (off_t)size) < 0 || fallocate(mfd, 0, 0, (off_t)size) < 0 ||
+        pipe2(stage, O_CLOEXEC) < 0) {
+        rep.rc = -errno;
+        snprintf(rep.msg, sizeof(rep.msg), "sink memfd of %" PRIu64 " bytes: %s", size, strerror(errno));
+        report_write(STDOUT_FILENO, &rep);
+        return 1;
+    }
+    (void)fcntl(stage[1], F_SETPIPE_SZ, 1 << 20);
+    int stage_size = fcntl(stage[1], F_GETPIPE_SZ);
+    rep.s_start = syscalls_now(false);
+    if (write(STDOUT_FILENO, "ready\n", 6) != 6)
+        return 1;
+    loff_t at = 0;
+    for (;;) {
+        ssize_t n = splice(STDIN_FILENO, NULL, stage[1], NULL, (size_t)stage_size, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0) {
+                rep.rc = -errno;
+                snprintf(rep.msg, sizeof(rep.msg), "splice: %s", strerror(errno));
+            }
+            break;
+        }
+        if (rep.bytes == 0)
+            rep.t_first = now_ns();
+        for (ssize_t left = n; left > 0;) {
+            ssize_t w = splice(stage[0], NULL, mfd, &at, (size_t)left, SPLICE_F_MOVE);
+            if (w <= 0 && !(w < 0 && errno == EINTR)) {
+                rep.rc = w < 0 ? -errno : -EIO;
+                snprintf(rep.msg, sizeof(rep.msg), "splice into the memfd: %s", strerror(-rep.rc));
+                break;
+            }
+            if (w > 0)
+                left -= w;
+        }
+        if (rep.rc < 0)
+            break;
+        rep.bytes += (uint64_t)n;
+    }
+    rep.t_done = now_ns();
+    rep.s_end = syscalls_now(false);
+    rep.cpu_s = cpu_self();
+    report_write(STDOUT_FILENO, &rep);
+    close(stage[0]);
+    close(stage[1]);
+    close(mfd);
+    return 0;
+}
+
 /* ---- spawning a receiver ------------------------------------------------ */
 
 struct child {
@@ -1033,6 +1095,29 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
     res->base_s = (double)(br.t_done - bt0) / 1e9;
     res->base_gbps = gbps(bytes, res->base_s);
     res->ok = true;
+
+    /* For information: the kernel's own path for guest memory, sendfile from
+     * the guest's memfd into the socket, splice into another memfd. */
+    if (sock_pair(kind, bfds, res->err, sizeof(res->err)) < 0)
+        return;
+    char size_env[32];
+    snprintf(size_env, sizeof(size_env), "%" PRIu64, bytes);
+    setenv("BENCH_SINK_BYTES", size_env, 1);
+    memset(&bc, 0, sizeof(bc));
+    rc = child_spawn(&bc, "memfd-sink", bfds[1], res->err, sizeof(res->err));
+    unsetenv("BENCH_SINK_BYTES");
+    close(bfds[1]);
+    if (rc < 0) {
+        close(bfds[0]);
+        res->err[0] = '\0';
+        return;
+    }
+    bt0 = now_ns();
+    double g = guest_write_loop(b, bfds[0], bytes, true);
+    close(bfds[0]);
+    crc = child_finish(&bc, &br);
+    if (g > 0 && crc == 0 && br.rc == 0 && br.bytes == bytes)
+        res->guest_sendfile_gbps = gbps(bytes, (double)(br.t_done - bt0) / 1e9);
 }
 
 static double leg_gbps_phase(const struct leg_result *r);
@@ -1199,12 +1284,18 @@ static void print_leg(enum leg l, const struct size_result *sr)
                    r->guest_sendfile_gbps, r->guest_sendfile_gbps / r->base_gbps,
                    leg_gbps_phase(r) / r->guest_sendfile_gbps);
     }
-    else
+    else {
         printf("  %-13s baseline: two-process copy, %" PRIu64 " x 4 MiB writes/reads: %.2f GB/s "
                "(%.3f s); receiver read syscalls/batch: whole op %.2f, page phase %.2f; "
                "digest %s\n", "", r->base_writes, r->base_gbps, r->base_s,
                r->rsys_per_batch_op, r->rsys_per_batch_phase,
                r->digest_match ? "matches the saved one" : "DIFFERS from the saved one");
+        if (r->guest_sendfile_gbps > 0)
+            printf("  %-13s the kernel's path for guest memory (sendfile from the guest's memfd, "
+                   "splice into an allocated memfd, no records): %.2f GB/s = %.3f of the baseline; "
+                   "lockstep's page phase is %.3f of it\n", "", r->guest_sendfile_gbps,
+                   r->guest_sendfile_gbps / r->base_gbps, leg_gbps_phase(r) / r->guest_sendfile_gbps);
+    }
     if (r->runs > 1) {
         printf("  %-13s %d runs, each lockstep then its baseline (best of each kept): page phase", "",
                r->runs);
@@ -1381,6 +1472,8 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--child") == 0) {
         if (strcmp(argv[2], "restore") == 0)
             return child_restore();
+        if (strcmp(argv[2], "memfd-sink") == 0)
+            return child_memfd_sink();
         if (strcmp(argv[2], "sink") == 0)
             return child_sink();
         return 2;
