@@ -12,7 +12,7 @@ O=$W/overlay
 rm -rf "$O" && mkdir -p "$O/opt/lockstep/bin" "$O/root" "$W/guest/bin" "$O/boot"
 install -m 755 "$BUILD/cli/lockstep" "$BUILD/backends/xen/lockstep-xen-helper" \
   "$BUILD/backends/xen/lockstep-xen-mkdomain" "$O/opt/lockstep/bin/"
-install -m 755 "$SRC"/test/xen/suite.sh "$SRC"/test/xen/bench.sh "$O/opt/lockstep/"
+install -m 755 "$SRC"/test/xen/suite.sh "$SRC"/test/xen/bench.sh "$SRC"/test/xen/heartbeat.sh "$O/opt/lockstep/"
 install -m 644 "$SRC"/test/xen/pv.cfg "$SRC"/test/xen/pvh.cfg "$O/opt/lockstep/"
 install -m 755 "$SRC/test/xen/dom0-init" "$O/init"
 # The guest: a busybox initramfs whose init prints a tick each second.
