@@ -108,8 +108,9 @@ boot_once() {
 
 # Signs that the emulated machine corrupted its own processes' memory (seen
 # under TCG on a loaded host: system tools crash as well as lockstep). A try
-# that fails with them tested the emulator, not lockstep. (Not looked for in
-# dom0's heartbeat lines, "---": a backtrace there may name malloc.)
+# that fails with them tested the emulator, not lockstep. (Looked for in
+# dom0's heartbeat lines too, "--- stderr:" its tools crashing, but not in
+# the backtrace of a spinning process, which may name malloc.)
 CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption'
 
 tries=2; [ "$MODE" = bench ] && tries=1
@@ -134,7 +135,7 @@ for try in $(seq $tries); do
   [ "$rc" = 0 ] && break
   echo "nested Xen: try $try failed (suite rc=${rc:-none}); last serial lines:"
   tail -n 25 "$LOG"
-  seen=$(grep -avE '^ *[0-9]+ (ok  |FAIL|  lockstep|---)' "$LOG" | grep -aE "$CORRUPTION" | head -n 3)
+  seen=$(grep -avE '^ *[0-9]+ (ok  |FAIL|  lockstep|---   gdb: )' "$LOG" | grep -aE "$CORRUPTION" | head -n 3)
   # A stall is the emulator's only when dom0's heartbeat named another
   # process spinning up to it, with the emulated CPU in that process's code
   # (scripts/xen/stall.sh); a lockstep that spins, or hangs blocked with

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# test/xen/stall_verdict.sh - scripts/xen/stall.sh, which decides whether a
+# nested Xen boot that stalled tested lockstep or the emulator: given dom0's
+# heartbeat lines (test/xen/heartbeat.sh's format) and the emulated CPU's
+# RIPs, it excuses the stall (exit 0) only when a process that is not
+# lockstep spun up to it with the CPU in that process's code. A lockstep that
+# spins, a lockstep blocked with nothing spinning, a spinner that stopped
+# before the stall, or a CPU outside the spinner's code are failures (exit 1).
+# The logs below are shaped like a real stall's (the RIPs and libc offsets of
+# the 2026-12-02 one); the heartbeat's own output on this host is checked too.
+set -uo pipefail
+: "${LOCKSTEP_SOURCE_DIR:?}"
+STALL=$LOCKSTEP_SOURCE_DIR/scripts/xen/stall.sh
+HEARTBEAT=$LOCKSTEP_SOURCE_DIR/test/xen/heartbeat.sh
+WORK=$(mktemp -d /tmp/lockstep-stall.XXXXXX)
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+PASSED=0 FAILED=0
+ok()   { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+
+LIBC=/usr/lib/x86_64-linux-gnu/libc.so.6
+# log NAME PID COMM LAST_PERCENT RIP...: a stalled boot's log whose heartbeat
+# saw PID (COMM) spin, ending with a beat at LAST_PERCENT and the given RIPs.
+log() {
+  local name=$1 pid=$2 comm=$3 last=$4; shift 4
+  {
+    echo "  40 === pv-RESTORE-INTO-GIVEN tick=29 uptime=121.16 ==="
+    echo "  45 --- alive uptime=124.00 load=1.40 0.54 0.20 domains=Domain-0:r----- gpv:-b---- "
+    echo "  45 ---         5 timeout 300 /opt/lockstep/bin/lockstep save --domain gpv -o /root/gpv.xl"
+    for t in 46 68 92; do
+      echo "  $t --- busy: pid $pid ($comm) state R, 97% of the CPU since the last beat: $comm 300"
+    done
+    echo "  92 --- spinning: pid $pid ($comm) kept the CPU busy for 3 beats; its code mappings, threads and stack:"
+    echo "  92 --- map $pid 55d0e0a01000-55d0e0a05000 00002000 /usr/bin/$comm"
+    echo "  92 --- map $pid 7fa21a3f1000-7fa21a546000 00026000 $LIBC"
+    echo "  92 --- spinning pid $pid thread $pid: R wchan=0 syscall=running"
+    echo " 114 --- busy: pid $pid ($comm) state R, $last% of the CPU since the last beat: $comm 300"
+    echo "=== STALL: no progress on the console for 150 s; where the emulated CPU is:"
+    for rip in "$@"; do
+      echo "RIP=$rip RFL=00000202 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0"
+    done
+    echo " 205 QEMU-EXIT rc=0"
+  } > "$WORK/$name.log"
+}
+# verdict NAME WANT_RC TEXT WHAT: stall.sh on NAME's log exits WANT_RC and says TEXT.
+verdict() {
+  local out rc
+  out=$(bash "$STALL" "$WORK/$1.log" /); rc=$?
+  if [ "$rc" = "$2" ] && echo "$out" | grep -q "$3"; then ok "$4"
+  else fail "$4: exit $rc (want $2), said:"; echo "$out" | sed 's/^/    /'; fi
+}
+
+# 1. The stall of the 2026-12-02 run: `timeout` (lockstep's wrapper, started
+# just before) spinning in libc's rwlock retry loop. The emulator's.
+log timeout 812 timeout 96 00007fa21a45a3b0 00007fa21a45a345
+verdict timeout 0 "not lockstep: pid 812 (timeout)" "a spinning timeout with the CPU in its libc is the emulator's"
+out=$(bash "$STALL" "$WORK/timeout.log" /)
+if echo "$out" | grep -q "RIP 00007fa21a45a3b0: in pid 812, $LIBC+0x8f3b0"; then
+  ok "the RIP is placed in the spinner's libc at its file offset"
+else fail "RIP placement: $out"; fi
+# 2. The same spin in lockstep itself: a failure, whatever the cause.
+log lockstep 900 lockstep 96 00007fa21a45a3b0
+verdict lockstep 1 "lockstep itself" "a spinning lockstep is a failure"
+log helper 901 lockstep-xen-he 99 00007fa21a45a3b0
+verdict helper 1 "lockstep itself" "a spinning lockstep-xen-helper is a failure"
+# 3. The spinner had stopped before the stall: it does not explain it.
+log stopped 812 timeout 3 00007fa21a45a3b0
+verdict stopped 1 "idle" "a spinner idle at the last beat does not excuse the stall"
+# 4. The emulated CPU was elsewhere (another process's user code).
+log elsewhere 812 timeout 97 000055aa00001234
+verdict elsewhere 1 "not in its code" "a CPU outside the spinner's code does not excuse the stall"
+# 5. Nothing spun: lockstep blocked (the heartbeat shows its threads asleep).
+{
+  echo "  45 ---         5 timeout 300 /opt/lockstep/bin/lockstep save --domain gpv -o /root/gpv.xl"
+  echo "  68 --- busy: pid 77 (xenstored) state S, 2% of the CPU since the last beat: xenstored"
+  echo "  68 --- lockstep pid 813 (lockstep) thread 813: S wchan=do_epoll_wait syscall=232"
+  echo "=== STALL: no progress on the console for 150 s; where the emulated CPU is:"
+  echo "RIP=ffff82d040236a5e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1"
+} > "$WORK/blocked.log"
+verdict blocked 1 "no process kept" "a blocked lockstep with nothing spinning is a failure"
+
+# 6. The heartbeat itself, on this host (this script stands in for the
+# suite): a beat says what the suite runs, names the busiest process (a short
+# busy loop makes sure there is one) and shows a long-running lockstep's
+# threads (state, wait point, system call).
+ln -s "$(command -v sleep)" "$WORK/lockstep"
+sh -c '"$1" 300; :' sh "$WORK/lockstep" 2>/dev/null & suite=$!
+timeout 4 sh -c 'while :; do :; done' & busy_pid=$!
+PIDS="$suite $busy_pid"
+lockstep_pid=""
+for _ in $(seq 50); do
+  lockstep_pid=$(ps -o pid= --ppid "$suite" | tr -d ' ')
+  [ -n "$lockstep_pid" ] && break
+  sleep 0.1
+done
+PIDS="$PIDS $lockstep_pid"
+TMPDIR=$WORK sh "$HEARTBEAT" "$suite" 1 > "$WORK/hb.out" 2>&1 & hb=$!
+for _ in $(seq 60); do
+  grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S " "$WORK/hb.out" &&
+    grep -q '^--- busy: ' "$WORK/hb.out" && break
+  sleep 1
+done
+# The suite ends (its lockstep stand-in is stopped): so does the heartbeat.
+kill "$lockstep_pid"
+wait "$hb"
+if ls "$WORK" | grep -q '^heartbeat\.'; then fail "the heartbeat left its scratch directory"
+else ok "the heartbeat ended with the suite and removed its scratch directory"; fi
+if grep -q '^--- alive uptime=' "$WORK/hb.out" && grep -q "^---  *[0-9]* $WORK/lockstep 300" "$WORK/hb.out"; then
+  ok "the heartbeat says it lives and what the suite runs"
+else fail "heartbeat beat:"; head -n 5 "$WORK/hb.out"; fi
+if grep -q '^--- busy: pid [0-9]* (.*) state ., [0-9]*% of the CPU' "$WORK/hb.out"; then
+  ok "the heartbeat names the busiest process: $(grep -m1 '^--- busy: ' "$WORK/hb.out" | cut -c5-80)"
+else fail "heartbeat busy line:"; head -n 8 "$WORK/hb.out"; fi
+if grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S wchan=" "$WORK/hb.out"; then
+  ok "the heartbeat shows a long-running lockstep's threads: $(grep -m1 "^--- lockstep pid $lockstep_pid" "$WORK/hb.out" | cut -c5-)"
+else fail "heartbeat lockstep threads:"; tail -n 8 "$WORK/hb.out"; fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
