@@ -11,7 +11,8 @@
 #      under TCG a corrupted dom0 process spins, so this is no verdict on
 #      lockstep;
 #   1  anything else: lockstep itself spun, nothing spun (a blocked lockstep
-#      is a hang), or the CPU was elsewhere. Never a reason to skip.
+#      is a hang), or the CPU was in another process's code (RIPs in the
+#      kernel or Xen say nothing either way). Never a reason to skip.
 set -uo pipefail
 LOG=$1; shift
 strip() { sed -E 's/^ *[0-9]+ //' "$LOG"; }
@@ -49,6 +50,11 @@ symbol() {
 }
 ripin=0; rips=0
 for rip in $(sed -n '/^=== STALL/,$p' "$LOG" | sed -nE 's/^RIP=([0-9a-fA-F]+) .*/\1/p'); do
+  # Above user space: dom0's kernel or Xen (a process in a system call).
+  if [ ${#rip} -ge 16 ] && [ "${rip:0:4}" != 0000 ]; then
+    echo "  RIP $rip: in dom0's kernel or in Xen"
+    continue
+  fi
   rips=$((rips + 1))
   where=$(strip | grep -a "^--- map $pid " | while read -r _ _ _ range off path; do
     lo=$((16#${range%-*})); hi=$((16#${range#*-})); r=$((16#$rip))

@@ -71,6 +71,9 @@ verdict stopped 1 "idle" "a spinner idle at the last beat does not excuse the st
 # 4. The emulated CPU was elsewhere (another process's user code).
 log elsewhere 812 timeout 97 000055aa00001234
 verdict elsewhere 1 "not in its code" "a CPU outside the spinner's code does not excuse the stall"
+# A CPU in dom0's kernel or Xen at one sample does not contradict the spinner.
+log syscall 812 timeout 97 ffffffff816a17f3 00007fa21a45a3b0
+verdict syscall 0 "in dom0's kernel or in Xen" "a RIP in the kernel beside one in the spinner's code still places the CPU there"
 # 5. Nothing spun: lockstep blocked (the heartbeat shows its threads asleep).
 {
   echo "  45 ---         5 timeout 300 /opt/lockstep/bin/lockstep save --domain gpv -o /root/gpv.xl"
