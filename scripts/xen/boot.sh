@@ -4,6 +4,8 @@
 # serial line goes to LOG prefixed with seconds since start. QEMU ends when
 # dom0 powers off, panics (panic=1, -no-reboot) or after $TMO seconds.
 # $QEMU_MONITOR: a unix socket path for QEMU's monitor (run.sh's stall check).
+# LOG is appended to (O_APPEND), as run.sh appends a stall's registers to it
+# while the console may still write: neither overwrites the other.
 # What matters under TCG (each found the hard way): one CPU (with two, dom0
 # processes that map guest memory see heap corruption), smap=0 smep=0 (or
 # dom0 faults at its first instruction), no 'noreboot' (a panic must end it).
@@ -14,6 +16,7 @@
 set -uo pipefail
 W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 LOG=$1; INITRD=$2; shift 2
+: > "$LOG"
 D0M=${DOM0MEM:-2048M}
 XENARGS="console=com1 com1=115200,8n1 dom0_mem=$D0M,max:$D0M dom0_max_vcpus=1 smap=0 smep=0 loglvl=warning guest_loglvl=warning"
 start=$(date +%s)
@@ -22,7 +25,7 @@ timeout "${TMO:-600}" qemu-system-x86_64 -accel tcg -machine q35 -cpu "${QEMU_CP
   -kernel "$W/xen.elf" -append "$XENARGS" \
   -initrd "$W/vmlinuz console=hvc0 earlyprintk=xen panic=1 quiet $*,$INITRD" \
   0</dev/null 2>&1 | while IFS= read -r l; do
-    printf '%4d %s\n' $(( $(date +%s) - start )) "${l//$'\r'/}"; done > "$LOG"
+    printf '%4d %s\n' $(( $(date +%s) - start )) "${l//$'\r'/}"; done >> "$LOG"
 rc=${PIPESTATUS[0]}
 echo "$(( $(date +%s) - start )) QEMU-EXIT rc=$rc" >> "$LOG"
 exit "$rc"

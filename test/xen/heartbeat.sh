@@ -5,10 +5,10 @@
 # what the suite runs and for how long, so a hang says where the suite is
 # stuck. Under TCG a dom0 process is now and then corrupted and spins, so
 # each beat also names the process that used the CPU since the last one; one
-# that kept it busy for three beats in a row (a minute: longer than any step
-# of the suite computes) gets its code mappings (run.sh places the emulated
-# CPU's RIP in them, scripts/xen/stall.sh), its threads' states and, unless
-# it is lockstep (gdb would stop it mid-operation), gdb's backtrace, once. A
+# that kept it busy for two beats in a row (40 s or more: well inside run.sh's
+# 150 s stall limit) gets its code mappings (run.sh places the emulated CPU's
+# RIP in them, scripts/xen/stall.sh), its threads' states and, unless it is
+# lockstep (gdb would stop it mid-operation), gdb's backtrace, once. A
 # lockstep process running for long gets its threads' states (blocked: where
 # it waits). It ends when the suite has.
 suite=$1; BEAT=${2:-20}
@@ -43,7 +43,7 @@ heartbeat() {
       echo "--- busy: pid $1 ($2) state $3, $4% of the CPU since the last beat: $(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | cut -c1-100)"
       if [ "$4" -lt 50 ]; then streak=0; elif [ "$1" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
       last=$1
-      if [ $streak -ge 3 ] && [ "${dumped#* $1 }" = "$dumped" ]; then
+      if [ $streak -ge 2 ] && [ "${dumped#* $1 }" = "$dumped" ]; then
         dumped="$dumped$1 "
         echo "--- spinning: pid $1 ($2) kept the CPU busy for $streak beats; its code mappings, threads and stack:"
         grep ' r-xp ' /proc/$1/maps 2>/dev/null | awk -v p=$1 '{ print "--- map", p, $1, $3, $6 }'

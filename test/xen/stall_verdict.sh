@@ -32,7 +32,7 @@ log() {
     for t in 46 68 92; do
       echo "  $t --- busy: pid $pid ($comm) state R, 97% of the CPU since the last beat: $comm 300"
     done
-    echo "  92 --- spinning: pid $pid ($comm) kept the CPU busy for 3 beats; its code mappings, threads and stack:"
+    echo "  92 --- spinning: pid $pid ($comm) kept the CPU busy for 2 beats; its code mappings, threads and stack:"
     echo "  92 --- map $pid 55d0e0a01000-55d0e0a05000 00002000 /usr/bin/$comm"
     echo "  92 --- map $pid 7fa21a3f1000-7fa21a546000 00026000 $LIBC"
     echo "  92 --- spinning pid $pid thread $pid: R wchan=0 syscall=running"

@@ -13,7 +13,9 @@ PASS=0; FAIL=0
 up() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "=== $* uptime=$(up) ==="; }
 ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
-bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+# A failure shows at once where a crashed lockstep was (backtraces, below):
+# the suite may not get as far as its own calls if the boot stalls later.
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; [ -n "${IN_BACKTRACES:-}" ] || backtraces; }
 verify() { PYTHONPATH=/usr/lib/xen-4.17/lib/python /usr/lib/xen-4.17/bin/verify-stream-v2 -q -f xl -i "$1"; }
 lasttick() { grep -a 'GUEST-TICK' "$CONS/guest-$1.log" 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
 exists() { xl domid "$1" >/dev/null 2>&1; }
@@ -120,6 +122,7 @@ mark SUITE-START
 # A lockstep that crashes leaves a core; backtrace() prints where.
 ulimit -c unlimited; mkdir -p /root/cores; echo '/root/cores/core.%e.%p' > /proc/sys/kernel/core_pattern
 backtraces() {
+  IN_BACKTRACES=1
   for c in /root/cores/core.*; do
     [ -e "$c" ] || continue
     # Only lockstep's own crashes count: under TCG other dom0 processes
@@ -132,6 +135,7 @@ backtraces() {
     [ -n "$exe" ] && gdb -batch -ex 'thread apply all bt 20' "$exe" "$c" 2>&1 | grep -E '^#|^Thread' | head -n 60
     rm -f "$c"
   done
+  IN_BACKTRACES=
 }
 xl info | grep -E 'xen_version|free_memory' || { bad "xl info"; echo "$PASS passed, $FAIL failed"; exit 1; }
 $LS --help >/dev/null 2>&1 || { bad "lockstep does not run in dom0"; }
