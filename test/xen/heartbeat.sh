@@ -14,7 +14,8 @@
 suite=$1; BEAT=${2:-20}
 T=$(mktemp -d "${TMPDIR:-/tmp}/heartbeat.XXXXXX") || exit 1
 sample() {  # "up SECONDS", then "pid ticks state comm" for every process
-  { echo "up $(cut -d' ' -f1 /proc/uptime)"; cat /proc/[0-9]*/stat 2>/dev/null; } | awk '
+  read -r up _ < /proc/uptime
+  { echo "up $up"; cat /proc/[0-9]*/stat 2>/dev/null; } | awk '
     $1 == "up" { print; next }
     { c = $0; sub(/^[^(]*\(/, "", c); sub(/\) [^)]*$/, "", c); gsub(/ /, "_", c)
       s = $0; sub(/.*\) /, "", s); split(s, f, " "); print $1, f[12] + f[13], f[1], c }'
@@ -26,21 +27,25 @@ threads() {  # threads PID LABEL: each thread's state, kernel wait point and sys
 }
 heartbeat() {
   hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-  sample > $T/prev; last=""; streak=0; dumped=" "
+  # Few processes per beat: under TCG each one started is a chance of being hit.
+  prev=$T/a; now=$T/b
+  sample > $prev; last=""; streak=0; dumped=" "
   # Ends with the suite (dom0-init powers off then anyway).
   while sleep $BEAT && kill -0 $suite 2>/dev/null; do
-    echo "--- alive uptime=$(cut -d' ' -f1 /proc/uptime) load=$(cut -d' ' -f1-3 /proc/loadavg) domains=$(xl list 2>/dev/null | awk 'NR > 1 {printf "%s:%s ", $1, $5}')"
+    read -r up _ < /proc/uptime; read -r l1 l5 l15 _ < /proc/loadavg
+    echo "--- alive uptime=$up load=$l1 $l5 $l15 domains=$(xl list 2>/dev/null | awk 'NR > 1 {printf "%s:%s ", $1, $5}')"
     ps -o etimes=,args= --ppid $suite | sed 's/^/---   /'
-    sample > $T/now
+    sample > $now
     busy=$(awk -v hz="$hz" '
       FNR == NR { t[$1] = $2; next }
       $1 == "up" { secs = $2 - t["up"]; next }
       ($1 in t) && $2 - t[$1] > best { best = $2 - t[$1]; l = $1 " " $4 " " $3 }
-      END { if (best > 0 && secs > 0) print l, int(best * 100 / (secs * hz)) }' $T/prev $T/now)
-    mv $T/now $T/prev
+      END { if (best > 0 && secs > 0) print l, int(best * 100 / (secs * hz)) }' $prev $now)
+    swap=$prev; prev=$now; now=$swap
     set -- $busy   # pid comm state percent
     if [ $# = 4 ]; then
-      echo "--- busy: pid $1 ($2) state $3, $4% of the CPU since the last beat: $(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | cut -c1-100)"
+      cmd=""; [ "$4" -ge 50 ] && cmd=$(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | cut -c1-100)
+      echo "--- busy: pid $1 ($2) state $3, $4% of the CPU since the last beat${cmd:+: $cmd}"
       if [ "$4" -lt 50 ]; then streak=0; elif [ "$1" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
       last=$1
       if [ $streak -ge 2 ] && [ "${dumped#* $1 }" = "$dumped" ]; then
