@@ -972,48 +972,68 @@ static void leg_null(struct bench *b, struct size_result *sr, struct leg_result 
     close(fd);
 }
 
-static void shm_once(struct bench *b, struct size_result *sr, struct leg_result *res)
+/* The tmpfs leg's destination: one existing file, allocated once before the
+ * runs (the leg's words: "an existing file on tmpfs") and written over from
+ * offset 0 by every contender, so that none of them pays for fresh pages and
+ * none gets pages another one just freed (here, fresh memory costs several
+ * times the copy into it, and which pages were freed last decides it). */
+static int shm_open_existing(struct bench *b, struct size_result *sr, struct leg_result *res)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/lockstep-bench-%d.xl", b->shm_dir, (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(res->err, sizeof(res->err), "creating %.300s: %s", path, strerror(errno));
-        return;
+        snprintf(res->err, sizeof(res->err), "opening %.300s: %s", path, strerror(errno));
+        return -1;
     }
+    /* the stream: each page and its pfn word, and the records around them */
+    off_t size = (off_t)(sr->pages * (PAGE + 8) + (16u << 20));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_blocks * 512 < size && fallocate(fd, 0, 0, size) < 0) {
+        snprintf(res->err, sizeof(res->err), "allocating %.300s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void shm_remove(struct bench *b)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/lockstep-bench-%d.xl", b->shm_dir, (int)getpid());
+    unlink(path);   /* the guest's size again in RAM: gone before the next leg */
+}
+
+static void shm_once(struct bench *b, struct size_result *sr, struct leg_result *res)
+{
+    int fd = shm_open_existing(b, sr, res);
+    if (fd < 0)
+        return;
     res->ran = true;
     int rc = save_to(b, fd, sr, res, false, NULL, NULL);
-    struct stat st;
-    if (rc == 0 && fstat(fd, &st) == 0)
-        res->stream_bytes = (uint64_t)st.st_size;
+    off_t end = lseek(fd, 0, SEEK_CUR);   /* written from 0: the stream's length */
+    if (rc == 0 && end > 0)
+        res->stream_bytes = (uint64_t)end;
     close(fd);
-    unlink(path);   /* the guest's size again in RAM: gone before the next step */
     if (rc < 0)
         return;
 
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(res->err, sizeof(res->err), "creating %.300s: %s", path, strerror(errno));
+    if ((fd = shm_open_existing(b, sr, res)) < 0)
         return;
-    }
     res->base_s = write_loop(fd, res->stream_bytes, &res->base_writes, res->err,
                              sizeof(res->err));
     close(fd);
-    unlink(path);
     if (res->base_s < 0)
         return;
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd >= 0) {
+    if ((fd = shm_open_existing(b, sr, res)) >= 0) {
         res->guest_src_gbps = guest_write_loop(b, fd, res->stream_bytes, false);
         close(fd);
-        unlink(path);
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd >= 0) {
+    if ((fd = shm_open_existing(b, sr, res)) >= 0) {
         res->guest_sendfile_gbps = guest_write_loop(b, fd, res->stream_bytes, true);
         close(fd);
-        unlink(path);
     }
+    res->err[0] = '\0';
     res->base_gbps = gbps(res->stream_bytes, res->base_s);
     res->ok = true;
 }
@@ -1606,6 +1626,8 @@ int main(int argc, char **argv)
             case LEG_NULL: leg_null(&b, sr, &sr->leg[l]); break;
             default: leg_repeated(&b, sr, &sr->leg[l], (enum leg)l); break;
             }
+            if (l == LEG_SHM)
+                shm_remove(&b);
             print_leg((enum leg)l, sr);
         }
         ls_err_clear(&err);
