@@ -781,7 +781,7 @@ struct leg_result {
     int64_t guest_alloc_before, guest_alloc_after;   /* daemon memfd bytes, -1 unknown */
     int runs;                    /* LEG_RUNS legs: each run's page phase GB/s and */
     double run_phase_gbps[LEG_RUNS], run_base_gbps[LEG_RUNS];
-    int64_t run_pool_mib[LEG_RUNS];   /* the daemon's pool before it (MiB ready, -1: none) */
+    int run_pooled[LEG_RUNS];    /* its receiver's memory: 1 from the daemon's pool, 0 fresh, -1 unknown */
 };
 
 struct size_result {
@@ -1144,7 +1144,8 @@ static double leg_gbps_phase(const struct leg_result *r);
 
 /* Waits until the daemon's memory pool has no refill running (a destroyed
  * domain's memory being allocated again in the background), so that no leg
- * times it; returns the MiB ready in the pool, or -1 without one. */
+ * times it; returns how many memfds domains have taken from the pool so far,
+ * or -1 when the daemon cannot say. */
 static int64_t pool_settle(struct bench *b)
 {
     struct sim_pool_status ps;
@@ -1158,7 +1159,7 @@ static int64_t pool_settle(struct bench *b)
         struct timespec ts = { 0, 20 * 1000000L };
         nanosleep(&ts, NULL);
     }
-    return ps.ready ? (int64_t)ps.ready_mib : -1;
+    return ps.taken;
 }
 
 /* Load from anything else on this shared 2-core machine swings a run by up
@@ -1171,11 +1172,16 @@ static void leg_repeated(struct bench *b, struct size_result *sr, struct leg_res
     for (int i = 0; i < LEG_RUNS; i++) {
         struct leg_result one;
         memset(&one, 0, sizeof(one));
-        int64_t pool_mib = pool_settle(b);
+        int64_t taken_before = pool_settle(b);
         if (l == LEG_SHM)
             shm_once(b, sr, &one);
         else
             socket_once(b, sr, &one, l == LEG_UNIX ? SOCK_UNIX_KIND : SOCK_TCP_KIND);
+        struct sim_pool_status ps;
+        struct ls_errbuf pe;
+        ls_err_clear(&pe);
+        int pooled = taken_before >= 0 && sim_pool_status(b->be, &ps, &pe) == 0
+                         ? (int64_t)ps.taken > taken_before : -1;
         if (!one.ran || !one.ok) {
             *res = one;   /* a failed run is the leg's result */
             return;
@@ -1201,10 +1207,10 @@ static void leg_repeated(struct bench *b, struct size_result *sr, struct leg_res
             res->guest_sendfile_gbps = best.guest_sendfile_gbps;
         memcpy(res->run_phase_gbps, best.run_phase_gbps, sizeof(best.run_phase_gbps));
         memcpy(res->run_base_gbps, best.run_base_gbps, sizeof(best.run_base_gbps));
-        memcpy(res->run_pool_mib, best.run_pool_mib, sizeof(best.run_pool_mib));
+        memcpy(res->run_pooled, best.run_pooled, sizeof(best.run_pooled));
         res->run_phase_gbps[i] = leg_gbps_phase(&one);
         res->run_base_gbps[i] = one.base_gbps;
-        res->run_pool_mib[i] = pool_mib;
+        res->run_pooled[i] = pooled;
         res->runs = i + 1;
     }
 }
@@ -1327,13 +1333,9 @@ static void print_leg(enum leg l, const struct size_result *sr)
         printf(" GB/s\n");
         if (l == LEG_UNIX || l == LEG_TCP) {
             printf("  %-13s receiving domain's memory, by run:", "");
-            for (int i = 0; i < r->runs; i++) {
-                if (r->run_pool_mib[i] >= 0)
-                    printf("%s from the daemon's pool (%" PRId64 " MiB ready)", i ? "," : "",
-                           r->run_pool_mib[i]);
-                else
-                    printf("%s fresh", i ? "," : "");
-            }
+            for (int i = 0; i < r->runs; i++)
+                printf("%s %s", i ? "," : "", r->run_pooled[i] > 0 ? "from the daemon's pool"
+                                              : r->run_pooled[i] == 0 ? "fresh" : "unknown");
             printf("\n");
         }
     }

@@ -36,6 +36,7 @@ static struct {
     uint64_t capacity;
     uint64_t held;             /* allocated bytes, ready or being refilled */
     uint32_t filling;
+    uint32_t taken;            /* memfds handed to domains, ever */
     unsigned n;
     struct pooled ready[POOL_MAX];
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -61,6 +62,7 @@ int sim_pool_take(uint64_t bytes)
     struct pooled p = pool.ready[best];
     pool.ready[best] = pool.ready[--pool.n];
     pool.held -= p.allocated;
+    pool.taken++;
     pthread_mutex_unlock(&pool.lock);
 
     /* Cutting a bigger memfd to size gives its tail back to the kernel. */
@@ -148,7 +150,7 @@ int sim_pool_refill(struct sim_pool_refill *r)
     return ok ? 0 : (err ? err : -ENOSPC);
 }
 
-void sim_pool_stats(uint32_t *ready, uint32_t *filling, uint64_t *ready_bytes)
+void sim_pool_stats(uint32_t *ready, uint32_t *filling, uint64_t *ready_bytes, uint32_t *taken)
 {
     pthread_mutex_lock(&pool.lock);
     uint64_t bytes = 0;
@@ -160,6 +162,8 @@ void sim_pool_stats(uint32_t *ready, uint32_t *filling, uint64_t *ready_bytes)
         *filling = pool.filling;
     if (ready_bytes)
         *ready_bytes = bytes;
+    if (taken)
+        *taken = pool.taken;
     pthread_mutex_unlock(&pool.lock);
 }
 

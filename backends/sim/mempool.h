@@ -43,8 +43,8 @@ uint64_t sim_pool_refill_bytes(const struct sim_pool_refill *r);
  * as it was: the next domain gets fresh memory). */
 int sim_pool_refill(struct sim_pool_refill *r);
 
-/* Pooled memfds ready, and refills still allocating. */
-void sim_pool_stats(uint32_t *ready, uint32_t *filling, uint64_t *ready_bytes);
+/* Pooled memfds ready, refills still allocating, and memfds taken so far. */
+void sim_pool_stats(uint32_t *ready, uint32_t *filling, uint64_t *ready_bytes, uint32_t *taken);
 
 /* Closes every pooled memfd (daemon exit). */
 void sim_pool_drain(void);

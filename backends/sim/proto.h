@@ -112,7 +112,9 @@ struct simp_hello {
     uint32_t ndomains;
     uint32_t pool_filling;     /* memory pool (mempool.h): refills still allocating, */
     uint32_t pool_ready;       /* memfds ready, */
-    uint32_t pool_ready_mib;   /* and their allocated MiB */
+    uint32_t pool_ready_mib;   /* their allocated MiB, */
+    uint32_t pool_taken;       /* and memfds domains took from it so far */
+    uint32_t reserved;
 };
 
 #define SIMP_CREATE_POPULATE 1u

@@ -22,6 +22,7 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
  * refills to end so that they do not time them. */
 struct sim_pool_status {
     uint32_t ready, ready_mib, filling;
+    uint32_t taken;            /* memfds domains took from the pool so far */
 };
 int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e);
 

@@ -1250,7 +1250,7 @@ int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls
     if (n != sizeof(hi))
         return ls_err(e, -EPROTO, "lockstep-simd answered hello with %u bytes, want %zu", n, sizeof(hi));
     *st = (struct sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
-                                    .filling = hi.pool_filling };
+                                    .filling = hi.pool_filling, .taken = hi.pool_taken };
     return 0;
 }
 

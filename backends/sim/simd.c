@@ -630,7 +630,7 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         struct simp_hello hi = { .version = SIMP_VERSION, .pid = (uint32_t)getpid(),
                                  .ndomains = (uint32_t)g.ndoms };
         uint64_t ready_bytes;
-        sim_pool_stats(&hi.pool_ready, &hi.pool_filling, &ready_bytes);
+        sim_pool_stats(&hi.pool_ready, &hi.pool_filling, &ready_bytes, &hi.pool_taken);
         hi.pool_ready_mib = (uint32_t)(ready_bytes >> 20);
         conn_set_reply(c, h, 0, &hi, sizeof(hi), NULL, 0);
         return 0;

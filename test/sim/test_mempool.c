@@ -102,17 +102,21 @@ static void test_refill_keeps_layout_not_content(void **state)
 
     uint32_t ready, filling;
     uint64_t ready_bytes;
-    sim_pool_stats(&ready, &filling, &ready_bytes);
+    sim_pool_stats(&ready, &filling, &ready_bytes, NULL);
     assert_int_equal(ready, 1);
     assert_int_equal(filling, 0);
     assert_int_equal(ready_bytes, 9 * MIB);
 
+    uint32_t taken_before, taken_after;
+    sim_pool_stats(NULL, NULL, NULL, &taken_before);
     int fd = sim_pool_take(64 * MIB);
     assert_true(fd >= 0);
+    sim_pool_stats(NULL, NULL, NULL, &taken_after);
+    assert_int_equal(taken_after, taken_before + 1);
     assert_int_equal(file_size(fd), 64 * MIB);
     assert_int_equal(allocated_bytes(fd), 9 * MIB);
     assert_all_zero(fd);
-    sim_pool_stats(&ready, &filling, &ready_bytes);
+    sim_pool_stats(&ready, &filling, &ready_bytes, NULL);
     assert_int_equal(ready, 0);
     assert_int_equal(ready_bytes, 0);
     close(fd);
@@ -159,13 +163,13 @@ static void test_capacity(void **state)
     struct sim_pool_refill *pa = sim_pool_plan_refill(a);
     assert_non_null(pa);
     uint32_t filling;
-    sim_pool_stats(NULL, &filling, NULL);
+    sim_pool_stats(NULL, &filling, NULL, NULL);
     assert_int_equal(filling, 1);
     assert_null(sim_pool_plan_refill(b));        /* 8 filling + 16 > 20 */
     close(a);
     close(b);
     sim_pool_refill(pa);
-    sim_pool_stats(NULL, &filling, NULL);
+    sim_pool_stats(NULL, &filling, NULL, NULL);
     assert_int_equal(filling, 0);
     close(fd);
 }

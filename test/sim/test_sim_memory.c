@@ -581,13 +581,18 @@ static void test_restore_from_pool(void **state)
     assert_int_equal(ps.ready, 1);
     assert_true(ps.ready_mib >= 8 && ps.ready_mib <= 9);   /* the guest's pages, not its p2m span */
 
+    assert_int_equal(ps.taken, 0);
     uint32_t second = round_trip(f, hvm, VIA_SOCKETPAIR, 0);
-    assert_int_equal(pool_settled(f->be).ready, 0);    /* the restore target took it */
+    ps = pool_settled(f->be);
+    assert_int_equal(ps.ready, 0);                     /* the restore target took it */
+    assert_int_equal(ps.taken, 1);
 
     destroy(f->be, second);
     assert_int_equal(pool_settled(f->be).ready, 1);
     uint32_t third = round_trip(f, pv, VIA_PIPE, 0);   /* another guest, same memory */
-    assert_int_equal(pool_settled(f->be).ready, 0);
+    ps = pool_settled(f->be);
+    assert_int_equal(ps.ready, 0);
+    assert_int_equal(ps.taken, 2);
 
     destroy(f->be, third);
     destroy(f->be, pv);
