@@ -27,8 +27,9 @@
  * already holds. With LOCKSTEP_SIMD_MEMORY_POOL (scripts/bench.sh sets it),
  * the sim daemons do the same with the memory of the guests destroyed before
  * (backends/sim/mempool.h); the first migration to a host has none yet, and
- * allocates fresh memory. Rate 0 runs twice by default, to show both: each
- * leg says which it had.
+ * allocates fresh memory. Rate 0 runs three times by default, which shows
+ * both (each leg says which memory it had) and gives the throughput target a
+ * best of three, each side, against the noise of a shared machine.
  *
  * Benchmarks do not assert: the exit status is 0 unless one could not run.
  *
@@ -37,7 +38,7 @@
  * its real QEMU, whose stop and state save on the source and start on the
  * state, check and cont on the destination all fall inside the downtime.
  *
- *   bench_migrate [--memory SIZE] [--legs 0,0,5000,50000,hotset,qemu] [--lockstep PATH]
+ *   bench_migrate [--memory SIZE] [--legs 0,0,0,5000,50000,hotset,qemu] [--lockstep PATH]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -352,6 +353,9 @@ static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
     snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
 }
 
+/* The rate-0 legs without QEMU: the throughput target's, kept best of each side. */
+static struct { int runs; double best_secs, best_base; } rate0;
+
 static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lockstep)
 {
     clear_host(src_run);
@@ -412,6 +416,11 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     double ratio = base / secs;
     double fresh = plain_copy_seconds(bytes, true);
 
+    if (ds.rc == 0 && leg->rate == 0 && !leg->qemu) {
+        rate0.best_secs = rate0.runs == 0 || secs < rate0.best_secs ? secs : rate0.best_secs;
+        rate0.best_base = rate0.runs == 0 || base < rate0.best_base ? base : rate0.best_base;
+        rate0.runs++;
+    }
     if (ds.rc < 0)
         printf("%-10s FAILED: %s (receiver: %s)\n", leg->name, ds.msg, outcome);
     else
@@ -435,7 +444,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
 int main(int argc, char **argv)
 {
     uint64_t memory_kib = 1024 * 1024;
-    const char *legs = "0,0,5000,50000,hotset,qemu";
+    const char *legs = "0,0,0,5000,50000,hotset,qemu";
     char lockstep[4096] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
@@ -447,7 +456,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
             snprintf(lockstep, sizeof(lockstep), "%s", argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,0,5000,50000,hotset,qemu] "
+            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,0,0,5000,50000,hotset,qemu] "
                             "[--lockstep PATH]\n");
             return 2;
         }
@@ -495,6 +504,12 @@ int main(int argc, char **argv)
         run_leg(&l, memory_kib, lockstep);
     }
     free(list);
+    if (rate0.runs > 1) {
+        double r = rate0.best_base / rate0.best_secs;
+        printf("rate 0, best of %d runs each side (load on this shared VM moves one run by up "
+               "to 2x): migration %.2f s, plain copy %.2f s, ratio %.2f (target >= 0.8: %s)\n",
+               rate0.runs, rate0.best_secs, rate0.best_base, r, r >= TARGET_RATIO ? "met" : "MISSED");
+    }
     stop_host(src_run);
     stop_host(dst_run);
     usleep(200000);
