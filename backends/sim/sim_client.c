@@ -1234,7 +1234,8 @@ int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *js
     return sim_set(sim_of(be), domid, SIMP_K_CONFIG_JSON, 0, json, (uint32_t)n, e);
 }
 
-int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e)
+/* The daemon's hello: who it is, and its memory pool. */
+static int daemon_hello(struct ls_backend *be, struct simp_hello *hi, struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
         return -EOPNOTSUPP;
@@ -1243,12 +1244,21 @@ int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls
     int rc = sim_rpc(sim_of(be), SIMP_OP_HELLO, 0, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
     if (rc < 0)
         return rc;
-    struct simp_hello hi = { 0 };
-    if (n == sizeof(hi))
-        memcpy(&hi, r, sizeof(hi));
+    if (n == sizeof(*hi))
+        memcpy(hi, r, sizeof(*hi));
     free(r);
-    if (n != sizeof(hi))
-        return ls_err(e, -EPROTO, "lockstep-simd answered hello with %u bytes, want %zu", n, sizeof(hi));
+    if (n != sizeof(*hi))
+        return ls_err(e, -EPROTO, "lockstep-simd answered hello with %u bytes, want %zu", n,
+                      sizeof(*hi));
+    return 0;
+}
+
+int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e)
+{
+    struct simp_hello hi;
+    int rc = daemon_hello(be, &hi, e);
+    if (rc < 0)
+        return rc;
     *st = (struct sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
                                     .filling = hi.pool_filling, .taken = hi.pool_taken };
     return 0;
@@ -1256,18 +1266,10 @@ int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls
 
 int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
 {
-    if (not_sim(be, e) < 0)
-        return -EOPNOTSUPP;
-    struct sim_backend *sb = sim_of(be);
-    uint8_t *r;
-    uint32_t n;
-    int rc = sim_rpc(sb, SIMP_OP_HELLO, 0, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    struct simp_hello hi;
+    int rc = daemon_hello(be, &hi, e);
     if (rc < 0)
         return rc;
-    struct simp_hello hi = { 0 };
-    if (n == sizeof(hi))
-        memcpy(&hi, r, sizeof(hi));
-    free(r);
     *pid = (int)hi.pid;
     return 0;
 }
