@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@ struct range {
 
 struct sim_pool_refill {
     uint64_t size, allocated;
+    unsigned nevicted;
+    int evicted[POOL_MAX];     /* older pooled memfds it displaced: closed by the refill */
     unsigned nranges;
     struct range ranges[];
 };
@@ -60,7 +63,7 @@ int sim_pool_take(uint64_t bytes)
         return -1;
     }
     struct pooled p = pool.ready[best];
-    pool.ready[best] = pool.ready[--pool.n];
+    memmove(&pool.ready[best], &pool.ready[best + 1], (--pool.n - (unsigned)best) * sizeof(p));
     pool.held -= p.allocated;
     pool.taken++;
     pthread_mutex_unlock(&pool.lock);
@@ -76,7 +79,7 @@ int sim_pool_take(uint64_t bytes)
 struct sim_pool_refill *sim_pool_plan_refill(int old_memfd)
 {
     pthread_mutex_lock(&pool.lock);
-    bool on = pool.capacity > 0 && pool.n + pool.filling < POOL_MAX;
+    bool on = pool.capacity > 0 && pool.filling < POOL_MAX;
     pthread_mutex_unlock(&pool.lock);
     struct stat st;
     if (!on || fstat(old_memfd, &st) < 0 || st.st_size <= 0)
@@ -106,8 +109,19 @@ struct sim_pool_refill *sim_pool_plan_refill(int old_memfd)
         r->allocated += r->ranges[i].len;
 
     pthread_mutex_lock(&pool.lock);
-    on = r->allocated > 0 && pool.held + r->allocated <= pool.capacity &&
-         pool.n + pool.filling < POOL_MAX;
+    /* The newest layout is the likeliest to be asked for next (the same
+     * guest restored or migrated again): it displaces the oldest ready
+     * memfds, never a refill still allocating. */
+    uint64_t ready_bytes = 0;
+    for (unsigned i = 0; i < pool.n; i++)
+        ready_bytes += pool.ready[i].allocated;
+    on = r->allocated > 0 && pool.held - ready_bytes + r->allocated <= pool.capacity &&
+         pool.filling < POOL_MAX;
+    while (on && (pool.held + r->allocated > pool.capacity || pool.n + pool.filling >= POOL_MAX)) {
+        r->evicted[r->nevicted++] = pool.ready[0].fd;
+        pool.held -= pool.ready[0].allocated;
+        memmove(&pool.ready[0], &pool.ready[1], --pool.n * sizeof(pool.ready[0]));
+    }
     if (on) {
         pool.held += r->allocated;
         pool.filling++;
@@ -127,6 +141,8 @@ uint64_t sim_pool_refill_bytes(const struct sim_pool_refill *r)
 
 int sim_pool_refill(struct sim_pool_refill *r)
 {
+    for (unsigned i = 0; i < r->nevicted; i++)
+        close(r->evicted[i]);   /* their memory goes back before the new is taken */
     int fd = memfd_create("sim-pool", MFD_CLOEXEC);
     bool ok = fd >= 0 && ftruncate(fd, (off_t)r->size) == 0;
     /* fallocate allocates the pages without mapping them: no page table

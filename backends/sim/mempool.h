@@ -31,7 +31,8 @@ int sim_pool_take(uint64_t bytes);
 /* Called when a domain's memory is released: records the layout of
  * `old_memfd` (its allocated ranges) before the caller closes it. Returns a
  * refill to run after the close (sim_pool_refill), or NULL when the pool is
- * off or full. */
+ * off or the layout does not fit beside the refills still allocating. The
+ * oldest ready memfds make room for it (the refill closes them). */
 struct sim_pool_refill *sim_pool_plan_refill(int old_memfd);
 
 /* The bytes a refill will allocate. */

@@ -144,20 +144,41 @@ static void test_take_smallest_that_fits(void **state)
     assert_int_equal(sim_pool_take(MIB), -1);
 }
 
-/* The pool never holds more than its capacity, ready and refilling together. */
+/* The pool never holds more than its capacity, ready and refilling together:
+ * a new layout displaces the oldest ready memfds, never a refill in flight,
+ * and one bigger than the whole capacity is not pooled. */
 static void test_capacity(void **state)
 {
     (void)state;
     sim_pool_set_capacity(20 * MIB);
-    uint64_t r12[] = { 0, 12 * MIB };
-    refill_from(memfd_with_data(16 * MIB, r12, 1));
-    int second = memfd_with_data(16 * MIB, r12, 1);
-    assert_null(sim_pool_plan_refill(second));   /* 12 + 12 > 20 */
+    uint64_t r12[] = { 0, 12 * MIB }, r6[] = { 0, 6 * MIB }, r24[] = { 0, 24 * MIB };
+    refill_from(memfd_with_data(16 * MIB, r6, 1));    /* oldest */
+    refill_from(memfd_with_data(8 * MIB, r6, 1));
+    uint32_t ready;
+    uint64_t ready_bytes;
+    sim_pool_stats(&ready, NULL, &ready_bytes, NULL);
+    assert_int_equal(ready, 2);
+    refill_from(memfd_with_data(32 * MIB, r12, 1));   /* 6 + 6 + 12 > 20: the oldest goes */
+    sim_pool_stats(&ready, NULL, &ready_bytes, NULL);
+    assert_int_equal(ready, 2);
+    assert_int_equal(ready_bytes, 18 * MIB);
+    int big = memfd_with_data(32 * MIB, r24, 1);
+    assert_null(sim_pool_plan_refill(big));           /* 24 > 20 whatever is displaced */
+    close(big);
+    sim_pool_stats(&ready, NULL, NULL, NULL);
+    assert_int_equal(ready, 2);                       /* and nothing was displaced for it */
+    /* Left: the 8 MiB and the 32 MiB memfds. Had the newer 6 MiB layout gone
+     * instead of the older, 12 MiB would get the 16 MiB memfd. */
+    int second = sim_pool_take(12 * MIB);
+    assert_true(second >= 0);
+    assert_int_equal(allocated_bytes(second), 12 * MIB);
+    close(second);
+    second = sim_pool_take(8 * MIB);
+    assert_true(second >= 0);
+    assert_int_equal(allocated_bytes(second), 6 * MIB);
     close(second);
 
-    /* A refill planned but not yet run counts as held. */
-    int fd = sim_pool_take(16 * MIB);
-    assert_true(fd >= 0);
+    /* A refill planned but not yet run counts as held (the pool is empty now). */
     uint64_t r8[] = { 0, 8 * MIB }, r16[] = { 0, 16 * MIB };
     int a = memfd_with_data(8 * MIB, r8, 1), b = memfd_with_data(16 * MIB, r16, 1);
     struct sim_pool_refill *pa = sim_pool_plan_refill(a);
@@ -165,13 +186,12 @@ static void test_capacity(void **state)
     uint32_t filling;
     sim_pool_stats(NULL, &filling, NULL, NULL);
     assert_int_equal(filling, 1);
-    assert_null(sim_pool_plan_refill(b));        /* 8 filling + 16 > 20 */
+    assert_null(sim_pool_plan_refill(b));        /* 8 filling + 16 > 20: a refill in flight stays */
     close(a);
     close(b);
     sim_pool_refill(pa);
     sim_pool_stats(NULL, &filling, NULL, NULL);
     assert_int_equal(filling, 0);
-    close(fd);
 }
 
 int main(void)
