@@ -145,10 +145,20 @@ int sim_pool_refill(struct sim_pool_refill *r)
         close(r->evicted[i]);   /* their memory goes back before the new is taken */
     int fd = memfd_create("sim-pool", MFD_CLOEXEC);
     bool ok = fd >= 0 && ftruncate(fd, (off_t)r->size) == 0;
-    /* fallocate allocates the pages without mapping them: no page table
-     * entries to build here, and none left to tear down. */
+    /* Zeros written, not fallocate: a fallocated shmem page is allocated but
+     * never touched, so on a VM whose host backs memory lazily the first
+     * write into it (inside the next restore) still pays for the backing
+     * (measured: a restore into fallocated pool memory ran at 0.57-0.70 of a
+     * copy into written memory). pwrite maps nothing here either. */
+    static const char zeros[1 << 16];
     for (unsigned i = 0; ok && i < r->nranges; i++)
-        ok = fallocate(fd, 0, (off_t)r->ranges[i].off, (off_t)r->ranges[i].len) == 0;
+        for (uint64_t at = r->ranges[i].off, end = at + r->ranges[i].len; ok && at < end;) {
+            ssize_t w = pwrite(fd, zeros, end - at < sizeof(zeros) ? (size_t)(end - at) : sizeof(zeros),
+                               (off_t)at);
+            ok = w > 0 || (w < 0 && errno == EINTR);
+            if (w > 0)
+                at += (uint64_t)w;
+        }
     int err = ok ? 0 : -errno;
 
     pthread_mutex_lock(&pool.lock);
