@@ -34,6 +34,7 @@ The rows the runs took are listed against the migration tables.
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import time
@@ -357,6 +358,16 @@ def main():
     print(f"migration rows taken by these runs: {total - len(missing)} of {total}")
     for m in missing:
         print(f"  not taken: {m}")
+    finish()
+
+
+def finish():
+    """The daemons' logs stay for a failed run (their directory is printed);
+    a passing run leaves nothing in /tmp."""
+    if res.failed:
+        print(f"# the hosts' logs are kept in {work}", flush=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     res.finish()
 
 
@@ -365,4 +376,4 @@ if __name__ == "__main__":
         main()
     except mt.Failed as e:
         res.check("test harness", False, str(e))
-        res.finish()
+        finish()
