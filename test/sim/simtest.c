@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -78,6 +79,15 @@ bool simtest_file_exists(const struct simtest_env *t, const char *name)
     return stat(path, &st) == 0;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 void simtest_env_fini(struct simtest_env *t)
 {
     int pid = simtest_daemon_pid(t);
@@ -106,19 +116,9 @@ void simtest_env_fini(struct simtest_env *t)
         }
         fclose(lf);
     }
-    DIR *d = opendir(t->rundir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", t->rundir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(t->rundir);
+    /* Depth first: a daemon killed as a dying host leaves its domains'
+     * device-model directories (domain-N/) behind, as a crashed host would. */
+    nftw(t->rundir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     unsetenv("LOCKSTEP_SIMD_IDLE_EXIT");
     if (dirty)
         fail_msg("lockstep-simd reported sanitizer errors (log above)");
