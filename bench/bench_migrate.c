@@ -481,9 +481,14 @@ int main(int argc, char **argv)
     snprintf(src_run, sizeof(src_run), "%s/src", work);
     snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
 
+    /* The daemons start with the client's environment; one that cannot have
+     * huge pages refuses to start, so this is what every leg had. */
+    const char *huge = getenv("LOCKSTEP_SIMD_HUGE_PAGES");
+    bool huge_pages = huge && *huge && strcmp(huge, "0") != 0;
     printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
            "policy: < 50 dirty pages or 5 rounds; no digests; device model: the stand-in, "
-           "a real QEMU in the +QEMU leg)\n", memory_kib >> 10);
+           "a real QEMU in the +QEMU leg; guest memory in %s pages)\n", memory_kib >> 10,
+           huge_pages ? "2 MiB" : "4 KiB");
     char *list = strdup(legs), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         struct leg l = { .name = t, .pattern = LS_SIM_DIRTY_UNIFORM };

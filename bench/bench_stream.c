@@ -1263,6 +1263,15 @@ static const char *target_text(enum leg l)
     }
 }
 
+/* The guest's unallocated pages before the prefault. In 2 MiB pages a hole
+ * lies inside an allocated page and the memfd holds more than the guest's
+ * pages (the special pages' 2 MiB page): none are left then. */
+static double hole_mib(const struct size_result *sr)
+{
+    int64_t holes = (int64_t)(sr->pages * PAGE) - sr->alloc_before_prefault;
+    return holes > 0 ? (double)holes / MIB : 0.0;
+}
+
 static void print_size_header(const struct size_result *sr)
 {
     printf("\n== %.0f MiB guest: %" PRIu64 " pages in %" PRIu64 " batches of <= %u "
@@ -1273,15 +1282,13 @@ static void print_size_header(const struct size_result *sr)
     else if (sr->prefault_s >= 0)
         printf("   prefault: the sim left %.1f MiB of the guest's zero pages as memfd holes; written "
                "(allocated) before timing in %.2f s (--no-prefault: leave them, the first leg that reads "
-               "them allocates them)\n",
-               (double)((int64_t)(sr->pages * PAGE) - sr->alloc_before_prefault) / MIB, sr->prefault_s);
+               "them allocates them)\n", hole_mib(sr), sr->prefault_s);
     else if (sr->prefault_err[0])
         printf("   prefault not done (%s): the first leg that reads the guest allocates its holes\n",
                sr->prefault_err);
     else
         printf("   no prefault: %.1f MiB of the guest's zero pages are memfd holes, allocated by the "
-               "first leg that reads them\n",
-               (double)((int64_t)(sr->pages * PAGE) - sr->alloc_before_prefault) / MIB);
+               "first leg that reads them\n", hole_mib(sr));
 }
 
 static void print_leg(enum leg l, const struct size_result *sr)
@@ -1595,6 +1602,11 @@ int main(int argc, char **argv)
         b.dpid = dpid;
     if (dpid)
         printf("sim daemon pid %d, rundir %s\n", dpid, rundir);
+    struct sim_pool_status backing;
+    if (sim_pool_status(b.be, &backing, &err) == 0)
+        printf("guest memory: %s\n", backing.huge_pages
+               ? "2 MiB pages (lockstep-simd --huge-pages, as Xen backs HVM guests with superpages)"
+               : "4 KiB pages (memfds; LOCKSTEP_SIMD_HUGE_PAGES=1 for 2 MiB pages)");
     memcpy_reference();
 
     for (size_t i = 0; i < nsizes; i++) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backends/sim/hash.h"
+#include "backends/sim/guestmem.h"
 #include "backends/sim/hvm_context.h"
 #include "backends/sim/mempool.h"
 #include "backends/sim/xen_abi.h"
@@ -527,11 +528,11 @@ static int make_memfds(struct sim_domain *d, struct ls_errbuf *e)
     d->mem_fd = sim_pool_take(d->p2m_size * PAGE);
     d->memory_from_pool = d->mem_fd >= 0;
     if (d->mem_fd < 0)
-        d->mem_fd = memfd_create(n, MFD_CLOEXEC);
+        d->mem_fd = sim_guestmem_new(n);
     snprintf(n, sizeof(n), "sim-dom%u-frameinfo", d->domid);
     d->finfo_fd = memfd_create(n, MFD_CLOEXEC);
     if (d->mem_fd < 0 || d->finfo_fd < 0)
-        return ls_err(e, -errno, "memfd_create: %s", strerror(errno));
+        return ls_err(e, -errno, "allocating the memory of domain %u: %s", d->domid, strerror(errno));
     if ((!d->memory_from_pool && ftruncate(d->mem_fd, (off_t)(d->p2m_size * PAGE)) < 0) ||
         ftruncate(d->finfo_fd, (off_t)d->p2m_size) < 0)
         return ls_err(e, -errno, "sizing guest memory of %" PRIu64 " pages: %s",

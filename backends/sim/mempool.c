@@ -2,6 +2,7 @@
  * mempool.h). Called from the daemon's main thread (take) and from the
  * threads that release destroyed domains' memory (plan, refill). */
 #include "backends/sim/mempool.h"
+#include "backends/sim/guestmem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,7 +144,7 @@ int sim_pool_refill(struct sim_pool_refill *r)
 {
     for (unsigned i = 0; i < r->nevicted; i++)
         close(r->evicted[i]);   /* their memory goes back before the new is taken */
-    int fd = memfd_create("sim-pool", MFD_CLOEXEC);
+    int fd = sim_guestmem_new("sim-pool");
     bool ok = fd >= 0 && ftruncate(fd, (off_t)r->size) == 0;
     /* Zeros written, not fallocate: a fallocated shmem page is allocated but
      * never touched, so on a VM whose host backs memory lazily the first

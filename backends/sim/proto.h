@@ -114,8 +114,10 @@ struct simp_hello {
     uint32_t pool_ready;       /* memfds ready, */
     uint32_t pool_ready_mib;   /* their allocated MiB, */
     uint32_t pool_taken;       /* and memfds domains took from it so far */
-    uint32_t reserved;
+    uint32_t flags;            /* SIMP_HELLO_* */
 };
+/* Guest memory is backed by 2 MiB pages (lockstep-simd --huge-pages). */
+#define SIMP_HELLO_HUGE_PAGES 1u
 
 #define SIMP_CREATE_POPULATE 1u
 /* A restore target the daemon destroys if the creating client is lost before

@@ -19,10 +19,12 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
 
 /* The daemon's memory pool (lockstep-simd --memory-pool): memfds ready, their
  * MiB, and refills still allocating. For benchmarks, which wait for the
- * refills to end so that they do not time them. */
+ * refills to end so that they do not time them, and say which memory the
+ * guests had. */
 struct sim_pool_status {
     uint32_t ready, ready_mib, filling;
     uint32_t taken;            /* memfds domains took from the pool so far */
+    bool huge_pages;           /* guest memory in 2 MiB pages (--huge-pages) */
 };
 int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e);
 

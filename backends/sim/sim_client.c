@@ -115,7 +115,8 @@ static int spawn_daemon(struct sim_backend *sb, struct ls_errbuf *e)
     char idle[32], pool[32];
     const char *idle_env = getenv("LOCKSTEP_SIMD_IDLE_EXIT");
     const char *pool_env = getenv("LOCKSTEP_SIMD_MEMORY_POOL");
-    char *argv[10];
+    const char *huge_env = getenv("LOCKSTEP_SIMD_HUGE_PAGES");
+    char *argv[12];
     int a = 0;
     argv[a++] = bin;
     argv[a++] = "--rundir";
@@ -130,6 +131,8 @@ static int spawn_daemon(struct sim_backend *sb, struct ls_errbuf *e)
         argv[a++] = "--memory-pool";
         argv[a++] = pool;
     }
+    if (huge_env && *huge_env && strcmp(huge_env, "0") != 0)
+        argv[a++] = "--huge-pages";
     argv[a] = NULL;
 
     posix_spawn_file_actions_t fa;
@@ -1260,7 +1263,8 @@ int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls
     if (rc < 0)
         return rc;
     *st = (struct sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
-                                    .filling = hi.pool_filling, .taken = hi.pool_taken };
+                                    .filling = hi.pool_filling, .taken = hi.pool_taken,
+                                    .huge_pages = hi.flags & SIMP_HELLO_HUGE_PAGES };
     return 0;
 }
 

@@ -32,6 +32,7 @@
 
 #include "backends/sim/dirty.h"
 #include "backends/sim/guest.h"
+#include "backends/sim/guestmem.h"
 #include "backends/sim/mempool.h"
 #include "backends/sim/proto.h"
 
@@ -68,6 +69,7 @@ static struct {
     uint32_t next_domid;
     uint64_t next_client;
     bool quit;
+    bool huge_pages;   /* --huge-pages: guest memory in 2 MiB pages (guestmem.h) */
 } g = { .listen_fd = -1, .sig_fd = -1, .pid_fd = -1, .idle_exit = DEFAULT_IDLE_EXIT,
         .next_domid = 1 };
 
@@ -631,6 +633,7 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
                                  .ndomains = (uint32_t)g.ndoms };
         uint64_t ready_bytes;
         sim_pool_stats(&hi.pool_ready, &hi.pool_filling, &ready_bytes, &hi.pool_taken);
+        hi.flags = sim_guestmem_huge_pages() ? SIMP_HELLO_HUGE_PAGES : 0;
         hi.pool_ready_mib = (uint32_t)(ready_bytes >> 20);
         conn_set_reply(c, h, 0, &hi, sizeof(hi), NULL, 0);
         return 0;
@@ -1066,11 +1069,15 @@ static void startup_fail(int ready, const char *msg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--memory-pool SIZE] [--foreground]\n"
+    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--memory-pool SIZE]\n"
+                    "                     [--huge-pages] [--foreground]\n"
                     "  --idle-exit 0 never exits on idle (default %d s)\n"
                     "  --memory-pool SIZE keeps up to SIZE (K, M, G) of destroyed domains' memory\n"
                     "      allocated again, for the next domains, as Xen's heap keeps free pages\n"
-                    "      (default 0: every domain gets fresh memory)\n", DEFAULT_IDLE_EXIT);
+                    "      (default 0: every domain gets fresh memory)\n"
+                    "  --huge-pages backs guest memory with 2 MiB pages, as Xen backs HVM guests\n"
+                    "      with superpages: files in a private tmpfs (huge=always) mounted on no\n"
+                    "      path; needs CAP_SYS_ADMIN (default: memfds, 4 KiB pages)\n", DEFAULT_IDLE_EXIT);
 }
 
 /* "512M", "4G", "65536K" or bytes; 0 on a bad size (and *ok false). */
@@ -1105,6 +1112,8 @@ static void parse_args(int argc, char **argv, bool *fg)
                 exit(2);
             }
             g.idle_exit = (unsigned)v;
+        } else if (!strcmp(argv[i], "--huge-pages")) {
+            g.huge_pages = true;
         } else if (!strcmp(argv[i], "--memory-pool") && i + 1 < argc) {
             bool ok;
             uint64_t bytes = parse_size_bytes(argv[++i], &ok);
@@ -1275,13 +1284,16 @@ int main(int argc, char **argv)
         close(g.sig_fd);
         return 0;
     }
+    if (g.huge_pages && sim_guestmem_use_huge_pages(err, sizeof(err)) < 0)
+        startup_fail(ready, err);
     if (listen_socket(err, sizeof(err)) < 0)
         startup_fail(ready, err);
     char pid[32];
     int pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
     if (ftruncate(g.pid_fd, 0) < 0 || pwrite(g.pid_fd, pid, (size_t)pn, 0) != pn)
         startup_fail(ready, "cannot write the pid file");
-    logmsg("serving on %s (idle exit %u s)", g.sock_path, g.idle_exit);
+    logmsg("serving on %s (idle exit %u s, guest memory in %s pages)", g.sock_path, g.idle_exit,
+           sim_guestmem_huge_pages() ? "2 MiB" : "4 KiB");
     if (ready >= 0) {
         (void)!write(ready, "K", 1);
         close(ready);

@@ -6,8 +6,10 @@
  * pass Xen's verify-stream-v2; broken streams must be refused with the
  * offset and record named, without leaking fds or memory.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -57,6 +59,11 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     int fds = simtest_count_fds(), before = f->fds_before;
+    if (!f->be) {   /* skipped before it opened the backend */
+        simtest_env_fini(&f->env);
+        free(f);
+        return 0;
+    }
     f->be->ops->close(f->be);
     simtest_env_fini(&f->env);
     free(f);
@@ -374,7 +381,24 @@ static void run_verifier(const uint8_t *b, size_t len)
 
 /* ---- round trips ------------------------------------------------------------------ */
 
-enum transport { VIA_PIPE, VIA_SOCKETPAIR };
+enum transport { VIA_PIPE, VIA_SOCKETPAIR, VIA_TCP, VIA_FILE };
+
+/* A connected pair over loopback TCP: fds[0] reads, fds[1] writes. */
+static void tcp_pair(int fds[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof(a);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+    fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(fds[1], (struct sockaddr *)&a, sizeof(a)), 0);
+    fds[0] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(fds[0] >= 0);
+    close(l);
+}
 
 /* save(src) | restore(new target) concurrently; returns the target's domid. */
 static uint32_t round_trip(struct fixture *f, uint32_t src, enum transport how, unsigned flags)
@@ -382,10 +406,17 @@ static uint32_t round_trip(struct fixture *f, uint32_t src, enum transport how, 
     struct ls_domain_info si = info(f->be, src);
     uint32_t dst = target(f->be, si.type, 0, 0);   /* sizes "as they come" */
     int fds[2];
-    if (how == VIA_PIPE)
+    if (how == VIA_PIPE) {
         assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-    else
+    } else if (how == VIA_SOCKETPAIR) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    } else if (how == VIA_TCP) {
+        tcp_pair(fds);
+    } else {   /* saved whole, then restored: one file, two descriptors */
+        fds[1] = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fds[1] >= 0);
+        fds[0] = fcntl(fds[1], F_DUPFD_CLOEXEC, 0);
+    }
 
     struct saver s = { .be = f->be, .close_fd = true,
                        .p = { .domid = src, .io_fd = fds[1], .recv_fd = -1, .flags = flags,
@@ -394,10 +425,15 @@ static uint32_t round_trip(struct fixture *f, uint32_t src, enum transport how, 
     s.cb.domid = src;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, save_thread, &s), 0);
+    if (how == VIA_FILE) {
+        pthread_join(th, NULL);
+        assert_int_equal(lseek(fds[0], 0, SEEK_SET), 0);
+    }
     struct cbs rc = { 0 };
     struct ls_errbuf e;
     int r = restore_fd(f->be, dst, fds[0], &rc, &e);
-    pthread_join(th, NULL);
+    if (how != VIA_FILE)
+        pthread_join(th, NULL);
     close(fds[0]);
     if (s.rc < 0)
         fail_msg("save_memory: %s", s.e.msg);
@@ -600,6 +636,99 @@ static void test_restore_from_pool(void **state)
     ps = pool_settled(f->be);
     assert_true(ps.ready >= 1);
     assert_true(ps.ready_mib <= 64);                   /* never above its capacity */
+}
+
+/* With --huge-pages the daemon needs CAP_SYS_ADMIN for its private tmpfs;
+ * without it the daemon refuses to start, saying so, and the test skips. */
+static int setup_huge_pages(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct ls_errbuf e;
+    simtest_env_init(&f->env, 0);
+    setenv("LOCKSTEP_SIMD_HUGE_PAGES", "1", 1);   /* read when the daemon starts */
+    ls_err_clear(&e);
+    int rc = ls_sim_open(&f->be, &e);
+    unsetenv("LOCKSTEP_SIMD_HUGE_PAGES");
+    *state = f;
+    if (rc < 0 && strstr(e.msg, "CAP_SYS_ADMIN")) {
+        print_message("skipped: %s\n", e.msg);
+        f->be = NULL;
+        return 0;
+    }
+    if (rc < 0)
+        fail_msg("ls_sim_open with huge pages: %s", e.msg);
+    f->fds_before = simtest_count_fds();
+    return 0;
+}
+
+/* KiB of this process's mapping at `addr` mapped by PMDs (2 MiB pages of a
+ * tmpfs file), from /proc/self/smaps; -1 when the mapping is not found. */
+static long shmem_pmd_mapped_kib(const void *addr)
+{
+    FILE *sm = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false;
+    long kib = -1;
+    assert_non_null(sm);
+    while (fgets(line, sizeof(line), sm)) {
+        unsigned long lo, hi;
+        /* A mapping's header starts with its address range in lower-case
+         * hex; its fields start with a capitalised name. */
+        bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+        if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+            in = lo == (unsigned long)addr;
+            continue;
+        }
+        if (in && sscanf(line, "ShmemPmdMapped: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(sm);
+    return kib;
+}
+
+/* --huge-pages: guest memory really is in 2 MiB pages (the client's mapping
+ * of it is PMD-mapped), and saves through every path the saver picks for it
+ * (writev from the mapping into a file and a TCP socket, sendfile into a
+ * unix socket and a pipe) restore to the same digest, live or not. */
+static void test_huge_pages(void **state)
+{
+    struct fixture *f = *state;
+    if (!f->be)
+        skip();
+    struct sim_pool_status ps;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(sim_pool_status(f->be, &ps, &e), 0);
+    assert_true(ps.huge_pages);
+
+    uint32_t hvm = create(f->be, LS_GUEST_HVM, 16384, 2, 21);   /* 16 MiB */
+    struct sim_map m;
+    ls_err_clear(&e);
+    assert_int_equal(sim_map_domain((struct sim_backend *)f->be, hvm, false, &m, &e), 0);
+    struct stat st;
+    assert_int_equal(fstat(m.mem_fd, &st), 0);
+    assert_int_equal(st.st_blksize, 2 << 20);
+    sim_map_populate(&m, MADV_POPULATE_READ);
+    long pmd_kib = shmem_pmd_mapped_kib(m.mem);
+    print_message("16 MiB HVM guest: %ld KiB of its mapping in 2 MiB pages\n", pmd_kib);
+    assert_true(pmd_kib >= 8 * 1024);   /* at least the RAM below the VGA hole's 2 MiB pages */
+    sim_unmap_domain(&m);
+
+    uint32_t pv = create(f->be, LS_GUEST_PV, 8192, 2, 22);
+    static const struct { enum transport via; bool pv; unsigned flags; } runs[] = {
+        { VIA_FILE, false, 0 },   { VIA_FILE, true, 0 },
+        { VIA_TCP, false, 0 },    { VIA_TCP, true, LS_SAVE_LIVE },
+        { VIA_SOCKETPAIR, false, LS_SAVE_LIVE }, { VIA_PIPE, true, 0 },
+    };
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        uint32_t src = runs[i].pv ? pv : hvm;
+        ls_err_clear(&e);
+        if (info(f->be, src).state == LS_RUN_SUSPENDED)   /* by the last save of it */
+            assert_int_equal(f->be->ops->resume(f->be, src, true, &e), 0);
+        destroy(f->be, round_trip(f, src, runs[i].via, runs[i].flags));
+    }
+    destroy(f->be, pv);
+    destroy(f->be, hvm);
 }
 
 /* ---- rejects ------------------------------------------------------------------- */
@@ -886,6 +1015,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_pvh_and_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_is_sparse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_from_pool, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_pages, setup_huge_pages, teardown),
         cmocka_unit_test_setup_teardown(test_reject_pv_without_vcpu0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_type_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_truncated, setup, teardown),
