@@ -61,8 +61,9 @@ int sim_guestmem_use_huge_pages(char *why, size_t cap)
         if (mnt >= 0)
             close(mnt);
         snprintf(why, cap, "huge pages: %s: %s%s", step, strerror(-rc),
-                 rc == -EPERM ? " (a private tmpfs needs CAP_SYS_ADMIN: run as root, or without --huge-pages)"
-                              : "");
+                 rc == -EPERM    ? " (a private tmpfs needs CAP_SYS_ADMIN: run as root, or without --huge-pages)"
+                 : rc == -ENOSYS ? " (no fsopen in this kernel or sandbox: run without --huge-pages)"
+                                 : "");
         return rc;
     }
     huge_mount_fd = mnt;
