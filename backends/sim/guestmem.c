@@ -16,33 +16,29 @@ int sim_guestmem_use_huge_pages(char *why, size_t cap)
 {
     if (huge_mount_fd >= 0)
         return 0;
-    const char *step = "fsopen(tmpfs)";
-    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
-    int rc = fs < 0 ? -errno : 0;
     /* size 0: no limit of its own, as memfds have none; huge=always: every
      * 2 MiB-aligned extent is one huge page when the kernel can find one. */
-    if (rc == 0 && fsconfig(fs, FSCONFIG_SET_STRING, "huge", "always", 0) < 0) {
-        step = "tmpfs option huge=always";
-        rc = -errno;
-    }
-    if (rc == 0 && fsconfig(fs, FSCONFIG_SET_STRING, "size", "0", 0) < 0) {
-        step = "tmpfs option size=0";
-        rc = -errno;
-    }
-    if (rc == 0 && fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0) {
-        step = "tmpfs option mode=0700";
-        rc = -errno;
-    }
+    static const char *const options[][2] = {
+        { "huge", "always" }, { "size", "0" }, { "mode", "0700" },
+    };
+    char step[64] = "fsopen(tmpfs)";
+    int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+    int rc = fs < 0 ? -errno : 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(options) / sizeof(options[0]); i++)
+        if (fsconfig(fs, FSCONFIG_SET_STRING, options[i][0], options[i][1], 0) < 0) {
+            rc = -errno;
+            snprintf(step, sizeof(step), "tmpfs option %s=%s", options[i][0], options[i][1]);
+        }
     if (rc == 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-        step = "creating the tmpfs";
         rc = -errno;
+        snprintf(step, sizeof(step), "creating the tmpfs");
     }
     int mnt = -1;
     if (rc == 0) {
         mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         if (mnt < 0) {
-            step = "fsmount";
             rc = -errno;
+            snprintf(step, sizeof(step), "fsmount");
         }
     }
     if (fs >= 0)
@@ -51,8 +47,8 @@ int sim_guestmem_use_huge_pages(char *why, size_t cap)
     if (rc == 0) {
         int probe = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (probe < 0) {
-            step = "O_TMPFILE in the tmpfs";
             rc = -errno;
+            snprintf(step, sizeof(step), "O_TMPFILE in the tmpfs");
         } else {
             close(probe);
         }

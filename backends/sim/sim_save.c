@@ -9,8 +9,8 @@
  * (to a character device such as /dev/null, which never reads them, for a
  * batch of scattered pages, where a sendfile per page would cost a syscall
  * per page, and into a file or a TCP socket from guest memory in huge pages,
- * see sim_save_memory). Into a regular file, batches are sized so page data sits on page
- * boundaries of the file (batch_capacity).
+ * see sim_save_memory). Into a regular file, batches are sized so page data
+ * sits on page boundaries of the file (batch_capacity).
  *
  * Live saves (LS_SAVE_LIVE) pre-copy as xc_domain_save does: log-dirty on,
  * round 0 sends every populated page while the guest runs (its own vCPU in
