@@ -78,7 +78,7 @@ extern char **environ;
 #define RSS_EVERY_MS 5              /* RSS sampling */
 
 #define NULL_RUNS 3                 /* the /dev/null leg is short: best of this many */
-#define LEG_RUNS 3                  /* the other legs: best of this many, each side */
+#define LEG_RUNS 5                  /* the other legs: best of this many, each side */
 #define POOL_SETTLE_MS 30000        /* longest wait for the daemon's pool refills */
 #define TARGET_NULL_GBPS 50.0
 #define TARGET_NULL_SYSCALLS 2.0
