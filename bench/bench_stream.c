@@ -801,6 +801,10 @@ struct leg_result {
     int runs;                    /* LEG_RUNS legs: each run's page phase GB/s and */
     double run_phase_gbps[LEG_RUNS], run_base_gbps[LEG_RUNS];
     int run_pooled[LEG_RUNS];    /* its receiver's memory: 1 from the daemon's pool, 0 fresh, -1 unknown */
+    /* Socket legs: where the whole operation's time went, seconds from the
+     * save's start: the receiver's first and last observed page progress
+     * and its done, and the saver's done. */
+    double recv_first_s, recv_last_s, recv_done_s, save_done_s;
 };
 
 struct size_result {
@@ -1109,6 +1113,10 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
     /* Whole operation: until both ends are done. */
     uint64_t t_end = r.t_done > t_save_done ? r.t_done : t_save_done;
     res->op_s = (double)(t_end - t0) / 1e9;
+    res->recv_first_s = (double)(r.t_first - t0) / 1e9;
+    res->recv_last_s = (double)(r.t_last - t0) / 1e9;
+    res->recv_done_s = (double)(r.t_done - t0) / 1e9;
+    res->save_done_s = (double)(t_save_done - t0) / 1e9;
     res->rsys_per_batch_op = (double)(r.s_end - r.s_start) / (double)sr->batches;
     if (r.t_last > r.t_first && r.d_last > r.d_first) {
         double batches = (double)(r.d_last - r.d_first) / PAGE / BATCH_PAGES;
@@ -1373,6 +1381,9 @@ static void print_leg(enum leg l, const struct size_result *sr)
                 printf("%s %s", i ? "," : "", r->run_pooled[i] > 0 ? "from the daemon's pool"
                                               : r->run_pooled[i] == 0 ? "fresh" : "unknown");
             printf("\n");
+            printf("  %-13s the kept run, ms from the save's start: receiver's first page %.1f, "
+                   "last page %.1f, done %.1f; saver done %.1f\n", "", r->recv_first_s * 1e3,
+                   r->recv_last_s * 1e3, r->recv_done_s * 1e3, r->save_done_s * 1e3);
         }
     }
     printf("  %-13s ratio: whole op %.3f, page phase %.3f; target %s: whole op %s, "
