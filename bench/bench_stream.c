@@ -859,18 +859,7 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     res->saver.faults_per_page = (double)(minflt_self() - flt0) / (double)sr->pages;
     res->guest_alloc_after = guest_allocated(b, b->domid);
     ls_op_free(o.op);
-    b->saved_digest[0] = '\0';
-    if (o.rc == 0) {
-        /* Untimed. keep_domain resumed the guest, but it has no workload
-         * (no dirty rate): nothing in it changed since its suspend, which
-         * the restores' digests matching this one confirms. */
-        char hex[65];
-        ls_err_clear(&err);
-        if (ls_domain_digest(b->ctx, b->domid, hex, &err) == 0)
-            snprintf(b->saved_digest, sizeof(b->saved_digest), "%s", hex);
-        else
-            fprintf(stderr, "bench: digest of the saved guest: %s\n", err.msg);
-    }
+
     if (o.rc < 0) {
         snprintf(res->err, sizeof(res->err), "save failed: %s", o.msg);
         return o.rc;
@@ -1081,6 +1070,23 @@ static void proc_mem_from_child(struct proc_mem *m, const struct child_report *r
     m->cpu_s = r->cpu_s;
 }
 
+/* The saved guest's digest, untimed. keep_domain resumed the guest, but it
+ * has no workload (no dirty rate): nothing in it changed since its suspend,
+ * which the restores' digests matching this one confirms. Only once the
+ * receiver is done: the daemon serves one request at a time, and a digest
+ * (~0.12 s per GiB) would hold up the receiver's last requests. */
+static void take_saved_digest(struct bench *b)
+{
+    char hex[65];
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    b->saved_digest[0] = '\0';
+    if (ls_domain_digest(b->ctx, b->domid, hex, &err) == 0)
+        snprintf(b->saved_digest, sizeof(b->saved_digest), "%s", hex);
+    else
+        fprintf(stderr, "bench: digest of the saved guest: %s\n", err.msg);
+}
+
 static void socket_once(struct bench *b, struct size_result *sr, struct leg_result *res,
                         enum sock_kind kind)
 {
@@ -1104,6 +1110,7 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
     proc_mem_from_child(&res->receiver, &r, &c, sr->pages);
     if (rc < 0)
         return;
+    take_saved_digest(b);
     if (crc < 0 || r.rc < 0) {
         snprintf(res->err, sizeof(res->err), "restore failed: %s", r.msg);
         return;
