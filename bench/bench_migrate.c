@@ -343,11 +343,36 @@ static double plain_copy_seconds(uint64_t bytes, bool fresh)
 
 /* ---- one leg ------------------------------------------------------------------------- */
 
-struct done_state { bool done; int rc; char msg[LS_ERRBUF_LEN]; };
+/* The sender's progress, sampled every millisecond: when its first and its
+ * last page bytes went out, to show where a leg's time went. */
+struct sampler {
+    uv_timer_t timer;
+    struct ls_op *op;
+    uint64_t first_ns, last_ns, last_done;
+};
+
+static void sample_progress(uv_timer_t *t)
+{
+    struct sampler *s = t->data;
+    uint64_t done, total, now = now_ns();
+    if (!s->op)
+        return;
+    ls_op_progress(s->op, &done, &total);
+    if (done && !s->first_ns)
+        s->first_ns = now;
+    if (done != s->last_done) {
+        s->last_done = done;
+        s->last_ns = now;
+    }
+}
+
+struct done_state { bool done; int rc; char msg[LS_ERRBUF_LEN]; struct sampler smp; };
 
 static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
 {
     struct done_state *d = data;
+    uv_timer_stop(&d->smp.timer);
+    uv_close((uv_handle_t *)&d->smp.timer, NULL);
     d->done = true;
     d->rc = rc;
     snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
@@ -391,9 +416,13 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
                                   .timeout_ms = 120000, .no_digest = true };
     struct done_state ds = { 0 };
     struct ls_op *op;
+    uv_timer_init(&loop, &ds.smp.timer);
+    ds.smp.timer.data = &ds.smp;
+    uv_timer_start(&ds.smp.timer, sample_progress, 1, 1);
     uint64_t w0 = wchar_self(), t0 = now_ns();
     if (ls_migrate_start(ctx, &mo, on_done, &ds, &op, &e) < 0)
         die("migrate: %s", e.msg);
+    ds.smp.op = op;
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t t1 = now_ns(), bytes = wchar_self() - w0;
     char outcome[64];
@@ -426,13 +455,16 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     else
         printf("%-10s %7.2f s  %u+1 rounds  %8" PRIu64 " pages  %6.0f MiB  %6.0f MB/s  "
                "downtime %7.1f ms (final %6" PRIu64 " pages = %6.1f ms: %s)  ratio %.2f%s"
-               "  (vs a copy into fresh memory: %.2f; destination memory: %s)\n",
+               "  (vs a copy into fresh memory: %.2f; destination memory: %s; ms from the start: "
+               "first page %.1f, last page %.1f, done %.1f)\n",
                leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
                downtime_ms, final_bytes / 4096, final_ms,
                downtime_ms >= 0 && downtime_ms <= final_ms + DOWNTIME_SLACK_MS ? "met" : "MISSED",
                ratio, leg->rate == 0 && !leg->qemu ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)"
                                                               : " (target >= 0.8: MISSED)") : "",
-               fresh / secs, dst_pooled ? "from its pool" : "fresh");
+               fresh / secs, dst_pooled ? "from its pool" : "fresh",
+               ds.smp.first_ns ? (double)(ds.smp.first_ns - t0) / 1e6 : -1.0,
+               ds.smp.last_ns ? (double)(ds.smp.last_ns - t0) / 1e6 : -1.0, secs * 1e3);
     fflush(stdout);
     ls_op_free(op);
     be->ops->destroy(be, domid, &e);   /* gone already after a success */
