@@ -27,9 +27,9 @@
  * already holds. With LOCKSTEP_SIMD_MEMORY_POOL (scripts/bench.sh sets it),
  * the sim daemons do the same with the memory of the guests destroyed before
  * (backends/sim/mempool.h); the first migration to a host has none yet, and
- * allocates fresh memory. Rate 0 runs three times by default, which shows
+ * allocates fresh memory. Rate 0 runs five times by default, which shows
  * both (each leg says which memory it had) and gives the throughput target a
- * best of three, each side, against the noise of a shared machine.
+ * best of five, each side, against the noise of a shared machine.
  *
  * Benchmarks do not assert: the exit status is 0 unless one could not run.
  *
@@ -38,7 +38,7 @@
  * its real QEMU, whose stop and state save on the source and start on the
  * state, check and cont on the destination all fall inside the downtime.
  *
- *   bench_migrate [--memory SIZE] [--legs 0,0,0,5000,50000,hotset,qemu] [--lockstep PATH]
+ *   bench_migrate [--memory SIZE] [--legs 0,0,0,0,0,5000,50000,hotset,qemu] [--lockstep PATH]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -476,7 +476,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
 int main(int argc, char **argv)
 {
     uint64_t memory_kib = 1024 * 1024;
-    const char *legs = "0,0,0,5000,50000,hotset,qemu";
+    const char *legs = "0,0,0,0,0,5000,50000,hotset,qemu";
     char lockstep[4096] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
@@ -488,7 +488,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
             snprintf(lockstep, sizeof(lockstep), "%s", argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,0,0,5000,50000,hotset,qemu] "
+            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,0,0,0,0,5000,50000,hotset,qemu] "
                             "[--lockstep PATH]\n");
             return 2;
         }
