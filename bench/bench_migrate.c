@@ -144,6 +144,9 @@ static void clear_host(const char *rundir)
  * of a destroyed guest allocated again in the background) has no refill
  * running, so that no leg times one; returns how many memfds domains have
  * taken from it so far. */
+/* Whether the hosts' guest memory is in 2 MiB pages, as their daemons say. */
+static bool hosts_huge_pages;
+
 static uint32_t settle_pool(const char *rundir)
 {
     struct ls_backend *be = open_host(rundir);
@@ -151,7 +154,10 @@ static uint32_t settle_pool(const char *rundir)
     struct ls_errbuf e;
     for (uint64_t t0 = now_ns(); now_ns() - t0 < 30ull * 1000000000ull;) {
         ls_err_clear(&e);
-        if (sim_pool_status(be, &ps, &e) < 0 || ps.filling == 0)
+        int rc = sim_pool_status(be, &ps, &e);
+        if (rc == 0)
+            hosts_huge_pages = ps.huge_pages;
+        if (rc < 0 || ps.filling == 0)
             break;
         usleep(20000);
     }
@@ -355,8 +361,6 @@ static void sample_progress(uv_timer_t *t)
 {
     struct sampler *s = t->data;
     uint64_t done, total, now = now_ns();
-    if (!s->op)
-        return;
     ls_op_progress(s->op, &done, &total);
     if (done && !s->first_ns)
         s->first_ns = now;
@@ -422,7 +426,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     uint64_t w0 = wchar_self(), t0 = now_ns();
     if (ls_migrate_start(ctx, &mo, on_done, &ds, &op, &e) < 0)
         die("migrate: %s", e.msg);
-    ds.smp.op = op;
+    ds.smp.op = op;   /* before the timer's first tick: that is in uv_run */
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t t1 = now_ns(), bytes = wchar_self() - w0;
     char outcome[64];
@@ -513,14 +517,9 @@ int main(int argc, char **argv)
     snprintf(src_run, sizeof(src_run), "%s/src", work);
     snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
 
-    /* The daemons start with the client's environment; one that cannot have
-     * huge pages refuses to start, so this is what every leg had. */
-    const char *huge = getenv("LOCKSTEP_SIMD_HUGE_PAGES");
-    bool huge_pages = huge && *huge && strcmp(huge, "0") != 0;
     printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
            "policy: < 50 dirty pages or 5 rounds; no digests; device model: the stand-in, "
-           "a real QEMU in the +QEMU leg; guest memory in %s pages)\n", memory_kib >> 10,
-           huge_pages ? "2 MiB" : "4 KiB");
+           "a real QEMU in the +QEMU leg)\n", memory_kib >> 10);
     char *list = strdup(legs), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         struct leg l = { .name = t, .pattern = LS_SIM_DIRTY_UNIFORM };
@@ -541,6 +540,8 @@ int main(int argc, char **argv)
         run_leg(&l, memory_kib, lockstep);
     }
     free(list);
+    printf("guest memory on both hosts: %s pages (as their daemons report)\n",
+           hosts_huge_pages ? "2 MiB" : "4 KiB");
     if (rate0.runs > 1) {
         double r = rate0.best_base / rate0.best_secs;
         printf("rate 0, best of %d runs each side (load on this shared VM moves one run by up "

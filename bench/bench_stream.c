@@ -859,7 +859,6 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     res->saver.faults_per_page = (double)(minflt_self() - flt0) / (double)sr->pages;
     res->guest_alloc_after = guest_allocated(b, b->domid);
     ls_op_free(o.op);
-
     if (o.rc < 0) {
         snprintf(res->err, sizeof(res->err), "save failed: %s", o.msg);
         return o.rc;
