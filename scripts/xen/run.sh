@@ -109,9 +109,11 @@ boot_once() {
 # Signs that the emulated machine corrupted its own processes' memory (seen
 # under TCG on a loaded host: system tools crash as well as lockstep). A try
 # that fails with them tested the emulator, not lockstep. (Looked for in
-# dom0's heartbeat lines too, "--- stderr:" its tools crashing, but not in
-# the backtrace of a spinning process, which may name malloc.)
-CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption'
+# dom0's heartbeat lines too, "--- stderr:" its tools crashing and "---
+# killed" a tool it found spinning at its start, and in the suite's notes of
+# a dom0 tool's core dump, but not in the backtrace of a spinning process,
+# which may name malloc.)
+CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|a dom0 tool crashed|spinning in setlocale.s lock at its start'
 
 tries=2; [ "$MODE" = bench ] && tries=1
 line=""; rc=""; clean_failures=0; signs=""
@@ -126,7 +128,7 @@ for try in $(seq $tries); do
     [ "$try" -gt 1 ] || signs="$signs no time left for a try after the image ($left s)."
     break
   fi
-  LOG=$W/$MODE-$try.log
+  LOG=$W/$MODE-$try.log; logs="${logs:-} $LOG"
   echo "nested Xen: try $try, booting (log: $LOG, at most $left s)"
   boot_once "$LOG" "$left" "MODE=$MODE"
   grep -aE '^ *[0-9]+ (ok  |FAIL|known-failure|skipped|bench|===|  lockstep|  )' "$LOG" | grep -av 'GUEST-TICK' || true
@@ -135,6 +137,8 @@ for try in $(seq $tries); do
   [ "$rc" = 0 ] && break
   echo "nested Xen: try $try failed (suite rc=${rc:-none}); last serial lines:"
   tail -n 25 "$LOG"
+  echo "nested Xen: dom0's last heartbeat lines:"
+  grep -a '^ *[0-9]* ---' "$LOG" | tail -n 12
   seen=$(grep -avE '^ *[0-9]+ (ok  |FAIL|  lockstep|---   gdb: )' "$LOG" | grep -aE "$CORRUPTION" | head -n 3)
   # A stall is the emulator's only when dom0's heartbeat named another
   # process spinning up to it, with the emulated CPU in that process's code
@@ -169,6 +173,8 @@ for try in $(seq $tries); do
 done
 echo "nested Xen: $((SECONDS - t0)) s in all"
 if [ "$MODE" = bench ]; then [ "$rc" = 0 ]; exit $?; fi
+killed=$(cat $logs /dev/null | grep -a -- '--- killed pid' | sed 's/^ *[0-9]* --- killed //')
+[ -z "$killed" ] || echo "nested Xen: the heartbeat killed dom0 tools stuck at their start (the emulator's corruption, not lockstep): $killed"
 echo "${line:-0 passed, 1 failed}"
 [ "$rc" = 0 ] && exit 0
 # Every try failed on a machine that corrupted itself: no verdict on lockstep

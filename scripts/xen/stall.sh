@@ -20,6 +20,13 @@ strip() { sed -E 's/^ *[0-9]+ //' "$LOG"; }
 spin=$(strip | grep -a '^--- spinning: pid ' | tail -n 1)
 if [ -z "$spin" ]; then
   echo "no process kept dom0's CPU busy before the stall (a blocked lockstep, or a hang the heartbeat did not see)"
+  # When dom0's heartbeat last beat, and what lockstep's threads waited on then.
+  beat=$(grep -a '^ *[0-9]* --- alive ' "$LOG" | tail -n 1)
+  if [ -z "$beat" ]; then echo "  the heartbeat never beat"
+  else
+    echo "  last beat at second $(echo "${beat%% ---*}" | tr -d " "):$(echo "$beat" | sed 's/^ *[0-9]* --- alive//')"
+    strip | grep -a '^--- lockstep pid ' | tail -n 6 | sed 's/^--- /  /'
+  fi
   exit 1
 fi
 pid=$(echo "$spin" | sed -E 's/^--- spinning: pid ([0-9]+) .*/\1/')

@@ -1,69 +1,178 @@
-#!/bin/sh
+#!/bin/bash
 # test/xen/heartbeat.sh SUITE_PID [SECONDS] - dom0's heartbeat (dom0-init
 # starts it beside the suite): every SECONDS (20) a "---" line on the console,
 # which run.sh does not count as the suite's progress, says dom0 still lives,
 # what the suite runs and for how long, so a hang says where the suite is
-# stuck. Under TCG a dom0 process is now and then corrupted and spins, so
-# each beat also names the process that used the CPU since the last one; one
-# that kept it busy for two beats in a row (40 s or more: well inside run.sh's
-# 150 s stall limit) gets its code mappings (run.sh places the emulated CPU's
-# RIP in them, scripts/xen/stall.sh), its threads' states and, unless it is
-# lockstep (gdb would stop it mid-operation), gdb's backtrace, once. A
-# lockstep process running for long gets its threads' states (blocked: where
-# it waits). It ends when the suite has.
+# stuck. It ends when the suite has.
+#
+# Under TCG a dom0 process is now and then corrupted at its start and spins
+# for ever in libc (pthread_rwlock_wrlock called from setlocale: seen in grep,
+# tail, timeout, sleep). So:
+# - each beat names the process that used the CPU since the last one; one that
+#   kept it busy for two beats in a row (40 s or more: well inside run.sh's
+#   150 s stall limit) gets its code mappings (run.sh places the emulated
+#   CPU's RIP in them, scripts/xen/stall.sh), its threads' states and, unless
+#   it is lockstep (gdb would stop it mid-operation), gdb's backtrace, once;
+# - a spinner that is not lockstep and whose backtrace is that spin at its
+#   start is killed ("--- killed pid ..."): it has done no work yet and waits
+#   on nobody, and the suite, stuck behind it, goes on (run.sh counts the try
+#   as one the emulator corrupted);
+# - the beat itself runs on bash builtins (its pause is a read with a time
+#   limit, /proc is read with read), and the tools it starts (xl, gdb) are
+#   killed after $HEARTBEAT_TOOL_LIMIT s (10): a tool that spins or hangs (a
+#   hung xenstored blocks xl list) must not silence the beat that would tell
+#   of it. In the run of 2026-12-02 the old beat (sleep, awk, cat, ps) fell
+#   silent at a stall whose CPU was in that same libc spin.
+# A lockstep process running for long gets its threads' states (blocked:
+# where it waits).
 suite=$1; BEAT=${2:-20}
-T=$(mktemp -d "${TMPDIR:-/tmp}/heartbeat.XXXXXX") || exit 1
-sample() {  # "up SECONDS", then "pid ticks state comm" for every process
-  read -r up _ < /proc/uptime
-  { echo "up $up"; cat /proc/[0-9]*/stat 2>/dev/null; } | awk '
-    $1 == "up" { print; next }
-    { c = $0; sub(/^[^(]*\(/, "", c); sub(/\) [^)]*$/, "", c); gsub(/ /, "_", c)
-      s = $0; sub(/.*\) /, "", s); split(s, f, " "); print $1, f[12] + f[13], f[1], c }'
+LIMIT=${HEARTBEAT_TOOL_LIMIT:-10}
+HZ=100   # USER_HZ: /proc's clock ticks on every Linux architecture we boot
+
+exec 7<> <(:)   # a pipe nobody writes: `read -t` on it is a sleep without a process
+pause() { read -r -t "$1" <&7; }
+
+# bounded SECS CMD...: CMD's output, for up to SECS seconds; then CMD is killed
+# and a line says so.
+bounded() {
+  local secs=$1 line end pid; shift
+  exec 8< <(exec "$@" 2>&1)
+  pid=$!
+  end=$((SECONDS + secs))
+  while (( SECONDS < end )); do
+    if IFS= read -r -t 1 line <&8; then printf '%s\n' "$line"
+    elif (( $? <= 128 )); then break; fi   # end of its output (a timeout is > 128)
+  done
+  local rc=0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null
+    echo "--- $1 did not finish within $secs s: killed"
+    rc=124
+  else
+    wait "$pid" 2>/dev/null; rc=$?
+  fi
+  exec 8<&-
+  return $rc
 }
-threads() {  # threads PID LABEL: each thread's state, kernel wait point and system call
-  for t in /proc/$1/task/*; do
-    echo "--- $2 thread ${t##*/}: $(sed 's/.*) //' $t/stat 2>/dev/null | cut -d' ' -f1) wchan=$(cat $t/wchan 2>/dev/null) syscall=$(cut -d' ' -f1 $t/syscall 2>/dev/null)"
+
+# stat_fields PID: the fields of /proc/PID/stat after the command name (state
+# first) in the array F, and the name (spaces as _) in COMM.
+stat_fields() {
+  local l
+  read -r l 2>/dev/null < "/proc/$1/stat" || return 1
+  COMM=${l#*\(}; COMM=${COMM%\) *}; COMM=${COMM// /_}
+  read -r -a F <<< "${l##*\) }"
+}
+
+declare -A TICKS_BEFORE TICKS_NOW
+sample() {  # every process's CPU ticks so far in TICKS_NOW; the uptime in UP_NOW
+  local f pid
+  TICKS_NOW=()
+  read -r UP_NOW _ < /proc/uptime
+  for f in /proc/[0-9]*; do
+    pid=${f#/proc/}
+    stat_fields "$pid" || continue
+    TICKS_NOW[$pid]=$(( F[11] + F[12] ))
   done
 }
+
+threads() {  # threads PID LABEL: each thread's state, kernel wait point and system call
+  local t w s
+  for t in /proc/$1/task/*; do
+    stat_fields "$1/task/${t##*/}" || continue
+    w=""; s=""
+    read -r w 2>/dev/null < "$t/wchan"
+    read -r s _ 2>/dev/null < "$t/syscall"
+    echo "--- $2 thread ${t##*/}: ${F[0]} wchan=${w:-?} syscall=${s:-?}"
+  done
+}
+
+cmdline() {  # cmdline PID: its arguments, space-separated, at most 100 characters
+  local -a a
+  mapfile -d '' -t a 2>/dev/null < "/proc/$1/cmdline"
+  local s="${a[*]}"
+  printf '%s' "${s:0:100}"
+}
+
+children() {  # what the suite runs: "seconds running, command line" per child
+  local f pid up
+  read -r up _ < /proc/uptime
+  for f in /proc/[0-9]*; do
+    pid=${f#/proc/}
+    stat_fields "$pid" || continue
+    [ "${F[1]}" = "$suite" ] || continue
+    printf -- '--- %9d %s\n' $(( ${up%.*} - F[19] / HZ )) "$(cmdline "$pid")"
+  done
+}
+
+spinner() {  # spinner PID COMM STREAK: what a process that kept the CPU busy shows
+  local pid=$1 comm=$2 range perms off dev inode path bt
+  echo "--- spinning: pid $pid ($comm) kept the CPU busy for $3 beats; its code mappings, threads and stack:"
+  while read -r range perms off dev inode path; do
+    [ "$perms" = r-xp ] && echo "--- map $pid $range $off $path"
+  done 2>/dev/null < "/proc/$pid/maps"
+  threads "$pid" "spinning pid $pid"
+  case "$comm" in lockstep*) return;; esac
+  local n=0 line
+  bt=$(bounded 90 gdb -p "$pid" -batch -ex 'thread apply all bt 12')
+  while IFS= read -r line; do
+    [[ $line == '#'* || $line == Thread* ]] || continue
+    (( n++ < 30 )) && echo "---   gdb: $line"
+  done <<< "$bt"
+  # The emulator's spin: at its start, in setlocale's lock. Nothing waits on
+  # what it has not begun; the suite waits on it.
+  if [[ $bt == *pthread_rwlock_wrlock*setlocale* ]]; then
+    kill -9 "$pid" 2>/dev/null &&
+      echo "--- killed pid $pid ($comm): spinning in setlocale's lock at its start (the emulator's corruption)"
+  fi
+}
+
 heartbeat() {
-  hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-  # Few processes per beat: under TCG each one started is a chance of being hit.
-  prev=$T/a; now=$T/b
-  sample > $prev; last=""; streak=0; dumped=" "
-  # Ends with the suite (dom0-init powers off then anyway).
-  while sleep $BEAT && kill -0 $suite 2>/dev/null; do
-    read -r up _ < /proc/uptime; read -r l1 l5 l15 _ < /proc/loadavg
-    echo "--- alive uptime=$up load=$l1 $l5 $l15 domains=$(xl list 2>/dev/null | awk 'NR > 1 {printf "%s:%s ", $1, $5}')"
-    ps -o etimes=,args= --ppid $suite | sed 's/^/---   /'
-    sample > $now
-    busy=$(awk -v hz="$hz" '
-      FNR == NR { t[$1] = $2; next }
-      $1 == "up" { secs = $2 - t["up"]; next }
-      ($1 in t) && $2 - t[$1] > best { best = $2 - t[$1]; l = $1 " " $4 " " $3 }
-      END { if (best > 0 && secs > 0) print l, int(best * 100 / (secs * hz)) }' $prev $now)
-    swap=$prev; prev=$now; now=$swap
-    set -- $busy   # pid comm state percent
-    if [ $# = 4 ]; then
-      cmd=""; [ "$4" -ge 50 ] && cmd=$(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | cut -c1-100)
-      echo "--- busy: pid $1 ($2) state $3, $4% of the CPU since the last beat${cmd:+: $cmd}"
-      if [ "$4" -lt 50 ]; then streak=0; elif [ "$1" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
-      last=$1
-      if [ $streak -ge 2 ] && [ "${dumped#* $1 }" = "$dumped" ]; then
-        dumped="$dumped$1 "
-        echo "--- spinning: pid $1 ($2) kept the CPU busy for $streak beats; its code mappings, threads and stack:"
-        grep ' r-xp ' /proc/$1/maps 2>/dev/null | awk -v p=$1 '{ print "--- map", p, $1, $3, $6 }'
-        threads $1 "spinning pid $1"
-        case "$2" in
-          lockstep*) ;;
-          *) timeout 90 gdb -p $1 -batch -ex 'thread apply all bt 12' 2>&1 | grep -aE '^(#|Thread)' | head -n 30 | sed 's/^/---   gdb: /';;
-        esac
+  local last="" streak=0 dumped=" " up_before pid best busy_pid secs pct l1 l5 l15 doms p
+  sample
+  up_before=$UP_NOW
+  for pid in "${!TICKS_NOW[@]}"; do TICKS_BEFORE[$pid]=${TICKS_NOW[$pid]}; done
+  while kill -0 "$suite" 2>/dev/null; do
+    pause "$BEAT"
+    kill -0 "$suite" 2>/dev/null || break
+    read -r l1 l5 l15 _ < /proc/loadavg
+    if doms=$(bounded "$LIMIT" xl list); then
+      doms=$(printf '%s\n' "$doms" | { read -r _; while read -r name _ _ _ st _; do printf '%s:%s ' "$name" "$st"; done; })
+    else doms="(xl list failed or did not answer within $LIMIT s: xenstored?)"; fi
+    echo "--- alive uptime=$UP_NOW load=$l1 $l5 $l15 domains=$doms"
+    children
+    sample
+    # The busiest process since the last beat, and its share of the CPU.
+    best=0; busy_pid=""
+    for pid in "${!TICKS_NOW[@]}"; do
+      [ -n "${TICKS_BEFORE[$pid]+x}" ] || continue
+      if (( TICKS_NOW[$pid] - TICKS_BEFORE[$pid] > best )); then
+        best=$(( TICKS_NOW[$pid] - TICKS_BEFORE[$pid] )); busy_pid=$pid
+      fi
+    done
+    secs=$(( (${UP_NOW/./} - ${up_before/./}) ))   # hundredths of a second
+    TICKS_BEFORE=()
+    for pid in "${!TICKS_NOW[@]}"; do TICKS_BEFORE[$pid]=${TICKS_NOW[$pid]}; done
+    up_before=$UP_NOW
+    if [ -n "$busy_pid" ] && (( secs > 0 )) && stat_fields "$busy_pid"; then
+      pct=$(( best * 100 * 100 / (secs * HZ) ))
+      p=""; (( pct >= 50 )) && p=$(cmdline "$busy_pid")
+      echo "--- busy: pid $busy_pid ($COMM) state ${F[0]}, $pct% of the CPU since the last beat${p:+: $p}"
+      if (( pct < 50 )); then streak=0; elif [ "$busy_pid" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
+      last=$busy_pid
+      if (( streak >= 2 )) && [[ $dumped != *" $busy_pid "* ]]; then
+        dumped="$dumped$busy_pid "
+        spinner "$busy_pid" "$COMM" "$streak"
       fi
     fi
-    for p in $(ps -C lockstep,lockstep-xen-he -o pid= 2>/dev/null); do
-      [ "$(ps -o etimes= -p $p 2>/dev/null | tr -d ' ')" -ge $((2 * BEAT)) ] 2>/dev/null && threads $p "lockstep pid $p ($(cat /proc/$p/comm 2>/dev/null))"
+    for f in /proc/[0-9]*; do
+      p=${f#/proc/}
+      stat_fields "$p" || continue
+      case "$COMM" in lockstep|lockstep-xen-he) ;; *) continue;; esac
+      read -r up _ < /proc/uptime
+      (( ${up%.*} - F[19] / HZ >= 2 * BEAT )) && threads "$p" "lockstep pid $p ($COMM)"
     done
   done
-  rm -rf "$T"
 }
 # Whatever the beat's own tools say on stderr (under TCG they crash too) is
 # a heartbeat line as well: run.sh must not take it for the suite's progress.

@@ -77,20 +77,34 @@ verdict syscall 0 "in dom0's kernel or in Xen" "a RIP in the kernel beside one i
 # 5. Nothing spun: lockstep blocked (the heartbeat shows its threads asleep).
 {
   echo "  45 ---         5 timeout 300 /opt/lockstep/bin/lockstep save --domain gpv -o /root/gpv.xl"
+  echo "  67 --- alive uptime=146.10 load=1.02 0.61 0.25 domains=Domain-0:r----- gpv:---s-- "
   echo "  68 --- busy: pid 77 (xenstored) state S, 2% of the CPU since the last beat: xenstored"
   echo "  68 --- lockstep pid 813 (lockstep) thread 813: S wchan=do_epoll_wait syscall=232"
   echo "=== STALL: no progress on the console for 150 s; where the emulated CPU is:"
   echo "RIP=ffff82d040236a5e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1"
 } > "$WORK/blocked.log"
 verdict blocked 1 "no process kept" "a blocked lockstep with nothing spinning is a failure"
+out=$(bash "$STALL" "$WORK/blocked.log" /)
+if echo "$out" | grep -q "last beat at second 67: uptime=146.10" &&
+   echo "$out" | grep -q "lockstep pid 813 (lockstep) thread 813: S wchan=do_epoll_wait"; then
+  ok "a blocked stall's verdict shows the last beat and where lockstep's threads waited"
+else fail "blocked verdict: $out"; fi
 
 # 6. The heartbeat itself, on this host (this script stands in for the
-# suite): a beat says what the suite runs, names the busiest process (a short
-# busy loop makes sure there is one) and shows a long-running lockstep's
-# threads (state, wait point, system call).
+# suite): a beat says what the suite runs, names the busiest process and shows
+# a long-running lockstep's threads (state, wait point, system call). A
+# spinner whose backtrace is the emulator's spin at a process's start (a gdb
+# stand-in prints one) is killed; a spinning lockstep never is. An xl that
+# never answers (a hung xenstored) does not stop the beat.
 ln -s "$(command -v sleep)" "$WORK/lockstep"
+ln -s "$(command -v bash)" "$WORK/lockstep-busy"
+mkdir "$WORK/bin"
+printf '#!/bin/sh\nexec sleep 1000\n' > "$WORK/bin/xl"
+printf '#!/bin/sh\necho "Thread 1 (LWP 1 \\"grep\\"):"\necho "#0  0x00007fc2848f6345 in pthread_rwlock_wrlock () from /lib/x86_64-linux-gnu/libc.so.6"\necho "#1  0x00007fc2848992c7 in setlocale () from /lib/x86_64-linux-gnu/libc.so.6"\n' > "$WORK/bin/gdb"
+chmod +x "$WORK/bin/xl" "$WORK/bin/gdb"
 sh -c '"$1" 300; :' sh "$WORK/lockstep" 2>/dev/null & suite=$!
-timeout 4 sh -c 'while :; do :; done' & busy_pid=$!
+# (started detached: it is killed by a signal, and this script's shell would say so)
+busy_pid=$(sh -c 'sh -c "while :; do :; done" >/dev/null 2>&1 & echo $!')
 PIDS="$suite $busy_pid"
 lockstep_pid=""
 for _ in $(seq 50); do
@@ -99,26 +113,48 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 PIDS="$PIDS $lockstep_pid"
-TMPDIR=$WORK sh "$HEARTBEAT" "$suite" 1 > "$WORK/hb.out" 2>&1 & hb=$!
+PATH=$WORK/bin:$PATH HEARTBEAT_TOOL_LIMIT=1 bash "$HEARTBEAT" "$suite" 1 > "$WORK/hb.out" 2>&1 & hb=$!
+PIDS="$PIDS $hb"
 for _ in $(seq 60); do
   grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S " "$WORK/hb.out" &&
-    grep -q '^--- busy: ' "$WORK/hb.out" && break
+    grep -q "^--- killed pid $busy_pid " "$WORK/hb.out" && break
   sleep 1
 done
+sleep 0.5
+if grep -q "^--- killed pid $busy_pid (sh): spinning in setlocale's lock at its start" "$WORK/hb.out" &&
+   ! kill -0 "$busy_pid" 2>/dev/null; then
+  ok "a spinner stuck in setlocale's lock is named, dumped and killed"
+else fail "spinner not killed:"; grep -a -- "$busy_pid" "$WORK/hb.out" | head -n 8; fi
+"$WORK/lockstep-busy" -c 'while :; do :; done' & lbusy=$!
+PIDS="$PIDS $lbusy"
+for _ in $(seq 30); do
+  [ "$(grep -c "^--- busy: pid $lbusy " "$WORK/hb.out")" -ge 4 ] && break
+  sleep 1
+done
+if grep -q "^--- spinning: pid $lbusy (lockstep-busy)" "$WORK/hb.out" && kill -0 "$lbusy" 2>/dev/null &&
+   ! grep -A40 "^--- spinning: pid $lbusy" "$WORK/hb.out" | grep -q '^---   gdb'; then
+  ok "a spinning lockstep is dumped (no gdb) and left running"
+else fail "spinning lockstep:"; grep -a -- "$lbusy" "$WORK/hb.out" | head -n 8; fi
+kill "$lbusy"; { wait "$lbusy"; } 2>/dev/null
 # The suite ends (its lockstep stand-in is stopped): so does the heartbeat.
 kill "$lockstep_pid"
-wait "$hb"
-if ls "$WORK" | grep -q '^heartbeat\.'; then fail "the heartbeat left its scratch directory"
-else ok "the heartbeat ended with the suite and removed its scratch directory"; fi
+if timeout 20 tail --pid="$hb" -f /dev/null; then ok "the heartbeat ended with the suite"
+else fail "the heartbeat outlived the suite"; fi
 if grep -q '^--- alive uptime=' "$WORK/hb.out" && grep -q "^---  *[0-9]* $WORK/lockstep 300" "$WORK/hb.out"; then
   ok "the heartbeat says it lives and what the suite runs"
 else fail "heartbeat beat:"; head -n 5 "$WORK/hb.out"; fi
+if [ "$(grep -c '^--- alive .*xl list failed or did not answer within 1 s' "$WORK/hb.out")" -ge 2 ]; then
+  ok "the heartbeat goes on beating when xl hangs, and says so"
+else fail "heartbeat with a hung xl:"; head -n 8 "$WORK/hb.out"; fi
 if grep -q '^--- busy: pid [0-9]* (.*) state ., [0-9]*% of the CPU' "$WORK/hb.out"; then
   ok "the heartbeat names the busiest process: $(grep -m1 '^--- busy: ' "$WORK/hb.out" | cut -c5-80)"
 else fail "heartbeat busy line:"; head -n 8 "$WORK/hb.out"; fi
 if grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S wchan=" "$WORK/hb.out"; then
   ok "the heartbeat shows a long-running lockstep's threads: $(grep -m1 "^--- lockstep pid $lockstep_pid" "$WORK/hb.out" | cut -c5-)"
 else fail "heartbeat lockstep threads:"; tail -n 8 "$WORK/hb.out"; fi
+if grep -q '^--- stderr: ' "$WORK/hb.out"; then
+  fail "the heartbeat's tools complained:"; grep '^--- stderr: ' "$WORK/hb.out" | head -n 5
+else ok "the heartbeat's own tools said nothing on stderr"; fi
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

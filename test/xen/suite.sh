@@ -19,6 +19,8 @@ bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; [ -n "${IN_BACKTRACES:-}" ] || ba
 verify() { PYTHONPATH=/usr/lib/xen-4.17/lib/python /usr/lib/xen-4.17/bin/verify-stream-v2 -q -f xl -i "$1"; }
 lasttick() { grep -a 'GUEST-TICK' "$CONS/guest-$1.log" 2>/dev/null | tail -n 1 | tr -dc '0-9'; }
 exists() { xl domid "$1" >/dev/null 2>&1; }
+# What xl printed (/root/xl.out) when it failed: its own reason, not only ours.
+xlsaid() { tr '\r' '\n' < /root/xl.out | grep -av '^ *$' | tail -n 12 | sed 's/^/    xl: /'; }
 ndomains() { xl list | tail -n +2 | grep -c .; }
 # settled N: wait (up to 10 s) until N domains are left: a destroyed one
 # lingers as "dying" until Xen has freed its memory.
@@ -26,7 +28,7 @@ settled() { i=0; while [ "$(ndomains)" != "$1" ] && [ $i -lt 50 ]; do sleep 0.2;
 
 create() {  # create TYPE: a fresh guest g$TYPE, ticking
   rm -f "$CONS/guest-g$1.log"
-  timeout 120 xl create "$CFG/$1.cfg" >/dev/null 2>&1 || { bad "$1: xl create failed"; return 1; }
+  timeout 120 xl create "$CFG/$1.cfg" >/root/xl.out 2>&1 || { bad "$1: xl create failed (exit $?):"; xlsaid; return 1; }
   i=0; while [ -z "$(lasttick g$1)" ] && [ $i -lt 90 ]; do sleep 1; i=$((i + 1)); done
   [ -n "$(lasttick g$1)" ] || { bad "$1: the guest never ticked"; tail -n 5 "$CONS/guest-g$1.log"; xl destroy g$1; return 1; }
 }
@@ -159,14 +161,15 @@ for T in pv pvh; do
   mark $T-VERIFY
   if verify $F; then ok "$T: verify-stream-v2 -f xl accepts lockstep's file"; else bad "$T: verify-stream-v2 rejects lockstep's file"; fi
   mark $T-XL-RESTORE
-  if timeout 300 xl restore $F >/dev/null 2>&1; then continued $N "$before" "$T: lockstep save ($how) -> xl restore"
-  else bad "$T: xl restore of lockstep's file"; continue; fi
+  if timeout 300 xl restore $F >/root/xl.out 2>&1; then continued $N "$before" "$T: lockstep save ($how) -> xl restore"
+  else bad "$T: xl restore of lockstep's file (exit $?):"; xlsaid; continue; fi
   rm -f $F
 
   # 2. xl save -> lockstep restore
   sleep 2; before=$(lasttick $N)
   mark $T-XL-SAVE tick=$before
-  if ! timeout 300 xl save $N $F >/dev/null 2>&1; then bad "$T: xl save"; xl destroy $N; continue; fi
+  timeout 300 xl save $N $F >/root/xl.out 2>&1; rc=$?
+  if [ $rc -ne 0 ]; then bad "$T: xl save (exit $rc):"; xlsaid; xl list; xl destroy $N; continue; fi
   mark $T-LOCKSTEP-RESTORE
   if timeout 300 $LS restore -i $F; then continued $N "$before" "$T: xl save -> lockstep restore"
   else bad "$T: lockstep restore of xl's file"; continue; fi
