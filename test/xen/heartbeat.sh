@@ -29,8 +29,13 @@ suite=$1; BEAT=${2:-20}
 LIMIT=${HEARTBEAT_TOOL_LIMIT:-10}
 HZ=100   # USER_HZ: /proc's clock ticks on every Linux architecture we boot
 
-exec 7<> <(:)   # a pipe nobody writes: `read -t` on it is a sleep without a process
-pause() { read -r -t "$1" <&7; }
+# A pipe nobody writes: `read -t` on it is a sleep without a process. Where
+# that cannot be had (no /dev/fd), sleep; never a pause that returns at once.
+if exec 7<> <(:); then
+  pause() { read -r -t "$1" <&7; (( $? > 128 )) || sleep "$1"; }
+else
+  pause() { sleep "$1"; }
+fi
 
 # bounded SECS CMD...: CMD's output, for up to SECS seconds; then CMD is killed
 # and a line says so.
