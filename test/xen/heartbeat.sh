@@ -70,14 +70,20 @@ stat_fields() {
 }
 
 declare -A TICKS_BEFORE TICKS_NOW
-sample() {  # every process's CPU ticks so far in TICKS_NOW; the uptime in UP_NOW
+# One pass over /proc per beat (under TCG each costs the CPU a second): every
+# process's CPU ticks so far in TICKS_NOW, the uptime in UP_NOW, what the
+# suite runs in CHILDREN ("pid:start ticks") and lockstep's processes in
+# LOCKSTEPS (the same).
+sample() {
   local f pid
-  TICKS_NOW=()
+  TICKS_NOW=(); CHILDREN=(); LOCKSTEPS=()
   read -r UP_NOW _ < /proc/uptime
   for f in /proc/[0-9]*; do
     pid=${f#/proc/}
     stat_fields "$pid" || continue
     TICKS_NOW[$pid]=$(( F[11] + F[12] ))
+    [ "${F[1]}" = "$suite" ] && CHILDREN+=("$pid:${F[19]}")
+    case "$COMM" in lockstep|lockstep-xen-he) LOCKSTEPS+=("$pid:${F[19]}");; esac
   done
 }
 
@@ -100,13 +106,9 @@ cmdline() {  # cmdline PID: its arguments, space-separated, at most 100 characte
 }
 
 children() {  # what the suite runs: "seconds running, command line" per child
-  local f pid up
-  read -r up _ < /proc/uptime
-  for f in /proc/[0-9]*; do
-    pid=${f#/proc/}
-    stat_fields "$pid" || continue
-    [ "${F[1]}" = "$suite" ] || continue
-    printf -- '--- %9d %s\n' $(( ${up%.*} - F[19] / HZ )) "$(cmdline "$pid")"
+  local c
+  for c in "${CHILDREN[@]}"; do
+    printf -- '--- %9d %s\n' $(( ${UP_NOW%.*} - ${c#*:} / HZ )) "$(cmdline "${c%%:*}")"
   done
 }
 
@@ -133,7 +135,7 @@ spinner() {  # spinner PID COMM STREAK: what a process that kept the CPU busy sh
 }
 
 heartbeat() {
-  local last="" streak=0 dumped=" " up_before pid best busy_pid secs pct l1 l5 l15 doms p
+  local last="" streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p f
   sample
   up_before=$UP_NOW
   for pid in "${!TICKS_NOW[@]}"; do TICKS_BEFORE[$pid]=${TICKS_NOW[$pid]}; done
@@ -141,12 +143,13 @@ heartbeat() {
     pause "$BEAT"
     kill -0 "$suite" 2>/dev/null || break
     read -r l1 l5 l15 _ < /proc/loadavg
+    read -r up _ < /proc/uptime
     if doms=$(bounded "$LIMIT" xl list); then
       doms=$(printf '%s\n' "$doms" | { read -r _; while read -r name _ _ _ st _; do printf '%s:%s ' "$name" "$st"; done; })
     else doms="(xl list failed or did not answer within $LIMIT s: xenstored?)"; fi
-    echo "--- alive uptime=$UP_NOW load=$l1 $l5 $l15 domains=$doms"
-    children
+    echo "--- alive uptime=$up load=$l1 $l5 $l15 domains=$doms"
     sample
+    children
     # The busiest process since the last beat, and its share of the CPU.
     best=0; busy_pid=""
     for pid in "${!TICKS_NOW[@]}"; do
@@ -170,12 +173,9 @@ heartbeat() {
         spinner "$busy_pid" "$COMM" "$streak"
       fi
     fi
-    for f in /proc/[0-9]*; do
-      p=${f#/proc/}
-      stat_fields "$p" || continue
-      case "$COMM" in lockstep|lockstep-xen-he) ;; *) continue;; esac
-      read -r up _ < /proc/uptime
-      (( ${up%.*} - F[19] / HZ >= 2 * BEAT )) && threads "$p" "lockstep pid $p ($COMM)"
+    for p in "${LOCKSTEPS[@]}"; do
+      (( ${UP_NOW%.*} - ${p#*:} / HZ >= 2 * BEAT )) &&
+        threads "${p%%:*}" "lockstep pid ${p%%:*} ($(read -r c 2>/dev/null < "/proc/${p%%:*}/comm"; echo "$c"))"
     done
   done
 }
