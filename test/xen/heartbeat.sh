@@ -13,10 +13,10 @@
 #   150 s stall limit) gets its code mappings (run.sh places the emulated
 #   CPU's RIP in them, scripts/xen/stall.sh), its threads' states and, unless
 #   it is lockstep (gdb would stop it mid-operation), gdb's backtrace, once;
-# - a spinner that is not lockstep and whose backtrace is that spin at its
-#   start is killed ("--- killed pid ..."): it has done no work yet and waits
-#   on nobody, and the suite, stuck behind it, goes on (run.sh counts the try
-#   as one the emulator corrupted);
+# - a spinner that the suite started (directly or not), that is not lockstep
+#   and whose backtrace is that spin at its start is killed ("--- killed pid
+#   ..."): it has done no work yet and waits on nobody, and the suite, stuck
+#   behind it, goes on (run.sh counts the try as one the emulator corrupted);
 # - the beat itself runs on bash builtins (its pause is a read with a time
 #   limit, /proc is read with read), and the tools it starts (xl, gdb) are
 #   killed after $HEARTBEAT_TOOL_LIMIT s (10): a tool that spins or hangs (a
@@ -27,6 +27,9 @@
 # where it waits).
 suite=$1; BEAT=${2:-20}
 LIMIT=${HEARTBEAT_TOOL_LIMIT:-10}
+# Only processes under this one are looked at (dom0: all of them). A test on a
+# shared host sets it to itself, so the host's own busy processes stay out.
+SCOPE=${HEARTBEAT_SCOPE:-1}
 HZ=100   # USER_HZ: /proc's clock ticks on every Linux architecture we boot
 
 # A pipe nobody writes: `read -t` on it is a sleep without a process. Where
@@ -69,22 +72,32 @@ stat_fields() {
   read -r -a F <<< "${l##*\) }"
 }
 
-declare -A TICKS_BEFORE TICKS_NOW
+declare -A TICKS_BEFORE TICKS_NOW PPID_OF
 # One pass over /proc per beat (under TCG each costs the CPU a second): every
 # process's CPU ticks so far in TICKS_NOW, the uptime in UP_NOW, what the
 # suite runs in CHILDREN ("pid:start ticks") and lockstep's processes in
 # LOCKSTEPS (the same).
 sample() {
   local f pid
-  TICKS_NOW=(); CHILDREN=(); LOCKSTEPS=()
+  TICKS_NOW=(); CHILDREN=(); LOCKSTEPS=(); PPID_OF=()
   read -r UP_NOW _ < /proc/uptime
   for f in /proc/[0-9]*; do
     pid=${f#/proc/}
     stat_fields "$pid" || continue
+    PPID_OF[$pid]=${F[1]}
     TICKS_NOW[$pid]=$(( F[11] + F[12] ))
     [ "${F[1]}" = "$suite" ] && CHILDREN+=("$pid:${F[19]}")
     case "$COMM" in lockstep|lockstep-xen-he) LOCKSTEPS+=("$pid:${F[19]}");; esac
   done
+}
+
+under() {  # under PID ANCESTOR: PID is ANCESTOR or one of its descendants
+  local p=$1 n=0
+  while [ -n "$p" ] && [ "$p" != 0 ] && (( n++ < 64 )); do
+    [ "$p" = "$2" ] && return 0
+    p=${PPID_OF[$p]}
+  done
+  return 1
 }
 
 threads() {  # threads PID LABEL: each thread's state, kernel wait point and system call
@@ -128,7 +141,7 @@ spinner() {  # spinner PID COMM STREAK: what a process that kept the CPU busy sh
   done <<< "$bt"
   # The emulator's spin: at its start, in setlocale's lock. Nothing waits on
   # what it has not begun; the suite waits on it.
-  if [[ $bt == *pthread_rwlock_wrlock*setlocale* ]]; then
+  if [[ $bt == *pthread_rwlock_wrlock*setlocale* ]] && under "$pid" "$suite"; then
     kill -9 "$pid" 2>/dev/null &&
       echo "--- killed pid $pid ($comm): spinning in setlocale's lock at its start (the emulator's corruption)"
   fi
@@ -154,6 +167,7 @@ heartbeat() {
     best=0; busy_pid=""
     for pid in "${!TICKS_NOW[@]}"; do
       [ -n "${TICKS_BEFORE[$pid]+x}" ] || continue
+      [ "$SCOPE" = 1 ] || under "$pid" "$SCOPE" || continue
       if (( TICKS_NOW[$pid] - TICKS_BEFORE[$pid] > best )); then
         best=$(( TICKS_NOW[$pid] - TICKS_BEFORE[$pid] )); busy_pid=$pid
       fi
@@ -174,6 +188,7 @@ heartbeat() {
       fi
     fi
     for p in "${LOCKSTEPS[@]}"; do
+      [ "$SCOPE" = 1 ] || under "${p%%:*}" "$SCOPE" || continue
       (( ${UP_NOW%.*} - ${p#*:} / HZ >= 2 * BEAT )) &&
         threads "${p%%:*}" "lockstep pid ${p%%:*} ($(read -r c 2>/dev/null < "/proc/${p%%:*}/comm"; echo "$c"))"
     done
