@@ -40,6 +40,13 @@ else
   pause() { sleep "$1"; }
 fi
 
+running() {  # running PID: it exists and is not a zombie
+  local l
+  read -r l 2>/dev/null < "/proc/$1/stat" || return 1
+  l=${l##*\) }
+  [ "${l%% *}" != Z ]
+}
+
 # bounded SECS CMD...: CMD's output, for up to SECS seconds; then CMD is killed
 # and a line says so.
 bounded() {
@@ -51,8 +58,10 @@ bounded() {
     if IFS= read -r -t 1 line <&8; then printf '%s\n' "$line"
     elif (( $? <= 128 )); then break; fi   # end of its output (a timeout is > 128)
   done
+  # Its output ended as it exits; a zombie not yet reaped is not running.
+  while (( SECONDS < end )) && running "$pid"; do pause 0.1; done
   local rc=0
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     kill -9 "$pid" 2>/dev/null
     echo "--- $1 did not finish within $secs s: killed"
     rc=124
@@ -148,7 +157,7 @@ spinner() {  # spinner PID COMM STREAK: what a process that kept the CPU busy sh
 }
 
 heartbeat() {
-  local last="" streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p f
+  local last="" streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p
   sample
   up_before=$UP_NOW
   for pid in "${!TICKS_NOW[@]}"; do TICKS_BEFORE[$pid]=${TICKS_NOW[$pid]}; done

@@ -163,6 +163,9 @@ else fail "heartbeat busy line:"; head -n 8 "$WORK/hb.out"; fi
 if grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S wchan=" "$WORK/hb.out"; then
   ok "the heartbeat shows a long-running lockstep's threads: $(grep -m1 "^--- lockstep pid $lockstep_pid" "$WORK/hb.out" | cut -c5-)"
 else fail "heartbeat lockstep threads:"; tail -n 8 "$WORK/hb.out"; fi
+if grep -q '^--- gdb did not finish' "$WORK/hb.out"; then
+  fail "a gdb that answered at once was taken for one that did not finish"
+else ok "a tool that finished is not reported killed"; fi
 if grep -q '^--- stderr: ' "$WORK/hb.out"; then
   fail "the heartbeat's tools complained:"; grep '^--- stderr: ' "$WORK/hb.out" | head -n 5
 else ok "the heartbeat's own tools said nothing on stderr"; fi
