@@ -15,10 +15,13 @@
  *
  * Two times are reported per leg: the whole operation (ls_save_start to the
  * last done callback, which includes suspending the guest, the libxl records
- * and, for restores, creating the new domain) and the page phase (between the
- * first and last observed progress of the memory task, sampled every
- * millisecond; bytes and syscalls are counted between the same two
- * observations). The sim's digests of the saved and the restored guest are
+ * and, for restores, creating the new domain) and the page phase (from the
+ * first to the last move of the memory task's progress, as the task itself
+ * timed them: ls_op_page_phase). Syscalls per batch in the page phase come
+ * from a sampler that reads /proc/self/io every 20 ms while progress moves.
+ * (The phase was once sampled every millisecond from each process's loop;
+ * on two cores those wakeups cost the memory tasks ~8% of a unix-socket
+ * leg's rate.) The sim's digests of the saved and the restored guest are
  * taken after the timing (no_digest, then ls_domain_digest): a Xen host has
  * no such digest, and it costs the sim daemon ~0.12 s per GiB, which would
  * be half of a 1 GiB save's time here. The daemon's log times them (make
@@ -27,7 +30,7 @@
  * Syscalls are counted from /proc/self/io (syscw for the saver, syscr for the
  * receiver), which covers every thread of the process. Peak RSS is VmHWM,
  * reset before each leg through /proc/self/clear_refs; "excl. guest" is the
- * peak of RssAnon + RssFile sampled every 5 ms: guest memory is a memfd
+ * peak of RssAnon + RssFile sampled every 20 ms: guest memory is a memfd
  * (shmem) mapping and shows up only in RssShmem.
  *
  * The sim leaves a new guest's zero pages as holes in its memfd; they are
@@ -74,8 +77,8 @@ extern char **environ;
 #define CHUNK (4u << 20)            /* the baselines' write and read size */
 #define MIB (1024.0 * 1024.0)
 #define GB 1e9
-#define TICK_MS 1                   /* progress sampling */
-#define RSS_EVERY_MS 5              /* RSS sampling */
+#define TICK_MS 20                  /* syscall and RSS sampling (the page phase is timed by the task) */
+#define RSS_EVERY_MS 20             /* RSS sampling */
 
 #define NULL_RUNS 3                 /* the /dev/null leg is short: best of this many */
 #define LEG_RUNS 5                  /* the other legs: best of this many, each side */
@@ -275,12 +278,12 @@ static double cpu_self(void)
 
 /* ---- sampling an operation's progress -------------------------------------- */
 
-/* Observations of one operation, from its loop. The page phase is the span
- * between the first and the last observation that saw progress move: both
- * ends are real observations, so rates are exact up to the syscall in
- * flight. A 1 ms timer suffices when the page phase lasts many milliseconds;
- * for /dev/null it lasts a few, so that leg spins (an idle handle: the loop
- * thread polls on the second core while the memory task writes). */
+/* Observations of one operation, from its loop, for the syscalls made
+ * between the first and the last observation that saw progress move (the
+ * page phase's own times come from ls_op_page_phase). A 20 ms timer
+ * suffices when the page phase lasts hundreds of milliseconds; for /dev/null
+ * it lasts a few, so that leg spins (an idle handle: the loop thread polls
+ * on the second core while the memory task writes). */
 struct sampler {
     struct ls_op *op;
     uv_timer_t timer;
@@ -494,10 +497,14 @@ static int child_restore(void)
     rep.faults = minflt_self() - flt0;
     rep.rc = o.rc;
     rep.t_done = o.t_done;
-    rep.t_first = o.smp.t_first;
+    /* first and last page: the task's own times; syscalls: the sampler's */
+    struct ls_page_phase ph = { 0 };
+    if (o.op)
+        ls_op_page_phase(o.op, &ph);
+    rep.t_first = ph.first_ns;
+    rep.t_last = ph.last_ns;
     rep.d_first = o.smp.d_first;
     rep.s_first = o.smp.s_first;
-    rep.t_last = o.smp.t_last;
     rep.d_last = o.smp.d_last;
     rep.s_last = o.smp.s_last;
     rep.hwm_kib = hwm_kib();
@@ -858,6 +865,8 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     res->saver.cpu_s = cpu_self() - cpu0;
     res->saver.faults_per_page = (double)(minflt_self() - flt0) / (double)sr->pages;
     res->guest_alloc_after = guest_allocated(b, b->domid);
+    struct ls_page_phase ph;
+    ls_op_page_phase(o.op, &ph);
     ls_op_free(o.op);
     if (o.rc < 0) {
         snprintf(res->err, sizeof(res->err), "save failed: %s", o.msg);
@@ -865,11 +874,13 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     }
     res->op_s = (double)(o.t_done - t0) / 1e9;
     res->sys_per_batch_op = (double)(s1 - s0) / (double)sr->batches;
-    if (o.smp.seen && o.smp.t_last > o.smp.t_first) {
-        res->phase_s = (double)(o.smp.t_last - o.smp.t_first) / 1e9;
-        res->phase_bytes = o.smp.d_last - o.smp.d_first;
-        double batches = (double)res->phase_bytes / PAGE / BATCH_PAGES;
-        res->sys_per_batch_phase = batches > 0 ? (double)(o.smp.s_last - o.smp.s_first) / batches : 0;
+    if (ph.last_ns > ph.first_ns) {
+        res->phase_s = (double)(ph.last_ns - ph.first_ns) / 1e9;
+        res->phase_bytes = ph.bytes;
+    }
+    if (o.smp.seen && o.smp.d_last > o.smp.d_first) {
+        double batches = (double)(o.smp.d_last - o.smp.d_first) / PAGE / BATCH_PAGES;
+        res->sys_per_batch_phase = (double)(o.smp.s_last - o.smp.s_first) / batches;
     }
     if (t0_out)
         *t0_out = t0;
@@ -1124,7 +1135,7 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
     res->recv_done_s = (double)(r.t_done - t0) / 1e9;
     res->save_done_s = (double)(t_save_done - t0) / 1e9;
     res->rsys_per_batch_op = (double)(r.s_end - r.s_start) / (double)sr->batches;
-    if (r.t_last > r.t_first && r.d_last > r.d_first) {
+    if (r.d_last > r.d_first) {
         double batches = (double)(r.d_last - r.d_first) / PAGE / BATCH_PAGES;
         res->rsys_per_batch_phase = (double)(r.s_last - r.s_first) / batches;
     }

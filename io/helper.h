@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "fsm/fsm.h"
@@ -51,6 +53,11 @@ struct io_helper {
     int cancel_fd;            /* eventfd; readable once cancelled */
     /* progress, written by the thread, read by anyone */
     _Atomic uint64_t progress_done, progress_total;
+    /* when the count first and last moved (CLOCK_MONOTONIC ns), and the count
+     * at the first move: the task times its own page phase, so that nobody
+     * has to sample it (a 1 ms sampler in each process cost a unix-socket
+     * migration of 4 GiB about 8% of its rate on two cores) */
+    _Atomic uint64_t moved_first_ns, moved_first_done, moved_last_ns;
 };
 
 /* Start fn(h, arg) on a new thread. Returns 0 or a negative errno. */
@@ -70,6 +77,16 @@ void io_helper_cancel(struct io_helper *h);
 /* Thread side, lock-free: record progress. */
 static inline void io_helper_progress(struct io_helper *h, uint64_t done, uint64_t total)
 {
+    if (done != atomic_load_explicit(&h->progress_done, memory_order_relaxed)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        if (atomic_load_explicit(&h->moved_first_ns, memory_order_relaxed) == 0) {
+            atomic_store_explicit(&h->moved_first_done, done, memory_order_relaxed);
+            atomic_store_explicit(&h->moved_first_ns, now, memory_order_relaxed);
+        }
+        atomic_store_explicit(&h->moved_last_ns, now, memory_order_relaxed);
+    }
     atomic_store_explicit(&h->progress_done, done, memory_order_relaxed);
     atomic_store_explicit(&h->progress_total, total, memory_order_relaxed);
 }

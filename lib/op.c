@@ -50,6 +50,19 @@ void ls_op_progress(const struct ls_op *op, uint64_t *done_bytes, uint64_t *tota
     }
 }
 
+void ls_op_page_phase(const struct ls_op *op, struct ls_page_phase *out)
+{
+    *out = (struct ls_page_phase){ 0 };
+    if (op->child)
+        op = op->child;
+    const struct io_helper *h = op->progress_of;
+    if (!h || atomic_load(&h->moved_first_ns) == 0)
+        return;
+    out->first_ns = atomic_load(&h->moved_first_ns);
+    out->last_ns = atomic_load(&h->moved_last_ns);
+    out->bytes = atomic_load(&h->progress_done) - atomic_load(&h->moved_first_done);
+}
+
 uint32_t ls_op_domid(const struct ls_op *op) { return op->domid; }
 
 const char *ls_op_digest(const struct ls_op *op) { return op->digest; }

@@ -166,6 +166,16 @@ void ls_op_free(struct ls_op *op);
 
 /* Bytes of the stream moved so far, and the expected total (0 if unknown). */
 void ls_op_progress(const struct ls_op *op, uint64_t *done_bytes, uint64_t *total_bytes);
+/* The memory task's page phase, timed by the task itself: the CLOCK_MONOTONIC
+ * times of the first and the last change of ls_op_progress's count, and the
+ * bytes that count moved between the two (what the first change brought is
+ * before first_ns, so bytes / (last_ns - first_ns) is the phase's rate). All
+ * 0 until the count has moved; final once done has been called. */
+struct ls_page_phase {
+    uint64_t first_ns, last_ns;
+    uint64_t bytes;
+};
+void ls_op_page_phase(const struct ls_op *op, struct ls_page_phase *out);
 /* The domain an operation acted on (restore: the new domain). */
 uint32_t ls_op_domid(const struct ls_op *op);
 /* Hex digest of the domain's memory, vCPU and HVM state where the backend

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -52,6 +53,29 @@ static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
     o->called = true;
     o->rc = rc;
     snprintf(o->msg, sizeof(o->msg), "%s", msg ? msg : "");
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The page phase the memory task timed lies within the operation, and its
+ * bytes are the progress count less what the first batch (<= 1024 pages)
+ * brought before the phase's first instant. */
+static void check_page_phase(const struct ls_op *op, uint64_t started_ns, uint64_t done_ns)
+{
+    struct ls_page_phase ph;
+    uint64_t done = 0, total = 0;
+    ls_op_page_phase(op, &ph);
+    ls_op_progress(op, &done, &total);
+    assert_true(ph.first_ns >= started_ns);
+    assert_true(ph.last_ns >= ph.first_ns);
+    assert_true(ph.last_ns <= done_ns);
+    assert_true(ph.bytes < done);
+    assert_true(done - ph.bytes <= 1024u * 4096u);
 }
 
 static int setup(void **state)
@@ -126,12 +150,14 @@ static int saved_guest(struct fixture *f, enum ls_guest_type type, char digest[6
     struct ls_op *op = NULL;
     struct ls_errbuf e;
     ls_err_clear(&e);
+    uint64_t t0 = monotonic_ns();
     if (ls_save_start(f->ctx, &so, on_done, &o, &op, &e) < 0)
         fail_msg("ls_save_start: %s", e.msg);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(o.called);
     if (o.rc != 0)
         fail_msg("save: %s", o.msg);
+    check_page_phase(op, t0, monotonic_ns());
     snprintf(digest, 65, "%s", ls_op_digest(op));
     ls_op_free(op);
     assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
@@ -148,10 +174,13 @@ static struct outcome restore_into(struct fixture *f, int fd, uint32_t domid, bo
     struct ls_op *op = NULL;
     struct ls_errbuf e;
     ls_err_clear(&e);
+    uint64_t t0 = monotonic_ns();
     if (ls_restore_start(f->ctx, &ro, on_done, &o, &op, &e) < 0)
         fail_msg("ls_restore_start: %s", e.msg);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(o.called);
+    if (o.rc == 0)
+        check_page_phase(op, t0, monotonic_ns());
     if (restored)
         *restored = ls_op_domid(op);
     if (digest)
