@@ -180,17 +180,25 @@ kill_awaiting_received() {
   SUSPENDED=$(state "$d")
   [ -z "${PAUSE_FIRST:-}" ] || "$L" sim pause "$d"
   QEMU_BEFORE=$(status "$d")
+  # For a failing check: where the sender was when it was killed, and its last words.
+  SENDER_AT="the sender never reached AWAIT_RECEIVED"
+  grep -q -- '-> AWAIT_RECEIVED ' "$WORK/send.err" && SENDER_AT="the sender reached AWAIT_RECEIVED"
+  kill -0 $send 2>/dev/null || SENDER_AT="$SENDER_AT and had exited before the kill"
   kill -9 $send 2>/dev/null || true
   wait $send 2>/dev/null || true
   wait $recv 2>/dev/null || true
+  SENDER_AT="$SENDER_AT; its stderr ended: $(tail -n 2 "$WORK/send.err" | tr '\n' ' ')"
 }
 simd_log() { grep "domain $1: its device model" "$LOCKSTEP_RUNDIR/simd.log" | tail -n 1; }
 
 d=$(running_hvm)
 kill_awaiting_received "$d"
 what="sender SIGKILLed awaiting \"domain received\""
-check "$what: the guest was suspended ($SUSPENDED) and its QEMU stopped ($QEMU_BEFORE)" \
-  eval "[ '$SUSPENDED' = suspended ] && [ '$QEMU_BEFORE' = paused ]"
+if [ "$SUSPENDED" = suspended ] && [ "$QEMU_BEFORE" = paused ]; then
+  ok "$what: the guest was suspended and its QEMU stopped"
+else
+  fail "$what: the guest was suspended ($SUSPENDED) and its QEMU stopped ($QEMU_BEFORE): $SENDER_AT"
+fi
 for _ in $(seq 100); do [ "$(state "$d")" = running ] && break; sleep 0.1; done
 check "$what: the daemon's guard resumed the guest" [ "$(state "$d")" = running ]
 q=$(status "$d")
