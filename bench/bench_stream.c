@@ -891,9 +891,16 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
         res->phase_s = (double)(ph.last_ns - ph.first_ns) / 1e9;
         res->phase_bytes = ph.bytes;
     }
-    if (o.smp.seen && o.smp.d_last > o.smp.d_first) {
+    /* Syscalls per batch over the sampler's window; when that window saw less
+     * than half the phase (a /dev/null phase can end inside one observation,
+     * whose progress and syscall reads then straddle every batch), the whole
+     * operation's count instead: an upper bound, never a flattering 0. */
+    if (o.smp.seen && o.smp.d_last > o.smp.d_first &&
+        2 * (o.smp.d_last - o.smp.d_first) >= res->phase_bytes) {
         double batches = (double)(o.smp.d_last - o.smp.d_first) / PAGE / BATCH_PAGES;
         res->sys_per_batch_phase = (double)(o.smp.s_last - o.smp.s_first) / batches;
+    } else {
+        res->sys_per_batch_phase = res->sys_per_batch_op;
     }
     if (t0_out)
         *t0_out = t0;
