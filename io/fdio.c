@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef IOV_MAX
@@ -89,19 +88,12 @@ static int retry_after(int fd, short events, int cancel_fd)
  * thread: a poll per call was a third of a restore's syscalls. */
 #define CANCEL_CHECK_NS 1000000u
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static bool cancelled(int cancel_fd)
 {
     static _Thread_local uint64_t next_check_ns;
     if (cancel_fd < 0)
         return false;
-    uint64_t now = monotonic_ns();
+    uint64_t now = io_monotonic_ns();
     if (now < next_check_ns)
         return false;
     next_check_ns = now + CANCEL_CHECK_NS;

@@ -22,6 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
+
+/* CLOCK_MONOTONIC in ns: the clock of every timestamp lockstep reports. */
+static inline uint64_t io_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Give every wait on fd a limit of ms milliseconds without progress (0 =
  * none again). For a peer's connection: a stalled or vanished peer becomes

@@ -21,10 +21,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 #include <uv.h>
 
 #include "fsm/fsm.h"
+#include "io/fdio.h"
 #include "lockstep/errbuf.h"
 
 struct io_helper;
@@ -55,8 +55,8 @@ struct io_helper {
     _Atomic uint64_t progress_done, progress_total;
     /* when the count first and last moved (CLOCK_MONOTONIC ns), and the count
      * at the first move: the task times its own page phase, so that nobody
-     * has to sample it (a 1 ms sampler in each process cost a unix-socket
-     * migration of 4 GiB about 8% of its rate on two cores) */
+     * has to sample it (a 1 ms sampler in each process cost a 4 GiB save
+     * to a restore over a unix socket about 8% of its rate on two cores) */
     _Atomic uint64_t moved_first_ns, moved_first_done, moved_last_ns;
 };
 
@@ -78,9 +78,7 @@ void io_helper_cancel(struct io_helper *h);
 static inline void io_helper_progress(struct io_helper *h, uint64_t done, uint64_t total)
 {
     if (done != atomic_load_explicit(&h->progress_done, memory_order_relaxed)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        uint64_t now = io_monotonic_ns();
         if (atomic_load_explicit(&h->moved_first_ns, memory_order_relaxed) == 0) {
             atomic_store_explicit(&h->moved_first_done, done, memory_order_relaxed);
             atomic_store_explicit(&h->moved_first_ns, now, memory_order_relaxed);

@@ -36,7 +36,6 @@ int mig_send(int fd, const void *msg, size_t len, int cancel_fd, const char *pee
              const char *what, struct ls_errbuf *err);
 /* Prepare a peer fd: non-blocking, with the stall limit. */
 int mig_prepare_fd(int fd, unsigned timeout_ms, struct ls_errbuf *err);
-uint64_t mig_now_ns(void);
 
 struct migrate_send_role {
     struct ls_op op;               /* first: the API's handle */

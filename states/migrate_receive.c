@@ -55,7 +55,7 @@ static int await_go_and_start(void *arg, int cancel_fd, struct ls_errbuf *err)
                "started: %s", r->domid, why.msg);
         return MIGRATE_RECEIVE_E_START_FAILED;
     }
-    r->op.resumed_ns = mig_now_ns();
+    r->op.resumed_ns = io_monotonic_ns();
     return MIGRATE_RECEIVE_E_GUEST_STARTED;
 }
 

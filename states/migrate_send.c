@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/fdio.h"
 #include "io/work.h"
@@ -19,13 +18,6 @@
 #include "fsm/gen_table.h"
 
 /* ---- the handshake's I/O ------------------------------------------------------ */
-
-uint64_t mig_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int mig_prepare_fd(int fd, unsigned timeout_ms, struct ls_errbuf *err)
 {

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/work.h"
 #include "lib/dm_standin.h"
@@ -21,13 +20,6 @@
 #define SAVE_SUSPEND_TIMEOUT_MS 60000   /* libxl's guest suspend timeout */
 
 static struct ls_backend *be_of(struct save_role *r) { return r->op.ctx->be; }
-
-static uint64_t save_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the memory task's thread and its callbacks ----------------------- */
 
@@ -108,7 +100,7 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     int rc = be->ops->suspend(be, r->opts.domid, SAVE_SUSPEND_TIMEOUT_MS, err);
     if (rc < 0)
         return rc;
-    r->op.suspended_ns = save_now_ns();
+    r->op.suspended_ns = io_monotonic_ns();
     /* The state the stream will carry is fixed from here on. */
     if (be->ops->digest && !r->opts.no_digest &&
         (rc = be->ops->digest(be, r->opts.domid, r->op.digest, err)) < 0)
@@ -180,7 +172,7 @@ static int save_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
 static void precopy_measure(struct save_role *r, const struct ls_precopy_stats *st)
 {
     struct ls_precopy_progress *p = &r->op.precopy;
-    uint64_t now = save_now_ns();
+    uint64_t now = io_monotonic_ns();
     if (st->dirty_count >= 0) {
         r->round_start_ns = now;
         p->dirty_pages = st->dirty_count;
