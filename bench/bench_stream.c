@@ -293,8 +293,8 @@ struct sampler {
     bool spin;
     bool writes;                 /* count syscw (saver) or syscr (receiver) */
     bool seen;
-    uint64_t t_first, d_first, s_first;
-    uint64_t t_last, d_last, s_last;
+    uint64_t d_first, s_first;
+    uint64_t d_last, s_last;
     uint64_t peak_nonguest_kib;
     uint64_t next_rss_ns;
 };
@@ -321,11 +321,9 @@ static void sampler_observe(struct sampler *s)
         return;
     if (!s->seen) {
         s->seen = true;
-        s->t_first = s->t_last = t;
         s->d_first = s->d_last = done;
         s->s_first = s->s_last = syscalls_now(s->writes);
     } else if (done > s->d_last) {
-        s->t_last = t;
         s->d_last = done;
         s->s_last = syscalls_now(s->writes);
     }
@@ -598,8 +596,9 @@ static int child_memfd_sink(void)
     uint64_t size = env ? strtoull(env, NULL, 10) : 0;
     const char *huge = getenv("BENCH_SINK_HUGE");
     char why[256];
-    if (huge && strcmp(huge, "1") == 0 && sim_guestmem_use_huge_pages(why, sizeof(why)) < 0) {
-        rep.rc = -EPERM;
+    int hrc = huge && strcmp(huge, "1") == 0 ? sim_guestmem_use_huge_pages(why, sizeof(why)) : 0;
+    if (hrc < 0) {
+        rep.rc = hrc;
         snprintf(rep.msg, sizeof(rep.msg), "sink in 2 MiB pages: %s", why);
         report_write(STDOUT_FILENO, &rep);
         return 1;
