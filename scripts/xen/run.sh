@@ -110,10 +110,11 @@ boot_once() {
 # under TCG on a loaded host: system tools crash as well as lockstep). A try
 # that fails with them tested the emulator, not lockstep. (Looked for in
 # dom0's heartbeat lines too, "--- stderr:" its tools crashing and "---
-# killed" a tool it found spinning at its start, and in the suite's notes of
+# killed" a tool it found spinning at its start or a lockstep asleep for
+# good in a libc lock at its start, and in the suite's notes of
 # a dom0 tool's core dump, but not in the backtrace of a spinning process,
 # which may name malloc.)
-CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|a dom0 tool crashed|spinning in setlocale.s lock at its start'
+CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|a dom0 tool crashed|spinning in setlocale.s lock at its start|asleep for good in one of libc.s own locks at its start'
 
 tries=2; [ "$MODE" = bench ] && tries=1
 line=""; rc=""; clean_failures=0; signs=""

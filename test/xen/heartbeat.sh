@@ -24,7 +24,12 @@
 #   of it. In the run of 2026-12-02 the old beat (sleep, awk, cat, ps) fell
 #   silent at a stall whose CPU was in that same libc spin.
 # A lockstep process running for long gets its threads' states (blocked:
-# where it waits).
+# where it waits). One with a single thread asleep on a futex for two beats
+# waits for good (no other thread of it can wake it): gdb's backtrace once,
+# and if that wait is in a pthread rwlock (lockstep takes none; libc's own
+# locale and message-catalogue locks are rwlocks), it is the same corruption
+# asleep instead of spinning, and it is killed. The 2026-12-02 make test saw
+# one: `lockstep save` at its start, one thread in futex_wait for 150 s.
 suite=$1; BEAT=${2:-20}
 LIMIT=${HEARTBEAT_TOOL_LIMIT:-10}
 # Only processes under this one are looked at (dom0: all of them). A test on a
@@ -134,30 +139,53 @@ children() {  # what the suite runs: "seconds running, command line" per child
   done
 }
 
+backtrace() {  # backtrace PID: gdb's backtrace of every thread in BT, its frames printed
+  local n=0 line
+  BT=$(bounded 90 gdb -p "$1" -batch -ex 'thread apply all bt 12')
+  while IFS= read -r line; do
+    [[ $line == '#'* || $line == Thread* ]] || continue
+    (( n++ < 30 )) && echo "---   gdb: $line"
+  done <<< "$BT"
+}
+
 spinner() {  # spinner PID COMM STREAK: what a process that kept the CPU busy shows
-  local pid=$1 comm=$2 range perms off dev inode path bt
+  local pid=$1 comm=$2 range perms off dev inode path
   echo "--- spinning: pid $pid ($comm) kept the CPU busy for $3 beats; its code mappings, threads and stack:"
   while read -r range perms off dev inode path; do
     [ "$perms" = r-xp ] && echo "--- map $pid $range $off $path"
   done 2>/dev/null < "/proc/$pid/maps"
   threads "$pid" "spinning pid $pid"
   case "$comm" in lockstep*) return;; esac
-  local n=0 line
-  bt=$(bounded 90 gdb -p "$pid" -batch -ex 'thread apply all bt 12')
-  while IFS= read -r line; do
-    [[ $line == '#'* || $line == Thread* ]] || continue
-    (( n++ < 30 )) && echo "---   gdb: $line"
-  done <<< "$bt"
+  backtrace "$pid"
   # The emulator's spin: at its start, in setlocale's lock. Nothing waits on
   # what it has not begun; the suite waits on it.
-  if [[ $bt == *pthread_rwlock_wrlock*setlocale* ]] && under "$pid" "$suite"; then
+  if [[ $BT == *pthread_rwlock_wrlock*setlocale* ]] && under "$pid" "$suite"; then
     kill -9 "$pid" 2>/dev/null &&
       echo "--- killed pid $pid ($comm): spinning in setlocale's lock at its start (the emulator's corruption)"
   fi
 }
 
+asleep_for_good() {  # asleep_for_good PID: its only thread waits on a futex
+  local t n=0 w=""
+  for t in /proc/$1/task/*; do n=$((n + 1)); done
+  (( n == 1 )) || return 1
+  read -r w 2>/dev/null < "/proc/$1/wchan"
+  [[ $w == futex* ]]
+}
+
+asleep() {  # asleep PID COMM: a lockstep asleep for good, for two beats
+  local pid=$1 comm=$2
+  echo "--- asleep: pid $pid ($comm) has one thread, waiting on a futex for two beats: nothing in it can wake it; its stack:"
+  backtrace "$pid"
+  if [[ $BT == *pthread_rwlock_* ]] && under "$pid" "$suite"; then
+    kill -9 "$pid" 2>/dev/null &&
+      echo "--- killed pid $pid ($comm): asleep for good in one of libc's own locks at its start (the emulator's corruption)"
+  fi
+}
+
 heartbeat() {
   local last="" streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p
+  local -A asleep_beats
   sample
   up_before=$UP_NOW
   for pid in "${!TICKS_NOW[@]}"; do TICKS_BEFORE[$pid]=${TICKS_NOW[$pid]}; done
@@ -198,8 +226,18 @@ heartbeat() {
     fi
     for p in "${LOCKSTEPS[@]}"; do
       [ "$SCOPE" = 1 ] || under "${p%%:*}" "$SCOPE" || continue
-      (( ${UP_NOW%.*} - ${p#*:} / HZ >= 2 * BEAT )) &&
-        threads "${p%%:*}" "lockstep pid ${p%%:*} ($(read -r c 2>/dev/null < "/proc/${p%%:*}/comm"; echo "$c"))"
+      pid=${p%%:*}
+      (( ${UP_NOW%.*} - ${p#*:} / HZ >= 2 * BEAT )) || continue
+      threads "$pid" "lockstep pid $pid ($(read -r c 2>/dev/null < "/proc/$pid/comm"; echo "$c"))"
+      if asleep_for_good "$pid"; then
+        asleep_beats[$pid]=$(( ${asleep_beats[$pid]:-0} + 1 ))
+      else
+        asleep_beats[$pid]=0
+      fi
+      if (( asleep_beats[$pid] >= 2 )) && [[ $dumped != *" $pid "* ]]; then
+        dumped="$dumped$pid "
+        asleep "$pid" "$(read -r c 2>/dev/null < "/proc/$pid/comm"; echo "$c")"
+      fi
     done
   done
 }

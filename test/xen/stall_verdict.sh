@@ -94,11 +94,15 @@ else fail "blocked verdict: $out"; fi
 # suite): a beat says what the suite runs, names the busiest process and shows
 # a long-running lockstep's threads (state, wait point, system call). A
 # spinner whose backtrace is the emulator's spin at a process's start (a gdb
-# stand-in prints one) is killed; a spinning lockstep never is. An xl that
-# never answers (a hung xenstored) does not stop the beat.
+# stand-in prints one) is killed; a spinning lockstep never is. A lockstep
+# whose only thread sleeps on a futex (a Python taking its own lock twice
+# stands in) is the same corruption asleep: backtrace, then killed; one in an
+# ordinary sleep is not. An xl that never answers (a hung xenstored) does not
+# stop the beat.
 ln -s "$(command -v sleep)" "$WORK/lockstep"
 ln -s "$(command -v bash)" "$WORK/spinner"
 ln -s "$(command -v bash)" "$WORK/lockstep-busy"
+ln -s /usr/bin/python3.11 "$WORK/lockstep-xen-helper"
 mkdir "$WORK/bin"
 printf '#!/bin/sh\nexec sleep 1000\n' > "$WORK/bin/xl"
 printf '#!/bin/sh\necho "Thread 1 (LWP 1 \\"grep\\"):"\necho "#0  0x00007fc2848f6345 in pthread_rwlock_wrlock () from /lib/x86_64-linux-gnu/libc.so.6"\necho "#1  0x00007fc2848992c7 in setlocale () from /lib/x86_64-linux-gnu/libc.so.6"\n' > "$WORK/bin/gdb"
@@ -107,8 +111,9 @@ chmod +x "$WORK/bin/xl" "$WORK/bin/gdb"
 # spinning lockstep; the heartbeat sees only this script's processes (the
 # host's own busy ones, a nested QEMU among them, are none of its business).
 sh -c '"$1" 300 & "$2" -c "while :; do :; done" &
+       "$5" -c "import _thread; l = _thread.allocate_lock(); l.acquire(); l.acquire()" &
        while [ ! -e "$3" ]; do sleep 0.2; done; "$4" -c "while :; do :; done" & wait' \
-   sh "$WORK/lockstep" "$WORK/spinner" "$WORK/go" "$WORK/lockstep-busy" 2>/dev/null & suite=$!
+   sh "$WORK/lockstep" "$WORK/spinner" "$WORK/go" "$WORK/lockstep-busy" "$WORK/lockstep-xen-helper" 2>/dev/null & suite=$!
 PIDS="$suite"
 child() {  # child COMM: the suite stand-in's child of that name
   local p
@@ -118,13 +123,14 @@ child() {  # child COMM: the suite stand-in's child of that name
     sleep 0.1
   done
 }
-lockstep_pid=$(child lockstep); busy_pid=$(child spinner)
-PIDS="$PIDS $lockstep_pid $busy_pid"
+lockstep_pid=$(child lockstep); busy_pid=$(child spinner); sleeper=$(child lockstep-xen-he)
+PIDS="$PIDS $lockstep_pid $busy_pid $sleeper"
 PATH=$WORK/bin:$PATH HEARTBEAT_TOOL_LIMIT=1 HEARTBEAT_SCOPE=$$ bash "$HEARTBEAT" "$suite" 1 > "$WORK/hb.out" 2>&1 & hb=$!
 PIDS="$PIDS $hb"
 for _ in $(seq 60); do
   grep -q "^--- lockstep pid $lockstep_pid (lockstep) thread $lockstep_pid: S " "$WORK/hb.out" &&
-    grep -q "^--- killed pid $busy_pid " "$WORK/hb.out" && break
+    grep -q "^--- killed pid $busy_pid " "$WORK/hb.out" &&
+    grep -q "^--- killed pid $sleeper " "$WORK/hb.out" && break
   sleep 1
 done
 sleep 0.5
@@ -132,6 +138,14 @@ if grep -q "^--- killed pid $busy_pid (spinner): spinning in setlocale's lock at
    ! kill -0 "$busy_pid" 2>/dev/null; then
   ok "a spinner the suite started, stuck in setlocale's lock, is named, dumped and killed"
 else fail "spinner not killed:"; grep -a -A14 "^--- spinning: pid $busy_pid" "$WORK/hb.out"; fi
+if grep -q "^--- asleep: pid $sleeper (lockstep-xen-he) has one thread, waiting on a futex" "$WORK/hb.out" &&
+   grep -q "^--- killed pid $sleeper (lockstep-xen-he): asleep for good in one of libc's own locks at its start" "$WORK/hb.out" &&
+   ! kill -0 "$sleeper" 2>/dev/null; then
+  ok "a lockstep whose one thread sleeps for good in an rwlock is named, dumped and killed"
+else fail "lockstep asleep for good:"; grep -a -- "$sleeper" "$WORK/hb.out" | head -n 8; fi
+if ! grep -q "^--- \(asleep\|killed\): pid $lockstep_pid " "$WORK/hb.out" && kill -0 "$lockstep_pid" 2>/dev/null; then
+  ok "a lockstep in an ordinary sleep is left alone"
+else fail "the sleeping lockstep stand-in was taken for one asleep for good"; fi
 touch "$WORK/go"; lbusy=$(child lockstep-busy)
 PIDS="$PIDS $lbusy"
 for _ in $(seq 30); do
@@ -143,7 +157,7 @@ if grep -q "^--- spinning: pid $lbusy (lockstep-busy)" "$WORK/hb.out" && kill -0
   ok "a spinning lockstep is dumped (no gdb) and left running"
 else fail "spinning lockstep:"; grep -a -- "$lbusy" "$WORK/hb.out" | head -n 8; fi
 if grep -q '^--- \(busy\|spinning\|killed\): pid' "$WORK/hb.out" &&
-   ! grep '^--- \(busy\|spinning\|killed\): pid' "$WORK/hb.out" | grep -vq " pid \($busy_pid\|$lbusy\|$lockstep_pid\|$suite\|$hb\) \| (bash)\| (sleep)\| (sh)"; then
+   ! grep '^--- \(busy\|spinning\|killed\): pid' "$WORK/hb.out" | grep -vq " pid \($busy_pid\|$lbusy\|$lockstep_pid\|$sleeper\|$suite\|$hb\) \| (bash)\| (sleep)\| (sh)"; then
   ok "the heartbeat looked at no process outside its scope"
 else fail "out of scope:"; grep '^--- \(busy\|spinning\|killed\): pid' "$WORK/hb.out" | head -n 5; fi
 kill "$lbusy"
