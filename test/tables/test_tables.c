@@ -5,6 +5,7 @@
  * machines ping and pair go through the same walk, so it never passes empty.
  * The bad_*.def tables each plant one kind of mistake.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fsm/fsm.h"
+#include "lockstep/tables.h"
 #include "test/fsm/ping.h"
 #include "tools/fsm-dot/fsm_check.h"
 #include "tools/fsm-dot/fsm_graph.h"
@@ -400,10 +402,49 @@ static void test_dot_parses(void **state)
 #endif
 }
 
+/* ls_tables(): the public description is the registry's, by name, sorted;
+ * ls_table_find and ls_tables_json refuse an unknown machine. */
+static void test_public_tables(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct ls_table *t = ls_tables(&n);
+    assert_int_equal(n, fsm_all_defs_count);
+    for (size_t i = 0; i < n; i++) {
+        const struct fsm_def *d = fsm_def_find(t[i].name);
+        assert_non_null(d);
+        assert_ptr_equal(ls_table_find(t[i].name), &t[i]);
+        if (i)
+            assert_true(strcmp(t[i - 1].name, t[i].name) < 0);
+        assert_int_equal(t[i].nstates, d->nstates);
+        assert_int_equal(t[i].nevents, d->nevents);
+        assert_int_equal(t[i].nrows, d->nrows);
+        assert_string_equal(t[i].initial, d->state_names[d->initial_state]);
+        for (size_t r = 0; r < t[i].nrows; r++) {
+            const struct ls_table_row *row = &t[i].rows[r];
+            assert_int_equal(row->line, d->rows[r].line);
+            assert_true((row->kind == LS_ROW_ANY) == (row->state == NULL));
+            assert_true((row->kind == LS_ROW_IGNORE) == (row->action == NULL));
+            assert_true((row->kind == LS_ROW_IGNORE) == (row->reason != NULL));
+        }
+    }
+    assert_null(ls_table_find("no_such_machine"));
+    struct ls_errbuf err = { 0 };
+    assert_null(ls_tables_json("no_such_machine", &err));
+    assert_int_equal(err.rc, -ENOENT);
+    assert_non_null(strstr(err.msg, "known machines: "));
+    char *doc = ls_tables_json("save", &err);
+    assert_non_null(doc);
+    assert_non_null(strstr(doc, "\"name\": \"save\""));
+    assert_null(strstr(doc, "\"name\": \"restore\""));
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_machines_are_sound),
+        cmocka_unit_test(test_public_tables),
         cmocka_unit_test(test_engine_test_machines_are_sound),
         cmocka_unit_test(test_check_good_machines_clean),
         cmocka_unit_test(test_check_unreachable),

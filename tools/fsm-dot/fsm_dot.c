@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fsm/fsm.h"
+#include "lockstep/tables.h"
 #include "tools/fsm-dot/fsm_check.h"
 #include "tools/fsm-dot/fsm_graph.h"
 
@@ -27,12 +28,13 @@ static const char help_text[] =
 "    fsm-dot [--ignored] [-o FILE] MACHINE\n"
 "    fsm-dot --list [--names] [-o FILE]\n"
 "    fsm-dot --check [--source-dir DIR] [-o FILE] [MACHINE]\n"
+"    fsm-dot --json [-o FILE] [MACHINE]\n"
 "\n"
 "DESCRIPTION\n"
 "    Every machine linked into lockstep (one states/<name>.def table each) is\n"
 "    registered in the program; MACHINE is the .def base name, e.g. \"save\".\n"
 "\n"
-"    Without --list or --check, prints MACHINE as a Graphviz digraph:\n"
+"    Without --list, --check or --json, prints MACHINE as a Graphviz digraph:\n"
 "      - a node per state, its doc as tooltip; final states are doublecircles,\n"
 "        the initial state is bold and has an arrow from a point;\n"
 "      - an edge per row, labelled \"EVENT / action\" (just \"EVENT\" when the\n"
@@ -50,6 +52,12 @@ static const char help_text[] =
 "    -l, --list          list the machines: states, events, rows, file, doc\n"
 "        --names         with --list: only the names, one per line\n"
 "    -c, --check         check MACHINE, or every machine if none is given\n"
+"    -j, --json          describe MACHINE, or every machine, as one JSON document:\n"
+"                        states (doc, final), events (doc), and every row with\n"
+"                        its kind (row, ignore, any), action, next state, .def\n"
+"                        file and line, an IGNORE row's reason, and the states\n"
+"                        an ANY row applies to (the library's ls_tables_json();\n"
+"                        format in include/lockstep/tables.h)\n"
 "    -s, --source-dir DIR\n"
 "                        repository root, to point problems at the line that\n"
 "                        declares a state or event (default: $LOCKSTEP_SOURCE_DIR,\n"
@@ -84,6 +92,7 @@ static const char help_text[] =
 "    fsm-dot --list\n"
 "    fsm-dot --ignored -o save.dot save && dot -Tsvg save.dot -o save.svg\n"
 "    fsm-dot --check\n"
+"    fsm-dot --json save | python3 -m json.tool\n"
 "    cmake --build build --target diagrams   # build/diagrams/index.html\n";
 
 __attribute__((format(printf, 1, 2), noreturn))
@@ -160,39 +169,41 @@ int main(int argc, char **argv)
         { "list", no_argument, NULL, 'l' },
         { "names", no_argument, NULL, 'n' },
         { "check", no_argument, NULL, 'c' },
+        { "json", no_argument, NULL, 'j' },
         { "source-dir", required_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *output = NULL;
     const char *src_dir = getenv("LOCKSTEP_SOURCE_DIR");
-    bool ignored = false, list = false, names = false, check = false;
+    bool ignored = false, list = false, names = false, check = false, json = false;
     if (!src_dir || !*src_dir)
         src_dir = LOCKSTEP_SOURCE_DIR;
 
     int c;
-    while ((c = getopt_long(argc, argv, "o:ilcs:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:ilcjs:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': output = optarg; break;
         case 'i': ignored = true; break;
         case 'l': list = true; break;
         case 'n': names = true; break;
         case 'c': check = true; break;
+        case 'j': json = true; break;
         case 's': src_dir = optarg; break;
         case 'h': fputs(help_text, stdout); return 0;
         default: fprintf(stderr, "Try 'fsm-dot --help'.\n"); return EXIT_USAGE;
         }
     }
     int nargs = argc - optind;
-    if (list && check)
-        usage_error("%s", "--list and --check are exclusive");
+    if (list + check + json > 1)
+        usage_error("%s", "--list, --check and --json are exclusive");
     if (names && !list)
         usage_error("%s", "--names only goes with --list");
     if (list && nargs > 0)
         usage_error("--list takes no machine (got '%s')", argv[optind]);
     if (nargs > 1)
         usage_error("one machine at a time (extra argument '%s')", argv[optind + 1]);
-    if (!list && !check && nargs == 0)
+    if (!list && !check && !json && nargs == 0)
         usage_error("%s", "no machine given (see --list)");
 
     const struct fsm_def *def = nargs ? find_or_die(argv[optind]) : NULL;
@@ -207,7 +218,17 @@ int main(int argc, char **argv)
     }
 
     int rc = 0;
-    if (list) {
+    if (json) {
+        struct ls_errbuf err = { 0 };
+        char *doc = ls_tables_json(def ? def->name : NULL, &err);
+        if (!doc) {
+            fprintf(stderr, "fsm-dot: %s\n", err.msg);
+            rc = EXIT_USAGE;
+        } else {
+            fprintf(out, "%s\n", doc);
+            free(doc);
+        }
+    } else if (list) {
         list_machines(out, names);
     } else if (check) {
         int problems = 0;
