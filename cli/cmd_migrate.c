@@ -657,6 +657,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
+    bool created = false;   /* only a domain this command created may be destroyed by it */
     if (sim) {
         char name[64];
         snprintf(name, sizeof(name), "lockstep-migrate-%d", (int)getpid());
@@ -665,7 +666,10 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
                                         .populate = true };
         uint32_t id = 0;
         rc = ls_sim_create(be, &a, &id, &err);
-        domid = id;
+        if (rc == 0) {
+            domid = id;
+            created = true;
+        }
         w.seed = seed;
         if (rc == 0 && workload)
             rc = ls_sim_set_workload(be, id, &w, &err);
@@ -718,7 +722,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
                 "it (lockstep sim resume) if not\n", cmd, domid);
     fflush(out);
     /* A one-off domain that is still here, running, is this command's to remove. */
-    if (sim && domid && o == LS_MIGRATE_SOURCE_RUNS) {
+    if (created && o == LS_MIGRATE_SOURCE_RUNS) {
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
         ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);

@@ -331,6 +331,7 @@ static int cmd_save(int argc, char **argv)
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
+    bool created = false;   /* only a domain this command created may be destroyed by it */
     if (sim) {
         char name[64];
         snprintf(name, sizeof(name), "lockstep-save-%d", (int)getpid());
@@ -338,9 +339,12 @@ static int cmd_save(int argc, char **argv)
                                         .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
                                         .populate = true, .qemu = qemu,
                                         .device_model = no_dm ? LS_DM_STANDIN : LS_DM_QEMU };
-        uint32_t id;
+        uint32_t id = 0;
         rc = ls_sim_create(ls_ctx_backend(r.ctx), &a, &id, &err);
-        domid = id;
+        if (rc == 0) {
+            domid = id;
+            created = true;
+        }
     } else if (domain_name) {
         uint32_t id = 0;
         rc = ls_domain_find(r.ctx, domain_name, &id, &err);
@@ -363,7 +367,7 @@ static int cmd_save(int argc, char **argv)
                 snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
         }
     }
-    if (rc < 0 && sim && domid) {
+    if (rc < 0 && created) {
         /* The one-off domain exists only for this command. */
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);

@@ -161,7 +161,7 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
     }
     if (a.type == LS_GUEST_UNSET || !a.memory_kib)
         return ls_err(e, -EINVAL, "create needs --type and --memory");
-    uint32_t domid;
+    uint32_t domid = 0;
     int rc = ls_sim_create(be, &a, &domid, e);
     if (rc == 0 && workload) {
         w.seed = a.seed;

@@ -229,6 +229,8 @@ static int destroy_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
     struct ls_backend *be = be_of(r);
+    if (!r->domain_created)
+        return 0;   /* nothing of ours exists: never touch a domain id we did not get */
     if (r->opts.domid) {
         /* The toolstack's: it decides what becomes of it, and gets it back as
          * it came, without the QEMU this restore started (a destroyed domain

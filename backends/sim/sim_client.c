@@ -1155,6 +1155,7 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)
 int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
                   struct ls_errbuf *e)
 {
+    *domid = 0;   /* never a stale or uninitialised id for a caller to destroy */
     if (not_sim(be, e) < 0)
         return -EOPNOTSUPP;
     int rc = do_create(sim_of(be), a->type, a->vcpus, a->memory_kib, a->seed, a->name,
@@ -1167,6 +1168,7 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
         sim_destroy(be, *domid, &ignored);   /* no half-made domain left behind */
+        *domid = 0;
     }
     return rc;
 }
