@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "jsonl.h"
 #include "lockstep/sim.h"
 
 #define EXIT_USAGE 2
@@ -38,7 +39,7 @@ static const char migrate_help[] =
 "                         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
 "                        --to tcp:HOST:PORT|unix:PATH|-\n"
 "                        [--max-rounds N] [--dirty-threshold PAGES] [--target-downtime MS]\n"
-"                        [--timeout SECONDS] [--no-digest]\n"
+"                        [--timeout SECONDS] [--no-digest] [--json]\n"
 "\n"
 "Live-migrate a running domain to `lockstep migrate-receive`, as `xl migrate`\n"
 "does: the guest keeps running while its memory is copied in rounds (each\n"
@@ -75,6 +76,10 @@ static const char migrate_help[] =
 "                         without a byte moving (default 60)\n"
 "  --no-digest            skip the state digest at suspend (it lengthens the\n"
 "                         downtime by a full read of guest memory)\n"
+"  --json                 report as JSON lines instead of text: start, a round\n"
+"                         event per pre-copy round (and the final one), progress\n"
+"                         every 0.5 s, then the outcome with its keyword, the\n"
+"                         figures below and the error (JSON OUTPUT in lockstep(1))\n"
 "  -h, --help             this help\n"
 "\n"
 "Output (standard output, or standard error with --to -): 'digest HEX' (the\n"
@@ -92,7 +97,7 @@ static const char migrate_help[] =
 
 static const char receive_help[] =
 "Usage: lockstep migrate-receive [--listen tcp:HOST:PORT|unix:PATH] [--paused]\n"
-"                                [--timeout SECONDS] [--no-digest]\n"
+"                                [--timeout SECONDS] [--no-digest] [--json]\n"
 "\n"
 "Receive a domain live-migrated by `lockstep migrate` (or `xl migrate`'s stream\n"
 "and handshake), as `xl migrate-receive` does: write the banner, restore the\n"
@@ -111,6 +116,9 @@ static const char receive_help[] =
 "  --timeout SECONDS  give up any wait for the sender (including the\n"
 "                     connection) after this long without a byte (default 60)\n"
 "  --no-digest        skip the digest of the received state\n"
+"  --json             report as JSON lines instead of text: listening (with\n"
+"                     --listen), start, progress every 0.5 s, then the outcome\n"
+"                     with the domid, digest or error (JSON OUTPUT in lockstep(1))\n"
 "  -h, --help         this help\n"
 "\n"
 "Output (standard output with --listen, else standard error): 'domid N',\n"
@@ -300,7 +308,8 @@ static int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why,
 }
 
 /* Listen, say where, accept one connection (up to timeout_ms), stop listening. */
-static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, char *why, size_t wl)
+static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json, char *why,
+                     size_t wl)
 {
     int lfd = -1, family = AF_UNIX;
     char where[320];
@@ -363,6 +372,12 @@ static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, char *why, 
     }
     fprintf(stderr, "listening on %s\n", where);
     fflush(stderr);
+    if (json) {
+        struct jl j;
+        jl_open(&j, json, "listening", "migrate-receive");
+        jl_str(&j, "address", where);
+        jl_close(&j);
+    }
     int rc = wait_fd(lfd, POLLIN, timeout_ms);
     int fd = rc < 0 ? rc : accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0 && rc == 0)
@@ -392,6 +407,10 @@ struct run {
     int interrupted, rc;
     char errmsg[LS_ERRBUF_LEN];
     uint64_t start_ns;
+    FILE *json;                /* --json: the events go here, no progress line */
+    bool live;                 /* the sender: rounds to report */
+    struct jl_rounds rounds;
+    uv_check_t rounds_check;
 };
 
 static uint64_t now_ns(void)
@@ -420,7 +439,29 @@ static void print_progress(struct run *r, bool final)
     fflush(stderr);
 }
 
-static void progress_cb(uv_timer_t *t) { print_progress(t->data, false); }
+static void json_progress(struct run *r)
+{
+    if (r->live)
+        jl_round(r->json, r->verb, r->op, &r->rounds);
+    jl_progress(r->json, r->verb, r->op, (double)(now_ns() - r->start_ns) / 1e9, r->live);
+}
+
+static void progress_cb(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    if (r->json)
+        json_progress(r);
+    else
+        print_progress(r, false);
+}
+
+/* --json: the rounds are looked at after every loop iteration, so each gets
+ * its event (a round's precopy_policy answer is a wakeup of its own). */
+static void rounds_cb(uv_check_t *c)
+{
+    struct run *r = c->data;
+    jl_round(r->json, r->verb, r->op, &r->rounds);
+}
 
 static void signal_cb(uv_signal_t *s, int signum)
 {
@@ -444,11 +485,14 @@ static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
     r->done = true;
     r->rc = rc;
     snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
+    if (r->json)
+        json_progress(r);
     if (r->show_progress) {
         uv_timer_stop(&r->progress);
         print_progress(r, true);
     }
     uv_close((uv_handle_t *)&r->progress, NULL);
+    uv_close((uv_handle_t *)&r->rounds_check, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
 }
@@ -471,11 +515,22 @@ static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
 static void run_wait(struct run *r)
 {
     r->start_ns = now_ns();
-    r->show_progress = isatty(STDERR_FILENO);
+    r->show_progress = !r->json && isatty(STDERR_FILENO);
     uv_timer_init(&r->loop, &r->progress);
     r->progress.data = r;
-    if (r->show_progress)
-        uv_timer_start(&r->progress, progress_cb, 200, 200);
+    if (r->show_progress || r->json)
+        uv_timer_start(&r->progress, progress_cb, 200, r->json ? 500 : 200);
+    uv_check_init(&r->loop, &r->rounds_check);
+    r->rounds_check.data = r;
+    if (r->json && r->live)
+        uv_check_start(&r->rounds_check, rounds_cb);
+    if (r->json) {
+        struct jl j;
+        jl_open(&j, r->json, "start", r->verb);
+        if (r->live)
+            jl_u64(&j, "domid", ls_op_domid(r->op));
+        jl_close(&j);
+    }
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
@@ -559,11 +614,11 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         { "dirty-threshold", required_argument, NULL, 'D' },
         { "target-downtime", required_argument, NULL, 'T' },
         { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' }, { 0 },
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *to = NULL, *sim = NULL, *cmd = "migrate";
     uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = DEFAULT_TIMEOUT_S, v;
-    bool have_domid = false, no_digest = false, workload = false;
+    bool have_domid = false, no_digest = false, workload = false, json = false;
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
     struct ls_precopy_policy pol = { 0 };
     int c;
@@ -620,6 +675,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
                 return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
             break;
         case 'n': no_digest = true; break;
+        case 'j': json = true; break;
         case 'h': fputs(migrate_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -653,6 +709,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     struct run r;
     if (run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
         return 1;
+    r.json = json ? out : NULL;
+    r.live = true;
     struct ls_backend *be = ls_ctx_backend(r.ctx);
     struct ls_errbuf err;
     ls_err_clear(&err);
@@ -699,7 +757,32 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     enum ls_migrate_outcome o = r.op ? ls_op_migrate_outcome(r.op) : LS_MIGRATE_SOURCE_RUNS;
     if (o == LS_MIGRATE_UNFINISHED)
         o = LS_MIGRATE_SOURCE_RUNS;
-    if (r.op) {
+    int status = o == LS_MIGRATE_DESTINATION_RUNS ? 0 : o == LS_MIGRATE_SOURCE_RUNS ? 1
+                                                                      : EXIT_ATTENTION;
+    if (json) {
+        struct ls_precopy_progress p = { .dirty_pages = -1 };
+        uint64_t bytes = 0, total;
+        struct jl j;
+        if (r.op) {
+            ls_op_precopy(r.op, &p);
+            ls_op_progress(r.op, &bytes, &total);
+        }
+        jl_open(&j, out, "outcome", cmd);
+        jl_result(&j, rc, err.msg);
+        jl_str(&j, "outcome", outcome_keyword(o));
+        jl_str(&j, "outcome_text", ls_migrate_outcome_text(o));
+        if (domid)
+            jl_u64(&j, "domid", domid);
+        jl_str(&j, "digest", r.op && ls_op_digest(r.op)[0] ? ls_op_digest(r.op) : NULL);
+        jl_u64(&j, "live_rounds", p.final_round ? p.round + 1 : 0);
+        jl_u64(&j, "pages_sent", bytes / 4096);
+        jl_i64(&j, "last_dirty", p.dirty_pages);
+        jl_dbl(&j, "pages_per_s", p.pages_per_s);
+        jl_u64(&j, "final_pages", p.final_round ? (bytes - p.bytes_at_suspend) / 4096 : 0);
+        jl_u64(&j, "suspended_ns", r.op ? ls_op_suspended_ns(r.op) : 0);
+        jl_u64(&j, "exit_status", (uint64_t)status);
+        jl_close(&j);
+    } else if (r.op) {
         struct ls_precopy_progress p;
         uint64_t bytes, total;
         ls_op_precopy(r.op, &p);
@@ -715,7 +798,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     }
     if (rc < 0)
         fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg[0] ? err.msg : strerror(-rc));
-    fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
+    if (!json)
+        fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
     if (o == LS_MIGRATE_UNCONFIRMED || o == LS_MIGRATE_SOURCE_LEFT)
         fprintf(stderr, "lockstep %s: our copy is domain %" PRIu64 ": once the destination is "
                 "checked, destroy it (lockstep sim destroy) if the guest runs there, or resume "
@@ -730,11 +814,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     if (send_fd > STDERR_FILENO)
         close(send_fd);
     run_close(&r);
-    switch (o) {
-    case LS_MIGRATE_DESTINATION_RUNS: return check_fds(0);
-    case LS_MIGRATE_SOURCE_RUNS: return check_fds(1);
-    default: return check_fds(EXIT_ATTENTION);
-    }
+    return check_fds(status);
 }
 
 /* ---- migrate-receive ------------------------------------------------------------------- */
@@ -744,11 +824,11 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' }, { "paused", no_argument, NULL, 'p' },
         { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' }, { 0 },
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *listen_at = NULL, *cmd = "migrate-receive";
     uint64_t timeout_s = DEFAULT_TIMEOUT_S;
-    bool paused = false, no_digest = false;
+    bool paused = false, no_digest = false, json = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -760,6 +840,7 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
                 return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
             break;
         case 'n': no_digest = true; break;
+        case 'j': json = true; break;
         case 'h': fputs(receive_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -778,12 +859,13 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     struct run r;
     if (run_open(&r, cmd, backend) < 0)
         return 1;
+    r.json = json ? out : NULL;
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0, send_fd = STDOUT_FILENO, recv_fd = STDIN_FILENO;
     if (ep.kind != EP_STDIO) {
         char why[512] = "";
-        send_fd = recv_fd = ep_accept(&ep, timeout_ms, why, sizeof(why));
+        send_fd = recv_fd = ep_accept(&ep, timeout_ms, r.json, why, sizeof(why));
         if (send_fd < 0)
             rc = ls_err(&err, send_fd, "%s", why);
     }
@@ -800,7 +882,23 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
         }
     }
     enum ls_migrate_outcome o = r.op ? ls_op_migrate_outcome(r.op) : LS_MIGRATE_NOT_RECEIVED;
-    if (r.op && (o == LS_MIGRATE_DESTINATION_RUNS || o == LS_MIGRATE_RUNS_UNCONFIRMED)) {
+    bool runs = r.op && (o == LS_MIGRATE_DESTINATION_RUNS || o == LS_MIGRATE_RUNS_UNCONFIRMED);
+    int status = o == LS_MIGRATE_DESTINATION_RUNS ? 0 : o == LS_MIGRATE_RUNS_UNCONFIRMED
+                                                            ? EXIT_ATTENTION : 1;
+    if (json) {
+        struct jl j;
+        jl_open(&j, out, "outcome", cmd);
+        jl_result(&j, rc, err.msg);
+        jl_str(&j, "outcome", outcome_keyword(o));
+        jl_str(&j, "outcome_text", ls_migrate_outcome_text(o));
+        if (runs) {
+            jl_u64(&j, "domid", ls_op_domid(r.op));
+            jl_str(&j, "digest", ls_op_digest(r.op)[0] ? ls_op_digest(r.op) : NULL);
+            jl_u64(&j, "resumed_ns", ls_op_resumed_ns(r.op));
+        }
+        jl_u64(&j, "exit_status", (uint64_t)status);
+        jl_close(&j);
+    } else if (runs) {
         fprintf(out, "domid %u\n", ls_op_domid(r.op));
         if (ls_op_digest(r.op)[0])
             fprintf(out, "digest %s\n", ls_op_digest(r.op));
@@ -808,14 +906,11 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     }
     if (rc < 0)
         fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg[0] ? err.msg : strerror(-rc));
-    fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
+    if (!json)
+        fprintf(out, "outcome %s: %s\n", outcome_keyword(o), ls_migrate_outcome_text(o));
     fflush(out);
     if (send_fd > STDERR_FILENO)
         close(send_fd);
     run_close(&r);
-    switch (o) {
-    case LS_MIGRATE_DESTINATION_RUNS: return check_fds(0);
-    case LS_MIGRATE_RUNS_UNCONFIRMED: return check_fds(EXIT_ATTENTION);
-    default: return check_fds(1);
-    }
+    return check_fds(status);
 }

@@ -16,6 +16,7 @@
 
 #include "lockstep/sim.h"
 #include "cmd_migrate.h"
+#include "jsonl.h"
 #include "sim_cmd.h"
 #include "lockstep/inspect.h"
 #include "lockstep/lockstep.h"
@@ -89,6 +90,7 @@ struct run {
     int rc;
     char errmsg[LS_ERRBUF_LEN];
     uint64_t start_ns;
+    FILE *json;                /* --json: the events go here, no progress line */
 };
 
 static uint64_t now_ns(void)
@@ -115,9 +117,18 @@ static void print_progress(struct run *r, bool final)
     fflush(stderr);
 }
 
+static void json_progress(struct run *r)
+{
+    jl_progress(r->json, r->verb, r->op, (double)(now_ns() - r->start_ns) / 1e9, false);
+}
+
 static void progress_cb(uv_timer_t *t)
 {
-    print_progress(t->data, false);
+    struct run *r = t->data;
+    if (r->json)
+        json_progress(r);
+    else
+        print_progress(r, false);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -144,6 +155,8 @@ static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
     r->done = true;
     r->rc = rc;
     snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
+    if (r->json)
+        json_progress(r);
     if (r->show_progress) {
         uv_timer_stop(&r->progress);
         if (rc == 0)
@@ -176,11 +189,18 @@ static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
 static int run_wait(struct run *r)
 {
     r->start_ns = now_ns();
-    r->show_progress = isatty(STDERR_FILENO);
+    r->show_progress = !r->json && isatty(STDERR_FILENO);
     uv_timer_init(&r->loop, &r->progress);
     r->progress.data = r;
-    if (r->show_progress)
-        uv_timer_start(&r->progress, progress_cb, 200, 200);
+    if (r->show_progress || r->json)
+        uv_timer_start(&r->progress, progress_cb, 200, r->json ? 500 : 200);
+    if (r->json) {
+        struct jl j;
+        jl_open(&j, r->json, "start", r->verb);
+        if (strcmp(r->verb, "restore") != 0)
+            jl_u64(&j, "domid", ls_op_domid(r->op));
+        jl_close(&j);
+    }
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
@@ -206,7 +226,7 @@ static void run_close(struct run *r)
 static const char save_help[] =
 "Usage: lockstep save (--domid N | --domain NAME | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
 "                      [--qemu PATH | --no-device-model])\n"
-"                     [--format xl|libxl] [--keep] -o FILE|-\n"
+"                     [--format xl|libxl] [--keep] [--json] -o FILE|-\n"
 "\n"
 "Save a domain to a Xen migration v2 stream, as `xl save` does: the guest is\n"
 "suspended, its memory, vCPU and device state written, and the domain destroyed\n"
@@ -236,11 +256,15 @@ static const char save_help[] =
 "                     libxl stream, as libxl_domain_suspend writes\n"
 "  --keep             resume the guest after the save instead of destroying it\n"
 "  -o, --output FILE  where to write the stream; '-' is standard output\n"
+"  --json             report as JSON lines instead of text: start, progress\n"
+"                     (every 0.5 s), then the outcome with the digest or the\n"
+"                     error (see JSON OUTPUT in lockstep(1))\n"
 "  -h, --help         this help\n"
 "\n"
 "Output: the domain digest (hex) of the state the stream carries, on standard\n"
-"output (standard error when the stream goes to standard output). A progress\n"
-"line is shown on standard error when it is a terminal.\n"
+"output (standard error when the stream goes to standard output), or with\n"
+"--json the JSON lines there. A progress line is shown on standard error when\n"
+"it is a terminal (not with --json).\n"
 "Exit status: 0 saved; 1 the save failed (the reason is printed); 2 usage.\n";
 
 static int cmd_save(int argc, char **argv)
@@ -251,11 +275,11 @@ static int cmd_save(int argc, char **argv)
         { "seed", required_argument, NULL, 'S' }, { "format", required_argument, NULL, 'f' },
         { "keep", no_argument, NULL, 'k' }, { "output", required_argument, NULL, 'o' },
         { "domain", required_argument, NULL, 'n' }, { "qemu", required_argument, NULL, 'q' },
-        { "no-device-model", no_argument, NULL, 'N' },
+        { "no-device-model", no_argument, NULL, 'N' }, { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *out = NULL, *sim = NULL, *domain_name = NULL, *qemu = NULL;
-    bool no_dm = false;
+    bool no_dm = false, json = false;
     unsigned long long domid = 0, vcpus = 1, seed = 1;
     uint64_t memory_kib = 0;
     bool have_domid = false, keep = false;
@@ -296,6 +320,7 @@ static int cmd_save(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'q': qemu = optarg; break;
         case 'N': no_dm = true; break;
+        case 'j': json = true; break;
         case 'h': fputs(save_help, stdout); return 0;
         default: return usage_error("save", "unknown option");
         }
@@ -328,6 +353,8 @@ static int cmd_save(int argc, char **argv)
     struct run r;
     if (run_open(&r, "save", sim ? LS_BACKEND_SIM : cli_backend) < 0)
         return 1;
+    if (json)
+        r.json = strcmp(out, "-") == 0 ? stderr : stdout;
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
@@ -373,18 +400,33 @@ static int cmd_save(int argc, char **argv)
         ls_err_clear(&ignored);
         ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
     }
-    if (rc == 0) {
+    if (rc == 0 && !json) {
         FILE *dst = fd == STDOUT_FILENO ? stderr : stdout;
         fprintf(dst, "%s\n", ls_op_digest(r.op));
-    } else {
+    } else if (rc < 0) {
         fprintf(stderr, "%s save: %s\n", prog, err.msg[0] ? err.msg : strerror(-rc));
     }
     if (fd >= 0 && fd != STDOUT_FILENO && close(fd) < 0 && rc == 0) {
-        fprintf(stderr, "%s save: closing '%s': %s\n", prog, out, strerror(errno));
-        rc = -errno;
+        rc = ls_err(&err, -errno, "closing '%s': %s", out, strerror(errno));
+        fprintf(stderr, "%s save: %s\n", prog, err.msg);
     }
     if (rc < 0 && fd >= 0 && fd != STDOUT_FILENO)
         unlink(out);   /* a partial stream is not a save file */
+    if (json) {
+        struct jl j;
+        uint64_t bytes = 0, total;
+        if (r.op)
+            ls_op_progress(r.op, &bytes, &total);
+        jl_open(&j, r.json, "outcome", "save");
+        jl_result(&j, rc, err.msg);
+        if (domid)
+            jl_u64(&j, "domid", domid);
+        jl_str(&j, "digest", rc == 0 ? ls_op_digest(r.op) : NULL);
+        jl_u64(&j, "bytes", bytes);
+        jl_bool(&j, "guest_kept", rc == 0 && keep);
+        jl_u64(&j, "exit_status", rc == 0 ? 0 : 1);
+        jl_close(&j);
+    }
     run_close(&r);
     return rc == 0 ? 0 : 1;
 }
@@ -393,7 +435,7 @@ static int cmd_save(int argc, char **argv)
 
 static const char restore_help[] =
 "Usage: lockstep restore -i FILE|- [--domid N] [--expect-digest HEX] [--paused] [--destroy]\n"
-"                        [--qemu PATH | --no-device-model]\n"
+"                        [--qemu PATH | --no-device-model] [--json]\n"
 "\n"
 "Restore a domain from a Xen migration v2 stream, as `xl restore` does. Both\n"
 "the xl save-file format and a bare libxl stream are accepted (detected). The\n"
@@ -425,6 +467,9 @@ static const char restore_help[] =
 "  --paused              leave the restored domain paused (xl restore -p)\n"
 "  --destroy             destroy the domain after restoring and printing its digest\n"
 "                        (to check a save file without keeping a guest)\n"
+"  --json                report as JSON lines on standard output instead of text:\n"
+"                        start, progress (every 0.5 s), then the outcome with the\n"
+"                        domid and digest or the error (JSON OUTPUT in lockstep(1))\n"
 "  -h, --help            this help\n"
 "\n"
 "Output: 'domid N' and the restored domain's digest (hex), on standard output.\n"
@@ -436,10 +481,11 @@ static int cmd_restore(int argc, char **argv)
         { "input", required_argument, NULL, 'i' }, { "expect-digest", required_argument, NULL, 'e' },
         { "paused", no_argument, NULL, 'p' }, { "destroy", no_argument, NULL, 'D' },
         { "domid", required_argument, NULL, 'd' }, { "qemu", required_argument, NULL, 'q' },
-        { "no-device-model", no_argument, NULL, 'N' }, { "help", no_argument, NULL, 'h' }, { 0 },
+        { "no-device-model", no_argument, NULL, 'N' }, { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *in = NULL, *expect = NULL, *qemu = NULL;
-    bool paused = false, destroy = false, no_dm = false;
+    bool paused = false, destroy = false, no_dm = false, json = false;
     unsigned long long domid = 0;
     int c;
     optind = 1;
@@ -456,6 +502,7 @@ static int cmd_restore(int argc, char **argv)
             break;
         case 'q': qemu = optarg; break;
         case 'N': no_dm = true; break;
+        case 'j': json = true; break;
         case 'h': fputs(restore_help, stdout); return 0;
         default: return usage_error("restore", "unknown option");
         }
@@ -477,6 +524,8 @@ static int cmd_restore(int argc, char **argv)
             close(fd);
         return 1;
     }
+    if (json)
+        r.json = stdout;
     struct ls_errbuf err;
     ls_err_clear(&err);
     struct ls_restore_opts ro = { .fd = fd, .unpause = !paused, .domid = (uint32_t)domid,
@@ -487,12 +536,14 @@ static int cmd_restore(int argc, char **argv)
         if (rc < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
     }
+    bool restored = rc == 0, destroyed = false;
     if (rc == 0) {
-        printf("domid %u\n%s\n", ls_op_domid(r.op), ls_op_digest(r.op));
+        if (!json)
+            printf("domid %u\n%s\n", ls_op_domid(r.op), ls_op_digest(r.op));
         if (expect && strcasecmp(expect, ls_op_digest(r.op)) != 0) {
-            fprintf(stderr, "%s restore: digest mismatch: expected %s, restored domain has %s\n",
-                    prog, expect, ls_op_digest(r.op));
-            rc = -EBADMSG;
+            rc = ls_err(&err, -EBADMSG, "digest mismatch: expected %s, restored domain has %s",
+                        expect, ls_op_digest(r.op));
+            fprintf(stderr, "%s restore: %s\n", prog, err.msg);
         }
         if (destroy) {
             struct ls_errbuf derr;
@@ -500,11 +551,27 @@ static int cmd_restore(int argc, char **argv)
             if (ls_domain_destroy(r.ctx, ls_op_domid(r.op), &derr) < 0) {
                 fprintf(stderr, "%s restore: destroying domain %u: %s\n", prog,
                         ls_op_domid(r.op), derr.msg);
-                rc = derr.rc;
+                rc = ls_err(&err, derr.rc, "destroying domain %u: %s", ls_op_domid(r.op),
+                            derr.msg);
+            } else {
+                destroyed = true;
             }
         }
     } else {
         fprintf(stderr, "%s restore: %s\n", prog, err.msg[0] ? err.msg : strerror(-rc));
+    }
+    if (json) {
+        struct jl j;
+        jl_open(&j, r.json, "outcome", "restore");
+        jl_result(&j, rc, err.msg);
+        jl_bool(&j, "restored", restored);
+        if (restored) {
+            jl_u64(&j, "domid", ls_op_domid(r.op));
+            jl_str(&j, "digest", ls_op_digest(r.op));
+            jl_bool(&j, "destroyed", destroyed);
+        }
+        jl_u64(&j, "exit_status", rc == 0 ? 0 : 1);
+        jl_close(&j);
     }
     if (fd != STDIN_FILENO)
         close(fd);
@@ -569,10 +636,11 @@ static int cmd_inspect(int argc, char **argv)
 static const char main_help[] =
 "Usage: lockstep [--backend sim|xen|auto] COMMAND [OPTIONS]\n"
 "\n"
-"Save, restore and inspect Xen guests with Xen 4.17's migration v2 stream format,\n"
-"driven by table-driven state machines. The default backend is `sim`, a simulated\n"
-"hypervisor daemon (lockstep-simd) that holds guests outside this process; on a\n"
-"Xen dom0 (/dev/xen/privcmd exists) it is `xen`, the real hypervisor.\n"
+"Save, restore, live-migrate and inspect Xen guests in Xen 4.17's migration v2\n"
+"stream format, driven by table-driven state machines. The default backend is\n"
+"`sim`, a simulated hypervisor daemon (lockstep-simd) that holds guests outside\n"
+"this process; on a Xen dom0 (/dev/xen/privcmd exists) it is `xen`, the real\n"
+"hypervisor.\n"
 "\n"
 "Commands:\n"
 "  save      save a domain to a stream (see lockstep save --help)\n"
@@ -580,8 +648,18 @@ static const char main_help[] =
 "  inspect   decode and check a stream\n"
 "  migrate   live-migrate a domain to `lockstep migrate-receive` (xl migrate)\n"
 "  migrate-receive  receive a live-migrated domain (xl migrate-receive)\n"
-"  sim       manage simulated domains: create, list, pause, unpause, destroy, digest\n"
+"  sim       manage simulated domains: create, list, info, pause, unpause,\n"
+"            resume, destroy, digest, workload, dm\n"
 "  help      this help\n"
+"\n"
+"Options:\n"
+"  --backend sim|xen|auto  the hypervisor (before COMMAND; default auto, or\n"
+"                    $LOCKSTEP_BACKEND)\n"
+"  -h, --help        this help\n"
+"\n"
+"The long commands (save, restore, migrate, migrate-receive) take --json: one\n"
+"JSON object per line (start, progress, pre-copy rounds, the outcome with its\n"
+"error) instead of text, for toolstacks driving the command line.\n"
 "\n"
 "Environment:\n"
 "  LOCKSTEP_BACKEND  sim, xen or auto (the default), as --backend\n"
