@@ -384,6 +384,11 @@ static int cmd_save(int argc, char **argv)
         if (fd < 0)
             rc = ls_err(&err, -errno, "cannot create '%s': %s", out, strerror(errno));
     }
+    /* Only a regular file is removed after a failure: -o /dev/null or a
+     * fifo is not this command's to delete (unlinking /dev/null as root
+     * broke the whole host). */
+    struct stat st;
+    bool out_is_file = fd > STDERR_FILENO && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     if (rc == 0) {
         struct ls_save_opts so = { .domid = (uint32_t)domid, .fd = fd, .format = format,
                                    .keep_domain = keep };
@@ -410,7 +415,7 @@ static int cmd_save(int argc, char **argv)
         rc = ls_err(&err, -errno, "closing '%s': %s", out, strerror(errno));
         fprintf(stderr, "%s save: %s\n", prog, err.msg);
     }
-    if (rc < 0 && fd >= 0 && fd != STDOUT_FILENO)
+    if (rc < 0 && out_is_file)
         unlink(out);   /* a partial stream is not a save file */
     if (json) {
         struct jl j;

@@ -112,6 +112,16 @@ res.check("faulted save: the guest runs on, no file is left",
           host.domains().get(dom) == "running" and not os.path.exists(f), host.domains())
 host.sim("destroy", str(dom))
 
+# A failed save into a device leaves the device alone (it once unlinked
+# -o /dev/null): a null device of the test's own, made with mknod as root.
+if os.geteuid() == 0:
+    null = os.path.join(work, "null")
+    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))
+    p = run("save", "--domid", "4242", "-o", null, text=True)
+    res.check("a failed save -o DEVICE leaves the device in place",
+              p.returncode == 1 and os.path.exists(null) and
+              (os.stat(null).st_mode & 0o170000) == 0o020000, p.stderr)
+
 bad = os.path.join(work, "bad.xl")
 with open(bad, "wb") as out:
     out.write(b"\0" * 4096)
