@@ -174,6 +174,34 @@ struct ls_backend_ops {
      * dm_start_incoming). */
     int (*dm_stop)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
 
+    /* Device states loaded again and again (a COLO secondary's checkpoints) and
+     * a migration's QEMU started before its downtime. Debian's QEMU 7.2 loads one
+     * state per process, at startup (recipe sections 4, 9), so the backend keeps
+     * a standby QEMU per domain, started ahead with -incoming defer, that takes
+     * the next state and then replaces the domain's device model.
+     *
+     * dm_prepare_standby: start that standby (qemu: the binary; NULL: the
+     * domain's own, else the default) and return at once, while QEMU starts;
+     * a live standby already waiting is no error. HVM only.
+     * dm_load_checkpoint: the domain's device model takes the device state in
+     * state_fd (a QEMU savevm image, read from its start; the caller keeps
+     * the fd). With load_state_in_place (ls_dm_info: configured, never probed)
+     * its QEMU loads it itself (stop, xen-load-devices-state); otherwise the
+     * standby (started now if none waits, which then costs QEMU's start) is
+     * handed it (getfd, migrate-incoming) and, once it holds it, killed-and-
+     * reaped old QEMU out, standby in: on return the domain's device model is
+     * a QEMU paused with exactly that state (ls_dm_info.pid is the new one);
+     * send it cont (devmodel CONT job) when the guest runs again. On error
+     * the domain keeps the device model it had, the standby is gone, and the
+     * error carries QEMU's own reason (the last lines of its log).
+     * dm_discard_standby: kill and reap a standby (none is no error).
+     * Destroying the domain, or dm_stop, ends its standby too. Optional. */
+    int (*dm_prepare_standby)(struct ls_backend *be, uint32_t domid, const char *qemu,
+                              struct ls_errbuf *err);
+    int (*dm_load_checkpoint)(struct ls_backend *be, uint32_t domid, int state_fd,
+                              struct ls_errbuf *err);
+    int (*dm_discard_standby)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
+
     /* No operation runs any more: release what memory tasks left for later
      * so as not to lengthen their operation's end (the sim: unmapping guest
      * memory). Optional. */

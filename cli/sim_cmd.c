@@ -2,10 +2,12 @@
 #include "sim_cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lockstep/lockstep.h"
 #include "lockstep/sim.h"
@@ -48,7 +50,16 @@ static const char sim_help[] =
 "  dm DOMID         its device model, one 'key value' per line: state (none,\n"
 "                   running, or how it died: a QEMU that exits on its own is\n"
 "                   reported here, not replaced), pid, qemu, qmp (socket), log,\n"
-"                   incoming (started on a restored state), load-state-in-place\n"
+"                   incoming (started on a restored state), load-state-in-place,\n"
+"                   loads (device states it took), standby (pid of a waiting\n"
+"                   standby QEMU, 0 = none)\n"
+"  dm-standby DOMID start a standby QEMU (-incoming defer) for the domain's next\n"
+"                   device state; it starts in the background\n"
+"  dm-load DOMID FILE\n"
+"                   the domain's device model takes the device state in FILE\n"
+"                   (a QEMU savevm image): a QEMU configured load-state-in-place\n"
+"                   loads it itself; otherwise the standby (started now if none\n"
+"                   waits) loads it and replaces the domain's QEMU, paused\n"
 "\n"
 "PATTERN is uniform (any data page), hotset:PERCENT (that share of the data\n"
 "pages, spread over memory) or sequential (each data page in turn). Write k is\n"
@@ -229,6 +240,24 @@ static int sim_workload(struct ls_backend *be, uint32_t domid, int argc, char **
     return 0;
 }
 
+/* dm-standby DOMID / dm-load DOMID FILE: the backend's standby device model. */
+static int sim_dm_standby_load(struct ls_ctx *ctx, uint32_t domid, int argc, char **argv,
+                               struct ls_errbuf *e)
+{
+    bool load = strcmp(argv[0], "dm-load") == 0;
+    if (load ? argc != 3 : argc != 2)
+        return ls_err(e, -EINVAL, "usage: lockstep sim %s", load ? "dm-load DOMID FILE"
+                                                                : "dm-standby DOMID");
+    if (!load)
+        return ls_domain_dm_prepare_standby(ctx, domid, NULL, e);
+    int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_err(e, -errno, "%s: %s", argv[2], strerror(errno));
+    int rc = ls_domain_dm_load(ctx, domid, fd, e);
+    close(fd);
+    return rc;
+}
+
 int ls_sim_cli(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -237,7 +266,8 @@ int ls_sim_cli(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static const char *const known[] = { "create", "list", "info", "pause", "unpause",
-                                         "resume", "destroy", "digest", "workload", "dm", NULL };
+                                         "resume", "destroy", "digest", "workload", "dm",
+                                         "dm-standby", "dm-load", NULL };
     bool ok = false;
     for (int i = 0; known[i]; i++)
         ok |= strcmp(cmd, known[i]) == 0;
@@ -247,7 +277,7 @@ int ls_sim_cli(int argc, char **argv)
     }
     uint32_t domid = 0;
     bool needs_domid = strcmp(cmd, "create") != 0 && strcmp(cmd, "list") != 0;
-    bool more_args = strcmp(cmd, "workload") == 0;
+    bool more_args = strcmp(cmd, "workload") == 0 || strcmp(cmd, "dm-load") == 0;
     if (needs_domid && ((more_args ? argc < 3 : argc != 3) || parse_domid(argv[2], &domid) < 0)) {
         fprintf(stderr, "lockstep sim %s: give one domain id\nTry 'lockstep sim --help'.\n", cmd);
         return 2;
@@ -299,10 +329,13 @@ int ls_sim_cli(int argc, char **argv)
         char st[64];
         if ((rc = ls_domain_dm_info(ctx, domid, &dm, &e)) == 0)
             printf("state %s\npid %d\nqemu %s\nqmp %s\nlog %s\nincoming %d\n"
-                   "load-state-in-place %d\n", ls_dm_status_text(&dm, st, sizeof(st)),
+                   "load-state-in-place %d\nloads %u\nstandby %d\n",
+                   ls_dm_status_text(&dm, st, sizeof(st)),
                    dm.present ? dm.pid : 0, dm.present ? dm.qemu : "-",
                    dm.present ? dm.qmp_path : "-", dm.present ? dm.log_path : "-",
-                   dm.incoming, dm.load_state_in_place);
+                   dm.incoming, dm.load_state_in_place, dm.loads, dm.standby_pid);
+    } else if (strcmp(cmd, "dm-standby") == 0 || strcmp(cmd, "dm-load") == 0) {
+        rc = sim_dm_standby_load(ctx, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "destroy") == 0) {
         rc = ls_domain_destroy(ctx, domid, &e);
     } else {

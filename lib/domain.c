@@ -59,6 +59,23 @@ int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out
     return ctx->be->ops->dm_info(ctx->be, domid, out, err);
 }
 
+int ls_domain_dm_prepare_standby(struct ls_ctx *ctx, uint32_t domid, const char *qemu,
+                                 struct ls_errbuf *err)
+{
+    if (!ctx->be->ops->dm_prepare_standby)
+        return ls_err(err, -EOPNOTSUPP, "the %s backend keeps no standby device models",
+                      ctx->be->ops->name);
+    return ctx->be->ops->dm_prepare_standby(ctx->be, domid, qemu, err);
+}
+
+int ls_domain_dm_load(struct ls_ctx *ctx, uint32_t domid, int state_fd, struct ls_errbuf *err)
+{
+    if (!ctx->be->ops->dm_load_checkpoint)
+        return ls_err(err, -EOPNOTSUPP, "the %s backend cannot load a device state into a "
+                      "domain's device model", ctx->be->ops->name);
+    return ctx->be->ops->dm_load_checkpoint(ctx->be, domid, state_fd, err);
+}
+
 const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len)
 {
     int st = dm->exit_status;

@@ -114,9 +114,15 @@ static int write_firmware(const char *path, struct ls_errbuf *e)
     return 0;
 }
 
-static int make_dir(struct sim_dm *dm, const char *rundir, uint32_t domid, struct ls_errbuf *e)
+static int make_dir(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
+                    struct ls_errbuf *e)
 {
-    if ((size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT, rundir, domid) >= sizeof(dm->dir) ||
+    /* A standby lives beside the QEMU in service until it replaces it: each
+     * generation has its own directory (domain-N, then domain-N.1, ...). */
+    size_t dl = gen ? (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT ".%u", rundir, domid,
+                                       gen)
+                    : (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT, rundir, domid);
+    if (dl >= sizeof(dm->dir) ||
         (size_t)snprintf(dm->qmp_path, sizeof(dm->qmp_path), "%s/qmp.sock", dm->dir) >=
             sizeof(dm->qmp_path) - 4 ||   /* sun_path holds 108 bytes */
         (size_t)snprintf(dm->log_path, sizeof(dm->log_path), "%s/qemu.log", dm->dir) >=
@@ -151,13 +157,14 @@ static int move_high(int fd, bool keep)
     return hi;
 }
 
-int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
-                 int incoming_fd, struct ls_errbuf *e)
+/* incoming_fd >= 0: -incoming fd:3 on it; defer: -incoming defer (a standby). */
+static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
+                 const char *qemu, int incoming_fd, bool defer, struct ls_errbuf *e)
 {
     memset(dm, 0, sizeof(*dm));
     int rc = resolve_qemu(qemu, dm->qemu, sizeof(dm->qemu), e);
     if (rc == 0)
-        rc = make_dir(dm, rundir, domid, e);
+        rc = make_dir(dm, rundir, domid, gen, e);
     if (rc < 0) {
         remove_files(dm);
         memset(dm, 0, sizeof(*dm));
@@ -198,9 +205,9 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     argv[a++] = "-global";      argv[a++] = "migration.send-section-footer=off";
     argv[a++] = "-global";      argv[a++] = "migration.store-global-state=off";
     argv[a++] = "-qmp";         argv[a++] = qmp_arg;
-    if (incoming_fd >= 0) {
+    if (incoming_fd >= 0 || defer) {
         argv[a++] = "-incoming";
-        argv[a++] = "fd:3";
+        argv[a++] = defer ? "defer" : "fd:3";
     }
     argv[a] = NULL;
 
@@ -264,7 +271,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
     }
     dm->pid = pid;
     dm->alive = true;
-    dm->incoming = incoming_fd >= 0;
+    dm->incoming = incoming_fd >= 0 || defer;
     rc = 0;
 out:
     if (nul >= 0)
@@ -282,6 +289,18 @@ out:
         memset(dm, 0, sizeof(*dm));
     }
     return rc;
+}
+
+int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
+                 int incoming_fd, struct ls_errbuf *e)
+{
+    return spawn(dm, rundir, domid, 0, qemu, incoming_fd, false, e);
+}
+
+int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
+                         const char *qemu, struct ls_errbuf *e)
+{
+    return spawn(dm, rundir, domid, gen, qemu, -1, true, e);
 }
 
 void sim_dm_kill(struct sim_dm *dm)
@@ -344,11 +363,30 @@ static int ms_left(const struct qmp_peer *p)
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
 
-static int peer_send(struct qmp_peer *p, const char *msg, struct ls_errbuf *e)
+/* msg, and with its first byte fd (SCM_RIGHTS) when fd >= 0: QEMU's getfd
+ * and add-fd take the descriptor that comes with their command. */
+static int peer_send(struct qmp_peer *p, const char *msg, int fd, struct ls_errbuf *e)
 {
     size_t off = 0, n = strlen(msg);
     while (off < n) {
-        ssize_t w = send(p->fd, msg + off, n - off, MSG_NOSIGNAL);
+        ssize_t w;
+        if (fd >= 0) {
+            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+            memset(&u, 0, sizeof(u));
+            struct iovec iov = { .iov_base = (void *)msg, .iov_len = n };
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                                 .msg_controllen = sizeof(u.buf) };
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+            w = sendmsg(p->fd, &mh, MSG_NOSIGNAL);
+            if (w > 0)
+                fd = -1;
+        } else {
+            w = send(p->fd, msg + off, n - off, MSG_NOSIGNAL);
+        }
         if (w > 0) {
             off += (size_t)w;
             continue;
@@ -417,14 +455,18 @@ static int peer_recv(struct qmp_peer *p, const char *awaited, yajl_val *out,
 }
 
 /* cmd's answer: 0 with its "return" value left in *ret (may be NULL), or an
- * error naming QEMU's class and description. */
-static int peer_exec(struct qmp_peer *p, const char *cmd, yajl_val *tree, yajl_val *ret,
-                     struct ls_errbuf *e)
+ * error naming QEMU's class and description. args: a JSON object or NULL;
+ * fd >= 0 goes with the command. cmd and args are our own text. */
+static int peer_exec_fd(struct qmp_peer *p, const char *cmd, const char *args, int fd,
+                        yajl_val *tree, yajl_val *ret, struct ls_errbuf *e)
 {
-    char msg[96], awaited[64];
-    snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);   /* cmd: our own constants */
+    char msg[512], awaited[64];
+    if (args)
+        snprintf(msg, sizeof(msg), "{\"execute\": \"%s\", \"arguments\": %s}\n", cmd, args);
+    else
+        snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);
     snprintf(awaited, sizeof(awaited), "answer to %s", cmd);
-    int rc = peer_send(p, msg, e);
+    int rc = peer_send(p, msg, fd, e);
     if (rc == 0)
         rc = peer_recv(p, awaited, tree, e);
     if (rc < 0)
@@ -441,6 +483,12 @@ static int peer_exec(struct qmp_peer *p, const char *cmd, yajl_val *tree, yajl_v
     const char *desc_text = desc ? YAJL_GET_STRING(desc) : NULL;
     return ls_err(e, -EIO, "QEMU (%s) refused %s: %s: %s", p->path, cmd,
                   cls_text ? cls_text : "(no class)", desc_text ? desc_text : "(no description)");
+}
+
+static int peer_exec(struct qmp_peer *p, const char *cmd, yajl_val *tree, yajl_val *ret,
+                     struct ls_errbuf *e)
+{
+    return peer_exec_fd(p, cmd, NULL, -1, tree, ret, e);
 }
 
 static int peer_connect(struct qmp_peer *p, struct ls_errbuf *e)
@@ -467,12 +515,11 @@ static int peer_connect(struct qmp_peer *p, struct ls_errbuf *e)
     }
 }
 
-int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *status, size_t len,
-                       struct ls_errbuf *e)
+/* Connected to the QMP socket of dm, greeted and past qmp_capabilities, with
+ * timeout_ms for the whole exchange. The caller frees p (peer_close). */
+static int peer_open(const struct sim_dm *dm, unsigned timeout_ms, struct qmp_peer **out,
+                     struct ls_errbuf *e)
 {
-    snprintf(status, len, "unknown");
-    if (dm->pid <= 0 || !dm->alive)
-        return ls_err(e, -ESRCH, "no live QEMU to let run");
     struct qmp_peer *p = calloc(1, sizeof(*p));
     if (!p)
         return ls_err(e, -ENOMEM, "out of memory");
@@ -485,6 +532,7 @@ int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *statu
         p->deadline.tv_sec++;
         p->deadline.tv_nsec -= 1000000000;
     }
+    *out = p;
     yajl_val tree = NULL, ret = NULL;
     int rc = peer_connect(p, e);
     if (rc == 0)
@@ -499,25 +547,217 @@ int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *statu
     if (rc == 0) {
         rc = peer_exec(p, "qmp_capabilities", &tree, &ret, e);
         yajl_tree_free(tree);
-        tree = NULL;
     }
-    if (rc == 0 && (rc = peer_exec(p, "query-status", &tree, &ret, e)) == 0) {
+    return rc;
+}
+
+static void peer_close(struct qmp_peer *p)
+{
+    if (p && p->fd >= 0)
+        close(p->fd);
+    free(p);
+}
+
+/* QEMU's run state ("running", "paused", "inmigrate", ...) into status. */
+static int peer_status(struct qmp_peer *p, char *status, size_t len, struct ls_errbuf *e)
+{
+    yajl_val tree = NULL, ret = NULL;
+    int rc = peer_exec(p, "query-status", &tree, &ret, e);
+    if (rc == 0) {
         const char *st_path[] = { "status", NULL };
         yajl_val st = yajl_tree_get(ret, st_path, yajl_t_string);
         const char *text = st ? YAJL_GET_STRING(st) : NULL;
-        snprintf(status, len, "%s", text ? text : "(no status)");
-        rc = text && strcmp(text, "paused") == 0 ? 1 : 0;
+        if (text)
+            snprintf(status, len, "%s", text);
+        else
+            rc = ls_err(e, -EPROTO, "QEMU (%s) answered query-status without a status", p->path);
     }
     yajl_tree_free(tree);
-    tree = NULL;
+    return rc;
+}
+
+/* One command whose answer is only checked. */
+static int peer_do(struct qmp_peer *p, const char *cmd, const char *args, int fd,
+                   struct ls_errbuf *e)
+{
+    yajl_val tree = NULL, ret = NULL;
+    int rc = peer_exec_fd(p, cmd, args, fd, &tree, &ret, e);
+    yajl_tree_free(tree);
+    return rc;
+}
+
+int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *status, size_t len,
+                       struct ls_errbuf *e)
+{
+    snprintf(status, len, "unknown");
+    if (dm->pid <= 0 || !dm->alive)
+        return ls_err(e, -ESRCH, "no live QEMU to let run");
+    struct qmp_peer *p = NULL;
+    int rc = peer_open(dm, timeout_ms, &p, e);
+    if (rc == 0 && (rc = peer_status(p, status, len, e)) == 0)
+        rc = strcmp(status, "paused") == 0 ? 1 : 0;
     if (rc == 1) {
-        int crc = peer_exec(p, "cont", &tree, &ret, e);
-        yajl_tree_free(tree);
+        int crc = peer_do(p, "cont", NULL, -1, e);
         if (crc < 0)
             rc = crc;
     }
-    if (p->fd >= 0)
-        close(p->fd);
-    free(p);
+    peer_close(p);
     return rc;
+}
+
+/* ---- loading a device state (a COLO checkpoint, a migration's) ---------------- */
+
+/* QEMU's own last words: up to three last non-empty lines of its log, joined
+ * by " / " ("Configuration section missing / load of migration failed: ..."). */
+static void log_tail(const char *path, char *out, size_t len)
+{
+    char buf[4096];
+    snprintf(out, len, "(its log %s says nothing)", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    const char *lines[3];
+    int k = 0;
+    for (char *end = buf + n; end > buf && k < 3;) {
+        while (end > buf && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+            *--end = '\0';
+        if (end == buf)
+            break;
+        char *start = end;
+        while (start > buf && start[-1] != '\n')
+            start--;
+        lines[k++] = start;
+        end = start;
+    }
+    if (k == 0)
+        return;
+    size_t off = 0;
+    out[0] = '\0';
+    for (int i = k; i-- > 0 && off < len;)
+        off += (size_t)snprintf(out + off, len - off, "%s%s", lines[i], i ? " / " : "");
+}
+
+/* After a broken QMP exchange: if dm's QEMU is ending, reap it (waiting at
+ * most a second: QEMU exits at once after a failed load) and rewrite e as
+ * its end with its log's reason. */
+static void explain_death(struct sim_dm *dm, const char *what, const char *doing,
+                          struct ls_errbuf *e)
+{
+    int st = 0;
+    pid_t r = 0;
+    for (int i = 0; i < 1000 && (r = waitpid(dm->pid, &st, WNOHANG)) == 0; i++) {
+        struct timespec ms = { .tv_nsec = 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    if (r != dm->pid)
+        return;   /* alive: the QMP error stands */
+    dm->alive = false;
+    dm->wait_status = st;
+    unlink(dm->qmp_path);   /* as sim_dm_reaped: nobody listens there; the log stays */
+    char how[64], tail[700];
+    sim_dm_status_text(st, how, sizeof(how));
+    log_tail(dm->log_path, tail, sizeof(tail));
+    ls_err_clear(e);   /* its end says more than the broken connection did */
+    ls_err(e, -ECHILD, "the %s (%s, pid %d) %s %s: %s", what, dm->qemu, (int)dm->pid, how,
+           doing, tail);
+}
+
+#define LOAD_FDNAME "lockstep-device-state"
+
+int sim_dm_load_standby(struct sim_dm *sb, int state_fd, unsigned timeout_ms,
+                        struct ls_errbuf *e)
+{
+    if (sb->pid <= 0)
+        return ls_err(e, -ENODEV, "there is no standby QEMU to load the device state into");
+    if (!sb->alive) {
+        char how[64];
+        return ls_err(e, -ECHILD, "the standby QEMU (pid %d) %s before it was given the device "
+                      "state (its log: %s)", (int)sb->pid,
+                      sim_dm_status_text(sb->wait_status, how, sizeof(how)), sb->log_path);
+    }
+    /* The client's fd shares its offset with ours: QEMU reads from here. */
+    if (lseek(state_fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
+        return ls_err(e, -errno, "the device state fd: %s", strerror(errno));
+    struct qmp_peer *p = NULL;
+    char status[32] = "";
+    int rc = peer_open(sb, timeout_ms, &p, e);
+    if (rc == 0)
+        rc = peer_do(p, "getfd", "{\"fdname\": \"" LOAD_FDNAME "\"}", state_fd, e);
+    if (rc == 0)
+        rc = peer_do(p, "migrate-incoming", "{\"uri\": \"fd:" LOAD_FDNAME "\"}", -1, e);
+    /* The load runs in QEMU's main loop; "inmigrate" until it is in. */
+    while (rc == 0 && (rc = peer_status(p, status, sizeof(status), e)) == 0 &&
+           strcmp(status, "inmigrate") == 0) {
+        struct timespec pause = { .tv_nsec = 200000 };
+        nanosleep(&pause, NULL);
+    }
+    if (rc == 0 && strcmp(status, "paused") != 0)
+        rc = ls_err(e, -EPROTO, "the standby QEMU (pid %d) is \"%s\" after loading the device "
+                    "state, not paused", (int)sb->pid, status);
+    peer_close(p);
+    if (rc < 0)
+        explain_death(sb, "standby QEMU", "while loading the device state", e);
+    return rc;
+}
+
+int sim_dm_load_in_place(struct sim_dm *dm, int state_fd, unsigned timeout_ms,
+                         struct ls_errbuf *e)
+{
+    if (dm->pid <= 0 || !dm->alive)
+        return ls_err(e, -ESRCH, "the domain has no live QEMU to load the device state into");
+    /* QEMU opens /dev/fdset/N read-only for a load and takes only an fd of
+     * that access mode from the set. */
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", state_fd);
+    int rfd = open(self, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+        return ls_err(e, -errno, "reopening the device state read-only: %s", strerror(errno));
+    struct qmp_peer *p = NULL;
+    char status[32] = "", args[96];
+    yajl_val tree = NULL, ret = NULL;
+    long long fdset = -1;
+    int rc = peer_open(dm, timeout_ms, &p, e);
+    if (rc == 0)
+        rc = peer_status(p, status, sizeof(status), e);
+    /* "Cannot update device state while vm is running". */
+    if (rc == 0 && strcmp(status, "running") == 0)
+        rc = peer_do(p, "stop", NULL, -1, e);
+    if (rc == 0 && (rc = peer_exec_fd(p, "add-fd", NULL, rfd, &tree, &ret, e)) == 0) {
+        const char *id_path[] = { "fdset-id", NULL };
+        yajl_val id = yajl_tree_get(ret, id_path, yajl_t_number);
+        if (id && YAJL_IS_INTEGER(id))
+            fdset = YAJL_GET_INTEGER(id);
+        else
+            rc = ls_err(e, -EPROTO, "QEMU (%s) answered add-fd without an fdset-id", p->path);
+    }
+    yajl_tree_free(tree);
+    if (rc == 0) {
+        snprintf(args, sizeof(args), "{\"filename\": \"/dev/fdset/%lld\"}", fdset);
+        rc = peer_do(p, "xen-load-devices-state", args, -1, e);
+    }
+    if (rc == 0) {
+        snprintf(args, sizeof(args), "{\"fdset-id\": %lld}", fdset);
+        rc = peer_do(p, "remove-fd", args, -1, e);
+    }
+    peer_close(p);
+    close(rfd);
+    if (rc < 0)
+        explain_death(dm, "QEMU configured load-state-in-place", "on xen-load-devices-state", e);
+    return rc;
+}
+
+void sim_dm_replace(struct sim_dm *dm, struct sim_dm *standby)
+{
+    unsigned caps = dm->caps;
+    sim_dm_kill(dm);
+    *dm = *standby;
+    dm->caps = caps;
+    memset(standby, 0, sizeof(*standby));
 }

@@ -38,6 +38,32 @@ struct sim_dm {
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
                  int incoming_fd, struct ls_errbuf *e);
 
+/* A standby QEMU for domain domid: started now, headless and paused like the
+ * others, with -incoming defer, so it waits for a device state that is not
+ * there yet (QEMU 7.2 loads one state per process: recipe section 9). Its
+ * files live in <rundir>/domain-<domid>.<gen> (gen > 0, new for each
+ * standby), beside the QEMU it will replace. Returns once exec succeeded. */
+int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
+                         const char *qemu, struct ls_errbuf *e);
+
+/* Hand the standby sb the device state in state_fd (read from its start):
+ * one blocking QMP exchange within timeout_ms: getfd (state_fd by
+ * SCM_RIGHTS), migrate-incoming "fd:NAME", query-status until "paused".
+ * QEMU 7.2 exits when it refuses a state: then sb is reaped here and e is
+ * its end with the last lines of its log (QEMU's own reason). */
+int sim_dm_load_standby(struct sim_dm *sb, int state_fd, unsigned timeout_ms,
+                        struct ls_errbuf *e);
+
+/* For a QEMU configured load-state-in-place only (7.2 aborts): stop if
+ * running, add-fd (state_fd read-only), xen-load-devices-state
+ * /dev/fdset/N, remove-fd. A QEMU that dies on it is reaped and named. */
+int sim_dm_load_in_place(struct sim_dm *dm, int state_fd, unsigned timeout_ms,
+                         struct ls_errbuf *e);
+
+/* The standby becomes the domain's device model: the old one is killed and
+ * reaped (its files removed), its configured caps carry over. */
+void sim_dm_replace(struct sim_dm *dm, struct sim_dm *standby);
+
 /* Kill (SIGKILL) and reap a live QEMU, then remove its socket, log and
  * directory. Safe on a dm that never started or already died. */
 void sim_dm_kill(struct sim_dm *dm);

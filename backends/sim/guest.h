@@ -49,6 +49,9 @@ struct sim_domain {
     uint64_t guard_client;     /* client id holding the guard (simd.c), 0 = none */
     unsigned guard;            /* enum simp_guard */
     struct sim_dm dm;          /* an HVM domain's QEMU (simd.c starts and ends it) */
+    struct sim_dm standby;     /* a QEMU waiting (-incoming defer) to replace it */
+    unsigned dm_gen;           /* standbys started so far: each gets its own directory */
+    unsigned dm_loads;         /* device states taken by DM_LOAD */
 };
 
 /* Builds a domain: memory, frame info, and (populate) deterministic content

@@ -22,7 +22,8 @@ const char *simp_op_name(unsigned op)
         [SIMP_OP_DIGEST] = "digest",   [SIMP_OP_LOGDIRTY] = "logdirty",
         [SIMP_OP_GUARD] = "guard",     [SIMP_OP_HANDOFF] = "handoff",
         [SIMP_OP_DM_INFO] = "dm-info", [SIMP_OP_DM_START] = "dm-start",
-        [SIMP_OP_DM_STOP] = "dm-stop",
+        [SIMP_OP_DM_STOP] = "dm-stop", [SIMP_OP_DM_STANDBY] = "dm-standby",
+        [SIMP_OP_DM_LOAD] = "dm-load",
     };
     return op < SIMP_OP_MAX_ && names[op] ? names[op] : "unknown";
 }

@@ -69,9 +69,15 @@ enum simp_op {
     SIMP_OP_DM_INFO  = 17,  /* -> struct simp_dm_info: the domain's device model */
     SIMP_OP_DM_START = 18,  /* struct simp_dm_start + 1 fd (device state): start its QEMU
                                with -incoming on that state (a restore) */
-    SIMP_OP_DM_STOP  = 19,  /* kill and reap the QEMU DM_START started: a failed restore
-                               gives the domain back without a device model */
-    SIMP_OP_MAX_     = 20,
+    SIMP_OP_DM_STOP  = 19,  /* kill and reap the QEMU DM_START started (and any standby):
+                               a failed restore gives the domain back without one */
+    SIMP_OP_DM_STANDBY = 20, /* kind 0: struct simp_dm_start: start a standby QEMU
+                                (-incoming defer) unless a live one waits; kind 1:
+                                kill and reap the standby */
+    SIMP_OP_DM_LOAD  = 21,  /* 1 fd (a device state): the domain's device model takes it
+                               (in place if configured so, else the standby, which then
+                               replaces it); replies once QEMU is paused with it */
+    SIMP_OP_MAX_     = 22,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -162,10 +168,18 @@ struct simp_dm_info {
     char qmp_path[SIMP_SUN_LEN];
     char log_path[SIMP_PATH_LEN];
     char qemu[SIMP_PATH_LEN];
+    uint32_t loads;        /* device states the domain's device model took (DM_LOAD) */
+    int32_t standby_pid;   /* a live standby QEMU waiting for a state, or 0 */
 };
 struct simp_dm_start {
-    char qemu[SIMP_PATH_LEN];  /* as simp_create.qemu */
+    char qemu[SIMP_PATH_LEN];  /* as simp_create.qemu; for a standby, empty = the binary
+                                  of the domain's device model (else the default) */
 };
+/* DM_INFO kind: the device model in service, or the standby that waits. */
+#define SIMP_DM_INFO_CURRENT 0u
+#define SIMP_DM_INFO_STANDBY 1u
+#define SIMP_DM_STANDBY_START   0u
+#define SIMP_DM_STANDBY_DISCARD 1u
 
 struct simp_dominfo {
     uint32_t domid;
@@ -236,7 +250,7 @@ enum simp_guard {
 _Static_assert(sizeof(struct simp_workload) == 40, "simp workload");
 _Static_assert(sizeof(struct simp_hdr) == 24, "simp header");
 _Static_assert(sizeof(struct simp_create) == 352, "simp create");
-_Static_assert(sizeof(struct simp_dm_info) == 648, "simp dm info");
+_Static_assert(sizeof(struct simp_dm_info) == 656, "simp dm info");
 _Static_assert(sizeof(struct simp_dominfo) == 96, "simp dominfo");
 
 const char *simp_op_name(unsigned op);

@@ -795,12 +795,14 @@ static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_
 
 /* ---- device models -------------------------------------------------------- */
 
-static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
-                          struct ls_errbuf *e)
+/* which: SIMP_DM_INFO_CURRENT or _STANDBY. */
+static int dm_info_of(struct ls_backend *be, uint32_t domid, unsigned which,
+                      struct ls_dm_info *out, struct ls_errbuf *e)
 {
     uint8_t *r;
     uint32_t n;
-    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, 0, 0, NULL, 0, &r, &n, NULL, 0, NULL, e);
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, which, 0, NULL, 0, &r, &n, NULL, 0, NULL,
+                     e);
     if (rc < 0)
         return rc;
     struct simp_dm_info s;
@@ -817,10 +819,18 @@ static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_in
     out->exit_status = s.wait_status;
     out->incoming = s.incoming;
     out->load_state_in_place = s.caps & SIMP_DM_CAP_LOAD_STATE_IN_PLACE;
+    out->loads = s.loads;
+    out->standby_pid = s.standby_pid;
     snprintf(out->qmp_path, sizeof(out->qmp_path), "%.*s", (int)sizeof(s.qmp_path) - 1, s.qmp_path);
     snprintf(out->log_path, sizeof(out->log_path), "%.*s", (int)sizeof(s.log_path) - 1, s.log_path);
     snprintf(out->qemu, sizeof(out->qemu), "%.*s", (int)sizeof(s.qemu) - 1, s.qemu);
     return 0;
+}
+
+static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                          struct ls_errbuf *e)
+{
+    return dm_info_of(be, domid, SIMP_DM_INFO_CURRENT, out, e);
 }
 
 /* The last non-empty line of a (QEMU) log, for an error message. */
@@ -851,16 +861,18 @@ static void last_log_line(const char *path, char *buf, size_t len)
 
 #define SIM_DM_READY_TIMEOUT_MS 20000
 
-/* Until the domain's QEMU accepts a connection on its QMP socket (then
- * hang up: the real client comes next), it exits, or the deadline passes. */
-static int sim_dm_await(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+/* Until the domain's QEMU (which: the one in service or the standby) accepts
+ * a connection on its QMP socket (then hang up: the real client comes next),
+ * it exits, or the deadline passes. */
+static int dm_await(struct ls_backend *be, uint32_t domid, unsigned which, struct ls_errbuf *e)
 {
     struct ls_dm_info dm;
-    int rc = sim_dm_info_op(be, domid, &dm, e);
+    const char *what = which == SIMP_DM_INFO_STANDBY ? "standby device model" : "device model";
+    int rc = dm_info_of(be, domid, which, &dm, e);
     if (rc < 0)
         return rc;
     if (!dm.present)
-        return ls_err(e, -ENODEV, "domain %u has no device model", domid);
+        return ls_err(e, -ENODEV, "domain %u has no %s", domid, what);
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     if (strlen(dm.qmp_path) >= sizeof(a.sun_path))
         return ls_err(e, -ENAMETOOLONG, "device model socket path too long: %s", dm.qmp_path);
@@ -881,22 +893,27 @@ static int sim_dm_await(struct ls_backend *be, uint32_t domid, struct ls_errbuf 
         uint64_t now = mono_ms();
         if (!dm.alive || now - last_check >= 20) {
             last_check = now;
-            if ((rc = sim_dm_info_op(be, domid, &dm, e)) < 0)
+            if ((rc = dm_info_of(be, domid, which, &dm, e)) < 0)
                 return rc;
             if (!dm.alive) {
                 char why[64], line[300];
                 last_log_line(dm.log_path, line, sizeof(line));
-                return ls_err(e, -ECHILD, "the device model of domain %u (%s, pid %d) %s before "
-                              "its QMP socket was ready: %s", domid, dm.qemu, dm.pid,
+                return ls_err(e, -ECHILD, "the %s of domain %u (%s, pid %d) %s before its QMP "
+                              "socket was ready: %s", what, domid, dm.qemu, dm.pid,
                               ls_dm_status_text(&dm, why, sizeof(why)), line);
             }
         }
         if (now > deadline)
-            return ls_err(e, -ETIMEDOUT, "the device model of domain %u (pid %d) did not open its "
-                          "QMP socket %s within %d s (log: %s)", domid, dm.pid, dm.qmp_path,
+            return ls_err(e, -ETIMEDOUT, "the %s of domain %u (pid %d) did not open its QMP "
+                          "socket %s within %d s (log: %s)", what, domid, dm.pid, dm.qmp_path,
                           SIM_DM_READY_TIMEOUT_MS / 1000, dm.log_path);
         sleep_ms(2);
     }
+}
+
+static int sim_dm_await(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return dm_await(be, domid, SIMP_DM_INFO_CURRENT, e);
 }
 
 static int sim_dm_start_incoming(struct ls_backend *be, uint32_t domid, int state_fd,
@@ -936,6 +953,62 @@ static int sim_dm_stop(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
 {
     return sim_rpc(sim_of(be), SIMP_OP_DM_STOP, domid, 0, 0, NULL, 0, NULL, NULL, NULL, 0, NULL,
                    e);
+}
+
+/* The daemon starts the standby and answers at once: QEMU's ~100 ms start
+ * runs while the caller goes on (a stream's pre-copy, a checkpoint interval). */
+static int sim_dm_prepare_standby(struct ls_backend *be, uint32_t domid, const char *qemu,
+                                  struct ls_errbuf *e)
+{
+    struct simp_dm_start st;
+    memset(&st, 0, sizeof(st));
+    if (qemu) {
+        if (strlen(qemu) >= sizeof(st.qemu))
+            return ls_err(e, -ENAMETOOLONG, "QEMU path longer than %zu bytes", sizeof(st.qemu) - 1);
+        memcpy(st.qemu, qemu, strlen(qemu));
+    }
+    return sim_rpc(sim_of(be), SIMP_OP_DM_STANDBY, domid, SIMP_DM_STANDBY_START, 0, &st,
+                   sizeof(st), NULL, NULL, NULL, 0, NULL, e);
+}
+
+static int sim_dm_discard_standby(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return sim_rpc(sim_of(be), SIMP_OP_DM_STANDBY, domid, SIMP_DM_STANDBY_DISCARD, 0, NULL, 0,
+                   NULL, NULL, NULL, 0, NULL, e);
+}
+
+static int sim_dm_load_checkpoint(struct ls_backend *be, uint32_t domid, int state_fd,
+                                  struct ls_errbuf *e)
+{
+    struct ls_dm_info cur;
+    int rc = sim_dm_info_op(be, domid, &cur, e);
+    if (rc < 0)
+        return rc;
+    /* Without a standby waiting, this load pays QEMU's start; with one, only
+     * its readiness is awaited here, so the daemon's QMP load never waits. */
+    if (!(cur.load_state_in_place && cur.alive)) {
+        if (!cur.standby_pid && (rc = sim_dm_prepare_standby(be, domid, NULL, e)) < 0)
+            return rc;
+        if ((rc = dm_await(be, domid, SIMP_DM_INFO_STANDBY, e)) < 0)
+            return rc;
+    }
+    struct sim_backend *sb = sim_of(be);
+    struct simp_hdr rq = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_DM_LOAD, .domid = domid,
+    };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    if ((rc = injected_fault(SIMP_OP_DM_LOAD, e)) < 0)
+        return rc;
+    pthread_mutex_lock(&sb->lock);
+    rc = ensure_connected(sb, e);
+    if (rc == 0)
+        rc = exchange_fd(sb, &rq, NULL, state_fd, &rp, &body, NULL, 0, NULL, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc == 0 && rp.status != 0)
+        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
+    free(body);
+    return rc;
 }
 
 static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)
@@ -1120,6 +1193,9 @@ static const struct ls_backend_ops sim_ops = {
     .dm_info = sim_dm_info_op,
     .dm_start_incoming = sim_dm_start_incoming,
     .dm_stop = sim_dm_stop,
+    .dm_prepare_standby = sim_dm_prepare_standby,
+    .dm_load_checkpoint = sim_dm_load_checkpoint,
+    .dm_discard_standby = sim_dm_discard_standby,
     .digest = sim_digest,
 };
 

@@ -181,11 +181,14 @@ static void release_memory_later(struct sim_domain *d)
     pthread_attr_destroy(&at);
 }
 
+static void dm_discard_standby(struct sim_domain *d, const char *why);
+
 static void dom_remove(struct sim_domain *d)
 {
     if (d->dm.pid > 0)
         logmsg("domain %u: killing its device model (pid %d)", d->domid, (int)d->dm.pid);
     sim_dm_kill(&d->dm);   /* the device model never outlives its domain */
+    dm_discard_standby(d, "its domain is destroyed");
     release_memory_later(d);
     for (size_t i = 0; i < g.ndoms; i++) {
         if (g.doms[i] == d) {
@@ -492,8 +495,13 @@ static int op_dm_info(struct conn *c, const struct simp_hdr *h, struct sim_domai
     int rc = need_len(h, 0, e);
     if (rc < 0)
         return rc;
+    if (h->kind > SIMP_DM_INFO_STANDBY)
+        return ls_err(e, -EINVAL, "dm-info: unknown kind %u (0: the device model, 1: its standby)",
+                      h->kind);
     struct simp_dm_info info;
-    sim_dm_describe(&d->dm, &info);
+    sim_dm_describe(h->kind == SIMP_DM_INFO_STANDBY ? &d->standby : &d->dm, &info);
+    info.loads = d->dm_loads;
+    info.standby_pid = d->standby.alive ? d->standby.pid : 0;
     conn_set_reply(c, h, 0, &info, sizeof(info), NULL, 0);
     return 0;
 }
@@ -538,11 +546,125 @@ static int op_dm_stop(struct conn *c, const struct simp_hdr *h, struct sim_domai
         return ls_err(e, -EPERM, "dm-stop: the device model of domain %u (pid %d) was not "
                       "started on a restored state: only a restore's own is stopped", d->domid,
                       (int)d->dm.pid);
+    dm_discard_standby(d, "the restore gives the domain back without a device model");
     if (d->dm.pid > 0) {
         logmsg("domain %u: stopping its device model (pid %d): the restore gives the domain "
                "back without one", d->domid, (int)d->dm.pid);
         sim_dm_kill(&d->dm);
     }
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+/* ---- standby device models (COLO checkpoints, migration downtime) -------------
+ * QEMU 7.2 loads one device state per process, and only with -incoming
+ * (recipe section 9): each load is a fresh QEMU started ahead of time with
+ * -incoming defer, handed the state by QMP (migrate-incoming) and swapped in
+ * for the domain's device model. A QEMU configured load-state-in-place loads
+ * it itself instead. Blocking here: the QMP load (a few ms); the client
+ * waits for the standby's socket before asking, not the daemon. */
+
+#define DM_LOAD_TIMEOUT_MS 10000
+
+static void dm_discard_standby(struct sim_domain *d, const char *why)
+{
+    if (d->standby.pid <= 0)
+        return;
+    if (d->standby.alive)
+        logmsg("domain %u: killing its standby device model (pid %d): %s", d->domid,
+               (int)d->standby.pid, why);
+    sim_dm_kill(&d->standby);
+}
+
+static bool dm_standby_reaped(struct sim_domain *d, pid_t pid, int st)
+{
+    if (!sim_dm_reaped(&d->standby, pid, st))
+        return false;
+    char how[64];
+    logmsg("domain %u: its standby device model (pid %d) %s; see %s", d->domid, (int)pid,
+           sim_dm_status_text(st, how, sizeof(how)), d->standby.log_path);
+    return true;
+}
+
+static int op_dm_standby(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                         const uint8_t *p, struct ls_errbuf *e)
+{
+    if (h->kind == SIMP_DM_STANDBY_DISCARD) {
+        int rc = need_len(h, 0, e);
+        if (rc < 0)
+            return rc;
+        dm_discard_standby(d, "discarded by its client");
+        conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+        return 0;
+    }
+    if (h->kind != SIMP_DM_STANDBY_START)
+        return ls_err(e, -EINVAL, "dm-standby: unknown kind %u (0: start, 1: discard)", h->kind);
+    struct simp_dm_start st;
+    int rc = need_len(h, sizeof(st), e);
+    if (rc < 0)
+        return rc;
+    memcpy(&st, p, sizeof(st));
+    st.qemu[sizeof(st.qemu) - 1] = '\0';
+    if (d->type != LS_GUEST_HVM)
+        return ls_err(e, -EINVAL, "dm-standby: domain %u is not an HVM domain (%s): it has no "
+                      "device model", d->domid, d->type == LS_GUEST_PV ? "PV" :
+                      d->type == LS_GUEST_PVH ? "PVH" : "of no type yet");
+    if (d->standby.alive) {   /* one waits already: it serves */
+        conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+        return 0;
+    }
+    dm_discard_standby(d, "it died");   /* the files of one that died */
+    const char *qemu = st.qemu[0] ? st.qemu : d->dm.pid > 0 ? d->dm.qemu : "";
+    rc = sim_dm_spawn_standby(&d->standby, g.rundir, d->domid, ++d->dm_gen, qemu, e);
+    if (rc < 0)
+        return rc;
+    logmsg("domain %u: standby device model %s started (-incoming defer), pid %d, QMP %s",
+           d->domid, d->standby.qemu, (int)d->standby.pid, d->standby.qmp_path);
+    conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+    return 0;
+}
+
+static int op_dm_load(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                      struct ls_errbuf *e)
+{
+    int rc = need_len(h, 0, e);
+    if (rc < 0)
+        return rc;
+    if (c->in_fd < 0)
+        return ls_err(e, -EINVAL, "dm-load: no device state fd came with the request");
+    if (d->type != LS_GUEST_HVM)
+        return ls_err(e, -EINVAL, "dm-load: domain %u is not an HVM domain: it has no device "
+                      "model", d->domid);
+    uint64_t t0 = now_ms();
+    if ((d->dm.caps & SIMP_DM_CAP_LOAD_STATE_IN_PLACE) && d->dm.alive) {
+        rc = sim_dm_load_in_place(&d->dm, c->in_fd, DM_LOAD_TIMEOUT_MS, e);
+        if (rc < 0) {
+            logmsg("domain %u: its device model failed to load a device state in place: %s",
+                   d->domid, e->msg);
+            return rc;
+        }
+        d->dm_loads++;
+        logmsg("domain %u: device state %u loaded in place by its QEMU (pid %d) in %" PRIu64
+               " ms", d->domid, d->dm_loads, (int)d->dm.pid, now_ms() - t0);
+        conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
+        return 0;
+    }
+    if (d->standby.pid <= 0)
+        return ls_err(e, -ENODEV, "dm-load: domain %u has no standby device model to take the "
+                      "state (start one first: dm-standby)", d->domid);
+    rc = sim_dm_load_standby(&d->standby, c->in_fd, DM_LOAD_TIMEOUT_MS, e);
+    if (rc < 0) {
+        logmsg("domain %u: its standby device model did not take the device state: %s",
+               d->domid, e->msg);
+        dm_discard_standby(d, "it did not take the device state");
+        return rc;
+    }
+    pid_t old = d->dm.pid > 0 && d->dm.alive ? d->dm.pid : 0;
+    sim_dm_replace(&d->dm, &d->standby);
+    d->dm_loads++;
+    logmsg("domain %u: device state %u loaded by the standby device model (pid %d) in %" PRIu64
+           " ms; it replaces %s%.0d", d->domid, d->dm_loads, (int)d->dm.pid, now_ms() - t0,
+           old ? "pid " : "no device model", (int)old);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
 }
@@ -562,6 +684,8 @@ static void reap_children(void)
                        sim_dm_status_text(st, why, sizeof(why)), d->dm.log_path);
                 break;
             }
+            if (dm_standby_reaped(d, pid, st))
+                break;
         }
     }
 }
@@ -682,6 +806,10 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_dm_start(c, h, d, p, e);
     case SIMP_OP_DM_STOP:
         return op_dm_stop(c, h, d, e);
+    case SIMP_OP_DM_STANDBY:
+        return op_dm_standby(c, h, d, p, e);
+    case SIMP_OP_DM_LOAD:
+        return op_dm_load(c, h, d, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;

@@ -65,6 +65,9 @@ struct ls_dm_info {
      * needs it). Debian's QEMU 7.2 aborts on it, so it is false unless the
      * domain was configured with it (never probed: a probe would crash it). */
     bool load_state_in_place;
+    unsigned loads;            /* device states it took since the domain began (a COLO
+                                  secondary's checkpoints, a migration's one) */
+    int standby_pid;           /* a standby QEMU waiting to take the next state, or 0 */
     char qmp_path[112];        /* its QMP unix socket */
     char log_path[256];        /* its stdout and stderr */
     char qemu[256];            /* the binary */
@@ -81,6 +84,13 @@ int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct
  * -EOPNOTSUPP on a backend that does not supervise device models (xen). */
 int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out,
                       struct ls_errbuf *err);
+/* A standby QEMU for the domain's next device state (backend.h,
+ * dm_prepare_standby): started in the background; returns at once. */
+int ls_domain_dm_prepare_standby(struct ls_ctx *ctx, uint32_t domid, const char *qemu,
+                                 struct ls_errbuf *err);
+/* The domain's device model takes the device state in state_fd (backend.h,
+ * dm_load_checkpoint): on return a QEMU paused with it is the domain's. */
+int ls_domain_dm_load(struct ls_ctx *ctx, uint32_t domid, int state_fd, struct ls_errbuf *err);
 /* "exited with status 1", "killed by signal 9 (Killed)", or "running". */
 const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len);
 
