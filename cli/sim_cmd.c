@@ -66,6 +66,9 @@ static const char sim_help[] =
 "a pure function of (seed, pattern, k): a fresh domain of the same seed given\n"
 "--replay K holds exactly the state a running one had after K writes.\n"
 "\n"
+"Options:\n"
+"  -h, --help       this help\n"
+"\n"
 "Environment: LOCKSTEP_RUNDIR selects the daemon (socket, pid file, log).\n"
 "Exit status: 0 done; 1 the daemon refused or failed (reason printed); 2 usage.\n";
 

@@ -9,6 +9,7 @@ packages=(
   xen-utils-4.17            # Xen's own stream verifier, verify-stream-v2
   qemu-system-x86 qemu-utils  # a real QEMU device model and disk tools
   graphviz                  # state diagrams
+  mandoc                    # man pages: mandoc -Tlint in make test
   python3 iproute2 procps
 )
 

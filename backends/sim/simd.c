@@ -1195,17 +1195,40 @@ static void startup_fail(int ready, const char *msg)
     exit(1);
 }
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    fprintf(stderr, "usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--memory-pool SIZE]\n"
-                    "                     [--huge-pages] [--foreground]\n"
-                    "  --idle-exit 0 never exits on idle (default %d s)\n"
-                    "  --memory-pool SIZE keeps up to SIZE (K, M, G) of destroyed domains' memory\n"
-                    "      allocated again, for the next domains, as Xen's heap keeps free pages\n"
-                    "      (default 0: every domain gets fresh memory)\n"
-                    "  --huge-pages backs guest memory with 2 MiB pages, as Xen backs HVM guests\n"
-                    "      with superpages: files in a private tmpfs (huge=always) mounted on no\n"
-                    "      path; needs CAP_SYS_ADMIN (default: memfds, 4 KiB pages)\n", DEFAULT_IDLE_EXIT);
+    fprintf(out,
+"Usage: lockstep-simd [--rundir DIR] [--idle-exit SECONDS] [--memory-pool SIZE]\n"
+"                     [--huge-pages] [--foreground]\n"
+"\n"
+"The simulated Xen host of lockstep's sim backend: it holds the domains (guest\n"
+"memory as memfds, vCPU, HVM and TSC state, a run state, an HVM domain's QEMU)\n"
+"outside every lockstep process, as Xen does. lockstep starts it on demand;\n"
+"killing it (SIGKILL) is the host dying, and its domains go with it.\n"
+"\n"
+"Options:\n"
+"  --rundir DIR        the runtime directory: simd.sock, simd.pid (locked for the\n"
+"                      daemon's life), simd.log, domain-N/ (default\n"
+"                      $LOCKSTEP_RUNDIR, else $XDG_RUNTIME_DIR/lockstep, else\n"
+"                      /run/lockstep for root or /tmp/lockstep-$UID)\n"
+"  --idle-exit SECONDS exit after this long with no domain and no client\n"
+"                      (default %d; 0: never)\n"
+"  --memory-pool SIZE  keep up to SIZE (K, M, G) of destroyed domains' memory\n"
+"                      allocated again, for the next domains, as Xen's heap\n"
+"                      keeps free pages (default 0: every domain gets fresh memory)\n"
+"  --huge-pages        back guest memory with 2 MiB pages, as Xen backs HVM\n"
+"                      guests with superpages: files in a private tmpfs\n"
+"                      (huge=always) mounted on no path; needs CAP_SYS_ADMIN\n"
+"                      (default: memfds, 4 KiB pages)\n"
+"  -f, --foreground    stay in the foreground, logging to standard error\n"
+"                      (default: detach, log to simd.log)\n"
+"  -h, --help          this help\n"
+"\n"
+"A second daemon on the same directory leaves the first to serve and exits 0.\n"
+"SIGTERM, SIGINT and SIGHUP exit cleanly (the domains vanish, their QEMUs are\n"
+"killed).\n"
+"Exit status: 0 done; 1 it could not start (the reason is logged and given to\n"
+"the starter); 2 usage.\n", DEFAULT_IDLE_EXIT);
 }
 
 /* "512M", "4G", "65536K" or bytes; 0 on a bad size (and *ok false). */
@@ -1228,7 +1251,10 @@ static uint64_t parse_size_bytes(const char *s, bool *ok)
 static void parse_args(int argc, char **argv, bool *fg)
 {
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "-f")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(argv[i], "--foreground") || !strcmp(argv[i], "-f")) {
             *fg = true;
         } else if (!strcmp(argv[i], "--rundir") && i + 1 < argc) {
             snprintf(g.rundir, sizeof(g.rundir), "%s", argv[++i]);
@@ -1236,7 +1262,7 @@ static void parse_args(int argc, char **argv, bool *fg)
             char *end;
             unsigned long v = strtoul(argv[++i], &end, 10);
             if (*end || v > 86400 * 365) {
-                usage();
+                usage(stderr);
                 exit(2);
             }
             g.idle_exit = (unsigned)v;
@@ -1246,12 +1272,12 @@ static void parse_args(int argc, char **argv, bool *fg)
             bool ok;
             uint64_t bytes = parse_size_bytes(argv[++i], &ok);
             if (!ok) {
-                usage();
+                usage(stderr);
                 exit(2);
             }
             sim_pool_set_capacity(bytes);
         } else {
-            usage();
+            usage(stderr);
             exit(2);
         }
     }
