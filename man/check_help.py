@@ -7,6 +7,7 @@ text names are exactly those the man page names, in the command's own part
 of the page (lockstep COMMAND: its subsection of COMMANDS; lockstep itself:
 the page outside SYNOPSIS and COMMANDS). Examples are left out on both
 sides. Every command the main help lists has a subsection and the reverse,
+every `lockstep sim` subcommand an item of its subsection,
 and liblockstep(3) names every function declared in include/lockstep/.
 Pages are read as mandoc renders them (-Tascii)."""
 import os
@@ -107,6 +108,22 @@ agree("lockstep", main_help, global_part)
 for cmd in commands:
     agree(f"lockstep {cmd}", helptext([BIN, cmd, "--help"]),
           page.get("COMMANDS", {}).get(cmd, []))
+
+# lockstep sim: every subcommand its help lists is an item of the subsection.
+sim_help, subs = helptext([BIN, "sim", "--help"]), []
+for line in sim_help[sim_help.index("Commands:") + 1:]:
+    if not line.strip():
+        break
+    m = re.match(r"^  ([a-z][a-z-]*)\b", line)
+    if m:
+        subs.append(m.group(1))
+# (the items are the .It Cm lines of the source's sim subsection)
+src1 = open(os.path.join(MAN, "lockstep.1")).read()
+sim_src = src1[src1.index("\n.Ss sim\n"):src1.index("\n.Sh JSON OUTPUT")]
+items = set(re.findall(r"^\.It Cm ([a-z][a-z-]*)", sim_src, re.M))
+check(f"lockstep sim: its {len(subs)} subcommands are the items of the subsection",
+      set(subs) == items, f"only in --help: {sorted(set(subs) - items)}; "
+      f"only in the man page: {sorted(items - set(subs))}")
 
 for prog, man in ((SIMD, "lockstep-simd.8"), (FSM_DOT, "fsm-dot.1")):
     whole = [l for sec, subs in sections(render(man)).items() if sec != "EXAMPLES"
