@@ -8,10 +8,11 @@ row the save took, two more saves of a fresh sim guest:
   - FSM_FAULT=SEQ:5  that dispatch fails as if its action returned -EIO;
   - FSM_STOP=SEQ     the process freezes right after it; the script sends
                      SIGINT and lets it go on, so the cancel lands exactly there.
+A row first taken on a failure path is failed in turn, after the faults that
+led there (breadth first), so every row a run reaches is failed once.
 Each must end cleanly (exit 0 or 1, never a crash) with the guest running:
-`save --keep` resumes it on success, and every failure path resumes it. Rows
-the happy path never takes (the failure and cancel rows) are reported as
-taken, or not, by those runs.
+`save --keep` resumes it on success, and every failure path resumes it. The rows
+no run took (a real QEMU's rows, say) are listed.
 
 Needs a build with the fault hooks (FSM_FAULT, FSM_STOP); without them it
 says so and exits 77. Environment: FSM_DOT, LOCKSTEP_BIN (default: from PATH);
@@ -102,28 +103,53 @@ if "injected" not in trace:
 rc, trace, st = save()
 if rc != 0 or st != "running":
     sys.exit(f"the reference save failed (exit {rc}, guest {st}):\n{trace}")
-first = {}
-for seq, s, e in taken(trace):
-    first.setdefault(id(row_of(s, e)), (seq, row_of(s, e)))
+bad, covered, faulted = 0, set(), set()
 
-bad, covered = 0, set()
-for seq, r in sorted(first.values(), key=lambda x: x[0]):
-    if r["kind"] == "ignore":
-        continue
-    for how, env, stop in (("fault", {"FSM_FAULT": f"{seq}:5"}, False),
-                           ("stop+SIGINT", {"FSM_STOP": str(seq)}, True)):
-        rc, t, st = save(env, stop)
-        covered |= {id(row_of(s, e)) for _, s, e in taken(t)}
-        ok = rc in (0, 1) and st == "running"
-        bad += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {how:11} at dispatch {seq:3} "
-              f"(line {r['line']}, {name(r)}): exit {rc}, guest {st}")
-covered |= {id(row_of(s, e)) for _, s, e in taken(trace)}
+
+def run_checked(how, where, r, env, stop=False):
+    """One faulted save; it must end cleanly with the guest running."""
+    global bad
+    rc, t, st = save(env, stop)
+    covered.update(id(row_of(s, e)) for _, s, e in taken(t))
+    ok = rc in (0, 1) and st == "running"
+    bad += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {how:11} {where:28} line {r['line']:3} {name(r)}: "
+          f"exit {rc}, guest {st}")
+    return t
+
+
+# Each row of the happy path: frozen there (FSM_STOP) and interrupted.
+seen = set()
+for seq, s, e in taken(trace):
+    r = row_of(s, e)
+    if r["kind"] != "ignore" and id(r) not in seen:
+        seen.add(id(r))
+        run_checked("stop+SIGINT", f"at {seq}", r, {"FSM_STOP": str(seq)}, True)
+
+# Each row any run takes, failed once, breadth first: a row first reached on
+# a failure path is faulted after the faults that led there (FSM_FAULT takes
+# a list). An fsm_nop row cannot fail: the engine skips a fault there.
+queue = [([], trace)]
+while queue:
+    specs, t = queue.pop(0)
+    after = int(specs[-1].split(":")[0]) if specs else 0
+    for seq, s, e in taken(t):
+        r = row_of(s, e)
+        covered.add(id(r))
+        if seq <= after or r["kind"] == "ignore" or r["action"] == "fsm_nop" \
+                or id(r) in faulted:
+            continue
+        faulted.add(id(r))
+        spec = specs + [f"{seq}:5"]
+        t2 = run_checked("fault", "FSM_FAULT=" + ",".join(spec), r, {"FSM_FAULT": ",".join(spec)})
+        if len(spec) < 8:
+            queue.append((spec, t2))
+
 real = [r for r in rows if r["kind"] != "ignore"]
 missed = [r for r in real if id(r) not in covered]
-print(f"{MACHINE}: {sum(r['kind'] != 'ignore' for _, r in first.values())} rows of the happy path "
-      f"faulted and interrupted, {bad} failed; {len(real) - len(missed)} of its {len(real)} rows "
-      f"(IGNORE rows aside) taken by all the runs; not taken:")
+print(f"{MACHINE}: {len(seen)} rows of the happy path interrupted, {len(faulted)} rows failed, "
+      f"{bad} runs wrong; {len(real) - len(missed)} of its {len(real)} rows (IGNORE rows "
+      f"aside) taken by all the runs; not taken:")
 for r in missed:
     print(f"  line {r['line']}: {name(r)}")
 shutil.rmtree(os.path.dirname(OUT), ignore_errors=True)
