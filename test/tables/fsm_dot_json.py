@@ -64,7 +64,7 @@ for name, m in sorted(machines.items()):
     if m["initial"] != m["states"][0]["name"]:
         fail(f"{name}: initial {m['initial']} is not the first state declared")
     states = {s["name"] for s in m["states"]}
-    nonfinal = {s["name"] for s in m["states"] if not s["final"]}
+    explicit = {(r["state"], r["event"]) for r in rows if r["kind"] != "any"}
     for r in rows:
         where = f"{name} {r['file']}:{r['line']}"
         g = row_re.match(lines[r["line"] - 1]) if 0 < r["line"] <= len(lines) else None
@@ -75,8 +75,12 @@ for name, m in sorted(machines.items()):
         if kind == "any":
             if r["state"] is not None or g.group(2) != r["event"] or not r["applies_to"]:
                 fail(f"{where}: ANY row {r}")
-            if not set(r["applies_to"]) <= nonfinal:
-                fail(f"{where}: ANY row applies to a final or unknown state")
+            # The engine's rule: every non-final state without a row or an
+            # IGNORE of its own for the event, in declaration order.
+            want = [st["name"] for st in m["states"] if not st["final"]
+                    and (st["name"], r["event"]) not in explicit]
+            if r["applies_to"] != want:
+                fail(f"{where}: ANY row applies to {r['applies_to']}, want {want}")
         elif (g.group(2), g.group(3)) != (r["state"], r["event"]):
             fail(f"{where}: {r['state']} + {r['event']}, but the line is {lines[r['line'] - 1]!r}")
         if kind == "ignore" and (not r["reason"] or r["action"] is not None or r["next"] != r["state"]):
