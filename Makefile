@@ -5,7 +5,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-xen bench bench-xen diagrams clean
+.PHONY: all deps build demo test test-xen bench bench-xen diagrams fuzz clean
 
 all: build
 
@@ -27,6 +27,18 @@ test: deps
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
+# libFuzzer harnesses (test/fuzz/), each for FUZZ_SECONDS, in a clang build of
+# their own; the corpus each grows stays in $(FUZZ_BUILD)/corpus/ for the next run.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 180
+FUZZ_HARNESSES ?= $(patsubst test/fuzz/fuzz_%.c,%,$(filter-out test/fuzz/fuzz_common.c,$(wildcard test/fuzz/fuzz_*.c)))
+
+fuzz: deps
+	bash test/fuzz/build.sh $(CURDIR) $(FUZZ_BUILD)
+	@failed=; for h in $(FUZZ_HARNESSES); do \
+	  bash test/fuzz/run.sh $(CURDIR)/$(FUZZ_BUILD) $$h $(FUZZ_SECONDS) || failed="$$failed $$h"; \
+	done; if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
+
 bench: build
 	@bash scripts/bench.sh $(BUILD)
 
@@ -42,4 +54,4 @@ diagrams: build
 	@echo "diagrams: $(BUILD)/diagrams/*.svg"
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

@@ -11,6 +11,8 @@ packages=(
   graphviz                  # state diagrams
   mandoc                    # man pages: mandoc -Tlint in make test
   python3 iproute2 procps
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev  # the fuzz build (test/fuzz/)
+  cppcheck                  # static analysis in make test (test/static/)
 )
 
 missing=()

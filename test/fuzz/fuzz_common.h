@@ -1,0 +1,24 @@
+/* test/fuzz/fuzz_common.h - what every libFuzzer harness here shares. */
+#ifndef LOCKSTEP_TEST_FUZZ_COMMON_H
+#define LOCKSTEP_TEST_FUZZ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A memfd holding the input, positioned at 0: a seekable "file" as the
+ * commands' -i FILE gives them. Aborts on failure (the harness, not the
+ * code under test, is broken then). */
+int fuzz_memfd(const void *data, size_t size);
+
+/* Open file descriptors of this process (compare two counts only). */
+int fuzz_count_fds(void);
+
+/* A private run directory for a sim daemon of the harness's own
+ * (LOCKSTEP_RUNDIR), removed with the daemon at exit. LOCKSTEP_SIMD must
+ * name the daemon binary; the fuzz build's CMake bakes its path in. */
+void fuzz_private_rundir(void);
+
+#endif
