@@ -14,6 +14,15 @@
  *   FSM_IGNORE(STATE, EVENT, "why")       traced, stays; needs a reason
  *   FSM_ANY(EVENT, action, NEXT)          for every non-final state without an
  *                                         explicit row (FAIL and CANCEL only)
+ *   FSM_UNREACHABLE(STATE, EVENT, "why")  the row (STATE, EVENT) exists but no
+ *                                         run can take it: the enumerator
+ *                                         (test/states/) and the row-coverage
+ *                                         check accept it untaken; the linter
+ *                                         wants the row and a reason
+ *   FSM_NOFAIL(action, "why")             the action never returns an error
+ *                                         (answers a callback, cancels a
+ *                                         join): injected faults skip it, as
+ *                                         they skip fsm_nop
  * Rows are grouped by state, happy path first. A duplicate (STATE, EVENT) is a
  * compile error; an action with no prototype in a row fails to compile, and an
  * action defined but in no row is an unused-function error.
@@ -38,4 +47,10 @@
 #endif
 #ifndef FSM_ANY
 #define FSM_ANY(event, action, next)
+#endif
+#ifndef FSM_NOFAIL
+#define FSM_NOFAIL(action, reason)
+#endif
+#ifndef FSM_UNREACHABLE
+#define FSM_UNREACHABLE(state, event, reason)
 #endif

@@ -6,3 +6,5 @@
 #undef FSM_ROW
 #undef FSM_IGNORE
 #undef FSM_ANY
+#undef FSM_UNREACHABLE
+#undef FSM_NOFAIL

@@ -59,6 +59,16 @@ const struct fsm_row *fsm_def_lookup(const struct fsm_def *def, int state, int e
     return idx ? &def->rows[idx - 1] : NULL;
 }
 
+bool fsm_row_nofail(const struct fsm_def *def, const struct fsm_row *row)
+{
+    if (row->nop)
+        return true;
+    for (fsm_action_fn *const *a = def->nofail; a && *a; a++)
+        if (*a == row->action)
+            return true;
+    return false;
+}
+
 const struct fsm_def *fsm_def_find(const char *name)
 {
     for (size_t i = 0; i < fsm_all_defs_count; i++)
@@ -231,7 +241,7 @@ void fsm_trace_stderr(const struct fsm_trace_rec *r, void *data)
             r->seq, r->machine, r->instance, r->state, r->event, r->action, r->next, r->rc,
             r->ignored ? " (ignored)" : "", r->hole ? " (NO ROW)" : "",
             !r->faulted ? "" : r->rc < 0 ? " (injected fault)"
-                                         : " (injected fault skipped: fsm_nop cannot fail)");
+                                         : " (injected fault skipped: the action cannot fail)");
 }
 
 static void trace(struct fsm *m, uint64_t seq, int state, int event, const char *action,
@@ -276,6 +286,12 @@ bool fsm_is_done(const struct fsm *m) { return (m->flags & FSM_F_DONE) != 0; }
 
 void fsm_post(struct fsm *m, int ev, int rc, void *arg)
 {
+    if (ev < 0 || ev >= m->def->nevents) {
+        fprintf(stderr, "lockstep: %s: event id %d posted to machine %s, whose table has "
+                "events 0..%d (an event of another machine?)\n", m->name, ev, m->def->name,
+                m->def->nevents - 1);
+        abort();
+    }
     if (m->flags & (FSM_F_FINAL | FSM_F_DONE)) {
         /* Late completions of work the machine no longer waits for. */
         if (m->sched->trace && !(m->flags & FSM_F_DONE))
@@ -563,10 +579,14 @@ static void dispatch_row(struct fsm *m, const struct fsm_ev *ev, uint64_t seq)
     bool faulted = fault != 0 && fault != FSM_FAULT_CANCEL;
     bool failing_already = ev->id == d->fail_event || ev->id == d->cancel_event ||
                            state_is_tearing_down(d, state);
-    /* fsm_nop cannot fail: a fault injected there is traced and skipped,
-     * since failing it would test a path no real run can take. */
-    if (faulted && strcmp(row->action_name, "fsm_nop") == 0) {
+    /* fsm_nop and FSM_NOFAIL actions cannot fail: a fault injected there is
+     * traced and skipped, since failing it would test a path no real run can
+     * take. */
+    bool nofail = fsm_row_nofail(d, row);
+    if (faulted && nofail) {
         fault_fired = true;
+        if (!row->nop)
+            row->action(m, ev);
         m->state = row->next;
         trace(m, seq, state, ev->id, row->action_name, row->next, 0, false, false, true);
         if (d->state_final[m->state])
@@ -585,6 +605,13 @@ static void dispatch_row(struct fsm *m, const struct fsm_ev *ev, uint64_t seq)
                       m->name, seq, d->event_names[ev->id], d->state_names[state]);
     } else {
         rc = row->action(m, ev);
+        if (rc < 0 && nofail) {
+            fprintf(stderr, "lockstep: %s: %s is declared FSM_NOFAIL but failed (%d) on %s "
+                    "in state %s\n", m->name, row->action_name, rc, d->event_names[ev->id],
+                    d->state_names[state]);
+            if (fsm_strict)
+                abort();
+        }
     }
     if (rc < 0 && !failing_already) {
         if (!m->err.rc)

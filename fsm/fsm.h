@@ -66,6 +66,14 @@ struct fsm_row {
     const char *action_name;
     const char *reason;  /* IGNORE reason */
     int line;            /* line in the .def file */
+    bool nop;            /* the action is fsm_nop (known when the .def is expanded) */
+};
+
+/* A row the .def marks as one no run can take (FSM_UNREACHABLE). */
+struct fsm_unreachable {
+    int state, event;
+    const char *reason;
+    int line;
 };
 
 struct fsm_def {
@@ -84,7 +92,17 @@ struct fsm_def {
     const uint16_t *any_rows;          /* [event] -> row index + 1 of FSM_ANY, 0 none */
     int fail_event, cancel_event;      /* every machine declares FAIL and CANCEL */
     int initial_state;                 /* the first state declared */
+    const struct fsm_unreachable *unreachable;   /* FSM_UNREACHABLE marks, in .def order */
+    int nunreachable;
+    /* FSM_NOFAIL actions (NULL-terminated): they never return an error, so
+     * an injected fault skips them as it skips fsm_nop; one that does fail
+     * aborts a strict build. */
+    fsm_action_fn *const *nofail;
+    const char *const *nofail_names;
 };
+
+/* The row's action never fails: fsm_nop, or declared FSM_NOFAIL. */
+bool fsm_row_nofail(const struct fsm_def *def, const struct fsm_row *row);
 
 /* Row that applies to (state, event), or NULL: explicit rows win over ANY;
  * ANY rows never apply in a final state. */
@@ -162,7 +180,9 @@ void fsm_init(struct fsm *m, const struct fsm_def *def, struct fsm_sched *sched,
               fsm_done_fn *done, void *owner, const char *name_fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* Enqueue an event. Events posted to a final machine are dropped (traced). */
+/* Enqueue an event. Events posted to a final machine are dropped (traced).
+ * An id the machine's table does not define aborts at once, naming both:
+ * it is an event of another machine, a bug no run should survive. */
 void fsm_post(struct fsm *m, int ev, int rc, void *arg);
 
 /* Post the machine's CANCEL with reason rc (e.g. -ECANCELED, -EINTR). */

@@ -71,11 +71,11 @@ static const char *const fsm__event_docs[] = {
 };
 
 #define FSM_ROW(s, e, a, n) \
-    { FSM__S(s), FSM__E(e), FSM__S(n), FSM_CELL_ROW, a, #a, NULL, __LINE__ },
+    { FSM__S(s), FSM__E(e), FSM__S(n), FSM_CELL_ROW, a, #a, NULL, __LINE__, FSM_IS_NOP(a) },
 #define FSM_IGNORE(s, e, r) \
-    { FSM__S(s), FSM__E(e), FSM__S(s), FSM_CELL_IGNORE, NULL, "-", r, __LINE__ },
+    { FSM__S(s), FSM__E(e), FSM__S(s), FSM_CELL_IGNORE, NULL, "-", r, __LINE__, false },
 #define FSM_ANY(e, a, n) \
-    { -1, FSM__E(e), FSM__S(n), FSM_CELL_ROW, a, #a, NULL, __LINE__ },
+    { -1, FSM__E(e), FSM__S(n), FSM_CELL_ROW, a, #a, NULL, __LINE__, FSM_IS_NOP(a) },
 static const struct fsm_row fsm__rows[] = {
 #include FSM_DEF_FILE
 };
@@ -91,6 +91,25 @@ static const uint16_t fsm__any_rows[FSM__NE] = {
 #include FSM_DEF_FILE
 };
 
+/* FSM_UNREACHABLE marks; a sentinel keeps the array non-empty. */
+#define FSM_UNREACHABLE(s, e, r) { FSM__S(s), FSM__E(e), r, __LINE__ },
+static const struct fsm_unreachable fsm__unreachable[] = {
+#include FSM_DEF_FILE
+    { -1, -1, NULL, 0 },
+};
+
+/* FSM_NOFAIL actions, NULL-terminated. */
+#define FSM_NOFAIL(a, r) a,
+static fsm_action_fn *const fsm__nofail[] = {
+#include FSM_DEF_FILE
+    NULL,
+};
+#define FSM_NOFAIL(a, r) #a,
+static const char *const fsm__nofail_names[] = {
+#include FSM_DEF_FILE
+    NULL,
+};
+
 #define FSM_MACHINE(n, d)                                                   \
     const struct fsm_def n##_fsm_def = {                                    \
         .name = #n, .doc = d, .file = FSM_DEF_FILE,                         \
@@ -101,6 +120,10 @@ static const uint16_t fsm__any_rows[FSM__NE] = {
         .rows = fsm__rows, .cells = fsm__cells, .any_rows = fsm__any_rows,  \
         .fail_event = FSM__E(FAIL), .cancel_event = FSM__E(CANCEL),         \
         .initial_state = 0,                                                 \
+        .unreachable = fsm__unreachable,                                    \
+        .nunreachable = (int)(sizeof(fsm__unreachable) /                    \
+                              sizeof(fsm__unreachable[0])) - 1,             \
+        .nofail = fsm__nofail, .nofail_names = fsm__nofail_names,           \
     };
 #include FSM_DEF_FILE
 

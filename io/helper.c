@@ -1,5 +1,6 @@
 /* io/helper.c - memory-task thread with callbacks marshalled to the loop. */
 #include "io/helper.h"
+#include "io/exec.h"
 
 #include <errno.h>
 #include <string.h>
@@ -52,6 +53,8 @@ int io_helper_start(struct io_helper *h, uv_loop_t *loop, struct fsm *owner, int
                     io_helper_fn *fn, void *arg)
 {
     memset(h, 0, sizeof(*h));
+    if ((h->exec = io_exec_of(owner)) != NULL)
+        return h->exec->helper_start(h, owner, finished_ev, fn, arg);
     h->owner = owner;
     h->finished_ev = finished_ev;
     h->fn = fn;
@@ -80,6 +83,8 @@ int io_helper_start(struct io_helper *h, uv_loop_t *loop, struct fsm *owner, int
 
 int io_helper_call(struct io_helper *h, struct fsm *target, int ev, void *arg, int cancel_value)
 {
+    if (h->exec)
+        return h->exec->helper_call(h, target, ev, arg, cancel_value);
     pthread_mutex_lock(&h->lock);
     if (h->cancelled) {
         pthread_mutex_unlock(&h->lock);
@@ -106,6 +111,10 @@ int io_helper_call(struct io_helper *h, struct fsm *target, int ev, void *arg, i
 
 void io_helper_reply(struct io_helper *h, int value)
 {
+    if (h->exec) {
+        h->exec->helper_reply(h, value);
+        return;
+    }
     pthread_mutex_lock(&h->lock);
     if (h->call_pending && !h->call_answered) {
         h->call_reply = value;
@@ -117,6 +126,10 @@ void io_helper_reply(struct io_helper *h, int value)
 
 void io_helper_cancel(struct io_helper *h)
 {
+    if (h->exec) {
+        h->exec->helper_cancel(h);
+        return;
+    }
     if (!h->started)
         return;
     pthread_mutex_lock(&h->lock);
@@ -148,6 +161,8 @@ static void helper_closed(uv_handle_t *handle)
 int io_helper_release(struct fsm *m, void *helper)
 {
     struct io_helper *h = helper;
+    if (h->exec)
+        return h->exec->helper_release(m, h);
     io_helper_cancel(h);
     if (h->started && !h->joined) {
         /* The thread comes back promptly once cancelled; joining here keeps

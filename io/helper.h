@@ -28,9 +28,11 @@
 #include "lockstep/errbuf.h"
 
 struct io_helper;
+struct io_exec_ops;
 typedef int io_helper_fn(struct io_helper *h, void *arg, struct ls_errbuf *err);
 
 struct io_helper {
+    const struct io_exec_ops *exec;   /* NULL: a real thread (io/exec.h) */
     /* loop side */
     uv_async_t async;
     struct fsm *owner;

@@ -20,6 +20,7 @@ int io_sched_init(struct io_sched *s, uv_loop_t *loop)
 {
     fsm_sched_init(&s->sched);
     s->loop = loop;
+    s->exec = NULL;
     s->closing = false;
     s->sched.kick = sched_kick;
     s->sched.kick_data = s;

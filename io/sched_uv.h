@@ -12,9 +12,13 @@
 
 #include "fsm/fsm.h"
 
+struct io_exec_ops;
+
 struct io_sched {
     struct fsm_sched sched;
     uv_loop_t *loop;
+    /* NULL: blocking work runs on libuv (io/exec.h; tests put a fake here) */
+    const struct io_exec_ops *exec;
     uv_idle_t idle;
     bool closing;
 };

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "io/exec.h"
 #include "io/sched_uv.h"
 
 struct io_work {
@@ -21,11 +22,14 @@ struct io_work {
     struct ls_errbuf err;
 };
 
-uv_loop_t *io_loop_of(struct fsm *m)
+static struct io_sched *io_sched_of(const struct fsm *m)
 {
-    struct io_sched *s = (struct io_sched *)((char *)m->sched - offsetof(struct io_sched, sched));
-    return s->loop;
+    return (struct io_sched *)((char *)m->sched - offsetof(struct io_sched, sched));
 }
+
+uv_loop_t *io_loop_of(struct fsm *m) { return io_sched_of(m)->loop; }
+
+const struct io_exec_ops *io_exec_of(const struct fsm *m) { return io_sched_of(m)->exec; }
 
 static void work_run(uv_work_t *req)
 {
@@ -81,6 +85,11 @@ static int work_undo(struct fsm *m, void *obj)
 
 void io_work_abandon(struct fsm *m)
 {
+    const struct io_exec_ops *x = io_exec_of(m);
+    if (x) {
+        x->work_abandon(m);
+        return;
+    }
     for (unsigned i = m->nundo; i-- > 0;)
         if (m->undo[i].fn == work_undo)
             fsm_undo_now(m, m->undo[i].obj);
@@ -88,6 +97,9 @@ void io_work_abandon(struct fsm *m)
 
 int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what)
 {
+    const struct io_exec_ops *x = io_exec_of(m);
+    if (x)
+        return x->work_start(m, ev, fn, arg, what);
     struct io_work *w = calloc(1, sizeof(*w));
     if (!w)
         return fsm_fail(m, -ENOMEM, "%s: out of memory starting %s", m->name, what);

@@ -23,7 +23,7 @@
 extern const struct fsm_def pair_fsm_def;
 extern const struct fsm_def bad_unreachable_fsm_def, bad_dead_fsm_def, bad_nopath_fsm_def,
     bad_nofinal_fsm_def, bad_nofail_fsm_def, bad_final_rows_fsm_def, bad_unused_event_fsm_def,
-    bad_style_fsm_def;
+    bad_style_fsm_def, bad_marks_fsm_def;
 
 static bool nonempty(const char *s) { return s && s[0]; }
 
@@ -275,6 +275,22 @@ static void test_check_style_rules(void **state)
     assert_true(c.lines_ok);
 }
 
+static void test_check_unreachable_marks(void **state)
+{
+    (void)state;
+    struct collected c = check(&bad_marks_fsm_def, LOCKSTEP_SOURCE_DIR);
+    assert_string_equal(c.keys, "unreachable-mark-no-row:IDLE.TICK; "
+                                "unreachable-mark-no-reason:RUNNING.START; "
+                                "unreachable-mark-twice:RUNNING.TICK");
+    assert_string_equal(c.first, "test/tables/bad_marks.def:22: bad_marks: "
+                                 "FSM_UNREACHABLE(IDLE, TICK) marks no row: the table has no "
+                                 "explicit row for that pair");
+    assert_true(c.lines_ok);
+    /* The marks reach the table as data, in .def order. */
+    assert_int_equal(bad_marks_fsm_def.nunreachable, 4);
+    assert_string_equal(bad_marks_fsm_def.unreachable[2].reason, "marked once");
+}
+
 /* ---- DOT ---------------------------------------------------------------- */
 
 static char *dot_of(const struct fsm_def *d, unsigned flags)
@@ -455,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_check_final_with_rows),
         cmocka_unit_test(test_check_unused_event),
         cmocka_unit_test(test_check_style_rules),
+        cmocka_unit_test(test_check_unreachable_marks),
         cmocka_unit_test(test_dot_ping),
         cmocka_unit_test(test_dot_ping_ignored),
         cmocka_unit_test(test_dot_parses),

@@ -39,6 +39,9 @@ const char *fsm_problem_kind_name(enum fsm_problem_kind kind)
         [FSM_P_UNUSED_EVENT] = "unused-event",
         [FSM_P_ANY_NOT_FAIL] = "any-not-fail-cancel",
         [FSM_P_IGNORE_NO_REASON] = "ignore-no-reason",
+        [FSM_P_MARK_NO_ROW] = "unreachable-mark-no-row",
+        [FSM_P_MARK_NO_REASON] = "unreachable-mark-no-reason",
+        [FSM_P_MARK_TWICE] = "unreachable-mark-twice",
     };
     return (unsigned)kind < FSM_P__COUNT ? names[kind] : "?";
 }
@@ -342,6 +345,28 @@ static void check_events(struct check *c)
     }
 }
 
+/* FSM_UNREACHABLE marks: each names an explicit row of this table, once,
+ * with the reason no run can take it. */
+static void check_marks(struct check *c)
+{
+    const struct fsm_def *d = c->def;
+    for (int i = 0; i < d->nunreachable; i++) {
+        const struct fsm_unreachable *u = &d->unreachable[i];
+        const char *st = d->state_names[u->state], *ev = d->event_names[u->event];
+        if (!d->cells[u->state * d->nevents + u->event])
+            report(c, FSM_P_MARK_NO_ROW, u->line, u->state, u->event, -1,
+                   "FSM_UNREACHABLE(%s, %s) marks no row: the table has no explicit row "
+                   "for that pair", st, ev);
+        if (!u->reason || !u->reason[0])
+            report(c, FSM_P_MARK_NO_REASON, u->line, u->state, u->event, -1,
+                   "FSM_UNREACHABLE(%s, %s) gives no reason", st, ev);
+        for (int j = 0; j < i; j++)
+            if (d->unreachable[j].state == u->state && d->unreachable[j].event == u->event)
+                report(c, FSM_P_MARK_TWICE, u->line, u->state, u->event, -1,
+                       "FSM_UNREACHABLE(%s, %s) is marked twice", st, ev);
+    }
+}
+
 int fsm_check(const struct fsm_def *def, const char *src_dir, fsm_problem_fn *cb, void *data)
 {
     struct check c = { .def = def, .cb = cb, .data = data };
@@ -362,6 +387,7 @@ int fsm_check(const struct fsm_def *def, const char *src_dir, fsm_problem_fn *cb
     check_states(&c);
     check_rows(&c);
     check_events(&c);
+    check_marks(&c);
 
     free(c.text);
     free(c.reach);

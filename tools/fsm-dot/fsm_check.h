@@ -23,6 +23,9 @@ enum fsm_problem_kind {
     FSM_P_UNUSED_EVENT,      /* event declared, used by no row */
     FSM_P_ANY_NOT_FAIL,      /* FSM_ANY for an event other than FAIL/CANCEL */
     FSM_P_IGNORE_NO_REASON,  /* FSM_IGNORE with an empty reason */
+    FSM_P_MARK_NO_ROW,       /* FSM_UNREACHABLE naming no explicit row */
+    FSM_P_MARK_NO_REASON,    /* FSM_UNREACHABLE with an empty reason */
+    FSM_P_MARK_TWICE,        /* two FSM_UNREACHABLE marks for one row */
     FSM_P__COUNT
 };
 

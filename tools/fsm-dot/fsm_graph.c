@@ -31,7 +31,7 @@ static void put_edge(FILE *out, const struct fsm_def *d, const struct fsm_row *r
 {
     const char *ev = d->event_names[r->event];
     char label[256], tip[512];
-    if (strcmp(r->action_name, "fsm_nop") == 0)
+    if (r->nop)
         snprintf(label, sizeof(label), "%s", ev);
     else
         snprintf(label, sizeof(label), "%s / %s", ev, r->action_name);
