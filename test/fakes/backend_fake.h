@@ -1,0 +1,60 @@
+/* test/fakes/backend_fake.h - a scripted backend keeping a fake hypervisor's state.
+ *
+ * Every backend call (and every step of the fake memory tasks) is a numbered
+ * point, counted from 1 across the run; the test scripts each point to answer
+ * success, failure (-EIO) or never (it hangs until its work is cancelled, or
+ * times out when nothing else can move: test/fakes/exec_fake.h). The fake
+ * keeps what a hypervisor would: which domains exist, their run state, how
+ * often they were suspended and resumed, their guards, and which were
+ * created by a restore, so a test can assert a role's invariants afterwards.
+ * Calls run on exec_fake's workers, one at a time: no locking is needed.
+ */
+#ifndef LOCKSTEP_TEST_FAKES_BACKEND_FAKE_H
+#define LOCKSTEP_TEST_FAKES_BACKEND_FAKE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+
+enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER };
+
+#define FB_MAX_DOMS 8
+#define FB_MAX_POINTS 64
+
+struct fb_dom {
+    uint32_t domid;
+    bool exists;
+    enum ls_guest_type type;
+    enum ls_run_state state;
+    enum ls_guard guard;
+    bool created_by_restore;
+    bool memory_restored;          /* restore_memory ran to its end into it */
+    unsigned suspends, resumes, unpauses;
+};
+
+struct fake_backend {
+    struct ls_backend be;
+    /* the script: point n (from 1) answers answer[n] */
+    enum fb_answer answer[FB_MAX_POINTS + 1];
+    /* what happened */
+    unsigned npoints;
+    const char *point_name[FB_MAX_POINTS + 1];
+    uint64_t point_seq[FB_MAX_POINTS + 1];   /* dispatches done when it was reached */
+    unsigned point_step[FB_MAX_POINTS + 1];  /* exec_fake worker steps taken by then */
+    struct fb_dom dom[FB_MAX_DOMS];
+    unsigned ndom;
+    uint32_t next_domid;
+    /* the memory tasks' behaviour */
+    unsigned precopy_rounds_asked; /* precopy_policy calls seen */
+};
+
+void fake_backend_init(struct fake_backend *fb);
+/* Add a domain as if the toolstack had created it; returns its slot. */
+struct fb_dom *fake_backend_add(struct fake_backend *fb, uint32_t domid,
+                                enum ls_guest_type type, enum ls_run_state state);
+struct fb_dom *fake_backend_dom(struct fake_backend *fb, uint32_t domid);
+/* "name name ..." of the points reached, for trace tests. */
+void fake_backend_points(const struct fake_backend *fb, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,480 @@
+/* test/fakes/exec_fake.c - the io/exec.h seam run one thread at a time. */
+#include "test/fakes/exec_fake.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+enum fw_kind { FW_WORK, FW_HELPER };
+enum fw_state { FW_NEW, FW_RUNNING, FW_PARKED_CALL, FW_PARKED_HANG, FW_FINISHED };
+
+struct fw {
+    struct fw *next;
+    enum fw_kind kind;
+    enum fw_state st;
+    pthread_t thread;
+    bool started, joined, reported, cancelled;
+    int cancel_fd;
+    int rc;
+    struct ls_errbuf err;
+    /* work */
+    struct fsm *m;
+    int ev;
+    io_work_fn *fn;
+    void *arg;
+    const char *what;
+    bool orphaned;
+    /* helper */
+    struct io_helper *h;
+    struct fsm *call_target;
+    int call_ev, call_reply, call_cancel_value;
+    void *call_arg;
+    bool call_posted, call_answered;
+    bool release_pending;
+    struct fsm *release_m;
+};
+
+static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static struct fw *workers;       /* creation order */
+static struct fw *turn;          /* the worker holding the baton; NULL: the test's thread */
+static __thread struct fw *current;
+static enum fake_exec_order order;
+static bool (*on_stuck)(void *data);
+static void (*on_step)(unsigned n, void *data);
+static void *on_step_data;
+static unsigned steps;
+static void *on_stuck_data;
+
+/* ---- the baton ----------------------------------------------------------- */
+
+static void *fw_main(void *p)
+{
+    struct fw *w = p;
+    pthread_mutex_lock(&lk);
+    while (turn != w)
+        pthread_cond_wait(&cv, &lk);
+    pthread_mutex_unlock(&lk);
+    current = w;
+    ls_err_clear(&w->err);
+    if (w->kind == FW_WORK) {
+        w->rc = w->fn(w->arg, w->cancel_fd, &w->err);
+        if (w->rc < 0 && w->err.rc == 0)
+            ls_err(&w->err, w->rc, "%s failed", w->what);
+    } else {
+        w->rc = w->h->fn(w->h, w->h->arg, &w->err);
+        if (w->rc < 0 && w->err.rc == 0)
+            ls_err(&w->err, w->rc, "memory task failed: %s", strerror(-w->rc));
+    }
+    pthread_mutex_lock(&lk);
+    w->st = FW_FINISHED;
+    turn = NULL;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&lk);
+    return NULL;
+}
+
+/* Test's thread: let w run until it parks or finishes. */
+static void give_baton(struct fw *w)
+{
+    pthread_mutex_lock(&lk);
+    turn = w;
+    w->st = FW_RUNNING;
+    if (!w->started) {
+        w->started = true;
+        if (pthread_create(&w->thread, NULL, fw_main, w) != 0) {
+            fprintf(stderr, "exec_fake: pthread_create failed\n");
+            abort();
+        }
+    } else {
+        pthread_cond_broadcast(&cv);
+    }
+    while (turn != NULL)
+        pthread_cond_wait(&cv, &lk);
+    pthread_mutex_unlock(&lk);
+}
+
+/* Worker: give the baton back and wait for it. */
+static void park(struct fw *w, enum fw_state st)
+{
+    pthread_mutex_lock(&lk);
+    w->st = st;
+    turn = NULL;
+    pthread_cond_broadcast(&cv);
+    while (turn != w)
+        pthread_cond_wait(&cv, &lk);
+    pthread_mutex_unlock(&lk);
+}
+
+static struct fw *fw_new(enum fw_kind kind, int cancel_fd)
+{
+    struct fw *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->kind = kind;
+    w->cancel_fd = cancel_fd;
+    struct fw **pp = &workers;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = w;
+    return w;
+}
+
+static void fw_free(struct fw *w)
+{
+    struct fw **pp = &workers;
+    while (*pp != w)
+        pp = &(*pp)->next;
+    *pp = w->next;
+    if (w->started && !w->joined)
+        pthread_join(w->thread, NULL);
+    if (w->cancel_fd >= 0)
+        close(w->cancel_fd);
+    free(w);
+}
+
+static void fw_cancel(struct fw *w)
+{
+    if (w->cancelled)
+        return;
+    w->cancelled = true;
+    uint64_t one = 1;
+    if (write(w->cancel_fd, &one, sizeof(one)) < 0) {
+        /* only on overflow: signalled already */
+    }
+    if (w->st == FW_PARKED_CALL && !w->call_answered) {
+        w->call_reply = w->call_cancel_value;
+        w->call_answered = true;
+    }
+}
+
+static struct fw *fw_of_helper(const struct io_helper *h)
+{
+    for (struct fw *w = workers; w; w = w->next)
+        if (w->kind == FW_HELPER && w->h == h)
+            return w;
+    return NULL;
+}
+
+/* ---- io_work ------------------------------------------------------------- */
+
+static int fx_work_undo(struct fsm *m, void *obj)
+{
+    struct fw *w = obj;
+    w->orphaned = true;
+    fw_cancel(w);
+    return FSM_UNDO_PENDING;
+}
+
+static int fx_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what)
+{
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return fsm_fail(m, -errno, "%s: eventfd for %s", m->name, what);
+    struct fw *w = fw_new(FW_WORK, fd);
+    if (!w) {
+        close(fd);
+        return fsm_fail(m, -ENOMEM, "%s: out of memory starting %s", m->name, what);
+    }
+    w->m = m;
+    w->ev = ev;
+    w->fn = fn;
+    w->arg = arg;
+    w->what = what;
+    int rc = fsm_defer(m, fx_work_undo, w, what);
+    if (rc < 0)
+        fw_free(w);
+    return rc;
+}
+
+static void fx_work_abandon(struct fsm *m)
+{
+    for (unsigned i = m->nundo; i-- > 0;)
+        if (m->undo[i].fn == fx_work_undo)
+            fsm_undo_now(m, m->undo[i].obj);
+}
+
+/* As io/work.c's work_after. */
+static void work_report(struct fw *w)
+{
+    struct fsm *m = w->m;
+    if (w->orphaned) {
+        fsm_undo_complete(m);
+        fw_free(w);
+        return;
+    }
+    fsm_undo_forget(m, w);
+    if (w->rc < 0) {
+        if (m->err.rc && w->rc != -ECANCELED)
+            ls_err_append(&m->err, "; then %s", w->err.msg);
+        fsm_fail_from(m, &w->err);
+        fsm_post(m, m->def->fail_event, w->rc, NULL);
+    } else {
+        fsm_post(m, w->ev == IO_WORK_EV_FROM_FN ? w->rc : w->ev, 0, w->arg);
+    }
+    fw_free(w);
+}
+
+/* ---- io_helper ----------------------------------------------------------- */
+
+static int fx_helper_start(struct io_helper *h, struct fsm *owner, int finished_ev,
+                           io_helper_fn *fn, void *arg)
+{
+    h->owner = owner;
+    h->finished_ev = finished_ev;
+    h->fn = fn;
+    h->arg = arg;
+    h->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->cancel_fd < 0)
+        return -errno;
+    struct fw *w = fw_new(FW_HELPER, h->cancel_fd);
+    if (!w) {
+        close(h->cancel_fd);
+        h->cancel_fd = -1;
+        return -ENOMEM;
+    }
+    w->h = h;
+    h->started = true;
+    return 0;
+}
+
+static int fx_helper_call(struct io_helper *h, struct fsm *target, int ev, void *arg,
+                          int cancel_value)
+{
+    struct fw *w = current;
+    if (w->cancelled)
+        return cancel_value;
+    w->call_target = target;
+    w->call_ev = ev;
+    w->call_arg = arg;
+    w->call_cancel_value = cancel_value;
+    w->call_posted = w->call_answered = false;
+    park(w, FW_PARKED_CALL);
+    return w->call_reply;
+}
+
+static void fx_helper_reply(struct io_helper *h, int value)
+{
+    struct fw *w = fw_of_helper(h);
+    if (w && w->st == FW_PARKED_CALL && !w->call_answered) {
+        w->call_reply = value;
+        w->call_answered = true;
+    }
+}
+
+static void fx_helper_cancel(struct io_helper *h)
+{
+    struct fw *w = fw_of_helper(h);
+    if (!w)
+        return;
+    h->cancelled = true;
+    fw_cancel(w);
+}
+
+static int fx_helper_release(struct fsm *m, void *helper)
+{
+    struct io_helper *h = helper;
+    struct fw *w = fw_of_helper(h);
+    fx_helper_cancel(h);
+    h->owner = NULL;   /* a finish racing this release posts nothing */
+    h->release_m = m;
+    if (!w) {
+        /* already freed: nothing runs any more */
+        fsm_undo_complete(m);
+        return 0;
+    }
+    w->release_pending = true;
+    w->release_m = m;
+    return FSM_UNDO_PENDING;
+}
+
+/* As io/helper.c's async callback and close callback. */
+static void helper_report(struct fw *w)
+{
+    struct io_helper *h = w->h;
+    if (!w->reported) {
+        w->reported = true;
+        h->rc = w->rc;
+        h->err = w->err;
+        h->finished = h->finished_posted = h->joined = true;
+        if (h->owner)
+            fsm_post(h->owner, h->finished_ev, h->rc, h);
+        return;
+    }
+    /* released: the handle closes, then the undo completes */
+    struct fsm *m = w->release_m;
+    h->cancel_fd = -1;
+    fw_free(w);
+    fsm_undo_complete(m);
+}
+
+const struct io_exec_ops fake_exec_ops = {
+    .work_start = fx_work_start,
+    .work_abandon = fx_work_abandon,
+    .helper_start = fx_helper_start,
+    .helper_call = fx_helper_call,
+    .helper_reply = fx_helper_reply,
+    .helper_cancel = fx_helper_cancel,
+    .helper_release = fx_helper_release,
+};
+
+/* ---- the driver ---------------------------------------------------------- */
+
+static bool actionable(const struct fw *w)
+{
+    switch (w->st) {
+    case FW_NEW:
+        return true;
+    case FW_PARKED_CALL:
+        return w->call_answered || (!w->call_posted && !w->cancelled);
+    case FW_PARKED_HANG:
+        return w->cancelled;
+    case FW_FINISHED:
+        return w->kind == FW_WORK || !w->reported || w->release_pending;
+    default:
+        return false;
+    }
+}
+
+static void advance(struct fw *w)
+{
+    switch (w->st) {
+    case FW_NEW:
+    case FW_PARKED_HANG:
+        give_baton(w);
+        break;
+    case FW_PARKED_CALL:
+        if (w->call_answered) {
+            give_baton(w);
+        } else {
+            w->call_posted = true;
+            fsm_post(w->call_target, w->call_ev, 0, w->call_arg);
+        }
+        break;
+    case FW_FINISHED:
+        if (!w->joined) {
+            pthread_join(w->thread, NULL);
+            w->joined = true;
+        }
+        if (w->kind == FW_WORK)
+            work_report(w);
+        else
+            helper_report(w);
+        break;
+    default:
+        break;
+    }
+}
+
+static struct fw *pick(bool (*ok)(const struct fw *))
+{
+    struct fw *found = NULL;
+    for (struct fw *w = workers; w; w = w->next) {
+        if (!ok(w))
+            continue;
+        found = w;
+        if (order == FAKE_EXEC_FIFO)
+            break;
+    }
+    return found;
+}
+
+static bool hanging(const struct fw *w) { return w->st == FW_PARKED_HANG; }
+
+static bool fx_step(void)
+{
+    struct fw *w = pick(actionable);
+    if (w) {
+        steps++;
+        if (on_step)
+            on_step(steps, on_step_data);
+        advance(w);
+        return true;
+    }
+    /* Nothing else can move: the owner may give up first (once), then a
+     * hung backend call times out. */
+    if ((w = pick(hanging)) != NULL && on_stuck) {
+        bool (*fn)(void *) = on_stuck;
+        on_stuck = NULL;
+        if (fn(on_stuck_data))
+            return true;
+    }
+    if (w) {
+        give_baton(w);
+        return true;
+    }
+    return false;
+}
+
+void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order o)
+{
+    memset(s, 0, sizeof(*s));
+    fsm_sched_init(&s->sched);
+    s->exec = &fake_exec_ops;
+    order = o;
+    steps = 0;
+}
+
+void fake_exec_run(struct io_sched *s)
+{
+    do
+        fsm_sched_run(&s->sched);
+    while (fx_step());
+}
+
+void fake_exec_on_step(void (*fn)(unsigned n, void *data), void *data)
+{
+    on_step = fn;
+    on_step_data = data;
+}
+
+unsigned fake_exec_steps(void) { return steps; }
+
+void fake_exec_on_stuck(bool (*fn)(void *data), void *data)
+{
+    on_stuck = fn;
+    on_stuck_data = data;
+}
+
+unsigned fake_exec_live(void)
+{
+    unsigned n = 0;
+    for (struct fw *w = workers; w; w = w->next)
+        n++;
+    return n;
+}
+
+void fake_exec_reset(void)
+{
+    while (workers) {
+        struct fw *w = workers;
+        fw_cancel(w);
+        if (w->st == FW_PARKED_CALL && !w->call_answered) {
+            w->call_reply = w->call_cancel_value;
+            w->call_answered = true;
+        }
+        if (w->started && w->st != FW_FINISHED)
+            give_baton(w);
+        else if (w->kind == FW_HELPER && w->h->cancel_fd == w->cancel_fd)
+            w->h->cancel_fd = -1;
+        if (w->st == FW_FINISHED || !w->started)
+            fw_free(w);
+    }
+}
+
+int fake_exec_hang(void)
+{
+    struct fw *w = current;
+    if (!w)
+        return -ETIMEDOUT;
+    if (!w->cancelled)
+        park(w, FW_PARKED_HANG);
+    return w->cancelled ? -ECANCELED : -ETIMEDOUT;
+}
+
+int fake_exec_cancel_fd(void) { return current ? current->cancel_fd : -1; }

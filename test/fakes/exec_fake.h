@@ -1,0 +1,54 @@
+/* test/fakes/exec_fake.h - blocking work and helper threads, one step at a time.
+ *
+ * The io/exec.h seam for tests: io_work_start()'s functions and io_helper's
+ * task run on real threads (so the role's own blocking code runs unchanged),
+ * but only one thread ever runs at a time. The test's thread hands the baton
+ * to a worker and gets it back when the worker finishes, waits for a
+ * helper-call reply, or hangs in a backend call scripted to never answer
+ * (fake_exec_hang). With the engine's scheduler stepped by hand (no kick),
+ * a whole role runs deterministically: fake_exec_run() alternates "drain the
+ * event queue" and "advance one worker".
+ *
+ * Order: workers are advanced oldest first (FAKE_EXEC_FIFO) or newest first
+ * (FAKE_EXEC_LIFO), so two completions racing in a real run come in either
+ * order. A hung call returns -ECANCELED once its work or helper is cancelled,
+ * or -ETIMEDOUT when nothing else can move (a backend's own timeout).
+ */
+#ifndef LOCKSTEP_TEST_FAKES_EXEC_FAKE_H
+#define LOCKSTEP_TEST_FAKES_EXEC_FAKE_H
+
+#include <stdbool.h>
+
+#include "io/exec.h"
+#include "io/sched_uv.h"
+
+enum fake_exec_order { FAKE_EXEC_FIFO, FAKE_EXEC_LIFO };
+
+extern const struct io_exec_ops fake_exec_ops;
+
+/* A manual scheduler on the fake executor: no loop, no kick. */
+void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order order);
+/* Drain the queue and advance workers until nothing can move. */
+void fake_exec_run(struct io_sched *s);
+/* Called when only hung backend calls remain, before they time out; returns
+ * true if it moved something (an owner's cancel). NULL: none. */
+void fake_exec_on_stuck(bool (*fn)(void *data), void *data);
+/* Called before each step that advances a worker (n from 1), so a test can
+ * post an owner's cancel that lands before that completion. NULL: none. */
+void fake_exec_on_step(void (*fn)(unsigned n, void *data), void *data);
+/* Steps taken so far in this run (reset by fake_exec_sched_init). */
+unsigned fake_exec_steps(void);
+/* Workers neither finished nor reported (0 after a clean run). */
+unsigned fake_exec_live(void);
+
+/* After a broken run: cancel every worker, let each finish, free them all
+ * without reporting (nothing is posted). */
+void fake_exec_reset(void);
+
+/* Worker side (a fake backend call scripted to hang): wait until cancelled
+ * (-ECANCELED) or until nothing else can move (-ETIMEDOUT). */
+int fake_exec_hang(void);
+/* Worker side: the cancel fd of the work or helper calling (or -1). */
+int fake_exec_cancel_fd(void);
+
+#endif

@@ -1,0 +1,557 @@
+/* test/states/enumerate.c - the in-process row enumerator (see enumerate.h). */
+#include "test/states/enumerate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- rows --------------------------------------------------------------- */
+
+/* Rows taken so far, per registered machine. */
+static bool *taken[64];
+
+static int def_index(const struct fsm_def *d)
+{
+    for (size_t i = 0; i < fsm_all_defs_count; i++)
+        if (strcmp(fsm_all_defs[i]->name, d->name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* One dispatch of a run. */
+struct disp {
+    uint64_t seq;
+    int def;                 /* index in fsm_all_defs */
+    int row;                 /* index in its rows, -1 for a hole */
+    bool action;             /* a row whose action can be failed */
+    int next;                /* the state entered (the same one when the action failed) */
+    int rc;                  /* the action's result */
+};
+
+struct run {
+    struct disp *d;
+    size_t n, cap;
+    bool hole;
+};
+
+static void capture(const struct fsm_trace_rec *r, void *data)
+{
+    struct run *run = data;
+    if (r->seq == 0)
+        return;   /* a dropped late post or an injected cancel's note */
+    const struct fsm_def *def = r->m->def;
+    int s = name_index(def->state_names, def->nstates, r->state);
+    int e = name_index(def->event_names, def->nevents, r->event);
+    const struct fsm_row *row = s >= 0 && e >= 0 ? fsm_def_lookup(def, s, e) : NULL;
+    if (r->hole)
+        run->hole = true;
+    if (run->n == run->cap) {
+        run->cap = run->cap ? run->cap * 2 : 64;
+        run->d = realloc(run->d, run->cap * sizeof(*run->d));
+        if (!run->d)
+            abort();
+    }
+    int di = def_index(def);
+    run->d[run->n++] = (struct disp){
+        .seq = r->seq, .def = di, .row = row && !r->hole ? (int)(row - def->rows) : -1,
+        .action = row && !r->hole && row->kind == FSM_CELL_ROW && !fsm_row_nofail(def, row),
+        .next = name_index(def->state_names, def->nstates, r->next), .rc = r->rc,
+    };
+    if (di >= 0 && row && !r->hole) {
+        if (!taken[di]) {
+            taken[di] = calloc((size_t)fsm_all_defs[di]->nrows, sizeof(bool));
+            if (!taken[di])
+                abort();
+        }
+        taken[di][row - def->rows] = true;
+    }
+}
+
+static const char *row_text(int def, int row, char *buf, size_t len)
+{
+    if (def < 0 || row < 0) {
+        snprintf(buf, len, "(no row)");
+        return buf;
+    }
+    const struct fsm_def *d = fsm_all_defs[def];
+    const struct fsm_row *r = &d->rows[row];
+    snprintf(buf, len, "%s: %s + %s", d->name, r->state < 0 ? "ANY" : d->state_names[r->state],
+             d->event_names[r->event]);
+    return buf;
+}
+
+/* ---- one run -------------------------------------------------------------- */
+
+enum fault_kind { F_NONE, F_FAIL, F_CANCEL };
+
+struct plan {
+    enum fake_exec_order order;
+    uint64_t fail_seq[2];          /* dispatches to fail (0: none) */
+    uint64_t cancel_seq[2];        /* dispatches after which the owner cancels */
+    unsigned point;                /* backend point to script (0: none) */
+    enum fb_answer answer;
+    bool cancel_when_stuck;        /* the owner cancels when only hung calls remain */
+    unsigned cancel_before_step;   /* the owner cancels just before this worker step */
+};
+
+void enum_problem(struct enum_env *env, const char *fmt, ...)
+{
+    if (env->problem[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(env->problem, sizeof(env->problem), fmt, ap);
+    va_end(ap);
+}
+
+static struct { const char *what; unsigned runs; } known[8];
+
+void enum_known_defect(struct enum_env *env, const char *what)
+{
+    (void)env;
+    for (unsigned i = 0; i < 8; i++)
+        if (!known[i].what || strcmp(known[i].what, what) == 0) {
+            known[i].what = what;
+            known[i].runs++;
+            return;
+        }
+}
+
+unsigned enum_known_defects_print(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < 8 && known[i].what; i++, n++)
+        printf("KNOWN DEFECT (not fixed, %u runs): %s\n", known[i].runs, known[i].what);
+    return n;
+}
+
+void enum_on_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct enum_env *env = data;
+    env->done_calls++;
+    env->done_rc = rc;
+    snprintf(env->done_msg, sizeof(env->done_msg), "%s", msg ? msg : "");
+}
+
+static unsigned count_fds(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static bool stuck_cancel(void *data)
+{
+    struct enum_env *env = data;
+    if (!env->op || env->op->finished)
+        return false;
+    ls_op_cancel(env->op);
+    return true;
+}
+
+static unsigned cancel_step;
+static uint64_t cancel_step_seq;   /* dispatches done when that cancel came */
+static unsigned w_steps;   /* worker steps of the last run */
+
+static void step_cancel(unsigned n, void *data)
+{
+    struct enum_env *env = data;
+    if (n == cancel_step && env->op && !env->op->finished) {
+        cancel_step_seq = fsm_dispatch_count();
+        ls_op_cancel(env->op);
+    }
+}
+
+static void describe(const struct plan *p, const struct run *base_hint, char *buf, size_t len)
+{
+    (void)base_hint;
+    size_t u = (size_t)snprintf(buf, len, "order %s", p->order == FAKE_EXEC_FIFO ? "fifo" : "lifo");
+    for (int i = 0; i < 2; i++)
+        if (p->fail_seq[i] && u < len)
+            u += (size_t)snprintf(buf + u, len - u, ", fail dispatch %" PRIu64, p->fail_seq[i]);
+    for (int i = 0; i < 2; i++)
+        if (p->cancel_seq[i] && u < len)
+            u += (size_t)snprintf(buf + u, len - u, ", cancel after dispatch %" PRIu64,
+                                  p->cancel_seq[i]);
+    if (p->cancel_before_step && u < len)
+        u += (size_t)snprintf(buf + u, len - u, ", cancel before worker step %u",
+                              p->cancel_before_step);
+    if (p->point && u < len)
+        u += (size_t)snprintf(buf + u, len - u, ", backend call %u %s%s", p->point,
+                              p->answer == FB_FAIL ? "fails" : "never answers",
+                              p->cancel_when_stuck ? " and the owner cancels" : "");
+}
+
+static struct enum_env *last_env;
+
+/* Run sc under plan p; the run's dispatches go to out and the fake's points
+ * to *fb_out. Returns true when every invariant held. */
+static bool run_once(const struct enum_scenario *sc, const struct plan *p, struct run *out,
+                     struct fake_backend *fb_out, const struct fsm_def *swap_from,
+                     const struct fsm_def *swap_to)
+{
+    static struct enum_env env;
+    memset(&env, 0, sizeof(env));
+    for (int i = 0; i < 4; i++)
+        env.fd[i] = -1;
+    out->n = 0;
+    out->hole = false;
+    unsigned fds_before = count_fds();
+
+    fsm_reset_counters();
+    fsm_strict = false;
+    for (int i = 0; i < 2; i++)
+        if (p->fail_seq[i])
+            fsm_fault_add(p->fail_seq[i], -EIO);
+    for (int i = 0; i < 2; i++)
+        if (p->cancel_seq[i])
+            fsm_fault_add(p->cancel_seq[i], FSM_FAULT_CANCEL);
+    fake_backend_init(&env.fb);
+    if (p->point)
+        env.fb.answer[p->point] = p->answer;
+    fake_exec_sched_init(&env.ctx.sched, p->order);
+    fake_exec_on_stuck(p->cancel_when_stuck ? stuck_cancel : NULL, &env);
+    cancel_step = p->cancel_before_step;
+    fake_exec_on_step(p->cancel_before_step ? step_cancel : NULL, &env);
+    env.ctx.sched.sched.trace = capture;
+    env.ctx.sched.sched.trace_data = out;
+    env.ctx.be = &env.fb.be;
+
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = sc->start(&env, &err);
+    if (rc < 0) {
+        enum_problem(&env, "the role did not start: %s", err.msg);
+    } else {
+        if (swap_from && env.op->root->def == swap_from)
+            env.op->root->def = swap_to;
+        fake_exec_run(&env.ctx.sched);
+        if (env.done_calls != 1)
+            enum_problem(&env, "done was called %u times", env.done_calls);
+        else if (out->hole)
+            enum_problem(&env, "a dispatch hit a (state, event) with no row");
+        else if (!fsm_sched_idle(&env.ctx.sched.sched) || env.ctx.sched.sched.nlive)
+            enum_problem(&env, "%u machines still live after done", env.ctx.sched.sched.nlive);
+        else if (fake_exec_live())
+            enum_problem(&env, "%u workers left running after done", fake_exec_live());
+        else if ((p->fail_seq[0] || p->cancel_seq[0]) && !fsm_fault_fired())
+            enum_problem(&env, "the armed fault never fired");
+        else
+            sc->check(&env);
+    }
+    fake_exec_on_stuck(NULL, NULL);
+    fake_exec_on_step(NULL, NULL);
+    w_steps = fake_exec_steps();
+    if (fake_exec_live())
+        fake_exec_reset();
+    if (env.op && env.done_calls)
+        ls_op_free(env.op);
+    fsm_sched_destroy(&env.ctx.sched.sched);
+    for (int i = 0; i < 4; i++)
+        if (env.fd[i] >= 0)
+            close(env.fd[i]);
+    unsigned fds_after = count_fds();
+    if (fds_after != fds_before)
+        enum_problem(&env, "%d fds leaked", (int)fds_after - (int)fds_before);
+    *fb_out = env.fb;
+    last_env = &env;
+    if (!env.problem[0])
+        return true;
+
+    char what[256];
+    describe(p, NULL, what, sizeof(what));
+    fprintf(stderr, "enumerator: %s: %s: %s\n  rc %d: %s\n  rows of the run:\n", sc->name, what,
+            env.problem, env.done_rc, env.done_msg);
+    for (size_t i = 0; i < out->n; i++) {
+        char row[160];
+        const struct disp *d = &out->d[i];
+        const char *action = d->def >= 0 && d->row >= 0
+                                 ? fsm_all_defs[d->def]->rows[d->row].action_name : "-";
+        if (swap_to && d->def >= 0 && strcmp(fsm_all_defs[d->def]->name, swap_to->name) == 0 &&
+            d->row >= 0)
+            action = swap_to->rows[d->row].action_name;
+        fprintf(stderr, "    %4" PRIu64 " %s / %s\n", d->seq,
+                row_text(d->def, d->row, row, sizeof(row)), action);
+    }
+    return false;
+}
+
+void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answer answer,
+                    struct enum_trace *out)
+{
+    struct plan p = { .order = FAKE_EXEC_FIFO, .point = point, .answer = answer };
+    struct run r = { 0 };
+    struct fake_backend fb;
+    memset(out, 0, sizeof(*out));
+    run_once(sc, &p, &r, &fb, NULL, NULL);
+    size_t used = 0;
+    for (size_t i = 0; i < r.n && used < sizeof(out->trace); i++) {
+        const struct disp *d = &r.d[i];
+        if (d->def < 0 || d->row < 0) {
+            used += (size_t)snprintf(out->trace + used, sizeof(out->trace) - used, "%s(hole)",
+                                     used ? " " : "");
+            continue;
+        }
+        const struct fsm_def *def = fsm_all_defs[d->def];
+        const struct fsm_row *row = &def->rows[d->row];
+        /* the state the dispatch came from: an ANY row has none of its own */
+        char rc[24] = "";
+        if (d->rc < 0)
+            snprintf(rc, sizeof(rc), "(%d)", d->rc);
+        used += (size_t)snprintf(out->trace + used, sizeof(out->trace) - used,
+                                 "%s%s:%s.%s/%s%s>%s", used ? " " : "", def->name,
+                                 row->state < 0 ? "*" : def->state_names[row->state],
+                                 def->event_names[row->event], row->action_name, rc,
+                                 d->next >= 0 ? def->state_names[d->next] : "?");
+    }
+    fake_backend_points(&fb, out->points, sizeof(out->points));
+    out->rc = last_env->done_rc;
+    snprintf(out->msg, sizeof(out->msg), "%s", last_env->done_msg);
+    snprintf(out->problem, sizeof(out->problem), "%s", last_env->problem);
+    free(r.d);
+}
+
+/* ---- the walk ------------------------------------------------------------ */
+
+/* (first, second) fault keys already tried. */
+struct keyset {
+    uint64_t *k;
+    size_t n, cap;
+};
+
+static bool keyset_add(struct keyset *s, uint64_t k)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->k[i] == k)
+            return false;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->k = realloc(s->k, s->cap * sizeof(*s->k));
+        if (!s->k)
+            abort();
+    }
+    s->k[s->n++] = k;
+    return true;
+}
+
+static uint64_t row_key(const struct disp *d) { return (uint64_t)(d->def + 1) << 16 | (uint64_t)d->row; }
+
+struct walk {
+    const struct enum_scenario *sc;
+    struct enum_stats *st;
+    const struct fsm_def *swap_from, *swap_to;
+    struct keyset first_fail, first_cancel, second, second_cancel;
+    struct run run, scratch;
+    struct fake_backend fb;
+};
+
+static bool walk_run(struct walk *w, const struct plan *p, struct run *out)
+{
+    w->st->runs++;
+    bool ok = run_once(w->sc, p, out, &w->fb, w->swap_from, w->swap_to);
+    if (!ok)
+        w->st->failed_runs++;
+    return ok;
+}
+
+/* A second failure at every action row of r's dispatches after `after`, and
+ * an owner's cancel (a first or a second one) after each from `after` on. */
+static void second_failures(struct walk *w, const struct plan *p, const struct run *r,
+                            uint64_t after, uint64_t first_key)
+{
+    struct run copy = { 0 };
+    copy.n = r->n;
+    copy.d = malloc((r->n ? r->n : 1) * sizeof(*copy.d));
+    if (!copy.d)
+        abort();
+    memcpy(copy.d, r->d, r->n * sizeof(*copy.d));
+    for (size_t i = 0; i < copy.n; i++) {
+        const struct disp *d = &copy.d[i];
+        if (d->seq < after || d->row < 0)
+            continue;
+        /* the owner cancelling anywhere on the failure path */
+        if (!p->cancel_seq[1] && d->seq != p->cancel_seq[0] &&
+            keyset_add(&w->second_cancel, first_key * 1000003u + row_key(d))) {
+            struct plan q = *p;
+            q.cancel_seq[p->cancel_seq[0] ? 1 : 0] = d->seq;
+            walk_run(w, &q, &w->scratch);
+        }
+        if (d->seq == after || !d->action || d->seq == p->fail_seq[0] || p->fail_seq[1])
+            continue;
+        if (!keyset_add(&w->second, first_key * 1000003u + row_key(d)))
+            continue;
+        struct plan q = *p;
+        q.fail_seq[p->fail_seq[0] ? 1 : 0] = d->seq;
+        walk_run(w, &q, &w->scratch);
+    }
+    free(copy.d);
+}
+
+/* The first row r dispatched after `after`: where a failure or a cancel that
+ * came between dispatches lands. Second passes are keyed by it, so two ways
+ * of landing in the same row are walked once. */
+static uint64_t landing_key(const struct run *r, uint64_t after, uint64_t tag)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->d[i].seq > after && r->d[i].row >= 0)
+            return tag + row_key(&r->d[i]);
+    return tag;
+}
+
+static void walk_order(struct walk *w, enum fake_exec_order order)
+{
+    struct plan base = { .order = order };
+    struct run b = { 0 };
+    if (!walk_run(w, &base, &b)) {
+        free(b.d);
+        return;
+    }
+    struct fake_backend base_fb = w->fb;
+    unsigned base_steps = w_steps;
+    for (size_t i = 0; i < b.n; i++) {
+        const struct disp *d = &b.d[i];
+        if (d->row < 0)
+            continue;
+        uint64_t key = row_key(d);
+        if (d->action && keyset_add(&w->first_fail, key)) {
+            struct plan p = { .order = order, .fail_seq = { d->seq } };
+            walk_run(w, &p, &w->run);
+            second_failures(w, &p, &w->run, d->seq, key);
+        }
+        if (keyset_add(&w->first_cancel, key)) {
+            struct plan p = { .order = order, .cancel_seq = { d->seq } };
+            walk_run(w, &p, &w->run);
+            second_failures(w, &p, &w->run, d->seq + 1, 0xcc000000u + key);
+        }
+    }
+    /* The owner's cancel racing each completion: it lands first. */
+    for (unsigned n = 1; n <= base_steps; n++) {
+        struct plan p = { .order = order, .cancel_before_step = n };
+        cancel_step_seq = 0;
+        walk_run(w, &p, &w->run);
+        second_failures(w, &p, &w->run, 1, landing_key(&w->run, cancel_step_seq, 0xcb000000u));
+    }
+    for (unsigned pt = 1; pt <= base_fb.npoints; pt++) {
+        struct plan p = { .order = order, .point = pt, .answer = FB_FAIL };
+        walk_run(w, &p, &w->run);
+        second_failures(w, &p, &w->run, base_fb.point_seq[pt],
+                        landing_key(&w->run, base_fb.point_seq[pt], 0xfb000000u));
+        /* the owner cancels just as the failure comes back */
+        p.cancel_before_step = base_fb.point_step[pt] + 1;
+        walk_run(w, &p, &w->run);
+        p.cancel_before_step = 0;
+        p.answer = FB_NEVER;
+        walk_run(w, &p, &w->run);
+        p.cancel_when_stuck = true;
+        walk_run(w, &p, &w->run);
+    }
+    free(b.d);
+}
+
+void enum_scenario_walk(const struct enum_scenario *sc, struct enum_stats *st,
+                        const struct fsm_def *swap_from, const struct fsm_def *swap_to)
+{
+    struct walk w = { .sc = sc, .st = st, .swap_from = swap_from, .swap_to = swap_to };
+    walk_order(&w, FAKE_EXEC_FIFO);
+    walk_order(&w, FAKE_EXEC_LIFO);
+    free(w.first_fail.k);
+    free(w.first_cancel.k);
+    free(w.second.k);
+    free(w.second_cancel.k);
+    free(w.run.d);
+    free(w.scratch.d);
+}
+
+/* ---- the report ------------------------------------------------------------ */
+
+static const char *unreachable_reason(const struct fsm_def *d, const struct fsm_row *r)
+{
+    for (int i = 0; i < d->nunreachable; i++)
+        if (d->unreachable[i].state == r->state && d->unreachable[i].event == r->event)
+            return d->unreachable[i].reason;
+    return NULL;
+}
+
+static bool is_deferred(const char *const *deferred, const struct fsm_def *d,
+                        const struct fsm_row *r)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s %s %s", d->name, r->state < 0 ? "ANY" : d->state_names[r->state],
+             d->event_names[r->event]);
+    for (const char *const *p = deferred; p && *p; p++)
+        if (strcmp(*p, key) == 0)
+            return true;
+    return false;
+}
+
+unsigned enum_report(const char *const *machines, const char *const *deferred,
+                     const char *deferred_reason, const char *rows_file)
+{
+    FILE *f = rows_file ? fopen(rows_file, "w") : NULL;
+    unsigned missing = 0;
+    for (size_t i = 0; i < fsm_all_defs_count; i++) {
+        const struct fsm_def *d = fsm_all_defs[i];
+        bool mine = false;
+        for (const char *const *m = machines; *m; m++)
+            mine |= strcmp(*m, d->name) == 0;
+        unsigned n = 0, marked = 0, later = 0;
+        for (int r = 0; r < d->nrows; r++) {
+            bool t = taken[i] && taken[i][r];
+            n += t;
+            if (t && f) {
+                const struct fsm_row *row = &d->rows[r];
+                fprintf(f, "%s %s %s\n", d->name,
+                        row->state < 0 ? "ANY" : d->state_names[row->state],
+                        d->event_names[row->event]);
+            }
+        }
+        if (!mine) {
+            if (n)
+                printf("rows taken: %-16s %3u of %3d (no scenario of its own here)\n", d->name,
+                       n, d->nrows);
+            continue;
+        }
+        for (int r = 0; r < d->nrows; r++) {
+            if (taken[i] && taken[i][r])
+                continue;
+            const struct fsm_row *row = &d->rows[r];
+            char txt[160];
+            const char *why = unreachable_reason(d, row);
+            if (why) {
+                marked++;
+                continue;
+            }
+            if (is_deferred(deferred, d, row)) {
+                later++;
+                printf("  deferred: %s (%s)\n", row_text((int)i, r, txt, sizeof(txt)),
+                       deferred_reason);
+                continue;
+            }
+            missing++;
+            printf("  NOT TAKEN (and not marked FSM_UNREACHABLE): %s (%s:%d)\n",
+                   row_text((int)i, r, txt, sizeof(txt)), d->file, row->line);
+        }
+        printf("rows taken: %-16s %3u of %3d, %u marked unreachable, %u deferred\n", d->name, n,
+               d->nrows, marked, later);
+    }
+    if (f)
+        fclose(f);
+    return missing;
+}

@@ -1,0 +1,260 @@
+/* test/states/roles.c - save and restore on the fakes, with their invariants. */
+#include "test/states/roles.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "io/records.h"
+#include "io/stream_format.h"
+#include "lib/dm_standin.h"
+#include "states/restore.h"
+#include "states/save.h"
+
+#define SAVE_DOMID 3
+
+/* ---- save ---------------------------------------------------------------- */
+
+static int save_start(struct enum_env *e, enum ls_guest_type type, const struct ls_save_opts *o,
+                      struct ls_errbuf *err)
+{
+    fake_backend_add(&e->fb, SAVE_DOMID, type, LS_RUN_RUNNING);
+    e->fd[0] = memfd_create("enum-save-stream", MFD_CLOEXEC);
+    if (e->fd[0] < 0)
+        return ls_err(err, -errno, "memfd");
+    struct ls_save_opts opts = *o;
+    opts.domid = SAVE_DOMID;
+    opts.fd = e->fd[0];
+    return save_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
+}
+
+static int save_pv_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){ .format = LS_FORMAT_XL }, err);
+}
+
+static int save_pv_live_keep_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){
+        .format = LS_FORMAT_LIBXL, .live = true, .keep_domain = true }, err);
+}
+
+static int save_hvm_live_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_start(e, LS_GUEST_HVM, &(struct ls_save_opts){
+        .format = LS_FORMAT_XL, .live = true }, err);
+}
+
+static int save_leave_suspended_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){
+        .format = LS_FORMAT_LIBXL, .leave_suspended = true }, err);
+}
+
+/* A failed save leaves the guest running (or says it could not); a
+ * successful one destroys it, keeps it running, or leaves it suspended, as
+ * asked; the stream ends with END only when it succeeded. */
+static void save_check(struct enum_env *e)
+{
+    struct save_role *r = (struct save_role *)e->op;
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    if (e->done_rc != 0) {
+        /* Known defect, left for issue 14.3 (hidden state into rows): the
+         * action on FINISHED failing keeps FINISHING, whose FAIL row resumes
+         * a guest already destroyed (or resumed, when kept), and the error
+         * says "left suspended". Counted and printed, never silently passed. */
+        if (strstr(e->done_msg, "(FINISHED in FINISHING)") &&
+            (!d || d->state != LS_RUN_RUNNING || d->resumes != d->suspends)) {
+            enum_known_defect(e, "save: a failure of the action on FINISHING + FINISHED "
+                              "resumes a guest no longer suspended");
+            return;
+        }
+        if (!d)
+            enum_problem(e, "the save failed and its domain is gone");
+        else if (d->state != LS_RUN_RUNNING && !strstr(e->done_msg, "could not be resumed"))
+            enum_problem(e, "the save failed and left the guest %s (the error does not say "
+                         "so)", ls_run_state_name(d->state));
+        else if (d->state == LS_RUN_RUNNING && d->resumes != d->suspends)
+            enum_problem(e, "the guest was suspended %u times and resumed %u", d->suspends,
+                         d->resumes);
+        if (!e->done_msg[0])
+            enum_problem(e, "the save failed without a reason");
+        return;
+    }
+    if (r->opts.leave_suspended) {
+        if (!d || d->state != LS_RUN_SUSPENDED)
+            enum_problem(e, "a save asked to leave the guest suspended did not");
+    } else if (r->opts.keep_domain) {
+        if (!d || d->state != LS_RUN_RUNNING)
+            enum_problem(e, "a kept domain is not running after the save");
+    } else if (d) {
+        enum_problem(e, "the saved domain was not destroyed (it is %s)",
+                     ls_run_state_name(d->state));
+    }
+    off_t end = lseek(e->fd[0], 0, SEEK_END);
+    uint8_t last[8], want[8];
+    stream_rec_header_encode(want, LIBXL_REC_END, 0);
+    if (end < 8 || pread(e->fd[0], last, 8, end - 8) != 8 || memcmp(last, want, 8) != 0)
+        enum_problem(e, "the save succeeded but its stream does not end with END");
+}
+
+const struct enum_scenario enum_save_pv = { "save/pv", save_pv_start, save_check };
+const struct enum_scenario enum_save_pv_live_keep = { "save/pv-live-keep",
+                                                      save_pv_live_keep_start, save_check };
+const struct enum_scenario enum_save_hvm_live = { "save/hvm-live", save_hvm_live_start,
+                                                  save_check };
+const struct enum_scenario enum_save_leave_suspended = { "save/leave-suspended",
+                                                         save_leave_suspended_start,
+                                                         save_check };
+
+/* ---- restore --------------------------------------------------------------- */
+
+/* [xl header + config] + libxl header + LIBXC_CONTEXT + the fake libxc layer
+ * (8 bytes) + [EMULATOR_CONTEXT] + END. */
+static int write_stream(int fd, const char *config_json, enum ls_guest_type type)
+{
+    uint8_t buf[4096];
+    size_t len = 0;
+    if (config_json) {
+        uint8_t *xl;
+        size_t xl_len;
+        if (xl_header_encode(config_json, &xl, &xl_len) < 0 || xl_len > 1024)
+            return -EINVAL;
+        memcpy(buf, xl, xl_len);
+        len = xl_len;
+        free(xl);
+    }
+    libxl_header_encode(buf + len);
+    len += 16;
+    stream_rec_header_encode(buf + len, LIBXL_REC_LIBXC_CONTEXT, 0);
+    len += 8;
+    memset(buf + len, 0, 8);
+    len += 8;
+    if (type == LS_GUEST_HVM) {
+        struct ls_domain_info info = { .domid = 1, .type = LS_GUEST_HVM, .vcpus = 1 };
+        uint8_t *blob;
+        size_t blob_len;
+        if (dm_standin_save(&info, &blob, &blob_len) < 0 || blob_len > 2048)
+            return -ENOMEM;
+        stream_rec_header_encode(buf + len, LIBXL_REC_EMULATOR_CONTEXT,
+                                 (uint32_t)(8 + blob_len));
+        uint32_t hdr[2] = { LIBXL_EMULATOR_QEMU_UPSTREAM, 0 };
+        memcpy(buf + len + 8, hdr, 8);
+        memset(buf + len + 16, 0, STREAM_ROUNDUP8(8 + blob_len) - 8);
+        memcpy(buf + len + 16, blob, blob_len);
+        len += 8 + STREAM_ROUNDUP8(8 + blob_len);
+        free(blob);
+    }
+    stream_rec_header_encode(buf + len, LIBXL_REC_END, 0);
+    len += 8;
+    if (write(fd, buf, len) != (ssize_t)len)
+        return -EIO;
+    lseek(fd, 0, SEEK_SET);
+    return 0;
+}
+
+static int restore_start(struct enum_env *e, const char *json, enum ls_guest_type type,
+                         bool unpause, struct ls_errbuf *err)
+{
+    e->fd[0] = memfd_create("enum-restore-stream", MFD_CLOEXEC);
+    if (e->fd[0] < 0)
+        return ls_err(err, -errno, "memfd");
+    if (write_stream(e->fd[0], json, type) < 0)
+        return ls_err(err, -EIO, "cannot build the stream");
+    struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = unpause,
+                                    .device_model = LS_DM_STANDIN };
+    return restore_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
+}
+
+static int restore_libxl_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return restore_start(e, NULL, LS_GUEST_PV, true, err);
+}
+
+static int restore_xl_hvm_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return restore_start(e, "{\"c_info\":{\"type\":\"hvm\",\"name\":\"g\"},"
+                         "\"b_info\":{\"max_vcpus\":1,\"max_memkb\":65536}}",
+                         LS_GUEST_HVM, true, err);
+}
+
+static int restore_paused_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return restore_start(e, NULL, LS_GUEST_PV, false, err);
+}
+
+/* A failed restore leaves no domain it created (or says it could not
+ * destroy it); a successful one leaves exactly one, restored, running or
+ * paused as asked. */
+static void restore_check(struct enum_env *e)
+{
+    struct restore_role *r = (struct restore_role *)e->op;
+    unsigned alive = 0;
+    struct fb_dom *d = NULL;
+    for (unsigned i = 0; i < e->fb.ndom; i++)
+        if (e->fb.dom[i].exists && e->fb.dom[i].created_by_restore) {
+            alive++;
+            d = &e->fb.dom[i];
+        }
+    if (e->done_rc != 0) {
+        if (alive && !strstr(e->done_msg, "could not be destroyed"))
+            enum_problem(e, "the restore failed and left domain %u behind (%s)", d->domid,
+                         ls_run_state_name(d->state));
+        if (!e->done_msg[0])
+            enum_problem(e, "the restore failed without a reason");
+        return;
+    }
+    if (alive != 1)
+        enum_problem(e, "the restore succeeded with %u domains of its own", alive);
+    else if (!d->memory_restored)
+        enum_problem(e, "the restore succeeded but the memory task never finished");
+    else if (d->state != (r->opts.unpause ? LS_RUN_RUNNING : LS_RUN_PAUSED))
+        enum_problem(e, "the restored domain is %s", ls_run_state_name(d->state));
+    else if (d->domid != ls_op_domid(e->op))
+        enum_problem(e, "the restore reports domain %u, but made %u", ls_op_domid(e->op),
+                     d->domid);
+}
+
+const struct enum_scenario enum_restore_libxl = { "restore/libxl", restore_libxl_start,
+                                                  restore_check };
+const struct enum_scenario enum_restore_xl_hvm = { "restore/xl-hvm", restore_xl_hvm_start,
+                                                   restore_check };
+const struct enum_scenario enum_restore_paused = { "restore/paused", restore_paused_start,
+                                                   restore_check };
+
+const struct enum_scenario *const enum_roles[] = {
+    &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,
+    &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused,
+    NULL,
+};
+
+const char *const enum_machines[] = {
+    "save", "stream_tx", "memtask", "restore", "stream_rx", NULL,
+};
+
+const char *const enum_deferred_reason =
+    "a real QEMU's devmodel child: needs the scripted QMP peer (not yet in test/fakes)";
+const char *const enum_deferred[] = {
+    "save SUSPENDING GUEST_SUSPENDED_QEMU",
+    "save SAVING_DEVICE_MODEL DM_SAVED",
+    "save SAVING_DEVICE_MODEL DM_FAILED",
+    "save SAVING_DEVICE_MODEL FAIL",
+    "save SAVING_DEVICE_MODEL CANCEL",
+    "save AWAIT_DM_THEN_CANCEL DM_SAVED",
+    "save AWAIT_DM_THEN_CANCEL DM_FAILED",
+    "save AWAIT_DM_THEN_CANCEL FAIL",
+    "save AWAIT_DM_THEN_CANCEL CANCEL",
+    "save AWAIT_SUSPEND GUEST_SUSPENDED_QEMU",
+    "save AWAIT_SUSPEND_AND_TASKS GUEST_SUSPENDED_QEMU",
+    "save CONTINUING_KEPT_DM DM_CONT_FAILED",
+    "save CONTINUING_DM DM_CONT_FAILED",
+    "save CONTINUING_DM CANCEL",
+    "save CONTINUING_KEPT_DM CANCEL",
+    "restore CHECKING_DM DM_FAILED",
+    "restore CHECKING_DM CANCEL",
+    "restore CONTINUING_DM DM_FAILED",
+    "restore AWAIT_DM_THEN_DESTROY DM_LOADED",
+    NULL,
+};

@@ -1,0 +1,157 @@
+/* test/states/test_roles_trace.c - the main paths of save and restore, as traces.
+ *
+ * QP/C style: each test runs one role on the fakes and asserts the exact
+ * sequence of dispatches (machine:STATE.EVENT/action>NEXT, with (rc) after an
+ * action that failed, which keeps its state; "*" is an FSM_ANY row) and
+ * the backend calls it made, so a change in order or in a row shows here
+ * first.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "test/states/roles.h"
+
+static struct enum_trace t;
+
+static void run(const struct enum_scenario *sc, unsigned point, enum fb_answer answer)
+{
+    enum_trace_run(sc, point, answer, &t);
+    if (getenv("TRACE_PRINT"))   /* to write a new expectation */
+        printf("TRACE %s\nPOINTS %s\n", t.trace, t.points);
+    if (t.problem[0])
+        fail_msg("%s: %s (rc %d: %s)", sc->name, t.problem, t.rc, t.msg);
+}
+
+static void test_save_pv_happy(void **state)
+{
+    (void)state;
+    run(&enum_save_pv, 0, FB_OK);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.trace,
+                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
+                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
+                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
+                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
+                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
+                        "save:SUSPENDING.GUEST_SUSPENDED/save_answer_suspended>STREAMING_SUSPENDED "
+                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
+                        "stream_tx:AWAIT_MEMORY.MEMORY_DONE/stx_write_tail>WRITING_TAIL "
+                        "stream_tx:WRITING_TAIL.WRITTEN/fsm_nop>DONE "
+                        "save:STREAMING_SUSPENDED.TASKS_DONE/save_finish_domain>FINISHING "
+                        "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM "
+                        "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE");
+    assert_string_equal(t.points, "domain_info get_config_json save_memory suspend digest save_memory.last_pass destroy");
+}
+
+static void test_save_suspend_fails(void **state)
+{
+    (void)state;
+    run(&enum_save_pv, 4, FB_FAIL);   /* domain_info, get_config_json, save_memory, suspend */
+    assert_int_equal(t.rc, -5);
+    assert_string_equal(t.trace,
+                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
+                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
+                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
+                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
+                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
+                        "save:SUSPENDING.FAIL/save_cancel_tasks>AWAIT_TASKS_THEN_RESUME "
+                        "stream_tx:*.CANCEL/fsm_nop>FAILED "
+                        "memtask:*.CANCEL/fsm_nop>FAILED "
+                        "save:AWAIT_TASKS_THEN_RESUME.TASKS_FAILED/save_resume_guest>RESUMING "
+                        "save:RESUMING.GUEST_RESUMED/save_dm_cont>CONTINUING_DM "
+                        "save:CONTINUING_DM.DM_CONTINUED/fsm_nop>FAILED");
+    assert_string_equal(t.points, "domain_info get_config_json save_memory suspend resume");
+}
+
+static void test_save_live_keep_happy(void **state)
+{
+    (void)state;
+    run(&enum_save_pv_live_keep, 0, FB_OK);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.trace,
+                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
+                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
+                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
+                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
+                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
+                        "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
+                        "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
+                        "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
+                        "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
+                        "save:SUSPENDING.GUEST_SUSPENDED/save_answer_suspended>STREAMING_SUSPENDED "
+                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
+                        "stream_tx:AWAIT_MEMORY.MEMORY_DONE/stx_write_tail>WRITING_TAIL "
+                        "stream_tx:WRITING_TAIL.WRITTEN/fsm_nop>DONE "
+                        "save:STREAMING_SUSPENDED.TASKS_DONE/save_finish_domain>FINISHING "
+                        "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM "
+                        "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE");
+}
+
+static void test_restore_happy(void **state)
+{
+    (void)state;
+    run(&enum_restore_libxl, 0, FB_OK);
+    assert_int_equal(t.rc, 0);
+    assert_string_equal(t.trace,
+                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
+                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
+                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
+                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
+                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_release_reader>STREAMING "
+                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
+                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
+                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING "
+                        "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING "
+                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
+                        "stream_rx:AWAIT_MEMORY.MEMORY_DONE/srx_read_records>READING_RECORDS "
+                        "stream_rx:READING_RECORDS.END/srx_check_complete>DONE "
+                        "restore:STREAMING.TASKS_DONE/rst_start_dm>STARTING_DM "
+                        "restore:STARTING_DM.DM_STARTED/rst_check_dm>CHECKING_DM "
+                        "restore:CHECKING_DM.DM_LOADED/rst_cont_dm>CONTINUING_DM "
+                        "restore:CONTINUING_DM.DM_CONTINUED/rst_finish_domain>FINISHING "
+                        "restore:FINISHING.FINISHED/fsm_nop>DONE");
+    assert_string_equal(t.points, "create_for_restore restore_memory restore_memory.pages domain_info digest unpause");
+}
+
+static void test_restore_memory_fails(void **state)
+{
+    (void)state;
+    run(&enum_restore_libxl, 2, FB_FAIL);   /* create_for_restore, restore_memory */
+    assert_int_equal(t.rc, -5);
+    assert_string_equal(t.trace,
+                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
+                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
+                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
+                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
+                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_release_reader>STREAMING "
+                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
+                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
+                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        "memtask:RUNNING.FINISHED/memtask_take_result(-5)>RUNNING "
+                        "memtask:*.FAIL/fsm_nop>FAILED "
+                        "stream_rx:*.CANCEL/fsm_nop>FAILED "
+                        "restore:STREAMING.TASKS_FAILED/rst_destroy_domain>DESTROYING "
+                        "restore:DESTROYING.DOMAIN_DESTROYED/fsm_nop>FAILED");
+    assert_string_equal(t.points, "create_for_restore restore_memory destroy");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_save_pv_happy),
+        cmocka_unit_test(test_save_suspend_fails),
+        cmocka_unit_test(test_save_live_keep_happy),
+        cmocka_unit_test(test_restore_happy),
+        cmocka_unit_test(test_restore_memory_fails),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
