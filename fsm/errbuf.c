@@ -1,4 +1,5 @@
-/* io/errbuf.c - first-error recording. */
+/* fsm/errbuf.c - first-error recording (lockstep/errbuf.h): the engine keeps
+ * each machine's first error in one, and every layer above reports through it. */
 #include "lockstep/errbuf.h"
 
 #include <stdio.h>
