@@ -8,7 +8,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "test/fsm/pair.h"
@@ -447,6 +451,33 @@ static void test_failed_action_while_tearing_down_takes_its_row(void **state)
     assert_int_equal(fsm_rc(&parent), -ENOSPC);   /* the first error is kept */
 }
 
+/* An event id the machine's table does not define (one of another machine)
+ * stops the process at the post, naming machine and id, before it is queued. */
+static void test_post_of_an_undefined_event_aborts(void **state)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        struct ping_ctx c = { 0 };
+        struct fsm m;
+        fsm_init(&m, &ping_fsm_def, &sched, done_cb, &c, "p");
+        fsm_post(&m, PING_E__COUNT + 3, 0, NULL);
+        _exit(0);   /* not reached */
+    }
+    close(pipefd[1]);
+    char out[512] = "";
+    ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "event id 9 posted to machine ping, whose table has events 0..5"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_faults_second_on_failure_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_injected_cancel_reaches_the_join_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_action_while_tearing_down_takes_its_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_of_an_undefined_event_aborts, setup, teardown),
     };
     return cmocka_run_group_tests_name("fsm engine", tests, NULL, NULL);
 }
