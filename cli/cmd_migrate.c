@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "jsonl.h"
+#include "run.h"
 #include "lockstep/sim.h"
 
 #define EXIT_USAGE 2
@@ -394,162 +395,6 @@ static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json,
     return fd;
 }
 
-/* ---- running one operation ----------------------------------------------------------- */
-
-struct run {
-    uv_loop_t loop;
-    struct ls_ctx *ctx;
-    struct ls_op *op;
-    uv_timer_t progress;
-    uv_signal_t sigint, sigterm;
-    const char *verb;
-    bool show_progress, done;
-    int interrupted, rc;
-    char errmsg[LS_ERRBUF_LEN];
-    uint64_t start_ns;
-    FILE *json;                /* --json: the events go here, no progress line */
-    bool live;                 /* the sender: rounds to report */
-    struct jl_rounds rounds;
-    uv_check_t rounds_check;
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void print_progress(struct run *r, bool final)
-{
-    struct ls_precopy_progress p;
-    uint64_t done, total;
-    ls_op_precopy(r->op, &p);
-    ls_op_progress(r->op, &done, &total);
-    double secs = (double)(now_ns() - r->start_ns) / 1e9;
-    double mib = (double)done / (1 << 20);
-    if (p.final_round)
-        fprintf(stderr, "\r%s: final round (guest suspended), %8.1f MiB sent, %7.1f MiB/s   ",
-                r->verb, mib, secs > 0 ? mib / secs : 0);
-    else
-        fprintf(stderr, "\r%s: round %u, %" PRIu64 " pages sent, %ld dirty, %.0f pages/s   ",
-                r->verb, p.round, p.pages_sent, p.dirty_pages, p.pages_per_s);
-    if (final)
-        fputc('\n', stderr);
-    fflush(stderr);
-}
-
-static void json_progress(struct run *r)
-{
-    if (r->live)
-        jl_round(r->json, r->verb, r->op, &r->rounds);
-    jl_progress(r->json, r->verb, r->op, (double)(now_ns() - r->start_ns) / 1e9, r->live);
-}
-
-static void progress_cb(uv_timer_t *t)
-{
-    struct run *r = t->data;
-    if (r->json)
-        json_progress(r);
-    else
-        print_progress(r, false);
-}
-
-/* --json: the rounds are looked at after every loop iteration, so each gets
- * its event (a round's precopy_policy answer is a wakeup of its own). */
-static void rounds_cb(uv_check_t *c)
-{
-    struct run *r = c->data;
-    jl_round(r->json, r->verb, r->op, &r->rounds);
-}
-
-static void signal_cb(uv_signal_t *s, int signum)
-{
-    struct run *r = s->data;
-    if (r->interrupted++) {
-        fprintf(stderr, "\nlockstep %s: interrupted again (%s), exiting without cleanup\n",
-                r->verb, strsignal(signum));
-        signal(signum, SIG_DFL);
-        raise(signum);
-        _exit(128 + signum);
-    }
-    fprintf(stderr, "\nlockstep %s: interrupted (%s), stopping cleanly (again to force)\n",
-            r->verb, strsignal(signum));
-    if (r->op && !r->done)
-        ls_op_cancel(r->op);
-}
-
-static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
-{
-    struct run *r = data;
-    r->done = true;
-    r->rc = rc;
-    snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
-    if (r->json)
-        json_progress(r);
-    if (r->show_progress) {
-        uv_timer_stop(&r->progress);
-        print_progress(r, true);
-    }
-    uv_close((uv_handle_t *)&r->progress, NULL);
-    uv_close((uv_handle_t *)&r->rounds_check, NULL);
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
-}
-
-static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
-{
-    memset(r, 0, sizeof(*r));
-    r->verb = verb;
-    uv_loop_init(&r->loop);
-    struct ls_errbuf err;
-    ls_err_clear(&err);
-    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
-    if (rc < 0) {
-        fprintf(stderr, "lockstep %s: %s\n", verb, err.msg);
-        uv_loop_close(&r->loop);
-    }
-    return rc;
-}
-
-static void run_wait(struct run *r)
-{
-    r->start_ns = now_ns();
-    r->show_progress = !r->json && isatty(STDERR_FILENO);
-    uv_timer_init(&r->loop, &r->progress);
-    r->progress.data = r;
-    if (r->show_progress || r->json)
-        uv_timer_start(&r->progress, progress_cb, 200, r->json ? 500 : 200);
-    uv_check_init(&r->loop, &r->rounds_check);
-    r->rounds_check.data = r;
-    if (r->json && r->live)
-        uv_check_start(&r->rounds_check, rounds_cb);
-    if (r->json) {
-        struct jl j;
-        jl_open(&j, r->json, "start", r->verb);
-        if (r->live)
-            jl_u64(&j, "domid", ls_op_domid(r->op));
-        jl_close(&j);
-    }
-    uv_signal_init(&r->loop, &r->sigint);
-    uv_signal_init(&r->loop, &r->sigterm);
-    r->sigint.data = r->sigterm.data = r;
-    uv_signal_start(&r->sigint, signal_cb, SIGINT);
-    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-}
-
-static void run_close(struct run *r)
-{
-    if (r->op)
-        ls_op_free(r->op);
-    if (r->ctx)
-        ls_ctx_free(r->ctx);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&r->loop) != 0)
-        fprintf(stderr, "lockstep %s: internal error: handles left open on the loop\n", r->verb);
-}
-
 /* LOCKSTEP_CHECK_FDS=1 (tests): at the end every fd but 0-2 must be closed;
  * a leak is reported and turns the exit status into 97. libuv's own
  * process-wide self-pipe (both ends held here, kept for the process's life
@@ -706,8 +551,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
     FILE *out = ep.kind == EP_STDIO ? stderr : stdout;
-    struct run r;
-    if (run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+    struct cli_run r;
+    if (cli_run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
         return 1;
     r.json = json ? out : NULL;
     r.live = true;
@@ -746,10 +591,9 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         struct ls_migrate_opts mo = { .domid = (uint32_t)domid, .send_fd = send_fd,
                                       .recv_fd = recv_fd, .precopy = pol,
                                       .timeout_ms = timeout_ms, .no_digest = no_digest };
-        rc = ls_migrate_start(r.ctx, &mo, op_done, &r, &r.op, &err);
+        rc = ls_migrate_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
-            run_wait(&r);
-            rc = r.rc;
+            rc = cli_run_wait(&r);
             if (rc < 0)
                 snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
         }
@@ -813,7 +657,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     }
     if (send_fd > STDERR_FILENO)
         close(send_fd);
-    run_close(&r);
+    cli_run_close(&r);
     return check_fds(status);
 }
 
@@ -856,8 +700,8 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
     FILE *out = ep.kind == EP_STDIO ? stderr : stdout;
-    struct run r;
-    if (run_open(&r, cmd, backend) < 0)
+    struct cli_run r;
+    if (cli_run_open(&r, cmd, backend) < 0)
         return 1;
     r.json = json ? out : NULL;
     struct ls_errbuf err;
@@ -873,10 +717,9 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
         struct ls_migrate_receive_opts mo = { .recv_fd = recv_fd, .send_fd = send_fd,
                                               .timeout_ms = timeout_ms, .paused = paused,
                                               .no_digest = no_digest };
-        rc = ls_migrate_receive_start(r.ctx, &mo, op_done, &r, &r.op, &err);
+        rc = ls_migrate_receive_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
-            run_wait(&r);
-            rc = r.rc;
+            rc = cli_run_wait(&r);
             if (rc < 0)
                 snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
         }
@@ -911,6 +754,6 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     fflush(out);
     if (send_fd > STDERR_FILENO)
         close(send_fd);
-    run_close(&r);
+    cli_run_close(&r);
     return check_fds(status);
 }

@@ -17,6 +17,7 @@
 #include "lockstep/sim.h"
 #include "cmd_migrate.h"
 #include "jsonl.h"
+#include "run.h"
 #include "sim_cmd.h"
 #include "lockstep/inspect.h"
 #include "lockstep/lockstep.h"
@@ -74,151 +75,6 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         return -EINVAL;
     *out = v;
     return 0;
-}
-
-/* ---- running one operation on a loop ----------------------------------- */
-
-struct run {
-    uv_loop_t loop;
-    struct ls_ctx *ctx;
-    struct ls_op *op;
-    uv_timer_t progress;
-    uv_signal_t sigint, sigterm;
-    const char *verb;
-    bool show_progress, done;
-    int interrupted;
-    int rc;
-    char errmsg[LS_ERRBUF_LEN];
-    uint64_t start_ns;
-    FILE *json;                /* --json: the events go here, no progress line */
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void print_progress(struct run *r, bool final)
-{
-    uint64_t done, total;
-    ls_op_progress(r->op, &done, &total);
-    double secs = (double)(now_ns() - r->start_ns) / 1e9;
-    double mib = (double)done / (1 << 20);
-    double rate = secs > 0 ? mib / secs : 0;
-    if (total)
-        fprintf(stderr, "\r%s: %8.1f / %.1f MiB (%3.0f%%) %8.1f MiB/s", r->verb, mib,
-                (double)total / (1 << 20), 100.0 * (double)done / (double)total, rate);
-    else
-        fprintf(stderr, "\r%s: %8.1f MiB %8.1f MiB/s", r->verb, mib, rate);
-    if (final)
-        fputc('\n', stderr);
-    fflush(stderr);
-}
-
-static void json_progress(struct run *r)
-{
-    jl_progress(r->json, r->verb, r->op, (double)(now_ns() - r->start_ns) / 1e9, false);
-}
-
-static void progress_cb(uv_timer_t *t)
-{
-    struct run *r = t->data;
-    if (r->json)
-        json_progress(r);
-    else
-        print_progress(r, false);
-}
-
-static void signal_cb(uv_signal_t *s, int signum)
-{
-    struct run *r = s->data;
-    /* The first signal tears down through the tables; a second one means the
-     * user will not wait for that, so die of the signal as if unhandled. */
-    if (r->interrupted++) {
-        fprintf(stderr, "\n%s: %s: interrupted again (%s), exiting without cleanup\n", prog,
-                r->verb, strsignal(signum));
-        signal(signum, SIG_DFL);
-        raise(signum);
-        _exit(128 + signum);
-    }
-    fprintf(stderr, "\n%s: %s: interrupted (%s), stopping cleanly (again to force)\n", prog,
-            r->verb, strsignal(signum));
-    if (r->op && !r->done)
-        ls_op_cancel(r->op);
-}
-
-static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
-{
-    struct run *r = data;
-    r->done = true;
-    r->rc = rc;
-    snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
-    if (r->json)
-        json_progress(r);
-    if (r->show_progress) {
-        uv_timer_stop(&r->progress);
-        if (rc == 0)
-            print_progress(r, true);
-        else
-            fputc('\n', stderr);
-    }
-    uv_close((uv_handle_t *)&r->progress, NULL);
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
-}
-
-static int run_open(struct run *r, const char *verb, enum ls_backend_kind kind)
-{
-    memset(r, 0, sizeof(*r));
-    r->verb = verb;
-    uv_loop_init(&r->loop);
-    struct ls_errbuf err;
-    ls_err_clear(&err);
-    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
-    if (rc < 0) {
-        fprintf(stderr, "%s %s: %s\n", prog, verb, err.msg);
-        uv_loop_close(&r->loop);
-        return rc;
-    }
-    return 0;
-}
-
-/* Run the loop until the operation reports; returns its rc. */
-static int run_wait(struct run *r)
-{
-    r->start_ns = now_ns();
-    r->show_progress = !r->json && isatty(STDERR_FILENO);
-    uv_timer_init(&r->loop, &r->progress);
-    r->progress.data = r;
-    if (r->show_progress || r->json)
-        uv_timer_start(&r->progress, progress_cb, 200, r->json ? 500 : 200);
-    if (r->json) {
-        struct jl j;
-        jl_open(&j, r->json, "start", r->verb);
-        if (strcmp(r->verb, "restore") != 0)
-            jl_u64(&j, "domid", ls_op_domid(r->op));
-        jl_close(&j);
-    }
-    uv_signal_init(&r->loop, &r->sigint);
-    uv_signal_init(&r->loop, &r->sigterm);
-    r->sigint.data = r->sigterm.data = r;
-    uv_signal_start(&r->sigint, signal_cb, SIGINT);
-    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    return r->rc;
-}
-
-static void run_close(struct run *r)
-{
-    if (r->op)
-        ls_op_free(r->op);
-    if (r->ctx)
-        ls_ctx_free(r->ctx);
-    uv_run(&r->loop, UV_RUN_DEFAULT);   /* finish handle closes */
-    if (uv_loop_close(&r->loop) != 0)
-        fprintf(stderr, "%s: internal error: handles left open on the loop\n", prog);
 }
 
 /* ---- save ----------------------------------------------------------------- */
@@ -350,8 +206,8 @@ static int cmd_save(int argc, char **argv)
     if (isatty(STDOUT_FILENO) && strcmp(out, "-") == 0)
         return usage_error("save", "refusing to write a binary stream to a terminal");
 
-    struct run r;
-    if (run_open(&r, "save", sim ? LS_BACKEND_SIM : cli_backend) < 0)
+    struct cli_run r;
+    if (cli_run_open(&r, "save", sim ? LS_BACKEND_SIM : cli_backend) < 0)
         return 1;
     if (json)
         r.json = strcmp(out, "-") == 0 ? stderr : stdout;
@@ -392,9 +248,9 @@ static int cmd_save(int argc, char **argv)
     if (rc == 0) {
         struct ls_save_opts so = { .domid = (uint32_t)domid, .fd = fd, .format = format,
                                    .keep_domain = keep };
-        rc = ls_save_start(r.ctx, &so, op_done, &r, &r.op, &err);
+        rc = ls_save_start(r.ctx, &so, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
-            rc = run_wait(&r);
+            rc = cli_run_wait(&r);
             if (rc < 0)
                 snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
         }
@@ -432,7 +288,7 @@ static int cmd_save(int argc, char **argv)
         jl_u64(&j, "exit_status", rc == 0 ? 0 : 1);
         jl_close(&j);
     }
-    run_close(&r);
+    cli_run_close(&r);
     return rc == 0 ? 0 : 1;
 }
 
@@ -523,8 +379,8 @@ static int cmd_restore(int argc, char **argv)
         fprintf(stderr, "%s restore: cannot open '%s': %s\n", prog, in, strerror(errno));
         return 1;
     }
-    struct run r;
-    if (run_open(&r, "restore", cli_backend) < 0) {
+    struct cli_run r;
+    if (cli_run_open(&r, "restore", cli_backend) < 0) {
         if (fd != STDIN_FILENO)
             close(fd);
         return 1;
@@ -535,9 +391,9 @@ static int cmd_restore(int argc, char **argv)
     ls_err_clear(&err);
     struct ls_restore_opts ro = { .fd = fd, .unpause = !paused, .domid = (uint32_t)domid,
                                   .qemu = qemu, .device_model = no_dm ? LS_DM_STANDIN : LS_DM_QEMU };
-    int rc = ls_restore_start(r.ctx, &ro, op_done, &r, &r.op, &err);
+    int rc = ls_restore_start(r.ctx, &ro, cli_run_done, &r, &r.op, &err);
     if (rc == 0) {
-        rc = run_wait(&r);
+        rc = cli_run_wait(&r);
         if (rc < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
     }
@@ -580,7 +436,7 @@ static int cmd_restore(int argc, char **argv)
     }
     if (fd != STDIN_FILENO)
         close(fd);
-    run_close(&r);
+    cli_run_close(&r);
     return rc == 0 ? 0 : 1;
 }
 
