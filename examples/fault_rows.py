@@ -4,7 +4,7 @@
 What a fault-injection suite can do with the tables alone (default machine:
 save). `fsm-dot --json save` lists the rows. One traced save (LOCKSTEP_TRACE=1
 numbers every dispatch) shows which dispatch took which row. Then, for each
-row the save took, two more saves of a fresh sim guest:
+row the save took, two more saves of the sim guest:
   - FSM_FAULT=SEQ:5  that dispatch fails as if its action returned -EIO;
   - FSM_STOP=SEQ     the process freezes right after it; the script sends
                      SIGINT and lets it go on, so the cancel lands exactly there.
@@ -45,9 +45,15 @@ def state(domid):
     return p.stdout.split()[3] if p.returncode == 0 else "gone"   # domid name type STATE
 
 
+guest = None   # one 1 MiB guest serves every run that leaves it running
+
+
 def save(extra_env=None, stop_and_interrupt=False):
-    """One save --keep of a fresh 1 MiB guest: (exit status, trace, guest state)."""
-    dom = sim("create", "--type", "pv", "--memory", "1M", "--no-device-model")
+    """One save --keep of the guest: (exit status, trace, guest state)."""
+    global guest
+    if guest is None:
+        guest = sim("create", "--type", "pv", "--memory", "1M", "--no-device-model")
+    dom = guest
     p = subprocess.Popen([LOCKSTEP, "save", "--keep", "--domid", dom, "-o", OUT],
                          env=dict(ENV, **(extra_env or {})), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -61,8 +67,10 @@ def save(extra_env=None, stop_and_interrupt=False):
         p.send_signal(signal.SIGCONT)
     trace = p.communicate(timeout=60)[1]
     st = state(dom)
-    if st != "gone":
-        sim("destroy", dom)
+    if st != "running":   # a wrong run: the next one gets a fresh guest
+        if st != "gone":
+            sim("destroy", dom)
+        guest = None
     return p.returncode, trace, st
 
 
@@ -152,5 +160,7 @@ print(f"{MACHINE}: {len(seen)} rows of the happy path interrupted, {len(faulted)
       f"aside) taken by all the runs; not taken:")
 for r in missed:
     print(f"  line {r['line']}: {name(r)}")
+if guest:
+    sim("destroy", guest)
 shutil.rmtree(os.path.dirname(OUT), ignore_errors=True)
 sys.exit(1 if bad else 0)
