@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """examples/fault_rows.py [MACHINE] - fault every row of a table, from outside.
 
-What a fault-injection suite can do with the tables alone (default machine:
-save). `fsm-dot --json save` lists the rows. One traced save (LOCKSTEP_TRACE=1
+What a fault-injection suite can do with the tables alone. The runs are
+saves; MACHINE is save (the default) or a machine a save runs (stream_tx,
+memtask). `fsm-dot --json save` lists the rows. One traced save (LOCKSTEP_TRACE=1
 numbers every dispatch) shows which dispatch took which row. Then, for each
 row the save took, two more saves of the sim guest:
   - FSM_FAULT=SEQ:5  that dispatch fails as if its action returned -EIO;
@@ -136,7 +137,8 @@ for seq, s, e in taken(trace):
 
 # Each row any run takes, failed once, breadth first: a row first reached on
 # a failure path is faulted after the faults that led there (FSM_FAULT takes
-# a list). An fsm_nop row cannot fail: the engine skips a fault there.
+# a list). A "nofail" row (fsm_nop, FSM_NOFAIL) cannot fail: the engine
+# skips a fault there.
 queue = [([], trace)]
 while queue:
     specs, t = queue.pop(0)
@@ -144,8 +146,7 @@ while queue:
     for seq, s, e in taken(t):
         r = row_of(s, e)
         covered.add(id(r))
-        if seq <= after or r["kind"] == "ignore" or r["action"] == "fsm_nop" \
-                or id(r) in faulted:
+        if seq <= after or r["kind"] == "ignore" or r["nofail"] or id(r) in faulted:
             continue
         faulted.add(id(r))
         spec = specs + [f"{seq}:5"]
@@ -155,11 +156,13 @@ while queue:
 
 real = [r for r in rows if r["kind"] != "ignore"]
 missed = [r for r in real if id(r) not in covered]
+marked = [r for r in missed if r["unreachable"]]
 print(f"{MACHINE}: {len(seen)} rows of the happy path interrupted, {len(faulted)} rows failed, "
       f"{bad} runs wrong; {len(real) - len(missed)} of its {len(real)} rows (IGNORE rows "
-      f"aside) taken by all the runs; not taken:")
+      f"aside) taken by all the runs; {len(marked)} more marked unreachable; not taken:")
 for r in missed:
-    print(f"  line {r['line']}: {name(r)}")
+    if not r["unreachable"]:
+        print(f"  line {r['line']}: {name(r)}")
 if guest:
     sim("destroy", guest)
 shutil.rmtree(os.path.dirname(OUT), ignore_errors=True)

@@ -46,7 +46,11 @@ static bool describe(struct ls_table *t, const struct fsm_def *d)
             .next = d->state_names[r->next],
             .reason = ignore ? r->reason : NULL,
             .line = r->line,
+            .nofail = !ignore && fsm_row_nofail(d, r),
         };
+        for (int k = 0; k < d->nunreachable; k++)
+            if (d->unreachable[k].state == r->state && d->unreachable[k].event == r->event)
+                rw[i].unreachable = d->unreachable[k].reason;
     }
     *t = (struct ls_table){
         .name = d->name, .doc = d->doc, .file = d->file,
@@ -173,6 +177,9 @@ static void j_machine(yajl_gen g, const struct ls_table *t)
         j_key(g, "file", t->file);
         j_str(g, "line");
         yajl_gen_integer(g, r->line);
+        j_str(g, "nofail");
+        yajl_gen_bool(g, r->nofail);
+        j_key(g, "unreachable", r->unreachable);
         if (r->kind == LS_ROW_ANY)
             j_applies_to(g, t, r);
         yajl_gen_map_close(g);

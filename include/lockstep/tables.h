@@ -54,6 +54,9 @@ struct ls_table_row {
     const char *next;    /* LS_ROW_IGNORE: the state itself */
     const char *reason;  /* LS_ROW_IGNORE: why the event is ignored; else NULL */
     int line;            /* line of the row in the machine's file */
+    bool nofail;         /* the action never fails (fsm_nop, or FSM_NOFAIL in the .def):
+                            an injected fault there runs it and changes nothing */
+    const char *unreachable;  /* FSM_UNREACHABLE: why no run can take this row; else NULL */
 };
 
 struct ls_table {
@@ -82,7 +85,8 @@ const struct ls_table *ls_table_find(const char *name);
  *     "states": [{"name", "doc", "final"}], "events": [{"name", "doc"}],
  *     "rows": [{"kind": "row"|"ignore"|"any", "state" (null for any), "event",
  *               "action" (null for ignore), "next", "reason" (ignore only),
- *               "file", "line", "applies_to" (any only: the states it covers)}]}]}
+ *               "file", "line", "nofail", "unreachable" (the reason, or null),
+ *               "applies_to" (any only: the states it covers)}]}]}
  */
 char *ls_tables_json(const char *machine, struct ls_errbuf *err);
 

@@ -65,6 +65,9 @@ for name, m in sorted(machines.items()):
         fail(f"{name}: initial {m['initial']} is not the first state declared")
     states = {s["name"] for s in m["states"]}
     explicit = {(r["state"], r["event"]) for r in rows if r["kind"] != "any"}
+    nofail = set(re.findall(r"^\s*FSM_NOFAIL\(\s*(\w+)", "\n".join(lines), re.M))
+    unreachable = set(re.findall(r"^\s*FSM_UNREACHABLE\(\s*(\w+)\s*,\s*(\w+)",
+                                 "\n".join(lines), re.M))
     for r in rows:
         where = f"{name} {r['file']}:{r['line']}"
         g = row_re.match(lines[r["line"] - 1]) if 0 < r["line"] <= len(lines) else None
@@ -87,6 +90,10 @@ for name, m in sorted(machines.items()):
             fail(f"{where}: IGNORE row {r}")
         if kind != "ignore" and (not r["action"] or r["next"] not in states):
             fail(f"{where}: row {r}")
+        if r["nofail"] != (kind != "ignore" and (r["action"] == "fsm_nop" or r["action"] in nofail)):
+            fail(f"{where}: nofail {r['nofail']}, but the .def's FSM_NOFAILs say otherwise")
+        if (r["unreachable"] is not None) != ((r["state"], r["event"]) in unreachable):
+            fail(f"{where}: unreachable {r['unreachable']!r} disagrees with the .def")
 
 for name in ("save", "restore"):
     one = run("--json", name)

@@ -442,6 +442,8 @@ static void test_public_tables(void **state)
             assert_true((row->kind == LS_ROW_ANY) == (row->state == NULL));
             assert_true((row->kind == LS_ROW_IGNORE) == (row->action == NULL));
             assert_true((row->kind == LS_ROW_IGNORE) == (row->reason != NULL));
+            assert_int_equal(row->nofail,
+                             row->kind != LS_ROW_IGNORE && fsm_row_nofail(d, &d->rows[r]));
         }
     }
     assert_null(ls_table_find("no_such_machine"));
