@@ -135,7 +135,8 @@ declared = set()
 inc = os.path.join(SRC, "include", "lockstep")
 for h in sorted(os.listdir(inc)):
     text = open(os.path.join(inc, h)).read()
-    declared.update(re.findall(r"^(?:typedef )?[a-z][\w \*]*?\b(ls_\w+)\s*\(", text, re.M))
+    # (a declaration may start with an export macro, as LS_API int ls_x(...))
+    declared.update(re.findall(r"^(?:typedef )?[A-Za-z_][\w \*]*?\b(ls_\w+)\s*\(", text, re.M))
 named = set(re.findall(r"^\.Fn (ls_\w+)", src, re.M))
 check(f"liblockstep(3) names all {len(declared)} functions of include/lockstep/",
       declared <= named, f"missing: {sorted(declared - named)}")
