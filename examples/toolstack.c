@@ -112,8 +112,10 @@ static int run(struct ls_ctx *ctx, uint64_t mib, uint64_t dirty_rate, unsigned m
     printf("created domain %u\n", domid);
 
     /* 2. Save it to a file. */
-    if ((fd = mkstemp(file)) < 0)
-        return perror("mkstemp"), 1;
+    if ((fd = mkstemp(file)) < 0) {
+        perror("mkstemp");
+        return 1;
+    }
     struct job save = { .name = "save" };
     struct ls_save_opts so = { .domid = domid, .fd = fd, .format = LS_FORMAT_XL };
     if (ls_save_start(ctx, &so, on_done, &save, &save.op, &err) < 0)
@@ -155,8 +157,10 @@ static int run(struct ls_ctx *ctx, uint64_t mib, uint64_t dirty_rate, unsigned m
     if (dirty_rate && ls_sim_set_workload(ls_ctx_backend(ctx), domid, &w, &err) < 0)
         return fail("workload", &err);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return perror("socketpair"), 1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        perror("socketpair");
+        return 1;
+    }
     struct job send = { .name = "migrate" }, recv = { .name = "migrate-receive" };
     struct ls_migrate_receive_opts mr = { .recv_fd = sv[1], .send_fd = sv[1] };
     struct ls_migrate_opts mo = { .domid = domid, .send_fd = sv[0], .recv_fd = sv[0],
