@@ -38,7 +38,8 @@
 static const char migrate_help[] =
 "Usage: lockstep migrate (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
 "                         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
-"                        --to tcp:HOST:PORT|unix:PATH|-\n"
+"                        --to tcp:HOST:PORT|tls:HOST:PORT|unix:PATH|-\n"
+"                        [--tls-creds DIR [--tls-allow PATTERN]]\n"
 "                        [--max-rounds N] [--dirty-threshold PAGES] [--target-downtime MS]\n"
 "                        [--timeout SECONDS] [--no-digest] [--json]\n"
 "\n"
@@ -65,9 +66,19 @@ static const char migrate_help[] =
 "  --dirty-rate PAGES/S   its vCPU writes this many pages per second while it runs\n"
 "  --dirty-pattern P      uniform (default), hotset:PERCENT or sequential\n"
 "  --to DEST              tcp:HOST:PORT or unix:PATH: connect to a receiver there;\n"
+"                         tls:HOST:PORT: the same over TLS 1.3 (--tls-creds);\n"
 "                         '-': the stream goes to standard output and the\n"
 "                         receiver's messages come from standard input (the shape\n"
 "                         of `xl migrate` through ssh: two pipes)\n"
+"  --tls-creds DIR        with tls:: the CA and this end's certificate, laid out as\n"
+"                         QEMU's tls-creds-x509 wants them: DIR/ca-cert.pem,\n"
+"                         DIR/client-cert.pem, DIR/client-key.pem (DIR/ca-crl.pem\n"
+"                         if present). The receiver's certificate must be of that\n"
+"                         CA and name HOST (or match --tls-allow); it checks ours\n"
+"  --tls-allow PATTERN    accept a receiver whose certificate's subject CN or one\n"
+"                         of its subjectAltNames (DNS name, IP address) matches\n"
+"                         PATTERN (fnmatch, case-insensitive: 'dst-*.example.org')\n"
+"                         instead of checking it against HOST\n"
 "  --max-rounds N         pre-copy rounds after the first full one before the\n"
 "                         guest is suspended regardless (default 5, Xen's)\n"
 "  --dirty-threshold N    suspend once fewer than N pages are dirty (default 50)\n"
@@ -97,7 +108,8 @@ static const char migrate_help[] =
 "(unconfirmed, a source copy left, or a guest that could not be resumed).\n";
 
 static const char receive_help[] =
-"Usage: lockstep migrate-receive [--listen tcp:HOST:PORT|unix:PATH] [--paused]\n"
+"Usage: lockstep migrate-receive [--listen tcp:HOST:PORT|tls:HOST:PORT|unix:PATH]\n"
+"                                [--tls-creds DIR [--tls-allow PATTERN]] [--paused]\n"
 "                                [--timeout SECONDS] [--no-digest] [--json]\n"
 "\n"
 "Receive a domain live-migrated by `lockstep migrate` (or `xl migrate`'s stream\n"
@@ -112,7 +124,15 @@ static const char receive_help[] =
 "Options:\n"
 "  --listen ADDR      accept one connection on tcp:HOST:PORT (PORT 0: any free\n"
 "                     port) or unix:PATH; 'listening on ADDR' is printed on\n"
-"                     standard error once it is ready\n"
+"                     standard error once it is ready; tls:HOST:PORT: TCP with\n"
+"                     TLS 1.3 (--tls-creds), the sender's certificate required\n"
+"  --tls-creds DIR    with tls:: DIR/ca-cert.pem, DIR/server-cert.pem and\n"
+"                     DIR/server-key.pem (QEMU's tls-creds-x509 layout; ca-crl.pem\n"
+"                     if present). A sender without a certificate of that CA is\n"
+"                     refused before anything is restored, and told why\n"
+"  --tls-allow PATTERN  accept only a sender whose certificate's subject CN or a\n"
+"                     subjectAltName (DNS name, IP address) matches PATTERN\n"
+"                     (fnmatch, case-insensitive); default: any of the CA's\n"
 "  --paused           leave the guest paused after the go-ahead (xl -p)\n"
 "  --timeout SECONDS  give up any wait for the sender (including the\n"
 "                     connection) after this long without a byte (default 60)\n"
@@ -184,6 +204,7 @@ static int parse_size_kib(const char *s, uint64_t *kib)
 
 struct endpoint {
     enum { EP_STDIO, EP_TCP, EP_UNIX } kind;
+    bool tls;                  /* tls:HOST:PORT: TCP, then TLS (the library's handshake) */
     char host[256], port[16];
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -202,7 +223,9 @@ static int parse_endpoint(const char *s, struct endpoint *ep)
         snprintf(ep->path, sizeof(ep->path), "%s", s + 5);
         return 0;
     }
-    if (strncmp(s, "tcp:", 4) != 0)
+    if (strncmp(s, "tls:", 4) == 0)
+        ep->tls = true;
+    else if (strncmp(s, "tcp:", 4) != 0)
         return -EINVAL;
     const char *hp = s + 4, *colon = strrchr(hp, ':');
     if (!colon || colon == hp || !colon[1] || strlen(colon + 1) >= sizeof(ep->port))
@@ -302,7 +325,7 @@ static int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why,
     }
     freeaddrinfo(res);
     if (fd < 0)
-        snprintf(why, wl, "cannot connect to tcp:%s:%s: %s%s", ep->host, ep->port,
+        snprintf(why, wl, "cannot connect to %s:%s:%s: %s%s", ep->tls ? "tls" : "tcp", ep->host, ep->port,
                  strerror(-fd), fd == -ECONNREFUSED ? " (is `lockstep migrate-receive "
                  "--listen` running there?)" : "");
     return fd;
@@ -359,7 +382,8 @@ static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json,
         }
         freeaddrinfo(res);
         if (lfd < 0) {
-            snprintf(why, wl, "cannot listen on tcp:%s:%s: %s", ep->host, ep->port, strerror(-rc));
+            snprintf(why, wl, "cannot listen on %s:%s:%s: %s", ep->tls ? "tls" : "tcp", ep->host,
+                     ep->port, strerror(-rc));
             return rc;
         }
         struct sockaddr_storage ss;
@@ -368,8 +392,8 @@ static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json,
         getsockname(lfd, (struct sockaddr *)&ss, &sl);
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV);
-        snprintf(where, sizeof(where), family == AF_INET6 ? "tcp:[%s]:%s" : "tcp:%s:%s", host,
-                 port);
+        snprintf(where, sizeof(where), family == AF_INET6 ? "%s:[%s]:%s" : "%s:%s:%s",
+                 ep->tls ? "tls" : "tcp", host, port);
     }
     fprintf(stderr, "listening on %s\n", where);
     fflush(stderr);
@@ -446,6 +470,20 @@ static const char *outcome_keyword(enum ls_migrate_outcome o)
     }
 }
 
+/* --tls-creds and --tls-allow go with a tls: address, and it with them. */
+static int check_tls_args(const char *cmd, const char *opt, const struct endpoint *ep,
+                          const char *creds, const char *allow)
+{
+    if (ep->tls && !creds)
+        return usage(cmd, "%s tls:...: --tls-creds DIR is required (the CA and this end's "
+                     "certificate)", opt);
+    if (!ep->tls && (creds || allow))
+        return usage(cmd, "--tls-creds and --tls-allow go with a tls:HOST:PORT address");
+    if (allow && !allow[0])
+        return usage(cmd, "--tls-allow: the pattern is empty");
+    return 0;
+}
+
 /* ---- migrate ----------------------------------------------------------------------------- */
 
 int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
@@ -459,9 +497,10 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         { "dirty-threshold", required_argument, NULL, 'D' },
         { "target-downtime", required_argument, NULL, 'T' },
         { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
+        { "tls-creds", required_argument, NULL, 'C' }, { "tls-allow", required_argument, NULL, 'A' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *to = NULL, *sim = NULL, *cmd = "migrate";
+    const char *to = NULL, *sim = NULL, *cmd = "migrate", *tls_creds = NULL, *tls_allow = NULL;
     uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = DEFAULT_TIMEOUT_S, v;
     bool have_domid = false, no_digest = false, workload = false, json = false;
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
@@ -521,6 +560,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
             break;
         case 'n': no_digest = true; break;
         case 'j': json = true; break;
+        case 'C': tls_creds = optarg; break;
+        case 'A': tls_allow = optarg; break;
         case 'h': fputs(migrate_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -530,10 +571,13 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     if (have_domid == !!sim)
         return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
     if (!to)
-        return usage(cmd, "--to tcp:HOST:PORT|unix:PATH|- is required");
+        return usage(cmd, "--to tcp:HOST:PORT|tls:HOST:PORT|unix:PATH|- is required");
     struct endpoint ep;
     if (parse_endpoint(to, &ep) < 0)
-        return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
+        return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, tls:HOST:PORT, unix:PATH or -", to);
+    int bad = check_tls_args(cmd, "--to", &ep, tls_creds, tls_allow);
+    if (bad)
+        return bad;
     enum ls_guest_type type = LS_GUEST_UNSET;
     if (sim) {
         type = strcmp(sim, "pv") == 0 ? LS_GUEST_PV : strcmp(sim, "hvm") == 0 ? LS_GUEST_HVM
@@ -590,7 +634,9 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     if (rc == 0) {
         struct ls_migrate_opts mo = { .domid = (uint32_t)domid, .send_fd = send_fd,
                                       .recv_fd = recv_fd, .precopy = pol,
-                                      .timeout_ms = timeout_ms, .no_digest = no_digest };
+                                      .timeout_ms = timeout_ms, .no_digest = no_digest,
+                                      .tls = { .creds_dir = tls_creds, .allow = tls_allow,
+                                               .peer_name = ep.host } };
         rc = ls_migrate_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
             rc = cli_run_wait(&r);
@@ -668,9 +714,10 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' }, { "paused", no_argument, NULL, 'p' },
         { "timeout", required_argument, NULL, 'o' }, { "no-digest", no_argument, NULL, 'n' },
+        { "tls-creds", required_argument, NULL, 'C' }, { "tls-allow", required_argument, NULL, 'A' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *listen_at = NULL, *cmd = "migrate-receive";
+    const char *listen_at = NULL, *cmd = "migrate-receive", *tls_creds = NULL, *tls_allow = NULL;
     uint64_t timeout_s = DEFAULT_TIMEOUT_S;
     bool paused = false, no_digest = false, json = false;
     int c;
@@ -685,6 +732,8 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
             break;
         case 'n': no_digest = true; break;
         case 'j': json = true; break;
+        case 'C': tls_creds = optarg; break;
+        case 'A': tls_allow = optarg; break;
         case 'h': fputs(receive_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -693,7 +742,11 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
         return usage(cmd, "unexpected argument '%s'", argv[optind]);
     struct endpoint ep = { .kind = EP_STDIO };
     if (listen_at && (parse_endpoint(listen_at, &ep) < 0 || ep.kind == EP_STDIO))
-        return usage(cmd, "--listen: '%s' is not tcp:HOST:PORT or unix:PATH", listen_at);
+        return usage(cmd, "--listen: '%s' is not tcp:HOST:PORT, tls:HOST:PORT or unix:PATH",
+                     listen_at);
+    int bad = check_tls_args(cmd, "--listen", &ep, tls_creds, tls_allow);
+    if (bad)
+        return bad;
     if (!listen_at && isatty(STDIN_FILENO))
         return usage(cmd, "the stream would come from a terminal: give --listen, or pipe the "
                      "sender's stream in");
@@ -716,7 +769,9 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     if (rc == 0) {
         struct ls_migrate_receive_opts mo = { .recv_fd = recv_fd, .send_fd = send_fd,
                                               .timeout_ms = timeout_ms, .paused = paused,
-                                              .no_digest = no_digest };
+                                              .no_digest = no_digest,
+                                              .tls = { .creds_dir = tls_creds,
+                                                       .allow = tls_allow } };
         rc = ls_migrate_receive_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
             rc = cli_run_wait(&r);

@@ -1,5 +1,6 @@
 /* io/fdio.c - blocking, cancellable whole-buffer I/O (see fdio.h). */
 #include "io/fdio.h"
+#include "io/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,7 @@ int io_fd_timeout(int fd)
 }
 
 /* Wait until fd is ready for `events` or cancel_fd fires. */
-static int wait_ready(int fd, short events, int cancel_fd)
+int io_fd_wait(int fd, short events, int cancel_fd)
 {
     struct pollfd p[2] = { { .fd = fd, .events = events },
                            { .fd = cancel_fd, .events = POLLIN } };
@@ -79,7 +80,7 @@ static int retry_after(int fd, short events, int cancel_fd)
     if (errno == EINTR)
         return 0;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return wait_ready(fd, events, cancel_fd);
+        return io_fd_wait(fd, events, cancel_fd);
     return -errno;
 }
 
@@ -88,7 +89,7 @@ static int retry_after(int fd, short events, int cancel_fd)
  * thread: a poll per call was a third of a restore's syscalls. */
 #define CANCEL_CHECK_NS 1000000u
 
-static bool cancelled(int cancel_fd)
+bool io_cancel_due(int cancel_fd)
 {
     static _Thread_local uint64_t next_check_ns;
     if (cancel_fd < 0)
@@ -116,12 +117,18 @@ static void iov_advance(struct iovec **iov, int *n, size_t done)
 
 int io_writev_all(int fd, struct iovec *iov, int n, int cancel_fd)
 {
+    struct io_tls *tls = io_tls_of(fd);
+    return tls ? io_tls_writev(tls, iov, n, cancel_fd) : io_writev_raw(fd, iov, n, cancel_fd);
+}
+
+int io_writev_raw(int fd, struct iovec *iov, int n, int cancel_fd)
+{
     while (n > 0 && iov->iov_len == 0) {
         iov++;
         n--;
     }
     while (n > 0) {
-        if (cancelled(cancel_fd))
+        if (io_cancel_due(cancel_fd))
             return -ECANCELED;
         ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
         if (w < 0) {
@@ -145,12 +152,15 @@ int io_readv_all(int fd, struct iovec *iov, int n, size_t *got, int cancel_fd)
 {
     size_t total = 0;
     int rc = 0;
+    struct io_tls *tls = io_tls_of(fd);
+    if (tls)
+        return io_tls_readv(tls, iov, n, got, cancel_fd);
     while (n > 0 && iov->iov_len == 0) {
         iov++;
         n--;
     }
     while (n > 0) {
-        if (cancelled(cancel_fd)) {
+        if (io_cancel_due(cancel_fd)) {
             rc = -ECANCELED;
             break;
         }
@@ -211,8 +221,13 @@ int io_splice_to_file(int in_fd, bool in_is_pipe, int out_fd, uint64_t off, size
     loff_t at = (loff_t)off;
     size_t total = 0;
     int rc = 0;
+    if (io_tls_of(in_fd)) {     /* TLS records must be opened here, not moved */
+        if (got)
+            *got = 0;
+        return -EINVAL;
+    }
     while (total < len) {
-        if (cancelled(cancel_fd)) {
+        if (io_cancel_due(cancel_fd)) {
             rc = -ECANCELED;
             break;
         }
@@ -270,8 +285,13 @@ int io_sendfile_all(int out_fd, int in_fd, uint64_t off, size_t len, size_t *sen
     off_t at = (off_t)off;
     size_t total = 0;
     int rc = 0;
+    if (io_tls_of(out_fd)) {    /* the pages must be sealed into TLS records */
+        if (sent)
+            *sent = 0;
+        return -EINVAL;
+    }
     while (total < len) {
-        if (cancelled(cancel_fd)) {
+        if (io_cancel_due(cancel_fd)) {
             rc = -ECANCELED;
             break;
         }

@@ -39,11 +39,23 @@ int io_fd_set_timeout(int fd, unsigned ms);
 /* The limit set for fd in milliseconds, or -1 when it has none. */
 int io_fd_timeout(int fd);
 
+/* Wait until fd is ready for `events` (poll's), with fd's limit: 0,
+ * -ECANCELED, -ETIMEDOUT or poll's error. */
+int io_fd_wait(int fd, short events, int cancel_fd);
+/* Whether cancel_fd has fired, looked at no more than once a millisecond per
+ * thread (for copies that never wait, between their calls). */
+bool io_cancel_due(int cancel_fd);
+
+/* A fd carrying a TLS session (io/tls.h) goes through it in every call
+ * below: records are sealed and opened here, sendfile and splice refuse it
+ * (-EINVAL, nothing moved: the caller writes or reads instead). */
 int io_write_all(int fd, const void *buf, size_t len, int cancel_fd);
 
 /* Writes iov[0..n) whole; iov is modified (advanced) in place. Issues one
  * writev per IOV_MAX iovecs when the fd takes everything at once. */
 int io_writev_all(int fd, struct iovec *iov, int n, int cancel_fd);
+/* The same on the fd itself, whatever session it carries (TLS's own records). */
+int io_writev_raw(int fd, struct iovec *iov, int n, int cancel_fd);
 
 /* *got (may be NULL) receives the bytes read even on error. */
 int io_read_all(int fd, void *buf, size_t len, size_t *got, int cancel_fd);

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libuv1-dev libyajl-dev libcmocka-dev libxen-dev
+  libgnutls28-dev gnutls-bin  # TLS on migration channels; certtool makes the tests' certificates
   xen-utils-4.17            # Xen's own stream verifier, verify-stream-v2
   qemu-system-x86 qemu-utils  # a real QEMU device model and disk tools
   graphviz                  # state diagrams

@@ -3,6 +3,7 @@
 #ifndef LOCKSTEP_STATES_MIGRATE_H
 #define LOCKSTEP_STATES_MIGRATE_H
 
+#include "io/tls.h"
 #include "lib/op.h"
 #include "states/devmodel.h"
 
@@ -34,6 +35,13 @@ int mig_expect(int fd, const char *want, size_t len, int cancel_fd, const char *
 /* Write a message whole; errors name the peer and the message. */
 int mig_send(int fd, const void *msg, size_t len, int cancel_fd, const char *peer,
              const char *what, struct ls_errbuf *err);
+/* The TLS handshake on a role's fds (tls NULL: a plain connection, nothing
+ * to do): the step's event is ok_ev, or failed_ev with io_err saying why. */
+int mig_tls_handshake(struct io_tls *tls, int recv_fd, int send_fd, int cancel_fd,
+                      struct ls_errbuf *io_err, int ok_ev, int failed_ev);
+/* A role's session for opts (NULL when opts->creds_dir is NULL). */
+int mig_tls_new(struct io_tls **out, const struct ls_tls_opts *opts, enum io_tls_role role,
+                struct ls_errbuf *err);
 /* Prepare a peer fd: non-blocking, with the stall limit. */
 int mig_prepare_fd(int fd, unsigned timeout_ms, struct ls_errbuf *err);
 
@@ -50,6 +58,7 @@ struct migrate_send_role {
     uint8_t status;                /* the receiver's status byte */
     bool source_suspended;         /* known after a failed resume or a settle */
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
+    struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */
 };
 
 struct migrate_receive_role {
@@ -62,6 +71,7 @@ struct migrate_receive_role {
     int restore_rc;                /* the restore's result, once it is done */
     uint8_t status;                /* what we report (0 = runs) */
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
+    struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */
 };
 
 #endif

@@ -17,6 +17,13 @@ static struct ls_backend *be_of(struct migrate_receive_role *r) { return r->op.c
 
 /* ---- messages and backend calls on the threadpool ----------------------------- */
 
+static int tls_handshake(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_receive_role *r = arg;
+    return mig_tls_handshake(r->tls, r->opts.recv_fd, r->opts.send_fd, cancel_fd, &r->io_err,
+                             MIGRATE_RECEIVE_E_HANDSHAKE_OK, MIGRATE_RECEIVE_E_HANDSHAKE_FAILED);
+}
+
 static int write_banner(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_receive_role *r = arg;
@@ -99,6 +106,19 @@ static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
+
+static int rcv_start_handshake(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, tls_handshake, m->owner, "TLS handshake");
+}
+
+/* The sender, or TLS on our behalf, refused: no restore was started. */
+static int rcv_outcome_refused(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_receive_role *r = m->owner;
+    fsm_fail_from(m, &r->io_err);
+    return 0;
+}
 
 static int rcv_write_banner(struct fsm *m, const struct fsm_ev *ev)
 {
@@ -238,6 +258,7 @@ static void migrate_receive_free(struct ls_op *op)
     struct migrate_receive_role *r = (struct migrate_receive_role *)op;
     io_fd_set_timeout(r->opts.send_fd, 0);
     io_fd_set_timeout(r->opts.recv_fd, 0);
+    io_tls_free(r->tls);
     ls_op_free(r->restore);
     free(r);
 }
@@ -257,6 +278,8 @@ int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive
     int rc = mig_prepare_fd(r->opts.send_fd, r->opts.timeout_ms, err);
     if (rc == 0)
         rc = mig_prepare_fd(r->opts.recv_fd, r->opts.timeout_ms, err);
+    if (rc == 0)
+        rc = mig_tls_new(&r->tls, &opts->tls, IO_TLS_SERVER, err);
     if (rc < 0) {
         migrate_receive_free(&r->op);
         return rc;
@@ -266,7 +289,7 @@ int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive
     fsm_init(&r->m, &migrate_receive_fsm_def, &ctx->sched.sched, migrate_receive_done, r,
              "migrate-receive");
     ctx->live_ops++;
-    fsm_post(&r->m, MIGRATE_RECEIVE_E_START, 0, NULL);
+    fsm_post(&r->m, r->tls ? MIGRATE_RECEIVE_E_START_TLS : MIGRATE_RECEIVE_E_START, 0, NULL);
     *out = &r->op;
     return 0;
 }

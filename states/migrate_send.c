@@ -81,7 +81,27 @@ int mig_send(int fd, const void *msg, size_t len, int cancel_fd, const char *pee
     return 0;
 }
 
+int mig_tls_new(struct io_tls **out, const struct ls_tls_opts *opts, enum io_tls_role role,
+                struct ls_errbuf *err)
+{
+    *out = NULL;
+    return opts->creds_dir ? io_tls_new(out, opts, role, err) : 0;
+}
+
+int mig_tls_handshake(struct io_tls *tls, int recv_fd, int send_fd, int cancel_fd,
+                      struct ls_errbuf *io_err, int ok_ev, int failed_ev)
+{
+    return io_tls_handshake(tls, recv_fd, send_fd, cancel_fd, io_err) < 0 ? failed_ev : ok_ev;
+}
+
 /* ---- backend calls and waits on the threadpool ---------------------------------- */
+
+static int tls_handshake(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    return mig_tls_handshake(r->tls, r->opts.recv_fd, r->opts.send_fd, cancel_fd, &r->io_err,
+                             MIGRATE_SEND_E_HANDSHAKE_OK, MIGRATE_SEND_E_HANDSHAKE_FAILED);
+}
 
 static struct ls_backend *be_of(struct migrate_send_role *r) { return r->op.ctx->be; }
 static unsigned timeout_of(struct migrate_send_role *r) { return r->opts.timeout_ms; }
@@ -129,7 +149,14 @@ static int give_go(void *arg, int cancel_fd, struct ls_errbuf *err)
     ls_err_clear(&why);
     int rc;
     if (be->ops->hand_off) {
-        rc = be->ops->hand_off(be, r->opts.domid, r->opts.send_fd, MIG_GO, MIG_GO_LEN, &why);
+        /* Over TLS the backend writes the go-ahead's record, sealed here. */
+        uint8_t *sealed = NULL;
+        size_t len = MIG_GO_LEN;
+        rc = r->tls ? io_tls_seal(r->tls, MIG_GO, MIG_GO_LEN, &sealed, &len, &why) : 0;
+        if (rc == 0)
+            rc = be->ops->hand_off(be, r->opts.domid, r->opts.send_fd, sealed ? sealed : (void *)MIG_GO,
+                                   len, &why);
+        free(sealed);
     } else {
         rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, &why) : 0;
         if (rc == 0)
@@ -213,6 +240,26 @@ static int settle_source(void *arg, int cancel_fd, struct ls_errbuf *err)
 }
 
 /* ---- actions ------------------------------------------------------------------------ */
+
+static int mig_start_handshake(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, tls_handshake, m->owner, "TLS handshake");
+}
+
+static int mig_abandon_handshake(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_abandon(m);
+    return 0;
+}
+
+/* The receiver, or TLS on its behalf, refused: the guest was never touched. */
+static int mig_outcome_refused(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    fsm_fail_from(m, &r->io_err);
+    r->op.outcome = LS_MIGRATE_SOURCE_RUNS;
+    return 0;
+}
 
 static int mig_arm_guard(struct fsm *m, const struct fsm_ev *ev)
 {
@@ -398,6 +445,7 @@ static void migrate_send_free(struct ls_op *op)
     struct migrate_send_role *r = (struct migrate_send_role *)op;
     io_fd_set_timeout(r->opts.send_fd, 0);
     io_fd_set_timeout(r->opts.recv_fd, 0);
+    io_tls_free(r->tls);
     ls_op_free(r->save);
     free(r);
 }
@@ -417,6 +465,8 @@ int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
     int rc = mig_prepare_fd(r->opts.send_fd, r->opts.timeout_ms, err);
     if (rc == 0)
         rc = mig_prepare_fd(r->opts.recv_fd, r->opts.timeout_ms, err);
+    if (rc == 0)
+        rc = mig_tls_new(&r->tls, &opts->tls, IO_TLS_CLIENT, err);
     if (rc < 0) {
         migrate_send_free(&r->op);
         return rc;
@@ -426,7 +476,7 @@ int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
     fsm_init(&r->m, &migrate_send_fsm_def, &ctx->sched.sched, migrate_send_done, r,
              "migrate[%u]", opts->domid);
     ctx->live_ops++;
-    fsm_post(&r->m, MIGRATE_SEND_E_START, 0, NULL);
+    fsm_post(&r->m, r->tls ? MIGRATE_SEND_E_START_TLS : MIGRATE_SEND_E_START, 0, NULL);
     *out = &r->op;
     return 0;
 }

@@ -107,6 +107,32 @@ struct ls_restore_opts {
  * unless the receiver reported that its copy did not start. Both fds (one
  * socket may serve both directions) are switched to non-blocking mode; every
  * wait for the peer gives up after timeout_ms with no byte moving. */
+/* TLS 1.3 on a migration's connection (GnuTLS), both ends authenticated by
+ * X.509 certificates of one CA. The sender is the TLS client and the
+ * receiver the TLS server, which requires the client's certificate. The
+ * handshake is the first step of either role (states/migrate_*.def): a peer
+ * that fails it is refused before the guard is armed, a byte of the stream
+ * moves or a domain is created, and the error says why (GnuTLS's
+ * verification text, or the peer's alert). Everything after it, the stream
+ * and xl's handshake messages, goes in TLS records over send_fd/recv_fd (a
+ * socket, or two fds: records go out on send_fd and come in on recv_fd). */
+struct ls_tls_opts {
+    /* NULL: a plain connection. Else a directory laid out as QEMU's
+     * tls-creds-x509 object wants it: ca-cert.pem (the CA that signs both
+     * ends; ca-crl.pem too, if present); the receiver's server-cert.pem and
+     * server-key.pem; the sender's client-cert.pem and client-key.pem. */
+    const char *creds_dir;
+    /* A pattern (fnmatch(3), case-insensitive) that the peer certificate's
+     * subject CN or one of its subjectAltNames (DNS name, IP address) must
+     * match, e.g. "dst-*.example.org". NULL: the sender checks the
+     * receiver's certificate against peer_name (GnuTLS's hostname rules);
+     * the receiver accepts any certificate the CA signed. */
+    const char *allow;
+    /* Sender, with allow NULL: the receiver's name as dialled (NULL: no name
+     * check, any certificate of the CA). */
+    const char *peer_name;
+};
+
 struct ls_migrate_opts {
     uint32_t domid;
     int send_fd;               /* the stream, then the go-ahead */
@@ -114,6 +140,7 @@ struct ls_migrate_opts {
     struct ls_precopy_policy precopy;
     unsigned timeout_ms;       /* every wait for the receiver; 0 = 60 s */
     bool no_digest;            /* skip the digest at suspend (benchmarks) */
+    struct ls_tls_opts tls;    /* creds_dir NULL: plain */
 };
 
 struct ls_migrate_receive_opts {
@@ -122,6 +149,7 @@ struct ls_migrate_receive_opts {
     unsigned timeout_ms;       /* every wait for the sender; 0 = 60 s */
     bool paused;               /* leave the guest paused after the go-ahead (xl -p) */
     bool no_digest;            /* skip the digest of the received state (benchmarks) */
+    struct ls_tls_opts tls;    /* creds_dir NULL: plain */
 };
 
 /* Where the guest is once a migration finished, as each side knows it. */
