@@ -623,6 +623,9 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     }
     int send_fd = -1, recv_fd = -1;
     char why[512] = "";
+    struct ls_tls_opts tls = { .creds_dir = tls_creds, .allow = tls_allow, .peer_name = ep.host };
+    if (rc == 0 && tls_creds)
+        rc = ls_tls_check_creds(&tls, false, &err);
     if (rc == 0 && ep.kind == EP_STDIO) {
         send_fd = STDOUT_FILENO;
         recv_fd = STDIN_FILENO;
@@ -635,8 +638,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         struct ls_migrate_opts mo = { .domid = (uint32_t)domid, .send_fd = send_fd,
                                       .recv_fd = recv_fd, .precopy = pol,
                                       .timeout_ms = timeout_ms, .no_digest = no_digest,
-                                      .tls = { .creds_dir = tls_creds, .allow = tls_allow,
-                                               .peer_name = ep.host } };
+                                      .tls = tls };
         rc = ls_migrate_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
             rc = cli_run_wait(&r);
@@ -760,7 +762,10 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0, send_fd = STDOUT_FILENO, recv_fd = STDIN_FILENO;
-    if (ep.kind != EP_STDIO) {
+    struct ls_tls_opts tls = { .creds_dir = tls_creds, .allow = tls_allow };
+    if (tls_creds)
+        rc = ls_tls_check_creds(&tls, true, &err);
+    if (rc == 0 && ep.kind != EP_STDIO) {
         char why[512] = "";
         send_fd = recv_fd = ep_accept(&ep, timeout_ms, r.json, why, sizeof(why));
         if (send_fd < 0)
@@ -769,9 +774,7 @@ int ls_cmd_migrate_receive(int argc, char **argv, enum ls_backend_kind backend)
     if (rc == 0) {
         struct ls_migrate_receive_opts mo = { .recv_fd = recv_fd, .send_fd = send_fd,
                                               .timeout_ms = timeout_ms, .paused = paused,
-                                              .no_digest = no_digest,
-                                              .tls = { .creds_dir = tls_creds,
-                                                       .allow = tls_allow } };
+                                              .no_digest = no_digest, .tls = tls };
         rc = ls_migrate_receive_start(r.ctx, &mo, cli_run_done, &r, &r.op, &err);
         if (rc == 0) {
             rc = cli_run_wait(&r);

@@ -88,6 +88,14 @@ int mig_tls_new(struct io_tls **out, const struct ls_tls_opts *opts, enum io_tls
     return opts->creds_dir ? io_tls_new(out, opts, role, err) : 0;
 }
 
+int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err)
+{
+    struct io_tls *t;
+    int rc = mig_tls_new(&t, o, receiver ? IO_TLS_SERVER : IO_TLS_CLIENT, err);
+    io_tls_free(t);
+    return rc;
+}
+
 int mig_tls_handshake(struct io_tls *tls, int recv_fd, int send_fd, int cancel_fd,
                       struct ls_errbuf *io_err, int ok_ev, int failed_ev)
 {
