@@ -31,6 +31,13 @@
  * both (each leg says which memory it had) and gives the throughput target a
  * best of five, each side, against the noise of a shared machine.
  *
+ * The `tls` leg (dirty rate 0) runs the same migration over TLS 1.3
+ * (tls:127.0.0.1, --tls-creds from a PKI test/tls/mkcerts.sh makes at the
+ * start): the memory task seals pages into GnuTLS records on its own thread
+ * (no kernel TLS, so no sendfile or splice) and the receiver opens them. Its
+ * throughput is printed against the plain rate-0 legs of the same run, best
+ * of each (target >= 0.7), over the whole migration and its page phase.
+ *
  * Benchmarks do not assert: the exit status is 0 unless one could not run.
  *
  * The guest's device model is lockstep's in-process stand-in, so the figures
@@ -38,7 +45,8 @@
  * its real QEMU, whose stop and state save on the source and start on the
  * state, check and cont on the destination all fall inside the downtime.
  *
- *   bench_migrate [--memory SIZE] [--legs 0,0,0,0,0,5000,50000,hotset,qemu] [--lockstep PATH]
+ *   bench_migrate [--memory SIZE] [--legs 0,tls,0,tls,0,tls,0,0,5000,50000,hotset,qemu]
+ *                 [--lockstep PATH]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +77,7 @@ extern char **environ;
 #define CHUNK (4u << 20)
 #define DOWNTIME_SLACK_MS 5.0
 #define TARGET_RATIO 0.8
+#define TLS_TARGET_RATIO 0.7
 
 struct leg {
     const char *name;
@@ -76,7 +85,10 @@ struct leg {
     enum ls_sim_dirty_pattern pattern;
     unsigned hot;
     bool qemu;                 /* a real QEMU device model (else the stand-in) */
+    bool tls;                  /* over TLS 1.3 (else plain TCP) */
 };
+
+static char pki[160];          /* test/tls/mkcerts.sh's output, for the tls legs */
 
 static uint64_t now_ns(void)
 {
@@ -207,7 +219,7 @@ struct receiver {
     int port;
 };
 
-static void spawn_receiver(const char *lockstep, struct receiver *r)
+static void spawn_receiver(const char *lockstep, bool tls, struct receiver *r)
 {
     int o[2], e[2];
     if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
@@ -216,8 +228,11 @@ static void spawn_receiver(const char *lockstep, struct receiver *r)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, o[1], 1);
     posix_spawn_file_actions_adddup2(&fa, e[1], 2);
-    char *argv[] = { (char *)lockstep, "migrate-receive", "--listen", "tcp:127.0.0.1:0",
-                     "--no-digest", "--timeout", "120", NULL };
+    char creds[200];
+    snprintf(creds, sizeof(creds), "%s/good", pki);
+    char *argv[] = { (char *)lockstep, "migrate-receive", "--listen",
+                     tls ? "tls:127.0.0.1:0" : "tcp:127.0.0.1:0", "--no-digest", "--timeout",
+                     "120", tls ? "--tls-creds" : NULL, creds, NULL };
     setenv("LOCKSTEP_RUNDIR", dst_run, 1);
     int rc = posix_spawn(&r->pid, lockstep, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -238,7 +253,7 @@ static void spawn_receiver(const char *lockstep, struct receiver *r)
             die("the receiver exited before listening");
         got += (size_t)n;
         buf[got] = '\0';
-        char *l = strstr(buf, "listening on tcp:127.0.0.1:");
+        char *l = strstr(buf, tls ? "listening on tls:127.0.0.1:" : "listening on tcp:127.0.0.1:");
         if (l && strchr(l, '\n')) {
             r->port = atoi(l + strlen("listening on tcp:127.0.0.1:"));
             return;
@@ -382,8 +397,9 @@ static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
     snprintf(d->msg, sizeof(d->msg), "%s", msg ? msg : "");
 }
 
-/* The rate-0 legs without QEMU: the throughput target's, kept best of each side. */
-static struct { int runs; double best_secs, best_base; } rate0;
+/* The rate-0 legs without QEMU: the throughput target's, kept best of each side;
+ * plain and TLS apart, with the best page phase rate (GB/s) of each. */
+static struct { int runs; double best_secs, best_base, best_phase; } rate0, rate0_tls;
 
 static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lockstep)
 {
@@ -414,10 +430,14 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     usleep(100000);    /* the guest runs (and writes) before the migration starts */
 
     struct receiver r;
-    spawn_receiver(lockstep, &r);
+    spawn_receiver(lockstep, leg->tls, &r);
     int fd = connect_port(r.port);
+    char creds[200];
+    snprintf(creds, sizeof(creds), "%s/good", pki);
     struct ls_migrate_opts mo = { .domid = domid, .send_fd = fd, .recv_fd = fd,
                                   .timeout_ms = 120000, .no_digest = true };
+    if (leg->tls)
+        mo.tls = (struct ls_tls_opts){ .creds_dir = creds, .peer_name = "127.0.0.1" };
     struct done_state ds = { 0 };
     struct ls_op *op;
     uv_timer_init(&loop, &ds.smp.timer);
@@ -449,10 +469,16 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     double ratio = base / secs;
     double fresh = plain_copy_seconds(bytes, true);
 
+    struct ls_page_phase ph;
+    ls_op_page_phase(op, &ph);
+    double phase = ph.last_ns > ph.first_ns ? (double)ph.bytes / (double)(ph.last_ns - ph.first_ns)
+                                            : 0;
     if (ds.rc == 0 && leg->rate == 0 && !leg->qemu) {
-        rate0.best_secs = rate0.runs == 0 || secs < rate0.best_secs ? secs : rate0.best_secs;
-        rate0.best_base = rate0.runs == 0 || base < rate0.best_base ? base : rate0.best_base;
-        rate0.runs++;
+        typeof(rate0) *b = leg->tls ? &rate0_tls : &rate0;
+        b->best_secs = b->runs == 0 || secs < b->best_secs ? secs : b->best_secs;
+        b->best_base = b->runs == 0 || base < b->best_base ? base : b->best_base;
+        b->best_phase = phase > b->best_phase ? phase : b->best_phase;
+        b->runs++;
     }
     if (ds.rc < 0)
         printf("%-10s FAILED: %s (receiver: %s)\n", leg->name, ds.msg, outcome);
@@ -460,15 +486,16 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
         printf("%-10s %7.2f s  %u+1 rounds  %8" PRIu64 " pages  %6.0f MiB  %6.0f MB/s  "
                "downtime %7.1f ms (final %6" PRIu64 " pages = %6.1f ms: %s)  ratio %.2f%s"
                "  (vs a copy into fresh memory: %.2f; destination memory: %s; ms from the start: "
-               "first page %.1f, last page %.1f, done %.1f)\n",
+               "first page %.1f, last page %.1f, done %.1f; page phase %.2f GB/s)\n",
                leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
                downtime_ms, final_bytes / 4096, final_ms,
                downtime_ms >= 0 && downtime_ms <= final_ms + DOWNTIME_SLACK_MS ? "met" : "MISSED",
-               ratio, leg->rate == 0 && !leg->qemu ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)"
-                                                              : " (target >= 0.8: MISSED)") : "",
+               ratio, leg->rate == 0 && !leg->qemu && !leg->tls
+                          ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)" : " (target >= 0.8: MISSED)")
+                          : "",
                fresh / secs, dst_pooled ? "from its pool" : "fresh",
                ds.smp.first_ns ? (double)(ds.smp.first_ns - t0) / 1e6 : -1.0,
-               ds.smp.last_ns ? (double)(ds.smp.last_ns - t0) / 1e6 : -1.0, secs * 1e3);
+               ds.smp.last_ns ? (double)(ds.smp.last_ns - t0) / 1e6 : -1.0, secs * 1e3, phase);
     fflush(stdout);
     ls_op_free(op);
     be->ops->destroy(be, domid, &e);   /* gone already after a success */
@@ -480,7 +507,7 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
 int main(int argc, char **argv)
 {
     uint64_t memory_kib = 1024 * 1024;
-    const char *legs = "0,0,0,0,0,5000,50000,hotset,qemu";
+    const char *legs = "0,tls,0,tls,0,tls,0,0,5000,50000,hotset,qemu";
     char lockstep[4096] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
@@ -492,8 +519,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
             snprintf(lockstep, sizeof(lockstep), "%s", argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs 0,0,0,0,0,5000,50000,hotset,qemu] "
-                            "[--lockstep PATH]\n");
+            fprintf(stderr, "usage: bench_migrate [--memory SIZE] [--legs "
+                            "0,tls,0,tls,0,tls,0,0,5000,50000,hotset,qemu] [--lockstep PATH]\n");
             return 2;
         }
     }
@@ -516,6 +543,13 @@ int main(int argc, char **argv)
         die("mkdtemp: %s", strerror(errno));
     snprintf(src_run, sizeof(src_run), "%s/src", work);
     snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
+    snprintf(pki, sizeof(pki), "%s/pki", work);
+    if (strstr(legs, "tls")) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "%s/test/tls/mkcerts.sh %s", LOCKSTEP_SOURCE_DIR, pki);
+        if (system(cmd) != 0)
+            die("%s failed (certtool: gnutls-bin)", cmd);
+    }
 
     printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
            "policy: < 50 dirty pages or 5 rounds; no digests; device model: the stand-in, "
@@ -532,6 +566,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(t, "qemu")) {
             l.qemu = true;
             l.name = "0/s+QEMU";
+        } else if (!strcmp(t, "tls")) {
+            l.tls = true;
+            l.name = "0/s TLS";
         } else {
             l.rate = strtoull(t, NULL, 10);
             snprintf(name, sizeof(name), "%s/s", t);
@@ -547,6 +584,15 @@ int main(int argc, char **argv)
         printf("rate 0, best of %d runs each side (load on this shared VM moves one run by up "
                "to 2x): migration %.2f s, plain copy %.2f s, ratio %.2f (target >= 0.8: %s)\n",
                rate0.runs, rate0.best_secs, rate0.best_base, r, r >= TARGET_RATIO ? "met" : "MISSED");
+    }
+    if (rate0.runs && rate0_tls.runs) {
+        double r = rate0.best_secs / rate0_tls.best_secs;
+        printf("TLS 1.3 against plain TCP, rate 0, best of %d and %d runs: migration %.2f s against "
+               "%.2f s, throughput ratio %.2f (target >= %.1f: %s); page phase %.2f against %.2f "
+               "GB/s, ratio %.2f\n", rate0_tls.runs, rate0.runs, rate0_tls.best_secs,
+               rate0.best_secs, r, TLS_TARGET_RATIO, r >= TLS_TARGET_RATIO ? "met" : "MISSED",
+               rate0_tls.best_phase, rate0.best_phase,
+               rate0.best_phase > 0 ? rate0_tls.best_phase / rate0.best_phase : 0.0);
     }
     stop_host(src_run);
     stop_host(dst_run);

@@ -23,6 +23,9 @@
 /* Ciphertext read from the socket in one go: a record is 16 KiB, and a read
  * per record header and per record body was two syscalls per 16 KiB. */
 #define READ_AHEAD (256 * 1024)
+/* Records a write sends in one go: a writev per 16 KiB record was most of a
+ * TLS sender's system time, and woke the receiver once per record. */
+#define WRITE_BATCH (256 * 1024)
 
 struct io_tls {
     gnutls_session_t s;
@@ -36,6 +39,9 @@ struct io_tls {
     struct { int cancel_fd, rc; } tx, rx;   /* per direction: one thread each */
     uint8_t *ra;                    /* read-ahead of ciphertext */
     size_t ra_off, ra_len;
+    uint8_t *out;                   /* io_tls_writev's records, sent WRITE_BATCH at a time */
+    size_t out_len;
+    bool batching;                  /* inside io_tls_writev: records go to out */
     bool capturing;                 /* io_tls_seal: records go to cap, not the wire */
     uint8_t *cap;
     size_t cap_len, cap_size;
@@ -92,6 +98,13 @@ static ssize_t transport_fail(struct io_tls *t, int *slot, int rc)
     return -1;
 }
 
+static int flush_out(struct io_tls *t)
+{
+    struct iovec v = { .iov_base = t->out, .iov_len = t->out_len };
+    t->out_len = 0;
+    return v.iov_len ? io_writev_raw(t->send_fd, &v, 1, t->tx.cancel_fd) : 0;
+}
+
 static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 {
     struct io_tls *t = p;
@@ -112,6 +125,20 @@ static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
             t->cap_len += iov[i].iov_len;
         }
         return (ssize_t)total;
+    }
+    if (t->batching) {
+        if (t->out_len + total > WRITE_BATCH) {
+            int rc = flush_out(t);
+            if (rc < 0)
+                return transport_fail(t, &t->tx.rc, rc);
+        }
+        if (total <= WRITE_BATCH) {
+            for (int i = 0; i < n; i++) {
+                memcpy(t->out + t->out_len, iov[i].iov_base, iov[i].iov_len);
+                t->out_len += iov[i].iov_len;
+            }
+            return (ssize_t)total;
+        }
     }
     struct iovec v[16];
     if (n > 16)
@@ -340,7 +367,8 @@ int io_tls_new(struct io_tls **out, const struct ls_tls_opts *o, enum io_tls_rol
     t->allow = o->allow ? strdup(o->allow) : NULL;
     t->peer_name = o->peer_name && o->peer_name[0] ? strdup(o->peer_name) : NULL;
     t->ra = malloc(READ_AHEAD);
-    int rc = t->ra && (!o->allow || t->allow) ? 0 : ls_err(err, -ENOMEM, "out of memory");
+    t->out = malloc(WRITE_BATCH);
+    int rc = t->ra && t->out && (!o->allow || t->allow) ? 0 : ls_err(err, -ENOMEM, "out of memory");
     if (rc == 0)
         rc = load_creds(t, o->creds_dir, err);
     unsigned flags = (role == IO_TLS_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_NO_TICKETS;
@@ -387,6 +415,7 @@ void io_tls_free(struct io_tls *t)
     free(t->allow);
     free(t->peer_name);
     free(t->ra);
+    free(t->out);
     free(t->stage);
     free(t->cap);
     free(t);
@@ -520,12 +549,15 @@ int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
     t->tx.rc = 0;
     size_t fill = 0, max = t->record_max;
     int rc = 0;
+    t->batching = true;
     for (int i = 0; i < n && rc == 0; i++) {
         const uint8_t *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         while (len && rc == 0) {
-            if (io_cancel_due(cancel_fd))
-                return -ECANCELED;
+            if (io_cancel_due(cancel_fd)) {
+                rc = -ECANCELED;
+                break;
+            }
             if (fill == 0 && len >= max) {
                 rc = send_record(t, p, max);
                 p += max;
@@ -545,7 +577,9 @@ int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
     }
     if (rc == 0 && fill)
         rc = send_record(t, t->stage, fill);
-    return rc;
+    t->batching = false;
+    int flushed = flush_out(t);    /* what is written is sent, even after an error */
+    return rc < 0 ? rc : flushed;
 }
 
 int io_tls_readv(struct io_tls *t, struct iovec *iov, int n, size_t *got, int cancel_fd)
