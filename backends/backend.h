@@ -216,4 +216,11 @@ struct ls_backend {
     const struct ls_backend_ops *ops;
 };
 
+/* backends/names.c: "pv", "hvm", "pvh", "unset"; "running", "paused", ...;
+ * "exited with status 1", "killed by signal 9 (Killed)", "running" (the
+ * public ls_guest_type_name, ls_run_state_name and ls_dm_status_text). */
+const char *backend_guest_type_name(enum ls_guest_type t);
+const char *backend_run_state_name(enum ls_run_state s);
+const char *backend_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len);
+
 #endif

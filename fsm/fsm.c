@@ -69,14 +69,6 @@ bool fsm_row_nofail(const struct fsm_def *def, const struct fsm_row *row)
     return false;
 }
 
-const struct fsm_def *fsm_def_find(const char *name)
-{
-    for (size_t i = 0; i < fsm_all_defs_count; i++)
-        if (strcmp(fsm_all_defs[i]->name, name) == 0)
-            return fsm_all_defs[i];
-    return NULL;
-}
-
 /* ---- faults and counters ----------------------------------------------- */
 
 static void fault_read_env(void)

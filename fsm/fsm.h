@@ -108,7 +108,8 @@ bool fsm_row_nofail(const struct fsm_def *def, const struct fsm_row *row);
  * ANY rows never apply in a final state. */
 const struct fsm_row *fsm_def_lookup(const struct fsm_def *def, int state, int event);
 
-/* All machines linked into this program, for tools and table tests. */
+/* All machines linked into this program, for tools and table tests: the
+ * registry the states layer generates (the engine itself never looks). */
 extern const struct fsm_def *const fsm_all_defs[];
 extern const size_t fsm_all_defs_count;
 const struct fsm_def *fsm_def_find(const char *name);

@@ -1,5 +1,5 @@
-/* io/inspect.c - print a stream's records as text or JSON (see inspect.h). */
-#include "lockstep/inspect.h"
+/* io/inspect.c - print a stream's records as text or JSON (see lockstep/inspect.h). */
+#include "io/inspect.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -448,7 +448,7 @@ static void json_begin(struct inspect *in)
     yajl_gen_array_open(in->g);
 }
 
-int ls_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e)
+int stream_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e)
 {
     struct inspect in = { .out = out };
     struct ls_errbuf local = { 0 };

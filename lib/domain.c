@@ -2,11 +2,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "backends/sim/sim.h"
 #include "backends/xen/xen.h"
-#include "lib/op.h"
+#include "states/op.h"
 #include "lockstep/domain.h"
 
 int ls_domain_info(struct ls_ctx *ctx, uint32_t domid, struct ls_domain_info *out,
@@ -19,7 +18,7 @@ int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct
 {
     if (strcmp(ctx->be->ops->name, "xen") == 0)
         return ls_xen_find(ctx->be, name, domid, err);
-    return ls_sim_find(ctx->be, name, domid, err);
+    return sim_find_domain(ctx->be, name, domid, err);
 }
 
 int ls_domain_destroy(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err)
@@ -78,40 +77,11 @@ int ls_domain_dm_load(struct ls_ctx *ctx, uint32_t domid, int state_fd, struct l
 
 const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len)
 {
-    int st = dm->exit_status;
-    if (!dm->present)
-        snprintf(buf, len, "none");
-    else if (dm->alive)
-        snprintf(buf, len, "running");
-    else if (WIFEXITED(st))
-        snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
-    else if (WIFSIGNALED(st))
-        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-    else
-        snprintf(buf, len, "gone (wait status 0x%x)", (unsigned)st);
-    return buf;
+    return backend_dm_status_text(dm, buf, len);
 }
 
-const char *ls_guest_type_name(enum ls_guest_type t)
-{
-    switch (t) {
-    case LS_GUEST_PV: return "pv";
-    case LS_GUEST_HVM: return "hvm";
-    case LS_GUEST_PVH: return "pvh";
-    default: return "unset";
-    }
-}
+const char *ls_guest_type_name(enum ls_guest_type t) { return backend_guest_type_name(t); }
 
-const char *ls_run_state_name(enum ls_run_state s)
-{
-    switch (s) {
-    case LS_RUN_RUNNING: return "running";
-    case LS_RUN_PAUSED: return "paused";
-    case LS_RUN_SUSPENDED: return "suspended";
-    case LS_RUN_SHUTDOWN: return "shutdown";
-    case LS_RUN_DYING: return "dying";
-    default: return "unknown";
-    }
-}
+const char *ls_run_state_name(enum ls_run_state s) { return backend_run_state_name(s); }
 
 const char *ls_ctx_backend_name(struct ls_ctx *ctx) { return ctx->be->ops->name; }

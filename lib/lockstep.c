@@ -6,7 +6,7 @@
 
 #include "backends/sim/sim.h"
 #include "backends/xen/xen.h"
-#include "lib/op.h"
+#include "states/op.h"
 
 /* FSM_STOP=SEQ: the process stops itself (SIGSTOP) right after dispatch SEQ,
  * so a test can kill it, break its connections or kill its host at exactly

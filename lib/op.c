@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "lib/op.h"
+#include "states/op.h"
 
 void ls_ctx_free(struct ls_ctx *ctx)
 {
@@ -16,28 +16,13 @@ void ls_ctx_free(struct ls_ctx *ctx)
 
 struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx) { return ctx->be; }
 
-void ls_op_finish(struct ls_op *op, int rc, const char *msg)
-{
-    op->finished = true;
-    op->ctx->live_ops--;
-    struct ls_backend *be = op->ctx->be;
-    if (op->ctx->live_ops == 0 && be->ops->release_deferred)
-        be->ops->release_deferred(be);
-    if (op->done)
-        op->done(op, rc, rc ? msg : NULL, op->data);
-}
-
 void ls_op_cancel(struct ls_op *op)
 {
     if (!op->finished)
         fsm_cancel(op->root, -ECANCELED);
 }
 
-void ls_op_free(struct ls_op *op)
-{
-    if (op && op->free_role)
-        op->free_role(op);
-}
+void ls_op_free(struct ls_op *op) { op_free(op); }
 
 void ls_op_progress(const struct ls_op *op, uint64_t *done_bytes, uint64_t *total_bytes)
 {

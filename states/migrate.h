@@ -4,7 +4,7 @@
 #define LOCKSTEP_STATES_MIGRATE_H
 
 #include "io/tls.h"
-#include "lib/op.h"
+#include "states/op.h"
 #include "states/devmodel.h"
 
 #define FSM_PREFIX MIGRATE_SEND
@@ -73,5 +73,14 @@ struct migrate_receive_role {
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
     struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */
 };
+
+/* Start a migration's sender or receiver (ls_migrate_start,
+ * ls_migrate_receive_start); the role reports through op->done. */
+int migrate_send_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
+                       ls_op_done_fn *done, void *data, struct ls_op **out,
+                       struct ls_errbuf *err);
+int migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
+                          ls_op_done_fn *done, void *data, struct ls_op **out,
+                          struct ls_errbuf *err);
 
 #endif

@@ -161,7 +161,7 @@ static int rcv_cancel_restore(struct fsm *m, const struct fsm_ev *ev)
 /* Our copy exists from here on: every later failure row destroys it. */
 static void take_copy(struct migrate_receive_role *r)
 {
-    r->domid = ls_op_domid(r->restore);
+    r->domid = r->restore->domid;
     r->op.domid = r->domid;
     memcpy(r->op.digest, r->restore->digest, sizeof(r->op.digest));
 }
@@ -250,7 +250,7 @@ static void migrate_receive_done(struct fsm *m, int rc)
     struct migrate_receive_role *r = m->owner;
     if (r->op.outcome == LS_MIGRATE_UNFINISHED)
         r->op.outcome = LS_MIGRATE_NOT_RECEIVED;
-    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+    op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
 static void migrate_receive_free(struct ls_op *op)
@@ -259,13 +259,13 @@ static void migrate_receive_free(struct ls_op *op)
     io_fd_set_timeout(r->opts.send_fd, 0);
     io_fd_set_timeout(r->opts.recv_fd, 0);
     io_tls_free(r->tls);
-    ls_op_free(r->restore);
+    op_free(r->restore);
     free(r);
 }
 
-int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
-                             ls_op_done_fn *done, void *data, struct ls_op **out,
-                             struct ls_errbuf *err)
+int migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
+                          ls_op_done_fn *done, void *data, struct ls_op **out,
+                          struct ls_errbuf *err)
 {
     if (opts->send_fd < 0 || opts->recv_fd < 0)
         return ls_err(err, -EINVAL, "migrate-receive: the stream and back-channel fds are required");

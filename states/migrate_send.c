@@ -445,7 +445,7 @@ static void migrate_send_done(struct fsm *m, int rc)
     /* SOURCE_LEFT is a success with a leftover: the guest runs at the destination. */
     if (r->op.outcome == LS_MIGRATE_SOURCE_LEFT)
         fprintf(stderr, "lockstep: migrate: %s\n", fsm_errmsg(m));
-    ls_op_finish(&r->op, r->op.outcome == LS_MIGRATE_SOURCE_LEFT ? 0 : rc, fsm_errmsg(m));
+    op_finish(&r->op, r->op.outcome == LS_MIGRATE_SOURCE_LEFT ? 0 : rc, fsm_errmsg(m));
 }
 
 static void migrate_send_free(struct ls_op *op)
@@ -454,13 +454,13 @@ static void migrate_send_free(struct ls_op *op)
     io_fd_set_timeout(r->opts.send_fd, 0);
     io_fd_set_timeout(r->opts.recv_fd, 0);
     io_tls_free(r->tls);
-    ls_op_free(r->save);
+    op_free(r->save);
     free(r);
 }
 
-int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
-                     ls_op_done_fn *done, void *data, struct ls_op **out,
-                     struct ls_errbuf *err)
+int migrate_send_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
+                       ls_op_done_fn *done, void *data, struct ls_op **out,
+                       struct ls_errbuf *err)
 {
     if (opts->send_fd < 0 || opts->recv_fd < 0)
         return ls_err(err, -EINVAL, "migrate: the stream and back-channel fds are required");

@@ -10,7 +10,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "io/work.h"
-#include "lib/dm_standin.h"
+#include "states/dm_standin.h"
 
 #define FSM_PREFIX RESTORE
 #define FSM_DEF_FILE "states/restore.def"
@@ -117,14 +117,14 @@ static int adopt_domain(struct restore_role *r, struct ls_errbuf *err)
     }
     if (info.state != LS_RUN_PAUSED)
         return ls_err(err, -EBUSY, "domain %u is %s: lockstep restores only into a paused "
-                      "domain that has never run", d, ls_run_state_name(info.state));
+                      "domain that has never run", d, backend_run_state_name(info.state));
     if (info.memory_kib)
         return ls_err(err, -EBUSY, "domain %u already holds %" PRIu64 " KiB of memory: it was "
                       "built or has run, and lockstep restores only into an empty domain", d,
                       info.memory_kib);
     if (c->type != LS_GUEST_UNSET && info.type != LS_GUEST_UNSET && c->type != info.type)
         return ls_err(err, -EINVAL, "domain %u is a %s domain, but the stream holds a %s guest",
-                      d, ls_guest_type_name(info.type), ls_guest_type_name(c->type));
+                      d, backend_guest_type_name(info.type), backend_guest_type_name(c->type));
     if (c->vcpus && info.vcpus && info.vcpus != c->vcpus)
         return ls_err(err, -EINVAL, "domain %u has %u vCPU%s, but the stream's guest has %u", d,
                       info.vcpus, info.vcpus == 1 ? "" : "s", c->vcpus);
@@ -397,7 +397,7 @@ static void restore_done(struct fsm *m, int rc)
 {
     struct restore_role *r = m->owner;
     if (rc == 0 || !r->opts.domid || r->given_missing) {
-        ls_op_finish(&r->op, rc, fsm_errmsg(m));
+        op_finish(&r->op, rc, fsm_errmsg(m));
         return;
     }
     char msg[LS_ERRBUF_LEN + 160];
@@ -408,7 +408,7 @@ static void restore_done(struct fsm *m, int rc)
     else
         snprintf(msg, sizeof(msg), "%s (domain %u is the toolstack's: lockstep left it as it "
                  "was)", fsm_errmsg(m), r->opts.domid);
-    ls_op_finish(&r->op, rc, msg);
+    op_finish(&r->op, rc, msg);
 }
 
 static void restore_free(struct ls_op *op)
@@ -437,11 +437,4 @@ int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
     fsm_post(&r->m, RESTORE_E_START, 0, NULL);
     *out = &r->op;
     return 0;
-}
-
-int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
-                     ls_op_done_fn *done, void *data, struct ls_op **out,
-                     struct ls_errbuf *err)
-{
-    return restore_role_start(ctx, opts, done, data, out, err);
 }

@@ -2,7 +2,7 @@
 #ifndef LOCKSTEP_STATES_RESTORE_H
 #define LOCKSTEP_STATES_RESTORE_H
 
-#include "lib/op.h"
+#include "states/op.h"
 #include "states/devmodel.h"
 #include "states/memtask.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/work.h"
-#include "lib/dm_standin.h"
+#include "states/dm_standin.h"
 
 #define FSM_PREFIX SAVE
 #define FSM_DEF_FILE "states/save.def"
@@ -84,7 +84,7 @@ static int query_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
             char why[64];
             return ls_err(err, -ECHILD, "device model of domain %u died: its QEMU (pid %d) %s; "
                           "see %s", r->opts.domid, r->dm.pid,
-                          ls_dm_status_text(&r->dm, why, sizeof(why)), r->dm.log_path);
+                          backend_dm_status_text(&r->dm, why, sizeof(why)), r->dm.log_path);
         }
         r->dm_qemu = r->dm.present;
     }
@@ -318,7 +318,7 @@ static int save_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
 static void save_done(struct fsm *m, int rc)
 {
     struct save_role *r = m->owner;
-    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+    op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
 static void save_free(struct ls_op *op)
@@ -346,10 +346,4 @@ int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_d
     fsm_post(&r->m, SAVE_E_START, 0, NULL);
     *out = &r->op;
     return 0;
-}
-
-int ls_save_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
-                  void *data, struct ls_op **out, struct ls_errbuf *err)
-{
-    return save_role_start(ctx, opts, done, data, out, err);
 }

@@ -17,6 +17,24 @@
 
 int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e);
 
+/* The work behind lockstep/sim.h's ls_sim_* (lib/sim.c), same contracts. */
+int sim_create_domain(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+                      struct ls_errbuf *e);
+int sim_list_domains(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+                     struct ls_errbuf *e);
+int sim_find_domain(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e);
+int sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+                        struct ls_errbuf *e);
+int sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+                     struct ls_errbuf *e);
+int sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+                     struct ls_errbuf *e);
+int sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
+const char *sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                             size_t len);
+int sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
+int sim_rundir(char *buf, size_t len);
+
 /* The daemon's memory pool (lockstep-simd --memory-pool): memfds ready, their
  * MiB, and refills still allocating. For benchmarks, which wait for the
  * refills to end so that they do not time them, and say which memory the

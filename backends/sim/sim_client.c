@@ -45,7 +45,7 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-int ls_sim_rundir(char *buf, size_t len)
+int sim_rundir(char *buf, size_t len)
 {
     return simp_rundir(buf, len);
 }
@@ -900,7 +900,7 @@ static int dm_await(struct ls_backend *be, uint32_t domid, unsigned which, struc
                 last_log_line(dm.log_path, line, sizeof(line));
                 return ls_err(e, -ECHILD, "the %s of domain %u (%s, pid %d) %s before its QMP "
                               "socket was ready: %s", what, domid, dm.qemu, dm.pid,
-                              ls_dm_status_text(&dm, why, sizeof(why)), line);
+                              backend_dm_status_text(&dm, why, sizeof(why)), line);
             }
         }
         if (now > deadline)
@@ -1104,7 +1104,7 @@ static int not_sim(struct ls_backend *be, struct ls_errbuf *e)
                   "opened with LS_BACKEND_SIM", be ? be->ops->name : "none");
 }
 
-int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+int sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
                         struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
@@ -1116,7 +1116,7 @@ int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_s
     return sim_set(sim_of(be), domid, SIMP_K_WORKLOAD, 0, &s, sizeof(s), e);
 }
 
-int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+int sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
                         struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
@@ -1141,7 +1141,7 @@ int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_wor
     return 0;
 }
 
-int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
+int sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
 {
     *hot_percent = 0;
     if (strcmp(s, "uniform") == 0) {
@@ -1164,8 +1164,8 @@ int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *
     return -EINVAL;
 }
 
-const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
-                                size_t len)
+const char *sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                             size_t len)
 {
     if (p == LS_SIM_DIRTY_HOTSET)
         snprintf(buf, len, "hotset:%u", hot_percent);
@@ -1228,7 +1228,7 @@ int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)
 /* ---- sim-only calls ----------------------------------------------------- */
 
 
-int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+int sim_create_domain(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
                   struct ls_errbuf *e)
 {
     *domid = 0;   /* never a stale or uninitialised id for a caller to destroy */
@@ -1249,7 +1249,7 @@ int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uin
     return rc;
 }
 
-int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+int sim_list_domains(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
                 struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
@@ -1282,13 +1282,13 @@ int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
     return 0;
 }
 
-int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e)
+int sim_find_domain(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
         return -EOPNOTSUPP;
     struct ls_domain_info *v;
     size_t n;
-    int rc = ls_sim_list(be, &v, &n, e);
+    int rc = sim_list_domains(be, &v, &n, e);
     if (rc < 0)
         return rc;
     rc = -ESRCH;
@@ -1304,7 +1304,7 @@ int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct
     return rc;
 }
 
-int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+int sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
                            struct ls_errbuf *e)
 {
     if (not_sim(be, e) < 0)
@@ -1346,7 +1346,7 @@ int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls
     return 0;
 }
 
-int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
+int sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
 {
     struct simp_hello hi;
     int rc = daemon_hello(be, &hi, e);

@@ -723,7 +723,7 @@ static int read_headers(struct restore_ctx *r)
     } else if (stream_pv != (r->info.type == LS_GUEST_PV)) {
         return ls_err(r->e, -EINVAL, "offset %" PRIu64 ": libxc domain header type %u (%s) does not match domain %u, which is %s",
                       o, h.type, stream_pv ? "x86 PV" : "x86 HVM", r->p->domid,
-                      ls_guest_type_name(r->info.type));
+                      backend_guest_type_name(r->info.type));
     }
     r->pv = stream_pv;
     r->max_pfn = r->map.p2m_size - 1;

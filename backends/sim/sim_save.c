@@ -360,7 +360,7 @@ static int suspend_domain(struct save_ctx *s)
         return rc;
     if (now.state != LS_RUN_SUSPENDED)
         return ls_err(s->e, -EINVAL, "save of domain %u: domain has not been suspended (it is %s)",
-                      s->p->domid, ls_run_state_name(now.state));
+                      s->p->domid, backend_run_state_name(now.state));
     return 0;
 }
 

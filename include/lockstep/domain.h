@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #include "lockstep/errbuf.h"
+#include "lockstep/version.h"
+
+LS_BEGIN_DECLS
 
 struct ls_ctx;
 
@@ -74,48 +77,50 @@ struct ls_dm_info {
 };
 
 /* Type, run state and size of one domain. */
-int ls_domain_info(struct ls_ctx *ctx, uint32_t domid, struct ls_domain_info *out,
-                   struct ls_errbuf *err);
+LS_API int ls_domain_info(struct ls_ctx *ctx, uint32_t domid, struct ls_domain_info *out,
+                          struct ls_errbuf *err);
 
 /* The domain of this name (Xen: xenstore's /local/domain/N/name). */
-int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct ls_errbuf *err);
+LS_API int ls_domain_find(struct ls_ctx *ctx, const char *name, uint32_t *domid, struct ls_errbuf *err);
 
 /* The domain's device model; present false for a domain without one.
  * -EOPNOTSUPP on a backend that does not supervise device models (xen). */
-int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out,
-                      struct ls_errbuf *err);
+LS_API int ls_domain_dm_info(struct ls_ctx *ctx, uint32_t domid, struct ls_dm_info *out,
+                             struct ls_errbuf *err);
 /* A standby QEMU for the domain's next device state (backend.h,
  * dm_prepare_standby): started in the background; returns at once. */
-int ls_domain_dm_prepare_standby(struct ls_ctx *ctx, uint32_t domid, const char *qemu,
-                                 struct ls_errbuf *err);
+LS_API int ls_domain_dm_prepare_standby(struct ls_ctx *ctx, uint32_t domid, const char *qemu,
+                                        struct ls_errbuf *err);
 /* The domain's device model takes the device state in state_fd (backend.h,
  * dm_load_checkpoint): on return a QEMU paused with it is the domain's. */
-int ls_domain_dm_load(struct ls_ctx *ctx, uint32_t domid, int state_fd, struct ls_errbuf *err);
+LS_API int ls_domain_dm_load(struct ls_ctx *ctx, uint32_t domid, int state_fd, struct ls_errbuf *err);
 /* "exited with status 1", "killed by signal 9 (Killed)", or "running". */
-const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len);
+LS_API const char *ls_dm_status_text(const struct ls_dm_info *dm, char *buf, size_t len);
 
 /* Destroy a domain (xl destroy): its memory and device model are gone. */
-int ls_domain_destroy(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+LS_API int ls_domain_destroy(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
 
 /* xl pause / xl unpause. */
-int ls_domain_pause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
-int ls_domain_unpause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+LS_API int ls_domain_pause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
+LS_API int ls_domain_unpause(struct ls_ctx *ctx, uint32_t domid, struct ls_errbuf *err);
 
 /* Run a suspended guest again (xc_domain_resume). fast: the guest sees its
  * suspend as cancelled (what a failed save does); otherwise it resumes as
  * after a checkpoint. */
-int ls_domain_resume(struct ls_ctx *ctx, uint32_t domid, bool fast, struct ls_errbuf *err);
+LS_API int ls_domain_resume(struct ls_ctx *ctx, uint32_t domid, bool fast, struct ls_errbuf *err);
 
 /* The digest (hex SHA-256) of a domain's memory, vCPU and device state: two
  * domains with the same digest hold the same guest. The sim backend only;
  * Xen: -EOPNOTSUPP. */
-int ls_domain_digest(struct ls_ctx *ctx, uint32_t domid, char hex[65], struct ls_errbuf *err);
+LS_API int ls_domain_digest(struct ls_ctx *ctx, uint32_t domid, char hex[65], struct ls_errbuf *err);
 
 /* "pv", "hvm", "pvh", "unset"; "running", "paused", "suspended", ... */
-const char *ls_guest_type_name(enum ls_guest_type t);
-const char *ls_run_state_name(enum ls_run_state s);
+LS_API const char *ls_guest_type_name(enum ls_guest_type t);
+LS_API const char *ls_run_state_name(enum ls_run_state s);
 
 /* The context's backend: "sim" or "xen". */
-const char *ls_ctx_backend_name(struct ls_ctx *ctx);
+LS_API const char *ls_ctx_backend_name(struct ls_ctx *ctx);
+
+LS_END_DECLS
 
 #endif

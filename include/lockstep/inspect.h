@@ -17,7 +17,12 @@
 #include <stdio.h>
 
 #include "lockstep/errbuf.h"
+#include "lockstep/version.h"
 
-int ls_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e);
+LS_BEGIN_DECLS
+
+LS_API int ls_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e);
+
+LS_END_DECLS
 
 #endif

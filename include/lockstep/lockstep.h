@@ -25,6 +25,9 @@
 
 #include "lockstep/domain.h"
 #include "lockstep/errbuf.h"
+#include "lockstep/version.h"
+
+LS_BEGIN_DECLS
 
 struct ls_ctx;
 struct ls_op;
@@ -42,12 +45,12 @@ enum ls_format {
     LS_FORMAT_LIBXL = 1,  /* bare libxl stream (what libxl_domain_suspend writes) */
 };
 
-int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
-               struct ls_errbuf *err);
+LS_API int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
+                      struct ls_errbuf *err);
 /* All operations must have finished (their done callback run). */
-void ls_ctx_free(struct ls_ctx *ctx);
+LS_API void ls_ctx_free(struct ls_ctx *ctx);
 /* The context's hypervisor backend, for the sim calls of lockstep/sim.h. */
-struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx);
+LS_API struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx);
 
 typedef void ls_op_done_fn(struct ls_op *op, int rc, const char *errmsg, void *data);
 
@@ -176,29 +179,29 @@ enum ls_migrate_outcome {
     LS_MIGRATE_NOT_RECEIVED,       /* receiver: no copy here (none was started, any partial
                                       one destroyed): the guest stays with the sender */
 };
-const char *ls_migrate_outcome_text(enum ls_migrate_outcome o);
+LS_API const char *ls_migrate_outcome_text(enum ls_migrate_outcome o);
 
-int ls_save_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
-                  void *data, struct ls_op **out, struct ls_errbuf *err);
-int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
-                     ls_op_done_fn *done, void *data, struct ls_op **out,
-                     struct ls_errbuf *err);
-int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
-                             ls_op_done_fn *done, void *data, struct ls_op **out,
-                             struct ls_errbuf *err);
-int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
-                     ls_op_done_fn *done, void *data, struct ls_op **out,
-                     struct ls_errbuf *err);
+LS_API int ls_save_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
+                         void *data, struct ls_op **out, struct ls_errbuf *err);
+LS_API int ls_migrate_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err);
+LS_API int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive_opts *opts,
+                                    ls_op_done_fn *done, void *data, struct ls_op **out,
+                                    struct ls_errbuf *err);
+LS_API int ls_restore_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err);
 
 /* Ask the operation to stop; done follows (with -ECANCELED unless it had
  * already finished). The guest is left as before the save; a partial restore
  * is destroyed (unless the toolstack gave the domain: ls_restore_opts.domid). */
-void ls_op_cancel(struct ls_op *op);
+LS_API void ls_op_cancel(struct ls_op *op);
 /* Only after done has been called. */
-void ls_op_free(struct ls_op *op);
+LS_API void ls_op_free(struct ls_op *op);
 
 /* Bytes of the stream moved so far, and the expected total (0 if unknown). */
-void ls_op_progress(const struct ls_op *op, uint64_t *done_bytes, uint64_t *total_bytes);
+LS_API void ls_op_progress(const struct ls_op *op, uint64_t *done_bytes, uint64_t *total_bytes);
 /* The memory task's page phase, timed by the task itself: the CLOCK_MONOTONIC
  * times of the first and the last change of ls_op_progress's count, and the
  * bytes that count moved between the two (what the first change brought is
@@ -208,13 +211,13 @@ struct ls_page_phase {
     uint64_t first_ns, last_ns;
     uint64_t bytes;
 };
-void ls_op_page_phase(const struct ls_op *op, struct ls_page_phase *out);
+LS_API void ls_op_page_phase(const struct ls_op *op, struct ls_page_phase *out);
 /* The domain an operation acted on (restore: the new domain). */
-uint32_t ls_op_domid(const struct ls_op *op);
+LS_API uint32_t ls_op_domid(const struct ls_op *op);
 /* Hex digest of the domain's memory, vCPU and HVM state where the backend
  * offers one (sim): for a save, taken once the guest is suspended (the state
  * the stream carries); for a restore, of the restored domain. "" otherwise. */
-const char *ls_op_digest(const struct ls_op *op);
+LS_API const char *ls_op_digest(const struct ls_op *op);
 
 /* A live save's pre-copy so far (as its precopy_policy answers saw it). */
 struct ls_precopy_progress {
@@ -228,11 +231,13 @@ struct ls_precopy_progress {
     uint64_t bytes_at_suspend; /* page bytes sent before the suspend (ls_op_progress's
                                   count then): the final round is what came after */
 };
-void ls_op_precopy(const struct ls_op *op, struct ls_precopy_progress *out);
+LS_API void ls_op_precopy(const struct ls_op *op, struct ls_precopy_progress *out);
 /* CLOCK_MONOTONIC ns: when the guest was suspended (save, migrate) or resumed
  * (migrate-receive); 0 if it was not. */
-uint64_t ls_op_suspended_ns(const struct ls_op *op);
-uint64_t ls_op_resumed_ns(const struct ls_op *op);
-enum ls_migrate_outcome ls_op_migrate_outcome(const struct ls_op *op);
+LS_API uint64_t ls_op_suspended_ns(const struct ls_op *op);
+LS_API uint64_t ls_op_resumed_ns(const struct ls_op *op);
+LS_API enum ls_migrate_outcome ls_op_migrate_outcome(const struct ls_op *op);
+
+LS_END_DECLS
 
 #endif

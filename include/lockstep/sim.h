@@ -23,6 +23,9 @@
 
 #include "lockstep/domain.h"
 #include "lockstep/errbuf.h"
+#include "lockstep/version.h"
+
+LS_BEGIN_DECLS
 
 struct ls_backend;
 
@@ -48,20 +51,20 @@ struct ls_sim_create_args {
 };
 
 /* Creates a running (populate) domain. */
-int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
-                  struct ls_errbuf *e);
+LS_API int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+                         struct ls_errbuf *e);
 
 /* All domains, sorted by domid; *out is malloc'd (free it), *n may be 0. */
-int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
-                struct ls_errbuf *e);
+LS_API int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+                       struct ls_errbuf *e);
 
 /* Domain id of the domain with this name (the first, by domid), or -ESRCH. */
-int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e);
+LS_API int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e);
 
 /* Store the toolstack config (xl JSON) on a domain: get_config_json returns
  * it from then on, as libxl keeps the config of a restored domain. */
-int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
-                           struct ls_errbuf *e);
+LS_API int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+                                  struct ls_errbuf *e);
 
 /* The guest's own vCPU workload (backends/sim/dirty.h): while the domain
  * runs, its vCPU writes `rate` pages per second chosen by `pattern`. Write k
@@ -79,21 +82,22 @@ struct ls_sim_workload {
     uint64_t writes;           /* get: made so far; set: replay up to this many first */
     uint64_t data_pages;       /* get: pages the vCPU may write */
 };
-int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
-                        struct ls_errbuf *e);
-int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
-                        struct ls_errbuf *e);
+LS_API int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+                               struct ls_errbuf *e);
+LS_API int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+                               struct ls_errbuf *e);
 /* "uniform", "sequential" or "hotset:PERCENT"; -EINVAL otherwise. */
-int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
+LS_API int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
 /* The same spelling back ("hotset:5"), into buf. */
-const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
-                                size_t len);
+LS_API const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                                       size_t len);
 
 /* The pid of the daemon this backend talks to. */
-int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
+LS_API int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
 
 /* The runtime directory the client and daemon agree on (see above). */
-int ls_sim_rundir(char *buf, size_t len);
+LS_API int ls_sim_rundir(char *buf, size_t len);
 
+LS_END_DECLS
 
 #endif

@@ -22,10 +22,9 @@
 #include <stddef.h>
 
 #include "lockstep/errbuf.h"
+#include "lockstep/version.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+LS_BEGIN_DECLS
 
 enum ls_row_kind {
     LS_ROW_NORMAL = 0,   /* FSM_ROW: in `state` on `event`, run `action`, enter `next` */
@@ -72,10 +71,10 @@ struct ls_table {
 
 /* All machines, sorted by name; *count gets their number. Never fails
  * except for memory on the first call (then NULL and *count 0). Thread-safe. */
-const struct ls_table *ls_tables(size_t *count);
+LS_API const struct ls_table *ls_tables(size_t *count);
 
 /* The machine of this name, or NULL. */
-const struct ls_table *ls_table_find(const char *name);
+LS_API const struct ls_table *ls_table_find(const char *name);
 
 /* The tables as one JSON document (malloc'd, NUL-terminated; free() it),
  * exactly what `fsm-dot --json [MACHINE]` prints: machine NULL for every
@@ -88,10 +87,8 @@ const struct ls_table *ls_table_find(const char *name);
  *               "file", "line", "nofail", "unreachable" (the reason, or null),
  *               "applies_to" (any only: the states it covers)}]}]}
  */
-char *ls_tables_json(const char *machine, struct ls_errbuf *err);
+LS_API char *ls_tables_json(const char *machine, struct ls_errbuf *err);
 
-#ifdef __cplusplus
-}
-#endif
+LS_END_DECLS
 
 #endif

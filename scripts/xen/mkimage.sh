@@ -9,9 +9,11 @@ W=${LOCKSTEP_XEN_WORK:-/var/tmp/lockstep-xen}
 BUILD=$1; OUT=$2
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 O=$W/overlay
-rm -rf "$O" && mkdir -p "$O/opt/lockstep/bin" "$O/root" "$W/guest/bin" "$O/boot"
+rm -rf "$O" && mkdir -p "$O/opt/lockstep/bin" "$O/opt/lockstep/lib" "$O/root" "$W/guest/bin" "$O/boot"
 install -m 755 "$BUILD/cli/lockstep" "$BUILD/backends/xen/lockstep-xen-helper" \
   "$BUILD/backends/xen/lockstep-xen-mkdomain" "$O/opt/lockstep/bin/"
+# The CLI links liblockstep.so, found at $ORIGIN/../lib (its build RUNPATH).
+cp -P "$BUILD"/lib/liblockstep.so.* "$O/opt/lockstep/lib/"
 install -m 755 "$SRC"/test/xen/suite.sh "$SRC"/test/xen/bench.sh "$SRC"/test/xen/heartbeat.sh "$O/opt/lockstep/"
 install -m 644 "$SRC"/test/xen/pv.cfg "$SRC"/test/xen/pvh.cfg "$O/opt/lockstep/"
 install -m 755 "$SRC/test/xen/dom0-init" "$O/init"

@@ -1,5 +1,5 @@
-/* lib/dm_standin.c - the in-process device-model stand-in. */
-#include "lib/dm_standin.h"
+/* states/dm_standin.c - the in-process device-model stand-in. */
+#include "states/dm_standin.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
-/* lib/op.h - what every operation (save, restore, ...) shares with the API. */
-#ifndef LOCKSTEP_LIB_OP_H
-#define LOCKSTEP_LIB_OP_H
+/* states/op.h - what every operation (save, restore, ...) shares with the API (lib/). */
+#ifndef LOCKSTEP_STATES_OP_H
+#define LOCKSTEP_STATES_OP_H
 
 #include <uv.h>
 
@@ -35,6 +35,8 @@ struct ls_op {
 
 /* The role's top machine finished: report to the owner (called from the
  * machine's done callback, so never inline in a start call). */
-void ls_op_finish(struct ls_op *op, int rc, const char *msg);
+void op_finish(struct ls_op *op, int rc, const char *msg);
+/* Free a finished operation (ls_op_free). */
+void op_free(struct ls_op *op);
 
 #endif

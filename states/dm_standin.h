@@ -1,12 +1,12 @@
-/* lib/dm_standin.h - the in-process device-model stand-in (--no-device-model).
+/* states/dm_standin.h - the in-process device-model stand-in (--no-device-model).
  *
  * An HVM stream needs an EMULATOR_CONTEXT record (spec 1.3). When no real
  * QEMU serves the domain, lockstep writes a small, deterministic QEMU-savevm
  * shaped blob ("QEVM" magic, version 3) naming the domain, and on restore
  * checks that shape. It stands in for device state; it is not device state.
  */
-#ifndef LOCKSTEP_LIB_DM_STANDIN_H
-#define LOCKSTEP_LIB_DM_STANDIN_H
+#ifndef LOCKSTEP_STATES_DM_STANDIN_H
+#define LOCKSTEP_STATES_DM_STANDIN_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,59 @@
+/* lib/sim.c - the simulated hypervisor for toolstacks: backends/sim/'s client. */
+#include "backends/sim/sim.h"
+#include "lockstep/sim.h"
+
+int ls_sim_create(struct ls_backend *be, const struct ls_sim_create_args *a, uint32_t *domid,
+                  struct ls_errbuf *e)
+{
+    return sim_create_domain(be, a, domid, e);
+}
+
+int ls_sim_list(struct ls_backend *be, struct ls_domain_info **out, size_t *n,
+                struct ls_errbuf *e)
+{
+    return sim_list_domains(be, out, n, e);
+}
+
+int ls_sim_find(struct ls_backend *be, const char *name, uint32_t *domid, struct ls_errbuf *e)
+{
+    return sim_find_domain(be, name, domid, e);
+}
+
+int ls_sim_set_config_json(struct ls_backend *be, uint32_t domid, const char *json,
+                           struct ls_errbuf *e)
+{
+    return sim_set_config_json(be, domid, json, e);
+}
+
+int ls_sim_set_workload(struct ls_backend *be, uint32_t domid, const struct ls_sim_workload *w,
+                        struct ls_errbuf *e)
+{
+    return sim_set_workload(be, domid, w, e);
+}
+
+int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_workload *w,
+                        struct ls_errbuf *e)
+{
+    return sim_get_workload(be, domid, w, e);
+}
+
+int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
+{
+    return sim_parse_pattern(s, p, hot_percent);
+}
+
+const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
+                                size_t len)
+{
+    return sim_pattern_name(p, hot_percent, buf, len);
+}
+
+int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)
+{
+    return sim_daemon_pid(be, pid, e);
+}
+
+int ls_sim_rundir(char *buf, size_t len)
+{
+    return sim_rundir(buf, len);
+}
