@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "lib/op.h"
+#include "states/op.h"
 #include "test/fakes/backend_fake.h"
 #include "test/fakes/exec_fake.h"
 

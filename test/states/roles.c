@@ -9,7 +9,7 @@
 
 #include "io/records.h"
 #include "io/stream_format.h"
-#include "lib/dm_standin.h"
+#include "states/dm_standin.h"
 #include "states/restore.h"
 #include "states/save.h"
 

@@ -1,5 +1,5 @@
 /* tools/fsm-dot/fsm_dot.c - draw and lint the state machines linked into
- * lockstep_core (fsm_all_defs[]). See docs/diagrams.md and `fsm-dot --help`.
+ * the library (fsm_all_defs[]). See docs/diagrams.md and `fsm-dot --help`.
  */
 #include <errno.h>
 #include <getopt.h>
