@@ -160,6 +160,31 @@ def sigint_in_handshake():
     src.sim("destroy", str(sdom))
 
 
+def faults_around_handshake():
+    """An injected failure at each of the first two dispatches of either side
+    (the step that starts the handshake, the one that follows its success):
+    both sides fail, the guest runs at the source, no copy at the destination."""
+    for side in ("sender", "receiver"):
+        for seq in (1, 2):
+            what = f"FSM_FAULT={seq}:EIO in the {side}"
+            sdom = src.create("pv", "16M", 16)
+            fault = {"FSM_FAULT": f"{seq}:5", "LOCKSTEP_TRACE": "1"}
+            r, addr = mt.start_receiver(dst, [*TIMEOUT, *creds("good")], "tls:127.0.0.1:0",
+                                        env=dict(dst.env, **fault) if side == "receiver" else None)
+            s = mt.Proc(["migrate", "--domid", str(sdom), "--to", addr, *TIMEOUT,
+                         *creds("good")], dict(src.env, **fault) if side == "sender" else src.env,
+                        name="sender")
+            srx, rrx = s.wait(60), r.wait(60)
+            hit = (s if side == "sender" else r).text()
+            state = "IDLE" if seq == 1 else "HANDSHAKING"
+            res.check(f"{what}: injected in {state}; both fail, the guest runs at the source, no "
+                      "copy at the destination",
+                      f"injected fault at dispatch {seq} (" in hit and f" in {state})" in hit
+                      and srx == 1 and rrx == 1 and src.domains().get(sdom) == "running"
+                      and not dst.domains(), f"{s.text()[-1500:]}\n{r.text()[-1500:]}")
+            src.sim("destroy", str(sdom))
+
+
 def bad_credentials():
     empty = os.path.join(work, "empty-creds")
     os.makedirs(empty, exist_ok=True)
@@ -217,6 +242,7 @@ def main():
     no_client_certificate()
     tls_against_plain()
     sigint_in_handshake()
+    faults_around_handshake()
     bad_credentials()
 
 
