@@ -7,6 +7,12 @@
  * pause and suspend return only once it is parked, so nothing is written
  * after the guest is suspended.
  *
+ * The rate follows the clock, not the scheduler: the pace (t0, base) is set
+ * when the guest starts running, and a log-dirty read, a pause or a suspend
+ * first makes the writes owed for the time elapsed (sim_vcpu_settle), so a
+ * vCPU thread that a loaded host did not run still shows its writes. Without
+ * that a pre-copy round on a busy machine could see no dirty page at all.
+ *
  * Write k goes to a data page chosen from a hash of (seed, k) by the pattern
  * and stores a hash of (seed, k) in one 8-byte word of it, so the memory after
  * K writes is a pure function of the domain's creation and K (replayable).
@@ -30,6 +36,7 @@
 #define PARK_CHECK_EVERY 64u         /* writes between two looks at a park request */
 #define IDLE_WAIT_NS 10000000u       /* longest sleep between bursts: 10 ms */
 #define RATE_MAX UINT64_C(100000000) /* pages per second a SET may ask for */
+#define SETTLE_MAX (UINT64_C(1) << 20) /* owed writes one settle makes (a few ms) */
 
 struct sim_vcpu {
     pthread_mutex_t lock;
@@ -39,8 +46,9 @@ struct sim_vcpu {
     bool run;                     /* main: the domain runs and rate > 0 */
     atomic_bool stopping;         /* main: park now; the thread cuts its burst short */
     bool parked;                  /* thread: no write in flight */
+    bool hold;                    /* main: park without stopping (a settle) */
     bool quit;
-    uint64_t generation;          /* bumped by every workload change: re-pace */
+    uint64_t t0, base;            /* the pace: writes owed = base + (now - t0) * rate */
     /* the workload */
     uint64_t rate;
     uint32_t pattern, hot_percent;
@@ -99,33 +107,29 @@ static void write_one(struct sim_vcpu *v, uint64_t k)
 
 /* ---- the vCPU thread ------------------------------------------------------------ */
 
+/* Writes owed at `now` by the pace (lock held, guest running). */
+static uint64_t owed_target(const struct sim_vcpu *v, uint64_t now)
+{
+    return v->base + (uint64_t)((double)(now - v->t0) * (double)v->rate / 1e9);
+}
+
 static void *vcpu_main(void *arg)
 {
     struct sim_vcpu *v = arg;
-    uint64_t t0 = 0, base = 0, gen = 0;
-    bool paced = false;
 
     pthread_mutex_lock(&v->lock);
     while (!v->quit) {
-        if (!v->run) {
+        if (!v->run || v->hold) {
             v->parked = true;
-            paced = false;
             pthread_cond_broadcast(&v->cond);
             pthread_cond_wait(&v->cond, &v->lock);
             continue;
         }
         v->parked = false;
         uint64_t now = now_ns(), have = atomic_load(&v->writes);
-        if (!paced || gen != v->generation) {
-            /* (Re)started: pace from here; a stopped guest does not catch up. */
-            paced = true;
-            gen = v->generation;
-            t0 = now;
-            base = have;
-        }
-        uint64_t target = base + (uint64_t)((double)(now - t0) * (double)v->rate / 1e9);
+        uint64_t target = owed_target(v, now);
         if (have >= target) {
-            uint64_t next = t0 + (uint64_t)((double)(have - base + 1) * 1e9 / (double)v->rate);
+            uint64_t next = v->t0 + (uint64_t)((double)(have - v->base + 1) * 1e9 / (double)v->rate);
             uint64_t wait = next > now ? next - now : 0;
             if (wait > IDLE_WAIT_NS)
                 wait = IDLE_WAIT_NS;
@@ -224,14 +228,53 @@ static int vcpu_prepare_writes(struct sim_domain *d, struct sim_vcpu *v, struct 
     return 0;
 }
 
+/* Lock held, the thread parked (or never started), the guest running until
+ * now: make the writes its pace owes, whether or not the thread ran. */
+static void settle_locked(struct sim_vcpu *v)
+{
+    uint64_t have = atomic_load(&v->writes), target = owed_target(v, now_ns());
+    if (target <= have)
+        return;
+    if (target - have > SETTLE_MAX) {
+        /* Far behind (a rate no thread could hold): re-pace rather than stall. */
+        v->base += target - have - SETTLE_MAX;
+        target = have + SETTLE_MAX;
+    }
+    for (uint64_t k = have; k < target; k++)
+        write_one(v, k);
+}
+
 static void vcpu_park(struct sim_vcpu *v)
 {
     atomic_store_explicit(&v->stopping, true, memory_order_relaxed);
     pthread_mutex_lock(&v->lock);
+    bool was_running = v->run;
     v->run = false;
     pthread_cond_broadcast(&v->cond);
     while (v->thread_started && !v->parked)
         pthread_cond_wait(&v->cond, &v->lock);
+    if (was_running)
+        settle_locked(v);   /* it ran until now: what it owes happened before the stop */
+    pthread_mutex_unlock(&v->lock);
+}
+
+void sim_vcpu_settle(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    pthread_mutex_lock(&v->lock);
+    if (v->run) {
+        v->hold = true;
+        atomic_store_explicit(&v->stopping, true, memory_order_relaxed);
+        pthread_cond_broadcast(&v->cond);
+        while (v->thread_started && !v->parked)
+            pthread_cond_wait(&v->cond, &v->lock);
+        settle_locked(v);
+        v->hold = false;
+        atomic_store_explicit(&v->stopping, false, memory_order_relaxed);
+        pthread_cond_broadcast(&v->cond);
+    }
     pthread_mutex_unlock(&v->lock);
 }
 
@@ -300,6 +343,11 @@ void sim_vcpu_runstate_changed(struct sim_domain *d)
         return;
     }
     pthread_mutex_lock(&v->lock);
+    if (!v->run) {
+        /* (Re)started: pace from here; a stopped guest does not catch up. */
+        v->t0 = now_ns();
+        v->base = atomic_load(&v->writes);
+    }
     v->run = true;
     atomic_store_explicit(&v->stopping, false, memory_order_relaxed);
     if (!v->thread_started && pthread_create(&v->thread, NULL, vcpu_main, v) == 0)
@@ -346,8 +394,7 @@ int sim_vcpu_set_workload(struct sim_domain *d, const struct simp_workload *w,
         for (uint64_t i = k; i < w->writes; i++)
             write_one(v, i);
         pthread_mutex_lock(&v->lock);
-        v->rate = w->rate;
-        v->generation++;
+        v->rate = w->rate;   /* parked: the restart below paces at the new rate */
         pthread_mutex_unlock(&v->lock);
     }
     sim_vcpu_sync(d);
@@ -430,6 +477,7 @@ int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len
     }
     if (!on)
         return ls_err(e, -EINVAL, "logdirty: not enabled on domain %u", d->domid);
+    sim_vcpu_settle(d);   /* the bitmap shows every write the clock says was made */
     size_t bytes = sizeof(struct simp_logdirty) + v->words * 8;
     uint8_t *buf = malloc(bytes);
     if (!buf)

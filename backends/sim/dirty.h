@@ -7,8 +7,9 @@
  * shadow-op semantics (enum simp_logdirty_op): a write sets its page's bit
  * after the bytes land, so a page caught mid-copy is always sent again.
  *
- * Threading: only the vCPU thread writes guest memory and the bitmap bits;
- * only the main (poll) thread touches the domain's state blobs. The vCPU
+ * Threading: the vCPU thread writes guest memory and the bitmap bits, and so
+ * does the main thread while that thread is parked (sim_vcpu_settle); only
+ * the main (poll) thread touches the domain's state blobs. The vCPU
  * state is brought up to date on the main thread (sim_vcpu_sync) before any
  * state is read, and when the vCPU parks. Every call here is main-thread only.
  */
@@ -32,6 +33,11 @@ void sim_vcpu_get_workload(struct sim_domain *d, struct simp_workload *out);
  * (returns once no write is in flight and the vCPU state is synced) or let it
  * run. */
 void sim_vcpu_runstate_changed(struct sim_domain *d);
+
+/* Make the writes a running guest owes by the clock, whether or not its
+ * thread was scheduled (log-dirty reads do this first; so do pause and
+ * suspend), so its dirty rate holds on a loaded host. */
+void sim_vcpu_settle(struct sim_domain *d);
 
 /* Bring the vCPU registers up to the writes made so far (before GET/DIGEST). */
 void sim_vcpu_sync(struct sim_domain *d);

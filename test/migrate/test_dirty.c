@@ -7,6 +7,7 @@
  * peek-and-clean semantics, and guards act when their client is lost.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -250,6 +252,53 @@ static void test_logdirty_peek_and_clean(void **state)
     f->be->ops->destroy(f->be, d, &f->e);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The dirty rate follows the clock, whatever the host's scheduler does with
+ * the vCPU thread: a CLEAN first makes the writes owed for the time elapsed,
+ * so the pages between two CLEANs are the rate times the time between them
+ * (bounded on both sides by the client's own clock), never fewer because the
+ * thread did not run. A sequential guest's writes are distinct pages. */
+static void test_dirty_rate_follows_clock(void **state)
+{
+    struct fix *f = *state;
+    struct sim_backend *sb = sim_of(f->be);
+    /* Short gaps at a high rate: the shape of a pre-copy round on a small
+     * guest, where a vCPU thread that was not scheduled meant no dirty page. */
+    const double rate = 100000;
+    uint32_t d = create(f, LS_GUEST_PV, 12);
+    assert_int_equal(sim_logdirty_op(sb, d, SIMP_LOGDIRTY_ENABLE, NULL, NULL, &f->e), 0);
+    set_load(f, d, (uint64_t)rate, LS_SIM_DIRTY_SEQUENTIAL, 0, 12, 0);
+    struct ls_sim_workload w;
+    assert_int_equal(ls_sim_get_workload(f->be, d, &w, &f->e), 0);
+    uint64_t *bm, n;
+    double send1 = mono_s();
+    assert_int_equal(sim_logdirty_op(sb, d, SIMP_LOGDIRTY_CLEAN, &bm, &n, &f->e), 0);
+    double recv1 = mono_s();
+    free(bm);
+    for (int i = 0; i < 30; i++) {
+        usleep(2000);
+        double send2 = mono_s();
+        assert_int_equal(sim_logdirty_op(sb, d, SIMP_LOGDIRTY_CLEAN, &bm, &n, &f->e), 0);
+        double recv2 = mono_s();
+        free(bm);
+        /* Sequential writes are distinct pages until they wrap. */
+        double lo = (send2 - recv1) * rate - 1, hi = (recv2 - send1) * rate + 1;
+        if (lo > (double)w.data_pages)
+            lo = (double)w.data_pages;
+        if ((double)n < lo || (double)n > hi)
+            fail_msg("CLEAN %d: %" PRIu64 " pages dirty, want %.0f..%.0f", i, n, lo, hi);
+        send1 = send2;
+        recv1 = recv2;
+    }
+    f->be->ops->destroy(f->be, d, &f->e);
+}
+
 /* A hot set of 5% touches at most 5% of the data pages. */
 static void test_hotset_stays_hot(void **state)
 {
@@ -337,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_equals_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workload_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logdirty_peek_and_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_rate_follows_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hotset_stays_hot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
     };
