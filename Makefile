@@ -23,7 +23,8 @@ demo: build
 
 # Tests run in a sanitizer build of their own (ASan + UBSan).
 test: deps
-	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOCKSTEP_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOCKSTEP_SANITIZE=ON \
+	      -DLOCKSTEP_FAULT_HOOKS=ON $(CMAKE_FLAGS)
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 

@@ -532,7 +532,9 @@ static const char main_help[] =
 "                    --memory-pool SIZE and (when set and not 0) --huge-pages;\n"
 "                    see lockstep-simd --help\n"
 "\n"
-"Fault injection (tests; dispatches are numbered as LOCKSTEP_TRACE shows them):\n"
+#ifdef LOCKSTEP_FAULT_HOOKS
+"Fault injection (this build has the test hooks, -DLOCKSTEP_FAULT_HOOKS=ON;\n"
+"dispatches are numbered as LOCKSTEP_TRACE shows them):\n"
 "  FSM_FAULT=SPEC[,SPEC...]  SPEC is SEQ:ERRNO (dispatch SEQ fails as if its action\n"
 "                    returned -ERRNO) or SEQ:cancel (the operation is cancelled\n"
 "                    right after dispatch SEQ, as by SIGINT)\n"
@@ -540,7 +542,10 @@ static const char main_help[] =
 "                    that kill it or break its connections at that point\n"
 "  LOCKSTEP_SIM_FAULT=OP[,OP...]  the sim backend refuses these calls (suspend,\n"
 "                    resume, destroy, create, unpause, ...) as a hypervisor might\n"
+"  LOCKSTEP_DM_FAULT_KILL=N  SIGKILL the device model before the N-th QMP command\n"
+"  LOCKSTEP_CHECK_FDS=1  migrate: exit 97 if any fd but 0-2 is left open\n"
 "\n"
+#endif
 "Examples:\n"
 "  lockstep save --sim hvm --memory 256M -o guest.xl    save a one-off sim guest\n"
 "  lockstep restore -i guest.xl                         restore it; prints the digest\n"

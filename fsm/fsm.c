@@ -76,7 +76,9 @@ static void fault_read_env(void)
     if (fault_env_read)
         return;
     fault_env_read = true;
-    /* FSM_FAULT=SEQ[:ERRNO|:cancel][,SEQ...]: e.g. "7:5,12:cancel". */
+#ifdef LOCKSTEP_FAULT_HOOKS
+    /* FSM_FAULT=SEQ[:ERRNO|:cancel][,SEQ...]: e.g. "7:5,12:cancel". A
+     * release build (no LOCKSTEP_FAULT_HOOKS) never reads it. */
     const char *s = getenv("FSM_FAULT");
     while (s && *s) {
         char *end;
@@ -97,6 +99,7 @@ static void fault_read_env(void)
         fsm_fault_add(seq, rc);
         s = *end ? end + 1 : end;
     }
+#endif
     const char *strict = getenv("FSM_STRICT");
     if (strict && strcmp(strict, "1") == 0)
         fsm_strict = true;

@@ -44,8 +44,10 @@ int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
         free(c);
         return ls_err(err, rc, "cannot set up the event loop: %s", uv_strerror(rc));
     }
+#ifdef LOCKSTEP_FAULT_HOOKS
     const char *stop = getenv("FSM_STOP");
     stop_after = stop && *stop ? strtoull(stop, NULL, 10) : 0;
+#endif
     if (getenv("LOCKSTEP_TRACE") || stop_after) {
         c->sched.sched.trace = trace_and_stop;
         c->sched.sched.trace_data = getenv("LOCKSTEP_TRACE") ? c : NULL;

@@ -42,7 +42,8 @@ void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, in
 
 /* Tests: LOCKSTEP_DM_FAULT_KILL=N makes the process's N-th QMP command to a
  * device model go to a QEMU that was SIGKILLed just before it is sent (its
- * peer dying at that step, as a crash would). */
+ * peer dying at that step, as a crash would). Only in builds with
+ * -DLOCKSTEP_FAULT_HOOKS=ON: a release build never reads the variable. */
 
 /* True when a device state is QEMU's (a savevm image: "QEVM", version 3),
  * not lockstep's stand-in. */
