@@ -353,24 +353,24 @@ static int load_creds(struct io_tls *t, const char *dir, struct ls_errbuf *err)
     return 0;
 }
 
-int io_tls_new(struct io_tls **out, const struct ls_tls_opts *o, enum io_tls_role role,
-               struct ls_errbuf *err)
+int io_tls_new(struct io_tls **out, const char *creds_dir, const char *allow,
+               const char *peer_name, enum io_tls_role role, struct ls_errbuf *err)
 {
     *out = NULL;
-    if (o->allow && !o->allow[0])
+    if (allow && !allow[0])
         return ls_err(err, -EINVAL, "TLS: the allow pattern is empty");
     struct io_tls *t = calloc(1, sizeof(*t));
     if (!t)
         return ls_err(err, -ENOMEM, "out of memory");
     t->role = role;
     t->recv_fd = t->send_fd = -1;
-    t->allow = o->allow ? strdup(o->allow) : NULL;
-    t->peer_name = o->peer_name && o->peer_name[0] ? strdup(o->peer_name) : NULL;
+    t->allow = allow ? strdup(allow) : NULL;
+    t->peer_name = peer_name && peer_name[0] ? strdup(peer_name) : NULL;
     t->ra = malloc(READ_AHEAD);
     t->out = malloc(WRITE_BATCH);
-    int rc = t->ra && t->out && (!o->allow || t->allow) ? 0 : ls_err(err, -ENOMEM, "out of memory");
+    int rc = t->ra && t->out && (!allow || t->allow) ? 0 : ls_err(err, -ENOMEM, "out of memory");
     if (rc == 0)
-        rc = load_creds(t, o->creds_dir, err);
+        rc = load_creds(t, creds_dir, err);
     unsigned flags = (role == IO_TLS_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_NO_TICKETS;
     const char *at = NULL;
     int g;

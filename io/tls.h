@@ -22,7 +22,6 @@
 #include <sys/uio.h>
 
 #include "lockstep/errbuf.h"
-#include "lockstep/lockstep.h"
 
 struct io_tls;
 
@@ -31,11 +30,12 @@ enum io_tls_role {
     IO_TLS_SERVER,   /* the receiver: server-cert.pem, requires a client certificate */
 };
 
-/* Load the credentials of o (o->creds_dir set) for role. Errors name the
- * file and GnuTLS's reason: -ENOENT, -EACCES, -EINVAL (not a certificate or
- * key, or a pattern that is empty), -ENOMEM. */
-int io_tls_new(struct io_tls **out, const struct ls_tls_opts *o, enum io_tls_role role,
-               struct ls_errbuf *err);
+/* Load the credentials in creds_dir (laid out as lockstep.h's struct
+ * ls_tls_opts says, whose allow and peer_name the next two are) for role.
+ * Errors name the file and GnuTLS's reason: -ENOENT, -EACCES, -EINVAL (not a
+ * certificate or key, or a pattern that is empty), -ENOMEM. */
+int io_tls_new(struct io_tls **out, const char *creds_dir, const char *allow,
+               const char *peer_name, enum io_tls_role role, struct ls_errbuf *err);
 
 /* The handshake on recv_fd/send_fd (non-blocking or not; every wait is
  * bounded by recv_fd's limit, io_fd_set_timeout, and watches cancel_fd).

@@ -85,7 +85,9 @@ int mig_tls_new(struct io_tls **out, const struct ls_tls_opts *opts, enum io_tls
                 struct ls_errbuf *err)
 {
     *out = NULL;
-    return opts->creds_dir ? io_tls_new(out, opts, role, err) : 0;
+    return opts->creds_dir ? io_tls_new(out, opts->creds_dir, opts->allow, opts->peer_name, role,
+                                        err)
+                           : 0;
 }
 
 int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err)

@@ -139,7 +139,7 @@ struct ls_tls_opts {
 /* Load o's credentials as the receiver (or the sender) would, and say what
  * is wrong with them: for a toolstack (or the CLI) to refuse a bad directory
  * before it listens or connects. 0, or the error ls_migrate_start would give. */
-int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err);
+LS_API int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err);
 
 struct ls_migrate_opts {
     uint32_t domid;
