@@ -30,3 +30,8 @@ int ls_migrate_receive_start(struct ls_ctx *ctx, const struct ls_migrate_receive
 {
     return migrate_receive_start(ctx, opts, done, data, out, err);
 }
+
+int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err)
+{
+    return mig_tls_check_creds(o, receiver, err);
+}

@@ -74,6 +74,9 @@ struct migrate_receive_role {
     struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */
 };
 
+/* ls_tls_check_creds: load o's credentials as that side would. */
+int mig_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err);
+
 /* Start a migration's sender or receiver (ls_migrate_start,
  * ls_migrate_receive_start); the role reports through op->done. */
 int migrate_send_start(struct ls_ctx *ctx, const struct ls_migrate_opts *opts,

@@ -90,7 +90,7 @@ int mig_tls_new(struct io_tls **out, const struct ls_tls_opts *opts, enum io_tls
                            : 0;
 }
 
-int ls_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err)
+int mig_tls_check_creds(const struct ls_tls_opts *o, bool receiver, struct ls_errbuf *err)
 {
     struct io_tls *t;
     int rc = mig_tls_new(&t, o, receiver ? IO_TLS_SERVER : IO_TLS_CLIENT, err);
