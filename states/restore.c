@@ -158,8 +158,28 @@ static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
     return rc;
 }
 
-/* The device state: a real QEMU's starts the domain's QEMU on it (libxl
- * spawns the device model once the stream is in); a stand-in's is checked. */
+/* An HVM guest with a real device model gets its standby QEMU now, so that
+ * QEMU's start runs beside the memory restore (a migration's pre-copy) and
+ * not in the downtime. The stream's EMULATOR_CONTEXT, which says whether the
+ * state is a real QEMU's, comes last: a stand-in's state discards it. */
+static int start_standby(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->domid, &info, err);
+    if (rc < 0 || info.type != LS_GUEST_HVM || r->opts.device_model == LS_DM_STANDIN ||
+        !be->ops->dm_prepare_standby || !be->ops->dm_load_checkpoint ||
+        !be->ops->dm_discard_standby)
+        return rc;
+    r->dm_started = true;   /* a given domain gets it stopped on failure */
+    r->standby = true;
+    return be->ops->dm_prepare_standby(be, r->domid, r->opts.qemu, err);
+}
+
+/* The device state: a real QEMU's goes to the standby (or, without one, a
+ * QEMU started on it: libxl spawns the device model once the stream is in);
+ * a stand-in's is checked. */
 static int start_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
@@ -177,8 +197,11 @@ static int start_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (!r->emulator_context)
         return ls_err(err, -EINVAL, "the HVM stream has no EMULATOR_CONTEXT record: there is no "
                       "device model state to start the guest's QEMU from");
-    if (!dm_state_is_qemu(r->emulator_context, r->emulator_context_len))
+    if (!dm_state_is_qemu(r->emulator_context, r->emulator_context_len)) {
+        if (r->standby && (rc = be->ops->dm_discard_standby(be, r->domid, err)) < 0)
+            return rc;
         return dm_standin_check(r->emulator_context, r->emulator_context_len, err);
+    }
     if (r->opts.device_model == LS_DM_STANDIN)
         return ls_err(err, -EINVAL, "the stream's EMULATOR_CONTEXT holds a real QEMU's device "
                       "state (%zu bytes), but this restore has no device model to load it into "
@@ -203,7 +226,10 @@ static int start_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
     }
     lseek(fd, 0, SEEK_SET);
     r->dm_started = true;   /* even a start that fails may leave a QEMU behind */
-    rc = be->ops->dm_start_incoming(be, r->domid, fd, r->opts.qemu, err);
+    if (r->standby)
+        rc = be->ops->dm_load_checkpoint(be, r->domid, fd, err);
+    else
+        rc = be->ops->dm_start_incoming(be, r->domid, fd, r->opts.qemu, err);
     close(fd);
     if (rc < 0)
         return rc;
@@ -298,6 +324,12 @@ static int rst_create_domain(struct fsm *m, const struct fsm_ev *ev)
         return rc;
     return io_work_start(m, RESTORE_E_DOMAIN_CREATED, create_domain, m->owner,
                          "create the domain");
+}
+
+static int rst_start_standby(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, RESTORE_E_DM_STANDBY_STARTED, start_standby, m->owner,
+                         "start the standby device model");
 }
 
 static int rst_release_reader(struct fsm *m, const struct fsm_ev *ev)

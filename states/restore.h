@@ -43,6 +43,7 @@ struct restore_role {
     bool dm_qemu;
     bool dm_started;               /* this restore started (or tried to start) the domain's
                                       QEMU: a given domain's is stopped on failure */
+    bool standby;                  /* a standby QEMU was started for the device state */
     struct dm_task dm_check, dm_cont;
     struct fsm_join dm_check_join, dm_cont_join;
     struct fsm_join *dm_join;      /* the one in progress, for a cancel */
