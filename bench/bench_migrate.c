@@ -15,7 +15,9 @@
  *   downtime   the source's suspend to the destination's unpause, from the
  *              two processes' CLOCK_MONOTONIC stamps;
  *   final      the final round's pages and the time they take at MB/s: the
- *              target is downtime <= that + 5 ms;
+ *              target is downtime <= that + 5 ms (+ 15 ms with a real QEMU,
+ *              whose state is saved and loaded in the downtime: its start is
+ *              not, the destination's standby QEMU starts with the stream);
  *   ratio      MB/s against a plain two-process copy of the same number of
  *              bytes over loopback TCP (4 MiB writes and reads), measured in
  *              the same run right after; target >= 0.8 at dirty rate 0; and
@@ -76,6 +78,7 @@ extern char **environ;
 
 #define CHUNK (4u << 20)
 #define DOWNTIME_SLACK_MS 5.0
+#define DOWNTIME_SLACK_QEMU_MS 15.0
 #define TARGET_RATIO 0.8
 #define TLS_TARGET_RATIO 0.7
 
@@ -489,7 +492,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
                "first page %.1f, last page %.1f, done %.1f; page phase %.2f GB/s)\n",
                leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
                downtime_ms, final_bytes / 4096, final_ms,
-               downtime_ms >= 0 && downtime_ms <= final_ms + DOWNTIME_SLACK_MS ? "met" : "MISSED",
+               downtime_ms >= 0 && downtime_ms <= final_ms + (leg->qemu ? DOWNTIME_SLACK_QEMU_MS
+                                                               : DOWNTIME_SLACK_MS) ? "met" : "MISSED",
                ratio, leg->rate == 0 && !leg->qemu && !leg->tls
                           ? (ratio >= TARGET_RATIO ? " (target >= 0.8: met)" : " (target >= 0.8: MISSED)")
                           : "",
