@@ -60,8 +60,9 @@ int sim_dm_load_standby(struct sim_dm *sb, int state_fd, unsigned timeout_ms,
 int sim_dm_load_in_place(struct sim_dm *dm, int state_fd, unsigned timeout_ms,
                          struct ls_errbuf *e);
 
-/* The standby becomes the domain's device model: the old one is killed and
- * reaped (its files removed), its configured caps carry over. */
+/* The standby becomes the domain's device model: the old one is SIGKILLed
+ * (its files removed; the caller's SIGCHLD handling reaps it), its
+ * configured caps carry over. */
 void sim_dm_replace(struct sim_dm *dm, struct sim_dm *standby);
 
 /* Kill (SIGKILL) and reap a live QEMU, then remove its socket, log and

@@ -660,11 +660,13 @@ static int op_dm_load(struct conn *c, const struct simp_hdr *h, struct sim_domai
         return rc;
     }
     pid_t old = d->dm.pid > 0 && d->dm.alive ? d->dm.pid : 0;
+    uint64_t t1 = now_ms();
     sim_dm_replace(&d->dm, &d->standby);
     d->dm_loads++;
     logmsg("domain %u: device state %u loaded by the standby device model (pid %d) in %" PRIu64
-           " ms; it replaces %s%.0d", d->domid, d->dm_loads, (int)d->dm.pid, now_ms() - t0,
-           old ? "pid " : "no device model", (int)old);
+           " ms; it replaces %s%.0d (killed in %" PRIu64 " ms, reaped later)", d->domid,
+           d->dm_loads, (int)d->dm.pid, t1 - t0, old ? "pid " : "no device model", (int)old,
+           now_ms() - t1);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
 }

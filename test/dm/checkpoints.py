@@ -114,9 +114,26 @@ def alive(pid):
         return False
 
 
-def qemus():
-    p = subprocess.run(["pgrep", "-f", "qmp unix:%s/" % RUN], capture_output=True, text=True)
-    return len(p.stdout.split())
+def gone(pid):
+    """A replaced QEMU is SIGKILLed at once and reaped by the daemon's SIGCHLD
+    handling: its exit may take some tens of ms."""
+    for _ in range(300):
+        if not alive(pid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def qemus(expect=None):
+    """Live QEMUs of this daemon (a dying one counts until it is gone); with
+    expect, waits up to 3 s for that count."""
+    for _ in range(300):
+        p = subprocess.run(["pgrep", "-f", "qmp unix:%s/" % RUN], capture_output=True, text=True)
+        n = sum(alive(int(pid)) for pid in p.stdout.split())
+        if expect is None or n == expect:
+            return n
+        time.sleep(0.01)
+    return n
 
 
 prim = int(sim("create", "--type", "hvm", "--memory", "16M", "--seed", "7").stdout)
@@ -149,7 +166,7 @@ for i in range(LOADS):
     sim("dm-standby", sec)          # the checkpoint interval: the next load's QEMU starts
     loaded_ok += int(info["pid"]) != old and status == "paused" and info["loads"] == str(i + 1)
     resave_ok += again == st
-    old_gone += not alive(old)
+    old_gone += gone(old)
 pq.close()
 print("# %d loads: median %.1f ms per `lockstep sim dm-load` (a CLI process each; its standby "
       "started one load earlier)" % (LOADS, sorted(times)[len(times) // 2] * 1e3))
@@ -164,7 +181,7 @@ check("%d/%d loads: the QEMU it replaced is gone (killed and reaped)" % (old_gon
 sim("dm-standby", sec, ok=False)  # started after the last load: none must be left
 sim("dm", sec)
 check("after the loads: two domains, two QEMUs and the next load's standby",
-      qemus() == 3 and dm(sec)["standby"] != "0")
+      qemus(3) == 3 and dm(sec)["standby"] != "0")
 sim("dm-load", sec, "%s/state%d.bin" % (WORK, LOADS - 1))
 
 # A state QEMU refuses: its reason, and the domain keeps the QEMU it had.
@@ -179,7 +196,7 @@ check("a truncated state: refused, with QEMU's own reason (load of migration fai
 after = dm(sec)
 check("a truncated state: the domain keeps its QEMU, alive, no standby, no orphan",
       after["pid"] == before["pid"] and after["state"] == "running" and after["standby"] == "0"
-      and qemus() == 2)
+      and qemus(2) == 2)
 
 # A standby killed while it waits: reported by the daemon; the next load
 # starts another and succeeds.
@@ -199,7 +216,7 @@ sq = Qmp(info["qmp"])
 again = save(sq, "%s/resave-after-kill.bin" % WORK)
 sq.close()
 check("after a killed standby: the next load starts another and takes the state",
-      p.returncode == 0 and int(info["pid"]) != sb and again == states[0] and qemus() == 2)
+      p.returncode == 0 and int(info["pid"]) != sb and again == states[0] and qemus(2) == 2)
 
 # Declared load-state-in-place, but 7.2 aborts: the error names QEMU's assertion.
 inplace = int(sim("create", "--type", "hvm", "--memory", "16M", "--seed", "7",
@@ -219,7 +236,7 @@ cur = int(dm(sec)["pid"])
 sim("destroy", sec)
 sim("destroy", prim)
 check("destroy with a standby waiting: its QEMU and the standby are gone, no QEMU left",
-      not alive(sb) and not alive(cur) and qemus() == 0)
+      not alive(sb) and not alive(cur) and qemus(0) == 0)
 
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)

@@ -4,7 +4,8 @@
 # xen-save-devices-state) and leaves it stopped for the destination.
 # (a) When the migration then fails before the go-ahead, the source guest runs
 #     again and so must its QEMU (cont), as libxl's resume does:
-#      - the receiver's restore fails after the stream (its QEMU cannot start);
+#      - the receiver's restore fails before the pages (its standby QEMU cannot
+#        start) or after the stream (its QEMU cannot load the state);
 #      - the receiver cannot start its copy (REPORT_FAILED, leave to resume);
 #      - the source QEMU dies before the cont: the guest runs, and the error
 #        says its QEMU does not;
@@ -64,9 +65,10 @@ migrate_failing() {
 "$L" save --sim hvm --memory 4M --seed 7 -o "$WORK/base.xl" >/dev/null 2>&1
 
 # ---- the receiver fails; the source's guest and QEMU run again ----------------
-for refuse in dm-start unpause; do
+for refuse in dm-standby dm-load unpause; do
   case $refuse in
-    dm-start) what="the receiver's restore fails after the stream (its QEMU cannot start)" ;;
+    dm-standby) what="the receiver cannot start its standby QEMU (before the stream's pages)" ;;
+    dm-load) what="the receiver's restore fails after the stream (its QEMU cannot load the state)" ;;
     unpause)  what="the receiver cannot start its copy (it reports so, then gives leave to resume)" ;;
   esac
   d=$(running_hvm)
@@ -85,7 +87,7 @@ done
 # Its 6th QMP command is the cont (query-status, stop, add-fd,
 # xen-save-devices-state and remove-fd come first, in the save).
 d=$(running_hvm)
-migrate_failing "$d" dm-start LOCKSTEP_DM_FAULT_KILL=6
+migrate_failing "$d" dm-load LOCKSTEP_DM_FAULT_KILL=6
 what="the source QEMU is killed before the cont"
 check "$what: the sender fails (exit $RC)" [ $RC = 1 ]
 check "$what: the sender still reports source-runs" [ "$(outcome "$WORK/send.out")" = source-runs ]
@@ -137,7 +139,7 @@ sweep() {
   return $bad
 }
 check "the receiver's restore failing: a fault at each sender dispatch from the resume on, a cancel at each of migrate_send's: exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" \
-  sweep dm-start 1
+  sweep dm-load 1
 echo "  ($SWEEP_RUNS runs)"
 check "the receiver unable to start its copy: a fault and a cancel at each migrate_send dispatch from the leave to resume on: the same" \
   sweep unpause 0
