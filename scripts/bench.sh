@@ -91,6 +91,12 @@ if [ -x "$build/bench/bench_migrate" ]; then
     || echo "bench_migrate exited with status $?"
 fi
 
+if [ -x "$build/bench/bench_dmload" ]; then
+  echo
+  echo "== bench_dmload: a device state loaded into QEMU 7.2 through a standby QEMU =="
+  timeout 300 "$build/bench/bench_dmload" || echo "bench_dmload exited with status $?"
+fi
+
 if [ -x "$build/bench/bench_qmp" ]; then
   echo
   echo "== bench_qmp =="
