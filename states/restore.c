@@ -382,10 +382,8 @@ static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, in
 static int rst_check_dm(struct fsm *m, const struct fsm_ev *ev)
 {
     struct restore_role *r = m->owner;
-    /* A standby's load returned only once QEMU said "paused" with the state
-     * in (dm_load_checkpoint): asking again would only lengthen a downtime. */
     return start_dm_job(m, &r->dm_check, &r->dm_check_join, DEVMODEL_E_CHECK,
-                        RESTORE_E_DM_LOADED, r->dm_qemu && !r->standby);
+                        RESTORE_E_DM_LOADED, r->dm_qemu);
 }
 
 static int rst_cont_dm(struct fsm *m, const struct fsm_ev *ev)

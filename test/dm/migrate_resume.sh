@@ -260,8 +260,9 @@ for how in "LOCKSTEP_SIM_FAULT=unpause" "LOCKSTEP_DM_FAULT_KILL=1"; do
   rc=$?
   set -e
   cat "$WORK/err" >>"$trace_all"
-  pid=$(grep "domain $t: device model .* started on the restored state, pid" "$LOCKSTEP_RUNDIR/simd.log" |
-        tail -n 1 | sed 's/.*, pid \([0-9]*\),.*/\1/')
+  # The standby that took the state became the domain's device model.
+  pid=$(grep "domain $t: device state [0-9]* loaded by the standby device model (pid" \
+          "$LOCKSTEP_RUNDIR/simd.log" | tail -n 1 | sed 's/.*device model (pid \([0-9]*\)).*/\1/' || true)
   check "$what: exit 1, the domain left to the toolstack: $(grep 'lockstep restore:' "$WORK/err")" \
     eval "[ $rc = 1 ] && grep -q 'domain $t is the toolstack.s: lockstep did not destroy it' '$WORK/err'"
   check "$what: a QEMU had been started (pid ${pid:-none})" [ -n "$pid" ]
