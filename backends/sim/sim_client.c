@@ -917,6 +917,29 @@ static int dm_await(struct ls_backend *be, uint32_t domid, unsigned which, struc
     }
 }
 
+/* A request with one fd (SCM_RIGHTS) and no reply payload. */
+static int rpc_with_fd(struct sim_backend *sb, unsigned op, uint32_t domid, const void *payload,
+                       uint32_t len, int fd, struct ls_errbuf *e)
+{
+    struct simp_hdr rq = {
+        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = op, .domid = domid, .len = len,
+    };
+    struct simp_hdr rp;
+    uint8_t *body = NULL;
+    int rc = injected_fault(op, e);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&sb->lock);
+    rc = ensure_connected(sb, e);
+    if (rc == 0)
+        rc = exchange_fd(sb, &rq, payload, fd, &rp, &body, NULL, 0, NULL, e);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc == 0 && rp.status != 0)
+        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
+    free(body);
+    return rc;
+}
+
 static int sim_dm_await(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
 {
     return dm_await(be, domid, SIMP_DM_INFO_CURRENT, e);
@@ -933,23 +956,7 @@ static int sim_dm_start_incoming(struct ls_backend *be, uint32_t domid, int stat
             return ls_err(e, -ENAMETOOLONG, "QEMU path longer than %zu bytes", sizeof(st.qemu) - 1);
         memcpy(st.qemu, qemu, strlen(qemu));
     }
-    struct simp_hdr rq = {
-        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_DM_START, .domid = domid,
-        .len = sizeof(st),
-    };
-    struct simp_hdr rp;
-    uint8_t *body = NULL;
-    int rc = injected_fault(SIMP_OP_DM_START, e);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&sb->lock);
-    rc = ensure_connected(sb, e);
-    if (rc == 0)
-        rc = exchange_fd(sb, &rq, &st, state_fd, &rp, &body, NULL, 0, NULL, e);
-    pthread_mutex_unlock(&sb->lock);
-    if (rc == 0 && rp.status != 0)
-        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
-    free(body);
+    int rc = rpc_with_fd(sb, SIMP_OP_DM_START, domid, &st, sizeof(st), state_fd, e);
     if (rc < 0)
         return rc;
     return sim_dm_await(be, domid, e);
@@ -998,23 +1005,7 @@ static int sim_dm_load_checkpoint(struct ls_backend *be, uint32_t domid, int sta
         if ((rc = dm_await(be, domid, SIMP_DM_INFO_STANDBY, e)) < 0)
             return rc;
     }
-    struct sim_backend *sb = sim_of(be);
-    struct simp_hdr rq = {
-        .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = SIMP_OP_DM_LOAD, .domid = domid,
-    };
-    struct simp_hdr rp;
-    uint8_t *body = NULL;
-    if ((rc = injected_fault(SIMP_OP_DM_LOAD, e)) < 0)
-        return rc;
-    pthread_mutex_lock(&sb->lock);
-    rc = ensure_connected(sb, e);
-    if (rc == 0)
-        rc = exchange_fd(sb, &rq, NULL, state_fd, &rp, &body, NULL, 0, NULL, e);
-    pthread_mutex_unlock(&sb->lock);
-    if (rc == 0 && rp.status != 0)
-        rc = ls_err(e, rp.status < 0 ? rp.status : -EIO, "lockstep-simd: %s", (char *)body);
-    free(body);
-    return rc;
+    return rpc_with_fd(sim_of(be), SIMP_OP_DM_LOAD, domid, NULL, 0, state_fd, e);
 }
 
 static int sim_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct ls_errbuf *e)

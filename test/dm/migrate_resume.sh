@@ -125,7 +125,7 @@ sweep() {
       err=$(grep 'lockstep migrate:' "$WORK/send.err" || true)
       qemu=$(status "$d")
       if [ $RC != 1 ]; then
-        echo "  $refuse, $k:$how: exit $RC"; bad=$((bad + 1))
+        echo "  $refuse, $k:$how: exit $RC $(grep -m1 -E "no row|Assertion|ERROR" "$WORK/send.err" || true)"; bad=$((bad + 1))
       elif [ "$(outcome "$WORK/send.out")" != source-runs ] || [ "$(state "$d")" != running ]; then
         echo "  $refuse, $k:$how: outcome $(outcome "$WORK/send.out"), guest $(state "$d")"; bad=$((bad + 1))
       elif [ "$qemu" != running ] && ! grep -q "runs again here, but its QEMU does not" <<<"$err"; then
