@@ -105,7 +105,8 @@ static void test_restore_happy(void **state)
                         "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
                         "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
                         "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_release_reader>STREAMING "
+                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
+                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
                         "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
                         "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
                         "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
@@ -119,20 +120,21 @@ static void test_restore_happy(void **state)
                         "restore:CHECKING_DM.DM_LOADED/rst_cont_dm>CONTINUING_DM "
                         "restore:CONTINUING_DM.DM_CONTINUED/rst_finish_domain>FINISHING "
                         "restore:FINISHING.FINISHED/fsm_nop>DONE");
-    assert_string_equal(t.points, "create_for_restore restore_memory restore_memory.pages domain_info digest unpause");
+    assert_string_equal(t.points, "create_for_restore domain_info restore_memory restore_memory.pages domain_info digest unpause");
 }
 
 static void test_restore_memory_fails(void **state)
 {
     (void)state;
-    run(&enum_restore_libxl, 2, FB_FAIL);   /* create_for_restore, restore_memory */
+    run(&enum_restore_libxl, 3, FB_FAIL);   /* create_for_restore, domain_info (standby?), restore_memory */
     assert_int_equal(t.rc, -5);
     assert_string_equal(t.trace,
                         "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
                         "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
                         "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
                         "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_release_reader>STREAMING "
+                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
+                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
                         "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
                         "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
                         "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
@@ -141,7 +143,7 @@ static void test_restore_memory_fails(void **state)
                         "stream_rx:*.CANCEL/fsm_nop>FAILED "
                         "restore:STREAMING.TASKS_FAILED/rst_destroy_domain>DESTROYING "
                         "restore:DESTROYING.DOMAIN_DESTROYED/fsm_nop>FAILED");
-    assert_string_equal(t.points, "create_for_restore restore_memory destroy");
+    assert_string_equal(t.points, "create_for_restore domain_info restore_memory destroy");
 }
 
 int main(void)
