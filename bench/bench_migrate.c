@@ -64,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +99,14 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double cpu_self_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static uint64_t wchar_self(void)
@@ -218,6 +227,7 @@ static void make_frames_real(struct ls_backend *be, uint32_t domid)
 
 struct receiver {
     pid_t pid;
+    double cpu_s;      /* its user + system time, once reaped */
     int out, err;      /* its stdout and stderr */
     int port;
 };
@@ -274,7 +284,10 @@ static uint64_t reap_receiver(struct receiver *r, char *outcome, size_t olen)
         got += (size_t)n;
     buf[got] = '\0';
     int st;
-    waitpid(r->pid, &st, 0);
+    struct rusage ru;
+    wait4(r->pid, &st, 0, &ru);
+    r->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     close(r->out);
     close(r->err);
     uint64_t resumed = 0;
@@ -402,7 +415,7 @@ static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
 
 /* The rate-0 legs without QEMU: the throughput target's, kept best of each side;
  * plain and TLS apart, with the best page phase rate (GB/s) of each. */
-static struct { int runs; double best_secs, best_base, best_phase; } rate0, rate0_tls;
+static struct { int runs; double best_secs, best_base, best_phase, best_cpu; } rate0, rate0_tls;
 
 static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lockstep)
 {
@@ -446,12 +459,14 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     uv_timer_init(&loop, &ds.smp.timer);
     ds.smp.timer.data = &ds.smp;
     uv_timer_start(&ds.smp.timer, sample_progress, 1, 1);
+    double cpu0 = cpu_self_s();
     uint64_t w0 = wchar_self(), t0 = now_ns();
     if (ls_migrate_start(ctx, &mo, on_done, &ds, &op, &e) < 0)
         die("migrate: %s", e.msg);
     ds.smp.op = op;   /* before the timer's first tick: that is in uv_run */
     uv_run(&loop, UV_RUN_DEFAULT);
     uint64_t t1 = now_ns(), bytes = wchar_self() - w0;
+    double send_cpu = cpu_self_s() - cpu0;
     char outcome[64];
     uint64_t resumed = reap_receiver(&r, outcome, sizeof(outcome));
     close(fd);
@@ -481,6 +496,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
         b->best_secs = b->runs == 0 || secs < b->best_secs ? secs : b->best_secs;
         b->best_base = b->runs == 0 || base < b->best_base ? base : b->best_base;
         b->best_phase = phase > b->best_phase ? phase : b->best_phase;
+        double cpu = send_cpu + r.cpu_s;
+        b->best_cpu = b->runs == 0 || cpu < b->best_cpu ? cpu : b->best_cpu;
         b->runs++;
     }
     if (ds.rc < 0)
@@ -489,7 +506,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
         printf("%-10s %7.2f s  %u+1 rounds  %8" PRIu64 " pages  %6.0f MiB  %6.0f MB/s  "
                "downtime %7.1f ms (final %6" PRIu64 " pages = %6.1f ms: %s)  ratio %.2f%s"
                "  (vs a copy into fresh memory: %.2f; destination memory: %s; ms from the start: "
-               "first page %.1f, last page %.1f, done %.1f; page phase %.2f GB/s)\n",
+               "first page %.1f, last page %.1f, done %.1f; page phase %.2f GB/s; CPU s: "
+               "sender %.2f, receiver %.2f)\n",
                leg->name, secs, p.round + 1, done_bytes / 4096, (double)bytes / (1 << 20), mbps,
                downtime_ms, final_bytes / 4096, final_ms,
                downtime_ms >= 0 && downtime_ms <= final_ms + (leg->qemu ? DOWNTIME_SLACK_QEMU_MS
@@ -499,7 +517,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
                           : "",
                fresh / secs, dst_pooled ? "from its pool" : "fresh",
                ds.smp.first_ns ? (double)(ds.smp.first_ns - t0) / 1e6 : -1.0,
-               ds.smp.last_ns ? (double)(ds.smp.last_ns - t0) / 1e6 : -1.0, secs * 1e3, phase);
+               ds.smp.last_ns ? (double)(ds.smp.last_ns - t0) / 1e6 : -1.0, secs * 1e3, phase,
+               send_cpu, r.cpu_s);
     fflush(stdout);
     ls_op_free(op);
     be->ops->destroy(be, domid, &e);   /* gone already after a success */
@@ -593,10 +612,13 @@ int main(int argc, char **argv)
         double r = rate0.best_secs / rate0_tls.best_secs;
         printf("TLS 1.3 against plain TCP, rate 0, best of %d and %d runs: migration %.2f s against "
                "%.2f s, throughput ratio %.2f (target >= %.1f: %s); page phase %.2f against %.2f "
-               "GB/s, ratio %.2f\n", rate0_tls.runs, rate0.runs, rate0_tls.best_secs,
+               "GB/s, ratio %.2f; CPU of both ends %.2f against %.2f s, ratio %.2f\n",
+               rate0_tls.runs, rate0.runs, rate0_tls.best_secs,
                rate0.best_secs, r, TLS_TARGET_RATIO, r >= TLS_TARGET_RATIO ? "met" : "MISSED",
                rate0_tls.best_phase, rate0.best_phase,
-               rate0.best_phase > 0 ? rate0_tls.best_phase / rate0.best_phase : 0.0);
+               rate0.best_phase > 0 ? rate0_tls.best_phase / rate0.best_phase : 0.0,
+               rate0_tls.best_cpu, rate0.best_cpu,
+               rate0_tls.best_cpu > 0 ? rate0.best_cpu / rate0_tls.best_cpu : 0.0);
     }
     stop_host(src_run);
     stop_host(dst_run);
