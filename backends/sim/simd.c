@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +39,11 @@
 
 #define MAX_CONNS 256
 #define DEFAULT_IDLE_EXIT 30
+/* A local root service bounds what one client can make it hold or do. */
+#define SMALL_REQUEST_MAX 4096u              /* every op's payload but SET's */
+#define INFLIGHT_MAX (UINT32_C(64) << 20)    /* payload bytes buffered over all clients */
+#define REFUSED_MAX 8                        /* other uids' connections awaiting their refusal */
+#define DEFAULT_REQUEST_RATE 50000u          /* requests per second per client (a burst of 1/10 s) */
 
 struct conn {
     int fd;
@@ -54,6 +60,9 @@ struct conn {
     int nofds;
     bool close_after;      /* framing lost or protocol violated: close once sent */
     int in_fd;             /* an fd that came with the request (HANDOFF), or -1 */
+    char refused[160];     /* another uid (SO_PEERCRED): its first request gets this */
+    double tokens;         /* requests it may still send now (a token bucket) */
+    uint64_t tokens_ms;    /* when tokens was last topped up */
 };
 
 static struct {
@@ -70,8 +79,11 @@ static struct {
     uint64_t next_client;
     bool quit;
     bool huge_pages;   /* --huge-pages: guest memory in 2 MiB pages (guestmem.h) */
+    unsigned request_rate;   /* --request-rate: per client, per second */
+    uint64_t inflight;       /* payload bytes allocated for requests being read */
+    unsigned nrefused;
 } g = { .listen_fd = -1, .sig_fd = -1, .pid_fd = -1, .idle_exit = DEFAULT_IDLE_EXIT,
-        .next_domid = 1 };
+        .next_domid = 1, .request_rate = DEFAULT_REQUEST_RATE };
 
 #define DOMID_LAST 0x7FEFu   /* Xen's DOMID_FIRST_RESERVED - 1 */
 
@@ -865,6 +877,10 @@ static void conn_close(size_t i)
     struct conn *c = g.conns[i];
     apply_guards(c->id);
     close(c->fd);
+    if (c->payload)
+        g.inflight -= ((struct simp_hdr *)(void *)c->hdr)->len;
+    if (c->refused[0])
+        g.nrefused--;
     free(c->payload);
     free(c->out);
     for (int k = 0; k < c->nofds; k++)
@@ -873,6 +889,14 @@ static void conn_close(size_t i)
         close(c->in_fd);
     free(c);
     g.conns[i] = g.conns[--g.nconns];
+}
+
+/* The largest payload an op may carry: only SET moves state blobs; the
+ * rest carry a small struct or nothing, so a client cannot make the daemon
+ * allocate megabytes for a request that must fail anyway. */
+static uint32_t op_max_payload(unsigned op)
+{
+    return op == SIMP_OP_SET ? SIMP_MAX_PAYLOAD : SMALL_REQUEST_MAX;
 }
 
 /* Header complete: a broken header loses the framing, so reply and hang up. */
@@ -884,9 +908,12 @@ static bool header_ok(struct conn *c, const struct simp_hdr *h)
     else if (h->version != SIMP_VERSION)
         snprintf(msg, sizeof(msg), "protocol version %u not supported (daemon speaks %u)",
                  h->version, SIMP_VERSION);
-    else if (h->len > SIMP_MAX_PAYLOAD)
-        snprintf(msg, sizeof(msg), "payload of %u bytes exceeds the %u-byte limit", h->len,
-                 SIMP_MAX_PAYLOAD);
+    else if (h->len > op_max_payload(h->op))
+        snprintf(msg, sizeof(msg), "payload of %u bytes exceeds the %u-byte limit of %s", h->len,
+                 op_max_payload(h->op), simp_op_name(h->op));
+    else if (g.inflight + h->len > INFLIGHT_MAX)
+        snprintf(msg, sizeof(msg), "busy: %" PRIu64 " bytes of requests are being read; a "
+                 "%u-byte one would pass the %u-byte limit", g.inflight, h->len, INFLIGHT_MAX);
     else if (h->status != 0)
         snprintf(msg, sizeof(msg), "request with non-zero status %d", h->status);
     else
@@ -915,6 +942,7 @@ static void conn_handle(struct conn *c)
         logmsg("request %s dom %u kind %u: %s", simp_op_name(h.op), h.domid, h.kind, e.msg);
         conn_reply_err(c, &h, rc, e.msg);
     }
+    g.inflight -= h.len;
     free(c->payload);
     c->payload = NULL;
     c->have_hdr = false;
@@ -977,12 +1005,19 @@ static bool conn_read(struct conn *c)
                 continue;
             struct simp_hdr h;
             memcpy(&h, c->hdr, sizeof(h));
+            if (c->refused[0]) {
+                /* Its first request learns why; nothing of it is read further. */
+                conn_reply_err(c, &h, -EACCES, c->refused);
+                c->close_after = true;
+                return true;
+            }
             if (!header_ok(c, &h))
                 return true;     /* reply queued; closed after it is sent */
             c->have_hdr = true;
             c->payload = malloc(h.len ? h.len : 1);
             if (!c->payload)
                 return false;
+            g.inflight += h.len;
             if (h.len)
                 continue;
         } else {
@@ -1033,6 +1068,28 @@ static bool conn_write(struct conn *c)
     return !c->close_after;
 }
 
+/* Requests a client may send at once before the rate applies. */
+static double rate_burst(void)
+{
+    return g.request_rate / 10 > 16 ? g.request_rate / 10.0 : 16.0;
+}
+
+/* Tops up a client's token bucket; false when it must wait (*wait_ms: until
+ * its next token, if sooner than what was there). */
+static bool conn_may_send(struct conn *c, uint64_t now, int *wait_ms)
+{
+    c->tokens += (double)(now - c->tokens_ms) * g.request_rate / 1000.0;
+    c->tokens_ms = now;
+    if (c->tokens > rate_burst())
+        c->tokens = rate_burst();
+    if (c->tokens >= 1.0)
+        return true;
+    int w = (int)((1.0 - c->tokens) * 1000.0 / g.request_rate) + 1;
+    if (*wait_ms < 0 || w < *wait_ms)
+        *wait_ms = w;
+    return false;
+}
+
 static void accept_clients(void)
 {
     for (;;) {
@@ -1044,6 +1101,25 @@ static void accept_clients(void)
             close(fd);
             continue;
         }
+        /* The socket's mode is not the gate (a directory's or socket's mode
+         * can be changed, a descriptor passed on): the kernel's word on who
+         * connected is. Only our own uid drives the hypervisor. */
+        struct ucred cr;
+        socklen_t crl = sizeof(cr);
+        char why[160] = "";
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0)
+            snprintf(why, sizeof(why), "lockstep-simd: cannot tell who connected (SO_PEERCRED: "
+                     "%s): refused", strerror(errno));
+        else if (cr.uid != geteuid())
+            snprintf(why, sizeof(why), "lockstep-simd serves uid %u only; uid %u (pid %d) is "
+                     "refused", (unsigned)geteuid(), (unsigned)cr.uid, (int)cr.pid);
+        if (why[0]) {
+            logmsg("client fd %d: %s", fd, why);
+            if (g.nrefused >= REFUSED_MAX) {
+                close(fd);
+                continue;
+            }
+        }
         struct conn *c = calloc(1, sizeof(*c));
         if (!c) {
             close(fd);
@@ -1052,6 +1128,12 @@ static void accept_clients(void)
         c->fd = fd;
         c->in_fd = -1;
         c->id = ++g.next_client;
+        c->tokens = rate_burst();
+        c->tokens_ms = now_ms();
+        if (why[0]) {
+            snprintf(c->refused, sizeof(c->refused), "%s", why);
+            g.nrefused++;
+        }
         g.conns[g.nconns++] = c;
     }
 }
@@ -1084,6 +1166,12 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
     if (st.st_uid != geteuid()) {
         snprintf(err, errlen, "runtime dir %s belongs to uid %u, not to us (uid %u)", dir,
                  (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    /* Only its own uid may enter: an existing directory is narrowed to 0700. */
+    if ((st.st_mode & 077) && chmod(dir, 0700) < 0) {
+        snprintf(err, errlen, "runtime dir %s is open to others (mode %03o) and cannot be made "
+                 "0700: %s", dir, (unsigned)(st.st_mode & 0777), strerror(errno));
         return -1;
     }
     return 0;
@@ -1222,6 +1310,8 @@ static void usage(FILE *out)
 "                      guests with superpages: files in a private tmpfs\n"
 "                      (huge=always) mounted on no path; needs CAP_SYS_ADMIN\n"
 "                      (default: memfds, 4 KiB pages)\n"
+"  --request-rate N    requests per second each client may send (default %u;\n"
+"                      a burst of a tenth of it at once, then its requests wait)\n"
 "  -f, --foreground    stay in the foreground, logging to standard error\n"
 "                      (default: detach, log to simd.log)\n"
 "  -h, --help          this help\n"
@@ -1230,7 +1320,10 @@ static void usage(FILE *out)
 "SIGTERM, SIGINT and SIGHUP exit cleanly (the domains vanish, their QEMUs are\n"
 "killed).\n"
 "Exit status: 0 done; 1 it could not start (the reason is logged and given to\n"
-"the starter); 2 usage.\n", DEFAULT_IDLE_EXIT);
+"the starter); 2 usage.\n"
+"Only the daemon's own uid is served (SO_PEERCRED); it starts with known\n"
+"limits (no address-space, data or CPU limit) and a clean environment (PATH\n"
+"only), whatever the process that started it had.\n", DEFAULT_IDLE_EXIT, DEFAULT_REQUEST_RATE);
 }
 
 /* "512M", "4G", "65536K" or bytes; 0 on a bad size (and *ok false). */
@@ -1268,6 +1361,14 @@ static void parse_args(int argc, char **argv, bool *fg)
                 exit(2);
             }
             g.idle_exit = (unsigned)v;
+        } else if (!strcmp(argv[i], "--request-rate") && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 10000000) {
+                usage(stderr);
+                exit(2);
+            }
+            g.request_rate = (unsigned)v;
         } else if (!strcmp(argv[i], "--huge-pages")) {
             g.huge_pages = true;
         } else if (!strcmp(argv[i], "--memory-pool") && i + 1 < argc) {
@@ -1283,6 +1384,72 @@ static void parse_args(int argc, char **argv, bool *fg)
             exit(2);
         }
     }
+}
+
+/* The daemon outlives whichever command started it and serves every later
+ * one, so it must not keep that command's limits, signal settings or
+ * environment: a daemon started under `ulimit -v 2000000` once made every
+ * later HVM create fail. Called first thing in main(). Returns false, with
+ * the reason in *note, when a hard limit stays (lifting it needs
+ * CAP_SYS_RESOURCE): the daemon then refuses to start rather than serve
+ * every later caller under it. */
+static bool reset_inherited_state(char *note, size_t notelen)
+{
+    static const struct { int res; const char *name; rlim_t want; } lim[] = {
+        { RLIMIT_AS, "address space", RLIM_INFINITY },
+        { RLIMIT_DATA, "data", RLIM_INFINITY },
+        { RLIMIT_FSIZE, "file size", RLIM_INFINITY },
+        { RLIMIT_CPU, "CPU time", RLIM_INFINITY },
+        { RLIMIT_STACK, "stack", 8u << 20 },        /* the vCPU threads' stacks follow it */
+        { RLIMIT_NOFILE, "open files", 65536 },
+        { RLIMIT_CORE, "core size", 0 },            /* guest memory never lands in a core */
+    };
+    note[0] = '\0';
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+        struct rlimit r;
+        if (getrlimit(lim[i].res, &r) < 0)
+            continue;
+        struct rlimit w = { lim[i].want, lim[i].want };
+        if (lim[i].want != RLIM_INFINITY)
+            w.rlim_max = r.rlim_max;   /* a soft value; the hard one is not ours to lower */
+        if (w.rlim_max != RLIM_INFINITY && w.rlim_cur > w.rlim_max)
+            w.rlim_cur = w.rlim_max;
+        if (setrlimit(lim[i].res, &w) == 0)
+            continue;
+        /* Not root: as high as the hard limit allows, and say so. */
+        w.rlim_cur = r.rlim_max;
+        w.rlim_max = r.rlim_max;
+        (void)setrlimit(lim[i].res, &w);
+        if (lim[i].want == RLIM_INFINITY && r.rlim_max != RLIM_INFINITY) {
+            size_t n = strlen(note);
+            snprintf(note + n, notelen - n, "%s%s limit of %llu", n ? ", " : "", lim[i].name,
+                     (unsigned long long)r.rlim_max);
+        }
+    }
+    if (note[0]) {
+        char limits[256];
+        snprintf(limits, sizeof(limits), "%s", note);
+        snprintf(note, notelen, "started under a hard %s (ulimit) that it cannot lift "
+                 "without CAP_SYS_RESOURCE; it would keep it for every later caller, so it does "
+                 "not start: start it (or the first lockstep) without that limit", limits);
+    }
+    (void)setpriority(PRIO_PROCESS, 0, 0);   /* not a starter's nice (root only can lower it) */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);   /* an ignored SIGHUP or SIGTERM would never reach the signalfd */
+    /* A clean environment: QEMU is found on PATH (kept; the same uid gave
+     * it), everything else (LD_PRELOAD, locale, test variables) is dropped,
+     * for the daemon and the device models it starts. */
+    char path[4096] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    const char *p = getenv("PATH");
+    if (p && strlen(p) < sizeof(path))
+        snprintf(path, sizeof(path), "%s", p);
+    clearenv();
+    setenv("PATH", path, 1);
+    return note[0] == '\0';
 }
 
 static void cleanup(void)
@@ -1329,9 +1496,13 @@ static void serve(void)
         pf[0] = (struct pollfd){ .fd = g.listen_fd, .events = POLLIN };
         pf[1] = (struct pollfd){ .fd = g.sig_fd, .events = POLLIN };
         size_t n = g.nconns;
-        for (size_t i = 0; i < n; i++)
-            pf[2 + i] = (struct pollfd){ .fd = g.conns[i]->fd,
-                                         .events = g.conns[i]->olen ? POLLOUT : POLLIN };
+        uint64_t now = now_ms();
+        for (size_t i = 0; i < n; i++) {
+            struct conn *c = g.conns[i];
+            /* A client over its rate is not read until it may send again. */
+            short ev = c->olen ? POLLOUT : conn_may_send(c, now, &timeout) ? POLLIN : 0;
+            pf[2 + i] = (struct pollfd){ .fd = c->fd, .events = ev };
+        }
         int r = poll(pf, n + 2, timeout);
         if (r < 0) {
             if (errno == EINTR)
@@ -1359,8 +1530,11 @@ static void serve(void)
                 continue;
             if (c->olen)
                 keep = conn_write(c);
-            else if (re & (POLLIN | POLLHUP | POLLERR))
+            else if (re & (POLLIN | POLLHUP | POLLERR)) {
                 keep = conn_read(c);
+                if (keep && c->olen)
+                    c->tokens -= 1.0;   /* a request was answered (or refused) */
+            }
             if (keep && c->olen)
                 keep = conn_write(c);   /* most replies go out at once */
             if (keep && c->close_after && !c->olen)
@@ -1387,6 +1561,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lockstep-simd: runtime directory path too long\n");
         return 1;
     }
+    char limits_note[512];
+    bool limits_ok = reset_inherited_state(limits_note, sizeof(limits_note));
     if (simp_rundir_file(g.rundir, SIMP_SOCK_NAME, g.sock_path, sizeof(g.sock_path)) < 0 ||
         simp_rundir_file(g.rundir, SIMP_PID_NAME, g.pid_path, sizeof(g.pid_path)) < 0) {
         fprintf(stderr, "lockstep-simd: runtime directory %s: socket path too long (max %zu)\n",
@@ -1440,6 +1616,8 @@ int main(int argc, char **argv)
         close(g.sig_fd);
         return 0;
     }
+    if (!limits_ok)   /* only the one that would serve: a running daemon is fine */
+        startup_fail(ready, limits_note);
     if (g.huge_pages && sim_guestmem_use_huge_pages(err, sizeof(err)) < 0)
         startup_fail(ready, err);
     if (listen_socket(err, sizeof(err)) < 0)
@@ -1448,8 +1626,9 @@ int main(int argc, char **argv)
     int pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
     if (ftruncate(g.pid_fd, 0) < 0 || pwrite(g.pid_fd, pid, (size_t)pn, 0) != pn)
         startup_fail(ready, "cannot write the pid file");
-    logmsg("serving on %s (idle exit %u s, guest memory in %s pages)", g.sock_path, g.idle_exit,
-           sim_guestmem_huge_pages() ? "2 MiB" : "4 KiB");
+    logmsg("serving on %s (idle exit %u s, guest memory in %s pages, uid %u only, %u requests/s "
+           "per client)", g.sock_path, g.idle_exit, sim_guestmem_huge_pages() ? "2 MiB" : "4 KiB",
+           (unsigned)geteuid(), g.request_rate);
     if (ready >= 0) {
         (void)!write(ready, "K", 1);
         close(ready);
