@@ -6,48 +6,15 @@
 # must give up after their timeout, the guest running at the source and no
 # copy left at the destination. Needs root and iproute2 (skipped otherwise).
 source "$(dirname "$0")/../integration/lib.sh"
-L=$LOCKSTEP_BIN
+source "$(dirname "$0")/netns_lib.sh"
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
   echo "skipped: needs root and iproute2 (ip netns)"
   exit 77
 fi
 export LOCKSTEP_SIMD_IDLE_EXIT=120
-tag=$$
-nsa=lsmig-a-$tag nsb=lsmig-b-$tag
-net=10.199.$((tag % 250)).
-SRC_RUN=$WORK/src DST_RUN=$WORK/dst
-cleanup_ns() {
-  ip netns del "$nsa" 2>/dev/null || true
-  ip netns del "$nsb" 2>/dev/null || true
-  for d in "$SRC_RUN" "$DST_RUN"; do
-    [ -f "$d/simd.pid" ] && kill "$(cat "$d/simd.pid")" 2>/dev/null || true
-  done
-}
-trap 'cleanup_ns; stop_daemon; rm -rf "$WORK"' EXIT
-
-ip netns add "$nsa"
-ip netns add "$nsb"
-ip link add "lsa$tag" type veth peer name "lsb$tag"
-ip link set "lsa$tag" netns "$nsa"
-ip link set "lsb$tag" netns "$nsb"
-ip -n "$nsa" addr add "${net}1/30" dev "lsa$tag"
-ip -n "$nsb" addr add "${net}2/30" dev "lsb$tag"
-for ns in "$nsa" "$nsb"; do ip -n "$ns" link set lo up; done
-ip -n "$nsa" link set "lsa$tag" up
-ip -n "$nsb" link set "lsb$tag" up
+netns_up lsmig 199
 check "namespace a routes to b's address over the veth pair" \
   ip -n "$nsa" route get "${net}2" >/dev/null
-
-on_a() { LOCKSTEP_RUNDIR=$SRC_RUN ip netns exec "$nsa" "$@"; }
-on_b() { LOCKSTEP_RUNDIR=$DST_RUN ip netns exec "$nsb" "$@"; }
-
-receive() {  # receive OUT ERR ARGS...: start a receiver in b, wait until it listens
-  local out=$1 err=$2; shift 2
-  on_b "$L" migrate-receive --listen "tcp:${net}2:0" "$@" >"$out" 2>"$err" &
-  RPID=$!
-  for _ in $(seq 100); do grep -q '^listening on' "$err" 2>/dev/null && break; sleep 0.05; done
-  ADDR=$(sed -n 's/^listening on //p' "$err")
-}
 
 # --- a migration across the link, the guest dirtying memory throughout ---
 for type in pv hvm; do
@@ -59,18 +26,7 @@ for type in pv hvm; do
   src_rc=$?
   wait "$RPID"; dst_rc=$?
   set -e
-  sd=$(sed -n 's/^digest //p' "$WORK/s.out")
-  rd=$(sed -n 's/^digest //p' "$WORK/r.out")
-  ddom=$(sed -n 's/^domid //p' "$WORK/r.out")
-  [ $src_rc -eq 0 ] && [ $dst_rc -eq 0 ] && ok_rc=0 || { ok_rc=1; cat "$WORK/s.err" "$WORK/r.err"; }
-  check "$type over the veth pair: both sides succeed" [ $ok_rc -eq 0 ]
-  check "$type over the veth pair: destination digest == source digest at suspend" \
-    [ -n "$sd" -a "$sd" = "$rd" ]
-  dst_state=$(LOCKSTEP_RUNDIR=$DST_RUN "$L" sim info "$ddom" 2>/dev/null | awk '{print $4}')
-  src_left=$(LOCKSTEP_RUNDIR=$SRC_RUN "$L" sim list | tail -n +2 | grep -c . || true)
-  check "$type over the veth pair: the guest runs at the destination only" \
-    [ "$dst_state" = running -a "$src_left" -eq 0 ]
-  LOCKSTEP_RUNDIR=$DST_RUN "$L" sim destroy "$ddom" || true
+  check_migrated "$type over the veth pair" $src_rc $dst_rc
 done
 
 # --- the link goes down mid pre-copy: silence, not a reset ---
@@ -94,7 +50,7 @@ done
 check "link cut: the migration is in pre-copy round 1 when the link goes down" \
   grep -q "^precopy .*round 1 about to go.*continue" "$WORK/s.err"
 check "link cut: the receiver is still receiving when the link goes down" kill -0 "$RPID"
-ip -n "$nsb" link set "lsb$tag" down
+ip -n "$nsb" link set "$LINK_B" down
 set +e
 wait "$SPID"; src_rc=$?
 wait "$RPID"; dst_rc=$?
