@@ -219,7 +219,9 @@ int libxl_header_decode(const uint8_t in[16], uint32_t *options, uint64_t offset
 
     if (ident != LIBXL_IDENT)
         return ls_err(e, -EINVAL, "offset %" PRIu64 ": libxl header: ident 0x%016" PRIx64
-                      " is not \"LibxlFmt\"", offset, ident);
+                      " is not \"LibxlFmt\"%s", offset, ident,
+                      ident >> 48 == 0x1603 ? " (it is the start of a TLS handshake: the "
+                      "sender uses TLS, so must the receiver)" : "");
     if (version != LIBXL_VERSION)
         return ls_err(e, -EINVAL, "offset %" PRIu64 ": libxl header: version %u, expected 2",
                       offset, version);
