@@ -244,6 +244,17 @@ static int save_cancel_dm(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* The cont join is begun, and its undo registered, by the action that leads
+ * to it (finishing, or resuming after a failure), where failing is handled:
+ * starting the cont itself then cannot fail. A failure on FINISHED would
+ * keep FINISHING, whose FAIL row resumes a guest already destroyed. */
+static int prepare_cont(struct fsm *m)
+{
+    struct save_role *r = m->owner;
+    fsm_join_begin(&r->dm_cont_join, m, SAVE_E_DM_CONTINUED, SAVE_E_DM_CONT_FAILED);
+    return fsm_defer(m, fsm_join_undo, &r->dm_cont_join, "device model cont");
+}
+
 /* The guest runs again (resumed after a failure, or kept): so does its QEMU,
  * if it was running when the save stopped it, as libxl's resume does. */
 static int start_cont(struct fsm *m, bool guest_runs)
@@ -254,11 +265,10 @@ static int start_cont(struct fsm *m, bool guest_runs)
         return 0;
     }
     dm_task_init(&r->dm_cont, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
-    fsm_join_begin(&r->dm_cont_join, m, SAVE_E_DM_CONTINUED, SAVE_E_DM_CONT_FAILED);
     fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
     fsm_join_arm(&r->dm_cont_join);
     fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, &r->dm_cont_join, "device model cont");
+    return 0;
 }
 
 static int save_dm_cont(struct fsm *m, const struct fsm_ev *ev)
@@ -297,12 +307,18 @@ static int save_answer_suspended(struct fsm *m, const struct fsm_ev *ev)
 
 static int save_finish_domain(struct fsm *m, const struct fsm_ev *ev)
 {
+    int rc = prepare_cont(m);
+    if (rc < 0)
+        return rc;
     return io_work_start(m, SAVE_E_FINISHED, finish_domain, m->owner,
                          "destroy the saved domain");
 }
 
 static int save_resume_guest(struct fsm *m, const struct fsm_ev *ev)
 {
+    int rc = prepare_cont(m);
+    if (rc < 0)
+        return rc;
     return io_work_start(m, SAVE_E_GUEST_RESUMED, resume_guest, m->owner, "resume guest");
 }
 

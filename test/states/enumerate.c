@@ -116,27 +116,6 @@ void enum_problem(struct enum_env *env, const char *fmt, ...)
     va_end(ap);
 }
 
-static struct { const char *what; unsigned runs; } known[8];
-
-void enum_known_defect(struct enum_env *env, const char *what)
-{
-    (void)env;
-    for (unsigned i = 0; i < 8; i++)
-        if (!known[i].what || strcmp(known[i].what, what) == 0) {
-            known[i].what = what;
-            known[i].runs++;
-            return;
-        }
-}
-
-unsigned enum_known_defects_print(void)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < 8 && known[i].what; i++, n++)
-        printf("KNOWN DEFECT (not fixed, %u runs): %s\n", known[i].runs, known[i].what);
-    return n;
-}
-
 void enum_on_done(struct ls_op *op, int rc, const char *msg, void *data)
 {
     struct enum_env *env = data;

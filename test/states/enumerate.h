@@ -46,11 +46,6 @@ struct enum_scenario {
 void enum_problem(struct enum_env *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A broken invariant known and left unfixed: counted per text and printed
- * in the summary, so it is never silently passed. */
-void enum_known_defect(struct enum_env *env, const char *what);
-unsigned enum_known_defects_print(void);
-
 /* The done callback scenarios pass to their role's start. */
 ls_op_done_fn enum_on_done;
 

@@ -61,16 +61,6 @@ static void save_check(struct enum_env *e)
     struct save_role *r = (struct save_role *)e->op;
     struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
     if (e->done_rc != 0) {
-        /* Known defect, left for issue 14.3 (hidden state into rows): the
-         * action on FINISHED failing keeps FINISHING, whose FAIL row resumes
-         * a guest already destroyed (or resumed, when kept), and the error
-         * says "left suspended". Counted and printed, never silently passed. */
-        if (strstr(e->done_msg, "(FINISHED in FINISHING)") &&
-            (!d || d->state != LS_RUN_RUNNING || d->resumes != d->suspends)) {
-            enum_known_defect(e, "save: a failure of the action on FINISHING + FINISHED "
-                              "resumes a guest no longer suspended");
-            return;
-        }
         if (!d)
             enum_problem(e, "the save failed and its domain is gone");
         else if (d->state != LS_RUN_RUNNING && !strstr(e->done_msg, "could not be resumed"))
