@@ -26,6 +26,12 @@ struct io_exec_ops {
     int (*helper_release)(struct fsm *m, void *helper);
 };
 
+/* On the loop thread: a work's fn returned rc (err its reason): post ev (or
+ * fn's event, IO_WORK_EV_FROM_FN) with arg, or record the error and post
+ * FAIL. Every executor delivers through this, so a fake's completions are
+ * the production ones. */
+void io_work_deliver(struct fsm *m, int ev, int rc, const struct ls_errbuf *err, void *arg);
+
 /* The ops of the scheduler m runs on, or NULL for libuv. */
 const struct io_exec_ops *io_exec_of(const struct fsm *m);
 

@@ -58,17 +58,22 @@ static void work_after(uv_work_t *req, int status)
     fsm_undo_forget(m, w);
     if (status == UV_ECANCELED && w->rc == 0)
         w->rc = ls_err(&w->err, -ECANCELED, "%s cancelled", w->what);
-    if (w->rc < 0) {
+    io_work_deliver(m, w->ev, w->rc, &w->err, w->arg);
+    work_free(w);
+}
+
+void io_work_deliver(struct fsm *m, int ev, int rc, const struct ls_errbuf *err, void *arg)
+{
+    if (rc < 0) {
         /* A teardown step failing after the first error (a resume, a
          * destroy) leaves something behind: the user must hear of it too. */
-        if (m->err.rc && w->rc != -ECANCELED)
-            ls_err_append(&m->err, "; then %s", w->err.msg);
-        fsm_fail_from(m, &w->err);
-        fsm_post(m, m->def->fail_event, w->rc, NULL);
+        if (m->err.rc && rc != -ECANCELED)
+            ls_err_append(&m->err, "; then %s", err->msg);
+        fsm_fail_from(m, err);
+        fsm_post(m, m->def->fail_event, rc, NULL);
     } else {
-        fsm_post(m, w->ev == IO_WORK_EV_FROM_FN ? w->rc : w->ev, 0, w->arg);
+        fsm_post(m, ev == IO_WORK_EV_FROM_FN ? rc : ev, 0, arg);
     }
-    work_free(w);
 }
 
 /* The machine is final while the work runs: ask fn to stop, wait for it. */

@@ -199,7 +199,7 @@ static void fx_work_abandon(struct fsm *m)
             fsm_undo_now(m, m->undo[i].obj);
 }
 
-/* As io/work.c's work_after. */
+/* As io/work.c's work_after: the same delivery. */
 static void work_report(struct fw *w)
 {
     struct fsm *m = w->m;
@@ -209,14 +209,7 @@ static void work_report(struct fw *w)
         return;
     }
     fsm_undo_forget(m, w);
-    if (w->rc < 0) {
-        if (m->err.rc && w->rc != -ECANCELED)
-            ls_err_append(&m->err, "; then %s", w->err.msg);
-        fsm_fail_from(m, &w->err);
-        fsm_post(m, m->def->fail_event, w->rc, NULL);
-    } else {
-        fsm_post(m, w->ev == IO_WORK_EV_FROM_FN ? w->rc : w->ev, 0, w->arg);
-    }
+    io_work_deliver(m, w->ev, w->rc, &w->err, w->arg);
     fw_free(w);
 }
 

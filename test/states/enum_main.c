@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         total.failed_runs += st.failed_runs;
     }
     unsigned missing = enum_report(all ? enum_machines : (const char *const[]){ NULL },
-                                   enum_deferred, enum_deferred_reason, rows_file);
+                                   enum_deferred, enum_deferred_why, rows_file);
     printf("enumerator: %u runs, %u broke an invariant, %u rows neither taken nor marked, "
            "%.2f s\n", total.runs, total.failed_runs, missing, now_s() - t0);
     return total.failed_runs || missing ? 1 : 0;

@@ -104,6 +104,7 @@ struct plan {
     enum fb_answer answer;
     bool cancel_when_stuck;        /* the owner cancels when only hung calls remain */
     unsigned cancel_before_step;   /* the owner cancels just before this worker step */
+    bool cancel_at_start;          /* the owner cancels before the first dispatch */
 };
 
 void enum_problem(struct enum_env *env, const char *fmt, ...)
@@ -169,6 +170,8 @@ static void describe(const struct plan *p, const struct run *base_hint, char *bu
         if (p->cancel_seq[i] && u < len)
             u += (size_t)snprintf(buf + u, len - u, ", cancel after dispatch %" PRIu64,
                                   p->cancel_seq[i]);
+    if (p->cancel_at_start && u < len)
+        u += (size_t)snprintf(buf + u, len - u, ", cancel at once");
     if (p->cancel_before_step && u < len)
         u += (size_t)snprintf(buf + u, len - u, ", cancel before worker step %u",
                               p->cancel_before_step);
@@ -221,6 +224,8 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
     } else {
         if (swap_from && env.op->root->def == swap_from)
             env.op->root->def = swap_to;
+        if (p->cancel_at_start)
+            ls_op_cancel(env.op);
         fake_exec_run(&env.ctx.sched);
         if (env.done_calls != 1)
             enum_problem(&env, "done was called %u times", env.done_calls);
@@ -420,6 +425,8 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
             second_failures(w, &p, &w->run, d->seq + 1, 0xcc000000u + key);
         }
     }
+    struct plan at_start = { .order = order, .cancel_at_start = true };
+    walk_run(w, &at_start, &w->run);
     /* The owner's cancel racing each completion: it lands first. */
     for (unsigned n = 1; n <= base_steps; n++) {
         struct plan p = { .order = order, .cancel_before_step = n };
@@ -468,20 +475,21 @@ static const char *unreachable_reason(const struct fsm_def *d, const struct fsm_
     return NULL;
 }
 
-static bool is_deferred(const char *const *deferred, const struct fsm_def *d,
-                        const struct fsm_row *r)
+/* The index of the row in deferred, or -1. */
+static int deferred_index(const char *const *deferred, const struct fsm_def *d,
+                          const struct fsm_row *r)
 {
     char key[160];
     snprintf(key, sizeof(key), "%s %s %s", d->name, r->state < 0 ? "ANY" : d->state_names[r->state],
              d->event_names[r->event]);
-    for (const char *const *p = deferred; p && *p; p++)
-        if (strcmp(*p, key) == 0)
-            return true;
-    return false;
+    for (int i = 0; deferred && deferred[i]; i++)
+        if (strcmp(deferred[i], key) == 0)
+            return i;
+    return -1;
 }
 
 unsigned enum_report(const char *const *machines, const char *const *deferred,
-                     const char *deferred_reason, const char *rows_file)
+                     const char *const *deferred_why, const char *rows_file)
 {
     FILE *f = rows_file ? fopen(rows_file, "w") : NULL;
     unsigned missing = 0;
@@ -508,19 +516,26 @@ unsigned enum_report(const char *const *machines, const char *const *deferred,
             continue;
         }
         for (int r = 0; r < d->nrows; r++) {
-            if (taken[i] && taken[i][r])
-                continue;
             const struct fsm_row *row = &d->rows[r];
             char txt[160];
             const char *why = unreachable_reason(d, row);
+            if (taken[i] && taken[i][r]) {
+                if (why) {
+                    missing++;
+                    printf("  TAKEN BUT MARKED FSM_UNREACHABLE (the mark is wrong): %s (%s)\n",
+                           row_text((int)i, r, txt, sizeof(txt)), d->file);
+                }
+                continue;
+            }
             if (why) {
                 marked++;
                 continue;
             }
-            if (is_deferred(deferred, d, row)) {
+            int k = deferred_index(deferred, d, row);
+            if (k >= 0) {
                 later++;
                 printf("  deferred: %s (%s)\n", row_text((int)i, r, txt, sizeof(txt)),
-                       deferred_reason);
+                       deferred_why[k]);
                 continue;
             }
             missing++;

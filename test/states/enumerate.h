@@ -32,6 +32,7 @@ struct enum_env {
     int fd[4];                     /* the scenario's fds, closed by the walker */
     const struct fsm_def *swap_from, *swap_to;   /* a broken table variant */
     char problem[1024];            /* what the check found, "" if fine */
+    int peer;                      /* the scenario's scripted peer, if any */
 };
 
 struct enum_scenario {
@@ -75,8 +76,8 @@ void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answ
  * and write every row taken as "machine STATE EVENT" lines to rows_file
  * (if not NULL). Returns the number of rows neither taken nor marked
  * unreachable in those machines. Rows listed in deferred ("machine STATE
- * EVENT") are printed as deferred, with the reason, and not counted. */
+ * EVENT") are printed as deferred, with deferred_why[i], and not counted. */
 unsigned enum_report(const char *const *machines, const char *const *deferred,
-                     const char *deferred_reason, const char *rows_file);
+                     const char *const *deferred_why, const char *rows_file);
 
 #endif

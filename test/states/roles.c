@@ -2,6 +2,7 @@
 #include "test/states/roles.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,6 +11,7 @@
 #include "io/records.h"
 #include "io/stream_format.h"
 #include "states/dm_standin.h"
+#include "states/migrate.h"
 #include "states/restore.h"
 #include "states/save.h"
 
@@ -214,18 +216,146 @@ const struct enum_scenario enum_restore_xl_hvm = { "restore/xl-hvm", restore_xl_
 const struct enum_scenario enum_restore_paused = { "restore/paused", restore_paused_start,
                                                    restore_check };
 
+/* ---- migrate_send ------------------------------------------------------------ */
+
+/* The receiver, scripted: what it writes on the back channel before it
+ * hangs up (a pipe, its write end closed: a shorter script is a receiver
+ * that died there). */
+enum mig_peer { PEER_OK, PEER_COPY_FAILED, PEER_NO_REPORT, PEER_NO_RECEIVED, PEER_NO_BANNER };
+
+static int mig_send_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
+{
+    fake_backend_add(&e->fb, SAVE_DOMID, LS_GUEST_PV, LS_RUN_RUNNING);
+    int p[2];
+    e->fd[0] = memfd_create("enum-migrate-stream", MFD_CLOEXEC);
+    if (e->fd[0] < 0 || pipe2(p, O_CLOEXEC) < 0)
+        return ls_err(err, -errno, "memfd or pipe");
+    e->fd[1] = p[0];
+    char script[512];
+    size_t n = 0;
+    if (peer != PEER_NO_BANNER) {
+        memcpy(script + n, MIG_BANNER, MIG_BANNER_LEN);
+        n += MIG_BANNER_LEN;
+    }
+    if (peer <= PEER_NO_REPORT) {
+        memcpy(script + n, MIG_RECEIVED, MIG_RECEIVED_LEN);
+        n += MIG_RECEIVED_LEN;
+    }
+    if (peer <= PEER_COPY_FAILED) {
+        memcpy(script + n, MIG_REPORT, MIG_REPORT_LEN);
+        n += MIG_REPORT_LEN;
+        script[n++] = peer == PEER_OK ? 0 : 1;
+    }
+    if (peer == PEER_COPY_FAILED) {
+        memcpy(script + n, MIG_GO, MIG_GO_LEN);   /* its leave to resume */
+        n += MIG_GO_LEN;
+    }
+    ssize_t w = write(p[1], script, n);
+    close(p[1]);
+    if (w != (ssize_t)n)
+        return ls_err(err, -EIO, "writing the receiver's script");
+    e->peer = peer;
+    struct ls_migrate_opts o = { .domid = SAVE_DOMID, .send_fd = e->fd[0], .recv_fd = e->fd[1],
+                                 .timeout_ms = 5000 };
+    return ls_migrate_start(&e->ctx, &o, enum_on_done, e, &e->op, err);
+}
+
+static int mig_ok_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_send_start(e, PEER_OK, err);
+}
+static int mig_copy_failed_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_send_start(e, PEER_COPY_FAILED, err);
+}
+static int mig_no_report_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_send_start(e, PEER_NO_REPORT, err);
+}
+static int mig_no_received_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_send_start(e, PEER_NO_RECEIVED, err);
+}
+static int mig_no_banner_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_send_start(e, PEER_NO_BANNER, err);
+}
+
+/* Did the go-ahead go out (the last bytes on the stream's fd)? */
+static bool go_written(int fd)
+{
+    char tail[MIG_GO_LEN];
+    off_t end = lseek(fd, 0, SEEK_END);
+    return end >= (off_t)MIG_GO_LEN && pread(fd, tail, MIG_GO_LEN, end - (off_t)MIG_GO_LEN) ==
+                                           (ssize_t)MIG_GO_LEN &&
+           memcmp(tail, MIG_GO, MIG_GO_LEN) == 0;
+}
+
+/* Never two running copies, never none: the scripted receiver runs its copy
+ * once it has the go-ahead and reported success (PEER_OK), maybe when it
+ * died before its report (PEER_NO_REPORT: ours then stays suspended), and
+ * never otherwise. The outcome reported is what happened. */
+static void mig_send_check(struct enum_env *e)
+{
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    bool go = go_written(e->fd[0]);
+    bool ours_runs = d && d->state == LS_RUN_RUNNING;
+    bool cannot_resume = strstr(e->done_msg, "could not be resumed") != NULL;
+    enum ls_migrate_outcome o = ls_op_migrate_outcome(e->op);
+    /* A guard left armed after a failure whose release failed too is
+     * harmless (it resumes a guest that runs); after a success it is not. */
+    if (d && d->guard != LS_GUARD_NONE && e->done_rc == 0)
+        enum_problem(e, "the source's guard is still armed after the migration succeeded");
+    /* An outcome that says our copy is left suspended tells the user so
+     * (a resume that could not even be started: UNCONFIRMED is then too
+     * strong a word, but no copy is lost or doubled). */
+    bool told_suspended = o == LS_MIGRATE_UNCONFIRMED || o == LS_MIGRATE_SOURCE_SUSPENDED;
+    if (!go) {
+        if (!ours_runs && !cannot_resume && !(d && told_suspended))
+            enum_problem(e, "no go-ahead was given, and the source copy is %s",
+                         d ? ls_run_state_name(d->state) : "gone: no copy runs anywhere");
+    } else if (e->peer == PEER_OK) {
+        if (ours_runs)
+            enum_problem(e, "two running copies: the receiver runs the guest and so does the "
+                         "source");
+    } else if (e->peer == PEER_COPY_FAILED) {
+        if (!d)
+            enum_problem(e, "no copy runs: the receiver's did not start and ours is destroyed");
+    } else if (!d || ours_runs) {
+        enum_problem(e, "the receiver died after the go-ahead, and the source copy is %s",
+                     d ? "running: it may run twice" : "destroyed: it may run nowhere");
+    }
+    if ((o == LS_MIGRATE_DESTINATION_RUNS) != (go && e->peer == PEER_OK && !d && e->done_rc == 0))
+        enum_problem(e, "the outcome says \"%s\"", ls_migrate_outcome_text(o));
+    if (o == LS_MIGRATE_SOURCE_RUNS && !ours_runs)
+        enum_problem(e, "the outcome says the guest runs at the source, but it is %s",
+                     d ? ls_run_state_name(d->state) : "gone");
+}
+
+const struct enum_scenario enum_mig_ok = { "migrate_send/ok", mig_ok_start, mig_send_check };
+const struct enum_scenario enum_mig_copy_failed = { "migrate_send/copy-failed",
+                                                    mig_copy_failed_start, mig_send_check };
+const struct enum_scenario enum_mig_no_report = { "migrate_send/no-report", mig_no_report_start,
+                                                  mig_send_check };
+const struct enum_scenario enum_mig_no_received = { "migrate_send/no-received",
+                                                    mig_no_received_start, mig_send_check };
+const struct enum_scenario enum_mig_no_banner = { "migrate_send/no-banner", mig_no_banner_start,
+                                                  mig_send_check };
+
 const struct enum_scenario *const enum_roles[] = {
     &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,
     &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused,
+    &enum_mig_ok, &enum_mig_copy_failed, &enum_mig_no_report, &enum_mig_no_received,
+    &enum_mig_no_banner,
     NULL,
 };
 
 const char *const enum_machines[] = {
-    "save", "stream_tx", "memtask", "restore", "stream_rx", NULL,
+    "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", NULL,
 };
 
-const char *const enum_deferred_reason =
-    "a real QEMU's devmodel child: needs the scripted QMP peer (not yet in test/fakes)";
+#define NEEDS_QMP_FAKE "a real QEMU's devmodel child: needs the scripted QMP peer (not yet in test/fakes)"
+
 const char *const enum_deferred[] = {
     "save SUSPENDING GUEST_SUSPENDED_QEMU",
     "save SAVING_DEVICE_MODEL DM_SAVED",
@@ -234,7 +364,6 @@ const char *const enum_deferred[] = {
     "save SAVING_DEVICE_MODEL CANCEL",
     "save AWAIT_DM_THEN_CANCEL DM_SAVED",
     "save AWAIT_DM_THEN_CANCEL DM_FAILED",
-    "save AWAIT_DM_THEN_CANCEL FAIL",
     "save AWAIT_DM_THEN_CANCEL CANCEL",
     "save AWAIT_SUSPEND GUEST_SUSPENDED_QEMU",
     "save AWAIT_SUSPEND_AND_TASKS GUEST_SUSPENDED_QEMU",
@@ -242,9 +371,38 @@ const char *const enum_deferred[] = {
     "save CONTINUING_DM DM_CONT_FAILED",
     "save CONTINUING_DM CANCEL",
     "save CONTINUING_KEPT_DM CANCEL",
+    "migrate_send CONTINUING_DM DM_CONT_FAILED",
+    "migrate_send CONTINUING_DM FAIL",
+    "migrate_send CONTINUING_DM CANCEL",
     "restore CHECKING_DM DM_FAILED",
     "restore CHECKING_DM CANCEL",
     "restore CONTINUING_DM DM_FAILED",
     "restore AWAIT_DM_THEN_DESTROY DM_LOADED",
+    "migrate_send DESTROYING_SOURCE FAIL",
+    NULL,
+};
+const char *const enum_deferred_why[] = {
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    NEEDS_QMP_FAKE,
+    "nothing here fails since its outcome actions are FSM_NOFAIL; the fault sweep took it before",
     NULL,
 };

@@ -15,17 +15,18 @@
 extern const struct enum_scenario enum_save_pv, enum_save_pv_live_keep, enum_save_hvm_live,
     enum_save_leave_suspended;
 extern const struct enum_scenario enum_restore_libxl, enum_restore_xl_hvm, enum_restore_paused;
+extern const struct enum_scenario enum_mig_ok, enum_mig_copy_failed, enum_mig_no_report,
+    enum_mig_no_received, enum_mig_no_banner;
 
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
 /* Machines the scenarios cover: each row of these is taken or marked. */
 extern const char *const enum_machines[];
 
-/* Rows the fakes cannot reach yet, "machine STATE EVENT" (NULL-terminated):
- * a real QEMU's device-model child needs the scripted QMP peer, not yet
- * written. The suite's row-coverage check wants them taken end to end
- * (test/dm/faults_dm.sh). */
+/* Rows the fakes cannot reach yet, "machine STATE EVENT" (NULL-terminated),
+ * each with its reason in enum_deferred_why[]. The suite's row-coverage
+ * check wants them taken end to end (or listed pending there). */
 extern const char *const enum_deferred[];
-extern const char *const enum_deferred_reason;
+extern const char *const enum_deferred_why[];
 
 #endif

@@ -16,6 +16,36 @@
 
 #include "test/states/roles.h"
 
+/* The opening every save takes: its tasks start, the memory task runs. */
+#define SAVE_TASKS_RUNNING \
+    "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO " \
+    "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING " \
+    "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD " \
+    "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY " \
+    "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+
+/* From the guest suspended to a save that succeeded. */
+#define SAVE_SUSPENDED_TO_DONE \
+    "save:SUSPENDING.GUEST_SUSPENDED/save_answer_suspended>STREAMING_SUSPENDED " \
+    "memtask:RUNNING.FINISHED/memtask_take_result>DONE " \
+    "stream_tx:AWAIT_MEMORY.MEMORY_DONE/stx_write_tail>WRITING_TAIL " \
+    "stream_tx:WRITING_TAIL.WRITTEN/fsm_nop>DONE " \
+    "save:STREAMING_SUSPENDED.TASKS_DONE/save_finish_domain>FINISHING " \
+    "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM " \
+    "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE"
+
+/* The opening every restore takes: headers read, domain made, memory task runs. */
+#define RESTORE_TASKS_RUNNING \
+    "restore:IDLE.START/rst_start_tasks>READING_HEADERS " \
+    "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS " \
+    "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN " \
+    "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN " \
+    "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY " \
+    "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING " \
+    "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS " \
+    "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY " \
+    "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+
 static struct enum_trace t;
 
 static void run(const struct enum_scenario *sc, unsigned point, enum fb_answer answer)
@@ -33,19 +63,9 @@ static void test_save_pv_happy(void **state)
     run(&enum_save_pv, 0, FB_OK);
     assert_int_equal(t.rc, 0);
     assert_string_equal(t.trace,
-                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
-                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
-                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
-                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        SAVE_TASKS_RUNNING
                         "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
-                        "save:SUSPENDING.GUEST_SUSPENDED/save_answer_suspended>STREAMING_SUSPENDED "
-                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
-                        "stream_tx:AWAIT_MEMORY.MEMORY_DONE/stx_write_tail>WRITING_TAIL "
-                        "stream_tx:WRITING_TAIL.WRITTEN/fsm_nop>DONE "
-                        "save:STREAMING_SUSPENDED.TASKS_DONE/save_finish_domain>FINISHING "
-                        "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM "
-                        "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE");
+                        SAVE_SUSPENDED_TO_DONE);
     assert_string_equal(t.points, "domain_info get_config_json save_memory suspend digest save_memory.last_pass destroy");
 }
 
@@ -55,11 +75,7 @@ static void test_save_suspend_fails(void **state)
     run(&enum_save_pv, 4, FB_FAIL);   /* domain_info, get_config_json, save_memory, suspend */
     assert_int_equal(t.rc, -5);
     assert_string_equal(t.trace,
-                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
-                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
-                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
-                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        SAVE_TASKS_RUNNING
                         "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
                         "save:SUSPENDING.FAIL/save_cancel_tasks>AWAIT_TASKS_THEN_RESUME "
                         "stream_tx:*.CANCEL/fsm_nop>FAILED "
@@ -76,23 +92,13 @@ static void test_save_live_keep_happy(void **state)
     run(&enum_save_pv_live_keep, 0, FB_OK);
     assert_int_equal(t.rc, 0);
     assert_string_equal(t.trace,
-                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
-                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
-                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
-                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        SAVE_TASKS_RUNNING
                         "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
                         "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
                         "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
                         "save:STREAMING.CB_PRECOPY_POLICY/save_answer_precopy>STREAMING "
                         "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
-                        "save:SUSPENDING.GUEST_SUSPENDED/save_answer_suspended>STREAMING_SUSPENDED "
-                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
-                        "stream_tx:AWAIT_MEMORY.MEMORY_DONE/stx_write_tail>WRITING_TAIL "
-                        "stream_tx:WRITING_TAIL.WRITTEN/fsm_nop>DONE "
-                        "save:STREAMING_SUSPENDED.TASKS_DONE/save_finish_domain>FINISHING "
-                        "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM "
-                        "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE");
+                        SAVE_SUSPENDED_TO_DONE);
 }
 
 static void test_restore_happy(void **state)
@@ -101,15 +107,7 @@ static void test_restore_happy(void **state)
     run(&enum_restore_libxl, 0, FB_OK);
     assert_int_equal(t.rc, 0);
     assert_string_equal(t.trace,
-                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
-                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
-                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
-                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
-                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
-                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        RESTORE_TASKS_RUNNING
                         "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING "
                         "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING "
                         "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
@@ -129,15 +127,7 @@ static void test_restore_memory_fails(void **state)
     run(&enum_restore_libxl, 3, FB_FAIL);   /* create_for_restore, domain_info (standby?), restore_memory */
     assert_int_equal(t.rc, -5);
     assert_string_equal(t.trace,
-                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
-                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
-                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
-                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
-                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
-                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
+                        RESTORE_TASKS_RUNNING
                         "memtask:RUNNING.FINISHED/memtask_take_result(-5)>RUNNING "
                         "memtask:*.FAIL/fsm_nop>FAILED "
                         "stream_rx:*.CANCEL/fsm_nop>FAILED "
