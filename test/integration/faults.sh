@@ -215,7 +215,12 @@ done
 # A job that died before its check line is a failure too.
 [ "$(cat "$WORK"/*.out | grep -cE '^(ok   -|FAIL -) ')" -eq 6 ] || fail "a sweep ended without its verdict"
 
-# Rows taken, against the tables (the .def files are the truth).
+# Rows taken, against the tables (the .def files are the truth); the suite's
+# row-coverage check (test/CMakeLists.txt: row_coverage) reads them too.
+if [ -n "${LOCKSTEP_BUILD_DIR:-}" ]; then
+  mkdir -p "$LOCKSTEP_BUILD_DIR/rows"
+  grep -E '^fsm +[1-9]' "$trace_all" >"$LOCKSTEP_BUILD_DIR/rows/integration_faults.trace" || true
+fi
 python3 "$SRC"/test/integration/rows_taken.py "$trace_all" "$SRC"/states/save.def \
   "$SRC"/states/restore.def "$SRC"/states/stream_tx.def "$SRC"/states/stream_rx.def \
   "$SRC"/states/memtask.def

@@ -356,6 +356,13 @@ def main():
             if (name, m.group(1), m.group(2)) not in rows_taken:
                 missing.append(f"{name}: {m.group(1)} + {m.group(2)}")
     print(f"migration rows taken by these runs: {total - len(missing)} of {total}")
+    # Every row taken, of every machine, for the suite's row-coverage check.
+    if os.environ.get("LOCKSTEP_BUILD_DIR"):
+        rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
+        os.makedirs(rows_dir, exist_ok=True)
+        with open(os.path.join(rows_dir, f"migrate_faults_{SIDE}.rows"), "w") as f:
+            for row in sorted(rows_taken):
+                f.write(" ".join(row) + "\n")
     for m in missing:
         print(f"  not taken: {m}")
     finish()
