@@ -354,6 +354,7 @@ const char *const enum_machines[] = {
     "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", NULL,
 };
 
+#define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"
 #define NEEDS_QMP_FAKE "a real QEMU's devmodel child: needs the scripted QMP peer (not yet in test/fakes)"
 
 const char *const enum_deferred[] = {
@@ -379,6 +380,10 @@ const char *const enum_deferred[] = {
     "restore CONTINUING_DM DM_FAILED",
     "restore AWAIT_DM_THEN_DESTROY DM_LOADED",
     "migrate_send DESTROYING_SOURCE FAIL",
+    "migrate_send IDLE START_TLS",
+    "migrate_send HANDSHAKING HANDSHAKE_OK",
+    "migrate_send HANDSHAKING HANDSHAKE_FAILED",
+    "migrate_send HANDSHAKING CANCEL",
     NULL,
 };
 const char *const enum_deferred_why[] = {
@@ -404,5 +409,6 @@ const char *const enum_deferred_why[] = {
     NEEDS_QMP_FAKE,
     NEEDS_QMP_FAKE,
     "nothing here fails since its outcome actions are FSM_NOFAIL; the fault sweep took it before",
+    TLS_PEER, TLS_PEER, TLS_PEER, TLS_PEER,
     NULL,
 };
