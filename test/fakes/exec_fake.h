@@ -38,6 +38,11 @@ void fake_exec_on_stuck(bool (*fn)(void *data), void *data);
 void fake_exec_on_step(void (*fn)(unsigned n, void *data), void *data);
 /* Steps taken so far in this run (reset by fake_exec_sched_init). */
 unsigned fake_exec_steps(void);
+/* With on, io_work functions run on the test's thread when their turn
+ * comes, without a thread of their own (much cheaper); only for runs in
+ * which no backend call hangs (a hang there times out at once). Helpers
+ * always get their thread: they wait for their callbacks' answers. */
+void fake_exec_inline_work(bool on);
 /* Workers neither finished nor reported (0 after a clean run). */
 unsigned fake_exec_live(void);
 

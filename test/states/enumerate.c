@@ -209,6 +209,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
     if (p->point)
         env.fb.answer[p->point] = p->answer;
     fake_exec_sched_init(&env.ctx.sched, p->order);
+    fake_exec_inline_work(!(p->point && p->answer == FB_NEVER));
     fake_exec_on_stuck(p->cancel_when_stuck ? stuck_cancel : NULL, &env);
     cancel_step = p->cancel_before_step;
     fake_exec_on_step(p->cancel_before_step ? step_cancel : NULL, &env);
