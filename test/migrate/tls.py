@@ -27,6 +27,20 @@ import migtest as mt
 res = mt.Results()
 work = mt.workdir()
 src, dst = mt.Host(work, "src"), mt.Host(work, "dst")
+# Every migration process is traced, and the rows its dispatches took go to
+# the suite's row coverage (rows/migrate_tls.trace).
+for h in (src, dst):
+    h.env["LOCKSTEP_TRACE"] = "1"
+procs = []
+_proc_init = mt.Proc.__init__
+
+
+def _register(self, *a, **k):
+    _proc_init(self, *a, **k)
+    procs.append(self)
+
+
+mt.Proc.__init__ = _register
 PKI = os.path.join(work, "pki")
 TIMEOUT = ["--timeout", "15"]
 
@@ -248,11 +262,21 @@ def main():
     bad_credentials()
 
 
+def write_rows():
+    if os.environ.get("LOCKSTEP_BUILD_DIR"):
+        rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
+        os.makedirs(rows_dir, exist_ok=True)
+        with open(os.path.join(rows_dir, "migrate_tls.trace"), "w") as f:
+            for p in procs:
+                f.write("".join(l for l in p.err if l.startswith("fsm ")))
+
+
 if __name__ == "__main__":
     try:
         main()
     except mt.Failed as e:
         res.check("test harness", False, str(e))
+    write_rows()
     src.stop()
     dst.stop()
     res.finish()
