@@ -43,6 +43,45 @@ int io_fd_set_timeout(int fd, unsigned ms)
     return 0;
 }
 
+void io_log_tail(const char *path, unsigned lines, char *buf, size_t len)
+{
+    char tail[4096];
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof(tail) - 1 ? size - (off_t)sizeof(tail) + 1 : 0;
+    ssize_t n = size > 0 ? pread(fd, tail, sizeof(tail) - 1, from) : 0;
+    close(fd);
+    if (n <= 0)
+        return;
+    tail[n] = '\0';
+    /* Walk back over the last `lines` non-empty lines, then join them. */
+    const char *start[16];
+    unsigned found = 0;
+    if (lines > 16)
+        lines = 16;
+    for (char *e = tail + n; found < lines && e > tail;) {
+        while (e > tail && (e[-1] == '\n' || e[-1] == '\r'))
+            *--e = '\0';
+        char *b = e;
+        while (b > tail && b[-1] != '\n')
+            b--;
+        if (b == e)
+            break;
+        start[found++] = b;
+        e = b;
+    }
+    size_t used = 0;
+    for (unsigned i = found; i-- > 0 && used + 1 < len;) {
+        int w = snprintf(buf + used, len - used, "%s%s", used ? " / " : "", start[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w < len - used ? (size_t)w : len - used - 1;
+    }
+}
+
 int io_fd_timeout(int fd)
 {
     for (int i = 0; i < TIMEOUT_SLOTS; i++)

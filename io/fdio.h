@@ -39,6 +39,11 @@ int io_fd_set_timeout(int fd, unsigned ms);
 /* The limit set for fd in milliseconds, or -1 when it has none. */
 int io_fd_timeout(int fd);
 
+/* The last `lines` non-empty lines of the file at path (a peer's log: QEMU's,
+ * xl's, a helper's), joined by " / " into buf, for an error that must keep
+ * the peer's own reason; "" when the file is missing or empty. */
+void io_log_tail(const char *path, unsigned lines, char *buf, size_t len);
+
 /* Wait until fd is ready for `events` (poll's), with fd's limit: 0,
  * -ECANCELED, -ETIMEDOUT or poll's error. */
 int io_fd_wait(int fd, short events, int cancel_fd);

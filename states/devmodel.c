@@ -1,6 +1,8 @@
 /* states/devmodel.c - actions of the device-model machine (devmodel.def). */
 #include "states/devmodel.h"
 
+#include "io/fdio.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -40,6 +42,23 @@ void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, in
     t->state_fd = -1;
     snprintf(t->qmp_path, sizeof(t->qmp_path), "%s", qmp_path);
     fsm_init(&t->m, &devmodel_fsm_def, sched, NULL, t, "devmodel[%u]", domid);
+}
+
+void dm_task_set_log(struct dm_task *t, const char *log_path)
+{
+    snprintf(t->log_path, sizeof(t->log_path), "%s", log_path ? log_path : "");
+}
+
+/* "; QEMU's log: LINES" when the log says something, else "". */
+static void log_words(const struct dm_task *t, char *buf, size_t len)
+{
+    char tail[600];
+    buf[0] = '\0';
+    if (!t->log_path[0])
+        return;
+    io_log_tail(t->log_path, 3, tail, sizeof(tail));
+    if (tail[0])
+        snprintf(buf, len, "; QEMU's log (%s) ends: %s", t->log_path, tail);
 }
 
 /* ---- the connection ------------------------------------------------------ */
@@ -266,9 +285,12 @@ static int dm_check_incoming(struct fsm *m, const struct fsm_ev *ev)
         fsm_post(m, DEVMODEL_E_LOADED, 0, NULL);
         return 0;
     }
-    if (verdict < 0)
+    if (verdict < 0) {
+        char said[900];
+        log_words(t, said, sizeof(said));
         return fsm_fail(m, -EPROTO, "device model of domain %u did not load the restored device "
-                        "state: its status is \"%s\", not paused", t->domid, t->status);
+                        "state: its status is \"%s\", not paused%s", t->domid, t->status, said);
+    }
     if (t->status_queries >= DM_MAX_STATUS_QUERIES)
         return fsm_fail(m, -ETIMEDOUT, "device model of domain %u is still loading the restored "
                         "device state after %u status queries", t->domid, t->status_queries);
@@ -285,9 +307,11 @@ static int dm_qmp_error(struct fsm *m, const struct fsm_ev *ev)
     struct dm_task *t = m->owner;
     int rc = ev->rc;
     bool died = rc == -ECONNRESET || rc == -ENOENT || rc == -ECONNREFUSED || rc == -EPIPE;
+    char said[900];
+    log_words(t, said, sizeof(said));   /* now: the teardown may remove its directory */
     if (died)
-        return fsm_fail(m, rc, "device model of domain %u died: %s failed: %s", t->domid, t->cmd,
-                        t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc));
-    return fsm_fail(m, rc, "device model of domain %u: %s failed: %s", t->domid, t->cmd,
-                    t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc));
+        return fsm_fail(m, rc, "device model of domain %u died: %s failed: %s%s", t->domid, t->cmd,
+                        t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc), said);
+    return fsm_fail(m, rc, "device model of domain %u: %s failed: %s%s", t->domid, t->cmd,
+                    t->qmp_err.msg[0] ? t->qmp_err.msg : strerror(-rc), said);
 }

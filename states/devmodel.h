@@ -20,6 +20,7 @@ struct dm_task {
     uint32_t domid;
     int pid;                       /* QEMU's pid (the fault hook kills it) */
     char qmp_path[112];
+    char log_path[256];            /* its log, for errors that keep its own reason */
     struct qmp_conn *qmp;          /* open from the first command to the teardown */
     bool closing;                  /* the teardown awaits the connection's end */
     bool in_flight;                /* a command awaits its reply */
@@ -39,6 +40,9 @@ struct dm_task {
  * then post DEVMODEL_E_SAVE, _CHECK or _CONT (join it to learn the end). */
 void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, int pid,
                   const char *qmp_path);
+/* Where its QEMU logs: a failure then ends with QEMU's last lines, read
+ * before the teardown can remove the domain's directory with them. */
+void dm_task_set_log(struct dm_task *t, const char *log_path);
 
 /* Tests: LOCKSTEP_DM_FAULT_KILL=N makes the process's N-th QMP command to a
  * device model go to a QEMU that was SIGKILLed just before it is sent (its

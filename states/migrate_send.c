@@ -385,6 +385,7 @@ static int mig_cont_dm(struct fsm *m, const struct fsm_ev *ev)
         return 0;
     }
     dm_task_init(&r->dm_cont, m->sched, r->opts.domid, s->dm.pid, s->dm.qmp_path);
+    dm_task_set_log(&r->dm_cont, s->dm.log_path);
     fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
     fsm_join_arm(&r->dm_cont_join);
     fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);

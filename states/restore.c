@@ -373,6 +373,7 @@ static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, in
         return 0;
     }
     dm_task_init(t, m->sched, r->domid, r->dm.pid, r->dm.qmp_path);
+    dm_task_set_log(t, r->dm.log_path);
     fsm_join_add(j, &t->m);
     fsm_join_arm(j);
     fsm_post(&t->m, job, 0, NULL);

@@ -230,6 +230,7 @@ static int save_dm_save(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
     dm_task_init(&r->dm_save, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
+    dm_task_set_log(&r->dm_save, r->dm.log_path);
     fsm_join_begin(&r->dm_save_join, m, SAVE_E_DM_SAVED, SAVE_E_DM_FAILED);
     fsm_join_add(&r->dm_save_join, &r->dm_save.m);
     fsm_join_arm(&r->dm_save_join);
@@ -265,6 +266,7 @@ static int start_cont(struct fsm *m, bool guest_runs)
         return 0;
     }
     dm_task_init(&r->dm_cont, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
+    dm_task_set_log(&r->dm_cont, r->dm.log_path);
     fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
     fsm_join_arm(&r->dm_cont_join);
     fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);

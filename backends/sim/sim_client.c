@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "backends/sim/sim_internal.h"
+#include "io/fdio.h"
 #include "io/stream_format.h"
 
 extern char **environ;
@@ -842,27 +843,9 @@ static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_in
 /* The last non-empty line of a (QEMU) log, for an error message. */
 static void last_log_line(const char *path, char *buf, size_t len)
 {
-    char tail[2048];
-    snprintf(buf, len, "(its log %s is empty)", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t from = size > (off_t)sizeof(tail) - 1 ? size - (off_t)sizeof(tail) + 1 : 0;
-    ssize_t n = pread(fd, tail, sizeof(tail) - 1, from);
-    close(fd);
-    if (n <= 0)
-        return;
-    tail[n] = '\0';
-    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' '))
-        tail[--n] = '\0';
-    if (n == 0)
-        return;
-    const char *line = strrchr(tail, '\n');
-    line = line ? line + 1 : tail;
-    size_t n2 = strlen(line) < len - 1 ? strlen(line) : len - 1;   /* a long line is cut */
-    memcpy(buf, line, n2);
-    buf[n2] = '\0';
+    io_log_tail(path, 1, buf, len);
+    if (!buf[0])
+        snprintf(buf, len, "(its log %s is empty)", path);
 }
 
 #define SIM_DM_READY_TIMEOUT_MS 20000
