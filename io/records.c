@@ -21,16 +21,13 @@ const uint8_t stream_zero_pad[8];
 /* ---- names ----------------------------------------------------------- */
 
 static const char *const libxl_names[LIBXL_REC_TYPE_COUNT] = {
-    "END", "LIBXC_CONTEXT", "EMULATOR_XENSTORE_DATA", "EMULATOR_CONTEXT",
-    "CHECKPOINT_END", "CHECKPOINT_STATE",
+#define LIBXL_RECORD(name, value, check, doc) [value] = #name,
+#include "io/records.def"
 };
 
 static const char *const libxc_names[LIBXC_REC_TYPE_COUNT] = {
-    "END", "PAGE_DATA", "X86_PV_INFO", "X86_PV_P2M_FRAMES", "X86_PV_VCPU_BASIC",
-    "X86_PV_VCPU_EXTENDED", "X86_PV_VCPU_XSAVE", "SHARED_INFO", "X86_TSC_INFO",
-    "HVM_CONTEXT", "HVM_PARAMS", "TOOLSTACK", "X86_PV_VCPU_MSRS", "VERIFY",
-    "CHECKPOINT", "CHECKPOINT_DIRTY_PFN_LIST", "STATIC_DATA_END",
-    "X86_CPUID_POLICY", "X86_MSR_POLICY",
+#define LIBXC_RECORD(name, value, domains, since, check, doc) [value] = #name,
+#include "io/records.def"
 };
 
 static const char *const checkpoint_state_names[] = {
@@ -74,19 +71,49 @@ bool stream_pad_ok(const uint8_t *pad, uint32_t n)
 
 /* ---- error helpers ----------------------------------------------------- */
 
+static int vrec_err(struct ls_errbuf *e, int rc, uint64_t offset, const char *layer,
+                    const char *name, uint32_t type, const char *fmt, va_list ap)
+{
+    char why[400];
+
+    vsnprintf(why, sizeof(why), fmt, ap);
+    return ls_err(e, rc, "offset %" PRIu64 ": %s record %s (0x%x): %s", offset, layer, name,
+                  type, why);
+}
+
 /* "offset N: <layer> record NAME (0xT): why" */
 static int __attribute__((format(printf, 7, 8)))
 rec_err(struct ls_errbuf *e, int rc, uint64_t offset, const char *layer, const char *name,
         uint32_t type, const char *fmt, ...)
 {
-    char why[400];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
+    rc = vrec_err(e, rc, offset, layer, name, type, fmt, ap);
     va_end(ap);
-    return ls_err(e, rc, "offset %" PRIu64 ": %s record %s (0x%x): %s", offset, layer, name,
-                  type, why);
+    return rc;
+}
+
+int libxl_rec_err(struct ls_errbuf *e, int rc, uint64_t offset, uint32_t type,
+                  const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    rc = vrec_err(e, rc, offset, "libxl", libxl_rec_name(type), type, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int libxc_rec_err(struct ls_errbuf *e, int rc, uint64_t offset, uint32_t type,
+                  const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    rc = vrec_err(e, rc, offset, "libxc", libxc_rec_name(type), type, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 #define XC_ERR(rc, ...) \
@@ -102,18 +129,21 @@ struct rec_check {
     uint32_t avail;          /* bytes present at body */
     uint32_t len;            /* body_length from the record header */
     int is_hvm;              /* libxl: -1 unknown */
+    bool libxl;              /* which layer's record */
     uint64_t offset;
     struct ls_errbuf *e;
 };
 
-static int check_empty(const struct rec_check *c, const char *layer)
+static int check_empty(const struct rec_check *c)
 {
     if (c->len == 0)
         return 0;
-    return rec_err(c->e, -EINVAL, c->offset, layer,
-                   layer[3] == 'c' ? libxc_rec_name(c->type) : libxl_rec_name(c->type),
+    return rec_err(c->e, -EINVAL, c->offset, c->libxl ? "libxl" : "libxc",
+                   c->libxl ? libxl_rec_name(c->type) : libxc_rec_name(c->type),
                    c->type, "body must be empty, has %u bytes", c->len);
 }
+
+typedef int rec_check_fn(const struct rec_check *c);
 
 /* ---- xl save-file header --------------------------------------------- */
 
@@ -306,29 +336,23 @@ static int check_checkpoint_state(const struct rec_check *c)
 int libxl_record_check(uint32_t type, const uint8_t *body, uint32_t len, int is_hvm,
                        uint64_t offset, struct ls_errbuf *e)
 {
+    static rec_check_fn *const checks[LIBXL_REC_TYPE_COUNT] = {
+#define LIBXL_RECORD(name, value, check, doc) [value] = check_##check,
+#include "io/records.def"
+    };
     struct rec_check cc = { .type = type, .body = body, .avail = len, .len = len,
-                            .is_hvm = is_hvm, .offset = offset, .e = e };
+                            .is_hvm = is_hvm, .libxl = true, .offset = offset, .e = e };
     const struct rec_check *c = &cc;
 
-    /* libxl itself has no limit; we bound memory with libxc's. */
-    if (len > LIBXC_REC_LENGTH_MAX && type < LIBXL_REC_TYPE_COUNT)
-        return XL_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
-                      LIBXC_REC_LENGTH_MAX);
-    switch (type) {
-    case LIBXL_REC_END:
-    case LIBXL_REC_LIBXC_CONTEXT:
-    case LIBXL_REC_CHECKPOINT_END:
-        return check_empty(c, "libxl");
-    case LIBXL_REC_EMULATOR_XENSTORE_DATA:
-    case LIBXL_REC_EMULATOR_CONTEXT:
-        return check_emulator(c);
-    case LIBXL_REC_CHECKPOINT_STATE:
-        return check_checkpoint_state(c);
-    default:
+    if (type >= LIBXL_REC_TYPE_COUNT)
         /* libxl's reader and the verifier reject optional types too (spec 7 item 3). */
         return XL_ERR(-EINVAL, "unknown record type%s",
                       (type & LIBXC_REC_OPTIONAL) ? " (optional bit set, still rejected)" : "");
-    }
+    /* libxl itself has no limit; we bound memory with libxc's. */
+    if (len > LIBXC_REC_LENGTH_MAX)
+        return XL_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
+                      LIBXC_REC_LENGTH_MAX);
+    return checks[type](c);
 }
 
 int libxl_xenstore_data_encode(uint32_t emulator_id, const char *const *kv, size_t npairs,
@@ -679,25 +703,8 @@ static int check_dirty_pfn_list(const struct rec_check *c)
     return 0;
 }
 
-static int check_v3_only(const struct rec_check *c)
-{
-    if (c->version < 3)
-        return XC_ERR(-EINVAL, "not allowed in a v%u stream (introduced in v3)", c->version);
-    return 0;
-}
-
-static int check_static_data_end(const struct rec_check *c)
-{
-    int rc = check_v3_only(c);
-    return rc ? rc : check_empty(c, "libxc");
-}
-
 static int check_policy(const struct rec_check *c, uint32_t entry)
 {
-    int rc = check_v3_only(c);
-
-    if (rc)
-        return rc;
     if (c->len == 0 || c->len % entry)
         return XC_ERR(-EINVAL, "length %u is not a positive multiple of %u", c->len, entry);
     return 0;
@@ -713,33 +720,24 @@ static int check_msr_policy(const struct rec_check *c)
     return check_policy(c, sizeof(struct libxc_msr_entry));
 }
 
-static int check_libxc_empty(const struct rec_check *c)
-{
-    return check_empty(c, "libxc");
-}
-
-typedef int rec_check_fn(const struct rec_check *c);
-
 static rec_check_fn *const libxc_checks[LIBXC_REC_TYPE_COUNT] = {
-    [LIBXC_REC_END] = check_libxc_empty,
-    [LIBXC_REC_PAGE_DATA] = check_page_data,
-    [LIBXC_REC_X86_PV_INFO] = check_pv_info,
-    [LIBXC_REC_X86_PV_P2M_FRAMES] = check_p2m_frames,
-    [LIBXC_REC_X86_PV_VCPU_BASIC] = check_vcpu,
-    [LIBXC_REC_X86_PV_VCPU_EXTENDED] = check_vcpu,
-    [LIBXC_REC_X86_PV_VCPU_XSAVE] = check_vcpu,
-    [LIBXC_REC_SHARED_INFO] = check_shared_info,
-    [LIBXC_REC_X86_TSC_INFO] = check_tsc_info,
-    [LIBXC_REC_HVM_CONTEXT] = check_hvm_context,
-    [LIBXC_REC_HVM_PARAMS] = check_hvm_params,
-    [LIBXC_REC_TOOLSTACK] = check_toolstack,
-    [LIBXC_REC_X86_PV_VCPU_MSRS] = check_vcpu,
-    [LIBXC_REC_VERIFY] = check_libxc_empty,
-    [LIBXC_REC_CHECKPOINT] = check_libxc_empty,
-    [LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST] = check_dirty_pfn_list,
-    [LIBXC_REC_STATIC_DATA_END] = check_static_data_end,
-    [LIBXC_REC_X86_CPUID_POLICY] = check_cpuid_policy,
-    [LIBXC_REC_X86_MSR_POLICY] = check_msr_policy,
+#define LIBXC_RECORD(name, value, domains, since, check, doc) [value] = check_##check,
+#include "io/records.def"
+};
+
+/* The stream version that introduced each type. */
+static const uint8_t libxc_since[LIBXC_REC_TYPE_COUNT] = {
+#define LIBXC_RECORD(name, value, domains, since, check, doc) [value] = since,
+#include "io/records.def"
+};
+
+#define LIBXC_DOMAINS_ANY 0u
+#define LIBXC_DOMAINS_PV  LIBXC_DHDR_TYPE_X86_PV
+#define LIBXC_DOMAINS_HVM LIBXC_DHDR_TYPE_X86_HVM
+/* The one domain type that may carry each type, or 0 for any. */
+static const uint8_t libxc_domains[LIBXC_REC_TYPE_COUNT] = {
+#define LIBXC_RECORD(name, value, domains, since, check, doc) [value] = LIBXC_DOMAINS_##domains,
+#include "io/records.def"
 };
 
 int libxc_record_check(uint32_t version, uint32_t type, const uint8_t *body,
@@ -760,6 +758,9 @@ int libxc_record_check(uint32_t version, uint32_t type, const uint8_t *body,
     if (len > LIBXC_REC_LENGTH_MAX)
         return XC_ERR(-E2BIG, "length %u exceeds the %u-byte record limit", len,
                       LIBXC_REC_LENGTH_MAX);
+    if (version < libxc_since[type])
+        return XC_ERR(-EINVAL, "not allowed in a v%u stream (introduced in v%u)", version,
+                      libxc_since[type]);
     if (type != LIBXC_REC_PAGE_DATA && (rc = check_avail(c, len)))
         return rc;
     return libxc_checks[type](c);
@@ -777,19 +778,6 @@ void libxc_order_init(struct libxc_order *o, uint32_t version, uint32_t dom_type
     o->dom_type = dom_type;
 }
 
-static bool type_is_pv_only(uint32_t type)
-{
-    return type == LIBXC_REC_X86_PV_INFO || type == LIBXC_REC_X86_PV_P2M_FRAMES ||
-           type == LIBXC_REC_X86_PV_VCPU_BASIC || type == LIBXC_REC_X86_PV_VCPU_EXTENDED ||
-           type == LIBXC_REC_X86_PV_VCPU_XSAVE || type == LIBXC_REC_X86_PV_VCPU_MSRS ||
-           type == LIBXC_REC_SHARED_INFO;
-}
-
-static bool type_is_hvm_only(uint32_t type)
-{
-    return type == LIBXC_REC_HVM_CONTEXT || type == LIBXC_REC_HVM_PARAMS;
-}
-
 static bool type_is_policy(uint32_t type)
 {
     return type == LIBXC_REC_X86_CPUID_POLICY || type == LIBXC_REC_X86_MSR_POLICY;
@@ -800,9 +788,9 @@ static int order_check_domain_type(const struct libxc_order *o, uint32_t type, u
 {
     bool hvm = o->dom_type == LIBXC_DHDR_TYPE_X86_HVM;
 
-    if (hvm && type_is_pv_only(type))
+    if (hvm && libxc_domains[type] == LIBXC_DHDR_TYPE_X86_PV)
         return ORDER_ERR(-EPROTO, "x86 PV record in an HVM stream");
-    if (!hvm && type_is_hvm_only(type))
+    if (!hvm && libxc_domains[type] == LIBXC_DHDR_TYPE_X86_HVM)
         return ORDER_ERR(-EPROTO, "HVM record in an x86 PV stream");
     /* Restore needs the guest width before anything that depends on it; the
      * saver sends X86_PV_INFO first, with only the CPU policy possibly ahead. */

@@ -29,6 +29,13 @@ const char *libxc_rec_name(uint32_t type);
 const char *libxl_checkpoint_state_name(uint32_t id);
 const char *libxc_page_type_name(unsigned type);    /* "NOTAB", "L1TAB", "PINNED L4TAB", "XTAB" ... */
 
+/* Records e as "offset N: libxl record NAME (0xT): <fmt...>", the form of
+ * every record error; returns rc. */
+int libxl_rec_err(struct ls_errbuf *e, int rc, uint64_t offset, uint32_t type,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int libxc_rec_err(struct ls_errbuf *e, int rc, uint64_t offset, uint32_t type,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* ---- padding ---------------------------------------------------------- */
 /* Zero bytes for padding writes (at least 8). */
 extern const uint8_t stream_zero_pad[8];

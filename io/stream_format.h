@@ -55,15 +55,17 @@ struct libxl_header {              /* 16 bytes, all fields BIG endian */
     uint32_t options;
 };
 
+/* Record types of both layers come from io/records.def. */
 enum libxl_rec_type {
-    LIBXL_REC_END                    = 0,
-    LIBXL_REC_LIBXC_CONTEXT          = 1,
-    LIBXL_REC_EMULATOR_XENSTORE_DATA = 2,
-    LIBXL_REC_EMULATOR_CONTEXT       = 3,
-    LIBXL_REC_CHECKPOINT_END         = 4,
-    LIBXL_REC_CHECKPOINT_STATE       = 5,
+#define LIBXL_RECORD(name, value, check, doc) LIBXL_REC_##name = value,
+#include "io/records.def"
 };
-#define LIBXL_REC_TYPE_COUNT 6u
+enum {
+    LIBXL_REC__COUNT = 0
+#define LIBXL_RECORD(name, value, check, doc) + 1
+#include "io/records.def"
+};
+#define LIBXL_REC_TYPE_COUNT ((uint32_t)LIBXL_REC__COUNT)
 
 enum libxl_emulator_id {
     LIBXL_EMULATOR_UNKNOWN          = 0,
@@ -112,27 +114,15 @@ struct libxc_domain_header {       /* 16 bytes, little endian */
 };
 
 enum libxc_rec_type {
-    LIBXC_REC_END                       = 0x00,
-    LIBXC_REC_PAGE_DATA                 = 0x01,
-    LIBXC_REC_X86_PV_INFO               = 0x02,
-    LIBXC_REC_X86_PV_P2M_FRAMES         = 0x03,
-    LIBXC_REC_X86_PV_VCPU_BASIC         = 0x04,
-    LIBXC_REC_X86_PV_VCPU_EXTENDED      = 0x05,
-    LIBXC_REC_X86_PV_VCPU_XSAVE         = 0x06,
-    LIBXC_REC_SHARED_INFO               = 0x07,
-    LIBXC_REC_X86_TSC_INFO              = 0x08,
-    LIBXC_REC_HVM_CONTEXT               = 0x09,
-    LIBXC_REC_HVM_PARAMS                = 0x0A,
-    LIBXC_REC_TOOLSTACK                 = 0x0B,
-    LIBXC_REC_X86_PV_VCPU_MSRS          = 0x0C,
-    LIBXC_REC_VERIFY                    = 0x0D,
-    LIBXC_REC_CHECKPOINT                = 0x0E,
-    LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST = 0x0F,
-    LIBXC_REC_STATIC_DATA_END           = 0x10,
-    LIBXC_REC_X86_CPUID_POLICY          = 0x11,
-    LIBXC_REC_X86_MSR_POLICY            = 0x12,
+#define LIBXC_RECORD(name, value, domains, since, check, doc) LIBXC_REC_##name = value,
+#include "io/records.def"
 };
-#define LIBXC_REC_TYPE_COUNT 0x13u
+enum {
+    LIBXC_REC__COUNT = 0
+#define LIBXC_RECORD(name, value, domains, since, check, doc) + 1
+#include "io/records.def"
+};
+#define LIBXC_REC_TYPE_COUNT ((uint32_t)LIBXC_REC__COUNT)
 #define LIBXC_REC_OPTIONAL   0x80000000u
 #define LIBXC_REC_LENGTH_MAX (128u << 20)   /* REC_LENGTH_MAX */
 #define LIBXC_MAX_BATCH_SIZE 1024u          /* pfns per PAGE_DATA */

@@ -33,15 +33,6 @@ enum parser_step {
     STEP_DONE,
 };
 
-/* Where we are among the libxl records (spec 1.3). */
-enum libxl_phase {
-    LX_BEFORE_LIBXC,           /* only LIBXC_CONTEXT may come */
-    LX_IN_LIBXC,               /* the libxc layer is being parsed */
-    LX_AFTER_LIBXC_END,        /* emulator records, then END */
-    LX_IN_CHECKPOINT,          /* emulator records, then CHECKPOINT_END */
-    LX_AFTER_CHECKPOINT_END,   /* CHECKPOINT_STATE or the next libxc batch */
-};
-
 #define XL_FIXED_LEN (XL_MAGIC_LEN + sizeof(struct xl_header))
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -63,21 +54,6 @@ static int parser_fail(struct stream_parser *p, int rc, struct ls_errbuf *e)
     if (e && e->rc == 0)
         ls_err(e, rc, "offset %" PRIu64 ": stream rejected (error %d)", p->item_offset, rc);
     return rc;
-}
-
-/* Error about the current record: "offset N: libxc record NAME (0xT): why". */
-static int __attribute__((format(printf, 4, 5)))
-rec_fail(struct stream_parser *p, int rc, struct ls_errbuf *e, const char *fmt, ...)
-{
-    char why[400];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    ls_err(e, rc, "offset %" PRIu64 ": %s record %s (0x%x): %s", p->item_offset,
-           layer_name(p->layer), rec_name(p->layer, p->rec_type), p->rec_type, why);
-    return parser_fail(p, rc, e);
 }
 
 static int set_want(struct stream_parser *p, int step, size_t want)
@@ -235,7 +211,7 @@ static int on_libxl_header(struct stream_parser *p, struct ls_errbuf *e)
         return rc;
     p->libxl_framed = true;
     p->layer = STREAM_LAYER_LIBXL;
-    p->libxl_phase = LX_BEFORE_LIBXC;
+    libxl_rules_init(&p->lx);
     return begin_records(p);
 }
 
@@ -262,59 +238,14 @@ static int on_libxc_domain(struct stream_parser *p, struct ls_errbuf *e)
     rc = libxc_domain_header_decode(p->buf, &p->item.dhdr, p->item_offset, e);
     if (rc)
         return parser_fail(p, rc, e);
-    p->is_hvm = p->item.dhdr.type == LIBXC_DHDR_TYPE_X86_HVM;
-    libxc_order_init(&p->order, p->libxc_version, p->item.dhdr.type);
+    p->lx.is_hvm = p->item.dhdr.type == LIBXC_DHDR_TYPE_X86_HVM;
+    libxc_rules_init(&p->xc, p->libxc_version, p->item.dhdr.type);
     if ((rc = emit_header(p, STREAM_LAYER_LIBXC, STREAM_HDR_LIBXC_DOMAIN, e)))
         return rc;
     return begin_records(p);
 }
 
-/* ---- context checks ---------------------------------------------------- */
-
-int libxc_record_check_width(uint32_t type, const uint8_t *body, uint32_t len,
-                             unsigned guest_width, uint64_t offset, struct ls_errbuf *e)
-{
-    if (guest_width == 0)
-        return 0;
-    if (type == LIBXC_REC_X86_PV_P2M_FRAMES && len >= 8) {
-        uint32_t fpp = STREAM_PAGE_SIZE / guest_width;
-        uint32_t start = get_le32(body), end = get_le32(body + 4);
-        uint64_t want = 8 + 8 * ((uint64_t)(end / fpp) - start / fpp + 1);
-
-        if (start <= end && len != want)
-            return ls_err(e, -EINVAL, "offset %" PRIu64 ": libxc record X86_PV_P2M_FRAMES (0x3): "
-                          "length %u, expected %" PRIu64 " for pfns 0x%x-0x%x of a %u-bit guest",
-                          offset, len, want, start, end, guest_width * 8);
-    }
-    /* 32-bit guests' context size is not fixed here; Xen checks it. */
-    if (type == LIBXC_REC_X86_PV_VCPU_BASIC && guest_width == 8 && len > 8 &&
-        len - 8 != LIBXC_X86_64_VCPU_BASIC_SIZE)
-        return ls_err(e, -EINVAL, "offset %" PRIu64 ": libxc record X86_PV_VCPU_BASIC (0x4): "
-                      "context of %u bytes, a 64-bit guest's is %u", offset, len - 8,
-                      LIBXC_X86_64_VCPU_BASIC_SIZE);
-    return 0;
-}
-
 /* ---- libxc records ------------------------------------------------------ */
-
-static bool is_vcpu_record(uint32_t type)
-{
-    return type == LIBXC_REC_X86_PV_VCPU_BASIC || type == LIBXC_REC_X86_PV_VCPU_EXTENDED ||
-           type == LIBXC_REC_X86_PV_VCPU_XSAVE || type == LIBXC_REC_X86_PV_VCPU_MSRS;
-}
-
-static int libxc_note_order(struct stream_parser *p, const uint8_t *body, struct ls_errbuf *e)
-{
-    uint32_t vcpu = 0;
-    int rc;
-
-    /* An empty vCPU record is skipped by restore: it is nobody's state. */
-    if (is_vcpu_record(p->rec_type))
-        vcpu = p->rec_len > 8 ? get_le32(body) : UINT32_MAX;
-    rc = libxc_order_note(&p->order, p->rec_type, vcpu, p->item_offset,
-                          &p->item.static_data_done, &p->item.sdd_missing, e);
-    return rc ? parser_fail(p, rc, e) : 0;
-}
 
 /* After a libxc END or CHECKPOINT: where the stream goes next. */
 static int libxc_after_record(struct stream_parser *p)
@@ -323,7 +254,7 @@ static int libxc_after_record(struct stream_parser *p)
         p->checkpoints++;
         if (p->libxl_framed) {
             p->layer = STREAM_LAYER_LIBXL;
-            p->libxl_phase = LX_IN_CHECKPOINT;
+            libxl_rules_libxc_ended(&p->lx, p->rec_type, p->lx.is_hvm);
         } else {
             p->clean_eof_here = true;     /* bare libxc: next batch or EOF */
         }
@@ -334,7 +265,7 @@ static int libxc_after_record(struct stream_parser *p)
             return 0;
         }
         p->layer = STREAM_LAYER_LIBXL;
-        p->libxl_phase = LX_AFTER_LIBXC_END;
+        libxl_rules_libxc_ended(&p->lx, p->rec_type, p->lx.is_hvm);
     }
     return begin_records(p);
 }
@@ -345,17 +276,10 @@ static int on_libxc_body(struct stream_parser *p, struct ls_errbuf *e)
     int rc;
 
     item_reset(p);
-    rc = libxc_record_check(p->libxc_version, p->rec_type, body, p->rec_len, p->rec_len,
-                            p->item_offset, e);
-    if (!rc)
-        rc = libxc_record_check_width(p->rec_type, body, p->rec_len, p->guest_width,
-                                      p->item_offset, e);
+    rc = libxc_rules_record(&p->xc, p->rec_type, body, p->rec_len, p->rec_len, p->item_offset,
+                            &p->item.static_data_done, &p->item.sdd_missing, e);
     if (rc)
         return parser_fail(p, rc, e);
-    if ((rc = libxc_note_order(p, body, e)))
-        return rc;
-    if (p->rec_type == LIBXC_REC_X86_PV_INFO)
-        p->guest_width = body[0];
     if ((rc = emit_record(p, body, p->rec_len, e)))
         return rc;
     return libxc_after_record(p);
@@ -364,17 +288,11 @@ static int on_libxc_body(struct stream_parser *p, struct ls_errbuf *e)
 /* PAGE_DATA count header in: sanity-check count before buffering its pfns. */
 static int on_page_header(struct stream_parser *p, struct ls_errbuf *e)
 {
-    uint32_t count = get_le32(p->buf);
-    uint64_t pfn_end = 8 + 8 * (uint64_t)count;
-    int rc;
+    int rc = libxc_rules_page_header(&p->xc, p->buf, p->rec_len, p->item_offset, e);
 
-    if (count == 0 || get_le32(p->buf + 4) || pfn_end > p->rec_len) {
-        /* The full check reports these from the first 8 bytes alone. */
-        rc = libxc_record_check(p->libxc_version, p->rec_type, p->buf, 8, p->rec_len,
-                                p->item_offset, e);
-        return parser_fail(p, rc ? rc : -EINVAL, e);
-    }
-    return set_want(p, STEP_PAGE_PFNS, (size_t)pfn_end);
+    if (rc)
+        return parser_fail(p, rc, e);
+    return set_want(p, STEP_PAGE_PFNS, 8 + 8 * (size_t)get_le32(p->buf));
 }
 
 static void summarise_pages(struct stream_parser *p)
@@ -395,12 +313,10 @@ static int on_page_pfns(struct stream_parser *p, struct ls_errbuf *e)
     int rc;
 
     item_reset(p);
-    rc = libxc_record_check(p->libxc_version, p->rec_type, p->buf, (uint32_t)p->have,
-                            p->rec_len, p->item_offset, e);
+    rc = libxc_rules_record(&p->xc, p->rec_type, p->buf, (uint32_t)p->have, p->rec_len,
+                            p->item_offset, &p->item.static_data_done, &p->item.sdd_missing, e);
     if (rc)
         return parser_fail(p, rc, e);
-    if ((rc = libxc_note_order(p, p->buf, e)))
-        return rc;
     summarise_pages(p);
     /* The exact-length check passed, so there is no padding after the pages. */
     p->skip_left = p->rec_len - p->have;
@@ -417,63 +333,19 @@ static int on_page_skipped(struct stream_parser *p, struct ls_errbuf *e)
 
 /* ---- libxl records ------------------------------------------------------ */
 
-static int libxl_check_phase(struct stream_parser *p, struct ls_errbuf *e)
-{
-    uint32_t t = p->rec_type;
-
-    switch (p->libxl_phase) {
-    case LX_BEFORE_LIBXC:
-        if (t == LIBXL_REC_LIBXC_CONTEXT)
-            return 0;
-        if (t == LIBXL_REC_END)
-            return rec_fail(p, -EPROTO, e, "END before LIBXC_CONTEXT: the stream has no domain");
-        if (t == LIBXL_REC_EMULATOR_XENSTORE_DATA || t == LIBXL_REC_EMULATOR_CONTEXT)
-            return rec_fail(p, -EPROTO, e, "emulator record before LIBXC_CONTEXT (the domain "
-                            "type is not known yet)");
-        return rec_fail(p, -EPROTO, e, "checkpoint record outside a checkpoint");
-    case LX_AFTER_LIBXC_END:
-        if (t == LIBXL_REC_END || t == LIBXL_REC_EMULATOR_XENSTORE_DATA ||
-            t == LIBXL_REC_EMULATOR_CONTEXT)
-            return 0;
-        if (t == LIBXL_REC_LIBXC_CONTEXT)
-            return rec_fail(p, -EPROTO, e, "second LIBXC_CONTEXT");
-        return rec_fail(p, -EPROTO, e, "checkpoint record outside a checkpoint (the libxc "
-                        "stream ended with END, not CHECKPOINT)");
-    case LX_IN_CHECKPOINT:
-        if (t == LIBXL_REC_CHECKPOINT_END || t == LIBXL_REC_EMULATOR_XENSTORE_DATA ||
-            t == LIBXL_REC_EMULATOR_CONTEXT)
-            return 0;
-        if (t == LIBXL_REC_END)
-            return rec_fail(p, -EPROTO, e, "END inside a checkpoint (expected CHECKPOINT_END)");
-        if (t == LIBXL_REC_LIBXC_CONTEXT)
-            return rec_fail(p, -EPROTO, e, "LIBXC_CONTEXT inside a checkpoint: later batches "
-                            "continue the libxc stream without one");
-        return rec_fail(p, -EPROTO, e, "CHECKPOINT_STATE before CHECKPOINT_END");
-    default:   /* LX_AFTER_CHECKPOINT_END: only CHECKPOINT_STATE is routed here */
-        if (libxl_checkpoint_state_id(p->buf) != LIBXL_CHECKPOINT_NEW)
-            return rec_fail(p, -EPROTO, e, "state %s belongs on the COLO back channel; the "
-                            "main stream carries only CHECKPOINT_NEW",
-                            libxl_checkpoint_state_name(libxl_checkpoint_state_id(p->buf)));
-        return 0;
-    }
-}
-
 static int libxl_after_record(struct stream_parser *p)
 {
     switch (p->rec_type) {
     case LIBXL_REC_LIBXC_CONTEXT:
-        p->libxl_phase = LX_IN_LIBXC;
         return begin_libxc(p);
     case LIBXL_REC_END:
         p->complete = true;
         p->step = STEP_DONE;
         return 0;
     case LIBXL_REC_CHECKPOINT_END:
-        p->libxl_phase = LX_AFTER_CHECKPOINT_END;
         p->clean_eof_here = true;
         return begin_records(p);
     case LIBXL_REC_CHECKPOINT_STATE:
-        p->libxl_phase = LX_IN_LIBXC;
         p->layer = STREAM_LAYER_LIBXC;
         p->clean_eof_here = true;
         return begin_records(p);
@@ -487,10 +359,10 @@ static int on_libxl_body(struct stream_parser *p, struct ls_errbuf *e)
     int rc;
 
     item_reset(p);
-    rc = libxl_record_check(p->rec_type, p->buf, p->rec_len, p->is_hvm, p->item_offset, e);
+    rc = libxl_rules_record(&p->lx, p->rec_type, p->buf, p->rec_len, p->item_offset, e);
     if (rc)
         return parser_fail(p, rc, e);
-    if ((rc = libxl_check_phase(p, e)) || (rc = emit_record(p, p->buf, p->rec_len, e)))
+    if ((rc = emit_record(p, p->buf, p->rec_len, e)))
         return rc;
     return libxl_after_record(p);
 }
@@ -504,32 +376,22 @@ static int on_libxl_body(struct stream_parser *p, struct ls_errbuf *e)
  * so a type 5 shorter than 8 can only be a (possibly bad) CHECKPOINT_STATE. */
 static void route_after_checkpoint_end(struct stream_parser *p)
 {
-    if (p->libxl_phase != LX_AFTER_CHECKPOINT_END)
+    if (p->lx.phase != LX_AFTER_CHECKPOINT_END)
         return;
     if (p->rec_type == LIBXL_REC_CHECKPOINT_STATE && p->rec_len < 8)
         return;
-    p->libxl_phase = LX_IN_LIBXC;
+    p->lx.phase = LX_IN_LIBXC;
     p->layer = STREAM_LAYER_LIBXC;
 }
 
 /* Reject what we can from the header alone, before buffering a body. */
 static int precheck_record_header(struct stream_parser *p, struct ls_errbuf *e)
 {
-    int rc = 0;
-    bool unknown = p->layer == STREAM_LAYER_LIBXC ? p->rec_type >= LIBXC_REC_TYPE_COUNT
-                                                   : p->rec_type >= LIBXL_REC_TYPE_COUNT;
-    bool short_page = p->layer == STREAM_LAYER_LIBXC && p->rec_type == LIBXC_REC_PAGE_DATA &&
-                      p->rec_len <= 8;
+    int rc = p->layer == STREAM_LAYER_LIBXC
+                 ? libxc_rules_header(&p->xc, p->rec_type, p->rec_len, p->item_offset, e)
+                 : libxl_rules_header(&p->lx, p->rec_type, p->rec_len, p->item_offset, e);
 
-    if (!unknown && !short_page && p->rec_len <= LIBXC_REC_LENGTH_MAX)
-        return 0;
-    /* These paths of the checks fail before looking at the body. */
-    if (p->layer == STREAM_LAYER_LIBXC)
-        rc = libxc_record_check(p->libxc_version, p->rec_type, NULL, 0, p->rec_len,
-                                p->item_offset, e);
-    else
-        rc = libxl_record_check(p->rec_type, NULL, p->rec_len, p->is_hvm, p->item_offset, e);
-    return parser_fail(p, rc ? rc : -EINVAL, e);
+    return rc ? parser_fail(p, rc, e) : 0;
 }
 
 static int on_rec_header(struct stream_parser *p, struct ls_errbuf *e)
@@ -550,8 +412,14 @@ static int on_rec_header(struct stream_parser *p, struct ls_errbuf *e)
 
 static int on_rec_body(struct stream_parser *p, struct ls_errbuf *e)
 {
-    if (!stream_pad_ok(p->buf + p->rec_len, (uint32_t)(p->want - p->rec_len)))
-        return rec_fail(p, -EINVAL, e, "padding after the %u-byte body is not zero", p->rec_len);
+    const uint8_t *pad = p->buf + p->rec_len;
+    uint32_t pad_len = (uint32_t)(p->want - p->rec_len);
+    int rc = p->layer == STREAM_LAYER_LIBXC
+                 ? libxc_rules_padding(p->rec_type, pad, pad_len, p->rec_len, p->item_offset, e)
+                 : libxl_rules_padding(p->rec_type, pad, pad_len, p->rec_len, p->item_offset, e);
+
+    if (rc)
+        return parser_fail(p, rc, e);
     if (p->layer == STREAM_LAYER_LIBXC)
         return on_libxc_body(p, e);
     return on_libxl_body(p, e);
@@ -712,7 +580,7 @@ void stream_parser_init(struct stream_parser *p, enum stream_format format,
     p->format = format;
     p->item_fn = item_fn;
     p->data = data;
-    p->is_hvm = -1;
+    libxl_rules_init(&p->lx);
     p->layer = STREAM_LAYER_LIBXL;
     switch (format) {
     case STREAM_FORMAT_XL:    p->step = STEP_XL_FIXED; p->want = XL_FIXED_LEN; break;

@@ -35,6 +35,7 @@
 #include "lockstep/errbuf.h"
 #include "io/records.h"
 #include "io/stream_format.h"
+#include "io/stream_rules.h"
 
 enum stream_format {
     STREAM_FORMAT_AUTO,        /* detect from the first 8 bytes */
@@ -111,7 +112,6 @@ struct stream_parser {
     void *data;
 
     int step;                  /* what the buffered bytes will be */
-    int libxl_phase;           /* where we are among the libxl records */
     enum stream_layer layer;   /* layer of the next record */
     bool libxl_framed;         /* libxc nested in a libxl stream */
     bool failed;
@@ -127,10 +127,9 @@ struct stream_parser {
     uint64_t skip_left;        /* PAGE_DATA page bytes still to stream through */
 
     uint32_t libxc_version;
-    int is_hvm;                /* -1 until the libxc domain header */
-    unsigned guest_width;      /* from X86_PV_INFO, 0 until then */
     unsigned checkpoints;
-    struct libxc_order order;
+    struct libxl_rules lx;     /* the libxl records' rules (io/stream_rules.h) */
+    struct libxc_rules xc;     /* the libxc records' rules */
     struct stream_item item;   /* built for the callback */
 };
 
@@ -149,13 +148,5 @@ int stream_parser_feed(struct stream_parser *p, const void *buf, size_t len,
 int stream_parser_finish(struct stream_parser *p, struct ls_errbuf *e);
 enum stream_end stream_parser_end(const struct stream_parser *p);
 uint64_t stream_parser_offset(const struct stream_parser *p);   /* bytes consumed */
-
-/* Checks that need the PV guest width announced by X86_PV_INFO (0 = unknown,
- * then nothing is checked): X86_PV_P2M_FRAMES must be exactly
- * 8 + 8*(end/fpp - start/fpp + 1) bytes with fpp = 4096/width, and a
- * non-empty X86_PV_VCPU_BASIC of a 64-bit guest must carry 5168 bytes.
- * Same error conventions as io/records.h. */
-int libxc_record_check_width(uint32_t type, const uint8_t *body, uint32_t len,
-                             unsigned guest_width, uint64_t offset, struct ls_errbuf *e);
 
 #endif
