@@ -5,6 +5,7 @@
 #include "states/op.h"
 #include "states/devmodel.h"
 #include "states/memtask.h"
+#include "io/stream_rules.h"
 
 #define FSM_PREFIX RESTORE
 #define FSM_DEF_FILE "states/restore.def"
@@ -24,6 +25,7 @@ struct restore_role {
     /* what the reader found */
     uint64_t offset;               /* bytes of the stream consumed by the libxl layer's reads */
     bool xl_format, seen_libxc, libxc_done;
+    struct libxl_rules lx;         /* the stream rules for the libxl records (io/stream_rules.h) */
     char *config_json;             /* from the xl header, or NULL */
     struct ls_domain_config config;
     uint8_t *emulator_context;     /* EMULATOR_CONTEXT blob (after the 8-byte emulator header) */

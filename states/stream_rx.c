@@ -6,6 +6,7 @@
 
 #include "io/fdio.h"
 #include "io/records.h"
+#include "io/stream_rules.h"
 #include "io/work.h"
 #include "states/restore.h"
 
@@ -70,6 +71,7 @@ static int read_headers(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
     uint8_t first[16];
+    libxl_rules_init(&r->lx);
     int rc = read_exact(r, first, sizeof(first), cancel_fd, "stream header", err);
     if (rc < 0)
         return rc;
@@ -97,7 +99,27 @@ static int read_headers(void *arg, int cancel_fd, struct ls_errbuf *err)
     return 0;
 }
 
-/* Read libxl records until LIBXC_CONTEXT or END; returns that event. */
+/* What restore itself keeps of a record that passed the stream rules. */
+static int keep_record(struct restore_role *r, uint32_t type, uint8_t **body, uint32_t len,
+                       uint64_t at, struct ls_errbuf *err)
+{
+    if (type == LIBXL_REC_EMULATOR_XENSTORE_DATA)
+        r->seen_xenstore_data = true;
+    if (type != LIBXL_REC_EMULATOR_CONTEXT)
+        return 0;
+    if (r->emulator_context)
+        return libxl_rec_err(err, -EINVAL, at, type, "a second EMULATOR_CONTEXT record: "
+                             "restore starts one device model");
+    memcpy(&r->emulator_id, *body, 4);
+    r->emulator_context_len = len - 8;
+    memmove(*body, *body + 8, len - 8);
+    r->emulator_context = *body;
+    *body = NULL;
+    return 0;
+}
+
+/* Read libxl records until LIBXC_CONTEXT or END; returns that event. Every
+ * record goes through io/stream_rules.h, as `lockstep inspect` checks it. */
 static int read_records(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct restore_role *r = arg;
@@ -109,49 +131,19 @@ static int read_records(void *arg, int cancel_fd, struct ls_errbuf *err)
             return rc;
         uint32_t type, len;
         stream_rec_header_decode(hdr, &type, &len);
-        if (len > LIBXC_REC_LENGTH_MAX)
-            return ls_err(err, -E2BIG, "offset %llu: libxl record %s (0x%x): length %u exceeds %u",
-                          (unsigned long long)at, libxl_rec_name(type), type, len,
-                          LIBXC_REC_LENGTH_MAX);
+        if ((rc = libxl_rules_header(&r->lx, type, len, at, err)) < 0)
+            return rc;
         uint32_t padded = (uint32_t)STREAM_ROUNDUP8(len);
         uint8_t *body = malloc(padded ? padded : 1);
         if (!body)
             return ls_err(err, -ENOMEM, "out of memory reading a %u-byte record", len);
         rc = read_exact(r, body, padded, cancel_fd, "libxl record body", err);
-        if (rc == 0 && !stream_pad_ok(body + len, padded - len))
-            rc = ls_err(err, -EINVAL, "offset %llu: libxl record %s (0x%x): non-zero padding",
-                        (unsigned long long)at, libxl_rec_name(type), type);
         if (rc == 0)
-            rc = libxl_record_check(type, body, len, -1, at, err);
-        if (rc == 0 && (type == LIBXL_REC_CHECKPOINT_END || type == LIBXL_REC_CHECKPOINT_STATE))
-            rc = ls_err(err, -ENOTSUP,
-                        "offset %llu: libxl record %s: this is a checkpointed (Remus/COLO) "
-                        "stream; a plain restore cannot follow it",
-                        (unsigned long long)at, libxl_rec_name(type));
-        if (rc == 0 && type == LIBXL_REC_LIBXC_CONTEXT && r->seen_libxc)
-            rc = ls_err(err, -EINVAL, "offset %llu: a second LIBXC_CONTEXT record",
-                        (unsigned long long)at);
-        if (rc == 0 && (type == LIBXL_REC_EMULATOR_CONTEXT ||
-                        type == LIBXL_REC_EMULATOR_XENSTORE_DATA) && !r->libxc_done)
-            rc = ls_err(err, -EINVAL, "offset %llu: libxl record %s before the libxc layer",
-                        (unsigned long long)at, libxl_rec_name(type));
-        if (rc == 0 && type == LIBXL_REC_END && !r->libxc_done)
-            rc = ls_err(err, -EINVAL, "offset %llu: END before any LIBXC_CONTEXT: the stream has "
-                        "no memory image", (unsigned long long)at);
-        if (rc == 0 && type == LIBXL_REC_EMULATOR_CONTEXT) {
-            if (r->emulator_context)
-                rc = ls_err(err, -EINVAL, "offset %llu: a second EMULATOR_CONTEXT record",
-                            (unsigned long long)at);
-            else {
-                memcpy(&r->emulator_id, body, 4);
-                r->emulator_context_len = len - 8;
-                memmove(body, body + 8, len - 8);
-                r->emulator_context = body;
-                body = NULL;
-            }
-        }
-        if (rc == 0 && type == LIBXL_REC_EMULATOR_XENSTORE_DATA)
-            r->seen_xenstore_data = true;
+            rc = libxl_rules_padding(type, body + len, padded - len, len, at, err);
+        if (rc == 0)
+            rc = libxl_rules_record(&r->lx, type, body, len, at, err);
+        if (rc == 0)
+            rc = keep_record(r, type, &body, len, at, err);
         free(body);
         if (rc < 0)
             return rc;
@@ -186,6 +178,13 @@ static int srx_read_records(struct fsm *m, const struct fsm_ev *ev)
         off_t pos = lseek(r->opts.fd, 0, SEEK_CUR);
         if (pos >= 0)
             r->offset = (uint64_t)pos;
+        /* A plain restore's memory task stops only at the libxc END. The
+         * domain type, for the rule that only HVM streams carry emulator
+         * records, is the xl config's; without one it stays unknown here and
+         * start_dm (restore.c) refuses such records later. */
+        enum ls_guest_type t = r->config.type;
+        libxl_rules_libxc_ended(&r->lx, LIBXC_REC_END,
+                                t == LS_GUEST_UNSET ? -1 : t != LS_GUEST_PV);
     }
     return io_work_start(m, IO_WORK_EV_FROM_FN, read_records, r, "read libxl records");
 }

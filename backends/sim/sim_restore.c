@@ -1,8 +1,8 @@
 /* backends/sim/sim_restore.c - the memory task, restore side: xc_domain_restore for the sim.
  *
  * Reads the libxc layer from p->io_fd up to and including libxc END, checks
- * every record with io/records.h (the codec shared with the stream parser,
- * so the rules cannot drift), and applies it to a domain made by
+ * every record with io/stream_rules.h (the rules `lockstep inspect` applies,
+ * so a bad stream is refused for the same reason), and applies it to a domain made by
  * create_for_restore. Page data goes straight into guest memory, one copy
  * from the stream to the guest page: runs of pages are spliced into the
  * guest's memfd (through a staging pipe unless the stream is one), and a
@@ -34,6 +34,7 @@
 #include "backends/sim/xen_abi.h"
 #include "io/fdio.h"
 #include "io/records.h"
+#include "io/stream_rules.h"
 
 #define MAX_PAGE_DATA_COUNT 32768u   /* Xen writes 1024; bound our buffers */
 
@@ -58,7 +59,7 @@ struct restore_ctx {
     uint64_t off;              /* absolute offset of the next unread byte */
     uint32_t version;
     bool pv;
-    struct libxc_order order;
+    struct libxc_rules rules;
     uint64_t max_pfn;          /* PV: highest pfn the guest may use */
     bool verify;
     uint64_t pages_done;
@@ -224,27 +225,17 @@ static int static_data_point(struct restore_ctx *r, uint64_t rec_off, uint32_t t
 static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
 {
     const uint32_t T = LIBXC_REC_PAGE_DATA;
-    uint32_t padded = (uint32_t)STREAM_ROUNDUP8(len);
     struct libxc_page_data_header ph = { 0 };
     int rc;
 
     if (grow((void **)&r->pbuf, &r->pbuf_cap, 8 + 8 * 64, 1) < 0)
         return ls_err(r->e, -ENOMEM, "out of memory");
-    if (len < 8) {
-        /* Too short to hold its own header: let the codec say why. */
-        if ((rc = rd(r, r->pbuf, padded, rec_off, T, "the body")) < 0)
-            return rc;
-        rc = libxc_record_check(r->version, T, r->pbuf, len, len, rec_off, r->e);
-        return rc < 0 ? rc : rec_err(r, -EINVAL, rec_off, T, "body of %u bytes is too short", len);
-    }
+    /* libxc_rules_header refused a body too short for the count header. */
     if ((rc = rd(r, r->pbuf, 8, rec_off, T, "the page-data header")) < 0)
         return rc;
+    if ((rc = libxc_rules_page_header(&r->rules, r->pbuf, len, rec_off, r->e)) < 0)
+        return rc;
     memcpy(&ph, r->pbuf, sizeof(ph));
-    if (ph.count == 0 || 8 + 8 * (uint64_t)ph.count > len) {
-        rc = libxc_record_check(r->version, T, r->pbuf, 8, len, rec_off, r->e);
-        return rc < 0 ? rc : rec_err(r, -EINVAL, rec_off, T, "count %u does not fit a %u-byte body",
-                                     ph.count, len);
-    }
     if (ph.count > MAX_PAGE_DATA_COUNT)
         return rec_err(r, -E2BIG, rec_off, T, "count %u exceeds the %u pfns per record this restorer accepts",
                        ph.count, MAX_PAGE_DATA_COUNT);
@@ -254,11 +245,10 @@ static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
         return ls_err(r->e, -ENOMEM, "out of memory");
     if ((rc = rd(r, r->pbuf + 8, arr - 8, rec_off, T, "the pfn array")) < 0)
         return rc;
-    if ((rc = libxc_record_check(r->version, T, r->pbuf, (uint32_t)arr, len, rec_off, r->e)) < 0)
-        return rc;
     bool sdd = false;
     unsigned missing = 0;
-    if ((rc = libxc_order_note(&r->order, T, 0, rec_off, &sdd, &missing, r->e)) < 0)
+    if ((rc = libxc_rules_record(&r->rules, T, r->pbuf, (uint32_t)arr, len, rec_off, &sdd,
+                                 &missing, r->e)) < 0)
         return rc;
     if (sdd && (rc = static_data_point(r, rec_off, T, missing)) < 0)
         return rc;
@@ -401,28 +391,7 @@ static int vcpu_record(struct restore_ctx *r, uint64_t rec_off, uint32_t type,
     if (vh.vcpu_id >= limit)
         return rec_err(r, -EINVAL, rec_off, type, "vcpu %u out of range (domain %u has %u vcpus)",
                        vh.vcpu_id, r->p->domid, limit);
-    switch (type) {
-    case LIBXC_REC_X86_PV_VCPU_BASIC:
-        if (blen != LIBXC_X86_64_VCPU_BASIC_SIZE)
-            return rec_err(r, -EINVAL, rec_off, type, "vcpu %u context of %u bytes, want %u",
-                           vh.vcpu_id, blen, LIBXC_X86_64_VCPU_BASIC_SIZE);
-        break;
-    case LIBXC_REC_X86_PV_VCPU_EXTENDED:
-        if (blen > LIBXC_X86_VCPU_EXTENDED_MAX)
-            return rec_err(r, -EINVAL, rec_off, type, "vcpu %u blob of %u bytes, at most %u",
-                           vh.vcpu_id, blen, LIBXC_X86_VCPU_EXTENDED_MAX);
-        break;
-    case LIBXC_REC_X86_PV_VCPU_XSAVE:
-        if (blen && blen < LIBXC_X86_VCPU_XSAVE_MIN)
-            return rec_err(r, -EINVAL, rec_off, type, "vcpu %u blob of %u bytes, at least %u",
-                           vh.vcpu_id, blen, LIBXC_X86_VCPU_XSAVE_MIN);
-        break;
-    default:
-        if (blen % 16)
-            return rec_err(r, -EINVAL, rec_off, type, "vcpu %u blob of %u bytes, not a multiple of 16",
-                           vh.vcpu_id, blen);
-        break;
-    }
+    /* The blob's size passed the stream rules (64-bit: PV_INFO said width 8). */
     if (blen == 0)
         return 0;   /* Xen 4.6-4.8 wrote empty vcpu records: nothing to apply */
     if (!r->vcpu[vh.vcpu_id] && !(r->vcpu[vh.vcpu_id] = calloc(1, sizeof(struct rvcpu))))
@@ -467,15 +436,7 @@ static int hvm_params_record(struct restore_ctx *r, uint64_t rec_off, const uint
 static int body_record(struct restore_ctx *r, uint64_t rec_off, uint32_t type,
                        const uint8_t *body, uint32_t len)
 {
-    bool hvm_rec = type == LIBXC_REC_HVM_CONTEXT || type == LIBXC_REC_HVM_PARAMS;
-    bool pv_rec = type == LIBXC_REC_X86_PV_INFO || type == LIBXC_REC_X86_PV_P2M_FRAMES ||
-                  type == LIBXC_REC_X86_PV_VCPU_BASIC || type == LIBXC_REC_X86_PV_VCPU_EXTENDED ||
-                  type == LIBXC_REC_X86_PV_VCPU_XSAVE || type == LIBXC_REC_X86_PV_VCPU_MSRS ||
-                  type == LIBXC_REC_SHARED_INFO;
-    if ((hvm_rec && r->pv) || (pv_rec && !r->pv))
-        return rec_err(r, -EPROTO, rec_off, type, "not allowed in a%s stream",
-                       r->pv ? " PV" : "n HVM");
-
+    /* The stream rules let through only records of the domain's type. */
     switch (type) {
     case LIBXC_REC_X86_PV_INFO: {
         struct libxc_x86_pv_info pi;
@@ -678,7 +639,7 @@ static int finish_hvm(struct restore_ctx *r, uint64_t end_off, uint64_t *store, 
 static int finish(struct restore_ctx *r, uint64_t end_off)
 {
     uint64_t store = 0, console = 0;
-    int rc = libxc_order_finish(&r->order, end_off, r->e);
+    int rc = libxc_rules_finish(&r->rules, end_off, r->e);
     if (rc < 0)
         return rc;
     rc = r->pv ? finish_pv(r, end_off, &store, &console) : finish_hvm(r, end_off, &store, &console);
@@ -711,9 +672,6 @@ static int read_headers(struct restore_ctx *r)
         return rc;
     if ((rc = libxc_domain_header_decode(dh, &h, o, r->e)) < 0)
         return rc;
-    if (h.page_shift != STREAM_PAGE_SHIFT)
-        return ls_err(r->e, -EINVAL, "offset %" PRIu64 ": libxc domain header: page shift %u, want %u",
-                      o, h.page_shift, STREAM_PAGE_SHIFT);
     bool stream_pv = h.type == LIBXC_DHDR_TYPE_X86_PV;
     if (r->info.type == LS_GUEST_UNSET) {
         uint32_t t = stream_pv ? LS_GUEST_PV : LS_GUEST_HVM;
@@ -727,7 +685,7 @@ static int read_headers(struct restore_ctx *r)
     }
     r->pv = stream_pv;
     r->max_pfn = r->map.p2m_size - 1;
-    libxc_order_init(&r->order, r->version, h.type);
+    libxc_rules_init(&r->rules, r->version, h.type);
     return 0;
 }
 
@@ -744,11 +702,8 @@ static int restore_stream(struct restore_ctx *r)
         if ((rc = rd(r, rh, sizeof(rh), rec_off, UINT32_MAX, "a libxc record header")) < 0)
             break;
         stream_rec_header_decode(rh, &type, &len);
-        if (len > LIBXC_REC_LENGTH_MAX) {
-            rc = rec_err(r, -E2BIG, rec_off, type, "length %u exceeds the %u-byte limit", len,
-                         LIBXC_REC_LENGTH_MAX);
+        if ((rc = libxc_rules_header(&r->rules, type, len, rec_off, r->e)) < 0)
             break;
-        }
         if (type == LIBXC_REC_PAGE_DATA) {
             rc = page_data(r, rec_off, len);
             continue;
@@ -760,20 +715,12 @@ static int restore_stream(struct restore_ctx *r)
         }
         if ((rc = rd(r, body, padded, rec_off, type, "the body")) < 0)
             break;
-        if (!stream_pad_ok(body + len, padded - len)) {
-            rc = rec_err(r, -EINVAL, rec_off, type, "non-zero padding");
-            break;
-        }
-        if ((rc = libxc_record_check(r->version, type, body, len, len, rec_off, r->e)) < 0)
+        if ((rc = libxc_rules_padding(type, body + len, padded - len, len, rec_off, r->e)) < 0)
             break;
         bool sdd = false;
         unsigned missing = 0;
-        uint32_t vcpu = 0;
-        bool vcpu_rec = type == LIBXC_REC_X86_PV_VCPU_BASIC || type == LIBXC_REC_X86_PV_VCPU_EXTENDED ||
-                        type == LIBXC_REC_X86_PV_VCPU_XSAVE || type == LIBXC_REC_X86_PV_VCPU_MSRS;
-        if (vcpu_rec && len >= 4)
-            memcpy(&vcpu, body, 4);
-        if ((rc = libxc_order_note(&r->order, type, vcpu, rec_off, &sdd, &missing, r->e)) < 0)
+        if ((rc = libxc_rules_record(&r->rules, type, body, len, len, rec_off, &sdd, &missing,
+                                     r->e)) < 0)
             break;
         if ((rc = body_record(r, rec_off, type, body, len)) < 0)
             break;
