@@ -630,9 +630,34 @@ static void test_order_rejections(void **state)
     RUN(3, HVM, -EINVAL, "unknown", { 0x80000020u, 0 });
 }
 
+/* io/records.def is dense: every type below the count has its name, the
+ * values match the spec's, and the type just past the end is unknown. */
+static void test_record_list_complete(void **state)
+{
+    for (uint32_t t = 0; t < LIBXL_REC_TYPE_COUNT; t++) {
+        assert_non_null(libxl_rec_name(t));
+        assert_string_not_equal(libxl_rec_name(t), "UNKNOWN");
+    }
+    for (uint32_t t = 0; t < LIBXC_REC_TYPE_COUNT; t++) {
+        assert_non_null(libxc_rec_name(t));
+        assert_string_not_equal(libxc_rec_name(t), "UNKNOWN");
+    }
+    assert_int_equal(LIBXL_REC_TYPE_COUNT, 6);
+    assert_int_equal(LIBXC_REC_TYPE_COUNT, 0x13);
+    assert_int_equal(LIBXC_REC_X86_MSR_POLICY, 0x12);
+    assert_int_equal(LIBXL_REC_CHECKPOINT_STATE, 5);
+    assert_string_equal(libxc_rec_name(LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST),
+                        "CHECKPOINT_DIRTY_PFN_LIST");
+    assert_string_equal(libxl_rec_name(LIBXL_REC_EMULATOR_XENSTORE_DATA),
+                        "EMULATOR_XENSTORE_DATA");
+    assert_string_equal(libxc_rec_name(LIBXC_REC_TYPE_COUNT), "UNKNOWN");
+    assert_string_equal(libxl_rec_name(LIBXL_REC_TYPE_COUNT), "UNKNOWN");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_list_complete),
         cmocka_unit_test(test_headers_round_trip),
         cmocka_unit_test(test_page_data_round_trip),
         cmocka_unit_test(test_libxc_fixed_records_round_trip),
