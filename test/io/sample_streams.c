@@ -147,6 +147,18 @@ void sample_emulator(struct stream_buf *b)
                         sizeof(qemu));
 }
 
+void sample_put_raw(struct stream_buf *b, uint32_t type, const void *body, uint32_t len,
+                    uint8_t pad)
+{
+    uint8_t hdr[8], padding[8];
+
+    stream_rec_header_encode(hdr, type, len);
+    memset(padding, pad, sizeof(padding));
+    stream_buf_append(b, hdr, 8);
+    stream_buf_append(b, body, len);
+    stream_buf_append(b, padding, stream_pad_len(len));
+}
+
 void sample_xl_hvm(struct stream_buf *b)
 {
     sample_outer_headers(b);

@@ -4,6 +4,7 @@
 #define LOCKSTEP_TEST_IO_SAMPLE_STREAMS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "io/record_body.h"
 
@@ -23,5 +24,8 @@ void sample_pv_memory(struct stream_buf *b);
 void sample_hvm_tail(struct stream_buf *b);                  /* TSC, HVM_CONTEXT, HVM_PARAMS */
 void sample_pv_tail(struct stream_buf *b);                   /* TSC, SHARED_INFO, vcpus */
 void sample_emulator(struct stream_buf *b);                  /* EMULATOR_CONTEXT */
+/* A record with any body length and padding bytes of value `pad`. */
+void sample_put_raw(struct stream_buf *b, uint32_t type, const void *body, uint32_t len,
+                    uint8_t pad);
 
 #endif

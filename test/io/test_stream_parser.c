@@ -411,19 +411,6 @@ static void expect_reject(const struct stream_buf *b, uint64_t off, const char *
 
 static const uint8_t zeros[8192];
 
-/* A record with an arbitrary body length and padding bytes. */
-static void put_raw(struct stream_buf *b, uint32_t type, const void *body, uint32_t len,
-                    uint8_t pad)
-{
-    uint8_t hdr[8], padding[8];
-
-    stream_rec_header_encode(hdr, type, len);
-    memset(padding, pad, sizeof(padding));
-    stream_buf_append(b, hdr, 8);
-    stream_buf_append(b, body, len);
-    stream_buf_append(b, padding, stream_pad_len(len));
-}
-
 static void hvm_prefix(struct stream_buf *b)
 {
     sample_outer_headers(b);
@@ -484,34 +471,34 @@ static void test_reject_libxl_records(void **state)
     uint8_t emu[24] = { 2, 0, 0, 0, 0, 0, 0, 0 };
 
     BAD("unknown record type", xl_libxl_headers(b); stream_put_libxl_header(b); MARK;
-        put_raw(b, 6, NULL, 0, 0));
+        sample_put_raw(b, 6, NULL, 0, 0));
     BAD("optional bit set", xl_libxl_headers(b); stream_put_libxl_header(b); MARK;
-        put_raw(b, 0x80000001u, NULL, 0, 0));
+        sample_put_raw(b, 0x80000001u, NULL, 0, 0));
     BAD("must be empty", xl_libxl_headers(b); stream_put_libxl_header(b); MARK;
-        put_raw(b, LIBXL_REC_LIBXC_CONTEXT, zeros, 8, 0));
+        sample_put_raw(b, LIBXL_REC_LIBXC_CONTEXT, zeros, 8, 0));
     BAD("must be empty", sample_xl_hvm(b); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_END, zeros, 4, 0));
+        sample_put_raw(b, LIBXL_REC_END, zeros, 4, 0));
     BAD("padding", sample_xl_hvm(b); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 9, 0xee));
+        sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 9, 0xee));
     BAD("8-byte emulator header", sample_xl_hvm(b); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 6, 0));
+        sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 6, 0));
     BAD("8-byte emulator header", sample_xl_hvm(b); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 4, 0));
+        sample_put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 4, 0));
     emu[0] = 3;
     BAD("unknown emulator id 3", sample_xl_hvm(b); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 16, 0));
+        sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 16, 0));
     emu[0] = 2;
     BAD("not NUL-terminated", sample_xl_hvm(b); b->len -= 8; MARK;
-        memcpy(emu + 8, "key\0val", 7); put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 15, 0));
+        memcpy(emu + 8, "key\0val", 7); sample_put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 15, 0));
     BAD("odd number", sample_xl_hvm(b); b->len -= 8; MARK;
         memcpy(emu + 8, bad_pairs, sizeof(bad_pairs));
-        put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 8 + sizeof(bad_pairs), 0));
+        sample_put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 8 + sizeof(bad_pairs), 0));
     BAD("4-byte control id", sample_xl_checkpointed(b, 1, false); MARK;
-        put_raw(b, LIBXL_REC_CHECKPOINT_STATE, NULL, 0, 0));
+        sample_put_raw(b, LIBXL_REC_CHECKPOINT_STATE, NULL, 0, 0));
     BAD("must be empty", sample_xl_checkpointed(b, 1, false); b->len -= 8; MARK;
-        put_raw(b, LIBXL_REC_CHECKPOINT_END, zeros, 8, 0));
+        sample_put_raw(b, LIBXL_REC_CHECKPOINT_END, zeros, 8, 0));
     BAD("unknown checkpoint state", sample_xl_checkpointed(b, 1, false); MARK;
-        put_raw(b, LIBXL_REC_CHECKPOINT_STATE, "\x09\0\0\0", 4, 0));
+        sample_put_raw(b, LIBXL_REC_CHECKPOINT_STATE, "\x09\0\0\0", 4, 0));
 }
 
 static void test_reject_libxl_order(void **state)
@@ -548,37 +535,37 @@ static void test_reject_libxc_records(void **state)
 {
     uint8_t body[64] = { 0 };
 
-    BAD("unknown record type", hvm_prefix(b); MARK; put_raw(b, 0x13, NULL, 0, 0));
-    BAD("optional bit set", hvm_prefix(b); MARK; put_raw(b, 0x80000013u, NULL, 0, 0));
-    BAD("exceeds", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0);
+    BAD("unknown record type", hvm_prefix(b); MARK; sample_put_raw(b, 0x13, NULL, 0, 0));
+    BAD("optional bit set", hvm_prefix(b); MARK; sample_put_raw(b, 0x80000013u, NULL, 0, 0));
+    BAD("exceeds", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0);
         put_le32(b->data + off_ + 4, LIBXC_REC_LENGTH_MAX + 1));
-    BAD("padding", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, body, 3, 1));
-    BAD("must be empty", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_END, body, 8, 0));
-    BAD("must be empty", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_VERIFY, body, 1, 0));
-    BAD("must be empty", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_CHECKPOINT, body, 8, 0));
+    BAD("padding", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, body, 3, 1));
+    BAD("must be empty", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_END, body, 8, 0));
+    BAD("must be empty", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_VERIFY, body, 1, 0));
+    BAD("must be empty", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_CHECKPOINT, body, 8, 0));
     BAD("must be empty", sample_outer_headers(b); stream_put_libxc_headers(b, 2, 4, 17); MARK;
-        put_raw(b, LIBXC_REC_STATIC_DATA_END, body, 8, 0));
+        sample_put_raw(b, LIBXC_REC_STATIC_DATA_END, body, 8, 0));
     BAD("shorter than the 8-byte header", hvm_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_HVM_PARAMS, body, 4, 0));
+        sample_put_raw(b, LIBXC_REC_HVM_PARAMS, body, 4, 0));
     body[4] = 1;
-    BAD("reserved field", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
+    BAD("reserved field", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
     body[4] = 0; body[0] = 1;
-    BAD("8 + 16*1", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
+    BAD("8 + 16*1", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
     body[0] = 0;
-    BAD("empty HVM context", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0));
-    BAD("24 bytes", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 16, 0));
+    BAD("empty HVM context", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0));
+    BAD("24 bytes", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 16, 0));
     body[20] = 1;
-    BAD("reserved", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 24, 0));
+    BAD("reserved", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 24, 0));
     body[20] = 0;
     BAD("back channel", hvm_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST, body, 16, 0));
-    BAD("deprecated", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_TOOLSTACK, body, 8, 0));
+        sample_put_raw(b, LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST, body, 16, 0));
+    BAD("deprecated", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_TOOLSTACK, body, 8, 0));
     BAD("multiple of 24", sample_outer_headers(b); stream_put_libxc_headers(b, 2, 4, 17); MARK;
-        put_raw(b, LIBXC_REC_X86_CPUID_POLICY, body, 20, 0));
+        sample_put_raw(b, LIBXC_REC_X86_CPUID_POLICY, body, 20, 0));
     BAD("multiple of 24", sample_outer_headers(b); stream_put_libxc_headers(b, 2, 4, 17); MARK;
-        put_raw(b, LIBXC_REC_X86_CPUID_POLICY, NULL, 0, 0));
+        sample_put_raw(b, LIBXC_REC_X86_CPUID_POLICY, NULL, 0, 0));
     BAD("multiple of 16", sample_outer_headers(b); stream_put_libxc_headers(b, 2, 4, 17); MARK;
-        put_raw(b, LIBXC_REC_X86_MSR_POLICY, body, 24, 0));
+        sample_put_raw(b, LIBXC_REC_X86_MSR_POLICY, body, 24, 0));
 }
 
 /* libxc headers with image version 2. */
@@ -604,28 +591,28 @@ static void test_reject_page_data(void **state)
 {
     uint8_t body[16 + 4096] = { 0 };
 
-    BAD("no pfn", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 8, 0));
-    BAD("no pfn", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 0, 0));
-    BAD("count is 0", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    BAD("no pfn", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 8, 0));
+    BAD("no pfn", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 0, 0));
+    BAD("count is 0", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body, 1); put_le32(body + 4, 5);
-    BAD("reserved field", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    BAD("reserved field", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body + 4, 0); put_le32(body, 3);
     BAD("too short for the array", hvm_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+        sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body, 1);
     put_le64(body + 8, UINT64_C(1) << 53);
     BAD("reserved bits 52-59", hvm_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
+        sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
     for (unsigned t = 5; t <= 8; t++) {
         put_le64(body + 8, libxc_pfn_word(1, t));
         BAD("invalid page type", hvm_prefix(b); MARK;
-            put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
+            sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
     }
     put_le64(body + 8, libxc_pfn_word(1, LIBXC_PAGE_NOTAB));
-    BAD("4096*1 data pages", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    BAD("4096*1 data pages", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le64(body + 8, libxc_pfn_word(1, LIBXC_PAGE_XTAB));
     BAD("4096*0 data pages", hvm_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
+        sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
 }
 
 static void test_reject_pv_records(void **state)
@@ -634,32 +621,32 @@ static void test_reject_pv_records(void **state)
     size_t info;
 
     BAD("must be 8 bytes", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_INFO, body, 16, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_INFO, body, 16, 0));
     BAD("guest_width 2", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17);
         MARK; info = b->len + 8; stream_put_pv_info(b, 8, 4); b->data[info] = 2);
     BAD("pt_levels 5", sample_outer_headers(b); stream_put_libxc_headers(b, 1, 4, 17);
         MARK; info = b->len + 8; stream_put_pv_info(b, 8, 4); b->data[info + 1] = 5);
-    BAD("shorter than 8", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 4, 0));
-    BAD("multiple of 8", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 12, 0));
+    BAD("shorter than 8", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 4, 0));
+    BAD("multiple of 8", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 12, 0));
     put_le32(body, 9); put_le32(body + 4, 3);
     BAD("exceeds end_pfn", pv_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
     /* 1000 pfns: 2 frames for a 64-bit guest, 1 for a 32-bit one; we are 64-bit */
     put_le32(body, 0); put_le32(body + 4, 1000);
     BAD("of a 64-bit guest", pv_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
     memset(body, 0, 16);
-    BAD("vcpu header", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 4, 0));
+    BAD("vcpu header", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 4, 0));
     body[4] = 1;
-    BAD("reserved field", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_VCPU_XSAVE, body, 24, 0));
+    BAD("reserved field", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_XSAVE, body, 24, 0));
     body[4] = 0;
     BAD("64-bit guest's is 5168", pv_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 8 + 5160, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 8 + 5160, 0));
     BAD("exceeds 128", pv_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_VCPU_EXTENDED, body, 8 + 136, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_EXTENDED, body, 8 + 136, 0));
     BAD("multiple of 16", pv_prefix(b); MARK;
-        put_raw(b, LIBXC_REC_X86_PV_VCPU_MSRS, body, 8 + 8, 0));
-    BAD("4096-byte page", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_SHARED_INFO, body, 4088, 0));
+        sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_MSRS, body, 8 + 8, 0));
+    BAD("4096-byte page", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_SHARED_INFO, body, 4088, 0));
 }
 
 static void test_reject_libxc_order(void **state)

@@ -223,18 +223,6 @@ static void expect_same(const struct stream_buf *b, uint64_t off, const char *ru
 
 static const uint8_t zeros[8192];
 
-static void put_raw(struct stream_buf *b, uint32_t type, const void *body, uint32_t len,
-                    uint8_t pad)
-{
-    uint8_t hdr[8], padding[8];
-
-    stream_rec_header_encode(hdr, type, len);
-    memset(padding, pad, sizeof(padding));
-    stream_buf_append(b, hdr, 8);
-    stream_buf_append(b, body, len);
-    stream_buf_append(b, padding, stream_pad_len(len));
-}
-
 static void hvm_headers(struct stream_buf *b)
 {
     sample_outer_headers(b);             /* its config says hvm */
@@ -283,24 +271,24 @@ static void test_libxl_records(void **state)
     uint8_t emu[24] = { 2, 0, 0, 0, 0, 0, 0, 0 };
     const char *hvm = "{\"c_info\":{\"type\":\"hvm\"}}";
 
-    SAME("unknown record type", libxl_only(b, hvm); MARK; put_raw(b, 6, NULL, 0, 0));
-    SAME("optional bit set", libxl_only(b, hvm); MARK; put_raw(b, 0x80000001u, NULL, 0, 0));
-    SAME("exceeds", libxl_only(b, hvm); MARK; put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, NULL, 0, 0);
+    SAME("unknown record type", libxl_only(b, hvm); MARK; sample_put_raw(b, 6, NULL, 0, 0));
+    SAME("optional bit set", libxl_only(b, hvm); MARK; sample_put_raw(b, 0x80000001u, NULL, 0, 0));
+    SAME("exceeds", libxl_only(b, hvm); MARK; sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, NULL, 0, 0);
          put_le32(b->data + off_ + 4, LIBXC_REC_LENGTH_MAX + 1));
     SAME("must be empty", libxl_only(b, hvm); MARK;
-         put_raw(b, LIBXL_REC_LIBXC_CONTEXT, zeros, 8, 0));
-    SAME("padding", hvm_libxc_done(b); MARK; put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 9, 0xee));
+         sample_put_raw(b, LIBXL_REC_LIBXC_CONTEXT, zeros, 8, 0));
+    SAME("padding", hvm_libxc_done(b); MARK; sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 9, 0xee));
     SAME("8-byte emulator header", hvm_libxc_done(b); MARK;
-         put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 6, 0));
+         sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 6, 0));
     emu[0] = 3;
     SAME("unknown emulator id 3", hvm_libxc_done(b); MARK;
-         put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 16, 0));
+         sample_put_raw(b, LIBXL_REC_EMULATOR_CONTEXT, emu, 16, 0));
     emu[0] = 2;
     SAME("not NUL-terminated", hvm_libxc_done(b); MARK; memcpy(emu + 8, "key\0val", 7);
-         put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 15, 0));
+         sample_put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 15, 0));
     SAME("odd number", hvm_libxc_done(b); MARK; memcpy(emu + 8, bad_pairs, sizeof(bad_pairs));
-         put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 8 + sizeof(bad_pairs), 0));
-    SAME("must be empty", hvm_libxc_done(b); MARK; put_raw(b, LIBXL_REC_END, zeros, 4, 0));
+         sample_put_raw(b, LIBXL_REC_EMULATOR_XENSTORE_DATA, emu, 8 + sizeof(bad_pairs), 0));
+    SAME("must be empty", hvm_libxc_done(b); MARK; sample_put_raw(b, LIBXL_REC_END, zeros, 4, 0));
 }
 
 static void test_libxl_order(void **state)
@@ -322,46 +310,46 @@ static void test_libxc_records(void **state)
 {
     uint8_t body[64] = { 0 };
 
-    SAME("unknown record type", hvm_prefix(b); MARK; put_raw(b, 0x13, NULL, 0, 0));
-    SAME("optional bit set", hvm_prefix(b); MARK; put_raw(b, 0x80000013u, NULL, 0, 0));
-    SAME("exceeds", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0);
+    SAME("unknown record type", hvm_prefix(b); MARK; sample_put_raw(b, 0x13, NULL, 0, 0));
+    SAME("optional bit set", hvm_prefix(b); MARK; sample_put_raw(b, 0x80000013u, NULL, 0, 0));
+    SAME("exceeds", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0);
          put_le32(b->data + off_ + 4, LIBXC_REC_LENGTH_MAX + 1));
-    SAME("padding", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, body, 3, 1));
-    SAME("must be empty", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_VERIFY, body, 1, 0));
+    SAME("padding", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, body, 3, 1));
+    SAME("must be empty", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_VERIFY, body, 1, 0));
     SAME("shorter than the 8-byte header", hvm_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_HVM_PARAMS, body, 4, 0));
+         sample_put_raw(b, LIBXC_REC_HVM_PARAMS, body, 4, 0));
     body[0] = 1;
-    SAME("8 + 16*1", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
+    SAME("8 + 16*1", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_PARAMS, body, 8, 0));
     body[0] = 0;
-    SAME("empty HVM context", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0));
-    SAME("24 bytes", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 16, 0));
+    SAME("empty HVM context", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_HVM_CONTEXT, NULL, 0, 0));
+    SAME("24 bytes", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_TSC_INFO, body, 16, 0));
     SAME("back channel", hvm_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST, body, 16, 0));
-    SAME("deprecated", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_TOOLSTACK, body, 8, 0));
+         sample_put_raw(b, LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST, body, 16, 0));
+    SAME("deprecated", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_TOOLSTACK, body, 8, 0));
     SAME("multiple of 24", hvm_headers(b); stream_put_libxc_headers(b, 2, 4, 17); MARK;
-         put_raw(b, LIBXC_REC_X86_CPUID_POLICY, body, 20, 0));
+         sample_put_raw(b, LIBXC_REC_X86_CPUID_POLICY, body, 20, 0));
 }
 
 static void test_page_data(void **state)
 {
     uint8_t body[16 + 4096] = { 0 };
 
-    SAME("no pfn", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 8, 0));
-    SAME("count is 0", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    SAME("no pfn", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 8, 0));
+    SAME("count is 0", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body, 1); put_le32(body + 4, 5);
-    SAME("reserved field", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    SAME("reserved field", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body + 4, 0); put_le32(body, 3);
     SAME("too short for the array", hvm_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+         sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
     put_le32(body, 1);
     put_le64(body + 8, UINT64_C(1) << 53);
     SAME("reserved bits 52-59", hvm_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
+         sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
     put_le64(body + 8, libxc_pfn_word(1, 6));
     SAME("invalid page type", hvm_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
+         sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16 + 4096, 0));
     put_le64(body + 8, libxc_pfn_word(1, LIBXC_PAGE_NOTAB));
-    SAME("4096*1 data pages", hvm_prefix(b); MARK; put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
+    SAME("4096*1 data pages", hvm_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_PAGE_DATA, body, 16, 0));
 }
 
 static void test_pv_records(void **state)
@@ -370,22 +358,22 @@ static void test_pv_records(void **state)
     size_t info;
 
     SAME("must be 8 bytes", pv_headers(b); stream_put_libxc_headers(b, 1, 4, 17); MARK;
-         put_raw(b, LIBXC_REC_X86_PV_INFO, body, 16, 0));
+         sample_put_raw(b, LIBXC_REC_X86_PV_INFO, body, 16, 0));
     SAME("guest_width 2", pv_headers(b); stream_put_libxc_headers(b, 1, 4, 17);
          MARK; info = b->len + 8; stream_put_pv_info(b, 8, 4); b->data[info] = 2);
-    SAME("multiple of 8", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 12, 0));
+    SAME("multiple of 8", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 12, 0));
     put_le32(body, 0); put_le32(body + 4, 1000);
     SAME("of a 64-bit guest", pv_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
+         sample_put_raw(b, LIBXC_REC_X86_PV_P2M_FRAMES, body, 16, 0));
     memset(body, 0, 16);
-    SAME("vcpu header", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 4, 0));
+    SAME("vcpu header", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 4, 0));
     SAME("64-bit guest's is 5168", pv_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 8 + 5160, 0));
+         sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_BASIC, body, 8 + 5160, 0));
     SAME("exceeds 128", pv_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_X86_PV_VCPU_EXTENDED, body, 8 + 136, 0));
+         sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_EXTENDED, body, 8 + 136, 0));
     SAME("multiple of 16", pv_prefix(b); MARK;
-         put_raw(b, LIBXC_REC_X86_PV_VCPU_MSRS, body, 8 + 8, 0));
-    SAME("4096-byte page", pv_prefix(b); MARK; put_raw(b, LIBXC_REC_SHARED_INFO, body, 4088, 0));
+         sample_put_raw(b, LIBXC_REC_X86_PV_VCPU_MSRS, body, 8 + 8, 0));
+    SAME("4096-byte page", pv_prefix(b); MARK; sample_put_raw(b, LIBXC_REC_SHARED_INFO, body, 4088, 0));
 }
 
 static void test_libxc_order(void **state)
