@@ -328,7 +328,10 @@ static double plain_copy_seconds(uint64_t bytes, bool fresh)
     if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 1) < 0 ||
         getsockname(ls, (struct sockaddr *)&a, &al) < 0)
         die("plain copy: listen: %s", strerror(errno));
+    /* cppcheck-suppress invalidFunctionArg ; fd -1 is what MAP_ANONYMOUS asks for */
     char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        die("plain copy: mmap: %s", strerror(errno));
     memset(buf, 0x5a, CHUNK);
     pid_t child = fork();
     if (child == 0) {

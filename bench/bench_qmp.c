@@ -263,8 +263,12 @@ int main(int argc, char **argv)
     struct qemu_peer q = { 0 };
     struct mini m = { .fd = -1 };
     int rc = 0;
-    if (!x.lat || !x.sent_at || !mlat)
+    if (!x.lat || !x.sent_at || !mlat) {
+        free(x.lat);
+        free(x.sent_at);
+        free(mlat);
         return 1;
+    }
 
     /* Spawn -> ready. */
     uint64_t spawn[5];

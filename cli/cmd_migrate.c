@@ -436,6 +436,7 @@ static int check_fds(int status)
     struct { int fd; char target[128]; } open_fds[64];
     int n = 0, leaked = 0;
     struct dirent *e;
+    /* cppcheck-suppress readdirCalled ; readdir_r is deprecated (glibc); one thread reads this stream */
     while ((e = readdir(d)) && n < 64) {
         int fd = atoi(e->d_name);
         if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))

@@ -125,7 +125,7 @@ static void on_reply(struct qmp_conn *c, const struct qmp_reply *r, void *data, 
     if (ev == DEVMODEL_E_STATUS) {
         const char *path[] = { "status", NULL };
         yajl_val st = yajl_tree_get(r->ret, path, yajl_t_string);
-        const char *s = st ? YAJL_GET_STRING(st) : "";
+        const char *s = st && YAJL_GET_STRING(st) ? YAJL_GET_STRING(st) : "";
         t->was_running = strcmp(s, "running") == 0;
         /* CHECK reads the state again below: 1 loaded, 0 loading, -1 wrong. */
         intptr_t verdict = strcmp(s, "paused") == 0 ? 1 : strcmp(s, "inmigrate") == 0 ? 0 : -1;

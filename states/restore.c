@@ -36,7 +36,7 @@ int restore_parse_config(const char *json, struct ls_domain_config *cfg, struct 
     yajl_val vcpus = yajl_tree_get(root, vcpus_path, yajl_t_number);
     yajl_val mem = yajl_tree_get(root, mem_path, yajl_t_number);
     int rc = 0;
-    const char *t = type ? YAJL_GET_STRING(type) : "";
+    const char *t = type && YAJL_GET_STRING(type) ? YAJL_GET_STRING(type) : "";
     if (strcmp(t, "pv") == 0)
         cfg->type = LS_GUEST_PV;
     else if (strcmp(t, "hvm") == 0)

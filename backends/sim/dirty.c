@@ -187,6 +187,9 @@ static struct sim_vcpu *vcpu_get(struct sim_domain *d, struct ls_errbuf *e)
 }
 
 /* The guest memory mapping and the data-page list, on first need. */
+#pragma GCC diagnostic push
+/* analyzer: v->pfns belongs to the vCPU, freed by sim_vcpu_free */
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
 static int vcpu_prepare_writes(struct sim_domain *d, struct sim_vcpu *v, struct ls_errbuf *e)
 {
     if (v->mem)
@@ -227,6 +230,7 @@ static int vcpu_prepare_writes(struct sim_domain *d, struct sim_vcpu *v, struct 
     }
     return 0;
 }
+#pragma GCC diagnostic pop
 
 /* Lock held, the thread parked (or never started), the guest running until
  * now: make the writes its pace owes, whether or not the thread ran. */

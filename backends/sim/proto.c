@@ -67,6 +67,8 @@ int simp_send(int fd, const struct simp_hdr *h, const void *payload,
             m.msg_control = ctl.buf;
             m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
             struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+            if (!c)
+                return -EINVAL;
             c->cmsg_level = SOL_SOCKET;
             c->cmsg_type = SCM_RIGHTS;
             c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);

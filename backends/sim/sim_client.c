@@ -325,8 +325,9 @@ static int hello(struct sim_backend *sb, struct ls_errbuf *e)
     if (rc < 0)
         return rc;
     struct simp_hello hi;
-    if (rp.status != 0 || rp.len != sizeof(hi)) {
-        rc = ls_err(e, -EPROTO, "lockstep-simd refused hello: %s", rp.status ? (char *)body : "bad size");
+    if (rp.status != 0 || rp.len != sizeof(hi) || !body) {
+        rc = ls_err(e, -EPROTO, "lockstep-simd refused hello: %s",
+                    rp.status && body ? (char *)body : "bad size");
         free(body);
         drop_conn(sb);
         return rc;

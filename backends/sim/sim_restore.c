@@ -17,6 +17,7 @@
  * L4 table from the stream, start_info and its xenstore/console frames
  * valid). Every error names the absolute stream offset and the record.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -713,6 +714,7 @@ static int restore_stream(struct restore_ctx *r)
             rc = ls_err(r->e, -ENOMEM, "out of memory for a %u-byte record", len);
             break;
         }
+        assert(body);   /* grow() allocated it: body_cap > 0 only once it has */
         if ((rc = rd(r, body, padded, rec_off, type, "the body")) < 0)
             break;
         if ((rc = libxc_rules_padding(type, body + len, padded - len, len, rec_off, r->e)) < 0)

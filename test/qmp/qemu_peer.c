@@ -18,6 +18,7 @@ static void remove_dir(const char *dir)
     if (d) {
         struct dirent *e;
         char path[512];
+        /* cppcheck-suppress readdirCalled ; readdir_r is deprecated (glibc); one thread reads this stream */
         while ((e = readdir(d))) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
