@@ -75,6 +75,7 @@ void io_log_tail(const char *path, unsigned lines, char *buf, size_t len)
     }
     size_t used = 0;
     for (unsigned i = found; i-- > 0 && used + 1 < len;) {
+        /* cppcheck-suppress uninitvar ; start[0..found) were set by the walk above */
         int w = snprintf(buf + used, len - used, "%s%s", used ? " / " : "", start[i]);
         if (w < 0)
             break;
