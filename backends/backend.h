@@ -144,6 +144,19 @@ struct ls_backend_ops {
                        const struct ls_save_callbacks *cb, struct ls_errbuf *err);
     int (*restore_memory)(struct ls_backend *be, const struct ls_restore_params *p,
                           const struct ls_restore_callbacks *cb, struct ls_errbuf *err);
+    /* Checkpointed streams (stream_type REMUS/COLO): save_memory calls back
+     * after each CHECKPOINT record as xc_domain_save does (COLO: checkpoint,
+     * postcopy, wait_checkpoint; Remus: postcopy, checkpoint) and reads the
+     * secondary's CHECKPOINT_DIRTY_PFN_LIST from recv_fd before each later
+     * checkpoint's pages; it returns (an error) once a callback answers <= 0.
+     * restore_memory calls checkpoint at each CHECKPOINT, then
+     * restore_results once the checkpoint is applied whole (pages after the
+     * first are staged until their CHECKPOINT arrives), then (COLO)
+     * postcopy, wait_checkpoint, suspend, and writes our dirty pfns to
+     * send_back_fd. Unlike libxc, which returns 0 on a COLO failover, it
+     * returns the error that ended the stream (EOF, reset, the deadline): the
+     * domain then holds the last whole checkpoint, and the caller's tables
+     * decide whether that is a failover. */
 
     /* See enum ls_guard; optional (NULL: the backend has no such safety net). */
     int (*set_guard)(struct ls_backend *be, uint32_t domid, enum ls_guard guard,

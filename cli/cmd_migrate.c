@@ -5,6 +5,7 @@
  * ls_migrate_receive_start: states/migrate_send.def, migrate_receive.def).
  */
 #include "cmd_migrate.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -163,7 +164,7 @@ static int usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -174,7 +175,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int parse_size_kib(const char *s, uint64_t *kib)
+int parse_size_kib(const char *s, uint64_t *kib)
 {
     char *end;
     errno = 0;
@@ -202,14 +203,7 @@ static int parse_size_kib(const char *s, uint64_t *kib)
 
 /* ---- transports -------------------------------------------------------------------- */
 
-struct endpoint {
-    enum { EP_STDIO, EP_TCP, EP_UNIX } kind;
-    bool tls;                  /* tls:HOST:PORT: TCP, then TLS (the library's handshake) */
-    char host[256], port[16];
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-};
-
-static int parse_endpoint(const char *s, struct endpoint *ep)
+int parse_endpoint(const char *s, struct endpoint *ep)
 {
     memset(ep, 0, sizeof(*ep));
     if (strcmp(s, "-") == 0) {
@@ -299,7 +293,7 @@ static int connect_one(int family, int type, const struct sockaddr *sa, socklen_
     return fd;
 }
 
-static int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why, size_t wl)
+int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why, size_t wl)
 {
     if (ep->kind == EP_UNIX) {
         struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -332,8 +326,8 @@ static int ep_connect(const struct endpoint *ep, unsigned timeout_ms, char *why,
 }
 
 /* Listen, say where, accept one connection (up to timeout_ms), stop listening. */
-static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json, char *why,
-                     size_t wl)
+int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json, char *why,
+              size_t wl)
 {
     int lfd = -1, family = AF_UNIX;
     char where[320];
@@ -423,7 +417,7 @@ static int ep_accept(const struct endpoint *ep, unsigned timeout_ms, FILE *json,
  * a leak is reported and turns the exit status into 97. libuv's own
  * process-wide self-pipe (both ends held here, kept for the process's life
  * once a signal was watched) is not ours to close. */
-static int check_fds(int status)
+int check_fds(int status)
 {
 #ifndef LOCKSTEP_FAULT_HOOKS
     return status;   /* a test hook: not in release builds */

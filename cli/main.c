@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "lockstep/sim.h"
+#include "cmd_colo.h"
 #include "cmd_migrate.h"
 #include "jsonl.h"
 #include "run.h"
@@ -509,6 +510,8 @@ static const char main_help[] =
 "  inspect   decode and check a stream\n"
 "  migrate   live-migrate a domain to `lockstep migrate-receive` (xl migrate)\n"
 "  migrate-receive  receive a live-migrated domain (xl migrate-receive)\n"
+"  colo-primary     replicate a running domain with continuous checkpoints (xl remus [-c])\n"
+"  colo-secondary   receive replication; take over when the primary is lost\n"
 "  sim       manage simulated domains: create, list, info, pause, unpause,\n"
 "            resume, destroy, digest, workload, dm\n"
 "  help      this help\n"
@@ -593,6 +596,10 @@ int main(int argc, char **argv)
         return ls_cmd_migrate(argc - 1, argv + 1, cli_backend);
     if (strcmp(cmd, "migrate-receive") == 0)
         return ls_cmd_migrate_receive(argc - 1, argv + 1, cli_backend);
+    if (strcmp(cmd, "colo-primary") == 0)
+        return ls_cmd_colo_primary(argc - 1, argv + 1, cli_backend);
+    if (strcmp(cmd, "colo-secondary") == 0)
+        return ls_cmd_colo_secondary(argc - 1, argv + 1, cli_backend);
     if (strcmp(cmd, "inspect") == 0)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "sim") == 0)

@@ -10,6 +10,8 @@
 #include "io/sched_uv.h"
 #include "lockstep/lockstep.h"
 
+struct colo_common;
+
 struct ls_ctx {
     uv_loop_t *loop;
     struct io_sched sched;
@@ -31,6 +33,7 @@ struct ls_op {
     struct ls_precopy_progress precopy;
     uint64_t suspended_ns, resumed_ns;
     enum ls_migrate_outcome outcome;
+    struct colo_common *colo;      /* a COLO role's outcome and statistics, else NULL */
 };
 
 /* The role's top machine finished: report to the owner (called from the

@@ -49,6 +49,13 @@ struct restore_role {
     struct dm_task dm_check, dm_cont;
     struct fsm_join dm_check_join, dm_cont_join;
     struct fsm_join *dm_join;      /* the one in progress, for a cancel */
+    /* A checkpointed stream (colo_secondary.def uses this struct as its
+     * libxl-layer context; its own machine m is not run then): stream_rx
+     * reads a checkpoint's libxl part or a control record on request and
+     * tells ckpt_to by these events. */
+    struct fsm *ckpt_to;
+    int config_read_ev, ckpt_read_ev, control_new_ev, control_end_ev;
+    uint32_t control_type, control_id;   /* the last control record read */
 };
 
 int restore_role_start(struct ls_ctx *ctx, const struct ls_restore_opts *opts,

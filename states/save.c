@@ -345,6 +345,7 @@ static void save_free(struct ls_op *op)
     free(r->config_json);
     free(r->head);
     free(r->tail);
+    free(r->ckpt);
     free(r->dm_state);
     free(r->dm_save.state);
     free(r);

@@ -48,6 +48,16 @@ struct save_role {
      * it posts CB_PRECOPY_POLICY, so the event never points into its stack. */
     struct ls_precopy_stats precopy;
     uint64_t round_start_ns, sent_ns, sent_pages;   /* the pre-copy's measured rate */
+    /* A checkpointed stream (colo_primary.def uses this struct as its
+     * libxl-layer context; its own machine m is not run then): stream_tx
+     * writes each checkpoint's libxl part (ckpt) and the control records the
+     * parent puts in `control`, and tells ckpt_to by these events. */
+    struct fsm *ckpt_to;
+    int ckpt_written_ev, control_written_ev;
+    uint8_t *ckpt;
+    struct write_job ckpt_job;
+    uint8_t control[16];
+    struct write_job control_job;
 };
 
 /* Start a save; the role reports through op->done. */

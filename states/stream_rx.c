@@ -165,7 +165,10 @@ static int srx_read_headers(struct fsm *m, const struct fsm_ev *ev)
 static int srx_report_config(struct fsm *m, const struct fsm_ev *ev)
 {
     struct restore_role *r = m->owner;
-    fsm_post(&r->m, RESTORE_E_CONFIG_READ, 0, NULL);
+    if (r->ckpt_to)   /* a COLO secondary runs this reader */
+        fsm_post(r->ckpt_to, r->config_read_ev, 0, NULL);
+    else
+        fsm_post(&r->m, RESTORE_E_CONFIG_READ, 0, NULL);
     return 0;
 }
 
@@ -201,5 +204,127 @@ static int srx_check_complete(struct fsm *m, const struct fsm_ev *ev)
     struct restore_role *r = m->owner;
     if (!r->libxc_done)
         return fsm_fail(m, -EINVAL, "the stream ended before its memory image");
+    return 0;
+}
+
+/* ---- checkpointed streams ------------------------------------------------ */
+
+/* One libxl record of a checkpoint or a control read, checked. *body is the
+ * malloc'd body (NULL when empty). */
+static int read_one(struct restore_role *r, int cancel_fd, const char *where, uint32_t *type,
+                    uint8_t **body, uint32_t *len, struct ls_errbuf *err)
+{
+    uint8_t hdr[8];
+    *body = NULL;
+    int rc = read_exact(r, hdr, sizeof(hdr), cancel_fd, where, err);
+    if (rc < 0)
+        return rc;
+    stream_rec_header_decode(hdr, type, len);
+    if (*len > LIBXC_REC_LENGTH_MAX)
+        return ls_err(err, -E2BIG, "%s: libxl record %s (0x%x) of %u bytes is over the limit",
+                      where, libxl_rec_name(*type), *type, *len);
+    uint32_t padded = (uint32_t)STREAM_ROUNDUP8(*len);
+    *body = malloc(padded ? padded : 1);
+    if (!*body)
+        return ls_err(err, -ENOMEM, "out of memory reading a %u-byte record", *len);
+    rc = read_exact(r, *body, padded, cancel_fd, where, err);
+    if (rc == 0 && !stream_pad_ok(*body + *len, padded - *len))
+        rc = ls_err(err, -EINVAL, "%s: libxl record %s (0x%x): non-zero padding", where,
+                    libxl_rec_name(*type), *type);
+    if (rc == 0)
+        rc = libxl_record_check(*type, *body, *len, -1, r->offset, err);
+    if (rc < 0) {
+        free(*body);
+        *body = NULL;
+    }
+    return rc;
+}
+
+/* The libxl part of a checkpoint: [EMULATOR_XENSTORE_DATA], [EMULATOR_CONTEXT],
+ * CHECKPOINT_END. The emulator state replaces the last checkpoint's. */
+static int read_checkpoint(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    for (;;) {
+        uint32_t type, len;
+        uint8_t *body;
+        int rc = read_one(r, cancel_fd, "the libxl part of a checkpoint", &type, &body, &len,
+                          err);
+        if (rc < 0)
+            return rc;
+        if (type == LIBXL_REC_CHECKPOINT_END) {
+            free(body);
+            return STREAM_RX_E_CHECKPOINT_END;
+        }
+        if (type == LIBXL_REC_EMULATOR_CONTEXT) {
+            free(r->emulator_context);
+            memcpy(&r->emulator_id, body, 4);
+            r->emulator_context_len = len - 8;
+            memmove(body, body + 8, len - 8);
+            r->emulator_context = body;
+            continue;
+        }
+        free(body);
+        if (type == LIBXL_REC_EMULATOR_XENSTORE_DATA) {
+            r->seen_xenstore_data = true;
+            continue;
+        }
+        return ls_err(err, -EPROTO, "the primary sent libxl record %s (0x%x) inside a checkpoint, "
+                      "where only EMULATOR_* records and CHECKPOINT_END may stand",
+                      libxl_rec_name(type), type);
+    }
+}
+
+/* The primary's word between checkpoints: CHECKPOINT_STATE (its id goes to
+ * r->control_id) or END (r->control_type says which). */
+static int read_control(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct restore_role *r = arg;
+    uint32_t type, len;
+    uint8_t *body;
+    int rc = read_one(r, cancel_fd, "the primary's next control record", &type, &body, &len, err);
+    if (rc < 0)
+        return rc;
+    r->control_type = type;
+    if (type == LIBXL_REC_CHECKPOINT_STATE)
+        memcpy(&r->control_id, body, 4);
+    free(body);
+    if (type != LIBXL_REC_CHECKPOINT_STATE && type != LIBXL_REC_END)
+        return ls_err(err, -EPROTO, "the primary sent libxl record %s (0x%x) where "
+                      "CHECKPOINT_STATE(NEW) or END was due", libxl_rec_name(type), type);
+    return STREAM_RX_E_CONTROL;
+}
+
+static int srx_read_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_checkpoint, m->owner,
+                         "read checkpoint records");
+}
+
+static int srx_checkpoint_read(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    fsm_post(r->ckpt_to, r->ckpt_read_ev, 0, NULL);
+    return 0;
+}
+
+static int srx_read_control(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_control, m->owner, "read control record");
+}
+
+/* The parent hears which word it was: NEW, or the END of an orderly stop. */
+static int srx_control_read(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct restore_role *r = m->owner;
+    if (r->control_type == LIBXL_REC_END) {
+        fsm_post(r->ckpt_to, r->control_end_ev, 0, NULL);
+        return 0;
+    }
+    if (r->control_id != LIBXL_CHECKPOINT_NEW)
+        return fsm_fail(m, -EPROTO, "the primary sent CHECKPOINT_STATE(%s) on the main channel, "
+                        "where CHECKPOINT_STATE(NEW) was due",
+                        libxl_checkpoint_state_name(r->control_id));
+    fsm_post(r->ckpt_to, r->control_new_ev, 0, NULL);
     return 0;
 }

@@ -99,3 +99,46 @@ static int stx_write_tail(struct fsm *m, const struct fsm_ev *ev)
         return fsm_fail(m, rc, "%s: cannot build the stream tail: %s", m->name, strerror(-rc));
     return io_work_start(m, STREAM_TX_E_WRITTEN, write_job_run, &r->tail_job, "write stream tail");
 }
+
+/* A checkpoint's libxl part: [EMULATOR_CONTEXT] + CHECKPOINT_END (spec 1.3). */
+static int stx_write_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    free(r->ckpt);
+    size_t emu = r->dm_len ? 8 + STREAM_ROUNDUP8(8 + r->dm_len) : 0;
+    r->ckpt = calloc(1, emu + 8);
+    if (!r->ckpt)
+        return fsm_fail(m, -ENOMEM, "%s: out of memory for a checkpoint's records", m->name);
+    if (emu) {
+        stream_rec_header_encode(r->ckpt, LIBXL_REC_EMULATOR_CONTEXT, (uint32_t)(8 + r->dm_len));
+        uint32_t hdr[2] = { LIBXL_EMULATOR_QEMU_UPSTREAM, 0 };
+        memcpy(r->ckpt + 8, hdr, 8);
+        memcpy(r->ckpt + 16, r->dm_state, r->dm_len);
+    }
+    stream_rec_header_encode(r->ckpt + emu, LIBXL_REC_CHECKPOINT_END, 0);
+    r->ckpt_job = (struct write_job){ r->opts.fd, r->ckpt, emu + 8, "checkpoint's libxl records" };
+    return io_work_start(m, STREAM_TX_E_WRITTEN, write_job_run, &r->ckpt_job,
+                         "write checkpoint records");
+}
+
+static int stx_checkpoint_written(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_post(r->ckpt_to, r->ckpt_written_ev, 0, NULL);
+    return 0;
+}
+
+/* r->control holds the record (the parent built it); len in control_job. */
+static int stx_write_control(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    return io_work_start(m, STREAM_TX_E_WRITTEN, write_job_run, &r->control_job,
+                         "write control record");
+}
+
+static int stx_control_written(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct save_role *r = m->owner;
+    fsm_post(r->ckpt_to, r->control_written_ev, 0, NULL);
+    return 0;
+}

@@ -435,6 +435,25 @@ static uint64_t writes_in_regs(const struct sim_domain *d)
     return 0;
 }
 
+/* A checkpoint set the vCPU state of a domain whose vCPU may have run on its
+ * own since the last one (a COLO secondary): from here the guest has made
+ * the writes its registers say, not those its thread counted, so it goes on
+ * from the primary's count. */
+void sim_vcpu_adopt_regs(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v)
+        return;
+    vcpu_park(v);
+    uint64_t k = writes_in_regs(d);
+    atomic_store(&v->writes, k);
+    v->synced = k;
+    pthread_mutex_lock(&v->lock);
+    v->generation++;
+    pthread_mutex_unlock(&v->lock);
+    sim_vcpu_runstate_changed(d);
+}
+
 void sim_vcpu_get_workload(struct sim_domain *d, struct simp_workload *out)
 {
     memset(out, 0, sizeof(*out));

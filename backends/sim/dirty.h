@@ -41,6 +41,9 @@ void sim_vcpu_settle(struct sim_domain *d);
 
 /* Bring the vCPU registers up to the writes made so far (before GET/DIGEST). */
 void sim_vcpu_sync(struct sim_domain *d);
+/* After a SET of vCPU 0's state (a checkpoint applied to a COLO secondary):
+ * the write count follows the registers it now has. */
+void sim_vcpu_adopt_regs(struct sim_domain *d);
 
 /* A log-dirty operation; for CLEAN/PEEK *out (malloc'd) is the reply payload. */
 int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len,

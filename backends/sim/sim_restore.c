@@ -16,6 +16,15 @@
  * the checks libxc makes there (vcpu0 context present, cr3 naming a pinned
  * L4 table from the stream, start_info and its xenstore/console frames
  * valid). Every error names the absolute stream offset and the record.
+ *
+ * Checkpointed streams (Remus/COLO), as xc_domain_restore: the stream up to
+ * the first CHECKPOINT is read as above; at each CHECKPOINT the checkpoint
+ * callback lets the libxl layer read its records, then the state is applied
+ * and (COLO) postcopy, wait_checkpoint and suspend are called and the
+ * secondary's dirty pages go back as CHECKPOINT_DIRTY_PFN_LIST. After the
+ * first, a checkpoint's pages are staged and applied only once its
+ * CHECKPOINT has arrived, so a checkpoint cut off midway is never half
+ * applied: the domain keeps the last complete one, and the error says so.
  */
 #include <assert.h>
 #include <errno.h>
@@ -84,6 +93,13 @@ struct restore_ctx {
     bool in_is_pipe;
     struct io_splice_stage stage;
     bool map_populated;        /* sim_map_populate was done (scattered batches) */
+
+    /* checkpointed streams: after the first CHECKPOINT, pages are staged */
+    bool buffering;
+    unsigned checkpoints;      /* complete checkpoints applied */
+    uint8_t *ckpt_pages;       /* page data of the checkpoint in flight */
+    uint64_t *stage_words;     /* its pfn words, in stream order */
+    uint64_t nstage_pages, stage_cap, nstage_words, words_cap;
 };
 
 /* Splice the batch's runs (r->iov, in stream order) into the memfd. Returns
@@ -220,6 +236,87 @@ static int check_pagetable(struct restore_ctx *r, uint64_t rec_off, uint64_t pfn
     return 0;
 }
 
+/* The frame types of pages now in guest memory (pfn words as in the stream). */
+static int note_frames(struct restore_ctx *r, uint64_t rec_off, const uint8_t *words,
+                       uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t w;
+        memcpy(&w, words + 8 * i, 8);
+        unsigned type = libxc_pfn_type(w);
+        uint64_t pfn = libxc_pfn_pfn(w);
+        if (type == LIBXC_PAGE_XTAB || type == LIBXC_PAGE_BROKEN)
+            continue;
+        if (type == LIBXC_PAGE_XALLOC) {
+            /* Allocated without data: a populated page, contents kept. */
+            if (r->map.finfo[pfn] == SIMP_FRAME_ABSENT)
+                r->map.finfo[pfn] = LIBXC_PAGE_NOTAB;
+            continue;
+        }
+        unsigned level = type & ~(unsigned)LIBXC_PAGE_LPINTAB;
+        int rc;
+        if (r->pv && level >= LIBXC_PAGE_L1TAB && level <= LIBXC_PAGE_L4TAB &&
+            (rc = check_pagetable(r, rec_off, pfn, type)) < 0)
+            return rc;
+        r->map.finfo[pfn] = (uint8_t)type;
+    }
+    return 0;
+}
+
+/* A checkpoint's PAGE_DATA after the first: its pfn words and page data go
+ * to the stage, not into guest memory (checked as any other already). The
+ * stage grows by an eighth at a time, so its peak stays near the largest
+ * checkpoint's page bytes. */
+static int stage_pages(struct restore_ctx *r, uint64_t rec_off, const uint8_t *words,
+                       uint32_t count, uint64_t ndata)
+{
+    uint64_t need = r->nstage_pages + ndata;
+    if (need > r->stage_cap) {
+        uint64_t cap = need + need / 8 + 16;
+        uint8_t *n = realloc(r->ckpt_pages, cap * STREAM_PAGE_SIZE);
+        if (!n)
+            return ls_err(r->e, -ENOMEM, "out of memory staging %" PRIu64 " pages of a checkpoint",
+                          need);
+        r->ckpt_pages = n;
+        r->stage_cap = cap;
+    }
+    uint64_t wneed = r->nstage_words + count;
+    if (wneed > r->words_cap) {
+        uint64_t cap = wneed + wneed / 8 + 1024;
+        uint64_t *n = realloc(r->stage_words, cap * sizeof(*n));
+        if (!n)
+            return ls_err(r->e, -ENOMEM, "out of memory staging a checkpoint's pfns");
+        r->stage_words = n;
+        r->words_cap = cap;
+    }
+    int rc = rd(r, r->ckpt_pages + r->nstage_pages * STREAM_PAGE_SIZE, ndata * STREAM_PAGE_SIZE,
+                rec_off, LIBXC_REC_PAGE_DATA, "the page data");
+    if (rc < 0)
+        return rc;
+    memcpy(r->stage_words + r->nstage_words, words, 8 * (size_t)count);
+    r->nstage_words += count;
+    r->nstage_pages += ndata;
+    return 0;
+}
+
+/* The checkpoint is whole: its staged pages go into guest memory. */
+static int apply_staged(struct restore_ctx *r, uint64_t rec_off)
+{
+    uint64_t k = 0;
+    for (uint64_t i = 0; i < r->nstage_words; i++) {
+        unsigned type = libxc_pfn_type(r->stage_words[i]);
+        if (!LIBXC_PAGE_TYPE_HAS_DATA(type))
+            continue;
+        uint64_t pfn = libxc_pfn_pfn(r->stage_words[i]);
+        memcpy(r->map.mem + pfn * STREAM_PAGE_SIZE, r->ckpt_pages + k++ * STREAM_PAGE_SIZE,
+               STREAM_PAGE_SIZE);
+    }
+    int rc = note_frames(r, rec_off, (const uint8_t *)r->stage_words, r->nstage_words);
+    r->pages_done += r->nstage_pages;
+    r->nstage_pages = r->nstage_words = 0;
+    return rc;
+}
+
 static int static_data_point(struct restore_ctx *r, uint64_t rec_off, uint32_t type,
                              unsigned missing);
 
@@ -273,7 +370,7 @@ static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
         if (!LIBXC_PAGE_TYPE_HAS_DATA(type))
             continue;
         ndata++;
-        if (r->verify)
+        if (r->verify || r->buffering)
             continue;
         uint8_t *pg = r->map.mem + pfn * STREAM_PAGE_SIZE;
         struct iovec *last = niov ? &r->iov[niov - 1] : NULL;
@@ -286,6 +383,8 @@ static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
         return rec_err(r, -EINVAL, rec_off, T, "length %u does not match %u pfns with %" PRIu64 " data pages",
                        len, ph.count, ndata);
 
+    if (r->buffering)
+        return stage_pages(r, rec_off, words, ph.count, ndata);
     if (r->verify) {
         /* VERIFY mode: the sender re-sends memory; compare, do not write. */
         for (uint32_t i = 0; i < ph.count; i++) {
@@ -337,25 +436,8 @@ static int page_data(struct restore_ctx *r, uint64_t rec_off, uint32_t len)
                           r->off, rec_off, strerror(-rc));
     }
 
-    for (uint32_t i = 0; i < ph.count; i++) {
-        uint64_t w;
-        memcpy(&w, words + 8 * i, 8);
-        unsigned type = libxc_pfn_type(w);
-        uint64_t pfn = libxc_pfn_pfn(w);
-        if (type == LIBXC_PAGE_XTAB || type == LIBXC_PAGE_BROKEN)
-            continue;
-        if (type == LIBXC_PAGE_XALLOC) {
-            /* Allocated without data: a populated page, contents kept. */
-            if (r->map.finfo[pfn] == SIMP_FRAME_ABSENT)
-                r->map.finfo[pfn] = LIBXC_PAGE_NOTAB;
-            continue;
-        }
-        unsigned level = type & ~(unsigned)LIBXC_PAGE_LPINTAB;
-        if (r->pv && level >= LIBXC_PAGE_L1TAB && level <= LIBXC_PAGE_L4TAB &&
-            (rc = check_pagetable(r, rec_off, pfn, type)) < 0)
-            return rc;
-        r->map.finfo[pfn] = (uint8_t)type;
-    }
+    if ((rc = note_frames(r, rec_off, words, ph.count)) < 0)
+        return rc;
     r->pages_done += ndata;
     progress(r);
     return 0;
@@ -484,7 +566,7 @@ static int body_record(struct restore_ctx *r, uint64_t rec_off, uint32_t type,
     case LIBXC_REC_CHECKPOINT:
         if (r->p->stream_type == LS_STREAM_PLAIN)
             return rec_err(r, -EPROTO, rec_off, type, "checkpoint in a plain (non-checkpointed) stream");
-        return rec_err(r, -EOPNOTSUPP, rec_off, type, "checkpointed streams are not implemented by the sim backend");
+        return 0;   /* restore_stream handles it */
     case LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST:
         return rec_err(r, -EPROTO, rec_off, type, "belongs on the COLO back channel, not in the main stream");
     case LIBXC_REC_STATIC_DATA_END:
@@ -564,6 +646,7 @@ static int finish_pv(struct restore_ctx *r, uint64_t end_off, uint64_t *store, u
     if (r->info.vcpus == 0 &&
         (rc = sim_set(r->sb, r->p->domid, SIMP_K_VCPUS, 0, &nv32, sizeof(nv32), r->e)) < 0)
         return rc;
+    r->info.vcpus = nv32;      /* a checkpointed stream applies state again */
     if ((rc = sim_set(r->sb, r->p->domid, SIMP_K_PV_INFO, 0, r->pv_info.data, r->pv_info.len, r->e)) < 0 ||
         (rc = sim_set(r->sb, r->p->domid, SIMP_K_P2M_FRAMES, 0, r->p2m_frames.data, r->p2m_frames.len, r->e)) < 0)
         return rc;
@@ -610,6 +693,8 @@ static int finish_hvm(struct restore_ctx *r, uint64_t end_off, uint64_t *store, 
     if (r->info.vcpus == 0 &&
         (rc = sim_set(r->sb, r->p->domid, SIMP_K_VCPUS, 0, &nv, sizeof(nv), r->e)) < 0)
         return rc;
+    if (r->info.vcpus == 0)
+        r->info.vcpus = nv;
     if ((rc = sim_set(r->sb, r->p->domid, SIMP_K_HVM_CONTEXT, 0, r->hvm_context.data,
                       r->hvm_context.len, r->e)) < 0)
         return rc;
@@ -637,13 +722,11 @@ static int finish_hvm(struct restore_ctx *r, uint64_t end_off, uint64_t *store, 
     return 0;
 }
 
-static int finish(struct restore_ctx *r, uint64_t end_off)
+/* stream_complete: the stashed state into the domain, restore_results. */
+static int apply_state(struct restore_ctx *r, uint64_t end_off)
 {
     uint64_t store = 0, console = 0;
-    int rc = libxc_rules_finish(&r->rules, end_off, r->e);
-    if (rc < 0)
-        return rc;
-    rc = r->pv ? finish_pv(r, end_off, &store, &console) : finish_hvm(r, end_off, &store, &console);
+    int rc = r->pv ? finish_pv(r, end_off, &store, &console) : finish_hvm(r, end_off, &store, &console);
     if (rc == 0 && r->tsc.present)
         rc = sim_set(r->sb, r->p->domid, SIMP_K_TSC_INFO, 0, r->tsc.data, r->tsc.len, r->e);
     if (rc < 0)
@@ -652,6 +735,81 @@ static int finish(struct restore_ctx *r, uint64_t end_off)
         r->cb->restore_results(store, console, r->cb->data);
     progress(r);
     return 0;
+}
+
+static int finish(struct restore_ctx *r, uint64_t end_off)
+{
+    int rc = libxc_rules_finish(&r->rules, end_off, r->e);
+    return rc < 0 ? rc : apply_state(r, end_off);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+/* A COLO callback's answer: 1 goes on; 2 (the channel broke) and 0 end it. */
+static int colo_answer(struct restore_ctx *r, int ok, const char *which)
+{
+    if (ok == LS_CHECKPOINT_SUCCESS)
+        return 0;
+    return ls_err(r->e, ok == LS_CHECKPOINT_FAILOVER ? -ENOTCONN : -ECANCELED,
+                  "restore of domain %u: after checkpoint %u the %s callback answered %s",
+                  r->p->domid, r->checkpoints, which,
+                  ok == LS_CHECKPOINT_FAILOVER ? "failover (the channel broke)" : "error");
+}
+
+/* The secondary's pages dirtied since the last checkpoint, on the back channel. */
+static int send_dirty_pfn_list(struct restore_ctx *r)
+{
+    uint64_t *bitmap = NULL, dirty = 0;
+    int rc = sim_logdirty_op(r->sb, r->p->domid, SIMP_LOGDIRTY_CLEAN, &bitmap, &dirty, r->e);
+    if (rc < 0)
+        return rc;
+    uint64_t *rec = malloc(8 + 8 * dirty);
+    if (!rec) {
+        free(bitmap);
+        return ls_err(r->e, -ENOMEM, "out of memory for %" PRIu64 " dirty pfns", dirty);
+    }
+    uint64_t n = 0;
+    for (uint64_t pfn = 0; pfn < r->map.p2m_size && n < dirty; pfn++)
+        if (bitmap[pfn / 64] & (UINT64_C(1) << (pfn % 64)))
+            rec[1 + n++] = pfn;
+    free(bitmap);
+    stream_rec_header_encode((uint8_t *)rec, LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST,
+                             (uint32_t)(8 * n));
+    rc = io_write_all(r->p->send_back_fd, rec, 8 + 8 * n, r->p->cancel_fd);
+    free(rec);
+    if (rc < 0)
+        return ls_err(r->e, rc == -EPIPE || rc == -ECONNRESET ? -ENOTCONN : rc,
+                      "restore of domain %u: writing the dirty page list after checkpoint %u: %s",
+                      r->p->domid, r->checkpoints, strerror(-rc));
+    return 0;
+}
+
+/* handle_checkpoint in libxc's restore: the libxl layer reads its part, the
+ * checkpoint is applied, and (COLO) the secondary runs until the next one. */
+static int handle_checkpoint(struct restore_ctx *r, uint64_t rec_off)
+{
+    const struct ls_restore_callbacks *cb = r->cb;
+    int ok = cb->checkpoint(cb->data);
+    if (ok != LS_CHECKPOINT_SUCCESS)
+        return colo_answer(r, ok, "checkpoint");
+    int rc = r->buffering ? apply_staged(r, rec_off) : 0;
+    if (rc == 0)
+        rc = apply_state(r, rec_off);
+    if (rc < 0)
+        return rc;
+    r->checkpoints++;
+    bool first = !r->buffering;
+    r->buffering = true;
+    if (r->p->stream_type != LS_STREAM_COLO)
+        return 0;
+    if (first && (rc = sim_logdirty_op(r->sb, r->p->domid, SIMP_LOGDIRTY_ENABLE, NULL, NULL,
+                                       r->e)) < 0)
+        return rc;
+    if ((rc = colo_answer(r, cb->postcopy(cb->data), "postcopy")) < 0 ||
+        (rc = colo_answer(r, cb->wait_checkpoint(cb->data), "wait_checkpoint")) < 0 ||
+        (rc = colo_answer(r, cb->suspend(cb->data), "suspend")) < 0)
+        return rc;
+    return send_dirty_pfn_list(r);
 }
 
 /* ---- the task ----------------------------------------------------------------- */
@@ -728,12 +886,23 @@ static int restore_stream(struct restore_ctx *r)
             break;
         if (sdd && (rc = static_data_point(r, rec_off, type, missing)) < 0)
             break;
+        if (type == LIBXC_REC_CHECKPOINT) {
+            rc = handle_checkpoint(r, rec_off);
+            continue;
+        }
         if (type == LIBXC_REC_END) {
             rc = finish(r, rec_off);
             break;
         }
     }
     free(body);
+    if (rc < 0 && r->checkpoints && rc != -ECANCELED) {
+        /* Whatever ended it, the domain holds checkpoint N whole. */
+        char why[LS_ERRBUF_LEN];
+        snprintf(why, sizeof(why), "%s", r->e->msg);
+        ls_err(r->e, rc, "after checkpoint %u (applied whole; %s): %s", r->checkpoints,
+               r->nstage_words ? "the one in flight is dropped" : "none in flight", why);
+    }
     return rc;
 }
 
@@ -753,6 +922,8 @@ static void ctx_free(struct restore_ctx *r)
         free(r->vcpu[v]);
     }
     free(r->params);
+    free(r->ckpt_pages);
+    free(r->stage_words);
     free(r->pbuf);
     free(r->iov);
     if (r->splice == SPLICE_ON && !r->in_is_pipe)
@@ -766,9 +937,13 @@ int sim_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
 {
     if (!p || !cb || p->io_fd < 0)
         return ls_err(e, -EINVAL, "restore_memory: missing parameters or stream fd");
-    if (p->stream_type != LS_STREAM_PLAIN)
-        return ls_err(e, -EOPNOTSUPP, "restore of domain %u: checkpointed (%s) streams are not implemented by the sim backend",
-                      p->domid, p->stream_type == LS_STREAM_COLO ? "COLO" : "Remus");
+    if (p->stream_type != LS_STREAM_PLAIN &&
+        (!cb->checkpoint || (p->stream_type == LS_STREAM_COLO &&
+                             (!cb->postcopy || !cb->wait_checkpoint || !cb->suspend ||
+                              p->send_back_fd < 0))))
+        return ls_err(e, -EINVAL, "restore of domain %u: a %s stream needs the checkpoint callbacks%s",
+                      p->domid, p->stream_type == LS_STREAM_COLO ? "COLO" : "Remus",
+                      p->stream_type == LS_STREAM_COLO ? " and a back channel" : "");
     struct restore_ctx *r = calloc(1, sizeof(*r));
     if (!r)
         return ls_err(e, -ENOMEM, "out of memory");

@@ -18,8 +18,14 @@
  * bitmap (CLEAN: read and cleared in one step) says were written since the
  * last, and precopy_policy is asked before and after every round with
  * libxc's arguments; once it says stop, the guest is suspended and the final
- * round sends what is still dirty. Checkpointed streams (Remus/COLO) are not
- * implemented yet.
+ * round sends what is still dirty.
+ *
+ * Checkpointed streams (Remus/COLO) go on after that final round as
+ * xc_domain_save does: CHECKPOINT instead of END, then the callbacks (COLO:
+ * checkpoint, postcopy, wait_checkpoint; Remus: postcopy, checkpoint), and
+ * while they answer 1 another checkpoint: suspend, the pages dirtied since
+ * the last one (COLO: merged with the secondary's CHECKPOINT_DIRTY_PFN_LIST,
+ * read from the back channel), the tail and CHECKPOINT again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -445,6 +451,97 @@ static int suspend_and_send_dirty(struct save_ctx *s, uint64_t **bitmap)
     return rc;
 }
 
+/* ---- checkpointed streams (Remus / COLO) ------------------------------------ */
+
+/* COLO, every checkpoint after the first: the secondary's dirty pages, a
+ * CHECKPOINT_DIRTY_PFN_LIST record on the back channel, ORed into ours. */
+static int merge_secondary_dirty(struct save_ctx *s, uint64_t *bitmap, uint64_t *merged)
+{
+    const uint32_t T = LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST;
+    uint8_t rh[8];
+    size_t got = 0;
+    int rc = io_read_all(s->p->recv_fd, rh, sizeof(rh), &got, s->p->cancel_fd);
+    if (rc < 0)
+        return ls_err(s->e, rc, "save of domain %u: reading the secondary's dirty page list: %s",
+                      s->p->domid, rc == -ENODATA ? "the secondary closed the back channel"
+                                                  : strerror(-rc));
+    uint32_t type, len;
+    stream_rec_header_decode(rh, &type, &len);
+    if (type != T || len % 8 || len > LIBXC_REC_LENGTH_MAX)
+        return ls_err(s->e, -EPROTO, "save of domain %u: the secondary sent a %s record (0x%x) of %u "
+                      "bytes where its CHECKPOINT_DIRTY_PFN_LIST was due", s->p->domid,
+                      libxc_rec_name(type), type, len);
+    uint64_t *pfns = malloc(len ? len : 1);
+    if (!pfns)
+        return ls_err(s->e, -ENOMEM, "out of memory for %u bytes of dirty pfns", len);
+    rc = io_read_all(s->p->recv_fd, pfns, len, &got, s->p->cancel_fd);
+    if (rc < 0) {
+        free(pfns);
+        return ls_err(s->e, rc, "save of domain %u: the secondary's dirty page list was cut at "
+                      "%zu of %u bytes: %s", s->p->domid, got, len, strerror(-rc));
+    }
+    *merged = 0;
+    for (uint32_t i = 0; i < len / 8; i++) {
+        if (pfns[i] >= s->map.p2m_size) {
+            rc = ls_err(s->e, -EINVAL, "save of domain %u: the secondary's dirty page list names "
+                        "pfn 0x%" PRIx64 ", beyond the p2m size 0x%" PRIx64, s->p->domid,
+                        pfns[i], s->map.p2m_size);
+            break;
+        }
+        uint64_t bit = UINT64_C(1) << (pfns[i] % 64);
+        *merged += !(bitmap[pfns[i] / 64] & bit);
+        bitmap[pfns[i] / 64] |= bit;
+    }
+    free(pfns);
+    return rc;
+}
+
+/* The callbacks after a CHECKPOINT record, in xc_domain_save's order. */
+static int checkpoint_callbacks(struct save_ctx *s)
+{
+    const struct ls_save_callbacks *cb = s->cb;
+    bool colo = s->p->stream_type == LS_STREAM_COLO;
+    const char *which = "checkpoint";
+    int ok = colo ? cb->checkpoint(cb->data) : 1;
+    if (ok > 0 && (which = "postcopy"))
+        ok = cb->postcopy(cb->data);
+    if (ok > 0 && (which = colo ? "wait_checkpoint" : "checkpoint"))
+        ok = colo ? cb->wait_checkpoint(cb->data) : cb->checkpoint(cb->data);
+    if (ok > 0)
+        return 0;
+    return ls_err(s->e, -ECANCELED, "save of domain %u: replication ended: the %s callback "
+                  "answered %d", s->p->domid, which, ok);
+}
+
+static int save_checkpoints(struct save_ctx *s)
+{
+    uint64_t *bitmap = NULL;
+    bool live = s->p->flags & LS_SAVE_LIVE;
+    int rc = logdirty_enable(s);
+    if (rc == 0 && live)
+        rc = send_memory_live(s, &bitmap);
+    for (unsigned n = 0; rc == 0; n++) {
+        uint64_t dirty = 0, merged = 0;
+        rc = suspend_domain(s);
+        if (rc == 0)
+            rc = logdirty_clean(s, &bitmap, &dirty);
+        if (rc == 0 && n > 0 && s->p->stream_type == LS_STREAM_COLO)
+            rc = merge_secondary_dirty(s, bitmap, &merged);
+        if (rc == 0)
+            rc = n == 0 && !live ? send_all_pages(s) : send_pages(s, bitmap);
+        if (rc == 0)
+            rc = send_tail(s);
+        if (rc == 0)
+            rc = write_blob_record(s, LIBXC_REC_CHECKPOINT, NULL, 0);
+        if (rc == 0)
+            rc = checkpoint_callbacks(s);
+    }
+    free(bitmap);
+    struct ls_errbuf ignored;
+    sim_logdirty_op(s->sb, s->p->domid, SIMP_LOGDIRTY_DISABLE, NULL, NULL, &ignored);
+    return rc;
+}
+
 static int save_stream(struct save_ctx *s)
 {
     bool pv = s->info.type == LS_GUEST_PV;
@@ -470,6 +567,8 @@ static int save_stream(struct save_ctx *s)
     if (pv && (rc = send_state(s, SIMP_K_P2M_FRAMES, LIBXC_REC_X86_PV_P2M_FRAMES, true)) < 0)
         return rc;
 
+    if (s->p->stream_type != LS_STREAM_PLAIN)
+        return save_checkpoints(s);
     if (s->p->flags & LS_SAVE_LIVE) {
         uint64_t *bitmap = NULL;
         rc = logdirty_enable(s);
@@ -501,9 +600,12 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
         return ls_err(e, -EINVAL, "save_memory: missing parameters or stream fd");
     if (!cb->suspend)
         return ls_err(e, -EINVAL, "save of domain %u: no suspend callback provided", p->domid);
-    if (p->stream_type != LS_STREAM_PLAIN)
-        return ls_err(e, -EOPNOTSUPP, "save of domain %u: checkpointed (%s) streams are not implemented by the sim backend",
-                      p->domid, p->stream_type == LS_STREAM_COLO ? "COLO" : "Remus");
+    if (p->stream_type != LS_STREAM_PLAIN &&
+        (!cb->checkpoint || !cb->postcopy ||
+         (p->stream_type == LS_STREAM_COLO && (!cb->wait_checkpoint || p->recv_fd < 0))))
+        return ls_err(e, -EINVAL, "save of domain %u: a %s stream needs the checkpoint callbacks%s",
+                      p->domid, p->stream_type == LS_STREAM_COLO ? "COLO" : "Remus",
+                      p->stream_type == LS_STREAM_COLO ? " and a back channel" : "");
     s = calloc(1, sizeof(*s));
     if (!s)
         return ls_err(e, -ENOMEM, "out of memory");

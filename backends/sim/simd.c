@@ -850,6 +850,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         rc = sim_domain_set(d, h->kind, h->index, p, h->len, e);
         if (rc < 0)
             return rc;
+        if ((h->kind == SIMP_K_VCPU_BASIC && h->index == 0) || h->kind == SIMP_K_HVM_CONTEXT)
+            sim_vcpu_adopt_regs(d);
         conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
         return 0;
     case SIMP_OP_DIGEST: {

@@ -1,0 +1,600 @@
+/* cli/cmd_colo.c - `lockstep colo-primary` and `lockstep colo-secondary`.
+ *
+ * The transports are cmd_migrate.c's; replication itself is the library's
+ * (ls_colo_primary_start, ls_colo_secondary_start: states/colo_*.def). Each
+ * checkpoint and role change is a line: words on a terminal's status line,
+ * or one JSON object per line with --json, for toolstacks.
+ */
+#include "cmd_colo.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "lockstep/colo.h"
+#include "jsonl.h"
+#include "lockstep/sim.h"
+#include "transport.h"
+
+#define EXIT_USAGE 2
+#define EXIT_ATTENTION 3
+
+static const char primary_help[] =
+"Usage: lockstep colo-primary (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
+"                              [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
+"                             --to tcp:HOST:PORT|unix:PATH|- [--mode colo|remus]\n"
+"                             [--interval MS] [--timeout SECONDS] [--checkpoints N]\n"
+"                             [--digest] [--json]\n"
+"\n"
+"Replicate a running domain to `lockstep colo-secondary` with continuous\n"
+"checkpoints, as `xl remus -c` (COLO) or `xl remus` (Remus) does, on Xen 4.17's\n"
+"wire: the first checkpoint is a live migration, then at each interval the guest\n"
+"is suspended, the pages it (and, in COLO, the secondary's guest) wrote are sent\n"
+"with its vCPU state, and it runs again once the secondary has the checkpoint.\n"
+"\n"
+"If the secondary is lost, the guest runs on here, unprotected, and this says\n"
+"so (exit status 3). SIGINT or SIGTERM (or --checkpoints N reached) stop in\n"
+"order: the secondary is told and destroys its copy (exit status 0).\n"
+"\n"
+"Options:\n"
+"  --domid N              replicate the existing domain N\n"
+"  --sim pv|hvm           create a one-off simulated domain first (HVM: with the\n"
+"                         stand-in device model; destroyed at the end)\n"
+"  --to ENDPOINT          where `lockstep colo-secondary --listen` waits; - is\n"
+"                         stdout (stream) and stdin (the secondary's messages)\n"
+"  --mode colo|remus      COLO (both guests run; default) or Remus (the\n"
+"                         secondary's copy stays paused)\n"
+"  --interval MS          between checkpoints (default: COLO 5000, Remus 200)\n"
+"  --timeout SECONDS      how long the secondary may stay silent (default 10)\n"
+"  --checkpoints N        stop in order after N checkpoints\n"
+"  --digest               the guest's digest at every suspend (costs a pass over memory)\n"
+"  --json                 one JSON object per line on stdout: checkpoint, role, end\n";
+
+static const char secondary_help[] =
+"Usage: lockstep colo-secondary [--listen tcp:HOST:PORT|unix:PATH] [--mode colo|remus]\n"
+"                               [--fence CMD] [--timeout SECONDS] [--digest] [--json]\n"
+"                               [--dirty-rate PAGES/S] [--dirty-pattern P] [--seed S]\n"
+"\n"
+"Receive a replicated domain from `lockstep colo-primary` and hold its last\n"
+"checkpoint; in COLO mode the copy runs between checkpoints as a replica.\n"
+"When the primary is lost (the connection ends or resets, or it is silent for\n"
+"--timeout seconds) the copy is paused, CMD is run by /bin/sh (exit status 0:\n"
+"the primary is fenced, it cannot run any more), and only then does the copy\n"
+"run as the only one (exit status 0). If CMD fails the copy stays paused and\n"
+"this says why (exit status 3). Without --fence the copy takes over at once,\n"
+"as xl does, which risks two running copies when only the link failed.\n"
+"SIGUSR1 takes over now (fencing first); SIGINT stops being the secondary and\n"
+"destroys the copy.\n"
+"\n"
+"Options:\n"
+"  --listen ENDPOINT      wait there (default: the stream on stdin, messages on stdout)\n"
+"  --mode colo|remus      as the primary's\n"
+"  --fence CMD            the fencing command\n"
+"  --timeout SECONDS      the deadline for the primary's next word (default 10)\n"
+"  --digest               the copy's digest at every applied checkpoint\n"
+"  --json                 one JSON object per line on stdout\n"
+"  --dirty-rate, --dirty-pattern, --seed\n"
+"                         sim: the replica's own vCPU writes its memory so, from the\n"
+"                         first checkpoint on (COLO; seed default 2)\n";
+
+/* ---- one run -------------------------------------------------------------------------- */
+
+struct colo_run {
+    uv_loop_t loop;
+    struct ls_ctx *ctx;
+    struct ls_op *op;
+    uv_signal_t sigint, sigterm, sigusr1;
+    uv_timer_t status;
+    const char *cmd;
+    bool json, tty, done, secondary;
+    int rc, interrupted;
+    unsigned stop_after;
+    char errmsg[LS_ERRBUF_LEN];
+    FILE *out;
+    uint64_t *pauses;
+    size_t npauses, cap;
+    uint64_t pages, bytes;
+    struct ls_colo_checkpoint last;
+    /* sim: the replica's own workload, set once its guest first runs */
+    bool workload;
+    struct ls_sim_workload w;
+};
+
+static int usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lockstep %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see lockstep %s --help)\n", cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile (0..100) of the pauses so far, in µs. */
+static double pause_pct(struct colo_run *r, double p)
+{
+    if (!r->npauses)
+        return 0;
+    uint64_t *s = malloc(r->npauses * sizeof(*s));
+    if (!s)
+        return 0;
+    memcpy(s, r->pauses, r->npauses * sizeof(*s));
+    qsort(s, r->npauses, sizeof(*s), cmp_u64);
+    size_t i = (size_t)(p / 100.0 * (double)(r->npauses - 1) + 0.5);
+    double v = (double)s[i] / 1e3;
+    free(s);
+    return v;
+}
+
+static void print_status(struct colo_run *r, bool final)
+{
+    if (!r->tty || r->json)
+        return;
+    fprintf(stderr, "\r%s: %u checkpoints, pause last %.2f median %.2f p99 %.2f ms, "
+            "last %" PRIu64 " pages, %.1f MiB   ", r->cmd, r->last.number,
+            (double)r->last.pause_ns / 1e6, pause_pct(r, 50) / 1e3, pause_pct(r, 99) / 1e3,
+            r->last.pages, (double)r->bytes / (1 << 20));
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void status_cb(uv_timer_t *t) { print_status(t->data, false); }
+
+static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, void *data)
+{
+    struct colo_run *r = data;
+    r->last = *c;
+    r->pages += c->pages;
+    r->bytes += c->bytes;
+    if (c->pause_ns) {
+        if (r->npauses == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 256;
+            uint64_t *n = realloc(r->pauses, cap * sizeof(*n));
+            if (n) {
+                r->pauses = n;
+                r->cap = cap;
+            }
+        }
+        if (r->npauses < r->cap)
+            r->pauses[r->npauses++] = c->pause_ns;
+    }
+    if (r->json) {
+        struct jl j;
+        jl_open(&j, r->out, "checkpoint", r->cmd);
+        jl_u64(&j, "n", c->number);
+        jl_u64(&j, "domid", c->domid);
+        jl_u64(&j, "pages", c->pages);
+        jl_u64(&j, "bytes", c->bytes);
+        jl_dbl(&j, "pause_us", (double)c->pause_ns / 1e3);
+        jl_str(&j, "digest", c->digest);
+        jl_close(&j);
+    }
+    /* The replica's own vCPU starts with its guest (the first checkpoint). */
+    if (r->secondary && r->workload && c->number == 1) {
+        struct ls_errbuf err;
+        ls_err_clear(&err);
+        if (ls_sim_set_workload(ls_ctx_backend(r->ctx), c->domid, &r->w, &err) < 0)
+            fprintf(stderr, "lockstep %s: the replica's workload: %s\n", r->cmd, err.msg);
+    }
+    if (r->stop_after && c->number == r->stop_after && !r->done)
+        ls_op_cancel(op);
+}
+
+static void on_role(struct ls_op *op, enum ls_colo_role role, const char *why, void *data)
+{
+    struct colo_run *r = data;
+    if (r->json) {
+        struct jl j;
+        jl_open(&j, r->out, "role", r->cmd);
+        jl_str(&j, "role", ls_colo_role_name(role));
+        jl_str(&j, "why", why);
+        jl_close(&j);
+    } else {
+        if (r->tty)
+            fputc('\n', stderr);
+        fprintf(r->out, "role %s: %s\n", ls_colo_role_name(role), why);
+    }
+    fflush(r->out);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct colo_run *r = s->data;
+    if (signum == SIGUSR1) {
+        if (r->op && !r->done && ls_colo_failover(r->op) == 0)
+            fprintf(stderr, "\nlockstep %s: failover requested (SIGUSR1)\n", r->cmd);
+        return;
+    }
+    if (r->interrupted++) {
+        fprintf(stderr, "\nlockstep %s: interrupted again (%s), exiting without cleanup\n",
+                r->cmd, strsignal(signum));
+        signal(signum, SIG_DFL);
+        raise(signum);
+        _exit(128 + signum);
+    }
+    fprintf(stderr, "\nlockstep %s: interrupted (%s), stopping in order (again to force)\n",
+            r->cmd, strsignal(signum));
+    if (r->op && !r->done)
+        ls_op_cancel(r->op);
+}
+
+static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct colo_run *r = data;
+    r->done = true;
+    r->rc = rc;
+    snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
+    uv_timer_stop(&r->status);
+    print_status(r, true);
+    uv_close((uv_handle_t *)&r->status, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->sigusr1, NULL);
+}
+
+static int run_open(struct colo_run *r, const char *cmd, enum ls_backend_kind kind)
+{
+    r->cmd = cmd;
+    uv_loop_init(&r->loop);
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
+    if (rc < 0) {
+        fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg);
+        uv_loop_close(&r->loop);
+    }
+    return rc;
+}
+
+static void run_wait(struct colo_run *r)
+{
+    r->tty = isatty(STDERR_FILENO);
+    uv_timer_init(&r->loop, &r->status);
+    r->status.data = r;
+    if (r->tty && !r->json)
+        uv_timer_start(&r->status, status_cb, 250, 250);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sigterm);
+    uv_signal_init(&r->loop, &r->sigusr1);
+    r->sigint.data = r->sigterm.data = r->sigusr1.data = r;
+    uv_signal_start(&r->sigint, signal_cb, SIGINT);
+    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&r->sigusr1, signal_cb, SIGUSR1);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+}
+
+static void run_close(struct colo_run *r)
+{
+    if (r->op)
+        ls_op_free(r->op);
+    if (r->ctx)
+        ls_ctx_free(r->ctx);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop) != 0)
+        fprintf(stderr, "lockstep %s: internal error: handles left open on the loop\n", r->cmd);
+    free(r->pauses);
+}
+
+/* The end: a line (or JSON object) with the role, and the exit status. */
+static int finish(struct colo_run *r, int rc, const char *err)
+{
+    enum ls_colo_role role = r->op ? ls_op_colo_role(r->op) : LS_COLO_ENDED;
+    if (rc < 0 && err[0] && !r->json)
+        fprintf(stderr, "lockstep %s: %s\n", r->cmd, err);
+    if (r->json) {
+        struct jl j;
+        jl_open(&j, r->out, "outcome", r->cmd);
+        jl_str(&j, "role", ls_colo_role_name(role));
+        if (r->op && ls_op_domid(r->op))
+            jl_u64(&j, "domid", ls_op_domid(r->op));
+        jl_u64(&j, "checkpoints", r->last.number);
+        jl_dbl(&j, "pause_median_us", pause_pct(r, 50));
+        jl_dbl(&j, "pause_p99_us", pause_pct(r, 99));
+        jl_u64(&j, "pages", r->pages);
+        jl_u64(&j, "bytes", r->bytes);
+        jl_result(&j, rc, err);
+        jl_close(&j);
+    } else {
+        fprintf(r->out, "checkpoints %u pause_median_us %.1f pause_p99_us %.1f pages %" PRIu64
+                " bytes %" PRIu64 "\n", r->last.number, pause_pct(r, 50), pause_pct(r, 99),
+                r->pages, r->bytes);
+        fprintf(r->out, "outcome %s\n", ls_colo_role_name(role));
+    }
+    fflush(r->out);
+    switch (role) {
+    case LS_COLO_STOPPED: case LS_COLO_ACTIVE: return 0;
+    case LS_COLO_UNPROTECTED: case LS_COLO_FENCE_FAILED: return EXIT_ATTENTION;
+    default: return 1;
+    }
+}
+
+static int parse_mode(const char *s, enum ls_colo_mode *m)
+{
+    if (strcmp(s, "colo") == 0)
+        *m = LS_COLO_MODE_COLO;
+    else if (strcmp(s, "remus") == 0)
+        *m = LS_COLO_MODE_REMUS;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- colo-primary ------------------------------------------------------------------- */
+
+int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
+{
+    static const struct option opts[] = {
+        { "domid", required_argument, NULL, 'd' }, { "sim", required_argument, NULL, 's' },
+        { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
+        { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
+        { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
+        { "mode", required_argument, NULL, 'M' }, { "interval", required_argument, NULL, 'i' },
+        { "timeout", required_argument, NULL, 'o' }, { "checkpoints", required_argument, NULL, 'c' },
+        { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' }, { 0 },
+    };
+    const char *to = NULL, *sim = NULL, *cmd = "colo-primary";
+    uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = 10, interval = 0, v;
+    bool have_domid = false, workload = false;
+    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    struct ls_colo_primary_opts po = { .mode = LS_COLO_MODE_COLO };
+    struct colo_run r = { .out = stdout };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (parse_u64(optarg, UINT32_MAX, &domid) < 0)
+                return usage(cmd, "--domid: '%s' is not a domain id", optarg);
+            have_domid = true;
+            break;
+        case 's': sim = optarg; break;
+        case 'm':
+            if (parse_size_kib(optarg, &memory_kib) < 0)
+                return usage(cmd, "--memory: '%s' is not a size in whole pages (e.g. 256M)", optarg);
+            break;
+        case 'v':
+            if (parse_u64(optarg, 128, &vcpus) < 0 || vcpus == 0)
+                return usage(cmd, "--vcpus: '%s' is not 1..128", optarg);
+            break;
+        case 'S':
+            if (parse_u64(optarg, UINT64_MAX, &seed) < 0)
+                return usage(cmd, "--seed: '%s' is not a number", optarg);
+            break;
+        case 'r':
+            if (parse_u64(optarg, UINT64_MAX, &w.rate) < 0)
+                return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", optarg);
+            workload = true;
+            break;
+        case 'p':
+            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
+                return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
+                             "hotset:PERCENT (1..100)", optarg);
+            workload = true;
+            break;
+        case 't': to = optarg; break;
+        case 'M':
+            if (parse_mode(optarg, &po.mode) < 0)
+                return usage(cmd, "--mode: '%s' is not colo or remus", optarg);
+            break;
+        case 'i':
+            if (parse_u64(optarg, 3600000, &interval) < 0 || interval == 0)
+                return usage(cmd, "--interval: '%s' is not 1..3600000 ms", optarg);
+            break;
+        case 'o':
+            if (parse_u64(optarg, 86400, &timeout_s) < 0 || timeout_s == 0)
+                return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
+            break;
+        case 'c':
+            if (parse_u64(optarg, UINT32_MAX, &v) < 0 || v == 0)
+                return usage(cmd, "--checkpoints: '%s' is not a positive number", optarg);
+            r.stop_after = (unsigned)v;
+            break;
+        case 'g': po.digest = true; break;
+        case 'j': r.json = true; break;
+        case 'h': fputs(primary_help, stdout); return 0;
+        default: return usage(cmd, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if (have_domid == !!sim)
+        return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
+    if (!to)
+        return usage(cmd, "--to tcp:HOST:PORT|unix:PATH|- is required");
+    struct endpoint ep;
+    if (parse_endpoint(to, &ep) < 0)
+        return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
+    enum ls_guest_type type = LS_GUEST_UNSET;
+    if (sim) {
+        type = strcmp(sim, "pv") == 0 ? LS_GUEST_PV : strcmp(sim, "hvm") == 0 ? LS_GUEST_HVM
+                                                                              : LS_GUEST_UNSET;
+        if (type == LS_GUEST_UNSET)
+            return usage(cmd, "--sim: '%s' is not pv or hvm", sim);
+        if (!memory_kib)
+            return usage(cmd, "--sim needs --memory SIZE");
+    } else if (workload) {
+        return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
+                     "domain: lockstep sim workload)");
+    }
+    if (ep.kind == EP_STDIO && isatty(STDOUT_FILENO))
+        return usage(cmd, "--to -: refusing to write a binary stream to a terminal");
+    if (ep.kind == EP_STDIO)
+        r.out = stderr;
+
+    unsigned timeout_ms = (unsigned)timeout_s * 1000;
+    if (run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+        return 1;
+    struct ls_backend *be = ls_ctx_backend(r.ctx);
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = 0;
+    if (sim) {
+        char name[64];
+        snprintf(name, sizeof(name), "lockstep-colo-%d", (int)getpid());
+        struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
+                                        .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
+                                        .populate = true, .device_model = LS_DM_STANDIN };
+        uint32_t id = 0;
+        rc = ls_sim_create(be, &a, &id, &err);
+        domid = id;
+        w.seed = seed;
+        if (rc == 0 && workload)
+            rc = ls_sim_set_workload(be, id, &w, &err);
+    }
+    int fd = -1;
+    char why[512] = "";
+    if (rc == 0 && ep.kind != EP_STDIO) {
+        fd = ep_connect(&ep, timeout_ms, why, sizeof(why));
+        if (fd < 0)
+            rc = ls_err(&err, fd, "%s", why);
+    }
+    if (rc == 0) {
+        po.domid = (uint32_t)domid;
+        po.send_fd = ep.kind == EP_STDIO ? STDOUT_FILENO : fd;
+        po.recv_fd = ep.kind == EP_STDIO ? STDIN_FILENO : fd;
+        po.interval_ms = (unsigned)interval;
+        po.timeout_ms = timeout_ms;
+        po.on_checkpoint = on_checkpoint;
+        po.on_role = on_role;
+        po.cb_data = &r;
+        rc = ls_colo_primary_start(r.ctx, &po, op_done, &r, &r.op, &err);
+        if (rc == 0) {
+            run_wait(&r);
+            rc = r.rc;
+            if (rc < 0)
+                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
+        }
+    }
+    int status = finish(&r, rc, err.msg);
+    /* A one-off domain is this command's to remove, wherever replication ended. */
+    if (sim && domid) {
+        struct ls_errbuf ignored;
+        ls_err_clear(&ignored);
+        ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
+    }
+    if (fd > STDERR_FILENO)
+        close(fd);
+    run_close(&r);
+    return check_fds(status);
+}
+
+/* ---- colo-secondary ------------------------------------------------------------------- */
+
+int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' }, { "mode", required_argument, NULL, 'M' },
+        { "fence", required_argument, NULL, 'f' }, { "timeout", required_argument, NULL, 'o' },
+        { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
+        { "dirty-rate", required_argument, NULL, 'r' },
+        { "dirty-pattern", required_argument, NULL, 'p' }, { "seed", required_argument, NULL, 'S' },
+        { "help", no_argument, NULL, 'h' }, { 0 },
+    };
+    const char *listen_at = NULL, *cmd = "colo-secondary";
+    uint64_t timeout_s = 10;
+    struct ls_colo_secondary_opts so = { .mode = LS_COLO_MODE_COLO };
+    struct colo_run r = { .out = stdout, .secondary = true,
+                          .w = { .pattern = LS_SIM_DIRTY_UNIFORM, .seed = 2 } };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen_at = optarg; break;
+        case 'M':
+            if (parse_mode(optarg, &so.mode) < 0)
+                return usage(cmd, "--mode: '%s' is not colo or remus", optarg);
+            break;
+        case 'f': so.fence_cmd = optarg; break;
+        case 'o':
+            if (parse_u64(optarg, 86400, &timeout_s) < 0 || timeout_s == 0)
+                return usage(cmd, "--timeout: '%s' is not 1..86400 seconds", optarg);
+            break;
+        case 'g': so.digest = true; break;
+        case 'j': r.json = true; break;
+        case 'r':
+            if (parse_u64(optarg, UINT64_MAX, &r.w.rate) < 0)
+                return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", optarg);
+            r.workload = true;
+            break;
+        case 'p':
+            if (ls_sim_parse_pattern(optarg, &r.w.pattern, &r.w.hot_percent) < 0)
+                return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
+                             "hotset:PERCENT (1..100)", optarg);
+            r.workload = true;
+            break;
+        case 'S':
+            if (parse_u64(optarg, UINT64_MAX, &r.w.seed) < 0)
+                return usage(cmd, "--seed: '%s' is not a number", optarg);
+            break;
+        case 'h': fputs(secondary_help, stdout); return 0;
+        default: return usage(cmd, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage(cmd, "unexpected argument '%s'", argv[optind]);
+    struct endpoint ep = { .kind = EP_STDIO };
+    if (listen_at && (parse_endpoint(listen_at, &ep) < 0 || ep.kind == EP_STDIO))
+        return usage(cmd, "--listen: '%s' is not tcp:HOST:PORT or unix:PATH", listen_at);
+    if (!listen_at && isatty(STDIN_FILENO))
+        return usage(cmd, "the stream would come from a terminal: give --listen, or pipe the "
+                     "primary's stream in");
+    if (r.workload && so.mode == LS_COLO_MODE_REMUS)
+        return usage(cmd, "--dirty-rate: a Remus secondary's copy does not run");
+    if (ep.kind == EP_STDIO)
+        r.out = stderr;
+    if (!so.fence_cmd)
+        fprintf(stderr, "lockstep %s: warning: no --fence command: after a lost link this copy "
+                "takes over at once, as xl does, and if the primary still runs there are two\n",
+                cmd);
+
+    unsigned timeout_ms = (unsigned)timeout_s * 1000;
+    if (run_open(&r, cmd, backend) < 0)
+        return 1;
+    struct ls_errbuf err;
+    ls_err_clear(&err);
+    int rc = 0, fd = -1;
+    if (ep.kind != EP_STDIO) {
+        char why[512] = "";
+        fd = ep_accept(&ep, 60000, NULL, why, sizeof(why));
+        if (fd < 0)
+            rc = ls_err(&err, fd, "%s", why);
+    }
+    if (rc == 0) {
+        so.recv_fd = ep.kind == EP_STDIO ? STDIN_FILENO : fd;
+        so.send_fd = ep.kind == EP_STDIO ? STDOUT_FILENO : fd;
+        so.timeout_ms = timeout_ms;
+        so.on_checkpoint = on_checkpoint;
+        so.on_role = on_role;
+        so.cb_data = &r;
+        rc = ls_colo_secondary_start(r.ctx, &so, op_done, &r, &r.op, &err);
+        if (rc == 0) {
+            run_wait(&r);
+            rc = r.rc;
+            if (rc < 0)
+                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
+        }
+    }
+    int status = finish(&r, rc, err.msg);
+    if (fd > STDERR_FILENO)
+        close(fd);
+    run_close(&r);
+    return check_fds(status);
+}

@@ -1,0 +1,99 @@
+/* lockstep/colo.h - COLO and Remus replication (xl remus -c / migrate-receive --colo).
+ *
+ * The primary checkpoints a running guest to a secondary continuously; the
+ * wire is Xen 4.17's, byte for byte (spec 4): xl's banner and header, a
+ * checkpointed libxl/libxc stream on the main channel, libxl
+ * CHECKPOINT_STATE records and libxc CHECKPOINT_DIRTY_PFN_LIST on the back
+ * channel (the same fd for a socket). COLO: both guests run, and at each
+ * checkpoint the secondary's is brought to the primary's state. Remus: the
+ * secondary's copy stays paused and only stores checkpoints.
+ *
+ * No split brain: before the secondary holds a whole checkpoint only the
+ * primary's guest runs. When the link fails the primary goes on unprotected;
+ * the secondary takes over only after its fencing command (exit status 0 =
+ * the primary is fenced) succeeded, else it stays paused and says why.
+ * Without a fencing command it takes over as libxl does (and warns).
+ *
+ * Both operations run until replication ends; ls_op_cancel on the primary
+ * stops in order (the secondary is told, destroys its copy and does not take
+ * over); on the secondary it destroys its copy (the primary goes on
+ * unprotected). Each reports once to its done callback; the outcome is
+ * ls_op_colo_role() then.
+ */
+#ifndef LOCKSTEP_COLO_H
+#define LOCKSTEP_COLO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lockstep/lockstep.h"
+
+enum ls_colo_mode { LS_COLO_MODE_COLO = 0, LS_COLO_MODE_REMUS = 1 };
+
+/* Where the guest runs, as this side knows it. */
+enum ls_colo_role {
+    LS_COLO_STARTING = 0,     /* before the first checkpoint completed */
+    LS_COLO_PROTECTED,        /* primary: a checkpoint was acknowledged (COLO) or sent (Remus) */
+    LS_COLO_UNPROTECTED,      /* primary: the secondary is lost; the guest runs on here */
+    LS_COLO_STOPPED,          /* primary: stopped in order; secondary: told so, copy destroyed */
+    LS_COLO_STANDBY,          /* secondary: holds a whole checkpoint (COLO: its guest runs) */
+    LS_COLO_ACTIVE,           /* secondary: took over; its guest is now the only copy */
+    LS_COLO_FENCE_FAILED,     /* secondary: the primary could not be fenced; copy left paused */
+    LS_COLO_ENDED,            /* neither: replication never started, or this side was stopped */
+};
+LS_API const char *ls_colo_role_name(enum ls_colo_role r);   /* "protected", "active", ... */
+
+struct ls_colo_checkpoint {
+    unsigned number;          /* 1 = the initial migration's */
+    uint32_t domid;           /* this side's domain */
+    uint64_t pages;           /* primary: pages sent in it (both sides' dirty pages) */
+    uint64_t secondary_dirty; /* primary, COLO: pages the secondary reported dirty */
+    uint64_t bytes;           /* primary: memory-task bytes of it */
+    uint64_t pause_ns;        /* primary: suspend to resume of its guest; secondary (COLO):
+                                 of its own guest */
+    char digest[65];          /* the guest's digest (primary: at suspend; secondary: once
+                                 applied, before it runs); "" unless opts.digest */
+};
+typedef void ls_colo_checkpoint_fn(struct ls_op *op, const struct ls_colo_checkpoint *c,
+                                   void *data);
+typedef void ls_colo_role_fn(struct ls_op *op, enum ls_colo_role role, const char *why,
+                             void *data);
+
+struct ls_colo_primary_opts {
+    uint32_t domid;
+    int send_fd;               /* main channel */
+    int recv_fd;               /* back channel (the same fd for a socket) */
+    enum ls_colo_mode mode;
+    unsigned interval_ms;      /* between checkpoints; 0 = libxl's (COLO 5000, Remus 200) */
+    unsigned timeout_ms;       /* every wait for the secondary; 0 = 10 s */
+    bool digest;               /* a digest at every suspend (tests; costs a pass over memory) */
+    ls_colo_checkpoint_fn *on_checkpoint;
+    ls_colo_role_fn *on_role;
+    void *cb_data;
+};
+
+struct ls_colo_secondary_opts {
+    int recv_fd;               /* main channel */
+    int send_fd;               /* back channel (the same fd for a socket) */
+    enum ls_colo_mode mode;
+    unsigned timeout_ms;       /* deadline for the primary's next word; 0 = 10 s */
+    const char *fence_cmd;     /* run by /bin/sh before taking over after a loss; NULL = none */
+    bool digest;
+    ls_colo_checkpoint_fn *on_checkpoint;
+    ls_colo_role_fn *on_role;
+    void *cb_data;
+};
+
+LS_API int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                          ls_op_done_fn *done, void *data, struct ls_op **out,
+                          struct ls_errbuf *err);
+LS_API int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err);
+/* Primary: take a checkpoint now instead of at the interval's end. */
+LS_API int ls_colo_checkpoint(struct ls_op *op);
+/* Secondary: take over now (fencing first, as after a loss). -EINVAL on a primary. */
+LS_API int ls_colo_failover(struct ls_op *op);
+LS_API enum ls_colo_role ls_op_colo_role(const struct ls_op *op);
+
+#endif

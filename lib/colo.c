@@ -1,0 +1,62 @@
+/* lib/colo.c - the COLO/Remus API (lockstep/colo.h) over states/colo_*.c. */
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "states/op.h"
+#include "lockstep/colo.h"
+#include "states/colo.h"
+
+const char *ls_colo_role_name(enum ls_colo_role r)
+{
+    switch (r) {
+    case LS_COLO_STARTING: return "starting";
+    case LS_COLO_PROTECTED: return "protected";
+    case LS_COLO_UNPROTECTED: return "unprotected";
+    case LS_COLO_STOPPED: return "stopped";
+    case LS_COLO_STANDBY: return "standby";
+    case LS_COLO_ACTIVE: return "active";
+    case LS_COLO_FENCE_FAILED: return "fence-failed";
+    case LS_COLO_ENDED: return "ended";
+    }
+    return "unknown";
+}
+
+int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                          ls_op_done_fn *done, void *data, struct ls_op **out,
+                          struct ls_errbuf *err)
+{
+    return colo_primary_role_start(ctx, opts, done, data, out, err);
+}
+
+int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err)
+{
+    return colo_secondary_role_start(ctx, opts, done, data, out, err);
+}
+
+int ls_colo_checkpoint(struct ls_op *op)
+{
+    if (!op->colo || op->colo->is_secondary)
+        return -EINVAL;
+    if (op->finished)
+        return -ESRCH;
+    uint64_t one = 1;
+    return write(op->colo->trigger_fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
+int ls_colo_failover(struct ls_op *op)
+{
+    if (!op->colo || !op->colo->is_secondary)
+        return -EINVAL;
+    if (op->finished)
+        return -ESRCH;
+    fsm_post(op->root, COLO_SECONDARY_E_FAILOVER, 0, NULL);
+    return 0;
+}
+
+enum ls_colo_role ls_op_colo_role(const struct ls_op *op)
+{
+    return op->colo ? op->colo->role : LS_COLO_ENDED;
+}

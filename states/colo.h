@@ -1,0 +1,77 @@
+/* states/colo.h - the COLO/Remus roles (colo_primary.def, colo_secondary.def).
+ *
+ * Each role runs the libxl-layer machine of its sibling role (stream_tx of
+ * save.def, stream_rx of restore.def) and the memory task, with a struct
+ * save_role / restore_role as their context (its own machine is not run):
+ * the same writer, reader and task, gaining checkpoint states, not copies.
+ */
+#ifndef LOCKSTEP_STATES_COLO_H
+#define LOCKSTEP_STATES_COLO_H
+
+#include "lockstep/colo.h"
+#include "states/restore.h"
+#include "states/save.h"
+
+#define FSM_PREFIX COLO_PRIMARY
+#define FSM_DEF_FILE "states/colo_primary.def"
+#include "fsm/gen_enums.h"
+
+#define FSM_PREFIX COLO_SECONDARY
+#define FSM_DEF_FILE "states/colo_secondary.def"
+#include "fsm/gen_enums.h"
+
+/* libxl's defaults (spec 4.1): COLO checkpoints at least every 5 s (output
+ * divergence asks for the rest), Remus every 200 ms. */
+#define COLO_DEFAULT_INTERVAL_MS  5000u
+#define REMUS_DEFAULT_INTERVAL_MS 200u
+#define COLO_DEFAULT_TIMEOUT_MS   10000u
+
+/* What both roles share: outcome and statistics for the API. */
+struct colo_common {
+    enum ls_colo_role role;
+    unsigned checkpoints;          /* complete checkpoints */
+    struct ls_colo_checkpoint last;
+    int trigger_fd, stop_fd;       /* eventfds: a checkpoint now / stop in order (primary) */
+    bool is_secondary;
+};
+
+struct colo_primary_role {
+    struct ls_op op;               /* first: the API's handle */
+    struct fsm m;                  /* colo_primary.def */
+    struct ls_colo_primary_opts opts;
+    struct colo_common c;
+    struct save_role sv;           /* stream_tx + memtask context (sv.m is not run) */
+    struct ls_precopy_stats precopy;
+    uint64_t suspend_start_ns, bytes_at_last;
+    unsigned interval_ms;
+};
+
+struct colo_secondary_role {
+    struct ls_op op;
+    struct fsm m;                  /* colo_secondary.def */
+    struct ls_colo_secondary_opts opts;
+    struct colo_common c;
+    struct restore_role rs;        /* stream_rx + memtask context (rs.m is not run) */
+    uint64_t suspend_start_ns;
+    char fence_out[512];           /* the fencing command's last words */
+    struct ls_errbuf io_err;       /* a work's failure it reports as an event */
+};
+
+/* The role behind an op (NULL if op is not a COLO role). */
+struct colo_common *colo_common_of(struct ls_op *op);
+
+int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err);
+int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                              ls_op_done_fn *done, void *data, struct ls_op **out,
+                              struct ls_errbuf *err);
+
+/* libxl CHECKPOINT_STATE(id): 16 bytes (header, id, padding). */
+void colo_state_record(uint8_t out[16], uint32_t id);
+/* Read one CHECKPOINT_STATE record from fd and check it is `want`. Errors
+ * name the peer and what came instead; -ENODATA: the peer closed. */
+int colo_read_state(int fd, uint32_t want, int cancel_fd, const char *peer,
+                    struct ls_errbuf *err);
+
+#endif

@@ -1,0 +1,583 @@
+/* states/colo_primary.c - actions of the COLO/Remus primary (colo_primary.def). */
+#include "states/colo.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "io/fdio.h"
+#include "io/records.h"
+#include "io/work.h"
+#include "lib/dm_standin.h"
+#include "states/migrate.h"
+
+#define FSM_PREFIX COLO_PRIMARY
+#define FSM_DEF_FILE "states/colo_primary.def"
+#include "fsm/gen_table.h"
+
+#define SUSPEND_TIMEOUT_MS 60000   /* libxl's guest suspend timeout */
+
+static struct ls_backend *be_of(struct colo_primary_role *r) { return r->op.ctx->be; }
+
+/* ---- the back channel's records (shared with the secondary) --------------------- */
+
+void colo_state_record(uint8_t out[16], uint32_t id)
+{
+    memset(out, 0, 16);
+    stream_rec_header_encode(out, LIBXL_REC_CHECKPOINT_STATE, 4);
+    memcpy(out + 8, &id, 4);
+}
+
+int colo_read_state(int fd, uint32_t want, int cancel_fd, const char *peer,
+                    struct ls_errbuf *err)
+{
+    uint8_t rec[16];
+    size_t got = 0;
+    const char *name = libxl_checkpoint_state_name(want);
+    int rc = io_read_all(fd, rec, sizeof(rec), &got, cancel_fd);
+    if (rc == -ENODATA)
+        return ls_err(err, rc, "the %s closed the connection %s CHECKPOINT_STATE(%s)", peer,
+                      got ? "in the middle of" : "instead of sending", name);
+    if (rc == -ETIMEDOUT)
+        return ls_err(err, rc, "the %s sent no CHECKPOINT_STATE(%s) in time (deadline)", peer,
+                      name);
+    if (rc == -ECANCELED)
+        return ls_err(err, rc, "stopped waiting for the %s's CHECKPOINT_STATE(%s)", peer, name);
+    if (rc < 0)
+        return ls_err(err, rc, "reading the %s's CHECKPOINT_STATE(%s): %s", peer, name,
+                      strerror(-rc));
+    uint32_t type, len, id;
+    stream_rec_header_decode(rec, &type, &len);
+    memcpy(&id, rec + 8, 4);
+    if (type != LIBXL_REC_CHECKPOINT_STATE || len != 4)
+        return ls_err(err, -EPROTO, "the %s sent libxl record %s (0x%x, %u bytes) where "
+                      "CHECKPOINT_STATE(%s) was due", peer, libxl_rec_name(type), type, len, name);
+    if (id != want)
+        return ls_err(err, -EPROTO, "the %s sent CHECKPOINT_STATE(%s) where %s was due", peer,
+                      libxl_checkpoint_state_name(id), name);
+    if (!stream_pad_ok(rec + 12, 4))
+        return ls_err(err, -EINVAL, "the %s's CHECKPOINT_STATE(%s) has non-zero padding", peer,
+                      name);
+    return 0;
+}
+
+/* ---- the memory task's callbacks ------------------------------------------------- */
+
+static int cb_suspend(void *data)
+{
+    struct colo_primary_role *r = data;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_SUSPEND, NULL, 0);
+}
+
+static int cb_checkpoint(void *data)
+{
+    struct colo_primary_role *r = data;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_CHECKPOINT, NULL, 0);
+}
+
+static int cb_postcopy(void *data)
+{
+    struct colo_primary_role *r = data;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_POSTCOPY, NULL, 0);
+}
+
+static int cb_wait_checkpoint(void *data)
+{
+    struct colo_primary_role *r = data;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_WAIT_CHECKPOINT, NULL, 0);
+}
+
+static int cb_precopy_policy(struct ls_precopy_stats stats, void *data)
+{
+    struct colo_primary_role *r = data;
+    r->precopy = stats;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_PRECOPY_POLICY, NULL,
+                          LS_POLICY_ABORT);
+}
+
+static int cb_switch_logdirty(uint32_t domid, unsigned enable, void *data)
+{
+    struct colo_primary_role *r = data;
+    return io_helper_call(&r->sv.mem.helper, &r->m, COLO_PRIMARY_E_CB_SWITCH_LOGDIRTY,
+                          (void *)(uintptr_t)enable, -1);
+}
+
+static void cb_progress(uint64_t done, uint64_t total, void *data)
+{
+    struct colo_primary_role *r = data;
+    io_helper_progress(&r->sv.mem.helper, done, total);
+}
+
+static int memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    struct ls_save_params p = {
+        .domid = r->opts.domid, .io_fd = r->opts.send_fd, .recv_fd = r->opts.recv_fd,
+        .flags = LS_SAVE_LIVE,
+        .stream_type = r->opts.mode == LS_COLO_MODE_REMUS ? LS_STREAM_REMUS : LS_STREAM_COLO,
+        .cancel_fd = h->cancel_fd,
+    };
+    struct ls_save_callbacks cb = {
+        .suspend = cb_suspend, .precopy_policy = cb_precopy_policy, .postcopy = cb_postcopy,
+        .checkpoint = cb_checkpoint, .wait_checkpoint = cb_wait_checkpoint,
+        .switch_qemu_logdirty = cb_switch_logdirty, .progress = cb_progress, .data = r,
+    };
+    return be_of(r)->ops->save_memory(be_of(r), &p, &cb, err);
+}
+
+/* ---- backend calls and waits on the threadpool ----------------------------------- */
+
+static int arm(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->domain_info(be, r->opts.domid, &r->sv.info, err);
+    if (rc < 0)
+        return rc;
+    if (r->sv.info.state != LS_RUN_RUNNING && r->sv.info.state != LS_RUN_PAUSED)
+        return ls_err(err, -EBUSY, "domain %u cannot be replicated: it is %s", r->opts.domid,
+                      r->sv.info.state == LS_RUN_SUSPENDED ? "suspended" : "shut down");
+    if (r->sv.info.type == LS_GUEST_HVM && be->ops->dm_info) {
+        struct ls_dm_info dm;
+        if ((rc = be->ops->dm_info(be, r->opts.domid, &dm, err)) < 0)
+            return rc;
+        /* The secondary would need a new QEMU state at every checkpoint; the
+         * standby-QEMU load that Debian's 7.2 needs for it is not here yet. */
+        if (dm.present)
+            return ls_err(err, -EOPNOTSUPP, "domain %u is HVM with a real QEMU (pid %d): COLO of "
+                          "it needs the secondary to load a device state per checkpoint, which "
+                          "lockstep cannot do yet (backend dm_load_checkpoint); a guest made "
+                          "with --no-device-model replicates", r->opts.domid, dm.pid);
+    }
+    if ((rc = be->ops->get_config_json(be, r->opts.domid, &r->sv.config_json, err)) < 0)
+        return rc;
+    return be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
+}
+
+static int read_banner(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    return mig_expect(r->opts.recv_fd, MIG_BANNER, MIG_BANNER_LEN, cancel_fd, "secondary",
+                      "banner (\"xl migration receiver ready...\")", r->opts.timeout_ms, err);
+}
+
+/* The guard first: a resume cleared it, and our death while suspended must
+ * leave the guest running. */
+static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    r->suspend_start_ns = io_monotonic_ns();
+    int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
+    if (rc == 0)
+        rc = be->ops->suspend(be, r->opts.domid, SUSPEND_TIMEOUT_MS, err);
+    if (rc < 0)
+        return rc;
+    r->c.last.digest[0] = '\0';
+    if (r->opts.digest && be->ops->digest &&
+        (rc = be->ops->digest(be, r->opts.domid, r->c.last.digest, err)) < 0)
+        return rc;
+    if (r->sv.info.type != LS_GUEST_HVM)
+        return 0;
+    free(r->sv.dm_state);
+    r->sv.dm_state = NULL;
+    rc = dm_standin_save(&r->sv.info, &r->sv.dm_state, &r->sv.dm_len);
+    return rc < 0 ? ls_err(err, rc, "saving the device model state: out of memory") : 0;
+}
+
+static int resume_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    int rc = be_of(r)->ops->resume(be_of(r), r->opts.domid, true, err);
+    if (rc == 0)
+        r->op.resumed_ns = io_monotonic_ns();
+    return rc;
+}
+
+static int read_svm_suspended(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    return colo_read_state(r->opts.recv_fd, LIBXL_CHECKPOINT_SVM_SUSPENDED, cancel_fd,
+                           "secondary", err);
+}
+
+static int read_svm_ready(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    return colo_read_state(r->opts.recv_fd, LIBXL_CHECKPOINT_SVM_READY, cancel_fd, "secondary",
+                           err);
+}
+
+static int read_svm_resumed(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    return colo_read_state(r->opts.recv_fd, LIBXL_CHECKPOINT_SVM_RESUMED, cancel_fd,
+                           "secondary", err);
+}
+
+/* Until the interval passes, or the owner asks for a checkpoint or a stop
+ * (eventfds: these are facts from outside, reported as events). */
+static int wait_interval(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    struct pollfd p[3] = { { .fd = cancel_fd, .events = POLLIN },
+                           { .fd = r->c.stop_fd, .events = POLLIN },
+                           { .fd = r->c.trigger_fd, .events = POLLIN } };
+    uint64_t deadline = io_monotonic_ns() + (uint64_t)r->interval_ms * 1000000u;
+    for (;;) {
+        uint64_t now = io_monotonic_ns();
+        int ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+        int n = poll(p, 3, ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ls_err(err, -errno, "waiting for the checkpoint interval: %s", strerror(errno));
+        if (p[0].revents)
+            return ls_err(err, -ECANCELED, "stopped waiting for the checkpoint interval");
+        if (p[1].revents)
+            return COLO_PRIMARY_E_STOP_REQUESTED;    /* left readable: a stop stays asked */
+        uint64_t v;
+        if (p[2].revents && read(r->c.trigger_fd, &v, sizeof(v)) == sizeof(v))
+            return COLO_PRIMARY_E_TRIGGERED;
+        if (n == 0)
+            return COLO_PRIMARY_E_INTERVAL;
+    }
+}
+
+/* Before any go: whatever state our guest is in, it runs, its guard released. */
+static int settle(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_primary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->opts.domid, &info, err);
+    if (rc == 0 && info.state == LS_RUN_SUSPENDED) {
+        rc = be->ops->resume(be, r->opts.domid, true, err);
+        if (rc < 0)
+            return ls_err(err, rc, "domain %u could not be resumed after replication ended: it is "
+                          "left suspended (%s)", r->opts.domid, err->msg);
+    }
+    if (rc == 0 && be->ops->set_guard)
+        rc = be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err);
+    return rc;
+}
+
+/* ---- actions: start ---------------------------------------------------------------- */
+
+static int colo_p_arm(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_ARMED, arm, m->owner, "arm the guard");
+}
+
+static int colo_p_read_banner(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_BANNER, read_banner, m->owner, "read banner");
+}
+
+static int colo_p_start_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    struct save_role *s = &r->sv;
+    s->opts = (struct ls_save_opts){ .domid = r->opts.domid, .fd = r->opts.send_fd,
+                                     .format = LS_FORMAT_XL, .live = true };
+    s->ckpt_to = m;
+    s->ckpt_written_ev = COLO_PRIMARY_E_CHECKPOINT_WRITTEN;
+    s->control_written_ev = COLO_PRIMARY_E_CONTROL_WRITTEN;
+    fsm_init(&s->stx, &stream_tx_fsm_def, m->sched, NULL, s, "stream_tx[colo %u]", r->opts.domid);
+    char name[40];
+    snprintf(name, sizeof(name), "memtask[colo %u]", r->opts.domid);
+    memtask_init(&s->mem, m->sched, name, memory_thread, r, &s->stx, STREAM_TX_E_MEMORY_DONE);
+    r->op.progress_of = &s->mem.helper;
+    fsm_join_begin(&s->tasks, m, COLO_PRIMARY_E_TASKS_DONE, COLO_PRIMARY_E_TASKS_FAILED);
+    fsm_join_add(&s->tasks, &s->stx);
+    fsm_join_add(&s->tasks, &s->mem.m);
+    fsm_join_arm(&s->tasks);
+    fsm_post(&s->stx, STREAM_TX_E_START, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &s->tasks, "stream and memory tasks");
+}
+
+/* The first checkpoint's rounds, with Xen's default policy (5 rounds, or
+ * fewer than 50 dirty pages). */
+static int colo_p_answer_precopy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    const struct ls_precopy_stats *st = &r->precopy;
+    bool stop = st->iteration >= 5 || (st->dirty_count >= 0 && st->dirty_count < 50);
+    io_helper_reply(&r->sv.mem.helper, stop ? LS_POLICY_STOP_AND_COPY : LS_POLICY_CONTINUE_PRECOPY);
+    return 0;
+}
+
+static int colo_p_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    io_helper_reply(&r->sv.mem.helper, 0);   /* no QEMU: no device-model dirty log */
+    return 0;
+}
+
+/* ---- actions: a checkpoint ------------------------------------------------------------ */
+
+static int colo_p_suspend(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_GUEST_SUSPENDED, suspend_guest, m->owner,
+                         "suspend guest");
+}
+
+static int colo_p_read_svm_suspended(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_SVM_SUSPENDED, read_svm_suspended, m->owner,
+                         "read SVM_SUSPENDED");
+}
+
+static int colo_p_answer_suspend(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    r->op.suspended_ns = r->suspend_start_ns;
+    io_helper_reply(&r->sv.mem.helper, 1);
+    return 0;
+}
+
+static int colo_p_write_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_post(&r->sv.stx, STREAM_TX_E_CHECKPOINT, 0, NULL);
+    return 0;
+}
+
+static int colo_p_answer_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    io_helper_reply(&r->sv.mem.helper, 1);
+    return 0;
+}
+
+static int colo_p_read_svm_ready(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_SVM_READY, read_svm_ready, m->owner,
+                         "read SVM_READY");
+}
+
+static int colo_p_resume(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_GUEST_RESUMED, resume_guest, m->owner,
+                         "resume guest");
+}
+
+static int colo_p_read_svm_resumed(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_SVM_RESUMED, read_svm_resumed, m->owner,
+                         "read SVM_RESUMED");
+}
+
+/* A checkpoint is complete: count it and tell the owner. */
+static void report_checkpoint(struct colo_primary_role *r)
+{
+    uint64_t done = atomic_load(&r->sv.mem.helper.progress_done);
+    struct ls_colo_checkpoint *c = &r->c.last;
+    c->number = ++r->c.checkpoints;
+    c->domid = r->opts.domid;
+    c->bytes = done - r->bytes_at_last;
+    c->pages = c->bytes / 4096;
+    c->pause_ns = r->op.resumed_ns > r->suspend_start_ns ? r->op.resumed_ns - r->suspend_start_ns
+                                                           : 0;
+    r->bytes_at_last = done;
+    if (r->opts.on_checkpoint)
+        r->opts.on_checkpoint(&r->op, c, r->opts.cb_data);
+    if (r->c.role != LS_COLO_PROTECTED) {
+        r->c.role = LS_COLO_PROTECTED;
+        if (r->opts.on_role)
+            r->opts.on_role(&r->op, LS_COLO_PROTECTED, r->opts.mode == LS_COLO_MODE_REMUS
+                            ? "the first checkpoint is sent" : "the secondary acknowledged the "
+                            "first checkpoint", r->opts.cb_data);
+    }
+}
+
+static int colo_p_checkpoint_done(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    report_checkpoint(r);
+    io_helper_reply(&r->sv.mem.helper, 1);   /* postcopy */
+    return 0;
+}
+
+static int colo_p_wait(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, wait_interval, m->owner, "checkpoint interval");
+}
+
+static int colo_p_write_new(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    colo_state_record(r->sv.control, LIBXL_CHECKPOINT_NEW);
+    r->sv.control_job = (struct write_job){ r->opts.send_fd, r->sv.control, 16,
+                                            "CHECKPOINT_STATE(NEW)" };
+    fsm_post(&r->sv.stx, STREAM_TX_E_CONTROL, 0, NULL);
+    return 0;
+}
+
+static int colo_p_answer_wait(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    io_helper_reply(&r->sv.mem.helper, 1);
+    return 0;
+}
+
+static int colo_p_answer_postcopy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    io_helper_reply(&r->sv.mem.helper, 1);
+    return 0;
+}
+
+/* Remus: the checkpoint is on the wire; nothing comes back. */
+static int colo_p_remus_sent(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    report_checkpoint(r);
+    return io_work_start(m, IO_WORK_EV_FROM_FN, wait_interval, m->owner, "checkpoint interval");
+}
+
+/* ---- actions: stop, loss, teardown -------------------------------------------------- */
+
+static int colo_p_request_stop(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    uint64_t one = 1;
+    if (write(r->c.stop_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return fsm_fail(m, -errno, "%s: cannot note the stop: %s", m->name, strerror(errno));
+    return 0;
+}
+
+/* COLO: libxl END where CHECKPOINT_STATE(NEW) was due. Remus: the secondary's
+ * libxc layer reads next, so a libxc END, then the libxl END. */
+static int colo_p_write_stop(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    memset(r->sv.control, 0, sizeof(r->sv.control));
+    r->sv.control_job = (struct write_job){ r->opts.send_fd, r->sv.control,
+                                            r->opts.mode == LS_COLO_MODE_REMUS ? 16 : 8,
+                                            "END (replication stops)" };
+    fsm_post(&r->sv.stx, STREAM_TX_E_CONTROL, 0, NULL);
+    return 0;
+}
+
+/* The stop is on the wire: the memory task waiting in wait_checkpoint
+ * (Remus: checkpoint) ends, and the writer with it. */
+static int colo_p_end_replication(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_join_cancel(&r->sv.tasks, -ECANCELED);
+    return 0;
+}
+
+static int colo_p_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_join_cancel(&r->sv.tasks, -ECANCELED);
+    return 0;
+}
+
+static int colo_p_settle(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_PRIMARY_E_SETTLED, settle, m->owner, "settle our guest");
+}
+
+static int colo_p_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_abandon(m);
+    return colo_p_settle(m, ev);
+}
+
+static void set_role(struct colo_primary_role *r, enum ls_colo_role role, const char *why)
+{
+    r->c.role = role;
+    if (r->opts.on_role)
+        r->opts.on_role(&r->op, role, why, r->opts.cb_data);
+}
+
+static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    char why[LS_ERRBUF_LEN + 64];
+    snprintf(why, sizeof(why), "the secondary is lost after checkpoint %u: %s", r->c.checkpoints,
+             fsm_errmsg(m));
+    set_role(r, LS_COLO_UNPROTECTED, why);
+    return 0;
+}
+
+static int colo_p_outcome_stopped(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    ls_err_clear(&m->err);    /* the tasks' cancel is how an orderly stop ends them */
+    set_role(r, LS_COLO_STOPPED, "replication stopped in order; the secondary was told");
+    return 0;
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+static void colo_primary_done(struct fsm *m, int rc)
+{
+    struct colo_primary_role *r = m->owner;
+    if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_PROTECTED)
+        r->c.role = LS_COLO_ENDED;
+    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+}
+
+static void colo_primary_free(struct ls_op *op)
+{
+    struct colo_primary_role *r = (struct colo_primary_role *)op;
+    io_fd_set_timeout(r->opts.send_fd, 0);
+    io_fd_set_timeout(r->opts.recv_fd, 0);
+    if (r->c.trigger_fd >= 0)
+        close(r->c.trigger_fd);
+    if (r->c.stop_fd >= 0)
+        close(r->c.stop_fd);
+    free(r->sv.config_json);
+    free(r->sv.head);
+    free(r->sv.tail);
+    free(r->sv.ckpt);
+    free(r->sv.dm_state);
+    free(r);
+}
+
+int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                            ls_op_done_fn *done, void *data, struct ls_op **out,
+                            struct ls_errbuf *err)
+{
+    if (opts->send_fd < 0 || opts->recv_fd < 0)
+        return ls_err(err, -EINVAL, "colo primary: the stream and back-channel fds are required");
+    if (opts->mode != LS_COLO_MODE_COLO && opts->mode != LS_COLO_MODE_REMUS)
+        return ls_err(err, -EINVAL, "colo primary: unknown mode %d", opts->mode);
+    struct colo_primary_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(err, -ENOMEM, "out of memory");
+    r->opts = *opts;
+    r->c.trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r->c.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .domid = opts->domid, .done = done,
+                            .data = data, .free_role = colo_primary_free, .colo = &r->c };
+    if (!r->opts.timeout_ms)
+        r->opts.timeout_ms = COLO_DEFAULT_TIMEOUT_MS;
+    r->interval_ms = opts->interval_ms ? opts->interval_ms
+                     : opts->mode == LS_COLO_MODE_REMUS ? REMUS_DEFAULT_INTERVAL_MS
+                                                         : COLO_DEFAULT_INTERVAL_MS;
+    int rc = r->c.trigger_fd < 0 || r->c.stop_fd < 0
+                 ? ls_err(err, -errno, "colo primary: eventfd: %s", strerror(errno)) : 0;
+    if (rc == 0)
+        rc = mig_prepare_fd(r->opts.send_fd, r->opts.timeout_ms, err);
+    if (rc == 0)
+        rc = mig_prepare_fd(r->opts.recv_fd, r->opts.timeout_ms, err);
+    if (rc < 0) {
+        colo_primary_free(&r->op);
+        return rc;
+    }
+    fsm_init(&r->m, &colo_primary_fsm_def, &ctx->sched.sched, colo_primary_done, r,
+             "colo_primary[%u]", opts->domid);
+    ctx->live_ops++;
+    fsm_post(&r->m, COLO_PRIMARY_E_START, 0, NULL);
+    *out = &r->op;
+    return 0;
+}

@@ -1,0 +1,613 @@
+/* states/colo_secondary.c - actions of the COLO/Remus secondary (colo_secondary.def). */
+#include "states/colo.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/fdio.h"
+#include "io/records.h"
+#include "io/work.h"
+#include "lib/dm_standin.h"
+#include "states/migrate.h"
+
+#define FSM_PREFIX COLO_SECONDARY
+#define FSM_DEF_FILE "states/colo_secondary.def"
+#include "fsm/gen_table.h"
+
+#define SUSPEND_TIMEOUT_MS 60000
+#define FENCE_TIMEOUT_MS   30000    /* a fencing command that hangs has failed */
+
+extern char **environ;
+
+static struct ls_backend *be_of(struct colo_secondary_role *r) { return r->op.ctx->be; }
+
+/* ---- the memory task's callbacks ------------------------------------------------- */
+
+static int cb_static_data_done(unsigned missing, void *data)
+{
+    struct colo_secondary_role *r = data;
+    r->rs.static_data_missing = missing;
+    return io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_STATIC_DATA_DONE, NULL,
+                          -1);
+}
+
+static void cb_restore_results(uint64_t store_gfn, uint64_t console_gfn, void *data)
+{
+    struct colo_secondary_role *r = data;
+    r->rs.store_gfn = store_gfn;
+    r->rs.console_gfn = console_gfn;
+    io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_RESTORE_RESULTS, NULL, 0);
+}
+
+static int cb_checkpoint(void *data)
+{
+    struct colo_secondary_role *r = data;
+    return io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_CHECKPOINT, NULL,
+                          LS_CHECKPOINT_ERROR);
+}
+
+static int cb_postcopy(void *data)
+{
+    struct colo_secondary_role *r = data;
+    return io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_POSTCOPY, NULL, 0);
+}
+
+static int cb_wait_checkpoint(void *data)
+{
+    struct colo_secondary_role *r = data;
+    return io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_WAIT_CHECKPOINT, NULL,
+                          0);
+}
+
+static int cb_suspend(void *data)
+{
+    struct colo_secondary_role *r = data;
+    return io_helper_call(&r->rs.mem.helper, &r->m, COLO_SECONDARY_E_CB_SUSPEND, NULL, 0);
+}
+
+static void cb_progress(uint64_t done, uint64_t total, void *data)
+{
+    struct colo_secondary_role *r = data;
+    io_helper_progress(&r->rs.mem.helper, done, total);
+}
+
+static int memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_restore_params p = {
+        .domid = r->rs.domid, .io_fd = r->opts.recv_fd, .send_back_fd = r->opts.send_fd,
+        .stream_type = r->opts.mode == LS_COLO_MODE_REMUS ? LS_STREAM_REMUS : LS_STREAM_COLO,
+        .cancel_fd = h->cancel_fd, .stream_offset = r->rs.offset,
+    };
+    struct ls_restore_callbacks cb = {
+        .static_data_done = cb_static_data_done, .restore_results = cb_restore_results,
+        .checkpoint = cb_checkpoint, .postcopy = cb_postcopy,
+        .wait_checkpoint = cb_wait_checkpoint, .suspend = cb_suspend, .progress = cb_progress,
+        .data = r,
+    };
+    return be_of(r)->ops->restore_memory(be_of(r), &p, &cb, err);
+}
+
+/* ---- backend calls and waits on the threadpool ----------------------------------- */
+
+static int write_banner(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    return mig_send(r->opts.send_fd, MIG_BANNER, MIG_BANNER_LEN, cancel_fd, "primary", "banner",
+                    err);
+}
+
+static int write_state(struct colo_secondary_role *r, uint32_t id, int cancel_fd,
+                       struct ls_errbuf *err)
+{
+    uint8_t rec[16];
+    colo_state_record(rec, id);
+    char what[64];
+    snprintf(what, sizeof(what), "CHECKPOINT_STATE(%s)", libxl_checkpoint_state_name(id));
+    return mig_send(r->opts.send_fd, rec, sizeof(rec), cancel_fd, "primary", what, err);
+}
+
+static int write_ready(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return write_state(arg, LIBXL_CHECKPOINT_SVM_READY, cancel_fd, err);
+}
+
+static int write_resumed(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return write_state(arg, LIBXL_CHECKPOINT_SVM_RESUMED, cancel_fd, err);
+}
+
+static int write_suspended(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return write_state(arg, LIBXL_CHECKPOINT_SVM_SUSPENDED, cancel_fd, err);
+}
+
+static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_domain_config cfg = r->rs.config;
+    cfg.guard = true;    /* destroyed if we die before it holds a whole checkpoint */
+    int rc = be_of(r)->ops->create_for_restore(be_of(r), &cfg, &r->rs.domid, err);
+    if (rc == 0) {
+        r->rs.domain_created = true;
+        r->op.domid = r->rs.domid;
+    }
+    return rc;
+}
+
+static int report(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    r->c.last.digest[0] = '\0';
+    if (r->opts.digest && be->ops->digest)
+        return be->ops->digest(be, r->rs.domid, r->c.last.digest, err);
+    return 0;
+}
+
+/* The checkpoint's device state into the device model. A stand-in's needs
+ * nothing (it has no process); a real QEMU's needs the backend's load. */
+static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    if (!r->rs.emulator_context ||
+        dm_standin_check(r->rs.emulator_context, r->rs.emulator_context_len, &why) == 0)
+        return 0;
+    struct ls_backend *be = be_of(r);
+    if (!be->ops->dm_load_checkpoint)
+        return ls_err(err, -EOPNOTSUPP, "checkpoint %u carries a real QEMU's device state, and "
+                      "the %s backend cannot load one per checkpoint yet", r->c.checkpoints,
+                      be->ops->name);
+    return ls_err(err, -EOPNOTSUPP, "checkpoint %u: loading a QEMU state per checkpoint is not "
+                  "wired yet", r->c.checkpoints);
+}
+
+/* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume
+ * from the checkpoint. The guard again: starting cleared it. */
+static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
+    if (rc < 0)
+        return rc;
+    if (info.state == LS_RUN_PAUSED)
+        rc = be->ops->unpause(be, r->rs.domid, err);
+    else if (info.state == LS_RUN_SUSPENDED)
+        rc = be->ops->resume(be, r->rs.domid, false, err);
+    if (rc == 0 && be->ops->set_guard)
+        rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_DESTROY, err);
+    if (rc == 0 && r->suspend_start_ns)
+        r->c.last.pause_ns = io_monotonic_ns() - r->suspend_start_ns;
+    return rc;
+}
+
+static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    r->suspend_start_ns = io_monotonic_ns();
+    return be_of(r)->ops->suspend(be_of(r), r->rs.domid, SUSPEND_TIMEOUT_MS, err);
+}
+
+static int pause_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
+    if (rc == 0 && info.state == LS_RUN_RUNNING)
+        rc = be->ops->pause(be, r->rs.domid, err);
+    return rc;
+}
+
+/* The fencing command: /bin/sh -c CMD, its output kept for the report, at
+ * most FENCE_TIMEOUT_MS. Exit 0: the primary is fenced. */
+static int fence(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    if (!r->opts.fence_cmd)
+        return COLO_SECONDARY_E_FENCED;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return ls_err(err, -errno, "fencing: pipe: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], STDERR_FILENO);
+    char *argv[] = { "sh", "-c", (char *)r->opts.fence_cmd, NULL };
+    pid_t pid;
+    int rc = -posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    if (rc < 0) {
+        close(pfd[0]);
+        ls_err(&r->io_err, rc, "the fencing command could not be started: %s", strerror(-rc));
+        return COLO_SECONDARY_E_FENCE_REFUSED;
+    }
+    size_t have = 0;
+    uint64_t deadline = io_monotonic_ns() + (uint64_t)FENCE_TIMEOUT_MS * 1000000u;
+    bool timed_out = false, cancelled = false;
+    for (;;) {
+        struct pollfd p[2] = { { .fd = pfd[0], .events = POLLIN }, { .fd = cancel_fd, .events = POLLIN } };
+        uint64_t now = io_monotonic_ns();
+        if (now >= deadline) {
+            timed_out = true;
+            break;
+        }
+        int n = poll(p, 2, (int)((deadline - now) / 1000000u) + 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (p[1].revents) {
+            cancelled = true;
+            break;
+        }
+        if (n <= 0 || !p[0].revents)
+            continue;
+        char buf[256];
+        ssize_t got = read(pfd[0], buf, sizeof(buf));
+        if (got <= 0)
+            break;
+        for (ssize_t i = 0; i < got; i++) {   /* keep the last words */
+            if (have + 1 >= sizeof(r->fence_out)) {
+                memmove(r->fence_out, r->fence_out + 256, have - 256);
+                have -= 256;
+            }
+            r->fence_out[have++] = buf[i];
+        }
+    }
+    close(pfd[0]);
+    r->fence_out[have] = '\0';
+    while (have && (r->fence_out[have - 1] == '\n' || r->fence_out[have - 1] == ' '))
+        r->fence_out[--have] = '\0';
+    if (timed_out || cancelled)
+        kill(pid, SIGKILL);    /* the command we started, by its pid */
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!timed_out && !cancelled && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return COLO_SECONDARY_E_FENCED;
+    char how[64];
+    if (timed_out)
+        snprintf(how, sizeof(how), "did not finish within %u s", FENCE_TIMEOUT_MS / 1000);
+    else if (cancelled)
+        snprintf(how, sizeof(how), "was stopped");
+    else if (WIFEXITED(status))
+        snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof(how), "was killed by signal %d", WTERMSIG(status));
+    ls_err(&r->io_err, -EHOSTDOWN, "the fencing command `%s` %s%s%s", r->opts.fence_cmd, how,
+           have ? ": " : "", r->fence_out);
+    return COLO_SECONDARY_E_FENCE_REFUSED;
+}
+
+static int take_over(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
+    if (rc < 0)
+        return rc;
+    if (info.state == LS_RUN_PAUSED)
+        rc = be->ops->unpause(be, r->rs.domid, err);
+    else if (info.state == LS_RUN_SUSPENDED)
+        rc = be->ops->resume(be, r->rs.domid, false, err);
+    if (rc == 0 && be->ops->set_guard)
+        rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err);
+    return rc;
+}
+
+static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be_of(r)->ops->destroy(be_of(r), r->rs.domid, &why);
+    if (rc < 0 && rc != -ESRCH)
+        return ls_err(err, rc, "our copy (domain %u) could not be destroyed: %s", r->rs.domid,
+                      why.msg);
+    return 0;
+}
+
+/* ---- actions: start and the first checkpoint --------------------------------------- */
+
+static int colo_s_write_banner(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_banner, m->owner, "write banner");
+}
+
+static int colo_s_start_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    struct restore_role *s = &r->rs;
+    s->opts = (struct ls_restore_opts){ .fd = r->opts.recv_fd, .guard = true };
+    s->ckpt_to = m;
+    s->config_read_ev = COLO_SECONDARY_E_CONFIG_READ;
+    s->ckpt_read_ev = COLO_SECONDARY_E_CHECKPOINT_READ;
+    s->control_new_ev = COLO_SECONDARY_E_NEW;
+    s->control_end_ev = COLO_SECONDARY_E_STOP_ANNOUNCED;
+    fsm_init(&s->srx, &stream_rx_fsm_def, m->sched, NULL, s, "stream_rx[colo]");
+    memtask_init(&s->mem, m->sched, "memtask[colo secondary]", memory_thread, r, &s->srx,
+                 STREAM_RX_E_MEMORY_DONE);
+    r->op.progress_of = &s->mem.helper;
+    fsm_join_begin(&s->tasks, m, COLO_SECONDARY_E_TASKS_DONE, COLO_SECONDARY_E_TASKS_FAILED);
+    fsm_join_add(&s->tasks, &s->srx);
+    fsm_join_add(&s->tasks, &s->mem.m);
+    fsm_join_arm(&s->tasks);
+    fsm_post(&s->srx, STREAM_RX_E_START, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &s->tasks, "stream and memory tasks");
+}
+
+static int colo_s_create_domain(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_DOMAIN_CREATED, create_domain, m->owner,
+                         "create our copy");
+}
+
+static int colo_s_release_reader(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    fsm_post(&r->rs.srx, STREAM_RX_E_DOMAIN_READY, 0, NULL);
+    return 0;
+}
+
+static int colo_s_answer_static_data(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 0);
+    return 0;
+}
+
+static int colo_s_read_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    fsm_post(&r->rs.srx, STREAM_RX_E_CHECKPOINT, 0, NULL);
+    return 0;
+}
+
+static int colo_s_answer_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, LS_CHECKPOINT_SUCCESS);
+    return 0;
+}
+
+static int colo_s_report(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_REPORTED, report, m->owner, "checkpoint digest");
+}
+
+static void set_role(struct colo_secondary_role *r, enum ls_colo_role role, const char *why)
+{
+    r->c.role = role;
+    if (r->opts.on_role)
+        r->opts.on_role(&r->op, role, why, r->opts.cb_data);
+}
+
+static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    struct ls_colo_checkpoint *c = &r->c.last;
+    c->number = ++r->c.checkpoints;
+    c->domid = r->rs.domid;
+    if (r->opts.on_checkpoint)
+        r->opts.on_checkpoint(&r->op, c, r->opts.cb_data);
+    if (r->c.role != LS_COLO_STANDBY)
+        set_role(r, LS_COLO_STANDBY, r->opts.mode == LS_COLO_MODE_REMUS
+                 ? "the first checkpoint is stored; our copy stays paused"
+                 : "the first checkpoint is applied; our guest runs as the replica");
+    io_helper_reply(&r->rs.mem.helper, 0);
+    return 0;
+}
+
+/* ---- actions: COLO's run between checkpoints ---------------------------------------- */
+
+static int colo_s_write_ready(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_ready, m->owner, "write SVM_READY");
+}
+
+static int colo_s_load_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_DM_LOADED, load_dm, m->owner, "load device state");
+}
+
+static int colo_s_start_guest(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_GUEST_STARTED, start_guest, m->owner,
+                         "start our guest");
+}
+
+static int colo_s_write_resumed(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_resumed, m->owner,
+                         "write SVM_RESUMED");
+}
+
+static int colo_s_answer_postcopy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 1);
+    return 0;
+}
+
+static int colo_s_read_control(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    fsm_post(&r->rs.srx, STREAM_RX_E_READ_CONTROL, 0, NULL);
+    return 0;
+}
+
+static int colo_s_answer_wait(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 1);
+    return 0;
+}
+
+static int colo_s_suspend(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_GUEST_SUSPENDED, suspend_guest, m->owner,
+                         "suspend our guest");
+}
+
+static int colo_s_write_suspended(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_suspended, m->owner,
+                         "write SVM_SUSPENDED");
+}
+
+static int colo_s_answer_suspend(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 1);
+    return 0;
+}
+
+/* ---- actions: stop, failover, teardown --------------------------------------------- */
+
+static int colo_s_end_replication(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 0);        /* wait_checkpoint: no next checkpoint */
+    fsm_join_cancel(&r->rs.tasks, -ECANCELED);
+    return 0;
+}
+
+/* Remus: the stream's END was applied like a checkpoint; the tasks end by themselves. */
+static int colo_s_end_remus(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    io_helper_reply(&r->rs.mem.helper, 0);
+    return 0;
+}
+
+static int colo_s_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    fsm_join_cancel(&r->rs.tasks, -ECANCELED);
+    return 0;
+}
+
+static int colo_s_abandon(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_abandon(m);
+    return 0;
+}
+
+static int colo_s_destroy(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_DOMAIN_DESTROYED, destroy_copy, m->owner,
+                         "destroy our copy");
+}
+
+static int colo_s_pause(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_PAUSED, pause_copy, m->owner, "pause our copy");
+}
+
+static int colo_s_fence(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, fence, m->owner, "fence the primary");
+}
+
+static int colo_s_take_over(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_TOOK_OVER, take_over, m->owner, "take over");
+}
+
+static int colo_s_outcome_active(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    char why[LS_ERRBUF_LEN + 96];
+    snprintf(why, sizeof(why), "took over from checkpoint %u%s: %s", r->c.checkpoints,
+             r->opts.fence_cmd ? " after fencing the primary" : " (no fencing command)",
+             fsm_errmsg(m));
+    set_role(r, LS_COLO_ACTIVE, why);
+    ls_err_clear(&m->err);    /* the loss is what failover is for */
+    return 0;
+}
+
+static int colo_s_outcome_fence_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    char lost[LS_ERRBUF_LEN];
+    snprintf(lost, sizeof(lost), "%s", fsm_errmsg(m));
+    ls_err_clear(&m->err);
+    fsm_fail(m, r->io_err.rc ? r->io_err.rc : -EHOSTDOWN, "the primary is lost (%s), but %s: our "
+             "copy (domain %u) stays paused at checkpoint %u", lost,
+             r->io_err.rc ? r->io_err.msg : "fencing failed", r->rs.domid, r->c.checkpoints);
+    set_role(r, LS_COLO_FENCE_FAILED, fsm_errmsg(m));
+    return 0;
+}
+
+static int colo_s_outcome_stopped(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    ls_err_clear(&m->err);
+    set_role(r, LS_COLO_STOPPED, "the primary stopped replication in order; our copy is destroyed");
+    return 0;
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+static void colo_secondary_done(struct fsm *m, int rc)
+{
+    struct colo_secondary_role *r = m->owner;
+    if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_STANDBY)
+        r->c.role = LS_COLO_ENDED;
+    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+}
+
+static void colo_secondary_free(struct ls_op *op)
+{
+    struct colo_secondary_role *r = (struct colo_secondary_role *)op;
+    io_fd_set_timeout(r->opts.send_fd, 0);
+    io_fd_set_timeout(r->opts.recv_fd, 0);
+    free(r->rs.config_json);
+    free(r->rs.emulator_context);
+    free(r);
+}
+
+int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                              ls_op_done_fn *done, void *data, struct ls_op **out,
+                              struct ls_errbuf *err)
+{
+    if (opts->send_fd < 0 || opts->recv_fd < 0)
+        return ls_err(err, -EINVAL, "colo secondary: the stream and back-channel fds are required");
+    if (opts->mode != LS_COLO_MODE_COLO && opts->mode != LS_COLO_MODE_REMUS)
+        return ls_err(err, -EINVAL, "colo secondary: unknown mode %d", opts->mode);
+    struct colo_secondary_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ls_err(err, -ENOMEM, "out of memory");
+    r->opts = *opts;
+    r->c.is_secondary = true;
+    r->c.trigger_fd = r->c.stop_fd = -1;
+    r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .done = done, .data = data,
+                            .free_role = colo_secondary_free, .colo = &r->c };
+    if (!r->opts.timeout_ms)
+        r->opts.timeout_ms = COLO_DEFAULT_TIMEOUT_MS;
+    int rc = mig_prepare_fd(r->opts.send_fd, r->opts.timeout_ms, err);
+    if (rc == 0)
+        rc = mig_prepare_fd(r->opts.recv_fd, r->opts.timeout_ms, err);
+    if (rc < 0) {
+        colo_secondary_free(&r->op);
+        return rc;
+    }
+    fsm_init(&r->m, &colo_secondary_fsm_def, &ctx->sched.sched, colo_secondary_done, r,
+             "colo_secondary");
+    ctx->live_ops++;
+    fsm_post(&r->m, COLO_SECONDARY_E_START, 0, NULL);
+    *out = &r->op;
+    return 0;
+}
