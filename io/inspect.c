@@ -417,6 +417,166 @@ static int read_some(int fd, uint8_t *buf, size_t len, ssize_t *got, struct ls_e
     return 0;
 }
 
+/* ---- the COLO back channel ------------------------------------------------ */
+
+/* The secondary's side of a COLO pair (spec 1.5): xl's banner, then bare
+ * records with no headers, strictly SVM_READY, SVM_RESUMED, then per later
+ * checkpoint SVM_SUSPENDED, CHECKPOINT_DIRTY_PFN_LIST, SVM_READY,
+ * SVM_RESUMED. Each record is checked, and its place in that order. */
+#define BACK_BANNER "xl migration receiver ready, send binary domain data.\n"
+
+struct back_channel {
+    uint8_t *buf;
+    size_t len, at;            /* bytes held, bytes decoded */
+    uint64_t base;             /* stream offset of buf[0] */
+    unsigned step, acks, records;
+};
+
+/* The record expected at step (0: READY, 1: RESUMED, 2: SUSPENDED, 3: the list). */
+static bool back_step_ok(unsigned step, uint32_t type, uint32_t id)
+{
+    static const uint32_t want[3] = { LIBXL_CHECKPOINT_SVM_READY, LIBXL_CHECKPOINT_SVM_RESUMED,
+                                      LIBXL_CHECKPOINT_SVM_SUSPENDED };
+    if (step == 3)
+        return type == LIBXC_REC_CHECKPOINT_DIRTY_PFN_LIST;
+    return type == LIBXL_REC_CHECKPOINT_STATE && id == want[step];
+}
+
+static const char *back_step_name(unsigned step)
+{
+    static const char *const n[4] = { "CHECKPOINT_STATE(SVM_READY)",
+                                      "CHECKPOINT_STATE(SVM_RESUMED)",
+                                      "CHECKPOINT_STATE(SVM_SUSPENDED)",
+                                      "CHECKPOINT_DIRTY_PFN_LIST" };
+    return n[step];
+}
+
+/* Decode the whole records in bc->buf; leaves a partial one for more input. */
+static int back_decode(struct inspect *in, struct back_channel *bc, struct ls_errbuf *e)
+{
+    while (bc->len - bc->at >= 8) {
+        uint64_t off = bc->base + bc->at;
+        uint32_t type, len;
+        stream_rec_header_decode(bc->buf + bc->at, &type, &len);
+        if (len > LIBXC_REC_LENGTH_MAX)
+            return ls_err(e, -E2BIG, "offset %" PRIu64 ": back-channel record 0x%x of %u bytes "
+                          "is over the limit", off, type, len);
+        size_t padded = STREAM_ROUNDUP8(len);
+        if (bc->len - bc->at < 8 + padded)
+            return 0;
+        const uint8_t *body = bc->buf + bc->at + 8;
+        bool libxl = type == LIBXL_REC_CHECKPOINT_STATE;
+        int rc = libxl ? libxl_record_check(type, body, len, -1, off, e)
+                       : libxc_record_check(3, type, body, len, len, off, e);
+        if (rc < 0)
+            return rc;
+        if (!stream_pad_ok(body + len, (uint32_t)(padded - len)))
+            return ls_err(e, -EINVAL, "offset %" PRIu64 ": back-channel record: non-zero padding",
+                          off);
+        uint32_t id = libxl && len >= 4 ? libxl_checkpoint_state_id(body) : 0;
+        if (!back_step_ok(bc->step, type, id))
+            return ls_err(e, -EPROTO, "offset %" PRIu64 ": back channel: %s record %s (0x%x)%s%s "
+                          "where %s was due", off, libxl ? "libxl" : "libxc",
+                          libxl ? libxl_rec_name(type) : libxc_rec_name(type), type,
+                          libxl ? " " : "", libxl ? libxl_checkpoint_state_name(id) : "",
+                          back_step_name(bc->step));
+        struct stream_item it = { .offset = off, .layer = libxl ? STREAM_LAYER_LIBXL
+                                                                : STREAM_LAYER_LIBXC,
+                                  .type = type, .length = len, .body = body, .body_len = len,
+                                  .checkpoint = bc->acks };
+        item_open(in, &it);
+        if (libxl)
+            print_libxl_record(in, &it);
+        else
+            field_u64(in, "pfns", len / 8);
+        if (in->g)
+            yajl_gen_map_close(in->g);
+        else
+            fputc('\n', in->out);
+        bc->acks += bc->step == 1;
+        bc->step = (bc->step + 1) % 4;
+        bc->records++;
+        bc->at += 8 + padded;
+    }
+    return 0;
+}
+
+static int inspect_back_channel(struct inspect *in, int fd, uint8_t *buf, size_t len,
+                                struct ls_errbuf *e)
+{
+    struct back_channel bc = { .buf = buf, .len = len, .base = 0 };
+    int rc = 0;
+    if (len < sizeof(BACK_BANNER) - 1)
+        rc = ls_err(e, -ENODATA, "offset %zu: back channel: stream truncated in xl's banner", len);
+    else if (memcmp(buf, BACK_BANNER, sizeof(BACK_BANNER) - 1) != 0)
+        rc = ls_err(e, -EINVAL, "offset 0: back channel: not xl's receiver banner");
+    if (rc == 0) {
+        if (in->g) {
+            yajl_gen_map_open(in->g);
+            js_kv_u64(in->g, "offset", 0);
+            js_kv_str(in->g, "layer", "xl");
+            js_kv_str(in->g, "kind", "banner");
+            yajl_gen_map_close(in->g);
+        } else {
+            fprintf(in->out, "%12u  %-5s %-29s %10zu \n", 0, "xl", "receiver banner",
+                    sizeof(BACK_BANNER) - 1);
+        }
+        bc.at = sizeof(BACK_BANNER) - 1;
+    }
+    while (rc == 0) {
+        if ((rc = back_decode(in, &bc, e)) < 0)
+            break;
+        /* Keep the undecoded tail at the front, read more behind it. */
+        memmove(bc.buf, bc.buf + bc.at, bc.len - bc.at);
+        bc.base += bc.at;
+        bc.len -= bc.at;
+        bc.at = 0;
+        ssize_t got;
+        if ((rc = read_some(fd, bc.buf + bc.len, INSPECT_READ_CHUNK - bc.len, &got, e,
+                            bc.base + bc.len)) < 0)
+            break;
+        if (got == 0) {
+            if (bc.len)
+                rc = ls_err(e, -ENODATA, "offset %" PRIu64 ": back channel: stream truncated "
+                            "inside a record (%zu bytes)", bc.base, bc.len);
+            break;
+        }
+        bc.len += (size_t)got;
+    }
+    uint64_t bytes = bc.base + bc.len;
+    if (in->g) {
+        yajl_gen_array_close(in->g);
+        js_kv_str(in->g, "format", "colo back channel");
+        js_kv_u64(in->g, "bytes", bytes);
+        js_kv_u64(in->g, "checkpoints_acknowledged", bc.acks);
+        if (e->rc)
+            js_kv_str(in->g, "error", e->msg);
+    } else {
+        fprintf(in->out, "summary: COLO back channel: %u records, %" PRIu64 " bytes, %u "
+                "checkpoints acknowledged, end: %s\n", bc.records, bytes, bc.acks,
+                e->rc ? "invalid" : "after a whole record");
+        if (e->rc)
+            fprintf(in->out, "error: %s\n", e->msg);
+    }
+    return rc;
+}
+
+/* Up to len bytes from the start of fd (fewer only at EOF). */
+static int io_read_prefix(int fd, uint8_t *buf, size_t len, size_t *have, struct ls_errbuf *e)
+{
+    *have = 0;
+    while (*have < len) {
+        ssize_t got;
+        int rc = read_some(fd, buf + *have, len - *have, &got, e, *have);
+        if (rc < 0)
+            return rc;
+        if (got == 0)
+            break;
+        *have += (size_t)got;
+    }
+    return 0;
+}
+
 static int inspect_stream(int fd, struct stream_parser *p, struct ls_errbuf *e)
 {
     uint8_t *buf = malloc(INSPECT_READ_CHUNK);
@@ -463,8 +623,31 @@ int stream_inspect(int fd, FILE *out, bool json, struct ls_errbuf *e)
     } else {
         fprintf(out, "%12s  %-5s %-29s %10s  fields\n", "offset", "layer", "type", "length");
     }
+    /* A COLO back channel starts with xl's banner, not a stream header. */
+    uint8_t *first = malloc(INSPECT_READ_CHUNK);
+    size_t have = 0;
+    if (!first)
+        rc = ls_err(&local, -ENOMEM, "out of memory for the read buffer");
+    else
+        rc = io_read_prefix(fd, first, sizeof(BACK_BANNER) - 1, &have, &local);
+    if (rc == 0 && have >= 8 && memcmp(first, BACK_BANNER, 8) == 0) {
+        rc = inspect_back_channel(&in, fd, first, have, &local);
+        free(first);
+        if (in.g) {
+            yajl_gen_map_close(in.g);
+            fputc('\n', out);
+            yajl_gen_free(in.g);
+        }
+        fflush(out);
+        ls_err_copy(e, &local);
+        return rc;
+    }
     stream_parser_init(&p, STREAM_FORMAT_AUTO, inspect_item, &in);
-    rc = inspect_stream(fd, &p, &local);
+    if (rc == 0 && have)
+        rc = stream_parser_feed(&p, first, have, &local);
+    free(first);
+    if (rc == 0)
+        rc = inspect_stream(fd, &p, &local);
     if (in.g)
         yajl_gen_array_close(in.g);
     print_summary(&in, &p, &local);

@@ -451,15 +451,16 @@ static int colo_p_request_stop(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
-/* COLO: libxl END where CHECKPOINT_STATE(NEW) was due. Remus: the secondary's
- * libxc layer reads next, so a libxc END, then the libxl END. */
+/* The stream ends as a plain one does, a libxc END then the libxl END, where
+ * the next checkpoint (COLO: its CHECKPOINT_STATE(NEW)) was due: a Remus
+ * secondary's libxc layer reads there, a COLO secondary's libxl layer, and
+ * a stream reader (lockstep inspect) sees a complete stream. */
 static int colo_p_write_stop(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
     memset(r->sv.control, 0, sizeof(r->sv.control));
-    r->sv.control_job = (struct write_job){ r->opts.send_fd, r->sv.control,
-                                            r->opts.mode == LS_COLO_MODE_REMUS ? 16 : 8,
-                                            "END (replication stops)" };
+    r->sv.control_job = (struct write_job){ r->opts.send_fd, r->sv.control, 16,
+                                            "END records (replication stops)" };
     fsm_post(&r->sv.stx, STREAM_TX_E_CONTROL, 0, NULL);
     return 0;
 }

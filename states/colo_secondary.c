@@ -307,6 +307,15 @@ static int take_over(void *arg, int cancel_fd, struct ls_errbuf *err)
     return rc;
 }
 
+/* Fencing failed: the paused copy must outlive us (its DESTROY guard would
+ * remove it at our exit), for an operator who knows where the primary is. */
+static int keep_paused(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    struct ls_backend *be = be_of(r);
+    return be->ops->set_guard ? be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err) : 0;
+}
+
 static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
@@ -524,6 +533,11 @@ static int colo_s_fence(struct fsm *m, const struct fsm_ev *ev)
 static int colo_s_take_over(struct fsm *m, const struct fsm_ev *ev)
 {
     return io_work_start(m, COLO_SECONDARY_E_TOOK_OVER, take_over, m->owner, "take over");
+}
+
+static int colo_s_keep_paused(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, COLO_SECONDARY_E_KEPT, keep_paused, m->owner, "keep our copy paused");
 }
 
 static int colo_s_outcome_active(struct fsm *m, const struct fsm_ev *ev)

@@ -248,7 +248,7 @@ static int read_checkpoint(void *arg, int cancel_fd, struct ls_errbuf *err)
     for (;;) {
         uint32_t type, len;
         uint8_t *body;
-        int rc = read_one(r, cancel_fd, "the libxl part of a checkpoint", &type, &body, &len,
+        int rc = read_one(r, cancel_fd, "libxl part of a checkpoint", &type, &body, &len,
                           err);
         if (rc < 0)
             return rc;
@@ -282,13 +282,24 @@ static int read_control(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct restore_role *r = arg;
     uint32_t type, len;
     uint8_t *body;
-    int rc = read_one(r, cancel_fd, "the primary's next control record", &type, &body, &len, err);
+    int rc = read_one(r, cancel_fd, "primary's next control record", &type, &body, &len, err);
     if (rc < 0)
         return rc;
     r->control_type = type;
     if (type == LIBXL_REC_CHECKPOINT_STATE)
         memcpy(&r->control_id, body, 4);
     free(body);
+    if (type == LIBXL_REC_END) {
+        /* The stop ends the stream as a plain one ends: that END was the
+         * libxc layer's, the libxl END follows. */
+        rc = read_one(r, cancel_fd, "END of the primary's stream", &type, &body, &len, err);
+        free(body);
+        if (rc < 0)
+            return rc;
+        if (type != LIBXL_REC_END)
+            return ls_err(err, -EPROTO, "the primary sent libxl record %s (0x%x) after its libxc "
+                          "END, where the libxl END was due", libxl_rec_name(type), type);
+    }
     if (type != LIBXL_REC_CHECKPOINT_STATE && type != LIBXL_REC_END)
         return ls_err(err, -EPROTO, "the primary sent libxl record %s (0x%x) where "
                       "CHECKPOINT_STATE(NEW) or END was due", libxl_rec_name(type), type);

@@ -900,6 +900,7 @@ static int restore_stream(struct restore_ctx *r)
         /* Whatever ended it, the domain holds checkpoint N whole. */
         char why[LS_ERRBUF_LEN];
         snprintf(why, sizeof(why), "%s", r->e->msg);
+        ls_err_clear(r->e);
         ls_err(r->e, rc, "after checkpoint %u (applied whole; %s): %s", r->checkpoints,
                r->nstage_words ? "the one in flight is dropped" : "none in flight", why);
     }
