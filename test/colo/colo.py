@@ -215,8 +215,10 @@ def run_failover(res, work, n, how, fence_ok, rng):
                       f"secondary {sdoms}, primary {pdoms}: {s.text()[-700:]}")
             if copy:
                 dg = sec.digest(copy[0])
-                res.check(f"{what}: the copy holds checkpoint {last} (its digest)",
-                          dg == sc[last]["digest"], f"{dg} vs {sc[last]['digest']}")
+                pd = checkpoints(p).get(last, {}).get("digest")
+                res.check(f"{what}: the copy holds checkpoint {last}, the primary's state at its "
+                          f"suspend", dg == sc[last]["digest"] and pd in (None, dg),
+                          f"{dg} vs {sc[last]['digest']} (primary {pd})")
         else:
             res.check(f"{what}: the secondary stays paused and says why (rc {src}, role {role})",
                       src == 3 and role == "fence-failed" and sdoms
