@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -153,7 +154,8 @@ static int report(void *arg, int cancel_fd, struct ls_errbuf *err)
 }
 
 /* The checkpoint's device state into the device model. A stand-in's needs
- * nothing (it has no process); a real QEMU's needs the backend's load. */
+ * nothing (it has no process); a real QEMU's goes to the backend's
+ * dm_load_checkpoint (a standby QEMU swapped in, on Debian's 7.2). */
 static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
@@ -165,10 +167,23 @@ static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct ls_backend *be = be_of(r);
     if (!be->ops->dm_load_checkpoint)
         return ls_err(err, -EOPNOTSUPP, "checkpoint %u carries a real QEMU's device state, and "
-                      "the %s backend cannot load one per checkpoint yet", r->c.checkpoints,
+                      "the %s backend cannot load one per checkpoint", r->c.checkpoints,
                       be->ops->name);
-    return ls_err(err, -EOPNOTSUPP, "checkpoint %u: loading a QEMU state per checkpoint is not "
-                  "wired yet", r->c.checkpoints);
+    int fd = memfd_create("colo-device-state", MFD_CLOEXEC);
+    if (fd < 0)
+        return ls_err(err, -errno, "checkpoint %u: memfd for the device state: %s",
+                      r->c.checkpoints, strerror(errno));
+    int rc = io_write_all(fd, r->rs.emulator_context, r->rs.emulator_context_len, cancel_fd);
+    if (rc < 0)
+        ls_err(err, rc, "checkpoint %u: staging the device state: %s", r->c.checkpoints,
+               strerror(-rc));
+    else if (lseek(fd, 0, SEEK_SET) < 0)
+        rc = ls_err(err, -errno, "checkpoint %u: rewinding the device state: %s",
+                    r->c.checkpoints, strerror(errno));
+    else
+        rc = be->ops->dm_load_checkpoint(be, r->rs.domid, fd, err);
+    close(fd);
+    return rc;
 }
 
 /* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume

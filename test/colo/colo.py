@@ -85,7 +85,7 @@ def checkpoints(proc):
 
 
 def end_of(proc):
-    ends = [e for e in events(proc) if e.get("event") == "end"]
+    ends = [e for e in events(proc) if e.get("event") == "outcome"]
     return ends[-1] if ends else {}
 
 
