@@ -48,15 +48,16 @@ static const char primary_help[] =
 "  --domid N              replicate the existing domain N\n"
 "  --sim pv|hvm           create a one-off simulated domain first (HVM: with the\n"
 "                         stand-in device model; destroyed at the end)\n"
-"  --to ENDPOINT          where `lockstep colo-secondary --listen` waits; - is\n"
-"                         stdout (stream) and stdin (the secondary's messages)\n"
+"  --to ENDPOINT          tcp:HOST:PORT or unix:PATH, where colo-secondary waits;\n"
+"                         - is stdout (stream) and stdin (the secondary's messages)\n"
 "  --mode colo|remus      COLO (both guests run; default) or Remus (the\n"
 "                         secondary's copy stays paused)\n"
 "  --interval MS          between checkpoints (default: COLO 5000, Remus 200)\n"
 "  --timeout SECONDS      how long the secondary may stay silent (default 10)\n"
 "  --checkpoints N        stop in order after N checkpoints\n"
 "  --digest               the guest's digest at every suspend (costs a pass over memory)\n"
-"  --json                 one JSON object per line on stdout: checkpoint, role, end\n";
+"  --json                 one JSON object per line on stdout: checkpoint, role, outcome\n"
+"  -h, --help             this help\n";
 
 static const char secondary_help[] =
 "Usage: lockstep colo-secondary [--listen tcp:HOST:PORT|unix:PATH] [--mode colo|remus]\n"
@@ -83,7 +84,8 @@ static const char secondary_help[] =
 "  --json                 one JSON object per line on stdout\n"
 "  --dirty-rate, --dirty-pattern, --seed\n"
 "                         sim: the replica's own vCPU writes its memory so, from the\n"
-"                         first checkpoint on (COLO; seed default 2)\n";
+"                         first checkpoint on (COLO; seed default 2)\n"
+"  -h, --help             this help\n";
 
 /* ---- one run -------------------------------------------------------------------------- */
 
