@@ -21,6 +21,7 @@
 
 #include "lockstep/colo.h"
 #include "jsonl.h"
+#include "run.h"
 #include "lockstep/sim.h"
 #include "transport.h"
 
@@ -90,16 +91,11 @@ static const char secondary_help[] =
 /* ---- one run -------------------------------------------------------------------------- */
 
 struct colo_run {
-    uv_loop_t loop;
-    struct ls_ctx *ctx;
-    struct ls_op *op;
-    uv_signal_t sigint, sigterm, sigusr1;
-    uv_timer_t status;
+    struct cli_run run;        /* first: the loop, signals, --json and the status line */
+    uv_signal_t sigusr1;       /* the secondary's manual failover */
     const char *cmd;
-    bool json, tty, done, secondary;
-    int rc, interrupted;
+    bool json, secondary;
     unsigned stop_after;
-    char errmsg[LS_ERRBUF_LEN];
     FILE *out;
     uint64_t *pauses;
     size_t npauses, cap;
@@ -144,10 +140,9 @@ static double pause_pct(struct colo_run *r, double p)
     return v;
 }
 
-static void print_status(struct colo_run *r, bool final)
+static void print_status(struct cli_run *run, bool final)
 {
-    if (!r->tty || r->json)
-        return;
+    struct colo_run *r = run->status_data;
     fprintf(stderr, "\r%s: %u checkpoints, pause last %.2f median %.2f p99 %.2f ms, "
             "last %" PRIu64 " pages, %.1f MiB   ", r->cmd, r->last.number,
             (double)r->last.pause_ns / 1e6, pause_pct(r, 50) / 1e3, pause_pct(r, 99) / 1e3,
@@ -156,8 +151,6 @@ static void print_status(struct colo_run *r, bool final)
         fputc('\n', stderr);
     fflush(stderr);
 }
-
-static void status_cb(uv_timer_t *t) { print_status(t->data, false); }
 
 static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, void *data)
 {
@@ -192,10 +185,10 @@ static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, 
     if (r->secondary && r->workload && c->number == 1) {
         struct ls_errbuf err;
         ls_err_clear(&err);
-        if (ls_sim_set_workload(ls_ctx_backend(r->ctx), c->domid, &r->w, &err) < 0)
+        if (ls_sim_set_workload(ls_ctx_backend(r->run.ctx), c->domid, &r->w, &err) < 0)
             fprintf(stderr, "lockstep %s: the replica's workload: %s\n", r->cmd, err.msg);
     }
-    if (r->stop_after && c->number == r->stop_after && !r->done)
+    if (r->stop_after && c->number == r->stop_after && !r->run.done)
         ls_op_cancel(op);
 }
 
@@ -209,103 +202,53 @@ static void on_role(struct ls_op *op, enum ls_colo_role role, const char *why, v
         jl_str(&j, "why", why);
         jl_close(&j);
     } else {
-        if (r->tty)
+        if (r->run.show_progress)
             fputc('\n', stderr);
         fprintf(r->out, "role %s: %s\n", ls_colo_role_name(role), why);
     }
     fflush(r->out);
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+static void sigusr1_cb(uv_signal_t *s, int signum)
 {
     struct colo_run *r = s->data;
-    if (signum == SIGUSR1) {
-        if (r->op && !r->done && ls_colo_failover(r->op) == 0)
-            fprintf(stderr, "\nlockstep %s: failover requested (SIGUSR1)\n", r->cmd);
-        return;
-    }
-    if (r->interrupted++) {
-        fprintf(stderr, "\nlockstep %s: interrupted again (%s), exiting without cleanup\n",
-                r->cmd, strsignal(signum));
-        signal(signum, SIG_DFL);
-        raise(signum);
-        _exit(128 + signum);
-    }
-    fprintf(stderr, "\nlockstep %s: interrupted (%s), stopping in order (again to force)\n",
-            r->cmd, strsignal(signum));
-    if (r->op && !r->done)
-        ls_op_cancel(r->op);
+    if (r->run.op && !r->run.done && ls_colo_failover(r->run.op) == 0)
+        fprintf(stderr, "\nlockstep %s: failover requested (SIGUSR1)\n", r->cmd);
 }
 
 static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
 {
     struct colo_run *r = data;
-    r->done = true;
-    r->rc = rc;
-    snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg ? msg : "");
-    uv_timer_stop(&r->status);
-    print_status(r, true);
-    uv_close((uv_handle_t *)&r->status, NULL);
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sigusr1, NULL);
+    cli_run_done(op, rc, msg, &r->run);
 }
 
-static int run_open(struct colo_run *r, const char *cmd, enum ls_backend_kind kind)
+/* Run the started operation to its end (SIGUSR1: a manual failover). */
+static int run_wait(struct colo_run *r)
 {
-    r->cmd = cmd;
-    uv_loop_init(&r->loop);
-    struct ls_errbuf err;
-    ls_err_clear(&err);
-    int rc = ls_ctx_new(&r->ctx, &r->loop, kind, &err);
-    if (rc < 0) {
-        fprintf(stderr, "lockstep %s: %s\n", cmd, err.msg);
-        uv_loop_close(&r->loop);
-    }
-    return rc;
-}
-
-static void run_wait(struct colo_run *r)
-{
-    r->tty = isatty(STDERR_FILENO);
-    uv_timer_init(&r->loop, &r->status);
-    r->status.data = r;
-    if (r->tty && !r->json)
-        uv_timer_start(&r->status, status_cb, 250, 250);
-    uv_signal_init(&r->loop, &r->sigint);
-    uv_signal_init(&r->loop, &r->sigterm);
-    uv_signal_init(&r->loop, &r->sigusr1);
-    r->sigint.data = r->sigterm.data = r->sigusr1.data = r;
-    uv_signal_start(&r->sigint, signal_cb, SIGINT);
-    uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
-    uv_signal_start(&r->sigusr1, signal_cb, SIGUSR1);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-}
-
-static void run_close(struct colo_run *r)
-{
-    if (r->op)
-        ls_op_free(r->op);
-    if (r->ctx)
-        ls_ctx_free(r->ctx);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&r->loop) != 0)
-        fprintf(stderr, "lockstep %s: internal error: handles left open on the loop\n", r->cmd);
-    free(r->pauses);
+    r->run.json = r->json ? r->out : NULL;
+    r->run.status_line = print_status;
+    r->run.status_data = r;
+    uv_signal_init(&r->run.loop, &r->sigusr1);
+    r->sigusr1.data = r;
+    if (r->secondary)
+        uv_signal_start(&r->sigusr1, sigusr1_cb, SIGUSR1);
+    return cli_run_wait(&r->run);
 }
 
 /* The end: a line (or JSON object) with the role, and the exit status. */
 static int finish(struct colo_run *r, int rc, const char *err)
 {
-    enum ls_colo_role role = r->op ? ls_op_colo_role(r->op) : LS_COLO_ENDED;
+    struct ls_op *op = r->run.op;
+    enum ls_colo_role role = op ? ls_op_colo_role(op) : LS_COLO_ENDED;
     if (rc < 0 && err[0] && !r->json)
         fprintf(stderr, "lockstep %s: %s\n", r->cmd, err);
     if (r->json) {
         struct jl j;
         jl_open(&j, r->out, "outcome", r->cmd);
         jl_str(&j, "role", ls_colo_role_name(role));
-        if (r->op && ls_op_domid(r->op))
-            jl_u64(&j, "domid", ls_op_domid(r->op));
+        if (op && ls_op_domid(op))
+            jl_u64(&j, "domid", ls_op_domid(op));
         jl_u64(&j, "checkpoints", r->last.number);
         jl_dbl(&j, "pause_median_us", pause_pct(r, 50));
         jl_dbl(&j, "pause_p99_us", pause_pct(r, 99));
@@ -442,9 +385,10 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         r.out = stderr;
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
-    if (run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+    if (cli_run_open(&r.run, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
         return 1;
-    struct ls_backend *be = ls_ctx_backend(r.ctx);
+    r.cmd = cmd;
+    struct ls_backend *be = ls_ctx_backend(r.run.ctx);
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
@@ -477,24 +421,21 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         po.on_checkpoint = on_checkpoint;
         po.on_role = on_role;
         po.cb_data = &r;
-        rc = ls_colo_primary_start(r.ctx, &po, op_done, &r, &r.op, &err);
-        if (rc == 0) {
-            run_wait(&r);
-            rc = r.rc;
-            if (rc < 0)
-                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
-        }
+        rc = ls_colo_primary_start(r.run.ctx, &po, op_done, &r, &r.run.op, &err);
+        if (rc == 0 && (rc = run_wait(&r)) < 0)
+            snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }
     int status = finish(&r, rc, err.msg);
     /* A one-off domain is this command's to remove, wherever replication ended. */
     if (sim && domid) {
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
-        ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
+        ls_domain_destroy(r.run.ctx, (uint32_t)domid, &ignored);
     }
     if (fd > STDERR_FILENO)
         close(fd);
-    run_close(&r);
+    cli_run_close(&r.run);
+    free(r.pauses);
     return check_fds(status);
 }
 
@@ -568,8 +509,9 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
                 cmd);
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
-    if (run_open(&r, cmd, backend) < 0)
+    if (cli_run_open(&r.run, cmd, backend) < 0)
         return 1;
+    r.cmd = cmd;
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0, fd = -1;
@@ -586,17 +528,14 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         so.on_checkpoint = on_checkpoint;
         so.on_role = on_role;
         so.cb_data = &r;
-        rc = ls_colo_secondary_start(r.ctx, &so, op_done, &r, &r.op, &err);
-        if (rc == 0) {
-            run_wait(&r);
-            rc = r.rc;
-            if (rc < 0)
-                snprintf(err.msg, sizeof(err.msg), "%s", r.errmsg);
-        }
+        rc = ls_colo_secondary_start(r.run.ctx, &so, op_done, &r, &r.run.op, &err);
+        if (rc == 0 && (rc = run_wait(&r)) < 0)
+            snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }
     int status = finish(&r, rc, err.msg);
     if (fd > STDERR_FILENO)
         close(fd);
-    run_close(&r);
+    cli_run_close(&r.run);
+    free(r.pauses);
     return check_fds(status);
 }

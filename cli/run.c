@@ -16,6 +16,10 @@ static uint64_t now_ns(void)
 
 static void print_progress(struct cli_run *r, bool final)
 {
+    if (r->status_line) {
+        r->status_line(r, final);
+        return;
+    }
     struct ls_precopy_progress p;
     uint64_t done, total;
     ls_op_precopy(r->op, &p);

@@ -20,6 +20,10 @@ struct cli_run {
     const char *verb;          /* the command, for messages */
     bool live;                 /* pre-copy rounds to show (migrate) */
     FILE *json;                /* --json: the events go here, and no progress line */
+    /* A command's own progress line (colo: checkpoints and pauses) instead of
+     * the bytes and rounds; data is status_data. NULL: the default. */
+    void (*status_line)(struct cli_run *r, bool final);
+    void *status_data;
     /* private */
     uv_timer_t progress;
     uv_check_t rounds_check;
