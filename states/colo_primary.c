@@ -12,7 +12,7 @@
 #include "io/fdio.h"
 #include "io/records.h"
 #include "io/work.h"
-#include "lib/dm_standin.h"
+#include "states/dm_standin.h"
 #include "states/migrate.h"
 
 #define FSM_PREFIX COLO_PRIMARY
@@ -524,7 +524,7 @@ static void colo_primary_done(struct fsm *m, int rc)
     struct colo_primary_role *r = m->owner;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_PROTECTED)
         r->c.role = LS_COLO_ENDED;
-    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+    op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
 static void colo_primary_free(struct ls_op *op)

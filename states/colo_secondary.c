@@ -15,7 +15,7 @@
 #include "io/fdio.h"
 #include "io/records.h"
 #include "io/work.h"
-#include "lib/dm_standin.h"
+#include "states/dm_standin.h"
 #include "states/migrate.h"
 
 #define FSM_PREFIX COLO_SECONDARY
@@ -595,7 +595,7 @@ static void colo_secondary_done(struct fsm *m, int rc)
     struct colo_secondary_role *r = m->owner;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_STANDBY)
         r->c.role = LS_COLO_ENDED;
-    ls_op_finish(&r->op, rc, fsm_errmsg(m));
+    op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
 static void colo_secondary_free(struct ls_op *op)

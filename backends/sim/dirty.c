@@ -449,7 +449,8 @@ void sim_vcpu_adopt_regs(struct sim_domain *d)
     atomic_store(&v->writes, k);
     v->synced = k;
     pthread_mutex_lock(&v->lock);
-    v->generation++;
+    v->base = k;          /* its pace starts again from here when it runs */
+    v->t0 = now_ns();
     pthread_mutex_unlock(&v->lock);
     sim_vcpu_runstate_changed(d);
 }
