@@ -287,9 +287,9 @@ static int colo_p_start_tasks(struct fsm *m, const struct fsm_ev *ev)
     s->ckpt_to = m;
     s->ckpt_written_ev = COLO_PRIMARY_E_CHECKPOINT_WRITTEN;
     s->control_written_ev = COLO_PRIMARY_E_CONTROL_WRITTEN;
-    fsm_init(&s->stx, &stream_tx_fsm_def, m->sched, NULL, s, "stream_tx[colo %u]", r->opts.domid);
+    fsm_init(&s->stx, &stream_tx_fsm_def, m->sched, NULL, s, "stream_tx[colo-%u]", r->opts.domid);
     char name[40];
-    snprintf(name, sizeof(name), "memtask[colo %u]", r->opts.domid);
+    snprintf(name, sizeof(name), "memtask[colo-%u]", r->opts.domid);
     memtask_init(&s->mem, m->sched, name, memory_thread, r, &s->stx, STREAM_TX_E_MEMORY_DONE);
     r->op.progress_of = &s->mem.helper;
     fsm_join_begin(&s->tasks, m, COLO_PRIMARY_E_TASKS_DONE, COLO_PRIMARY_E_TASKS_FAILED);

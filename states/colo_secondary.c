@@ -361,7 +361,7 @@ static int colo_s_start_tasks(struct fsm *m, const struct fsm_ev *ev)
     s->control_new_ev = COLO_SECONDARY_E_NEW;
     s->control_end_ev = COLO_SECONDARY_E_STOP_ANNOUNCED;
     fsm_init(&s->srx, &stream_rx_fsm_def, m->sched, NULL, s, "stream_rx[colo]");
-    memtask_init(&s->mem, m->sched, "memtask[colo secondary]", memory_thread, r, &s->srx,
+    memtask_init(&s->mem, m->sched, "memtask[colo-secondary]", memory_thread, r, &s->srx,
                  STREAM_RX_E_MEMORY_DONE);
     r->op.progress_of = &s->mem.helper;
     fsm_join_begin(&s->tasks, m, COLO_SECONDARY_E_TASKS_DONE, COLO_SECONDARY_E_TASKS_FAILED);

@@ -34,6 +34,17 @@ from migtest import BIN, Failed, Host, Proc, Proxy, Results, daemons_of, lockste
     wait_gone, workdir
 
 SEED = int(os.environ.get("COLO_TEST_SEED", "15"))
+TRACES = []     # every lockstep process's dispatches, for the suite's row coverage
+
+
+def traced(host):
+    """host's environment with every dispatch traced on stderr."""
+    return dict(host.env, LOCKSTEP_TRACE="1")
+
+
+def keep_trace(*procs):
+    for p in procs:
+        TRACES.extend(l for l in p.err if l.startswith("fsm "))
 
 
 class CaptureProxy(Proxy):
@@ -90,7 +101,7 @@ def end_of(proc):
 
 
 def start_secondary(host, extra, listen="tcp:127.0.0.1:0"):
-    s = Proc(["colo-secondary", "--listen", listen, "--json", "--digest", *extra], host.env,
+    s = Proc(["colo-secondary", "--listen", listen, "--json", "--digest", *extra], traced(host),
              name="secondary")
     m = s.wait_line(r"^listening on (\S+)", 20)
     if not m:
@@ -134,8 +145,9 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
             to = f"tcp:127.0.0.1:{proxy.port}"
         p = Proc(["colo-primary", "--domid", str(dom), "--to", to, "--mode", mode,
                   "--interval", str(interval), "--checkpoints", str(count), "--digest", "--json"],
-                 prim.env, name="primary")
+                 traced(prim), name="primary")
         prc, src = p.wait(120), s.wait(30)
+        keep_trace(p, s)
         pc, sc = checkpoints(p), checkpoints(s)
         res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
                   prc == 0 and src == 0 and end_of(p).get("role") == "stopped"
@@ -188,7 +200,7 @@ def run_failover(res, work, n, how, fence_ok, rng):
         proxy = CaptureProxy(int(where.rsplit(":", 1)[1]), capdir)
         at = rng.randint(2, 12)
         p = Proc(["colo-primary", "--domid", str(dom), "--to", f"tcp:127.0.0.1:{proxy.port}",
-                  "--interval", "10", "--timeout", "2", "--digest", "--json"], prim.env,
+                  "--interval", "10", "--timeout", "2", "--digest", "--json"], traced(prim),
                  name="primary")
         got = None
         end = time.time() + 60
@@ -208,6 +220,7 @@ def run_failover(res, work, n, how, fence_ok, rng):
             proxy.frozen.set()
         src = s.wait(40)
         prc = p.wait(40)
+        keep_trace(p, s)
         sc = checkpoints(s)
         last = max(sc) if sc else 0
         role = end_of(s).get("role")
@@ -260,6 +273,11 @@ def main():
                 n += 1
     except Failed as e:
         res.check("run", False, str(e))
+    if os.environ.get("LOCKSTEP_BUILD_DIR"):
+        rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
+        os.makedirs(rows_dir, exist_ok=True)
+        with open(os.path.join(rows_dir, f"colo_{which}.trace"), "w") as f:
+            f.writelines(TRACES)
     left = set(lockstep_procs()) - before
     res.check("no lockstep process left behind", not left, str(left))
     shutil.rmtree(work, ignore_errors=True)
