@@ -83,3 +83,36 @@ void fuzz_private_rundir(void)
     setenv("LOCKSTEP_SIMD_IDLE_EXIT", "5", 1);
     atexit(stop_daemon);
 }
+
+struct ls_ctx *fuzz_sim_ctx(uv_loop_t *loop)
+{
+    fuzz_private_rundir();
+    if (!getenv("LOCKSTEP_SIMD"))
+        setenv("LOCKSTEP_SIMD", FUZZ_SIMD_PATH, 1);
+    uv_loop_init(loop);
+    struct ls_ctx *ctx;
+    struct ls_errbuf e = { 0 };
+    if (ls_ctx_new(&ctx, loop, LS_BACKEND_SIM, &e) < 0) {
+        fprintf(stderr, "fuzz: no sim backend: %s\n", e.msg);
+        abort();
+    }
+    return ctx;
+}
+
+void fuzz_on_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct fuzz_outcome *o = data;
+    o->done = true;
+    o->rc = rc;
+    snprintf(o->msg, sizeof(o->msg), "%s", msg ? msg : "");
+}
+
+void fuzz_wait_done(uv_loop_t *loop, struct fuzz_outcome *o)
+{
+    while (!o->done)
+        uv_run(loop, UV_RUN_ONCE);
+    if (o->rc < 0 && !o->msg[0]) {
+        fprintf(stderr, "fuzz: the operation failed (%d) with no reason\n", o->rc);
+        abort();
+    }
+}

@@ -24,32 +24,10 @@
 static uv_loop_t loop;
 static struct ls_ctx *ctx;
 
-struct outcome {
-    bool done;
-    int rc;
-    char msg[LS_ERRBUF_LEN];
-};
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_private_rundir();
-    if (!getenv("LOCKSTEP_SIMD"))
-        setenv("LOCKSTEP_SIMD", FUZZ_SIMD_PATH, 1);
-    uv_loop_init(&loop);
-    struct ls_errbuf e = { 0 };
-    if (ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e) < 0) {
-        fprintf(stderr, "fuzz_migrate: no sim backend: %s\n", e.msg);
-        abort();
-    }
+    ctx = fuzz_sim_ctx(&loop);
     return 0;
-}
-
-static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
-{
-    struct outcome *o = data;
-    o->done = true;
-    o->rc = rc;
-    snprintf(o->msg, sizeof(o->msg), "%s", msg ? msg : "");
 }
 
 static struct ls_domain_info *domains(size_t *n)
@@ -61,16 +39,6 @@ static struct ls_domain_info *domains(size_t *n)
         abort();
     }
     return list;
-}
-
-static void wait_done(struct outcome *o)
-{
-    while (!o->done)
-        uv_run(&loop, UV_RUN_ONCE);
-    if (o->rc < 0 && !o->msg[0]) {
-        fprintf(stderr, "fuzz_migrate: failed (%d) with no reason\n", o->rc);
-        abort();
-    }
 }
 
 /* The peer's bytes, all written up front into a pipe (sized to hold them)
@@ -105,11 +73,11 @@ static void sender(const uint8_t *data, size_t size)
     int in = peer_says(data, size);
     struct ls_migrate_opts mo = { .domid = domid, .send_fd = out, .recv_fd = in,
                                   .timeout_ms = 2000 };
-    struct outcome o = { 0 };
+    struct fuzz_outcome o = { 0 };
     struct ls_op *op;
-    if (ls_migrate_start(ctx, &mo, on_done, &o, &op, &e) < 0)
+    if (ls_migrate_start(ctx, &mo, fuzz_on_done, &o, &op, &e) < 0)
         abort();
-    wait_done(&o);
+    fuzz_wait_done(&loop, &o);
     enum ls_migrate_outcome oc = ls_op_migrate_outcome(op);
     ls_op_free(op);
     close(in);
@@ -136,12 +104,12 @@ static void receiver(const uint8_t *data, size_t size)
     int in = peer_says(data, size);
     struct ls_migrate_receive_opts ro = { .recv_fd = in, .send_fd = out, .timeout_ms = 2000,
                                           .paused = true };
-    struct outcome o = { 0 };
+    struct fuzz_outcome o = { 0 };
     struct ls_op *op;
     struct ls_errbuf e = { 0 };
-    if (ls_migrate_receive_start(ctx, &ro, on_done, &o, &op, &e) < 0)
+    if (ls_migrate_receive_start(ctx, &ro, fuzz_on_done, &o, &op, &e) < 0)
         abort();
-    wait_done(&o);
+    fuzz_wait_done(&loop, &o);
     enum ls_migrate_outcome oc = ls_op_migrate_outcome(op);
     ls_op_free(op);
     close(in);

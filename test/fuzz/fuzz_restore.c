@@ -20,32 +20,10 @@
 static uv_loop_t loop;
 static struct ls_ctx *ctx;
 
-struct outcome {
-    bool done;
-    int rc;
-    char msg[LS_ERRBUF_LEN];
-};
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_private_rundir();
-    if (!getenv("LOCKSTEP_SIMD"))
-        setenv("LOCKSTEP_SIMD", FUZZ_SIMD_PATH, 1);
-    uv_loop_init(&loop);
-    struct ls_errbuf e = { 0 };
-    if (ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e) < 0) {
-        fprintf(stderr, "fuzz_restore: no sim backend: %s\n", e.msg);
-        abort();
-    }
+    ctx = fuzz_sim_ctx(&loop);
     return 0;
-}
-
-static void on_done(struct ls_op *op, int rc, const char *msg, void *data)
-{
-    struct outcome *o = data;
-    o->done = true;
-    o->rc = rc;
-    snprintf(o->msg, sizeof(o->msg), "%s", msg ? msg : "");
 }
 
 static size_t domains(void)
@@ -66,18 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fds = fuzz_count_fds();
     int fd = fuzz_memfd(data, size);
     struct ls_restore_opts ro = { .fd = fd, .unpause = false, .device_model = LS_DM_STANDIN };
-    struct outcome o = { 0 };
+    struct fuzz_outcome o = { 0 };
     struct ls_op *op = NULL;
     struct ls_errbuf e = { 0 };
-    int rc = ls_restore_start(ctx, &ro, on_done, &o, &op, &e);
+    int rc = ls_restore_start(ctx, &ro, fuzz_on_done, &o, &op, &e);
     if (rc == 0) {
-        while (!o.done)
-            uv_run(&loop, UV_RUN_ONCE);
+        fuzz_wait_done(&loop, &o);
         rc = o.rc;
-        if (rc < 0 && !o.msg[0]) {
-            fprintf(stderr, "fuzz_restore: failed (%d) with no reason\n", rc);
-            abort();
-        }
         if (rc == 0 && ls_domain_destroy(ctx, ls_op_domid(op), &e) < 0) {
             fprintf(stderr, "fuzz_restore: destroying the restored domain: %s\n", e.msg);
             abort();
