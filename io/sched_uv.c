@@ -1,6 +1,8 @@
 /* io/sched_uv.c - the libuv scheduler for fsm machines. */
 #include "io/sched_uv.h"
 
+#include <stdlib.h>
+
 static void sched_idle_cb(uv_idle_t *h)
 {
     struct io_sched *s = h->data;
@@ -33,7 +35,30 @@ int io_sched_init(struct io_sched *s, uv_loop_t *loop)
 
 void io_sched_close(struct io_sched *s)
 {
+    io_sched_close_then(s, NULL, NULL);
+}
+
+struct close_then {
+    void (*done)(void *);
+    void *arg;
+};
+
+static void idle_closed(uv_handle_t *h)
+{
+    struct close_then *c = h->data;
+    if (!c)
+        return;
+    c->done(c->arg);
+    free(c);
+}
+
+void io_sched_close_then(struct io_sched *s, void (*done)(void *), void *arg)
+{
     s->closing = true;
     uv_idle_stop(&s->idle);
-    uv_close((uv_handle_t *)&s->idle, NULL);
+    struct close_then *c = done ? malloc(sizeof(*c)) : NULL;
+    if (c)
+        *c = (struct close_then){ done, arg };
+    s->idle.data = c;
+    uv_close((uv_handle_t *)&s->idle, c ? idle_closed : NULL);
 }

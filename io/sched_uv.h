@@ -27,5 +27,8 @@ struct io_sched {
 int io_sched_init(struct io_sched *s, uv_loop_t *loop);
 /* Closes the idle handle (the loop must run once more to finish the close). */
 void io_sched_close(struct io_sched *s);
+/* The same, and done(arg) once libuv no longer holds the handle: memory
+ * holding s may be freed only then. */
+void io_sched_close_then(struct io_sched *s, void (*done)(void *), void *arg);
 
 #endif

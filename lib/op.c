@@ -4,14 +4,22 @@
 
 #include "states/op.h"
 
+/* libuv holds the context's idle handle until its close callback has run:
+ * the context is freed then, not before (valgrind saw uv_run read it after
+ * a free; ASan cannot see into an uninstrumented libuv). */
+static void ctx_closed(void *ctx)
+{
+    free(ctx);
+}
+
 void ls_ctx_free(struct ls_ctx *ctx)
 {
     if (!ctx)
         return;
-    io_sched_close(&ctx->sched);
+    io_sched_close_then(&ctx->sched, ctx_closed, ctx);   /* frees ctx on the loop, later */
     fsm_sched_destroy(&ctx->sched.sched);
     ctx->be->ops->close(ctx->be);
-    free(ctx);
+    ctx->be = NULL;
 }
 
 struct ls_backend *ls_ctx_backend(struct ls_ctx *ctx) { return ctx->be; }

@@ -14,6 +14,7 @@ packages=(
   python3 iproute2 procps
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # the fuzz build (test/fuzz/)
   cppcheck                  # static analysis in make test (test/static/)
+  valgrind                  # make soak: memcheck over a sample (test/soak/valgrind.sh)
   abigail-tools             # abidw/abidiff: the ABI check of liblockstep.so
   debhelper dpkg-dev fakeroot lintian   # the Debian packages (debian/) and their test
 )
