@@ -518,7 +518,7 @@ static int inspect_back_channel(struct inspect *in, int fd, uint8_t *buf, size_t
             js_kv_str(in->g, "kind", "banner");
             yajl_gen_map_close(in->g);
         } else {
-            fprintf(in->out, "%12u  %-5s %-29s %10zu \n", 0, "xl", "receiver banner",
+            fprintf(in->out, "%12u  %-5s %-29s %10zu \n", 0u, "xl", "receiver banner",
                     sizeof(BACK_BANNER) - 1);
         }
         bc.at = sizeof(BACK_BANNER) - 1;

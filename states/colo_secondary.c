@@ -293,7 +293,8 @@ static int fence(void *arg, int cancel_fd, struct ls_errbuf *err)
         return COLO_SECONDARY_E_FENCED;
     char how[64];
     if (timed_out)
-        snprintf(how, sizeof(how), "did not finish within %u s", FENCE_TIMEOUT_MS / 1000);
+        snprintf(how, sizeof(how), "did not finish within %u s",
+                 (unsigned)(FENCE_TIMEOUT_MS / 1000));
     else if (cancelled)
         snprintf(how, sizeof(how), "was stopped");
     else if (WIFEXITED(status))
