@@ -257,7 +257,7 @@ def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "checkpoints"
     work = workdir()
     rng = random.Random(SEED)
-    before = set(lockstep_procs())
+    before = set(lockstep_procs(work))
     try:
         if which == "checkpoints":
             run_checkpoints(res, work, 1, "colo", "unix", 500, "uniform", 0, 60, 5)
@@ -278,7 +278,7 @@ def main():
         os.makedirs(rows_dir, exist_ok=True)
         with open(os.path.join(rows_dir, f"colo_{which}.trace"), "w") as f:
             f.writelines(TRACES)
-    left = set(lockstep_procs()) - before
+    left = set(lockstep_procs(work)) - before
     res.check("no lockstep process left behind", not left, str(left))
     shutil.rmtree(work, ignore_errors=True)
     res.finish()

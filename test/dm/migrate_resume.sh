@@ -286,8 +286,11 @@ check "restore --domid, the QEMU's stop refused too: exit 1 and the error says s
 "$L" sim destroy "$t"
 
 # Rows taken: every migrate_send row into, in and out of CONTINUING_DM, and
-# those that lead to the resume from the receiver's leave to resume.
-python3 - "$trace_all" "$SRC"/states/migrate_send.def >"$WORK/rows" <<'PY'
+# those that lead to the resume from the receiver's leave to resume. A row the
+# suite lists as pending (test/integration/rows_pending.txt, with its reason;
+# row_coverage enforces the list) is reported, not required: since the outcome
+# actions are FSM_NOFAIL, no injected fault here can put a FAIL in CONTINUING_DM.
+python3 - "$trace_all" "$SRC"/states/migrate_send.def "$SRC"/test/integration/rows_pending.txt >"$WORK/rows" <<'PY'
 import re, sys
 taken = set()
 for line in open(sys.argv[1]):
@@ -297,10 +300,16 @@ for line in open(sys.argv[1]):
 text = open(sys.argv[2]).read()
 rows = [m.groups() for m in re.finditer(r"FSM_ROW\((\w+),\s*(\w+),\s*\w+,\s*(\w+)\)", text)]
 want = [(s, e) for s, e, nxt in rows if "CONTINUING_DM" in (s, nxt) or s == "AWAIT_PERMISSION"]
-missing = [f"{s} + {e}" for s, e in want if ("migrate_send", s, e) not in taken]
+pending = {tuple(l.split()[:3]) for l in open(sys.argv[3]) if l.strip() and not l.startswith("#")}
+missing = [f"{s} + {e}" for s, e in want
+           if ("migrate_send", s, e) not in taken and ("migrate_send", s, e) not in pending]
+for s, e in want:
+    if ("migrate_send", s, e) not in taken and ("migrate_send", s, e) in pending:
+        print(f"  pending (rows_pending.txt): {s} + {e}")
 if not want:
     missing.append("(migrate_send.def has no CONTINUING_DM rows)")
-print(f"migrate_send rows of the resume and the QEMU's cont taken: {len(want) - len(missing)} of {len(want)}")
+print(f"migrate_send rows of the resume and the QEMU's cont taken: "
+      f"{sum(('migrate_send', s, e) in taken for s, e in want)} of {len(want)}")
 for m in missing:
     print(f"  not taken: {m}")
 PY

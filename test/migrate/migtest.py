@@ -317,8 +317,10 @@ def start_receiver(host, extra=(), listen="tcp:127.0.0.1:0", env=None):
     return r, m.group(1)
 
 
-def lockstep_procs():
-    """Pids of lockstep processes (not daemons) still around."""
+def lockstep_procs(under=None):
+    """Pids of lockstep processes (not daemons) still around; with under, only
+    those whose LOCKSTEP_RUNDIR lies below that directory (a test's own: ctest
+    runs other tests' lockstep processes beside it)."""
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -328,9 +330,24 @@ def lockstep_procs():
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].decode(errors="replace") == BIN and alive(int(d)):
-            pids.append(int(d))
+        if not argv or argv[0].decode(errors="replace") != BIN or not alive(int(d)):
+            continue
+        if under is not None and not rundir_of(int(d), "").startswith(under.rstrip("/") + "/"):
+            continue
+        pids.append(int(d))
     return pids
+
+
+def rundir_of(pid, default):
+    """The LOCKSTEP_RUNDIR a process was started with (default if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for kv in f.read().split(b"\0"):
+                if kv.startswith(b"LOCKSTEP_RUNDIR="):
+                    return kv.split(b"=", 1)[1].decode(errors="replace")
+    except OSError:
+        pass
+    return default
 
 
 def daemons_of(host):
