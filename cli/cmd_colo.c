@@ -295,45 +295,20 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *to = NULL, *sim = NULL, *cmd = "colo-primary";
-    uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = 10, interval = 0, v;
-    bool have_domid = false, workload = false;
-    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    const char *to = NULL, *cmd = "colo-primary";
+    uint64_t timeout_s = 10, interval = 0, v;
+    struct guest_args g = GUEST_ARGS_INIT;
     struct ls_colo_primary_opts po = { .mode = LS_COLO_MODE_COLO };
     struct colo_run r = { .out = stdout };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = guest_args_opt(cmd, c, optarg, &g);
+        if (taken > 0)
+            return taken;
+        if (taken == 0)
+            continue;
         switch (c) {
-        case 'd':
-            if (parse_u64(optarg, UINT32_MAX, &domid) < 0)
-                return usage(cmd, "--domid: '%s' is not a domain id", optarg);
-            have_domid = true;
-            break;
-        case 's': sim = optarg; break;
-        case 'm':
-            if (parse_size_kib(optarg, &memory_kib) < 0)
-                return usage(cmd, "--memory: '%s' is not a size in whole pages (e.g. 256M)", optarg);
-            break;
-        case 'v':
-            if (parse_u64(optarg, 128, &vcpus) < 0 || vcpus == 0)
-                return usage(cmd, "--vcpus: '%s' is not 1..128", optarg);
-            break;
-        case 'S':
-            if (parse_u64(optarg, UINT64_MAX, &seed) < 0)
-                return usage(cmd, "--seed: '%s' is not a number", optarg);
-            break;
-        case 'r':
-            if (parse_u64(optarg, UINT64_MAX, &w.rate) < 0)
-                return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", optarg);
-            workload = true;
-            break;
-        case 'p':
-            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
-                return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
-                             "hotset:PERCENT (1..100)", optarg);
-            workload = true;
-            break;
         case 't': to = optarg; break;
         case 'M':
             if (parse_mode(optarg, &po.mode) < 0)
@@ -360,51 +335,29 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     }
     if (optind < argc)
         return usage(cmd, "unexpected argument '%s'", argv[optind]);
-    if (have_domid == !!sim)
-        return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
+    int bad = guest_args_check(cmd, &g);
+    if (bad)
+        return bad;
     if (!to)
         return usage(cmd, "--to tcp:HOST:PORT|unix:PATH|- is required");
     struct endpoint ep;
     if (parse_endpoint(to, &ep) < 0)
         return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
-    enum ls_guest_type type = LS_GUEST_UNSET;
-    if (sim) {
-        type = strcmp(sim, "pv") == 0 ? LS_GUEST_PV : strcmp(sim, "hvm") == 0 ? LS_GUEST_HVM
-                                                                              : LS_GUEST_UNSET;
-        if (type == LS_GUEST_UNSET)
-            return usage(cmd, "--sim: '%s' is not pv or hvm", sim);
-        if (!memory_kib)
-            return usage(cmd, "--sim needs --memory SIZE");
-    } else if (workload) {
-        return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
-                     "domain: lockstep sim workload)");
-    }
     if (ep.kind == EP_STDIO && isatty(STDOUT_FILENO))
         return usage(cmd, "--to -: refusing to write a binary stream to a terminal");
     if (ep.kind == EP_STDIO)
         r.out = stderr;
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
-    if (cli_run_open(&r.run, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+    if (cli_run_open(&r.run, cmd, g.sim ? LS_BACKEND_SIM : backend) < 0)
         return 1;
     r.cmd = cmd;
     struct ls_backend *be = ls_ctx_backend(r.run.ctx);
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
-    if (sim) {
-        char name[64];
-        snprintf(name, sizeof(name), "lockstep-colo-%d", (int)getpid());
-        struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
-                                        .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
-                                        .populate = true, .device_model = LS_DM_STANDIN };
-        uint32_t id = 0;
-        rc = ls_sim_create(be, &a, &id, &err);
-        domid = id;
-        w.seed = seed;
-        if (rc == 0 && workload)
-            rc = ls_sim_set_workload(be, id, &w, &err);
-    }
+    if (g.sim)
+        rc = guest_args_create(be, &g, "lockstep-colo", LS_DM_STANDIN, &err);
     int fd = -1;
     char why[512] = "";
     if (rc == 0 && ep.kind != EP_STDIO) {
@@ -413,7 +366,7 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
             rc = ls_err(&err, fd, "%s", why);
     }
     if (rc == 0) {
-        po.domid = (uint32_t)domid;
+        po.domid = (uint32_t)g.domid;
         po.send_fd = ep.kind == EP_STDIO ? STDOUT_FILENO : fd;
         po.recv_fd = ep.kind == EP_STDIO ? STDIN_FILENO : fd;
         po.interval_ms = (unsigned)interval;
@@ -427,10 +380,10 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     }
     int status = finish(&r, rc, err.msg);
     /* A one-off domain is this command's to remove, wherever replication ended. */
-    if (sim && domid) {
+    if (g.created) {
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
-        ls_domain_destroy(r.run.ctx, (uint32_t)domid, &ignored);
+        ls_domain_destroy(r.run.ctx, (uint32_t)g.domid, &ignored);
     }
     if (fd > STDERR_FILENO)
         close(fd);

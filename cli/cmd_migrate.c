@@ -180,7 +180,7 @@ int parse_size_kib(const char *s, uint64_t *kib)
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || v == 0)
+    if (errno || end == s || v == 0 || s[0] == '-')
         return -EINVAL;
     uint64_t mult = 0;
     switch (*end) {
@@ -195,10 +195,85 @@ int parse_size_kib(const char *s, uint64_t *kib)
         end++;
     if (*end == 'B')
         end++;
-    if (*end)
+    if (*end || v > UINT64_MAX / 1024 / mult)
         return -EINVAL;
     *kib = v * mult;
+    return *kib % 4 ? -EINVAL : 0;
+}
+
+int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a)
+{
+    switch (c) {
+    case 'd':
+        if (parse_u64(arg, UINT32_MAX, &a->domid) < 0)
+            return usage(cmd, "--domid: '%s' is not a domain id", arg);
+        a->have_domid = true;
+        return 0;
+    case 's': a->sim = arg; return 0;
+    case 'm':
+        if (parse_size_kib(arg, &a->memory_kib) < 0)
+            return usage(cmd, "--memory: '%s' is not a size in whole pages (e.g. 256M)", arg);
+        return 0;
+    case 'v':
+        if (parse_u64(arg, 128, &a->vcpus) < 0 || a->vcpus == 0)
+            return usage(cmd, "--vcpus: '%s' is not 1..128", arg);
+        return 0;
+    case 'S':
+        if (parse_u64(arg, UINT64_MAX, &a->seed) < 0)
+            return usage(cmd, "--seed: '%s' is not a number", arg);
+        return 0;
+    case 'r':
+        if (parse_u64(arg, UINT64_MAX, &a->w.rate) < 0)
+            return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", arg);
+        a->workload = true;
+        return 0;
+    case 'p':
+        if (ls_sim_parse_pattern(arg, &a->w.pattern, &a->w.hot_percent) < 0)
+            return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
+                         "hotset:PERCENT (1..100)", arg);
+        a->workload = true;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int guest_args_check(const char *cmd, struct guest_args *a)
+{
+    if (a->have_domid == !!a->sim)
+        return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
+    a->type = LS_GUEST_UNSET;
+    if (a->sim) {
+        a->type = strcmp(a->sim, "pv") == 0    ? LS_GUEST_PV
+                  : strcmp(a->sim, "hvm") == 0 ? LS_GUEST_HVM
+                                               : LS_GUEST_UNSET;
+        if (a->type == LS_GUEST_UNSET)
+            return usage(cmd, "--sim: '%s' is not pv or hvm", a->sim);
+        if (!a->memory_kib)
+            return usage(cmd, "--sim needs --memory SIZE");
+    } else if (a->workload) {
+        return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
+                     "domain: lockstep sim workload)");
+    }
     return 0;
+}
+
+int guest_args_create(struct ls_backend *be, struct guest_args *a, const char *prefix,
+                      enum ls_device_model dm, struct ls_errbuf *err)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s-%d", prefix, (int)getpid());
+    struct ls_sim_create_args c = { .type = a->type, .memory_kib = a->memory_kib,
+                                    .vcpus = (unsigned)a->vcpus, .seed = a->seed, .name = name,
+                                    .populate = true, .device_model = dm };
+    uint32_t id = 0;
+    int rc = ls_sim_create(be, &c, &id, err);
+    if (rc < 0)
+        return rc;
+    a->domid = id;
+    a->created = true;
+    a->w.seed = a->seed;
+    return a->workload ? ls_sim_set_workload(be, id, &a->w, err) : 0;
 }
 
 /* ---- transports -------------------------------------------------------------------- */
@@ -498,44 +573,20 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         { "tls-creds", required_argument, NULL, 'C' }, { "tls-allow", required_argument, NULL, 'A' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { 0 },
     };
-    const char *to = NULL, *sim = NULL, *cmd = "migrate", *tls_creds = NULL, *tls_allow = NULL;
-    uint64_t domid = 0, vcpus = 1, seed = 1, memory_kib = 0, timeout_s = DEFAULT_TIMEOUT_S, v;
-    bool have_domid = false, no_digest = false, workload = false, json = false;
-    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    const char *to = NULL, *cmd = "migrate", *tls_creds = NULL, *tls_allow = NULL;
+    uint64_t timeout_s = DEFAULT_TIMEOUT_S, v;
+    bool no_digest = false, json = false;
+    struct guest_args g = GUEST_ARGS_INIT;
     struct ls_precopy_policy pol = { 0 };
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = guest_args_opt(cmd, c, optarg, &g);
+        if (taken > 0)
+            return taken;
+        if (taken == 0)
+            continue;
         switch (c) {
-        case 'd':
-            if (parse_u64(optarg, UINT32_MAX, &domid) < 0)
-                return usage(cmd, "--domid: '%s' is not a domain id", optarg);
-            have_domid = true;
-            break;
-        case 's': sim = optarg; break;
-        case 'm':
-            if (parse_size_kib(optarg, &memory_kib) < 0)
-                return usage(cmd, "--memory: '%s' is not a size in whole pages (e.g. 256M)", optarg);
-            break;
-        case 'v':
-            if (parse_u64(optarg, 128, &vcpus) < 0 || vcpus == 0)
-                return usage(cmd, "--vcpus: '%s' is not 1..128", optarg);
-            break;
-        case 'S':
-            if (parse_u64(optarg, UINT64_MAX, &seed) < 0)
-                return usage(cmd, "--seed: '%s' is not a number", optarg);
-            break;
-        case 'r':
-            if (parse_u64(optarg, UINT64_MAX, &w.rate) < 0)
-                return usage(cmd, "--dirty-rate: '%s' is not a number of pages per second", optarg);
-            workload = true;
-            break;
-        case 'p':
-            if (ls_sim_parse_pattern(optarg, &w.pattern, &w.hot_percent) < 0)
-                return usage(cmd, "--dirty-pattern: '%s' is not uniform, sequential or "
-                             "hotset:PERCENT (1..100)", optarg);
-            workload = true;
-            break;
         case 't': to = optarg; break;
         case 'R':
             if (parse_u64(optarg, 100000, &v) < 0 || v == 0)
@@ -566,35 +617,24 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     }
     if (optind < argc)
         return usage(cmd, "unexpected argument '%s'", argv[optind]);
-    if (have_domid == !!sim)
-        return usage(cmd, "give exactly one of --domid N and --sim pv|hvm");
+    int bad = guest_args_check(cmd, &g);
+    if (bad)
+        return bad;
     if (!to)
         return usage(cmd, "--to tcp:HOST:PORT|tls:HOST:PORT|unix:PATH|- is required");
     struct endpoint ep;
     if (parse_endpoint(to, &ep) < 0)
         return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, tls:HOST:PORT, unix:PATH or -", to);
-    int bad = check_tls_args(cmd, "--to", &ep, tls_creds, tls_allow);
+    bad = check_tls_args(cmd, "--to", &ep, tls_creds, tls_allow);
     if (bad)
         return bad;
-    enum ls_guest_type type = LS_GUEST_UNSET;
-    if (sim) {
-        type = strcmp(sim, "pv") == 0 ? LS_GUEST_PV : strcmp(sim, "hvm") == 0 ? LS_GUEST_HVM
-                                                                              : LS_GUEST_UNSET;
-        if (type == LS_GUEST_UNSET)
-            return usage(cmd, "--sim: '%s' is not pv or hvm", sim);
-        if (!memory_kib)
-            return usage(cmd, "--sim needs --memory SIZE");
-    } else if (workload) {
-        return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
-                     "domain: lockstep sim workload)");
-    }
     if (ep.kind == EP_STDIO && isatty(STDOUT_FILENO))
         return usage(cmd, "--to -: refusing to write a binary stream to a terminal");
 
     unsigned timeout_ms = (unsigned)timeout_s * 1000;
     FILE *out = ep.kind == EP_STDIO ? stderr : stdout;
     struct cli_run r;
-    if (cli_run_open(&r, cmd, sim ? LS_BACKEND_SIM : backend) < 0)
+    if (cli_run_open(&r, cmd, g.sim ? LS_BACKEND_SIM : backend) < 0)
         return 1;
     r.json = json ? out : NULL;
     r.live = true;
@@ -602,23 +642,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = 0;
-    bool created = false;   /* only a domain this command created may be destroyed by it */
-    if (sim) {
-        char name[64];
-        snprintf(name, sizeof(name), "lockstep-migrate-%d", (int)getpid());
-        struct ls_sim_create_args a = { .type = type, .memory_kib = memory_kib,
-                                        .vcpus = (unsigned)vcpus, .seed = seed, .name = name,
-                                        .populate = true };
-        uint32_t id = 0;
-        rc = ls_sim_create(be, &a, &id, &err);
-        if (rc == 0) {
-            domid = id;
-            created = true;
-        }
-        w.seed = seed;
-        if (rc == 0 && workload)
-            rc = ls_sim_set_workload(be, id, &w, &err);
-    }
+    if (g.sim)   /* only a domain this command created (g.created) may be destroyed by it */
+        rc = guest_args_create(be, &g, "lockstep-migrate", LS_DM_QEMU, &err);
     int send_fd = -1, recv_fd = -1;
     char why[512] = "";
     struct ls_tls_opts tls = { .creds_dir = tls_creds, .allow = tls_allow, .peer_name = ep.host };
@@ -633,7 +658,7 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
             rc = ls_err(&err, send_fd, "%s", why);
     }
     if (rc == 0) {
-        struct ls_migrate_opts mo = { .domid = (uint32_t)domid, .send_fd = send_fd,
+        struct ls_migrate_opts mo = { .domid = (uint32_t)g.domid, .send_fd = send_fd,
                                       .recv_fd = recv_fd, .precopy = pol,
                                       .timeout_ms = timeout_ms, .no_digest = no_digest,
                                       .tls = tls };
@@ -661,8 +686,8 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         jl_result(&j, rc, err.msg);
         jl_str(&j, "outcome", outcome_keyword(o));
         jl_str(&j, "outcome_text", ls_migrate_outcome_text(o));
-        if (domid)
-            jl_u64(&j, "domid", domid);
+        if (g.domid)
+            jl_u64(&j, "domid", g.domid);
         jl_str(&j, "digest", r.op && ls_op_digest(r.op)[0] ? ls_op_digest(r.op) : NULL);
         jl_u64(&j, "live_rounds", p.final_round ? p.round + 1 : 0);
         jl_u64(&j, "pages_sent", bytes / 4096);
@@ -693,13 +718,13 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
     if (o == LS_MIGRATE_UNCONFIRMED || o == LS_MIGRATE_SOURCE_LEFT)
         fprintf(stderr, "lockstep %s: our copy is domain %" PRIu64 ": once the destination is "
                 "checked, destroy it (lockstep sim destroy) if the guest runs there, or resume "
-                "it (lockstep sim resume) if not\n", cmd, domid);
+                "it (lockstep sim resume) if not\n", cmd, g.domid);
     fflush(out);
     /* A one-off domain that is still here, running, is this command's to remove. */
-    if (created && o == LS_MIGRATE_SOURCE_RUNS) {
+    if (g.created && o == LS_MIGRATE_SOURCE_RUNS) {
         struct ls_errbuf ignored;
         ls_err_clear(&ignored);
-        ls_domain_destroy(r.ctx, (uint32_t)domid, &ignored);
+        ls_domain_destroy(r.ctx, (uint32_t)g.domid, &ignored);
     }
     if (send_fd > STDERR_FILENO)
         close(send_fd);

@@ -20,6 +20,7 @@
 #include "jsonl.h"
 #include "run.h"
 #include "sim_cmd.h"
+#include "transport.h"
 #include "lockstep/inspect.h"
 #include "lockstep/lockstep.h"
 
@@ -39,32 +40,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "\nTry '%s %s --help'.\n", prog, cmd);
     va_end(ap);
     return EXIT_USAGE;
-}
-
-/* "256M", "1G", "4096K", "1048576" (bytes) -> KiB. */
-static int parse_size_kib(const char *s, uint64_t *kib)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -EINVAL;
-    uint64_t mult;
-    switch (*end) {
-    case 'k': case 'K': mult = 1; end++; break;
-    case 'm': case 'M': mult = 1024; end++; break;
-    case 'g': case 'G': mult = 1024 * 1024; end++; break;
-    case '\0': *kib = v / 1024; return v % 4096 || v == 0 ? -EINVAL : 0;
-    default: return -EINVAL;
-    }
-    if (*end == 'i' || *end == 'B')
-        end++;
-    if (*end == 'B')
-        end++;
-    if (*end != '\0' || v == 0)
-        return -EINVAL;
-    *kib = v * mult;
-    return *kib % 4 ? -EINVAL : 0;
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <sys/un.h>
 
+#include "lockstep/sim.h"
+
 struct endpoint {
     enum { EP_STDIO, EP_TCP, EP_UNIX } kind;
     bool tls;                  /* tls:HOST:PORT: TCP, then TLS (the library's handshake) */
@@ -19,8 +21,32 @@ struct endpoint {
 
 /* 0, or -EINVAL when s is not a number <= max. */
 int parse_u64(const char *s, uint64_t max, uint64_t *out);
-/* "256M", "1G", "4096" (bytes, whole pages) -> KiB; 0 or -EINVAL. */
+/* "256M", "1G", "4096" (bytes) -> KiB, whole 4 KiB pages only; 0 or -EINVAL. */
 int parse_size_kib(const char *s, uint64_t *kib);
+
+/* The guest options migrate and colo-primary share: --domid N, or a new sim
+ * guest (--sim pv|hvm --memory SIZE [--vcpus N] [--seed S]) that may dirty
+ * its memory (--dirty-rate N, --dirty-pattern P). */
+struct guest_args {
+    const char *sim;
+    uint64_t domid, vcpus, seed, memory_kib;
+    bool have_domid, workload;
+    bool created;                  /* set by guest_args_create: this command's to destroy */
+    struct ls_sim_workload w;
+    enum ls_guest_type type;       /* from sim, set by guest_args_check */
+};
+#define GUEST_ARGS_INIT { .vcpus = 1, .seed = 1, .w = { .pattern = LS_SIM_DIRTY_UNIFORM } }
+/* getopt's option c (one of d s m v S r p) with its argument: 0 when taken,
+ * -1 when c is not one of these, or the usage exit status for a bad value. */
+int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a);
+/* After the options: exactly one of --domid and --sim, and what goes with
+ * --sim; 0 or the usage exit status. */
+int guest_args_check(const char *cmd, struct guest_args *a);
+/* Create the --sim guest (populated, named PREFIX-PID, with device model dm)
+ * and start its workload: a->domid and a->created once it exists. 0 or
+ * -errno with err filled. */
+int guest_args_create(struct ls_backend *be, struct guest_args *a, const char *prefix,
+                      enum ls_device_model dm, struct ls_errbuf *err);
 /* "tcp:HOST:PORT", "tls:HOST:PORT", "unix:PATH" or "-"; 0 or -EINVAL. */
 int parse_endpoint(const char *s, struct endpoint *ep);
 /* A connected socket (non-blocking, tuned), or -errno with why filled. */
