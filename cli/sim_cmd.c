@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lockstep/lockstep.h"
@@ -22,7 +23,7 @@ static const char sim_help[] =
 "\n"
 "Commands:\n"
 "  create --type pv|hvm|pvh --memory SIZE [--vcpus N] [--seed S] [--name NAME]\n"
-"         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
+"         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN] [--net-every N [--net-nondet PPM]]\n"
 "         [--qemu PATH [--dm-load-state-in-place] | --no-device-model]\n"
 "                   create a running domain with deterministic content; prints\n"
 "                   its domid. With --dirty-rate its own vCPU (a thread of the\n"
@@ -34,12 +35,22 @@ static const char sim_help[] =
 "                   then saves its in-process stand-in device state).\n"
 "                   --dm-load-state-in-place declares that this QEMU can load a\n"
 "                   device state while running (xen-load-devices-state); it is\n"
-"                   never probed, since Debian's QEMU 7.2 aborts on it\n"
+"                   never probed, since Debian's QEMU 7.2 aborts on it.\n"
+"                   --net-every N gives it a network: see net\n"
 "  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
 "                   set the vCPU's writes (pattern and seed only before the\n"
 "                   first write; --replay makes writes up to the N-th at once,\n"
 "                   on a paused domain), then print: rate, pattern, writes made,\n"
 "                   data pages\n"
+"  net DOMID [--every N] [--nondet PPM] [--rng-seed S] [--read N]\n"
+"                   the guest's network output: its vCPU sends one Ethernet/\n"
+"                   IPv4/UDP frame every N writes, made from its memory (the\n"
+"                   same state sends the same frames); PPM per million of them\n"
+"                   are nondeterministic (a host-random value, stored in its\n"
+"                   memory first). Prints: every, nondet_ppm, frames, nondet,\n"
+"                   dropped, sent; with --read N, attaches as the reader (frames\n"
+"                   find none are dropped) and prints N frames first, one line\n"
+"                   each: seq, writes, word, nondet\n"
 "  list             one line per domain: domid, name, type, state, vcpus, memory\n"
 "  info DOMID       the same for one domain\n"
 "  pause DOMID      pause a running domain\n"
@@ -107,6 +118,15 @@ static int parse_count(const char *s, uint64_t *v)
     return 0;
 }
 
+static int parse_ppm(const char *s, unsigned *ppm)
+{
+    uint64_t v;
+    if (parse_count(s, &v) < 0 || v > 1000000)
+        return -EINVAL;
+    *ppm = (unsigned)v;
+    return 0;
+}
+
 static int parse_domid(const char *s, uint32_t *domid)
 {
     char *end;
@@ -132,10 +152,13 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         { "name", required_argument, NULL, 'n' }, { "dirty-rate", required_argument, NULL, 'r' },
         { "dirty-pattern", required_argument, NULL, 'p' }, { "qemu", required_argument, NULL, 'q' },
         { "no-device-model", no_argument, NULL, 'N' },
-        { "dm-load-state-in-place", no_argument, NULL, 'L' }, { 0 },
+        { "dm-load-state-in-place", no_argument, NULL, 'L' },
+        { "net-every", required_argument, NULL, 'e' }, { "net-nondet", required_argument, NULL, 'D' },
+        { 0 },
     };
     struct ls_sim_create_args a = { .vcpus = 1, .seed = 1, .populate = true };
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
+    struct ls_sim_net net = { 0 };
     bool workload = false;
     int c;
     optind = 1;
@@ -170,13 +193,27 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
                               "hotset:PERCENT (1..100)", optarg);
             workload = true;
             break;
+        case 'e':
+            if (parse_count(optarg, &net.every) < 0 || net.every == 0)
+                return ls_err(e, -EINVAL, "--net-every: '%s' is not a positive number of writes",
+                              optarg);
+            break;
+        case 'D':
+            if (parse_ppm(optarg, &net.nondet_ppm) < 0)
+                return ls_err(e, -EINVAL, "--net-nondet: '%s' is not 0..1000000 per million",
+                              optarg);
+            break;
         default: return ls_err(e, -EINVAL, "create: unknown option");
         }
     }
     if (a.type == LS_GUEST_UNSET || !a.memory_kib)
         return ls_err(e, -EINVAL, "create needs --type and --memory");
+    if (net.nondet_ppm && !net.every)
+        return ls_err(e, -EINVAL, "--net-nondet goes with --net-every");
     uint32_t domid = 0;
     int rc = ls_sim_create(be, &a, &domid, e);
+    if (rc == 0 && net.every)
+        rc = ls_sim_set_net(be, domid, &net, e);
     if (rc == 0 && workload) {
         w.seed = a.seed;
         rc = ls_sim_set_workload(be, domid, &w, e);
@@ -243,6 +280,82 @@ static int sim_workload(struct ls_backend *be, uint32_t domid, int argc, char **
     return 0;
 }
 
+/* net DOMID [...]: configure, read frames, print the counters. */
+static int sim_net_cmd(struct ls_backend *be, uint32_t domid, int argc, char **argv,
+                       struct ls_errbuf *e)
+{
+    static const struct option opts[] = {
+        { "every", required_argument, NULL, 'e' }, { "nondet", required_argument, NULL, 'D' },
+        { "rng-seed", required_argument, NULL, 's' }, { "read", required_argument, NULL, 'R' },
+        { 0 },
+    };
+    struct ls_sim_net n = { 0 };
+    int rc = ls_sim_get_net(be, domid, &n, e);
+    if (rc < 0 && rc != -ENODEV)
+        return rc;
+    ls_err_clear(e);
+    bool change = false;
+    uint64_t nread = 0;
+    int c;
+    optind = 2;   /* after "net DOMID" */
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            if (parse_count(optarg, &n.every) < 0)
+                return ls_err(e, -EINVAL, "--every: '%s' is not a number of writes", optarg);
+            change = true;
+            break;
+        case 'D':
+            if (parse_ppm(optarg, &n.nondet_ppm) < 0)
+                return ls_err(e, -EINVAL, "--nondet: '%s' is not 0..1000000 per million", optarg);
+            change = true;
+            break;
+        case 's':
+            if (parse_count(optarg, &n.rng_seed) < 0)
+                return ls_err(e, -EINVAL, "--rng-seed: '%s' is not a number", optarg);
+            change = true;
+            break;
+        case 'R':
+            if (parse_count(optarg, &nread) < 0)
+                return ls_err(e, -EINVAL, "--read: '%s' is not a number of frames", optarg);
+            break;
+        default: return ls_err(e, -EINVAL, "net: unknown option");
+        }
+    }
+    if (optind < argc)
+        return ls_err(e, -EINVAL, "net: unexpected argument '%s'", argv[optind]);
+    if (change && (rc = ls_sim_set_net(be, domid, &n, e)) < 0)
+        return rc;
+    int fd = -1;
+    if (nread && (rc = ls_sim_net_attach(be, domid, &fd, e)) < 0)
+        return rc;
+    for (uint64_t i = 0; i < nread; i++) {
+        uint8_t buf[256];
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        struct ls_sim_frame f;
+        if (r <= 0) {
+            rc = ls_err(e, r < 0 ? -errno : -ENODATA, "net: reading frame %llu: %s",
+                        (unsigned long long)i, r < 0 ? strerror(errno) : "the guest's network closed");
+            break;
+        }
+        if (ls_sim_frame_parse(buf, (size_t)r, &f) < 0) {
+            rc = ls_err(e, -EPROTO, "net: frame %llu (%zd bytes) is not a sim frame",
+                        (unsigned long long)i, r);
+            break;
+        }
+        printf("seq %llu writes %llu word 0x%016llx nondet %d\n", (unsigned long long)f.seq,
+               (unsigned long long)f.writes, (unsigned long long)f.word, f.nondet);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && (rc = ls_sim_get_net(be, domid, &n, e)) == 0)
+        printf("every %llu nondet_ppm %u frames %llu nondet %llu dropped %llu sent %llu\n",
+               (unsigned long long)n.every, n.nondet_ppm, (unsigned long long)n.frames,
+               (unsigned long long)n.nondet, (unsigned long long)n.dropped,
+               (unsigned long long)n.sent);
+    return rc;
+}
+
 /* dm-standby DOMID / dm-load DOMID FILE: the backend's standby device model. */
 static int sim_dm_standby_load(struct ls_ctx *ctx, uint32_t domid, int argc, char **argv,
                                struct ls_errbuf *e)
@@ -269,7 +382,7 @@ int ls_sim_cli(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static const char *const known[] = { "create", "list", "info", "pause", "unpause",
-                                         "resume", "destroy", "digest", "workload", "dm",
+                                         "resume", "destroy", "digest", "workload", "dm", "net",
                                          "dm-standby", "dm-load", NULL };
     bool ok = false;
     for (int i = 0; known[i]; i++)
@@ -280,7 +393,8 @@ int ls_sim_cli(int argc, char **argv)
     }
     uint32_t domid = 0;
     bool needs_domid = strcmp(cmd, "create") != 0 && strcmp(cmd, "list") != 0;
-    bool more_args = strcmp(cmd, "workload") == 0 || strcmp(cmd, "dm-load") == 0;
+    bool more_args = strcmp(cmd, "workload") == 0 || strcmp(cmd, "dm-load") == 0 ||
+                     strcmp(cmd, "net") == 0;
     if (needs_domid && ((more_args ? argc < 3 : argc != 3) || parse_domid(argv[2], &domid) < 0)) {
         fprintf(stderr, "lockstep sim %s: give one domain id\nTry 'lockstep sim --help'.\n", cmd);
         return 2;
@@ -327,6 +441,8 @@ int ls_sim_cli(int argc, char **argv)
         rc = ls_domain_resume(ctx, domid, false, &e);
     } else if (strcmp(cmd, "workload") == 0) {
         rc = sim_workload(be, domid, argc - 1, argv + 1, &e);
+    } else if (strcmp(cmd, "net") == 0) {
+        rc = sim_net_cmd(be, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "dm") == 0) {
         struct ls_dm_info dm;
         char st[64];

@@ -1,4 +1,5 @@
 /* lib/sim.c - the simulated hypervisor for toolstacks: backends/sim/'s client. */
+#include "backends/sim/proto.h"
 #include "backends/sim/sim.h"
 #include "lockstep/sim.h"
 
@@ -35,6 +36,31 @@ int ls_sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_wor
                         struct ls_errbuf *e)
 {
     return sim_get_workload(be, domid, w, e);
+}
+
+int ls_sim_set_net(struct ls_backend *be, uint32_t domid, const struct ls_sim_net *n,
+                   struct ls_errbuf *e)
+{
+    return sim_net(be, domid, n, NULL, NULL, e);
+}
+
+int ls_sim_get_net(struct ls_backend *be, uint32_t domid, struct ls_sim_net *n,
+                   struct ls_errbuf *e)
+{
+    return sim_net(be, domid, NULL, n, NULL, e);
+}
+
+int ls_sim_net_attach(struct ls_backend *be, uint32_t domid, int *fd, struct ls_errbuf *e)
+{
+    return sim_net(be, domid, NULL, NULL, fd, e);
+}
+
+int ls_sim_frame_parse(const void *buf, size_t len, struct ls_sim_frame *f)
+{
+    int nondet = 0;
+    int rc = simp_frame_parse(buf, len, &f->seq, &f->writes, &f->word, &nondet);
+    f->nondet = nondet;
+    return rc;
 }
 
 int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)

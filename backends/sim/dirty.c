@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "backends/sim/net.h"
 #include "backends/sim/xen_abi.h"
 
 #define PAGE STREAM_PAGE_SIZE
@@ -63,6 +64,7 @@ struct sim_vcpu {
     atomic_bool logdirty;
     _Atomic uint64_t *bitmap;
     uint64_t words;
+    struct sim_net *net;          /* the guest's network output (net.h); set while parked */
 };
 
 static inline uint64_t mix64(uint64_t z)
@@ -99,6 +101,8 @@ static void write_one(struct sim_vcpu *v, uint64_t k)
     uint64_t pfn = v->pfns[pick_index(v, h, k)];
     uint64_t *word = (uint64_t *)(void *)(v->mem + pfn * PAGE) + ((h >> 40) & (PAGE / 8 - 1));
     __atomic_store_n(word, mix64(h + k), __ATOMIC_RELAXED);
+    if (v->net)
+        sim_net_on_write(v->net, k, word);   /* before the bit: a nondet value is a write too */
     if (atomic_load_explicit(&v->logdirty, memory_order_acquire))
         atomic_fetch_or_explicit(&v->bitmap[pfn / 64], UINT64_C(1) << (pfn % 64),
                                  memory_order_release);
@@ -260,6 +264,8 @@ static void vcpu_park(struct sim_vcpu *v)
     if (was_running)
         settle_locked(v);   /* it ran until now: what it owes happened before the stop */
     pthread_mutex_unlock(&v->lock);
+    if (v->net)
+        sim_net_flush(v->net, 200);   /* what it sent before the stop is out when it returns */
 }
 
 void sim_vcpu_settle(struct sim_domain *d)
@@ -455,6 +461,35 @@ void sim_vcpu_adopt_regs(struct sim_domain *d)
     sim_vcpu_runstate_changed(d);
 }
 
+int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
+                 struct simp_net *out, int *fd, struct ls_errbuf *e)
+{
+    if (op > SIMP_NET_ATTACH)
+        return ls_err(e, -EINVAL, "net: unknown operation %u (0 config, 1 stats, 2 attach)", op);
+    struct sim_vcpu *v = op == SIMP_NET_CONFIG ? vcpu_get(d, e) : d->vcpu;
+    if (op == SIMP_NET_CONFIG && !v)
+        return e->rc;
+    if (!v || !v->net) {
+        if (op != SIMP_NET_CONFIG)
+            return ls_err(e, -ENODEV, "net: domain %u has no network (configure one first)",
+                          d->domid);
+        struct sim_net *n = sim_net_new();
+        if (!n)
+            return ls_err(e, -ENOMEM, "out of memory");
+        vcpu_park(v);       /* the vCPU reads v->net on every write */
+        v->net = n;
+        sim_vcpu_runstate_changed(d);
+    }
+    int rc = 0;
+    if (op == SIMP_NET_CONFIG)
+        rc = sim_net_config(v->net, in, e);
+    else if (op == SIMP_NET_ATTACH)
+        rc = sim_net_attach(v->net, fd, e);
+    if (rc == 0 && out)
+        sim_net_stats(v->net, out);
+    return rc;
+}
+
 void sim_vcpu_get_workload(struct sim_domain *d, struct simp_workload *out)
 {
     memset(out, 0, sizeof(*out));
@@ -547,6 +582,7 @@ void sim_vcpu_free_but_mapping(struct sim_domain *d, void **mem, size_t *len)
     }
     *mem = v->mem;
     *len = v->mem_len;
+    sim_net_free(v->net);
     free(v->pfns);
     free((void *)v->bitmap);
     pthread_mutex_destroy(&v->lock);

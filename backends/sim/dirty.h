@@ -49,6 +49,12 @@ void sim_vcpu_adopt_regs(struct sim_domain *d);
 int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len,
                  struct ls_errbuf *e);
 
+/* The guest's network (SIMP_OP_NET, net.h): op CONFIG creates it on first
+ * use; ATTACH sets *fd to the new reader's end. *out (may be NULL) gets the
+ * configuration and counters. -ENODEV: no network configured. */
+int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
+                 struct simp_net *out, int *fd, struct ls_errbuf *e);
+
 /* Stops the thread and frees everything (before sim_domain_free). */
 void sim_vcpu_free(struct sim_domain *d);
 /* The same, but the vCPU's mapping of guest memory (NULL when it had none) is

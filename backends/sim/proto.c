@@ -23,7 +23,7 @@ const char *simp_op_name(unsigned op)
         [SIMP_OP_GUARD] = "guard",     [SIMP_OP_HANDOFF] = "handoff",
         [SIMP_OP_DM_INFO] = "dm-info", [SIMP_OP_DM_START] = "dm-start",
         [SIMP_OP_DM_STOP] = "dm-stop", [SIMP_OP_DM_STANDBY] = "dm-standby",
-        [SIMP_OP_DM_LOAD] = "dm-load",
+        [SIMP_OP_DM_LOAD] = "dm-load", [SIMP_OP_NET] = "net",
     };
     return op < SIMP_OP_MAX_ && names[op] ? names[op] : "unknown";
 }
@@ -115,4 +115,96 @@ int simp_rundir_file(const char *rundir, const char *file, char *buf, size_t len
 {
     int n = snprintf(buf, len, "%s/%s", rundir, file);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- a guest's network frame ------------------------------------------------------ */
+
+static const uint8_t frame_head[42] = {
+    0x02, 0x4c, 0x53, 0x00, 0x00, 0x01, 0x02, 0x4c, 0x53, 0x00, 0x00, 0x02, 0x08, 0x00,
+    0x45, 0x00, 0x00, 68, 0, 0, 0x40, 0x00, 64, 17, 0, 0, 10, 76, 83, 2, 10, 76, 83, 1,
+    0x9c, 0x40, 0x00, 0x09, 0x00, 48, 0, 0,
+};
+
+static void put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The internet checksum's folded sum of n bytes, plus sum. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n & 1)
+        sum += (uint32_t)p[n - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return sum;
+}
+
+static uint64_t frame_check(uint64_t seq, uint64_t writes, uint64_t word, int nondet)
+{
+    uint64_t h = UINT64_C(0x4c534e54) ^ (uint64_t)nondet;
+    uint64_t in[3] = { seq, writes, word };
+    for (int i = 0; i < 3; i++) {
+        h = (h ^ in[i]) * UINT64_C(0x100000001b3);
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static uint16_t udp_csum(const uint8_t *f)
+{
+    /* pseudo header: addresses, protocol, UDP length; then header and payload */
+    uint32_t sum = csum_add(0, f + 26, 8) + 17 + 48;
+    sum = csum_add(sum, f + 34, 48);
+    uint16_t c = (uint16_t)~sum;
+    return c ? c : 0xffff;
+}
+
+void simp_frame_build(uint8_t out[SIMP_FRAME_LEN], uint64_t seq, uint64_t writes, uint64_t word,
+                      int nondet)
+{
+    memcpy(out, frame_head, sizeof(frame_head));
+    put_be(out + 18, seq & 0xffff, 2);
+    put_be(out + 24, (uint16_t)~csum_add(0, out + 14, 20), 2);
+    uint8_t *p = out + 42;
+    memcpy(p, "LSNT", 4);
+    put_be(p + 4, nondet ? 1 : 0, 4);
+    put_be(p + 8, seq, 8);
+    put_be(p + 16, writes, 8);
+    put_be(p + 24, word, 8);
+    put_be(p + 32, frame_check(seq, writes, word, nondet ? 1 : 0), 8);
+    put_be(out + 40, udp_csum(out), 2);
+}
+
+int simp_frame_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *writes,
+                     uint64_t *word, int *nondet)
+{
+    if (len != SIMP_FRAME_LEN || memcmp(buf, frame_head, 18) != 0 ||
+        memcmp(buf + 20, frame_head + 20, 4) != 0 || memcmp(buf + 26, frame_head + 26, 14) != 0 ||
+        memcmp(buf + 42, "LSNT", 4) != 0)
+        return -EINVAL;
+    uint32_t flags = (uint32_t)get_be(buf + 46, 4);
+    if (flags > 1)
+        return -EINVAL;
+    uint64_t s = get_be(buf + 50, 8), w = get_be(buf + 58, 8), v = get_be(buf + 66, 8);
+    uint8_t want[SIMP_FRAME_LEN];
+    simp_frame_build(want, s, w, v, (int)flags);
+    if (memcmp(want, buf, SIMP_FRAME_LEN) != 0)
+        return -EINVAL;   /* a checksum, the IP id or the check word is off */
+    *seq = s;
+    *writes = w;
+    *word = v;
+    *nondet = (int)flags;
+    return 0;
 }

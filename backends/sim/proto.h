@@ -77,7 +77,8 @@ enum simp_op {
     SIMP_OP_DM_LOAD  = 21,  /* 1 fd (a device state): the domain's device model takes it
                                (in place if configured so, else the standby, which then
                                replaces it); replies once QEMU is paused with it */
-    SIMP_OP_MAX_     = 22,
+    SIMP_OP_NET      = 22,    /* kind = enum simp_net_op: the guest's network output */
+    SIMP_OP_MAX_     = 23,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -247,11 +248,47 @@ enum simp_guard {
     SIMP_GUARD_DESTROY = 2,
 };
 
+/* The guest's network output (net.h): while its vCPU writes, every `every`-th
+ * write k also sends one Ethernet/IPv4/UDP frame whose payload is the frame
+ * number, k and the word that write put in memory, so two copies of a guest
+ * at the same state send the same frames. With probability nondet_ppm per
+ * million a frame is nondeterministic: the guest stores a host-random value
+ * in that word first (its memory diverges too) and sends it flagged.
+ *   CONFIG: payload struct simp_net (every, nondet_ppm, rng_seed), replies it
+ *           with the counters; STATS: the same without a payload;
+ *   ATTACH: replies one fd (SCM_RIGHTS), the reading end of a fresh
+ *           SOCK_SEQPACKET pair, one frame per message; the previous reader's
+ *           pair is closed. Without a reader frames are dropped (link down). */
+enum simp_net_op {
+    SIMP_NET_CONFIG = 0,
+    SIMP_NET_STATS  = 1,
+    SIMP_NET_ATTACH = 2,
+};
+struct simp_net {
+    uint64_t every;        /* a frame every this many writes; 0 = no network */
+    uint32_t nondet_ppm;   /* nondeterministic frames per million */
+    uint32_t attached;     /* reply: a reader is attached */
+    uint64_t rng_seed;     /* the host-local randomness (0 = from the clock) */
+    uint64_t frames;       /* reply: frames made so far */
+    uint64_t nondet;       /* reply: of them nondeterministic */
+    uint64_t dropped;      /* reply: lost (no reader, queue full, reader gone) */
+    uint64_t sent;         /* reply: handed to the reader's socket */
+};
+
+_Static_assert(sizeof(struct simp_net) == 56, "simp net");
 _Static_assert(sizeof(struct simp_workload) == 40, "simp workload");
 _Static_assert(sizeof(struct simp_hdr) == 24, "simp header");
 _Static_assert(sizeof(struct simp_create) == 352, "simp create");
 _Static_assert(sizeof(struct simp_dm_info) == 656, "simp dm info");
 _Static_assert(sizeof(struct simp_dominfo) == 96, "simp dominfo");
+
+/* A sim guest's frame (layout: lockstep/sim.h, LS_SIM_FRAME_LEN): build one
+ * into out[SIMP_FRAME_LEN]; parse checks every byte it can (0 or -EINVAL). */
+#define SIMP_FRAME_LEN 82u
+void simp_frame_build(uint8_t out[SIMP_FRAME_LEN], uint64_t seq, uint64_t writes, uint64_t word,
+                      int nondet);
+int simp_frame_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *writes,
+                     uint64_t *word, int *nondet);
 
 const char *simp_op_name(unsigned op);
 const char *simp_kind_name(unsigned kind);

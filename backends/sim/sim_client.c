@@ -1122,6 +1122,40 @@ int sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_worklo
     return 0;
 }
 
+int sim_net(struct ls_backend *be, uint32_t domid, const struct ls_sim_net *in,
+            struct ls_sim_net *out, int *fd, struct ls_errbuf *e)
+{
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
+    unsigned op = in ? SIMP_NET_CONFIG : fd ? SIMP_NET_ATTACH : SIMP_NET_STATS;
+    struct simp_net s = { 0 };
+    if (in)
+        s = (struct simp_net){ .every = in->every, .nondet_ppm = in->nondet_ppm,
+                               .rng_seed = in->rng_seed };
+    uint8_t *r = NULL;
+    uint32_t n = 0;
+    int fds[1], nfds = 0;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_NET, domid, op, 0, in ? &s : NULL, in ? sizeof(s) : 0,
+                     &r, &n, fds, 1, &nfds, e);
+    if (rc < 0)
+        return rc;
+    if (n == sizeof(s))
+        memcpy(&s, r, sizeof(s));
+    free(r);
+    if (n != sizeof(s) || nfds != (fd ? 1 : 0)) {
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
+        return ls_err(e, -EPROTO, "lockstep-simd: net reply of %u bytes and %d fds", n, nfds);
+    }
+    if (fd)
+        *fd = fds[0];
+    if (out)
+        *out = (struct ls_sim_net){ .every = s.every, .nondet_ppm = s.nondet_ppm,
+                                    .attached = s.attached != 0, .frames = s.frames,
+                                    .nondet = s.nondet, .dropped = s.dropped, .sent = s.sent };
+    return 0;
+}
+
 int sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
 {
     *hot_percent = 0;

@@ -501,6 +501,27 @@ static int op_set_workload(struct conn *c, const struct simp_hdr *h, struct sim_
     return 0;
 }
 
+static int op_net(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                  const uint8_t *p, struct ls_errbuf *e)
+{
+    struct simp_net in = { 0 }, out;
+    int rc = need_len(h, h->kind == SIMP_NET_CONFIG ? sizeof(in) : 0, e), fd = -1;
+    if (rc < 0)
+        return rc;
+    if (h->kind == SIMP_NET_CONFIG)
+        memcpy(&in, p, sizeof(in));
+    rc = sim_vcpu_net(d, h->kind, &in, &out, &fd, e);
+    if (rc < 0)
+        return rc;
+    if (h->kind == SIMP_NET_CONFIG)
+        logmsg("domain %u: network: a frame every %" PRIu64 " writes, %u nondeterministic per "
+               "million", d->domid, out.every, out.nondet_ppm);
+    if (h->kind == SIMP_NET_ATTACH)
+        logmsg("domain %u: network reader attached", d->domid);
+    conn_set_reply(c, h, 0, &out, sizeof(out), fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+    return 0;
+}
+
 static int op_dm_info(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
                       struct ls_errbuf *e)
 {
@@ -824,6 +845,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_dm_standby(c, h, d, p, e);
     case SIMP_OP_DM_LOAD:
         return op_dm_load(c, h, d, e);
+    case SIMP_OP_NET:
+        return op_net(c, h, d, p, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;

@@ -92,6 +92,43 @@ LS_API int ls_sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, uns
 LS_API const char *ls_sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
                                        size_t len);
 
+/* The guest's network output (backends/sim/README.md, "Network"): every
+ * `every` writes its vCPU sends one frame, a pure function of its state, so
+ * two copies at the same state send the same frames; nondet_ppm per million
+ * of them carry a host-random value instead (stored in guest memory first).
+ * set: every, nondet_ppm, rng_seed (0 = from the clock); get: all. */
+struct ls_sim_net {
+    uint64_t every;            /* a frame every this many writes; 0 = no network */
+    unsigned nondet_ppm;       /* nondeterministic frames per million, 0..1000000 */
+    uint64_t rng_seed;         /* the host-local randomness; 0 = from the clock */
+    bool attached;             /* get: a reader is attached */
+    uint64_t frames, nondet;   /* get: frames made so far; of them nondeterministic */
+    uint64_t dropped, sent;    /* get: lost (no reader, queue full); handed to the reader */
+};
+LS_API int ls_sim_set_net(struct ls_backend *be, uint32_t domid, const struct ls_sim_net *n,
+                          struct ls_errbuf *e);
+LS_API int ls_sim_get_net(struct ls_backend *be, uint32_t domid, struct ls_sim_net *n,
+                          struct ls_errbuf *e);
+/* The guest's frames from now on: *fd reads one whole frame per recv()
+ * (a SOCK_SEQPACKET socket; EOF when the domain goes or another reader
+ * attaches). Close it when done. */
+LS_API int ls_sim_net_attach(struct ls_backend *be, uint32_t domid, int *fd, struct ls_errbuf *e);
+
+/* A sim frame: Ethernet II 02:4c:53:00:00:02 -> 02:4c:53:00:00:01, IPv4
+ * 10.76.83.2 -> 10.76.83.1 (id = seq & 0xffff, header checksum set), UDP
+ * 40000 -> 9 (checksum set), then 40 payload bytes, big endian: "LSNT",
+ * u32 flags (1 = nondeterministic), u64 seq, u64 writes (k + 1), u64 word,
+ * u64 check (a hash of the four before it). */
+#define LS_SIM_FRAME_LEN 82u
+struct ls_sim_frame {
+    uint64_t seq;              /* frame number: 0, 1, 2, ... */
+    uint64_t writes;           /* the guest's write count when it sent it */
+    uint64_t word;             /* the word that write left in its memory */
+    bool nondet;
+};
+/* 0, or -EINVAL if buf is not a well-formed sim frame (any byte). */
+LS_API int ls_sim_frame_parse(const void *buf, size_t len, struct ls_sim_frame *f);
+
 /* The pid of the daemon this backend talks to. */
 LS_API int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
 
