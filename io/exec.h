@@ -16,6 +16,7 @@
 struct io_exec_ops {
     int (*work_start)(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what);
     void (*work_abandon)(struct fsm *m);
+    void (*work_interrupt)(struct fsm *m);
     /* h is zeroed, with h->exec set, before helper_start is called. */
     int (*helper_start)(struct io_helper *h, struct fsm *owner, int finished_ev,
                         io_helper_fn *fn, void *arg);

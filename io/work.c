@@ -100,6 +100,21 @@ void io_work_abandon(struct fsm *m)
             fsm_undo_now(m, m->undo[i].obj);
 }
 
+void io_work_interrupt(struct fsm *m)
+{
+    const struct io_exec_ops *x = io_exec_of(m);
+    if (x) {
+        x->work_interrupt(m);
+        return;
+    }
+    uint64_t one = 1;
+    for (unsigned i = 0; i < m->nundo; i++)
+        if (m->undo[i].fn == work_undo &&
+            write(((struct io_work *)m->undo[i].obj)->cancel_fd, &one, sizeof(one)) < 0) {
+            /* eventfd writes only fail on overflow: it is signalled already. */
+        }
+}
+
 int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *what)
 {
     const struct io_exec_ops *x = io_exec_of(m);

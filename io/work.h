@@ -35,6 +35,11 @@ int io_work_start(struct fsm *m, int ev, io_work_fn *fn, void *arg, const char *
  * row leaving a state that awaited a peer (a cancelled wait for a reply). */
 void io_work_abandon(struct fsm *m);
 
+/* Interrupt every work item of m still running (its cancel_fd signalled)
+ * but keep its completion: for a wait whose outcome must still be acted on
+ * (a go-ahead read just as the owner cancelled has started a guest). */
+void io_work_interrupt(struct fsm *m);
+
 /* The loop a machine's scheduler runs on (its sched must be an io_sched). */
 uv_loop_t *io_loop_of(struct fsm *m);
 

@@ -222,6 +222,12 @@ static int rcv_abandon(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+static int rcv_interrupt_go(struct fsm *m, const struct fsm_ev *ev)
+{
+    io_work_interrupt(m);
+    return 0;
+}
+
 static int rcv_abandon_and_destroy(struct fsm *m, const struct fsm_ev *ev)
 {
     io_work_abandon(m);

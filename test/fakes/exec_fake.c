@@ -200,6 +200,13 @@ static void fx_work_abandon(struct fsm *m)
             fsm_undo_now(m, m->undo[i].obj);
 }
 
+static void fx_work_interrupt(struct fsm *m)
+{
+    for (unsigned i = 0; i < m->nundo; i++)
+        if (m->undo[i].fn == fx_work_undo)
+            fw_cancel(m->undo[i].obj);
+}
+
 /* As io/work.c's work_after: the same delivery. */
 static void work_report(struct fw *w)
 {
@@ -310,6 +317,7 @@ static void helper_report(struct fw *w)
 const struct io_exec_ops fake_exec_ops = {
     .work_start = fx_work_start,
     .work_abandon = fx_work_abandon,
+    .work_interrupt = fx_work_interrupt,
     .helper_start = fx_helper_start,
     .helper_call = fx_helper_call,
     .helper_reply = fx_helper_reply,

@@ -342,16 +342,211 @@ const struct enum_scenario enum_mig_no_received = { "migrate_send/no-received",
 const struct enum_scenario enum_mig_no_banner = { "migrate_send/no-banner", mig_no_banner_start,
                                                   mig_send_check };
 
+/* ---- migrate_receive ---------------------------------------------------------- */
+
+/* The sender, scripted: the stream on recv_fd, then what it sends after our
+ * confirmation (a pipe whose write end is closed: a shorter script is a
+ * sender that died there). Our banner, confirmation and report go to a
+ * memfd (send_fd) the check reads back. */
+enum rcv_peer { SENDER_GO, SENDER_NO_GO, SENDER_WRONG_GO, SENDER_CUT_STREAM, SENDER_DEAF };
+
+/* SENDER_DEAF: the back channel is a pipe with room for the banner and the
+ * confirmation only, so the report stalls (the 1 ms limit) and is lost. */
+#define DEAF_ROOM (MIG_BANNER_LEN + MIG_RECEIVED_LEN)
+
+static int mig_rcv_start(struct enum_env *e, enum rcv_peer peer, bool paused,
+                         struct ls_errbuf *err)
+{
+    int p[2];
+    e->fd[0] = memfd_create("enum-receive-script", MFD_CLOEXEC);
+    e->fd[1] = memfd_create("enum-receive-back", MFD_CLOEXEC);
+    if (e->fd[0] < 0 || e->fd[1] < 0 || pipe2(p, O_CLOEXEC) < 0)
+        return ls_err(err, -errno, "memfd or pipe");
+    e->fd[2] = p[0];
+    int send_fd = e->fd[1];
+    if (peer == SENDER_DEAF) {
+        int q[2];
+        if (pipe2(q, O_CLOEXEC) < 0)
+            return ls_err(err, -errno, "pipe");
+        e->fd[3] = q[1];
+        send_fd = q[1];
+        /* the pipe's read end becomes fd[1], read back by the check */
+        close(e->fd[1]);
+        e->fd[1] = q[0];
+        int size = fcntl(q[1], F_SETPIPE_SZ, 4096);
+        char fill[4096];
+        memset(fill, '.', sizeof(fill));
+        if (size != 4096 || write(q[1], fill, 4096 - DEAF_ROOM) != (ssize_t)(4096 - DEAF_ROOM))
+            return ls_err(err, -EIO, "cannot fill the back channel");
+    }
+    if (write_stream(e->fd[0], NULL, LS_GUEST_PV) < 0)
+        return ls_err(err, -EIO, "cannot build the stream");
+    char script[4096];
+    ssize_t n = read(e->fd[0], script, sizeof(script) - MIG_GO_LEN);
+    if (n < 16)
+        return ls_err(err, -EIO, "cannot read the stream back");
+    if (peer == SENDER_CUT_STREAM)
+        n -= 8;   /* no END record: the sender died mid-stream */
+    if (peer == SENDER_GO || peer == SENDER_WRONG_GO || peer == SENDER_DEAF) {
+        memcpy(script + n, MIG_GO, MIG_GO_LEN);
+        if (peer == SENDER_WRONG_GO)
+            script[n] = 'D';
+        n += (ssize_t)MIG_GO_LEN;
+    }
+    ssize_t w = write(p[1], script, (size_t)n);
+    close(p[1]);
+    if (w != n)
+        return ls_err(err, -EIO, "writing the sender's script");
+    e->peer = peer;
+    struct ls_migrate_receive_opts o = { .recv_fd = e->fd[2], .send_fd = send_fd,
+                                         .timeout_ms = peer == SENDER_DEAF ? 1 : 5000,
+                                         .paused = paused };
+    return ls_migrate_receive_start(&e->ctx, &o, enum_on_done, e, &e->op, err);
+}
+
+static int mig_rcv_go_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_GO, false, err);
+}
+static int mig_rcv_go_paused_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_GO, true, err);
+}
+static int mig_rcv_no_go_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_NO_GO, false, err);
+}
+static int mig_rcv_wrong_go_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_WRONG_GO, false, err);
+}
+static int mig_rcv_cut_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_CUT_STREAM, false, err);
+}
+static int mig_rcv_deaf_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_rcv_start(e, SENDER_DEAF, false, err);
+}
+
+/* What we wrote to the sender, in order: banner, confirmation, report with
+ * its status byte, leave to resume. */
+struct rcv_said {
+    bool banner, received, report, go;
+    uint8_t status;
+};
+
+static struct rcv_said rcv_said(int fd, bool deaf)
+{
+    struct rcv_said s = { 0 };
+    char buf[4096 + 512];
+    ssize_t n = deaf ? read(fd, buf, sizeof(buf)) : pread(fd, buf, sizeof(buf), 0);
+    size_t at = deaf ? 4096 - DEAF_ROOM : 0, len = n > 0 ? (size_t)n : 0;
+    if (at > len)
+        return s;
+#define SAID(field, msg, mlen)                                                       \
+    if (len - at >= (mlen) && memcmp(buf + at, msg, mlen) == 0) {                   \
+        s.field = true;                                                              \
+        at += (mlen);                                                                \
+    }
+    SAID(banner, MIG_BANNER, MIG_BANNER_LEN)
+    SAID(received, MIG_RECEIVED, MIG_RECEIVED_LEN)
+    if (len - at > MIG_REPORT_LEN && memcmp(buf + at, MIG_REPORT, MIG_REPORT_LEN) == 0) {
+        s.report = true;
+        s.status = (uint8_t)buf[at + MIG_REPORT_LEN];
+        at += MIG_REPORT_LEN + 1;
+    }
+    SAID(go, MIG_GO, MIG_GO_LEN)
+#undef SAID
+    return s;
+}
+
+/* Never two running copies, never none: our copy runs only after the
+ * sender's go-ahead (SENDER_GO), and then the sender is told (a report with
+ * status 0) or the outcome says it was not; when our copy does not run
+ * after a go-ahead, the sender gets a failure report and its leave to
+ * resume. Every path that does not start our copy destroys it. */
+static void mig_rcv_check(struct enum_env *e)
+{
+    struct migrate_receive_role *r = (struct migrate_receive_role *)e->op;
+    unsigned alive = 0, running = 0;
+    struct fb_dom *d = NULL;
+    for (unsigned i = 0; i < e->fb.ndom; i++)
+        if (e->fb.dom[i].exists && e->fb.dom[i].created_by_restore) {
+            alive++;
+            d = &e->fb.dom[i];
+            running += d->state == LS_RUN_RUNNING;
+        }
+    struct rcv_said said = rcv_said(e->fd[1], e->peer == SENDER_DEAF);
+    enum ls_migrate_outcome o = ls_op_migrate_outcome(e->op);
+    bool could_not_destroy = strstr(e->done_msg, "could not be destroyed") != NULL;
+    if (alive > 1)
+        enum_problem(e, "%u domains of the receiver's own exist", alive);
+    if (said.received && !said.banner)
+        enum_problem(e, "the confirmation went out without the banner");
+    bool runs_here = o == LS_MIGRATE_DESTINATION_RUNS || o == LS_MIGRATE_RUNS_UNCONFIRMED;
+    if (e->peer != SENDER_GO && e->peer != SENDER_DEAF && running)
+        enum_problem(e, "no go-ahead came, and our copy runs");
+    if (alive && !runs_here && !could_not_destroy)
+        enum_problem(e, "the receive failed and left domain %u behind (%s)", d->domid,
+                     ls_run_state_name(d->state));
+    /* A guest we started is destroyed only after the sender heard of it
+     * (a failure report, then its leave to resume): else no copy would run
+     * (the sender's waits, suspended, for a report). A dead back channel
+     * (SENDER_DEAF) is the one way to lose both. */
+    for (unsigned i = 0; i < e->fb.ndom; i++)
+        if (!e->fb.dom[i].exists && e->fb.dom[i].created_by_restore && e->fb.dom[i].unpauses &&
+            !said.report && e->peer != SENDER_DEAF)
+            enum_problem(e, "our copy was started after the go-ahead, then destroyed without a "
+                         "word to the sender: no copy runs");
+    if (runs_here) {
+        if (alive != 1 || (!r->opts.paused && !running) || d->guard != LS_GUARD_NONE)
+            enum_problem(e, "the outcome says the guest runs here, but our copy is %s",
+                         d ? ls_run_state_name(d->state) : "gone");
+        if (o == LS_MIGRATE_DESTINATION_RUNS && (!said.report || said.status != 0))
+            enum_problem(e, "our copy runs but the sender was not told so");
+        if (e->done_rc == 0 && o != LS_MIGRATE_DESTINATION_RUNS)
+            enum_problem(e, "the receive succeeded and the outcome says \"%s\"",
+                         ls_migrate_outcome_text(o));
+        return;
+    }
+    if (e->done_rc == 0)
+        enum_problem(e, "the receive succeeded but no copy runs here");
+    if (said.report && said.status == 0)
+        enum_problem(e, "the sender was told our copy runs, but the receive failed");
+    if (o != LS_MIGRATE_NOT_RECEIVED)
+        enum_problem(e, "the receive failed and the outcome says \"%s\"",
+                     ls_migrate_outcome_text(o));
+    if (!e->done_msg[0])
+        enum_problem(e, "the receive failed without a reason");
+}
+
+const struct enum_scenario enum_rcv_go = { "migrate_receive/go", mig_rcv_go_start,
+                                           mig_rcv_check };
+const struct enum_scenario enum_rcv_go_paused = { "migrate_receive/go-paused",
+                                                  mig_rcv_go_paused_start, mig_rcv_check };
+const struct enum_scenario enum_rcv_no_go = { "migrate_receive/no-go", mig_rcv_no_go_start,
+                                              mig_rcv_check };
+const struct enum_scenario enum_rcv_wrong_go = { "migrate_receive/wrong-go",
+                                                 mig_rcv_wrong_go_start, mig_rcv_check };
+const struct enum_scenario enum_rcv_cut = { "migrate_receive/cut-stream", mig_rcv_cut_start,
+                                            mig_rcv_check };
+const struct enum_scenario enum_rcv_deaf = { "migrate_receive/report-lost", mig_rcv_deaf_start,
+                                             mig_rcv_check };
+
 const struct enum_scenario *const enum_roles[] = {
     &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,
     &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused,
     &enum_mig_ok, &enum_mig_copy_failed, &enum_mig_no_report, &enum_mig_no_received,
     &enum_mig_no_banner,
+    &enum_rcv_go, &enum_rcv_go_paused, &enum_rcv_no_go, &enum_rcv_wrong_go, &enum_rcv_cut,
+    &enum_rcv_deaf,
     NULL,
 };
 
 const char *const enum_machines[] = {
-    "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", NULL,
+    "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", "migrate_receive",
+    NULL,
 };
 
 #define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"
@@ -385,6 +580,10 @@ const char *const enum_deferred[] = {
     "migrate_send HANDSHAKING HANDSHAKE_OK",
     "migrate_send HANDSHAKING HANDSHAKE_FAILED",
     "migrate_send HANDSHAKING CANCEL",
+    "migrate_receive IDLE START_TLS",
+    "migrate_receive HANDSHAKING HANDSHAKE_OK",
+    "migrate_receive HANDSHAKING HANDSHAKE_FAILED",
+    "migrate_receive HANDSHAKING CANCEL",
     /* The writer's and reader's checkpoint rows run only under the COLO
      * roles, which have no scenario here yet (test/colo takes them). */
     "stream_tx AWAIT_MEMORY CHECKPOINT",
@@ -420,6 +619,7 @@ const char *const enum_deferred_why[] = {
     NEEDS_QMP_FAKE,
     NEEDS_QMP_FAKE,
     "nothing here fails since its outcome actions are FSM_NOFAIL; the fault sweep took it before",
+    TLS_PEER, TLS_PEER, TLS_PEER, TLS_PEER,
     TLS_PEER, TLS_PEER, TLS_PEER, TLS_PEER,
     COLO_LATER, COLO_LATER, COLO_LATER, COLO_LATER,
     COLO_LATER, COLO_LATER, COLO_LATER, COLO_LATER,

@@ -17,6 +17,8 @@ extern const struct enum_scenario enum_save_pv, enum_save_pv_live_keep, enum_sav
 extern const struct enum_scenario enum_restore_libxl, enum_restore_xl_hvm, enum_restore_paused;
 extern const struct enum_scenario enum_mig_ok, enum_mig_copy_failed, enum_mig_no_report,
     enum_mig_no_received, enum_mig_no_banner;
+extern const struct enum_scenario enum_rcv_go, enum_rcv_go_paused, enum_rcv_no_go,
+    enum_rcv_wrong_go, enum_rcv_cut, enum_rcv_deaf;
 
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
