@@ -46,7 +46,7 @@ int qemu_peer_start(struct qemu_peer *p, const struct qemu_peer_opts *o)
     else
         snprintf(qmp1, sizeof(qmp1), "unix:%s,server=on,wait=off", p->sock);
     snprintf(qmp2, sizeof(qmp2), "unix:%s,server=on,wait=off", p->sock2);
-    const char *argv[24];
+    const char *argv[40];
     int n = 0;
     const char *fixed[] = { "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg",
                             "-nodefaults", "-no-user-config", "-display", "none", "-S",
@@ -57,6 +57,8 @@ int qemu_peer_start(struct qemu_peer *p, const struct qemu_peer_opts *o)
         argv[n++] = "-qmp";
         argv[n++] = qmp2;
     }
+    for (size_t i = 0; o && o->extra && o->extra[i] && n < 39; i++)
+        argv[n++] = o->extra[i];
     argv[n] = NULL;
 
     int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -22,6 +22,7 @@ struct qemu_peer {
 struct qemu_peer_opts {
     bool two_monitors;    /* a second unix QMP monitor at sock2 */
     int tcp_port;         /* > 0: the (first) monitor is tcp:127.0.0.1:port */
+    const char *const *extra;   /* more arguments (NULL-terminated), e.g. -drive */
 };
 
 /* Returns 0 or -errno (nothing left running or on disk then). The sockets
