@@ -48,6 +48,7 @@
 struct conn {
     int fd;
     uint64_t id;           /* never reused: a guard names the client that set it */
+    pid_t pid;             /* SO_PEERCRED's, for the log: who changed a domain's state */
     uint8_t hdr[sizeof(struct simp_hdr)];
     size_t hgot;
     uint8_t *payload;
@@ -378,7 +379,8 @@ static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_doma
         break;
     }
     sim_vcpu_runstate_changed(d);   /* parks the vCPU before a pause or suspend is answered */
-    logmsg("domain %u: %s -> state %d", d->domid, simp_op_name(h->op), sim_domain_state(d));
+    logmsg("domain %u: %s -> state %d (client %" PRIu64 ", pid %d)", d->domid,
+           simp_op_name(h->op), sim_domain_state(d), c->id, (int)c->pid);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
 }
@@ -434,9 +436,10 @@ static int op_guard(struct conn *c, const struct simp_hdr *h, struct sim_domain 
         return ls_err(e, -EBUSY, "guard: domain %u is already guarded by another client", d->domid);
     d->guard = h->kind;
     d->guard_client = h->kind ? c->id : 0;
-    logmsg("domain %u: guard %s", d->domid,
+    logmsg("domain %u: guard %s (client %" PRIu64 ", pid %d)", d->domid,
            h->kind == SIMP_GUARD_RESUME ? "resume-if-client-lost"
-           : h->kind == SIMP_GUARD_DESTROY ? "destroy-if-client-lost" : "released");
+           : h->kind == SIMP_GUARD_DESTROY ? "destroy-if-client-lost" : "released",
+           c->id, (int)c->pid);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
 }
@@ -762,8 +765,8 @@ static void apply_guards(uint64_t client)
             dom_remove(d);
             continue;
         }
-        logmsg("domain %u: its client was lost while it was stopped for a save: resuming it",
-               d->domid);
+        logmsg("domain %u: its client (%" PRIu64 ") was lost while it was stopped for a save: "
+               "resuming it", d->domid, client);
         uint8_t *none;
         uint32_t len;
         struct ls_errbuf e;
@@ -1153,6 +1156,7 @@ static void accept_clients(void)
         c->fd = fd;
         c->in_fd = -1;
         c->id = ++g.next_client;
+        c->pid = why[0] ? 0 : cr.pid;
         c->tokens = rate_burst();
         c->tokens_ms = now_ms();
         if (why[0]) {

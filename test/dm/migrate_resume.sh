@@ -200,6 +200,8 @@ if [ "$SUSPENDED" = suspended ] && [ "$QEMU_BEFORE" = paused ]; then
   ok "$what: the guest was suspended and its QEMU stopped"
 else
   fail "$what: the guest was suspended ($SUSPENDED) and its QEMU stopped ($QEMU_BEFORE): $SENDER_AT"
+  echo "  the daemon's log of domain $d:"; grep -E "domain $d[: ]" "$LOCKSTEP_RUNDIR/simd.log" | tail -n 25 | sed 's/^/    /'
+  echo "  the sender's last trace lines:"; grep '^fsm' "$WORK/send.err" | tail -n 8 | sed 's/^/    /'
 fi
 for _ in $(seq 100); do [ "$(state "$d")" = running ] && break; sleep 0.1; done
 check "$what: the daemon's guard resumed the guest" [ "$(state "$d")" = running ]

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Fault injection over the tables. A normal save and restore are run once to
-# count their dispatches (N). Then, for every k = 1..N:
+# Fault injection over the tables, by real processes. A normal save and
+# restore are run once to count their dispatches (N). Then, for a seeded
+# sample of FAULT_POINTS (8) of k = 1..N (FAULT_POINTS=all: every k):
 #   - FSM_FAULT=k:5       dispatch k fails as if its action had returned -EIO;
 #   - FSM_FAULT=k:cancel  dispatch k runs, then its machine is cancelled;
-#   - FSM_FAULT=k:5,j:5   for every dispatch j after k of the run that k
+#   - FSM_FAULT=k:5,j:5   for one seeded dispatch j after k of the run that k
 #                         failed: a second fault on the failure path itself
-#                         (but at an fsm_nop or ignored row, where a fault is
-#                         skipped: that run would be the k:5 run again;
-#                         FAULT_SECOND=all runs those too).
+#                         (not at an fsm_nop or ignored row, where a fault is
+#                         skipped). FAULT_SECOND=all: every j, nop rows too.
+# Every k, every second fault, in microseconds a run, is the in-process
+# enumerator's work (test/states: save and restore with their children);
+# this samples the same through the CLI, a daemon and its guards.
 # Every run must end in a final state with a clear error (exit 1, or exit 0
 # only when a cancel came after the operation had finished), no sanitizer
 # report, no hang; the fault must have fired; a saved guest must be left
@@ -35,6 +38,16 @@ stop_all() {
 trap 'stop_all; rm -rf "$WORK"' EXIT
 
 dispatches() { grep -cE '^fsm +[1-9]' "$1" || true; }
+
+FAULT_SEED=${FAULT_SEED:-20261207}
+# points N SALT: the dispatches to break, a seeded sample of 1..N (sorted).
+points() {
+  if [ "${FAULT_POINTS:-8}" = all ]; then seq 1 "$1"; return; fi
+  awk -v n="$1" -v m="${FAULT_POINTS:-8}" -v s="$FAULT_SEED$2" 'BEGIN {
+    srand(s); for (i = 1; i <= n; i++) a[i] = i; if (m > n) m = n
+    for (i = 1; i <= m; i++) { j = i + int(rand() * (n - i + 1)); t = a[i]; a[i] = a[j]; a[j] = t; print a[i] } }' |
+    sort -n
+}
 
 # only_moot TRACE: no injected fault made an action fail: each was skipped
 # on an fsm_nop row (which cannot fail) or was a cancel, which a state that
@@ -109,17 +122,19 @@ restore_run() {   # restore_run TYPE SPEC (the type is the saved file's)
   return $bad
 }
 
-# second_faults TRACE K: the dispatches after K of a run where a fault can
-# fire (not an fsm_nop row, not an ignored event); FAULT_SECOND=all: every one.
+# second_faults TRACE K: a seeded one of the dispatches after K of a run where
+# a fault can fire (not an fsm_nop row, not an ignored event); FAULT_SECOND=all:
+# every dispatch after K.
 second_faults() {
   if [ "${FAULT_SECOND:-}" = all ]; then seq $(($2 + 1)) "$LAST_N"; return; fi
-  awk -v k="$2" '$1 == "fsm" && $2 > k && $7 != "fsm_nop" && $7 != "-" { print $2 }' "$1"
+  awk -v k="$2" -v s="$FAULT_SEED$2" '$1 == "fsm" && $2 > k && $7 != "fsm_nop" && $7 != "-" { c[n++] = $2 }
+    END { if (n) { srand(s); print c[int(rand() * n)] } }' "$1"
 }
 
 # sweep ROLE TYPE N: single faults, cancels, and double faults.
 sweep() {
   local role=$1 type=$2 n=$3 bad=0 k j
-  for k in $(seq 1 "$n"); do
+  for k in $(points "$n" "$role$type"); do
     ${role}_run $type "$k:cancel" || bad=$((bad + 1))
     ${role}_run $type "$k:5" || bad=$((bad + 1))
     for j in $(second_faults "$J/trace" "$k"); do
@@ -139,7 +154,7 @@ refusal_sweep() {
   for op in $ops; do
     export LOCKSTEP_SIM_FAULT=$op
     ${role}_run $type "" || bad=$((bad + 1))
-    for k in $(seq 1 "$n"); do
+    for k in $(points "$n" "$role$op"); do
       ${role}_run $type "$k:cancel" || bad=$((bad + 1))
     done
   done
@@ -161,7 +176,7 @@ done
 sweep_job() {   # sweep_job TYPE ROLE
   local type=$1 role=$2 n=${N[$1-$2]} before=$RUNS
   local what="guest left running"; [ "$role" = restore ] && what="no domain left"
-  check "$type $role: faults and cancels at each of $n dispatches, and a second fault on each failure path: clean failures, $what" \
+  check "$type $role: faults and cancels at $(points "$n" "$role$type" | wc -l) of $n dispatches, and a second fault on each failure path: clean failures, $what" \
     sweep "$role" "$type" "$n"
   echo "  ($((RUNS - before)) $role runs)"
 }
@@ -169,10 +184,10 @@ sweep_job() {   # sweep_job TYPE ROLE
 refusal_job() {   # refusal_job ROLE
   local before=$RUNS
   if [ "$1" = save ]; then
-    check "pv save with the backend refusing suspend, resume or destroy, alone and with a cancel after each dispatch" \
+    check "pv save with the backend refusing suspend, resume or destroy, alone and with a cancel after sampled dispatches" \
       refusal_sweep save pv "${N[pv-save]}" "suspend resume destroy"
   else
-    check "pv restore with the backend refusing create, unpause or destroy, alone and with a cancel after each dispatch" \
+    check "pv restore with the backend refusing create, unpause or destroy, alone and with a cancel after sampled dispatches" \
       refusal_sweep restore pv "${N[pv-restore]}" "create unpause destroy"
   fi
   echo "  ($((RUNS - before)) $1 runs with refusals)"
