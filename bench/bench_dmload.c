@@ -24,72 +24,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "backends/sim/proto.h"
-#include "backends/sim/sim.h"
-#include "backends/sim/sim_internal.h"   /* sim_rpc: the standby's socket */
-#include "lockstep/lockstep.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_dmload: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(a.sun_path))
-        return -1;
-    memcpy(a.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-        return fd;
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
-
-/* One QMP command on a blocking socket; dies on an error reply. */
-static void qmp(int fd, const char *msg)
-{
-    if (write(fd, msg, strlen(msg)) != (ssize_t)strlen(msg))
-        die("QMP write: %s", strerror(errno));
-    char line[8192];
-    for (;;) {
-        size_t n = 0;
-        while (n < sizeof(line) - 1 && read(fd, line + n, 1) == 1 && line[n] != '\n')
-            n++;
-        line[n] = '\0';
-        if (n == 0)
-            die("QEMU closed its QMP socket after %s", msg);
-        if (strstr(line, "\"error\""))
-            die("QEMU refused %s: %s", msg, line);
-        if (strstr(line, "\"return\""))
-            return;
-    }
-}
+#include "common.h"
 
 /* The state a primary's QEMU saves (stop, xen-save-devices-state), in a file. */
 static int save_state(struct ls_ctx *ctx, uint32_t domid, const char *path)
@@ -98,23 +39,23 @@ static int save_state(struct ls_ctx *ctx, uint32_t domid, const char *path)
     struct ls_errbuf e;
     ls_err_clear(&e);
     if (ls_domain_dm_info(ctx, domid, &dm, &e) < 0)
-        die("dm info: %s", e.msg);
-    int fd = connect_unix(dm.qmp_path);
-    if (fd < 0)
-        die("connect %s: %s", dm.qmp_path, strerror(errno));
-    char greeting[4096];
-    if (read(fd, greeting, sizeof(greeting)) <= 0)
-        die("no QMP greeting");
-    qmp(fd, "{\"execute\": \"qmp_capabilities\"}\n");
-    qmp(fd, "{\"execute\": \"stop\"}\n");
+        bench_die("dm info: %s", e.msg);
+    struct bench_qmp_mini m;
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "{\"execute\": \"xen-save-devices-state\", \"arguments\": "
              "{\"filename\": \"%s\", \"live\": false}}\n", path);
-    qmp(fd, cmd);
-    close(fd);
+    static const char stop[] = "{\"execute\": \"stop\"}\n";
+    int rc = bench_mini_open(&m, dm.qmp_path, 5000);
+    if (rc == 0)
+        rc = bench_mini_exec(&m, stop, sizeof(stop) - 1);
+    if (rc == 0)
+        rc = bench_mini_exec(&m, cmd, strlen(cmd));
+    bench_mini_close(&m);
+    if (rc < 0)
+        bench_die("saving the device state through %s: %s", dm.qmp_path, strerror(-rc));
     int sfd = open(path, O_RDONLY | O_CLOEXEC);
     if (sfd < 0)
-        die("%s: %s", path, strerror(errno));
+        bench_die("%s: %s", path, strerror(errno));
     return sfd;
 }
 
@@ -124,28 +65,25 @@ static uint64_t start_standby(struct ls_ctx *ctx, struct ls_backend *be, uint32_
 {
     struct ls_errbuf e;
     ls_err_clear(&e);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     if (ls_domain_dm_prepare_standby(ctx, domid, NULL, &e) < 0)
-        die("dm_prepare_standby: %s", e.msg);
-    uint8_t *r;
-    uint32_t n;
-    if (sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, SIMP_DM_INFO_STANDBY, 0, NULL, 0, &r, &n,
-                NULL, 0, NULL, &e) < 0 || n != sizeof(struct simp_dm_info))
-        die("standby info: %s", e.msg);
-    struct simp_dm_info sb;
-    memcpy(&sb, r, sizeof(sb));
-    free(r);
+        bench_die("dm_prepare_standby: %s", e.msg);
+    struct ls_dm_info sb;
+    if (ls_sim_dm_standby_info(be, domid, &sb, &e) < 0)
+        bench_die("standby info: %s", e.msg);
+    if (!sb.present)
+        bench_die("domain %u has no standby device model after dm_prepare_standby", domid);
     for (;;) {
-        int fd = connect_unix(sb.qmp_path);
+        int fd = bench_connect_unix(sb.qmp_path);
         if (fd >= 0) {
             char greeting[4096];
             ssize_t got = read(fd, greeting, sizeof(greeting));
             close(fd);
             if (got > 0)
-                return now_ns() - t0;
+                return bench_now_ns() - t0;
         }
-        if (now_ns() - t0 > 20ull * 1000000000u)
-            die("the standby's QMP socket %s did not open within 20 s", sb.qmp_path);
+        if (bench_now_ns() - t0 > 20ull * 1000000000u)
+            bench_die("the standby's QMP socket %s did not open within 20 s", sb.qmp_path);
         struct timespec ms = { .tv_nsec = 200000 };
         nanosleep(&ms, NULL);
     }
@@ -157,29 +95,17 @@ static uint64_t load(struct ls_ctx *ctx, uint32_t domid, int fd, unsigned expect
     struct ls_errbuf e;
     ls_err_clear(&e);
     if (ls_domain_dm_info(ctx, domid, &before, &e) < 0)
-        die("dm info: %s", e.msg);
-    uint64_t t0 = now_ns();
+        bench_die("dm info: %s", e.msg);
+    uint64_t t0 = bench_now_ns();
     if (ls_domain_dm_load(ctx, domid, fd, &e) < 0)
-        die("dm_load_checkpoint: %s", e.msg);
-    uint64_t t = now_ns() - t0;
+        bench_die("dm_load_checkpoint: %s", e.msg);
+    uint64_t t = bench_now_ns() - t0;
     if (ls_domain_dm_info(ctx, domid, &after, &e) < 0)
-        die("dm info: %s", e.msg);
+        bench_die("dm info: %s", e.msg);
     if (after.pid == before.pid || after.loads != expect_loads || !after.alive)
-        die("load %u: the domain's QEMU did not change (pid %d -> %d, %u loads)", expect_loads,
+        bench_die("load %u: the domain's QEMU did not change (pid %d -> %d, %u loads)", expect_loads,
             before.pid, after.pid, after.loads);
     return t;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median_ms(uint64_t *v, unsigned n)
-{
-    qsort(v, n, sizeof(v[0]), cmp_u64);
-    return v[n / 2] / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -195,37 +121,33 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    bench_prog = "bench_dmload";
     if (!getenv("LOCKSTEP_SIMD"))
-        die("LOCKSTEP_SIMD is not set (scripts/bench.sh sets it)");
+        bench_die("LOCKSTEP_SIMD is not set (scripts/bench.sh sets it)");
     signal(SIGPIPE, SIG_IGN);
-    char work[64] = "/tmp/lockstep-bench-dmload.XXXXXX", run[96], state[96];
-    if (!mkdtemp(work))
-        die("mkdtemp: %s", strerror(errno));
+    char work[64], run[96], state[96];
+    bench_workdir(work, sizeof(work), "dmload");
     snprintf(run, sizeof(run), "%s/run", work);
     snprintf(state, sizeof(state), "%s/state.bin", work);
-    setenv("LOCKSTEP_RUNDIR", run, 1);
     setenv("LOCKSTEP_SIMD_IDLE_EXIT", "5", 1);
-
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct ls_ctx *ctx;
+    struct bench_host h;
+    bench_host_open(&h, run);
+    struct ls_ctx *ctx = h.ctx;
+    struct ls_backend *be = h.be;
     struct ls_errbuf e;
     ls_err_clear(&e);
-    if (ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e) < 0)
-        die("%s", e.msg);
-    struct ls_backend *be = ls_ctx_backend(ctx);
     struct ls_sim_create_args ca = { .type = LS_GUEST_HVM, .vcpus = 1, .memory_kib = 16384,
                                      .seed = 9, .populate = true, .device_model = LS_DM_QEMU };
     uint32_t prim, sec;
     if (ls_sim_create(be, &ca, &prim, &e) < 0 || ls_sim_create(be, &ca, &sec, &e) < 0)
-        die("creating the domains: %s", e.msg);
+        bench_die("creating the domains: %s", e.msg);
     int fd = save_state(ctx, prim, state);
     off_t size = lseek(fd, 0, SEEK_END);
 
     uint64_t *start = calloc(loads, sizeof(uint64_t)), *warm = calloc(loads, sizeof(uint64_t));
     uint64_t *cold = calloc(loads, sizeof(uint64_t));
     if (!start || !warm || !cold)
-        die("out of memory");
+        bench_die("out of memory");
     unsigned k = 0;
     for (unsigned i = 0; i < loads; i++) {
         start[i] = start_standby(ctx, be, sec);   /* the checkpoint interval */
@@ -235,7 +157,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < loads; i++)
         cold[i] = load(ctx, sec, fd, ++k);        /* no standby: QEMU starts in the load */
-    double s = median_ms(start, loads), w = median_ms(warm, loads), c = median_ms(cold, loads);
+    double s = bench_median_ms(start, loads), w = bench_median_ms(warm, loads), c = bench_median_ms(cold, loads);
     printf("device-state load into an HVM domain's QEMU 7.2 (%lld-byte state, %u loads each, "
            "medians; standby started %u ms before the state)\n", (long long)size, loads,
            interval_ms);
@@ -246,25 +168,12 @@ int main(int argc, char **argv)
            "a start\n", c, c / s);
     printf("  a standby takes the start out of the load: %.1f ms saved per load\n", c - w);
     close(fd);
-    be->ops->destroy(be, sec, &e);
-    be->ops->destroy(be, prim, &e);
+    ls_domain_destroy(ctx, sec, &e);
+    ls_domain_destroy(ctx, prim, &e);
     free(start);
     free(warm);
     free(cold);
-    ls_ctx_free(ctx);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    char pidpath[128], buf[32] = "";
-    snprintf(pidpath, sizeof(pidpath), "%s/simd.pid", run);
-    FILE *f = fopen(pidpath, "r");
-    if (f && fgets(buf, sizeof(buf), f) && atoi(buf) > 0)
-        kill(atoi(buf), SIGTERM);
-    if (f)
-        fclose(f);
-    usleep(200000);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench_dmload: could not remove %s\n", work);
+    bench_host_close(&h, true);
+    bench_remove_tree(work);
     return 0;
 }

@@ -71,9 +71,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backends/sim/sim.h"
-#include "backends/sim/sim_internal.h"   /* sim_map_domain: making zero pages real */
-#include "lockstep/lockstep.h"
+#include "common.h"
 
 extern char **environ;
 
@@ -94,133 +92,23 @@ struct leg {
 
 static char pki[160];          /* test/tls/mkcerts.sh's output, for the tls legs */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_self_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static uint64_t wchar_self(void)
-{
-    FILE *f = fopen("/proc/self/io", "r");
-    char line[128];
-    uint64_t v = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "wchar: %" SCNu64, &v) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return v;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_migrate: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* ---- hosts -------------------------------------------------------------------- */
 
 static char work[64], src_run[128], dst_run[128];
-
-static struct ls_backend *open_host(const char *rundir)
-{
-    struct ls_backend *be;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    setenv("LOCKSTEP_RUNDIR", rundir, 1);
-    if (ls_sim_open(&be, &e) < 0)
-        die("%s: %s", rundir, e.msg);
-    return be;
-}
-
-static void clear_host(const char *rundir)
-{
-    struct ls_backend *be = open_host(rundir);
-    struct ls_domain_info *d;
-    size_t n;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    if (ls_sim_list(be, &d, &n, &e) == 0) {
-        for (size_t i = 0; i < n; i++)
-            be->ops->destroy(be, d[i].domid, &e);
-        free(d);
-    }
-    be->ops->close(be);
-}
-
-/* Waits until the host's memory pool (LOCKSTEP_SIMD_MEMORY_POOL: the memory
- * of a destroyed guest allocated again in the background) has no refill
- * running, so that no leg times one; returns how many memfds domains have
- * taken from it so far. */
+static struct bench_host src, dst;
 /* Whether the hosts' guest memory is in 2 MiB pages, as their daemons say. */
 static bool hosts_huge_pages;
 
-static uint32_t settle_pool(const char *rundir)
+/* Waits until the host's memory pool (LOCKSTEP_SIMD_MEMORY_POOL: the memory
+ * of a destroyed guest allocated again in the background) has no refill
+ * running, so that no leg times one; returns how many memory files domains
+ * have taken from it so far. */
+static uint32_t settle_pool(struct bench_host *h)
 {
-    struct ls_backend *be = open_host(rundir);
-    struct sim_pool_status ps = { 0 };
-    struct ls_errbuf e;
-    for (uint64_t t0 = now_ns(); now_ns() - t0 < 30ull * 1000000000ull;) {
-        ls_err_clear(&e);
-        int rc = sim_pool_status(be, &ps, &e);
-        if (rc == 0)
-            hosts_huge_pages = ps.huge_pages;
-        if (rc < 0 || ps.filling == 0)
-            break;
-        usleep(20000);
-    }
-    be->ops->close(be);
+    struct ls_sim_pool_status ps = { 0 };
+    if (bench_pool_settle(h, &ps) == 0)
+        hosts_huge_pages = ps.huge_pages;
     return ps.taken;
-}
-
-static void stop_host(const char *rundir)
-{
-    char path[160], buf[32] = "";
-    snprintf(path, sizeof(path), "%s/simd.pid", rundir);
-    FILE *f = fopen(path, "r");
-    if (f && fgets(buf, sizeof(buf), f) && atoi(buf) > 0)
-        kill(atoi(buf), SIGTERM);
-    if (f)
-        fclose(f);
-}
-
-/* The sim keeps a new guest's zero pages as holes; a Xen guest's populated
- * pages are real frames. Write them before timing. */
-static void make_frames_real(struct ls_backend *be, uint32_t domid)
-{
-    struct sim_map m;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    if (sim_map_domain(sim_of(be), domid, true, &m, &e) < 0)
-        die("mapping domain %u: %s", domid, e.msg);
-    for (uint64_t pfn = 0; pfn < m.p2m_size;) {
-        if (m.finfo[pfn] == 0xFF) {
-            pfn++;
-            continue;
-        }
-        uint64_t n = 1;
-        while (pfn + n < m.p2m_size && m.finfo[pfn + n] != 0xFF)
-            n++;
-        (void)madvise(m.mem + pfn * 4096, n * 4096, MADV_POPULATE_WRITE);
-        pfn += n;
-    }
-    sim_unmap_domain(&m);
 }
 
 /* ---- the receiver --------------------------------------------------------------- */
@@ -236,7 +124,7 @@ static void spawn_receiver(const char *lockstep, bool tls, struct receiver *r)
 {
     int o[2], e[2];
     if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
-        die("pipe: %s", strerror(errno));
+        bench_die("pipe: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, o[1], 1);
@@ -248,11 +136,12 @@ static void spawn_receiver(const char *lockstep, bool tls, struct receiver *r)
                      "120", tls ? "--tls-creds" : NULL, creds, NULL };
     setenv("LOCKSTEP_RUNDIR", dst_run, 1);
     int rc = posix_spawn(&r->pid, lockstep, &fa, NULL, argv, environ);
+    setenv("LOCKSTEP_RUNDIR", src_run, 1);   /* this process's sim calls go to the source */
     posix_spawn_file_actions_destroy(&fa);
     close(o[1]);
     close(e[1]);
     if (rc != 0)
-        die("cannot run %s: %s", lockstep, strerror(rc));
+        bench_die("cannot run %s: %s", lockstep, strerror(rc));
     r->out = o[0];
     r->err = e[0];
     char buf[512];
@@ -260,10 +149,10 @@ static void spawn_receiver(const char *lockstep, bool tls, struct receiver *r)
     for (;;) {
         struct pollfd p = { .fd = r->err, .events = POLLIN };
         if (poll(&p, 1, 30000) <= 0)
-            die("the receiver did not start listening");
+            bench_die("the receiver did not start listening");
         ssize_t n = read(r->err, buf + got, sizeof(buf) - 1 - got);
         if (n <= 0)
-            die("the receiver exited before listening");
+            bench_die("the receiver exited before listening");
         got += (size_t)n;
         buf[got] = '\0';
         char *l = strstr(buf, tls ? "listening on tls:127.0.0.1:" : "listening on tcp:127.0.0.1:");
@@ -286,8 +175,7 @@ static uint64_t reap_receiver(struct receiver *r, char *outcome, size_t olen)
     int st;
     struct rusage ru;
     wait4(r->pid, &st, 0, &ru);
-    r->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    r->cpu_s = bench_cpu_s(&ru);
     close(r->out);
     close(r->err);
     uint64_t resumed = 0;
@@ -305,7 +193,7 @@ static int connect_port(int port)
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-        die("connecting to the receiver: %s", strerror(errno));
+        bench_die("connecting to the receiver: %s", strerror(errno));
     /* as `lockstep migrate` sets up its connection (cli/cmd_migrate.c) */
     int one = 1, buf = 256 * 1024;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -327,11 +215,11 @@ static double plain_copy_seconds(uint64_t bytes, bool fresh)
     socklen_t al = sizeof(a);
     if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 1) < 0 ||
         getsockname(ls, (struct sockaddr *)&a, &al) < 0)
-        die("plain copy: listen: %s", strerror(errno));
+        bench_die("plain copy: listen: %s", strerror(errno));
     /* cppcheck-suppress invalidFunctionArg ; fd -1 is what MAP_ANONYMOUS asks for */
     char *buf = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED)
-        die("plain copy: mmap: %s", strerror(errno));
+        bench_die("plain copy: mmap: %s", strerror(errno));
     memset(buf, 0x5a, CHUNK);
     pid_t child = fork();
     if (child == 0) {
@@ -365,18 +253,18 @@ static double plain_copy_seconds(uint64_t bytes, bool fresh)
     close(ls);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-        die("plain copy: connect: %s", strerror(errno));
-    uint64_t t0 = now_ns(), left = bytes;
+        bench_die("plain copy: connect: %s", strerror(errno));
+    uint64_t t0 = bench_now_ns(), left = bytes;
     while (left) {
         size_t n = left > CHUNK ? CHUNK : (size_t)left;
         ssize_t w = write(fd, buf, n);
         if (w <= 0)
-            die("plain copy: write: %s", strerror(errno));
+            bench_die("plain copy: write: %s", strerror(errno));
         left -= (uint64_t)w;
     }
     close(fd);
     waitpid(child, NULL, 0);   /* the reader has read it all */
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
     munmap(buf, CHUNK);
     return secs;
 }
@@ -394,7 +282,7 @@ struct sampler {
 static void sample_progress(uv_timer_t *t)
 {
     struct sampler *s = t->data;
-    uint64_t done, total, now = now_ns();
+    uint64_t done, total, now = bench_now_ns();
     ls_op_progress(s->op, &done, &total);
     if (done && !s->first_ns)
         s->first_ns = now;
@@ -422,30 +310,28 @@ static struct { int runs; double best_secs, best_base, best_phase, best_cpu; } r
 
 static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lockstep)
 {
-    clear_host(src_run);
-    clear_host(dst_run);
-    settle_pool(src_run);
-    uint32_t dst_taken = settle_pool(dst_run);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct ls_ctx *ctx;
+    bench_host_clear(&src);
+    bench_host_clear(&dst);
+    settle_pool(&src);
+    uint32_t dst_taken = settle_pool(&dst);
+    uv_loop_t *loop = &src.loop;
+    struct ls_ctx *ctx = src.ctx;
+    struct ls_backend *be = src.be;
     struct ls_errbuf e;
     ls_err_clear(&e);
-    setenv("LOCKSTEP_RUNDIR", src_run, 1);
-    if (ls_ctx_new(&ctx, &loop, LS_BACKEND_SIM, &e) < 0)
-        die("%s", e.msg);
-    struct ls_backend *be = ls_ctx_backend(ctx);
     struct ls_sim_create_args ca = { .type = LS_GUEST_HVM, .vcpus = 2, .memory_kib = memory_kib,
                                      .seed = 42, .name = "bench", .populate = true,
                                      .device_model = leg->qemu ? LS_DM_QEMU : LS_DM_STANDIN };
     uint32_t domid;
     if (ls_sim_create(be, &ca, &domid, &e) < 0)
-        die("creating the guest: %s", e.msg);
-    make_frames_real(be, domid);
+        bench_die("creating the guest: %s", e.msg);
+    char why[256];
+    if (bench_guest_populate(be, domid, why, sizeof(why)) < 0)
+        bench_die("%s", why);
     struct ls_sim_workload w = { .rate = leg->rate, .pattern = leg->pattern,
                                  .hot_percent = leg->hot, .seed = 42 };
     if (ls_sim_set_workload(be, domid, &w, &e) < 0)
-        die("workload: %s", e.msg);
+        bench_die("workload: %s", e.msg);
     usleep(100000);    /* the guest runs (and writes) before the migration starts */
 
     struct receiver r;
@@ -459,17 +345,17 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
         mo.tls = (struct ls_tls_opts){ .creds_dir = creds, .peer_name = "127.0.0.1" };
     struct done_state ds = { 0 };
     struct ls_op *op;
-    uv_timer_init(&loop, &ds.smp.timer);
+    uv_timer_init(loop, &ds.smp.timer);
     ds.smp.timer.data = &ds.smp;
     uv_timer_start(&ds.smp.timer, sample_progress, 1, 1);
-    double cpu0 = cpu_self_s();
-    uint64_t w0 = wchar_self(), t0 = now_ns();
+    double cpu0 = bench_cpu_self_s();
+    uint64_t w0 = bench_proc_field("/proc/self/io", "wchar"), t0 = bench_now_ns();
     if (ls_migrate_start(ctx, &mo, on_done, &ds, &op, &e) < 0)
-        die("migrate: %s", e.msg);
+        bench_die("migrate: %s", e.msg);
     ds.smp.op = op;   /* before the timer's first tick: that is in uv_run */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uint64_t t1 = now_ns(), bytes = wchar_self() - w0;
-    double send_cpu = cpu_self_s() - cpu0;
+    uv_run(loop, UV_RUN_DEFAULT);
+    uint64_t t1 = bench_now_ns(), bytes = bench_proc_field("/proc/self/io", "wchar") - w0;
+    double send_cpu = bench_cpu_self_s() - cpu0;
     char outcome[64];
     uint64_t resumed = reap_receiver(&r, outcome, sizeof(outcome));
     close(fd);
@@ -484,8 +370,8 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
     double downtime_ms = resumed > suspended ? (double)(resumed - suspended) / 1e6 : -1;
     uint64_t final_bytes = done_bytes - p.bytes_at_suspend;
     double final_ms = (double)final_bytes / ((double)bytes / secs) * 1e3;
-    settle_pool(src_run);   /* the source guest's memory, refilling: not in the baseline */
-    bool dst_pooled = settle_pool(dst_run) > dst_taken;
+    settle_pool(&src);   /* the source guest's memory, refilling: not in the baseline */
+    bool dst_pooled = settle_pool(&dst) > dst_taken;
     double base = plain_copy_seconds(bytes, false);
     double ratio = base / secs;
     double fresh = plain_copy_seconds(bytes, true);
@@ -524,22 +410,22 @@ static void run_leg(const struct leg *leg, uint64_t memory_kib, const char *lock
                send_cpu, r.cpu_s);
     fflush(stdout);
     ls_op_free(op);
-    be->ops->destroy(be, domid, &e);   /* gone already after a success */
-    ls_ctx_free(ctx);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    ls_domain_destroy(ctx, domid, &e);   /* gone already after a success */
+    uv_run(loop, UV_RUN_DEFAULT);
 }
 
 int main(int argc, char **argv)
 {
+    bench_prog = "bench_migrate";
     uint64_t memory_kib = 1024 * 1024;
     const char *legs = "0,tls,0,tls,0,tls,0,0,5000,50000,hotset,qemu";
     char lockstep[4096] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
-            char *end;
-            uint64_t v = strtoull(argv[++i], &end, 10);
-            memory_kib = *end == 'G' ? v << 20 : *end == 'M' ? v << 10 : v;
+            uint64_t bytes;
+            if (ls_parse_size(argv[++i], &bytes) < 0 || bytes < (1u << 20))
+                bench_die("--memory: '%s' is not a size of 1M or more", argv[i]);
+            memory_kib = bytes >> 10;
         } else if (!strcmp(argv[i], "--legs") && i + 1 < argc) {
             legs = argv[++i];
         } else if (!strcmp(argv[i], "--lockstep") && i + 1 < argc) {
@@ -560,21 +446,21 @@ int main(int argc, char **argv)
         snprintf(lockstep, sizeof(lockstep), "%s/../cli/lockstep", exe);
     }
     if (access(lockstep, X_OK) < 0)
-        die("%s is not an executable (give --lockstep)", lockstep);
+        bench_die("%s is not an executable (give --lockstep)", lockstep);
     if (!getenv("LOCKSTEP_SIMD"))
-        die("LOCKSTEP_SIMD is not set (scripts/bench.sh sets it)");
+        bench_die("LOCKSTEP_SIMD is not set (scripts/bench.sh sets it)");
     signal(SIGPIPE, SIG_IGN);
-    snprintf(work, sizeof(work), "/tmp/lockstep-bench-mig.XXXXXX");
-    if (!mkdtemp(work))
-        die("mkdtemp: %s", strerror(errno));
+    bench_workdir(work, sizeof(work), "mig");
     snprintf(src_run, sizeof(src_run), "%s/src", work);
     snprintf(dst_run, sizeof(dst_run), "%s/dst", work);
     snprintf(pki, sizeof(pki), "%s/pki", work);
+    bench_host_open(&dst, dst_run);
+    bench_host_open(&src, src_run);   /* last: LOCKSTEP_RUNDIR stays the source's */
     if (strstr(legs, "tls")) {
         char cmd[512];
         snprintf(cmd, sizeof(cmd), "%s/test/tls/mkcerts.sh %s", LOCKSTEP_SOURCE_DIR, pki);
         if (system(cmd) != 0)
-            die("%s failed (certtool: gnutls-bin)", cmd);
+            bench_die("%s failed (certtool: gnutls-bin)", cmd);
     }
 
     printf("live migration of a %" PRIu64 " MiB HVM guest over loopback TCP (Xen's default "
@@ -623,12 +509,8 @@ int main(int argc, char **argv)
                rate0_tls.best_cpu, rate0.best_cpu,
                rate0_tls.best_cpu > 0 ? rate0.best_cpu / rate0_tls.best_cpu : 0.0);
     }
-    stop_host(src_run);
-    stop_host(dst_run);
-    usleep(200000);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", work);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench_migrate: could not remove %s\n", work);
+    bench_host_close(&src, true);
+    bench_host_close(&dst, true);
+    bench_remove_tree(work);
     return 0;
 }

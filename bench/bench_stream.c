@@ -34,7 +34,7 @@
  * (shmem) mapping and shows up only in RssShmem.
  *
  * The sim leaves a new guest's zero pages as holes in its memfd; they are
- * written before timing (see guest_prefault), since a Xen guest's populated
+ * written before timing (see bench_guest_populate), since a Xen guest's populated
  * pages are real frames. The /dev/null leg runs three times and keeps the
  * best page phase: it lasts milliseconds.
  *
@@ -65,11 +65,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "backends/sim/guestmem.h" /* the memory-sink reference: guest-like memory */
-#include "backends/sim/proto.h"   /* SIMP_FRAME_ABSENT: the prefault reads the frame info */
-#include "backends/sim/sim.h"
-#include "backends/sim/sim_internal.h"   /* sim_map_domain: the guest memfd, as a save gets it */
-#include "lockstep/lockstep.h"
+#include "common.h"
 
 extern char **environ;
 
@@ -96,62 +92,21 @@ static char self_exe[4096];
 
 /* ---- clocks and /proc ------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* One "name: value" field of a /proc file of this process, or 0. */
-static uint64_t proc_field(const char *file, const char *name)
-{
-    char buf[4096];
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    size_t len = strlen(name);
-    for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, name, len) == 0 && p[len] == ':')
-            return strtoull(p + len + 1, NULL, 10);
-    }
-    return 0;
-}
-
 static uint64_t syscalls_now(bool writes)
 {
-    return proc_field("/proc/self/io", writes ? "syscw" : "syscr");
+    return bench_proc_field("/proc/self/io", writes ? "syscw" : "syscr");
 }
 
 /* RSS without shmem mappings (the guest's memfd), in KiB. */
 static uint64_t rss_nonguest_kib(void)
 {
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    uint64_t sum = 0;
-    const char *p;
-    if ((p = strstr(buf, "\nRssAnon:")))
-        sum += strtoull(p + 9, NULL, 10);
-    if ((p = strstr(buf, "\nRssFile:")))
-        sum += strtoull(p + 9, NULL, 10);
-    return sum;
+    return bench_proc_field("/proc/self/status", "RssAnon") +
+           bench_proc_field("/proc/self/status", "RssFile");
 }
 
 static uint64_t hwm_kib(void)
 {
-    return proc_field("/proc/self/status", "VmHWM");
+    return bench_proc_field("/proc/self/status", "VmHWM");
 }
 
 /* Peak RSS restarts from the current RSS (Linux >= 4.0). */
@@ -166,12 +121,6 @@ static void hwm_reset(void)
     }
 }
 
-static double cpu_seconds(const struct rusage *ru)
-{
-    return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
-           (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
-}
-
 static uint64_t minflt_self(void)
 {
     struct rusage ru;
@@ -180,8 +129,8 @@ static uint64_t minflt_self(void)
 }
 
 struct bench {
-    uv_loop_t loop;
-    struct ls_ctx *ctx;
+    struct bench_host host;
+    struct ls_ctx *ctx;       /* host's */
     struct ls_backend *be;
     int dpid;
     uint32_t domid;
@@ -196,88 +145,17 @@ struct bench {
  * one from the daemon's memory pool was made before the domain was). */
 static int64_t guest_allocated(struct bench *b, uint32_t domid)
 {
-    struct sim_map m;
+    struct ls_sim_memory m;
     struct ls_errbuf e;
     ls_err_clear(&e);
-    if (sim_map_domain(sim_of(b->be), domid, false, &m, &e) < 0)
+    if (ls_sim_map_memory(b->be, domid, false, &m, &e) < 0)
         return -1;
     struct stat st;
-    int64_t bytes = fstat(m.mem_fd, &st) == 0 ? (int64_t)st.st_blocks * 512 : -1;
-    sim_unmap_domain(&m);
+    int64_t bytes = fstat(m.fd, &st) == 0 ? (int64_t)st.st_blocks * 512 : -1;
+    ls_sim_unmap_memory(&m);
     return bytes;
 }
 
-/* Zero bytes [off, end) of fd where it has holes (SEEK_DATA/SEEK_HOLE). */
-static int fill_holes(int fd, uint64_t off, uint64_t end, const char *zeros)
-{
-    while (off < end) {
-        off_t data = lseek(fd, (off_t)off, SEEK_DATA);
-        uint64_t d = data < 0 ? end : (uint64_t)data;
-        if (d > end)
-            d = end;
-        while (off < d) {
-            size_t n = d - off > CHUNK ? CHUNK : (size_t)(d - off);
-            ssize_t w = pwrite(fd, zeros, n, (off_t)off);
-            if (w <= 0)
-                return w < 0 ? -errno : -EIO;
-            off += (uint64_t)w;
-        }
-        if (off >= end)
-            break;
-        off_t hole = lseek(fd, (off_t)off, SEEK_HOLE);
-        if (hole < 0)
-            return -errno;
-        off = (uint64_t)hole;
-    }
-    return 0;
-}
-
-/* The sim leaves a guest's zero pages as holes in its memfd, and a process
- * that maps and reads a hole allocates and clears it in its page fault: the
- * first save of a new domain would pay for ~40% of the guest that way, and
- * whichever leg came first would be slower. A Xen guest's populated pages are
- * real frames, so write the holes of the populated ranges here, before
- * timing, as part of building the guest (fallocate would not do: fallocated
- * shmem pages are still cleared in the first fault). Returns 0, or -errno
- * (the bench then runs without). */
-static int guest_prefault(struct bench *b, uint32_t domid, char *errmsg, size_t errlen)
-{
-    struct sim_map m;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    if (sim_map_domain(sim_of(b->be), domid, true, &m, &e) < 0) {
-        snprintf(errmsg, errlen, "mapping domain %u: %s", domid, e.msg);
-        return -ENOENT;
-    }
-    /* never written: reads map the shared zero page, nothing stays resident */
-    /* cppcheck-suppress invalidFunctionArg ; fd -1 is what MAP_ANONYMOUS asks for */
-    char *zeros = mmap(NULL, CHUNK, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    int rc = zeros != MAP_FAILED ? 0 : -ENOMEM;
-    for (uint64_t pfn = 0; rc == 0 && pfn < m.p2m_size;) {
-        if (m.finfo[pfn] == SIMP_FRAME_ABSENT) {
-            pfn++;
-            continue;
-        }
-        uint64_t n = 1;
-        while (pfn + n < m.p2m_size && m.finfo[pfn + n] != SIMP_FRAME_ABSENT)
-            n++;
-        if ((rc = fill_holes(m.mem_fd, pfn * PAGE, (pfn + n) * PAGE, zeros)) < 0)
-            snprintf(errmsg, errlen, "writing the zero pages of guest pfns 0x%" PRIx64 "+0x%" PRIx64 ": %s",
-                     pfn, n, strerror(-rc));
-        pfn += n;
-    }
-    if (zeros != MAP_FAILED)
-        munmap(zeros, CHUNK);
-    sim_unmap_domain(&m);
-    return rc;
-}
-
-static double cpu_self(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return cpu_seconds(&ru);
-}
 
 /* ---- sampling an operation's progress -------------------------------------- */
 
@@ -309,7 +187,7 @@ static void sampler_rss(struct sampler *s)
 
 static void sampler_observe(struct sampler *s)
 {
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     if (t >= s->next_rss_ns) {
         sampler_rss(s);
         s->next_rss_ns = t + RSS_EVERY_MS * 1000000u;
@@ -378,7 +256,7 @@ struct oprun {
 static void oprun_done(struct ls_op *op, int rc, const char *msg, void *data)
 {
     struct oprun *o = data;
-    o->t_done = now_ns();
+    o->t_done = bench_now_ns();
     o->done = true;
     o->rc = rc;
     snprintf(o->msg, sizeof(o->msg), "%s", msg ? msg : "");
@@ -510,7 +388,7 @@ static int child_restore(void)
     rep.s_last = o.smp.s_last;
     rep.hwm_kib = hwm_kib();
     rep.nonguest_kib = o.smp.peak_nonguest_kib;
-    rep.cpu_s = cpu_self();
+    rep.cpu_s = bench_cpu_self_s();
     snprintf(rep.msg, sizeof(rep.msg), "%s", o.msg);
     if (o.op && o.rc == 0) {
         /* The sim's digest, taken after the timing (see the header). */
@@ -522,9 +400,8 @@ static int child_restore(void)
         else
             fprintf(stderr, "%s: restore child: digest of domain %u: %s\n", prog,
                     ls_op_domid(o.op), derr.msg);
-        struct ls_backend *be = ls_ctx_backend(ctx);
         ls_err_clear(&derr);
-        if (be->ops->destroy(be, ls_op_domid(o.op), &derr) < 0)
+        if (ls_domain_destroy(ctx, ls_op_domid(o.op), &derr) < 0)
             fprintf(stderr, "%s: restore child: destroying domain %u: %s\n", prog,
                     ls_op_domid(o.op), derr.msg);
     }
@@ -567,55 +444,36 @@ static int child_sink(void)
         if (n == 0)
             break;
         if (rep.bytes == 0)
-            rep.t_first = now_ns();
+            rep.t_first = bench_now_ns();
         rep.bytes += (uint64_t)n;
     }
-    rep.t_done = now_ns();
+    rep.t_done = bench_now_ns();
     rep.s_end = syscalls_now(false);
     rep.hwm_kib = hwm_kib();
     rep.nonguest_kib = rss_nonguest_kib();
-    rep.cpu_s = cpu_self();
+    rep.cpu_s = bench_cpu_self_s();
     free(buf);
     report_write(STDOUT_FILENO, &rep);
     return 0;
 }
 
-/* The guest-memory reader: splice stdin into a file of BENCH_SINK_BYTES in
- * the kind of memory the receiving guest gets (BENCH_SINK_HUGE=1: 2 MiB pages
- * from a private huge-page tmpfs, as lockstep-simd --huge-pages; else a
- * memfd), written once before the clock starts (a pooled guest's memory is
- * allocated ahead too; written, not just fallocated, so that not even the
- * host behind this VM has to back a page during the copy), through a 1 MiB
- * pipe: the kernel's own path from a socket into guest memory, none of
- * lockstep's records around it. (Into 4 KiB pages this path ran at 5.6-5.9
- * GB/s where lockstep's receiver, into 2 MiB pages, ran at 7-8.) */
+/* The guest-memory reader: splice stdin into the memory file on fd 3, a
+ * sink domain's (socket_once makes it): the memory a receiving guest gets
+ * from the daemon (2 MiB pages with lockstep-simd --huge-pages, from its
+ * pool when it has one), its frames made real before the clock starts,
+ * through a 1 MiB pipe: the kernel's own path from a socket into guest
+ * memory, none of lockstep's records around it. (Into 4 KiB pages this path
+ * ran at 5.6-5.9 GB/s where lockstep's receiver, into 2 MiB pages, ran at 7-8.) */
+#define SINK_FD 3
 static int child_memfd_sink(void)
 {
     struct child_report rep;
     memset(&rep, 0, sizeof(rep));
-    const char *env = getenv("BENCH_SINK_BYTES");
-    uint64_t size = env ? strtoull(env, NULL, 10) : 0;
-    const char *huge = getenv("BENCH_SINK_HUGE");
-    char why[256];
-    int hrc = huge && strcmp(huge, "1") == 0 ? sim_guestmem_use_huge_pages(why, sizeof(why)) : 0;
-    if (hrc < 0) {
-        rep.rc = hrc;
-        snprintf(rep.msg, sizeof(rep.msg), "sink in 2 MiB pages: %s", why);
-        report_write(STDOUT_FILENO, &rep);
-        return 1;
-    }
-    int mfd = sim_guestmem_new("bench-sink");
+    int mfd = SINK_FD;
     int stage[2] = { -1, -1 };
-    bool ok = mfd >= 0 && ftruncate(mfd, (off_t)size) == 0 && pipe2(stage, O_CLOEXEC) == 0;
-    char *zeros = ok ? calloc(1, CHUNK) : NULL;
-    for (uint64_t at = 0; ok && zeros && at < size; at += CHUNK)
-        ok = pwrite(mfd, zeros, size - at < CHUNK ? (size_t)(size - at) : CHUNK, (off_t)at) > 0;
-    if (!zeros)
-        ok = false;
-    free(zeros);
-    if (!ok) {
+    if (pipe2(stage, O_CLOEXEC) < 0) {
         rep.rc = -errno;
-        snprintf(rep.msg, sizeof(rep.msg), "sink memfd of %" PRIu64 " bytes: %s", size, strerror(errno));
+        snprintf(rep.msg, sizeof(rep.msg), "pipe: %s", strerror(errno));
         report_write(STDOUT_FILENO, &rep);
         return 1;
     }
@@ -637,12 +495,12 @@ static int child_memfd_sink(void)
             break;
         }
         if (rep.bytes == 0)
-            rep.t_first = now_ns();
+            rep.t_first = bench_now_ns();
         for (ssize_t left = n; left > 0;) {
             ssize_t w = splice(stage[0], NULL, mfd, &at, (size_t)left, SPLICE_F_MOVE);
             if (w <= 0 && !(w < 0 && errno == EINTR)) {
                 rep.rc = w < 0 ? -errno : -EIO;
-                snprintf(rep.msg, sizeof(rep.msg), "splice into the memfd: %s", strerror(-rep.rc));
+                snprintf(rep.msg, sizeof(rep.msg), "splice into guest memory: %s", strerror(-rep.rc));
                 break;
             }
             if (w > 0)
@@ -652,9 +510,9 @@ static int child_memfd_sink(void)
             break;
         rep.bytes += (uint64_t)n;
     }
-    rep.t_done = now_ns();
+    rep.t_done = bench_now_ns();
     rep.s_end = syscalls_now(false);
-    rep.cpu_s = cpu_self();
+    rep.cpu_s = bench_cpu_self_s();
     report_write(STDOUT_FILENO, &rep);
     close(stage[0]);
     close(stage[1]);
@@ -670,9 +528,10 @@ struct child {
     struct rusage ru;
 };
 
-/* Run `self --child MODE` with stdin = in_fd and stdout = a report pipe, and
- * wait for its "ready" line. */
-static int child_spawn(struct child *c, const char *mode, int in_fd, char *errmsg, size_t errlen)
+/* Run `self --child MODE` with stdin = in_fd, stdout = a report pipe and
+ * (sink_fd >= 0) fd SINK_FD = sink_fd, and wait for its "ready" line. */
+static int child_spawn(struct child *c, const char *mode, int in_fd, int sink_fd, char *errmsg,
+                       size_t errlen)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -683,6 +542,8 @@ static int child_spawn(struct child *c, const char *mode, int in_fd, char *errms
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+    if (sink_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, sink_fd, SINK_FD);
     char *argv[] = { (char *)prog, (char *)"--child", (char *)mode, NULL };
     int rc = posix_spawn(&c->pid, self_exe, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -850,32 +711,32 @@ static int save_to(struct bench *b, int fd, struct size_result *sr, struct leg_r
     memset(&o, 0, sizeof(o));
     res->guest_alloc_before = guest_allocated(b, b->domid);
     hwm_reset();
-    double cpu0 = cpu_self();
+    double cpu0 = bench_cpu_self_s();
     uint64_t flt0 = minflt_self();
-    sampler_start(&o.smp, &b->loop, true, spin);
+    sampler_start(&o.smp, &b->host.loop, true, spin);
     struct ls_errbuf err;
     ls_err_clear(&err);
     struct ls_save_opts so = { .domid = b->domid, .fd = fd, .format = LS_FORMAT_XL,
                                .keep_domain = true, .no_digest = true };
     uint64_t s0 = syscalls_now(true);
-    uint64_t w0 = proc_field("/proc/self/io", "wchar");
-    uint64_t t0 = now_ns();
+    uint64_t w0 = bench_proc_field("/proc/self/io", "wchar");
+    uint64_t t0 = bench_now_ns();
     int rc = ls_save_start(b->ctx, &so, oprun_done, &o, &o.op, &err);
     if (rc < 0) {
         sampler_stop(&o.smp);
-        uv_run(&b->loop, UV_RUN_DEFAULT);
+        uv_run(&b->host.loop, UV_RUN_DEFAULT);
         snprintf(res->err, sizeof(res->err), "ls_save_start: %s", err.msg);
         return rc;
     }
     o.smp.op = o.op;
-    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_run(&b->host.loop, UV_RUN_DEFAULT);
     uint64_t s1 = syscalls_now(true);
     /* The stream's size, give or take the few bytes of requests to the daemon. */
-    res->stream_bytes = proc_field("/proc/self/io", "wchar") - w0;
+    res->stream_bytes = bench_proc_field("/proc/self/io", "wchar") - w0;
     res->saver.have = true;
     res->saver.hwm_mib = (double)hwm_kib() / 1024.0;
     res->saver.nonguest_mib = (double)o.smp.peak_nonguest_kib / 1024.0;
-    res->saver.cpu_s = cpu_self() - cpu0;
+    res->saver.cpu_s = bench_cpu_self_s() - cpu0;
     res->saver.faults_per_page = (double)(minflt_self() - flt0) / (double)sr->pages;
     res->guest_alloc_after = guest_allocated(b, b->domid);
     struct ls_page_phase ph;
@@ -924,7 +785,7 @@ static double write_loop(int fd, uint64_t bytes, uint64_t *writes, char *errmsg,
         chunk[i] = (char)(i * 131u + 7u);   /* non-zero, faulted in */
     double s = -1;
     uint64_t n = 0, left = bytes;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     while (left > 0) {
         size_t want = left > CHUNK ? CHUNK : (size_t)left;
         ssize_t w = write(fd, chunk, want);
@@ -937,7 +798,7 @@ static double write_loop(int fd, uint64_t bytes, uint64_t *writes, char *errmsg,
         }
         left -= (uint64_t)w;
     }
-    s = (double)(now_ns() - t0) / 1e9;
+    s = (double)(bench_now_ns() - t0) / 1e9;
     if (writes)
         *writes = n;
 out:
@@ -951,38 +812,32 @@ out:
  * at best here. GB/s, or 0 when it could not run. */
 static double guest_write_loop(struct bench *b, int fd, uint64_t bytes, bool use_sendfile)
 {
-    struct sim_map m;
+    struct ls_sim_memory m;
     struct ls_errbuf e;
     ls_err_clear(&e);
-    if (sim_map_domain(sim_of(b->be), b->domid, false, &m, &e) < 0)
+    if (ls_sim_map_memory(b->be, b->domid, false, &m, &e) < 0)
         return 0;
-    if (!use_sendfile)
-        sim_map_populate(&m, MADV_POPULATE_READ);
-    uint64_t left = bytes, t0 = now_ns();
+    uint64_t n;
+    for (uint64_t pfn = 0; !use_sendfile && bench_next_run(&m, &pfn, &n, UINT64_MAX); pfn += n)
+        (void)madvise(m.mem + pfn * PAGE, n * PAGE, MADV_POPULATE_READ);
+    uint64_t left = bytes, t0 = bench_now_ns();
     bool ok = true;
     while (ok && left > 0) {
         uint64_t before = left;
-        for (uint64_t pfn = 0; ok && left > 0 && pfn < m.p2m_size;) {
-            if (m.finfo[pfn] == SIMP_FRAME_ABSENT) {
-                pfn++;
-                continue;
-            }
-            uint64_t n = 1;
-            while (pfn + n < m.p2m_size && n < CHUNK / PAGE && m.finfo[pfn + n] != SIMP_FRAME_ABSENT)
-                n++;
+        for (uint64_t pfn = 0; ok && left > 0 && bench_next_run(&m, &pfn, &n, CHUNK / PAGE);
+             pfn += n) {
             size_t want = n * PAGE < left ? n * PAGE : (size_t)left;
             off_t at = (off_t)(pfn * PAGE);
-            ssize_t w = use_sendfile ? sendfile(fd, m.mem_fd, &at, want)
+            ssize_t w = use_sendfile ? sendfile(fd, m.fd, &at, want)
                                      : write(fd, m.mem + pfn * PAGE, want);
             ok = w > 0 || (w < 0 && errno == EINTR);
             if (w > 0)
                 left -= (uint64_t)w;
-            pfn += n;
         }
         ok = ok && left < before;
     }
-    double s = (double)(now_ns() - t0) / 1e9;
-    sim_unmap_domain(&m);
+    double s = (double)(bench_now_ns() - t0) / 1e9;
+    ls_sim_unmap_memory(&m);
     return ok ? gbps(bytes, s) : 0;
 }
 
@@ -1118,6 +973,33 @@ static void take_saved_digest(struct bench *b)
         fprintf(stderr, "bench: digest of the saved guest: %s\n", err.msg);
 }
 
+/* A PV domain with room for bytes, its frames made real, mapped writable:
+ * the memory the memfd-sink child receives into. */
+static int sink_domain(struct bench *b, uint64_t bytes, uint32_t *domid, struct ls_sim_memory *m)
+{
+    struct ls_sim_create_args a = { .type = LS_GUEST_PV, .vcpus = 1,
+                                    .memory_kib = (bytes + PAGE - 1) / PAGE * (PAGE / 1024),
+                                    .seed = 1, .name = "bench-sink", .populate = true,
+                                    .device_model = LS_DM_STANDIN };
+    struct ls_errbuf e;
+    char why[256];
+    ls_err_clear(&e);
+    int rc = ls_sim_create(b->be, &a, domid, &e);
+    if (rc == 0 && (rc = bench_guest_populate(b->be, *domid, why, sizeof(why))) == 0)
+        rc = ls_sim_map_memory(b->be, *domid, true, m, &e);
+    return rc;
+}
+
+static void sink_domain_free(struct bench *b, uint32_t domid, struct ls_sim_memory *m)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    if (m->fd >= 0)
+        ls_sim_unmap_memory(m);
+    if (domid)
+        ls_domain_destroy(b->ctx, domid, &e);
+}
+
 static void socket_once(struct bench *b, struct size_result *sr, struct leg_result *res,
                         enum sock_kind kind)
 {
@@ -1126,7 +1008,7 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
         return;
     struct child c;
     memset(&c, 0, sizeof(c));
-    int rc = child_spawn(&c, "restore", fds[1], res->err, sizeof(res->err));
+    int rc = child_spawn(&c, "restore", fds[1], -1, res->err, sizeof(res->err));
     close(fds[1]);
     if (rc < 0) {
         close(fds[0]);
@@ -1167,14 +1049,14 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
         return;
     struct child bc;
     memset(&bc, 0, sizeof(bc));
-    rc = child_spawn(&bc, "sink", bfds[1], res->err, sizeof(res->err));
+    rc = child_spawn(&bc, "sink", bfds[1], -1, res->err, sizeof(res->err));
     close(bfds[1]);
     if (rc < 0) {
         close(bfds[0]);
         return;
     }
     uint64_t bytes = res->stream_bytes;
-    uint64_t bt0 = now_ns();
+    uint64_t bt0 = bench_now_ns();
     double ws = write_loop(bfds[0], bytes, &res->base_writes, res->err, sizeof(res->err));
     close(bfds[0]);
     struct child_report br;
@@ -1195,24 +1077,24 @@ static void socket_once(struct bench *b, struct size_result *sr, struct leg_resu
      * the guest's memfd into the socket, splice into another memfd. */
     if (sock_pair(kind, bfds, res->err, sizeof(res->err)) < 0)
         return;
-    char size_env[32];
-    snprintf(size_env, sizeof(size_env), "%" PRIu64, bytes);
-    setenv("BENCH_SINK_BYTES", size_env, 1);
-    setenv("BENCH_SINK_HUGE", b->huge_pages ? "1" : "0", 1);
+    uint32_t sink = 0;
+    struct ls_sim_memory sm = { .fd = -1 };
     memset(&bc, 0, sizeof(bc));
-    rc = child_spawn(&bc, "memfd-sink", bfds[1], res->err, sizeof(res->err));
-    unsetenv("BENCH_SINK_BYTES");
-    unsetenv("BENCH_SINK_HUGE");
+    rc = sink_domain(b, bytes, &sink, &sm);
+    if (rc == 0)
+        rc = child_spawn(&bc, "memfd-sink", bfds[1], sm.fd, res->err, sizeof(res->err));
     close(bfds[1]);
     if (rc < 0) {
         close(bfds[0]);
+        sink_domain_free(b, sink, &sm);
         res->err[0] = '\0';
         return;
     }
-    bt0 = now_ns();
+    bt0 = bench_now_ns();
     double g = guest_write_loop(b, bfds[0], bytes, true);
     close(bfds[0]);
     crc = child_finish(&bc, &br);
+    sink_domain_free(b, sink, &sm);
     if (g > 0 && crc == 0 && br.rc == 0 && br.bytes == bytes)
         res->guest_sendfile_gbps = gbps(bytes, (double)(br.t_done - bt0) / 1e9);
 }
@@ -1225,18 +1107,8 @@ static double leg_gbps_phase(const struct leg_result *r);
  * or -1 when the daemon cannot say. */
 static int64_t pool_settle(struct bench *b)
 {
-    struct sim_pool_status ps;
-    struct ls_errbuf e;
-    for (uint64_t t0 = now_ns();;) {
-        ls_err_clear(&e);
-        if (sim_pool_status(b->be, &ps, &e) < 0)
-            return -1;
-        if (ps.filling == 0 || now_ns() - t0 > (uint64_t)POOL_SETTLE_MS * 1000000u)
-            break;
-        struct timespec ts = { 0, 20 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
-    return ps.taken;
+    struct ls_sim_pool_status ps;
+    return bench_pool_settle(&b->host, &ps) == 0 ? (int64_t)ps.taken : -1;
 }
 
 /* Load from anything else on this shared 2-core machine swings a run by up
@@ -1254,10 +1126,10 @@ static void leg_repeated(struct bench *b, struct size_result *sr, struct leg_res
             shm_once(b, sr, &one);
         else
             socket_once(b, sr, &one, l == LEG_UNIX ? SOCK_UNIX_KIND : SOCK_TCP_KIND);
-        struct sim_pool_status ps;
+        struct ls_sim_pool_status ps;
         struct ls_errbuf pe;
         ls_err_clear(&pe);
-        int pooled = taken_before >= 0 && sim_pool_status(b->be, &ps, &pe) == 0
+        int pooled = taken_before >= 0 && ls_sim_pool_status(b->be, &ps, &pe) == 0
                          ? (int64_t)ps.taken > taken_before : -1;
         if (!one.ran || !one.ok) {
             *res = one;   /* a failed run is the leg's result */
@@ -1534,20 +1406,6 @@ static void print_summary(const struct size_result *srs, size_t n)
 
 /* ---- main ------------------------------------------------------------------- */
 
-static int parse_size_kib(const char *s, uint64_t *kib)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || v == 0)
-        return -EINVAL;
-    switch (*end) {
-    case 'M': case 'm': *kib = v * 1024; end++; break;
-    case 'G': case 'g': *kib = v * 1024 * 1024; end++; break;
-    default: return -EINVAL;
-    }
-    return *end == '\0' || strcmp(end, "iB") == 0 ? 0 : -EINVAL;
-}
 
 static void memcpy_reference(void)
 {
@@ -1560,10 +1418,10 @@ static void memcpy_reference(void)
     }
     memset(a, 1, len);
     memset(b, 2, len);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (int i = 0; i < 4; i++)
         memcpy(i % 2 ? a : b, i % 2 ? b : a, len);
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(bench_now_ns() - t0) / 1e9;
     printf("machine: %ld cores; memcpy of 256 MiB buffers: %.1f GB/s\n",
            sysconf(_SC_NPROCESSORS_ONLN), 4.0 * (double)len / s / GB);
     free(a);
@@ -1643,14 +1501,15 @@ int main(int argc, char **argv)
     {
         char tmp[256];
         snprintf(tmp, sizeof(tmp), "%s", sizes);
+        uint64_t bytes;
         for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (nsizes == sizeof(srs) / sizeof(srs[0]) ||
-                parse_size_kib(t, &srs[nsizes].memory_kib) < 0) {
+                ls_parse_size(t, &bytes) < 0 || bytes < (1u << 20) || bytes % 4096) {
                 fprintf(stderr, "%s: --sizes: '%s' is not a size like 256M or 4G (at most 8)\n",
                         prog, t);
                 return 2;
             }
-            nsizes++;
+            srs[nsizes++].memory_kib = bytes >> 10;
         }
     }
     ssize_t sl = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
@@ -1660,15 +1519,12 @@ int main(int argc, char **argv)
     }
     self_exe[sl] = '\0';
 
-    uv_loop_init(&b.loop);
+    bench_prog = prog;
+    bench_host_open(&b.host, NULL);
+    b.ctx = b.host.ctx;
+    b.be = b.host.be;
     struct ls_errbuf err;
     ls_err_clear(&err);
-    if (ls_ctx_new(&b.ctx, &b.loop, LS_BACKEND_SIM, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        uv_loop_close(&b.loop);
-        return 1;
-    }
-    b.be = ls_ctx_backend(b.ctx);
     int dpid = 0;
     char rundir[4096] = "";
     ls_sim_rundir(rundir, sizeof(rundir));
@@ -1676,8 +1532,8 @@ int main(int argc, char **argv)
         b.dpid = dpid;
     if (dpid)
         printf("sim daemon pid %d, rundir %s\n", dpid, rundir);
-    struct sim_pool_status backing;
-    if (sim_pool_status(b.be, &backing, &err) == 0) {
+    struct ls_sim_pool_status backing;
+    if (ls_sim_pool_status(b.be, &backing, &err) == 0) {
         b.huge_pages = backing.huge_pages;
         printf("guest memory: %s\n", backing.huge_pages
                ? "2 MiB pages (lockstep-simd --huge-pages, as Xen backs HVM guests with superpages)"
@@ -1693,18 +1549,18 @@ int main(int argc, char **argv)
                                         .seed = 7 + i, .name = name, .populate = true,
                                         /* the stream's cost, not QEMU's start-up */
                                         .device_model = LS_DM_STANDIN };
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         ls_err_clear(&err);
         if (ls_sim_create(b.be, &a, &b.domid, &err) < 0) {
             fprintf(stderr, "%s: creating a %" PRIu64 " KiB sim domain: %s\n", prog,
                     sr->memory_kib, err.msg);
             continue;
         }
-        sr->gen_s = (double)(now_ns() - t0) / 1e9;
+        sr->gen_s = (double)(bench_now_ns() - t0) / 1e9;
         struct ls_domain_info info;
-        if (b.be->ops->domain_info(b.be, b.domid, &info, &err) < 0) {
+        if (ls_domain_info(b.ctx, b.domid, &info, &err) < 0) {
             fprintf(stderr, "%s: domain %u: %s\n", prog, b.domid, err.msg);
-            b.be->ops->destroy(b.be, b.domid, &err);
+            ls_domain_destroy(b.ctx, b.domid, &err);
             continue;
         }
         sr->pages = info.memory_kib / 4;
@@ -1712,9 +1568,9 @@ int main(int argc, char **argv)
         sr->prefault_s = -1;
         sr->alloc_before_prefault = guest_allocated(&b, b.domid);
         if (prefault) {
-            t0 = now_ns();
-            if (guest_prefault(&b, b.domid, sr->prefault_err, sizeof(sr->prefault_err)) == 0)
-                sr->prefault_s = (double)(now_ns() - t0) / 1e9;
+            t0 = bench_now_ns();
+            if (bench_guest_populate(b.be, b.domid, sr->prefault_err, sizeof(sr->prefault_err)) == 0)
+                sr->prefault_s = (double)(bench_now_ns() - t0) / 1e9;
         }
         print_size_header(sr);
         for (int l = 0; l < LEG_COUNT; l++) {
@@ -1729,13 +1585,11 @@ int main(int argc, char **argv)
             print_leg((enum leg)l, sr);
         }
         ls_err_clear(&err);
-        if (b.be->ops->destroy(b.be, b.domid, &err) < 0)
+        if (ls_domain_destroy(b.ctx, b.domid, &err) < 0)
             fprintf(stderr, "%s: destroying domain %u: %s\n", prog, b.domid, err.msg);
     }
     print_summary(srs, nsizes);
 
-    ls_ctx_free(b.ctx);
-    uv_run(&b.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&b.loop);
+    bench_host_close(&b.host, false);
     return 0;
 }

@@ -175,30 +175,14 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* --memory: a whole number of 4 KiB pages. */
 int parse_size_kib(const char *s, uint64_t *kib)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || v == 0 || s[0] == '-')
+    uint64_t bytes;
+    if (ls_parse_size(s, &bytes) < 0 || bytes == 0 || bytes % 4096)
         return -EINVAL;
-    uint64_t mult = 0;
-    switch (*end) {
-    case 'k': case 'K': mult = 1; break;
-    case 'm': case 'M': mult = 1024; break;
-    case 'g': case 'G': mult = 1024 * 1024; break;
-    case '\0': *kib = v / 1024; return v % 4096 ? -EINVAL : 0;
-    default: return -EINVAL;
-    }
-    end++;
-    if (*end == 'i')
-        end++;
-    if (*end == 'B')
-        end++;
-    if (*end || v > UINT64_MAX / 1024 / mult)
-        return -EINVAL;
-    *kib = v * mult;
-    return *kib % 4 ? -EINVAL : 0;
+    *kib = bytes / 1024;
+    return 0;
 }
 
 int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a)

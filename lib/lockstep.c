@@ -6,6 +6,7 @@
 
 #include "backends/sim/sim.h"
 #include "backends/xen/xen.h"
+#include "io/size.h"
 #include "states/op.h"
 
 /* FSM_STOP=SEQ: the process stops itself (SIGSTOP) right after dispatch SEQ,
@@ -56,3 +57,8 @@ int ls_ctx_new(struct ls_ctx **out, uv_loop_t *loop, enum ls_backend_kind kind,
     return 0;
 }
 
+
+int ls_parse_size(const char *s, uint64_t *bytes)
+{
+    return io_parse_size(s, bytes);
+}

@@ -83,3 +83,25 @@ int ls_sim_rundir(char *buf, size_t len)
 {
     return sim_rundir(buf, len);
 }
+
+int ls_sim_pool_status(struct ls_backend *be, struct ls_sim_pool_status *st, struct ls_errbuf *e)
+{
+    return sim_pool_status(be, st, e);
+}
+
+int ls_sim_map_memory(struct ls_backend *be, uint32_t domid, bool writable,
+                      struct ls_sim_memory *out, struct ls_errbuf *e)
+{
+    return sim_map_memory(be, domid, writable, out, e);
+}
+
+void ls_sim_unmap_memory(struct ls_sim_memory *m)
+{
+    sim_unmap_memory(m);
+}
+
+int ls_sim_dm_standby_info(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                           struct ls_errbuf *e)
+{
+    return sim_dm_standby_info(be, domid, out, e);
+}

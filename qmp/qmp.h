@@ -55,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "lockstep/errbuf.h"
@@ -86,6 +87,11 @@ int qmp_args_error(const struct qmp_args *a);
  * Returns 0, or -ENOMEM / -EILSEQ (err says which key). */
 int qmp_args_to_json(const struct qmp_args *a, char **out, size_t *len, struct ls_errbuf *err);
 
+/* A JSON object's text as arguments (for callers that hold JSON text): 0 and
+ * a tree to pass to qmp_exec*(), or -EINVAL (not a JSON object, err says
+ * why), -EMSGSIZE (nested deeper than 32), -ENOMEM. */
+int qmp_args_from_json(const char *json, struct qmp_args **out, struct ls_errbuf *err);
+
 /* ---- replies and events --------------------------------------------------- */
 
 struct qmp_reply {
@@ -107,6 +113,10 @@ struct qmp_event {
     yajl_val msg;                /* the whole event object */
 };
 typedef void qmp_event_fn(struct qmp_conn *c, const struct qmp_event *ev, void *data);
+
+/* v as JSON text in g's buffer (NUL-terminated, as yajl keeps its buffers;
+ * valid until g is used again). 0 or -ENOMEM. */
+int qmp_value_to_json(yajl_val v, yajl_gen g, const char **out, size_t *len);
 
 /* ---- connections ------------------------------------------------------------ */
 

@@ -38,15 +38,11 @@ const char *sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, 
 int sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
 int sim_rundir(char *buf, size_t len);
 
-/* The daemon's memory pool (lockstep-simd --memory-pool): memfds ready, their
- * MiB, and refills still allocating. For benchmarks, which wait for the
- * refills to end so that they do not time them, and say which memory the
- * guests had. */
-struct sim_pool_status {
-    uint32_t ready, ready_mib, filling;
-    uint32_t taken;            /* memfds domains took from the pool so far */
-    bool huge_pages;           /* guest memory in 2 MiB pages (--huge-pages) */
-};
-int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e);
+int sim_pool_status(struct ls_backend *be, struct ls_sim_pool_status *st, struct ls_errbuf *e);
+int sim_map_memory(struct ls_backend *be, uint32_t domid, bool writable, struct ls_sim_memory *out,
+                   struct ls_errbuf *e);
+void sim_unmap_memory(struct ls_sim_memory *m);
+int sim_dm_standby_info(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                        struct ls_errbuf *e);
 
 #endif

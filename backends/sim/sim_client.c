@@ -1349,16 +1349,51 @@ static int daemon_hello(struct ls_backend *be, struct simp_hello *hi, struct ls_
     return 0;
 }
 
-int sim_pool_status(struct ls_backend *be, struct sim_pool_status *st, struct ls_errbuf *e)
+int sim_pool_status(struct ls_backend *be, struct ls_sim_pool_status *st, struct ls_errbuf *e)
 {
     struct simp_hello hi;
     int rc = daemon_hello(be, &hi, e);
     if (rc < 0)
         return rc;
-    *st = (struct sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
-                                    .filling = hi.pool_filling, .taken = hi.pool_taken,
-                                    .huge_pages = hi.flags & SIMP_HELLO_HUGE_PAGES };
+    *st = (struct ls_sim_pool_status){ .ready = hi.pool_ready, .ready_mib = hi.pool_ready_mib,
+                                       .filling = hi.pool_filling, .taken = hi.pool_taken,
+                                       .huge_pages = hi.flags & SIMP_HELLO_HUGE_PAGES };
     return 0;
+}
+
+_Static_assert(LS_SIM_FRAME_ABSENT == SIMP_FRAME_ABSENT, "lockstep/sim.h names the daemon's value");
+
+int sim_map_memory(struct ls_backend *be, uint32_t domid, bool writable, struct ls_sim_memory *out,
+                   struct ls_errbuf *e)
+{
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
+    struct sim_map m;
+    int rc = sim_map_domain(sim_of(be), domid, writable, &m, e);
+    if (rc < 0)
+        return rc;
+    *out = (struct ls_sim_memory){ .mem = m.mem, .frame = m.finfo, .p2m_size = m.p2m_size,
+                                   .fd = m.mem_fd };
+    return 0;
+}
+
+void sim_unmap_memory(struct ls_sim_memory *m)
+{
+    struct sim_map sm = { .mem = m->mem, .finfo = (uint8_t *)m->frame, .p2m_size = m->p2m_size,
+                          .mem_fd = m->fd };
+    sim_unmap_domain(&sm);
+    memset(m, 0, sizeof(*m));
+    m->fd = -1;
+}
+
+int sim_dm_standby_info(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                        struct ls_errbuf *e)
+{
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
+    return dm_info_of(be, domid, SIMP_DM_INFO_STANDBY, out, e);
 }
 
 int sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e)

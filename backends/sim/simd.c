@@ -36,6 +36,7 @@
 #include "backends/sim/guestmem.h"
 #include "backends/sim/mempool.h"
 #include "backends/sim/proto.h"
+#include "io/size.h"
 
 #define MAX_CONNS 256
 #define DEFAULT_IDLE_EXIT 30
@@ -1355,23 +1356,6 @@ static void usage(FILE *out)
 "only), whatever the process that started it had.\n", DEFAULT_IDLE_EXIT, DEFAULT_REQUEST_RATE);
 }
 
-/* "512M", "4G", "65536K" or bytes; 0 on a bad size (and *ok false). */
-static uint64_t parse_size_bytes(const char *s, bool *ok)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned shift = 0;
-    switch (*end) {
-    case 'K': case 'k': shift = 10; end++; break;
-    case 'M': case 'm': shift = 20; end++; break;
-    case 'G': case 'g': shift = 30; end++; break;
-    default: break;
-    }
-    *ok = errno == 0 && end != s && *end == '\0' && v <= (UINT64_MAX >> shift);
-    return *ok ? (uint64_t)v << shift : 0;
-}
-
 static void parse_args(int argc, char **argv, bool *fg)
 {
     for (int i = 1; i < argc; i++) {
@@ -1401,9 +1385,8 @@ static void parse_args(int argc, char **argv, bool *fg)
         } else if (!strcmp(argv[i], "--huge-pages")) {
             g.huge_pages = true;
         } else if (!strcmp(argv[i], "--memory-pool") && i + 1 < argc) {
-            bool ok;
-            uint64_t bytes = parse_size_bytes(argv[++i], &ok);
-            if (!ok) {
+            uint64_t bytes;
+            if (io_parse_size(argv[++i], &bytes) < 0) {
                 usage(stderr);
                 exit(2);
             }

@@ -238,6 +238,12 @@ LS_API uint64_t ls_op_suspended_ns(const struct ls_op *op);
 LS_API uint64_t ls_op_resumed_ns(const struct ls_op *op);
 LS_API enum ls_migrate_outcome ls_op_migrate_outcome(const struct ls_op *op);
 
+/* A size as lockstep's commands take one ("--memory 512M"): decimal digits,
+ * then nothing (bytes) or K, M, G, T (either case, powers of 1024),
+ * optionally followed by "iB", "i" or "B". 0, -EINVAL (not a size) or
+ * -ERANGE (more than 2^64 - 1 bytes). */
+LS_API int ls_parse_size(const char *s, uint64_t *bytes);
+
 LS_END_DECLS
 
 #endif

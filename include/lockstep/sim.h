@@ -135,6 +135,44 @@ LS_API int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *
 /* The runtime directory the client and daemon agree on (see above). */
 LS_API int ls_sim_rundir(char *buf, size_t len);
 
+/* The daemon's memory pool (lockstep-simd --memory-pool: a destroyed guest's
+ * memory allocated again in the background, as Xen's heap keeps pages for
+ * the next guest). For benchmarks, which wait for refills to end so that
+ * they do not time one, and say which memory a guest had. */
+struct ls_sim_pool_status {
+    uint32_t ready;            /* memory files ready for the next guests */
+    uint32_t ready_mib;        /* their size */
+    uint32_t filling;          /* refills still allocating */
+    uint32_t taken;            /* memory files domains took from the pool so far */
+    bool huge_pages;           /* guest memory in 2 MiB pages (--huge-pages) */
+};
+LS_API int ls_sim_pool_status(struct ls_backend *be, struct ls_sim_pool_status *st,
+                              struct ls_errbuf *e);
+
+/* A sim domain's memory mapped into this process, as a save maps a guest's
+ * pages (Xen: privcmd's foreign mappings): for tools and benchmarks that read
+ * or prepare a guest's memory outside an operation. Page pfn is at
+ * mem + pfn * 4096 and at offset pfn * 4096 of fd; frame[pfn] is
+ * LS_SIM_FRAME_ABSENT for a pfn without memory (reading it gives zeros).
+ * Unmap it (which closes fd) before destroying the domain. */
+#define LS_SIM_FRAME_ABSENT 0xFFu
+struct ls_sim_memory {
+    uint8_t *mem;              /* p2m_size pages, shared with the guest */
+    const uint8_t *frame;      /* p2m_size bytes: LS_SIM_FRAME_ABSENT or a page type */
+    uint64_t p2m_size;         /* pages */
+    int fd;                    /* the guest's memory file (a memfd, or a huge-page file) */
+};
+LS_API int ls_sim_map_memory(struct ls_backend *be, uint32_t domid, bool writable,
+                             struct ls_sim_memory *out, struct ls_errbuf *e);
+LS_API void ls_sim_unmap_memory(struct ls_sim_memory *m);
+
+/* The standby QEMU ls_domain_dm_prepare_standby started for the domain's next
+ * device state (present false when there is none), as ls_domain_dm_info
+ * describes the one in service: its pid, and the QMP socket that greets once
+ * it is ready to take a state. */
+LS_API int ls_sim_dm_standby_info(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                                  struct ls_errbuf *e);
+
 LS_END_DECLS
 
 #endif

@@ -4,6 +4,7 @@
 #include "lockstep/errbuf.h"
 #include "lockstep/inspect.h"
 #include "lockstep/lockstep.h"
+#include "lockstep/qmp.h"
 #include "lockstep/sim.h"
 #include "lockstep/tables.h"
 #include "lockstep/version.h"

@@ -86,6 +86,46 @@ foreach(extra "" engine_calls_io)
   endif()
 endforeach()
 
+# The CLI and the benchmarks see include/lockstep/ only and link
+# liblockstep.so, which exports only LS_API functions.
+foreach(src ${API_SOURCES})
+  get_filename_component(part ${src} DIRECTORY)
+  flags_of(api_flags "${API_INCLUDES}")
+  list(APPEND api_flags -I${SRC}/${part})   # a source's own folder (bench/common.h)
+  compile(${part}_plain        api_flags ${src} "" ok)
+  compile(${part}_sim_internal api_flags ${src} "#include \"backends/sim/sim_internal.h\""
+          "backends/sim/sim_internal.h: No such file")
+  compile(${part}_qmp_client   api_flags ${src} "#include \"qmp/qmp.h\""
+          "qmp/qmp.h: No such file")
+endforeach()
+# A call to ls_version links; one to the library's own sim_daemon_pid (the
+# work behind ls_sim_daemon_pid, declared by hand) does not.
+set(san "")
+if(SANITIZE)
+  set(san -fsanitize=address,undefined)
+endif()
+foreach(call ls_version sim_daemon_pid)
+  file(WRITE ${WORK}/api_${call}.c "const char *${call}(void);\n"
+                                   "int main(void) { return !${call}(); }\n")
+  execute_process(COMMAND ${CC} ${api_flags} ${san} ${WORK}/api_${call}.c ${API_LIBRARY}
+                          -o ${WORK}/api_${call}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(call STREQUAL "ls_version" AND NOT rc EQUAL 0)
+    message(STATUS "FAIL  a program calling ls_version does not link with liblockstep.so:\n${out}")
+    math(EXPR failures "${failures} + 1")
+  elseif(call STREQUAL "ls_version")
+    message(STATUS "ok    link: a program calling ls_version links with liblockstep.so")
+  elseif(rc EQUAL 0)
+    message(STATUS "FAIL  a program calling the hidden ${call} linked with liblockstep.so")
+    math(EXPR failures "${failures} + 1")
+  elseif(NOT out MATCHES "undefined reference to `${call}'")
+    message(STATUS "FAIL  calling ${call} refused, but not for the undefined call:\n${out}")
+    math(EXPR failures "${failures} + 1")
+  else()
+    message(STATUS "ok    link: a program calling the library's hidden ${call}: undefined reference")
+  endif()
+endforeach()
+
 if(failures GREATER 0)
   message(FATAL_ERROR "${failures} layering check(s) failed")
 endif()

@@ -3,7 +3,7 @@
  * The QEMU runs in a private temp dir (socket and log there), is started with
  * -S (never runs a guest), dies with the test process (PR_SET_PDEATHSIG), and
  * qemu_peer_stop() kills and waitpid()s it and removes the dir. Used by the
- * QMP tests and bench/bench_qmp.c; no cmocka here.
+ * QMP tests; no cmocka here.
  */
 #ifndef LOCKSTEP_TEST_QEMU_PEER_H
 #define LOCKSTEP_TEST_QEMU_PEER_H

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 
 #include "backends/sim/proto.h"
 #include "backends/sim/sim.h"
+#include "lockstep/lockstep.h"
 #include "simtest.h"
 
 static int setup(void **state)
@@ -555,6 +557,81 @@ static void test_no_daemon_binary(void **state)
     free(old);
 }
 
+/* The public calls the benchmarks prepare guests with: a domain's memory as
+ * a save maps it (the frame array says which pfns hold memory, the file is
+ * the guest's: a write through the mapping changes the guest's digest), the
+ * memory pool's status, and a standby's info where there is none. Not on a
+ * backend that is not sim. And ls_parse_size, the one size parser. */
+static void test_public_memory_calls(void **state)
+{
+    struct ls_backend *be = open_be();
+    uint32_t d = create(be, LS_GUEST_PV, 8192, 1, 5, "mapped");
+    struct ls_sim_memory m;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_map_memory(be, d, true, &m, &e), 0);
+    assert_true(m.p2m_size >= 2048);
+    uint64_t present = 0;
+    for (uint64_t pfn = 0; pfn < m.p2m_size; pfn++)
+        present += m.frame[pfn] != LS_SIM_FRAME_ABSENT;
+    assert_true(present >= 2048);   /* 8 MiB of RAM, page tables on top */
+    struct stat st;
+    assert_int_equal(fstat(m.fd, &st), 0);
+    assert_true((uint64_t)st.st_size >= m.p2m_size * 4096);
+    char before[65], after[65];
+    digest(be, d, before);
+    uint64_t pfn = 0;
+    while (m.frame[pfn] == LS_SIM_FRAME_ABSENT)
+        pfn++;
+    m.mem[pfn * 4096 + 17] ^= 0x5a;
+    digest(be, d, after);
+    assert_string_not_equal(before, after);
+    ls_sim_unmap_memory(&m);
+    assert_int_equal(m.fd, -1);
+    assert_null(m.mem);
+
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_map_memory(be, 999, false, &m, &e), -ESRCH);
+
+    struct ls_sim_pool_status ps;
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_pool_status(be, &ps, &e), 0);
+    assert_int_equal(ps.filling, 0);   /* no pool configured: nothing refills */
+
+    struct ls_dm_info sb;
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_dm_standby_info(be, d, &sb, &e), 0);
+    assert_false(sb.present);   /* a PV domain: no device model, no standby */
+
+    struct ls_backend_ops fake_ops = { .name = "xen" };
+    struct ls_backend fake = { .ops = &fake_ops };
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_map_memory(&fake, d, false, &m, &e), -EOPNOTSUPP);
+    assert_int_equal(m.fd, -1);
+    assert_int_equal(ls_sim_pool_status(&fake, &ps, &e), -EOPNOTSUPP);
+    assert_int_equal(ls_sim_dm_standby_info(&fake, d, &sb, &e), -EOPNOTSUPP);
+    be->ops->close(be);
+
+    static const struct { const char *s; int rc; uint64_t bytes; } sizes[] = {
+        { "4096", 0, 4096 },           { "512M", 0, 512ull << 20 },   { "4G", 0, 4ull << 30 },
+        { "1GiB", 0, 1ull << 30 },     { "64k", 0, 64 << 10 },        { "2Ki", 0, 2048 },
+        { "3MB", 0, 3ull << 20 },      { "1T", 0, 1ull << 40 },       { "0", 0, 0 },
+        { "", -EINVAL, 0 },            { "M", -EINVAL, 0 },           { "-1M", -EINVAL, 0 },
+        { " 1M", -EINVAL, 0 },         { "1X", -EINVAL, 0 },          { "1MiBs", -EINVAL, 0 },
+        { "1.5G", -EINVAL, 0 },        { "16777216T", -ERANGE, 0 },
+        { "99999999999999999999", -ERANGE, 0 },
+    };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint64_t b = 12345;
+        int rc = ls_parse_size(sizes[i].s, &b);
+        if (rc != sizes[i].rc || (rc == 0 && b != sizes[i].bytes))
+            fail_msg("ls_parse_size(\"%s\"): rc %d, %llu bytes; expected rc %d, %llu", sizes[i].s,
+                     rc, (unsigned long long)b, sizes[i].rc, (unsigned long long)sizes[i].bytes);
+        if (rc < 0)
+            assert_int_equal(b, 12345);   /* untouched on an error */
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -567,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guest_outlives_lockstep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_daemon_binary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_public_memory_calls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -585,9 +585,9 @@ static int setup_pool(void **state)
 }
 
 /* The pool once no refill runs (a destroy's refill is on a thread of its own). */
-static struct sim_pool_status pool_settled(struct ls_backend *be)
+static struct ls_sim_pool_status pool_settled(struct ls_backend *be)
 {
-    struct sim_pool_status ps;
+    struct ls_sim_pool_status ps;
     struct ls_errbuf e;
     for (int i = 0; i < 1000; i++) {
         ls_err_clear(&e);
@@ -613,7 +613,7 @@ static void test_restore_from_pool(void **state)
     assert_int_equal(pool_settled(f->be).ready, 0);   /* nothing destroyed yet */
 
     destroy(f->be, first);
-    struct sim_pool_status ps = pool_settled(f->be);
+    struct ls_sim_pool_status ps = pool_settled(f->be);
     assert_int_equal(ps.ready, 1);
     assert_true(ps.ready_mib >= 8 && ps.ready_mib <= 9);   /* the guest's pages, not its p2m span */
 
@@ -696,7 +696,7 @@ static void test_huge_pages(void **state)
     struct fixture *f = *state;
     if (!f->be)
         skip();
-    struct sim_pool_status ps;
+    struct ls_sim_pool_status ps;
     struct ls_errbuf e;
     ls_err_clear(&e);
     assert_int_equal(sim_pool_status(f->be, &ps, &e), 0);
