@@ -338,7 +338,12 @@ static int hello(struct sim_backend *sb, struct ls_errbuf *e)
     return 0;
 }
 
-static int try_connect(struct sim_backend *sb)
+/* A connected socket to the daemon, or -errno. The daemon serves only its
+ * own uid; the client in turn talks only to a daemon of its own uid, by the
+ * kernel's word (SO_PEERCRED): a socket that another user bound (in a run
+ * directory they could write) would otherwise be handed every guest's
+ * memory and every request. Then *refused, -EACCES and the reason in e. */
+static int try_connect(struct sim_backend *sb, bool *refused, struct ls_errbuf *e)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     snprintf(a.sun_path, sizeof(a.sun_path), "%s", sb->sock_path);
@@ -348,6 +353,21 @@ static int try_connect(struct sim_backend *sb)
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
         int rc = -errno;
         close(fd);
+        return rc;
+    }
+    struct ucred cr;
+    socklen_t crl = sizeof(cr);
+    int rc = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0)
+        rc = ls_err(e, -EACCES, "the sim daemon at %s: cannot tell whose it is (SO_PEERCRED: %s): "
+                    "refused", sb->sock_path, strerror(errno));
+    else if (cr.uid != geteuid())
+        rc = ls_err(e, -EACCES, "the sim daemon at %s runs as uid %u (pid %d), not as this "
+                    "process's uid %u: refused (the run directory is not this user's alone?)",
+                    sb->sock_path, (unsigned)cr.uid, (int)cr.pid, (unsigned)geteuid());
+    if (rc < 0) {
+        close(fd);
+        *refused = true;
         return rc;
     }
     return fd;
@@ -364,7 +384,10 @@ static int ensure_connected(struct sim_backend *sb, struct ls_errbuf *e)
     uint64_t last_spawn = 0;
     int last = 0;
     for (;;) {
-        int fd = try_connect(sb);
+        bool refused = false;
+        int fd = try_connect(sb, &refused, e);
+        if (refused)
+            return fd;
         if (fd >= 0) {
             struct ls_errbuf he;
             ls_err_clear(&he);

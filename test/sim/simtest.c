@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,4 +139,84 @@ int simtest_count_fds(void)
             n++;
     closedir(d);
     return n - 1;   /* the directory's own fd */
+}
+
+int simtest_setup(void **state)
+{
+    struct simtest_env *t = calloc(1, sizeof(*t));
+    assert_non_null(t);
+    simtest_env_init(t, 0);
+    *state = t;
+    return 0;
+}
+
+int simtest_teardown(void **state)
+{
+    simtest_env_fini(*state);
+    free(*state);
+    return 0;
+}
+
+struct ls_backend *simtest_open(void)
+{
+    struct ls_backend *be = NULL;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    if (ls_sim_open(&be, &e) < 0)
+        fail_msg("ls_sim_open: %s", e.msg);
+    return be;
+}
+
+int simtest_raw_connect(const struct simtest_env *t)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%.*s/simd.sock",
+                         (int)(sizeof(a.sun_path) - 10), t->rundir) >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    struct timeval tv = { .tv_sec = 10 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static int recv_exact(int fd, void *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int simtest_raw_reply(int fd, struct simp_hdr *h, char *msg, size_t cap)
+{
+    if (recv_exact(fd, h, sizeof(*h)) < 0)
+        return -1;
+    size_t keep = h->len < cap - 1 ? h->len : cap - 1;
+    if (recv_exact(fd, msg, keep) < 0)
+        return -1;
+    msg[keep] = '\0';
+    char sink[256];
+    for (size_t left = h->len - keep; left;) {
+        size_t n = left < sizeof(sink) ? left : sizeof(sink);
+        if (recv_exact(fd, sink, n) < 0)
+            return -1;
+        left -= n;
+    }
+    return 0;
+}
+
+bool simtest_conn_closed(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, 0) == 0;
 }

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/sim/proto.h"
+#include "backends/sim/sim.h"
+
 struct simtest_env {
     char rundir[128];
 };
@@ -20,6 +23,21 @@ struct simtest_env {
 void simtest_env_init(struct simtest_env *t, unsigned idle_exit);
 /* Stops the daemon (SIGTERM, then SIGKILL) and removes the directory. */
 void simtest_env_fini(struct simtest_env *t);
+
+/* cmocka fixtures: a private env (idle exit: the daemon's default) in
+ * *state, and its end. */
+int simtest_setup(void **state);
+int simtest_teardown(void **state);
+
+/* A client of the env's daemon (started on demand); fails the test if none. */
+struct ls_backend *simtest_open(void);
+
+/* A raw connection to the daemon's socket (replies awaited at most 10 s),
+ * or -errno; one reply read off it (its header, and its message up to cap,
+ * the rest drained), 0 or -1; and whether the daemon hung up. */
+int simtest_raw_connect(const struct simtest_env *t);
+int simtest_raw_reply(int fd, struct simp_hdr *h, char *msg, size_t cap);
+bool simtest_conn_closed(int fd);
 
 /* The daemon's pid from its pid file, or -1. */
 int simtest_daemon_pid(const struct simtest_env *t);

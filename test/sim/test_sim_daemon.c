@@ -23,30 +23,9 @@
 #include "lockstep/lockstep.h"
 #include "simtest.h"
 
-static int setup(void **state)
-{
-    struct simtest_env *t = calloc(1, sizeof(*t));
-    simtest_env_init(t, 0);
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    simtest_env_fini(*state);
-    free(*state);
-    return 0;
-}
-
 static struct ls_backend *open_be(void)
 {
-    struct ls_backend *be = NULL;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    int rc = ls_sim_open(&be, &e);
-    if (rc < 0)
-        fail_msg("ls_sim_open: %s", e.msg);
-    return be;
+    return simtest_open();
 }
 
 static uint32_t create(struct ls_backend *be, enum ls_guest_type type, uint64_t kib,
@@ -273,37 +252,10 @@ static void test_digest_deterministic(void **state)
 
 static int raw_connect(const struct simtest_env *t)
 {
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    assert_true((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/simd.sock", t->rundir) <
-                sizeof(a.sun_path));
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    struct timeval tv = { .tv_sec = 5 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int fd = simtest_raw_connect(t);
+    if (fd < 0)
+        fail_msg("connecting to the daemon: %s", strerror(-fd));
     return fd;
-}
-
-static int raw_recv(int fd, struct simp_hdr *h, char *msg, size_t cap)
-{
-    size_t got = 0;
-    while (got < sizeof(*h)) {
-        ssize_t r = recv(fd, (char *)h + got, sizeof(*h) - got, 0);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    /* cppcheck-suppress uninitvar ; the loop above filled *h from the socket */
-    size_t want = h->len < cap - 1 ? h->len : cap - 1;
-    got = 0;
-    while (got < want) {
-        ssize_t r = recv(fd, msg + got, want - got, 0);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    msg[got] = '\0';
-    return 0;
 }
 
 static struct simp_hdr req(unsigned op, uint32_t domid, unsigned kind, unsigned index, uint32_t len)
@@ -320,17 +272,12 @@ static void expect_error(int fd, struct simp_hdr h, const void *payload, int sta
     struct simp_hdr r;
     char msg[512];
     assert_int_equal(simp_send(fd, &h, payload, NULL, 0), 0);
-    assert_int_equal(raw_recv(fd, &r, msg, sizeof(msg)), 0);
+    assert_int_equal(simtest_raw_reply(fd, &r, msg, sizeof(msg)), 0);
     assert_int_equal(r.status, status);
     if (needle && !strstr(msg, needle))
         fail_msg("error reply '%s' lacks '%s'", msg, needle);
 }
 
-static bool conn_closed(int fd)
-{
-    char c;
-    return recv(fd, &c, 1, 0) == 0;
-}
 
 static void test_hostile_requests(void **state)
 {
@@ -368,7 +315,7 @@ static void test_hostile_requests(void **state)
     struct simp_hdr ok = req(SIMP_OP_HELLO, 0, 0, 0, 0), r;
     char msg[128];
     assert_int_equal(simp_send(fd, &ok, NULL, NULL, 0), 0);
-    assert_int_equal(raw_recv(fd, &r, msg, sizeof(msg)), 0);
+    assert_int_equal(simtest_raw_reply(fd, &r, msg, sizeof(msg)), 0);
     assert_int_equal(r.status, 0);
     close(fd);
 
@@ -377,19 +324,19 @@ static void test_hostile_requests(void **state)
     struct simp_hdr bad = req(SIMP_OP_HELLO, 0, 0, 0, 0);
     bad.magic = 0xdeadbeef;
     expect_error(fd, bad, NULL, -EPROTO, "bad magic");
-    assert_true(conn_closed(fd));
+    assert_true(simtest_conn_closed(fd));
     close(fd);
     fd = raw_connect(t);
     bad = req(SIMP_OP_HELLO, 0, 0, 0, 0);
     bad.version = 77;
     expect_error(fd, bad, NULL, -EPROTO, "version 77");
-    assert_true(conn_closed(fd));
+    assert_true(simtest_conn_closed(fd));
     close(fd);
     fd = raw_connect(t);
     bad = req(SIMP_OP_SET, pv, SIMP_K_CONFIG_JSON, 0, 0);
     bad.len = 0xFFFFFFF0u;    /* claims 4 GiB of payload */
     expect_error(fd, bad, NULL, -E2BIG, "exceeds");
-    assert_true(conn_closed(fd));
+    assert_true(simtest_conn_closed(fd));
     close(fd);
 
     /* Half a header, then gone; half a payload, then gone. */
@@ -636,15 +583,15 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_start_on_demand, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_digest_deterministic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hostile_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_exit, setup_idle, teardown),
-        cmocka_unit_test_setup_teardown(test_guest_outlives_lockstep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_host_dies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_daemon_binary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_public_memory_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_on_demand, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_digest_deterministic, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_requests, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_exit, setup_idle, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_guest_outlives_lockstep, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_host_dies, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_no_daemon_binary, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_public_memory_calls, simtest_setup, simtest_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

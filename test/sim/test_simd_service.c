@@ -1,7 +1,8 @@
 /* test/sim/test_simd_service.c - lockstep-simd as a local root service.
  *
  * It serves its own uid only, by the kernel's word (SO_PEERCRED), even when
- * the socket's and directory's modes would let another uid in; a request is
+ * the socket's and directory's modes would let another uid in, and its
+ * clients talk only to a daemon of their own uid; a request is
  * bounded in size (per op, and over all clients) and a client in rate, and
  * a refused request leaves the daemon serving; and it starts with known
  * limits, not those of the process that started it (a daemon started under
@@ -34,29 +35,9 @@
 #include "backends/sim/sim.h"
 #include "simtest.h"
 
-static int setup(void **state)
-{
-    struct simtest_env *t = calloc(1, sizeof(*t));
-    simtest_env_init(t, 0);
-    *state = t;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    simtest_env_fini(*state);
-    free(*state);
-    return 0;
-}
-
 static struct ls_backend *open_be(void)
 {
-    struct ls_backend *be = NULL;
-    struct ls_errbuf e;
-    ls_err_clear(&e);
-    if (ls_sim_open(&be, &e) < 0)
-        fail_msg("ls_sim_open: %s", e.msg);
-    return be;
+    return simtest_open();
 }
 
 static void sim_list_ok(struct ls_backend *be)
@@ -70,60 +51,10 @@ static void sim_list_ok(struct ls_backend *be)
     free(v);
 }
 
-static int raw_connect(const struct simtest_env *t)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%.*s/simd.sock",
-                         (int)(sizeof(a.sun_path) - 10), t->rundir) >= sizeof(a.sun_path))
-        return -ENAMETOOLONG;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-        return -errno;
-    struct timeval tv = { .tv_sec = 10 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return fd;
-}
-
-static int recv_exact(int fd, void *buf, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* One reply: its header, and its message (an error's reason) in msg. */
-static int raw_reply(int fd, struct simp_hdr *h, char *msg, size_t cap)
-{
-    if (recv_exact(fd, h, sizeof(*h)) < 0)
-        return -1;
-    size_t keep = h->len < cap - 1 ? h->len : cap - 1;
-    if (recv_exact(fd, msg, keep) < 0)
-        return -1;
-    msg[keep] = '\0';
-    char sink[256];
-    for (size_t left = h->len - keep; left;) {
-        size_t n = left < sizeof(sink) ? left : sizeof(sink);
-        if (recv_exact(fd, sink, n) < 0)
-            return -1;
-        left -= n;
-    }
-    return 0;
-}
-
 static struct simp_hdr req(unsigned op, uint32_t len)
 {
     return (struct simp_hdr){ .magic = SIMP_MAGIC, .version = SIMP_VERSION, .op = (uint16_t)op,
                               .len = len };
-}
-
-static bool conn_closed(int fd)
-{
-    char c;
-    return recv(fd, &c, 1, 0) == 0;
 }
 
 /* ---- only our uid ------------------------------------------------------------ */
@@ -154,17 +85,17 @@ static void test_other_uid_refused(void **state)
             setresuid(65534, 65534, 65534) < 0) {
             snprintf(out, sizeof(out), "setresuid: %s", strerror(errno));
         } else {
-            int fd = raw_connect(t);
+            int fd = simtest_raw_connect(t);
             struct simp_hdr hello = req(SIMP_OP_HELLO, 0), r;
             char msg[400];
             if (fd < 0)
                 snprintf(out, sizeof(out), "connect: %s", strerror(-fd));
             else if (simp_send(fd, &hello, NULL, NULL, 0) < 0 ||
-                     raw_reply(fd, &r, msg, sizeof(msg)) < 0)
+                     simtest_raw_reply(fd, &r, msg, sizeof(msg)) < 0)
                 snprintf(out, sizeof(out), "no reply");
             else
                 snprintf(out, sizeof(out), "status %d: %s; closed %d", r.status, msg,
-                         conn_closed(fd));
+                         simtest_conn_closed(fd));
         }
         (void)!write(p[1], out, strlen(out));
         _exit(0);
@@ -185,20 +116,78 @@ static void test_other_uid_refused(void **state)
     be->ops->close(be);
 }
 
+/* And the client's side: a socket at the daemon's path that another uid
+ * listens on (in a run directory others can write) is refused by the client
+ * by SO_PEERCRED, before it sends a byte, and no daemon is started for it. */
+static void test_client_refuses_other_uid(void **state)
+{
+    struct simtest_env *t = *state;
+    if (geteuid() != 0)
+        skip();   /* needs another uid to listen */
+    assert_int_equal(chmod(t->rundir, 0777), 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    assert_true((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%.*s/simd.sock",
+                                 (int)sizeof(a.sun_path) - 10, t->rundir) < sizeof(a.sun_path));
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(p[0]);
+        char c = 'l';   /* listening */
+        int fd = -1;
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            c = 'u';
+        else if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+                 bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0)
+            c = 'b';
+        (void)!write(p[1], &c, 1);
+        int cfd = c == 'l' ? accept(fd, NULL, NULL) : -1;
+        struct timeval tv = { .tv_sec = 10 };
+        setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char b;
+        c = cfd < 0 ? 'a' : recv(cfd, &b, 1, 0) == 0 ? 'h' : 'r';   /* hung up, or a request */
+        (void)!write(p[1], &c, 1);
+        _exit(0);
+    }
+    close(p[1]);
+    char c = 0;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    if (c != 'l')
+        fail_msg("uid 65534 could not listen at %s (%c)", a.sun_path, c);
+    struct ls_backend *be = NULL;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(ls_sim_open(&be, &e), -EACCES);
+    assert_null(be);
+    if (!strstr(e.msg, "runs as uid 65534") || !strstr(e.msg, "refused"))
+        fail_msg("the refusal does not say why: %s", e.msg);
+    assert_int_equal(read(p[0], &c, 1), 1);
+    close(p[0]);
+    int st;
+    waitpid(child, &st, 0);
+    if (c != 'h')
+        fail_msg("the client %s", c == 'r' ? "sent a request to another uid's socket"
+                                          : "never connected");
+    assert_false(simtest_file_exists(t, "simd.pid"));   /* no daemon started in its place */
+    unlink(a.sun_path);
+}
+
 /* ---- size and rate ------------------------------------------------------------ */
 
 static void expect_refused(const struct simtest_env *t, struct simp_hdr h, const char *needle)
 {
-    int fd = raw_connect(t);
+    int fd = simtest_raw_connect(t);
     assert_true(fd >= 0);
     struct simp_hdr r;
     char msg[400];
     assert_int_equal(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
-    assert_int_equal(raw_reply(fd, &r, msg, sizeof(msg)), 0);
+    assert_int_equal(simtest_raw_reply(fd, &r, msg, sizeof(msg)), 0);
     assert_int_equal(r.status, -E2BIG);
     if (!strstr(msg, needle))
         fail_msg("refusal '%s' lacks '%s'", msg, needle);
-    assert_true(conn_closed(fd));
+    assert_true(simtest_conn_closed(fd));
     close(fd);
 }
 
@@ -218,7 +207,7 @@ static void test_oversized_requests(void **state)
      * a fifth is refused, and once they go, the room is back. */
     int held[4];
     for (int i = 0; i < 4; i++) {
-        held[i] = raw_connect(t);
+        held[i] = simtest_raw_connect(t);
         struct simp_hdr h = req(SIMP_OP_SET, SIMP_MAX_PAYLOAD);
         assert_int_equal(send(held[i], &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
     }
@@ -231,11 +220,11 @@ static void test_oversized_requests(void **state)
         close(held[i]);
     sim_list_ok(be);   /* the same for their hang-ups */
     sim_list_ok(be);
-    int fd = raw_connect(t);
+    int fd = simtest_raw_connect(t);
     struct simp_hdr h = req(SIMP_OP_SET, 16), r;
     char msg[400];
     assert_int_equal(simp_send(fd, &h, "0123456789abcdef", NULL, 0), 0);
-    assert_int_equal(raw_reply(fd, &r, msg, sizeof(msg)), 0);
+    assert_int_equal(simtest_raw_reply(fd, &r, msg, sizeof(msg)), 0);
     assert_int_not_equal(r.status, -E2BIG);   /* read and judged on its merits */
     close(fd);
     assert_int_equal(simtest_daemon_pid(t), pid);
@@ -305,7 +294,7 @@ static void test_request_rate(void **state)
 {
     struct simtest_env *t = *state;
     start_daemon(t, NULL, 0, "--request-rate", "1000");
-    int fd = raw_connect(t);
+    int fd = simtest_raw_connect(t);
     assert_true(fd >= 0);
     enum { N = 400 };
     double t0 = mono_s();
@@ -316,7 +305,7 @@ static void test_request_rate(void **state)
     for (int i = 0; i < N; i++) {
         struct simp_hdr r;
         char msg[128];
-        assert_int_equal(raw_reply(fd, &r, msg, sizeof(msg)), 0);
+        assert_int_equal(simtest_raw_reply(fd, &r, msg, sizeof(msg)), 0);
         assert_int_equal(r.status, 0);
     }
     double took = mono_s() - t0;
@@ -399,11 +388,13 @@ static void test_started_under_hard_ulimit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_other_uid_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversized_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_rate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_started_under_soft_ulimit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_started_under_hard_ulimit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_uid_refused, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_client_refuses_other_uid, simtest_setup,
+                                        simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_requests, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_request_rate, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_started_under_soft_ulimit, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_started_under_hard_ulimit, simtest_setup, simtest_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
