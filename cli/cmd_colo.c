@@ -30,7 +30,8 @@
 
 static const char primary_help[] =
 "Usage: lockstep colo-primary (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
-"                              [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
+"                              [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
+"                              [--disk FILE[,format=F] [--disk-every N] [--disk-block SIZE]])\n"
 "                             --to tcp:HOST:PORT|unix:PATH|- [--mode colo|remus]\n"
 "                             [--interval MS] [--timeout SECONDS] [--checkpoints N]\n"
 "                             [--digest] [--json]\n"
@@ -49,6 +50,9 @@ static const char primary_help[] =
 "  --domid N              replicate the existing domain N\n"
 "  --sim pv|hvm           create a one-off simulated domain first (HVM: with the\n"
 "                         stand-in device model; destroyed at the end)\n"
+"  --disk FILE[,format=raw|qcow2], --disk-every N, --disk-block SIZE\n"
+"                         its disks, as for migrate (they need a QEMU: the stand-in\n"
+"                         device model has none, so for now they are refused)\n"
 "  --to ENDPOINT          tcp:HOST:PORT or unix:PATH, where colo-secondary waits;\n"
 "                         - is stdout (stream) and stdin (the secondary's messages)\n"
 "  --mode colo|remus      COLO (both guests run; default) or Remus (the\n"
@@ -290,6 +294,9 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
         { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
         { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
+        { "disk", required_argument, NULL, OPT_DISK },
+        { "disk-every", required_argument, NULL, OPT_DISK_EVERY },
+        { "disk-block", required_argument, NULL, OPT_DISK_BLOCK },
         { "mode", required_argument, NULL, 'M' }, { "interval", required_argument, NULL, 'i' },
         { "timeout", required_argument, NULL, 'o' }, { "checkpoints", required_argument, NULL, 'c' },
         { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },

@@ -38,7 +38,8 @@
 
 static const char migrate_help[] =
 "Usage: lockstep migrate (--domid N | --sim pv|hvm --memory SIZE [--vcpus N] [--seed S]\n"
-"                         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN])\n"
+"                         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
+"                         [--disk FILE[,format=F] [--disk-every N] [--disk-block SIZE]])\n"
 "                        --to tcp:HOST:PORT|tls:HOST:PORT|unix:PATH|-\n"
 "                        [--tls-creds DIR [--tls-allow PATTERN]]\n"
 "                        [--max-rounds N] [--dirty-threshold PAGES] [--target-downtime MS]\n"
@@ -66,6 +67,9 @@ static const char migrate_help[] =
 "                         --seed S (default 1) as for `lockstep save`\n"
 "  --dirty-rate PAGES/S   its vCPU writes this many pages per second while it runs\n"
 "  --dirty-pattern P      uniform (default), hotset:PERCENT or sequential\n"
+"  --disk FILE[,format=raw|qcow2], --disk-every N, --disk-block SIZE\n"
+"                         an HVM guest's disks (up to 4), written by its vCPU every\n"
+"                         N writes (see `lockstep sim disk`)\n"
 "  --to DEST              tcp:HOST:PORT or unix:PATH: connect to a receiver there;\n"
 "                         tls:HOST:PORT: the same over TLS 1.3 (--tls-creds);\n"
 "                         '-': the stream goes to standard output and the\n"
@@ -217,9 +221,85 @@ int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a
                          "hotset:PERCENT (1..100)", arg);
         a->workload = true;
         return 0;
+    case OPT_DISK: case OPT_DISK_EVERY: case OPT_DISK_BLOCK: {
+        char why[300];
+        if (guest_disks_opt(c, arg, &a->disks, why, sizeof(why)) < 0)
+            return usage(cmd, "%s", why);
+        return 0;
+    }
     default:
         return -1;
     }
+}
+
+int guest_disks_opt(int c, const char *arg, struct guest_disks *d, char *why, size_t wl)
+{
+    uint64_t v;
+    if (c == OPT_DISK_EVERY) {
+        if (parse_u64(arg, UINT64_MAX, &v) < 0 || v == 0) {
+            snprintf(why, wl, "--disk-every: '%s' is not a positive number of vCPU writes", arg);
+            return -EINVAL;
+        }
+        d->cfg.every = v;
+        return 0;
+    }
+    if (c == OPT_DISK_BLOCK) {
+        uint64_t kib;
+        if (parse_u64(arg, 1u << 20, &v) == 0)
+            kib = 0;
+        else if (parse_size_kib(arg, &kib) == 0 && kib <= 1024)
+            v = kib * 1024;
+        else
+            v = 0;
+        if (v < 512 || (v & (v - 1))) {
+            snprintf(why, wl, "--disk-block: '%s' is not a power of two from 512 bytes to 1M", arg);
+            return -EINVAL;
+        }
+        d->cfg.block = (unsigned)v;
+        return 0;
+    }
+    if (d->n >= GUEST_DISKS_MAX) {
+        snprintf(why, wl, "--disk: at most %u disks", GUEST_DISKS_MAX);
+        return -EINVAL;
+    }
+    const char *comma = strchr(arg, ',');
+    size_t len = comma ? (size_t)(comma - arg) : strlen(arg);
+    enum ls_sim_disk_format fmt = LS_SIM_DISK_RAW;
+    if (comma && strcmp(comma, ",format=qcow2") == 0)
+        fmt = LS_SIM_DISK_QCOW2;
+    else if (comma && strcmp(comma, ",format=raw") != 0) {
+        snprintf(why, wl, "--disk: '%s' is not FILE[,format=raw|qcow2]", arg);
+        return -EINVAL;
+    }
+    char rel[256];
+    if (len == 0 || len >= sizeof(rel)) {
+        snprintf(why, wl, "--disk: '%s' names no file", arg);
+        return -EINVAL;
+    }
+    memcpy(rel, arg, len);
+    rel[len] = '\0';
+    /* The daemon opens it, from its own directory: an absolute path. */
+    char *abs = realpath(rel, NULL);
+    if (!abs || strlen(abs) >= sizeof(d->disk[0].path)) {
+        snprintf(why, wl, "--disk: %s: %s", rel, abs ? "path too long" : strerror(errno));
+        free(abs);
+        return -EINVAL;
+    }
+    snprintf(d->disk[d->n].path, sizeof(d->disk[d->n].path), "%s", abs);
+    free(abs);
+    d->disk[d->n++].format = fmt;
+    return 0;
+}
+
+int guest_disks_attach(struct ls_backend *be, uint32_t domid, const struct guest_disks *d,
+                       struct ls_errbuf *err)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < d->n && rc == 0; i++)
+        rc = ls_sim_attach_disk(be, domid, d->disk[i].path, d->disk[i].format, err);
+    if (rc == 0 && d->n && d->cfg.every)
+        rc = ls_sim_set_disks(be, domid, &d->cfg, err);
+    return rc;
 }
 
 int guest_args_check(const char *cmd, struct guest_args *a)
@@ -239,6 +319,10 @@ int guest_args_check(const char *cmd, struct guest_args *a)
         return usage(cmd, "--dirty-rate and --dirty-pattern go with --sim (for an existing "
                      "domain: lockstep sim workload)");
     }
+    if ((a->disks.n || a->disks.cfg.every || a->disks.cfg.block) && a->type != LS_GUEST_HVM)
+        return usage(cmd, "--disk, --disk-every and --disk-block go with --sim hvm");
+    if ((a->disks.cfg.every || a->disks.cfg.block) && !a->disks.n)
+        return usage(cmd, "--disk-every and --disk-block go with --disk FILE");
     return 0;
 }
 
@@ -257,6 +341,9 @@ int guest_args_create(struct ls_backend *be, struct guest_args *a, const char *p
     a->domid = id;
     a->created = true;
     a->w.seed = a->seed;
+    rc = guest_disks_attach(be, id, &a->disks, err);
+    if (rc < 0)
+        return rc;
     return a->workload ? ls_sim_set_workload(be, id, &a->w, err) : 0;
 }
 
@@ -550,6 +637,9 @@ int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
         { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
         { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
         { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
+        { "disk", required_argument, NULL, OPT_DISK },
+        { "disk-every", required_argument, NULL, OPT_DISK_EVERY },
+        { "disk-block", required_argument, NULL, OPT_DISK_BLOCK },
         { "max-rounds", required_argument, NULL, 'R' },
         { "dirty-threshold", required_argument, NULL, 'D' },
         { "target-downtime", required_argument, NULL, 'T' },

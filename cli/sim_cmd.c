@@ -1,9 +1,11 @@
 /* cli/sim_cmd.c - `lockstep sim create|list|info|pause|unpause|destroy|digest`. */
 #include "sim_cmd.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ static const char sim_help[] =
 "Commands:\n"
 "  create --type pv|hvm|pvh --memory SIZE [--vcpus N] [--seed S] [--name NAME]\n"
 "         [--dirty-rate PAGES/S] [--dirty-pattern PATTERN] [--net-every N [--net-nondet PPM]]\n"
+"         [--disk FILE[,format=raw|qcow2] ... [--disk-every N] [--disk-block SIZE]]\n"
 "         [--qemu PATH [--dm-load-state-in-place] | --no-device-model]\n"
 "                   create a running domain with deterministic content; prints\n"
 "                   its domid. With --dirty-rate its own vCPU (a thread of the\n"
@@ -37,6 +40,7 @@ static const char sim_help[] =
 "                   device state while running (xen-load-devices-state); it is\n"
 "                   never probed, since Debian's QEMU 7.2 aborts on it.\n"
 "                   --net-every N gives it a network: see net\n"
+"                   --disk FILE (up to 4, HVM with a QEMU) gives it disks: see disk\n"
 "  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
 "                   set the vCPU's writes (pattern and seed only before the\n"
 "                   first write; --replay makes writes up to the N-th at once,\n"
@@ -51,6 +55,17 @@ static const char sim_help[] =
 "                   dropped, sent; with --read N, attaches as the reader (frames\n"
 "                   find none are dropped) and prints N frames first, one line\n"
 "                   each: seq, writes, word, nondet\n"
+"  disk DOMID [--attach FILE[,format=raw|qcow2]] [--every N] [--block SIZE]\n"
+"             [--top on|off]\n"
+"                   the guest's disks: each is a drive of its QEMU (lsdiskN, a\n"
+"                   quorum of one child, as libxl's COLO primary drive); every\n"
+"                   N vCPU writes it writes one block of SIZE (default 64K)\n"
+"                   through QEMU: disk write j fills a block picked by (seed, j)\n"
+"                   with the byte 1 + j % 255, so its disks follow from its seed\n"
+"                   and write count; a pause or suspend returns once every owed\n"
+"                   write is in QEMU. --top on writes lsdiskN-top (a COLO\n"
+"                   replica's view). Prints: disks, every, block, top, owed,\n"
+"                   written, failed, last_error\n"
 "  list             one line per domain: domid, name, type, state, vcpus, memory\n"
 "  info DOMID       the same for one domain\n"
 "  pause DOMID      pause a running domain\n"
@@ -154,9 +169,14 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
         { "no-device-model", no_argument, NULL, 'N' },
         { "dm-load-state-in-place", no_argument, NULL, 'L' },
         { "net-every", required_argument, NULL, 'e' }, { "net-nondet", required_argument, NULL, 'D' },
+        { "disk", required_argument, NULL, OPT_DISK },
+        { "disk-every", required_argument, NULL, OPT_DISK_EVERY },
+        { "disk-block", required_argument, NULL, OPT_DISK_BLOCK },
         { 0 },
     };
     struct ls_sim_create_args a = { .vcpus = 1, .seed = 1, .populate = true };
+    struct guest_disks disks = { 0 };
+    char why[300];
     struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM };
     struct ls_sim_net net = { 0 };
     bool workload = false;
@@ -203,15 +223,29 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
                 return ls_err(e, -EINVAL, "--net-nondet: '%s' is not 0..1000000 per million",
                               optarg);
             break;
+        case OPT_DISK: case OPT_DISK_EVERY: case OPT_DISK_BLOCK:
+            if (guest_disks_opt(c, optarg, &disks, why, sizeof(why)) < 0)
+                return ls_err(e, -EINVAL, "%s", why);
+            break;
         default: return ls_err(e, -EINVAL, "create: unknown option");
         }
     }
     if (a.type == LS_GUEST_UNSET || !a.memory_kib)
         return ls_err(e, -EINVAL, "create needs --type and --memory");
+    if (disks.n && (a.type != LS_GUEST_HVM || a.device_model == LS_DM_STANDIN))
+        return ls_err(e, -EINVAL, "--disk needs --type hvm with a device model (its QEMU "
+                      "serves the disk)");
+    if ((disks.cfg.every || disks.cfg.block) && !disks.n)
+        return ls_err(e, -EINVAL, "--disk-every and --disk-block go with --disk FILE");
     if (net.nondet_ppm && !net.every)
         return ls_err(e, -EINVAL, "--net-nondet goes with --net-every");
     uint32_t domid = 0;
     int rc = ls_sim_create(be, &a, &domid, e);
+    if (rc == 0 && disks.n && (rc = guest_disks_attach(be, domid, &disks, e)) < 0) {
+        struct ls_errbuf ignored;
+        ls_err_clear(&ignored);
+        ls_domain_destroy(ctx, domid, &ignored);
+    }
     if (rc == 0 && net.every)
         rc = ls_sim_set_net(be, domid, &net, e);
     if (rc == 0 && workload) {
@@ -374,6 +408,54 @@ static int sim_dm_standby_load(struct ls_ctx *ctx, uint32_t domid, int argc, cha
     return rc;
 }
 
+static int sim_disk_cmd(struct ls_backend *be, uint32_t domid, int argc, char **argv,
+                        struct ls_errbuf *e)
+{
+    static const struct option opts[] = {
+        { "attach", required_argument, NULL, OPT_DISK },
+        { "every", required_argument, NULL, OPT_DISK_EVERY },
+        { "block", required_argument, NULL, OPT_DISK_BLOCK },
+        { "top", required_argument, NULL, 'T' }, { 0 },
+    };
+    struct guest_disks d = { 0 };
+    struct ls_sim_disks cur;
+    bool set = false;
+    char why[300];
+    int c, rc = ls_sim_get_disks(be, domid, &cur, e);
+    if (rc == -ENODEV)
+        cur = (struct ls_sim_disks){ 0 };
+    else if (rc < 0)
+        return rc;
+    d.cfg = (struct ls_sim_disks){ .every = cur.every, .block = cur.block, .top = cur.top };
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'T') {
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return ls_err(e, -EINVAL, "--top: '%s' is not on or off", optarg);
+            d.cfg.top = strcmp(optarg, "on") == 0;
+            set = true;
+        } else if (c == OPT_DISK || c == OPT_DISK_EVERY || c == OPT_DISK_BLOCK) {
+            if (guest_disks_opt(c, optarg, &d, why, sizeof(why)) < 0)
+                return ls_err(e, -EINVAL, "%s", why);
+            set |= c != OPT_DISK;
+        } else {
+            return ls_err(e, -EINVAL, "disk: unknown option");
+        }
+    }
+    for (unsigned i = 0; i < d.n && rc >= 0; i++)
+        rc = ls_sim_attach_disk(be, domid, d.disk[i].path, d.disk[i].format, e);
+    if (rc >= 0 && set)
+        rc = ls_sim_set_disks(be, domid, &d.cfg, e);
+    if (rc >= 0)
+        rc = ls_sim_get_disks(be, domid, &cur, e);
+    if (rc < 0)
+        return rc;
+    printf("disks %u\nevery %" PRIu64 "\nblock %u\ntop %d\nowed %" PRIu64 "\nwritten %" PRIu64
+           "\nfailed %u\nlast_error %s\n", cur.ndisks, cur.every, cur.block, cur.top, cur.owed,
+           cur.written, cur.failed, cur.last_error[0] ? cur.last_error : "-");
+    return 0;
+}
+
 int ls_sim_cli(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -382,7 +464,7 @@ int ls_sim_cli(int argc, char **argv)
     }
     const char *cmd = argv[1];
     static const char *const known[] = { "create", "list", "info", "pause", "unpause",
-                                         "resume", "destroy", "digest", "workload", "dm", "net",
+                                         "resume", "destroy", "digest", "workload", "dm", "net", "disk",
                                          "dm-standby", "dm-load", NULL };
     bool ok = false;
     for (int i = 0; known[i]; i++)
@@ -394,7 +476,7 @@ int ls_sim_cli(int argc, char **argv)
     uint32_t domid = 0;
     bool needs_domid = strcmp(cmd, "create") != 0 && strcmp(cmd, "list") != 0;
     bool more_args = strcmp(cmd, "workload") == 0 || strcmp(cmd, "dm-load") == 0 ||
-                     strcmp(cmd, "net") == 0;
+                     strcmp(cmd, "net") == 0 || strcmp(cmd, "disk") == 0;
     if (needs_domid && ((more_args ? argc < 3 : argc != 3) || parse_domid(argv[2], &domid) < 0)) {
         fprintf(stderr, "lockstep sim %s: give one domain id\nTry 'lockstep sim --help'.\n", cmd);
         return 2;
@@ -443,6 +525,8 @@ int ls_sim_cli(int argc, char **argv)
         rc = sim_workload(be, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "net") == 0) {
         rc = sim_net_cmd(be, domid, argc - 1, argv + 1, &e);
+    } else if (strcmp(cmd, "disk") == 0) {
+        rc = sim_disk_cmd(be, domid, argc - 1, argv + 1, &e);
     } else if (strcmp(cmd, "dm") == 0) {
         struct ls_dm_info dm;
         char st[64];

@@ -27,6 +27,23 @@ int parse_size_kib(const char *s, uint64_t *kib);
 /* The guest options migrate and colo-primary share: --domid N, or a new sim
  * guest (--sim pv|hvm --memory SIZE [--vcpus N] [--seed S]) that may dirty
  * its memory (--dirty-rate N, --dirty-pattern P). */
+/* --disk FILE[,format=raw|qcow2] (up to GUEST_DISKS_MAX), --disk-every N,
+ * --disk-block SIZE: an HVM sim guest's disks, written by its vCPU. */
+#define GUEST_DISKS_MAX 4
+#define OPT_DISK       0x100
+#define OPT_DISK_EVERY 0x101
+#define OPT_DISK_BLOCK 0x102
+struct guest_disks {
+    struct { char path[256]; enum ls_sim_disk_format format; } disk[GUEST_DISKS_MAX];
+    unsigned n;
+    struct ls_sim_disks cfg;       /* every, block */
+};
+/* One of the three options above: 0 taken, or -EINVAL with why filled. */
+int guest_disks_opt(int c, const char *arg, struct guest_disks *d, char *why, size_t wl);
+/* Attach them to domain domid and set its writes; 0 or -errno with err. */
+int guest_disks_attach(struct ls_backend *be, uint32_t domid, const struct guest_disks *d,
+                       struct ls_errbuf *err);
+
 struct guest_args {
     const char *sim;
     uint64_t domid, vcpus, seed, memory_kib;
@@ -34,9 +51,10 @@ struct guest_args {
     bool created;                  /* set by guest_args_create: this command's to destroy */
     struct ls_sim_workload w;
     enum ls_guest_type type;       /* from sim, set by guest_args_check */
+    struct guest_disks disks;
 };
 #define GUEST_ARGS_INIT { .vcpus = 1, .seed = 1, .w = { .pattern = LS_SIM_DIRTY_UNIFORM } }
-/* getopt's option c (one of d s m v S r p) with its argument: 0 when taken,
+/* getopt's option c (one of d s m v S r p, OPT_DISK*) with its argument: 0 when taken,
  * -1 when c is not one of these, or the usage exit status for a bad value. */
 int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a);
 /* After the options: exactly one of --domid and --sim, and what goes with

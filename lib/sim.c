@@ -55,6 +55,30 @@ int ls_sim_net_attach(struct ls_backend *be, uint32_t domid, int *fd, struct ls_
     return sim_net(be, domid, NULL, NULL, fd, e);
 }
 
+int ls_sim_attach_disk(struct ls_backend *be, uint32_t domid, const char *path,
+                       enum ls_sim_disk_format format, struct ls_errbuf *e)
+{
+    return sim_disk(be, domid, path, (unsigned)format, NULL, NULL, e);
+}
+
+int ls_sim_set_disks(struct ls_backend *be, uint32_t domid, const struct ls_sim_disks *d,
+                     struct ls_errbuf *e)
+{
+    return sim_disk(be, domid, NULL, 0, d, NULL, e);
+}
+
+int ls_sim_get_disks(struct ls_backend *be, uint32_t domid, struct ls_sim_disks *d,
+                     struct ls_errbuf *e)
+{
+    return sim_disk(be, domid, NULL, 0, NULL, d, e);
+}
+
+void ls_sim_disk_write_at(uint64_t seed, uint64_t j, unsigned block, unsigned ndisks,
+                          const uint64_t *sizes, unsigned *disk, uint64_t *offset, uint8_t *fill)
+{
+    simp_disk_write_at(seed, j, block, ndisks, sizes, disk, offset, fill);
+}
+
 int ls_sim_frame_parse(const void *buf, size_t len, struct ls_sim_frame *f)
 {
     int nondet = 0;

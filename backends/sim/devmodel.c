@@ -78,6 +78,8 @@ static void remove_files(struct sim_dm *dm)
     char fw[SIMP_PATH_LEN + 16];
     snprintf(fw, sizeof(fw), "%s/" FIRMWARE_NAME, dm->dir);
     unlink(fw);
+    snprintf(fw, sizeof(fw), "%s/dsk.sock", dm->dir);
+    unlink(fw);
     unlink(dm->qmp_path);
     unlink(dm->log_path);
     rmdir(dm->dir);
@@ -157,9 +159,11 @@ static int move_high(int fd, bool keep)
     return hi;
 }
 
-/* incoming_fd >= 0: -incoming fd:3 on it; defer: -incoming defer (a standby). */
+/* incoming_fd >= 0: -incoming fd:3 on it; defer: -incoming defer (a standby).
+ * drives: the guest's disks as -drive values (NULL-terminated, or NULL). */
 static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
-                 const char *qemu, int incoming_fd, bool defer, struct ls_errbuf *e)
+                 const char *qemu, int incoming_fd, bool defer, const char *const *drives,
+                 struct ls_errbuf *e)
 {
     memset(dm, 0, sizeof(*dm));
     int rc = resolve_qemu(qemu, dm->qemu, sizeof(dm->qemu), e);
@@ -171,7 +175,8 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
         return rc;
     }
 
-    char qmp_arg[SIMP_SUN_LEN + 40], name_arg[48], fw_path[SIMP_PATH_LEN + 16];
+    char qmp_arg[SIMP_SUN_LEN + 40], disk_qmp_arg[SIMP_PATH_LEN + 40], name_arg[48];
+    char fw_path[SIMP_PATH_LEN + 16];
     char flash_arg[SIMP_PATH_LEN + 64];
     snprintf(fw_path, sizeof(fw_path), "%s/" FIRMWARE_NAME, dm->dir);
     if ((rc = write_firmware(fw_path, e)) < 0) {
@@ -180,6 +185,9 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
         return rc;
     }
     snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", dm->qmp_path);
+    /* The disk writer's own monitor (disk.h): QEMU serves one client per
+     * monitor, and lockstep's jobs hold the first one. */
+    snprintf(disk_qmp_arg, sizeof(disk_qmp_arg), "unix:%s/dsk.sock,server=on,wait=off", dm->dir);
     snprintf(name_arg, sizeof(name_arg), "lockstep-domain-%u", domid);
     snprintf(flash_arg, sizeof(flash_arg), "if=pflash,format=raw,readonly=on,file=%s", fw_path);
     /* Recipe section 4: without the three migration globals, the state this
@@ -187,7 +195,7 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
      * startup refuses it ("Configuration section missing"); suppress-vmdesc
      * drops the trailing description a load would complain about. These are
      * what Xen's accelerator sets through its compat properties. */
-    const char *argv[40];
+    const char *argv[64];
     int a = 0;
     argv[a++] = dm->qemu;
     argv[a++] = "-name";        argv[a++] = name_arg;
@@ -205,6 +213,11 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
     argv[a++] = "-global";      argv[a++] = "migration.send-section-footer=off";
     argv[a++] = "-global";      argv[a++] = "migration.store-global-state=off";
     argv[a++] = "-qmp";         argv[a++] = qmp_arg;
+    argv[a++] = "-qmp";         argv[a++] = disk_qmp_arg;
+    for (unsigned i = 0; drives && drives[i] && a < 58; i++) {
+        argv[a++] = "-drive";
+        argv[a++] = drives[i];
+    }
     if (incoming_fd >= 0 || defer) {
         argv[a++] = "-incoming";
         argv[a++] = defer ? "defer" : "fd:3";
@@ -292,15 +305,15 @@ out:
 }
 
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
-                 int incoming_fd, struct ls_errbuf *e)
+                 int incoming_fd, const char *const *drives, struct ls_errbuf *e)
 {
-    return spawn(dm, rundir, domid, 0, qemu, incoming_fd, false, e);
+    return spawn(dm, rundir, domid, 0, qemu, incoming_fd, false, drives, e);
 }
 
 int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
-                         const char *qemu, struct ls_errbuf *e)
+                         const char *qemu, const char *const *drives, struct ls_errbuf *e)
 {
-    return spawn(dm, rundir, domid, gen, qemu, -1, true, e);
+    return spawn(dm, rundir, domid, gen, qemu, -1, true, drives, e);
 }
 
 void sim_dm_kill(struct sim_dm *dm)
@@ -349,6 +362,7 @@ void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out)
 struct qmp_peer {
     int fd;
     const char *path;
+    char own_path[SIMP_SUN_LEN];   /* sim_qmp_open's copy */
     struct timespec deadline;
     char buf[16384];               /* QEMU's greeting, replies and events are far shorter */
     size_t len;
@@ -517,6 +531,17 @@ static int peer_connect(struct qmp_peer *p, struct ls_errbuf *e)
 
 /* Connected to the QMP socket of dm, greeted and past qmp_capabilities, with
  * timeout_ms for the whole exchange. The caller frees p (peer_close). */
+static void peer_deadline(struct qmp_peer *p, unsigned timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, &p->deadline);
+    p->deadline.tv_sec += timeout_ms / 1000;
+    p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (p->deadline.tv_nsec >= 1000000000) {
+        p->deadline.tv_sec++;
+        p->deadline.tv_nsec -= 1000000000;
+    }
+}
+
 static int peer_open(const struct sim_dm *dm, unsigned timeout_ms, struct qmp_peer **out,
                      struct ls_errbuf *e)
 {
@@ -529,13 +554,7 @@ static int peer_open(const struct sim_dm *dm, unsigned timeout_ms, struct qmp_pe
     }
     p->fd = -1;
     p->path = dm->qmp_path;
-    clock_gettime(CLOCK_MONOTONIC, &p->deadline);
-    p->deadline.tv_sec += timeout_ms / 1000;
-    p->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (p->deadline.tv_nsec >= 1000000000) {
-        p->deadline.tv_sec++;
-        p->deadline.tv_nsec -= 1000000000;
-    }
+    peer_deadline(p, timeout_ms);
     *out = p;
     yajl_val tree = NULL, ret = NULL;
     int rc = peer_connect(p, e);
@@ -560,6 +579,49 @@ static void peer_close(struct qmp_peer *p)
     if (p && p->fd >= 0)
         close(p->fd);
     free(p);
+}
+
+int sim_qmp_open(const char *path, unsigned timeout_ms, struct qmp_peer **out,
+                 struct ls_errbuf *e)
+{
+    struct sim_dm dm = { 0 };
+    snprintf(dm.qmp_path, sizeof(dm.qmp_path), "%s", path);
+    int rc = peer_open(&dm, timeout_ms, out, e);
+    if (*out) {
+        snprintf((*out)->own_path, sizeof((*out)->own_path), "%s", path);
+        (*out)->path = (*out)->own_path;   /* dm dies here */
+    }
+    return rc;
+}
+
+int sim_qmp_hmp(struct qmp_peer *p, const char *line, unsigned timeout_ms, struct ls_errbuf *e)
+{
+    /* The command line in a JSON string: only '"' and '\' need escapes here. */
+    char args[400];
+    size_t o = (size_t)snprintf(args, sizeof(args), "{\"command-line\": \"");
+    const char *c = line;
+    for (; *c && o + 4 < sizeof(args); c++) {
+        if (*c == '"' || *c == '\\')
+            args[o++] = '\\';
+        args[o++] = *c;
+    }
+    if (*c)
+        return ls_err(e, -E2BIG, "HMP command too long: %s", line);
+    memcpy(args + o, "\"}", 3);
+    peer_deadline(p, timeout_ms);
+    yajl_val tree = NULL, ret = NULL;
+    int rc = peer_exec_fd(p, "human-monitor-command", args, -1, &tree, &ret, e);
+    const char *out = rc == 0 && YAJL_IS_STRING(ret) ? YAJL_GET_STRING(ret) : "";
+    if (rc == 0 && out && out[0] && strcmp(out, "OK\r\n") != 0)
+        rc = ls_err(e, -EIO, "QEMU (%s) refused \"%s\": %.*s", p->path, line,
+                    (int)strcspn(out, "\r\n"), out);
+    yajl_tree_free(tree);
+    return rc;
+}
+
+void sim_qmp_close(struct qmp_peer *p)
+{
+    peer_close(p);
 }
 
 /* QEMU's run state ("running", "paused", "inmigrate", ...) into status. */

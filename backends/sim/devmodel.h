@@ -32,11 +32,13 @@ struct sim_dm {
 
 /* Start QEMU for domain domid: qemu is the binary ("" = qemu-system-x86_64
  * from PATH); incoming_fd >= 0 is a device state QEMU loads at startup
- * (-incoming fd:3). Returns 0 once exec succeeded, or -errno with the reason
+ * (-incoming fd:3); drives are the guest's disks as -drive values
+ * (NULL-terminated; NULL for none; disk.h). Every QEMU also gets a second
+ * QMP monitor, <dir>/dsk.sock, the disk writer's. Returns 0 once exec succeeded, or -errno with the reason
  * (binary not found or not executable, directory, fork, exec). dm must be
  * zeroed or killed before. */
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
-                 int incoming_fd, struct ls_errbuf *e);
+                 int incoming_fd, const char *const *drives, struct ls_errbuf *e);
 
 /* A standby QEMU for domain domid: started now, headless and paused like the
  * others, with -incoming defer, so it waits for a device state that is not
@@ -44,7 +46,7 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
  * files live in <rundir>/domain-<domid>.<gen> (gen > 0, new for each
  * standby), beside the QEMU it will replace. Returns once exec succeeded. */
 int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
-                         const char *qemu, struct ls_errbuf *e);
+                         const char *qemu, const char *const *drives, struct ls_errbuf *e);
 
 /* Hand the standby sb the device state in state_fd (read from its start):
  * one blocking QMP exchange within timeout_ms: getfd (state_fd by
@@ -86,6 +88,17 @@ void sim_dm_describe(const struct sim_dm *dm, struct simp_dm_info *out);
  * before goes into status (len bytes). */
 int sim_dm_cont_paused(const struct sim_dm *dm, unsigned timeout_ms, char *status, size_t len,
                        struct ls_errbuf *e);
+
+/* A blocking QMP session of the daemon's own (the disk writer's): connect to
+ * path, greeting and qmp_capabilities within timeout_ms. 0 or -errno with e;
+ * *out is set either way (close it). */
+struct qmp_peer;
+int sim_qmp_open(const char *path, unsigned timeout_ms, struct qmp_peer **out,
+                 struct ls_errbuf *e);
+/* human-monitor-command line within timeout_ms; output other than "" or
+ * "OK" is QEMU's refusal (-EIO, its words in e). */
+int sim_qmp_hmp(struct qmp_peer *p, const char *line, unsigned timeout_ms, struct ls_errbuf *e);
+void sim_qmp_close(struct qmp_peer *p);
 
 /* "exited with status N" / "killed by signal N (NAME)", into buf. */
 const char *sim_dm_status_text(int wait_status, char *buf, size_t len);

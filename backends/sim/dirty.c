@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "backends/sim/disk.h"
 #include "backends/sim/net.h"
 #include "backends/sim/xen_abi.h"
 
@@ -65,6 +66,7 @@ struct sim_vcpu {
     _Atomic uint64_t *bitmap;
     uint64_t words;
     struct sim_net *net;          /* the guest's network output (net.h); set while parked */
+    struct sim_disks *disks;      /* the domain's disks (disk.h, d->disks); set while parked */
 };
 
 static inline uint64_t mix64(uint64_t z)
@@ -103,6 +105,8 @@ static void write_one(struct sim_vcpu *v, uint64_t k)
     __atomic_store_n(word, mix64(h + k), __ATOMIC_RELAXED);
     if (v->net)
         sim_net_on_write(v->net, k, word);   /* before the bit: a nondet value is a write too */
+    if (v->disks)
+        sim_disks_on_write(v->disks, k);
     if (atomic_load_explicit(&v->logdirty, memory_order_acquire))
         atomic_fetch_or_explicit(&v->bitmap[pfn / 64], UINT64_C(1) << (pfn % 64),
                                  memory_order_release);
@@ -186,6 +190,7 @@ static struct sim_vcpu *vcpu_get(struct sim_domain *d, struct ls_errbuf *e)
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
     v->parked = true;
+    v->disks = d->disks;
     d->vcpu = v;
     return v;
 }
@@ -266,6 +271,8 @@ static void vcpu_park(struct sim_vcpu *v)
     pthread_mutex_unlock(&v->lock);
     if (v->net)
         sim_net_flush(v->net, 200);   /* what it sent before the stop is out when it returns */
+    if (v->disks)
+        sim_disks_flush(v->disks, 5000);   /* and what it wrote is in its disks */
 }
 
 void sim_vcpu_settle(struct sim_domain *d)
@@ -454,10 +461,22 @@ void sim_vcpu_adopt_regs(struct sim_domain *d)
     uint64_t k = writes_in_regs(d);
     atomic_store(&v->writes, k);
     v->synced = k;
+    if (v->disks)
+        sim_disks_adopt(v->disks, k);   /* those disk writes came by replication */
     pthread_mutex_lock(&v->lock);
     v->base = k;          /* its pace starts again from here when it runs */
     v->t0 = now_ns();
     pthread_mutex_unlock(&v->lock);
+    sim_vcpu_runstate_changed(d);
+}
+
+void sim_vcpu_disks_changed(struct sim_domain *d)
+{
+    struct sim_vcpu *v = d->vcpu;
+    if (!v || v->disks == d->disks)
+        return;
+    vcpu_park(v);       /* the vCPU reads v->disks on every write */
+    v->disks = d->disks;
     sim_vcpu_runstate_changed(d);
 }
 

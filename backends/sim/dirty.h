@@ -55,6 +55,9 @@ int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len
 int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
                  struct simp_net *out, int *fd, struct ls_errbuf *e);
 
+/* d->disks was created (disk.h): the vCPU writes them from now on. */
+void sim_vcpu_disks_changed(struct sim_domain *d);
+
 /* Stops the thread and frees everything (before sim_domain_free). */
 void sim_vcpu_free(struct sim_domain *d);
 /* The same, but the vCPU's mapping of guest memory (NULL when it had none) is

@@ -52,6 +52,8 @@ struct sim_domain {
     struct sim_dm standby;     /* a QEMU waiting (-incoming defer) to replace it */
     unsigned dm_gen;           /* standbys started so far: each gets its own directory */
     unsigned dm_loads;         /* device states taken by DM_LOAD */
+    struct sim_disks *disks;   /* NULL until a disk is attached (disk.h) */
+    uint64_t seed;             /* the creation seed (the disks' writes follow it) */
 };
 
 /* Builds a domain: memory, frame info, and (populate) deterministic content

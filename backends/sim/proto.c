@@ -24,6 +24,7 @@ const char *simp_op_name(unsigned op)
         [SIMP_OP_DM_INFO] = "dm-info", [SIMP_OP_DM_START] = "dm-start",
         [SIMP_OP_DM_STOP] = "dm-stop", [SIMP_OP_DM_STANDBY] = "dm-standby",
         [SIMP_OP_DM_LOAD] = "dm-load", [SIMP_OP_NET] = "net",
+        [SIMP_OP_DISK] = "disk",
     };
     return op < SIMP_OP_MAX_ && names[op] ? names[op] : "unknown";
 }
@@ -207,4 +208,24 @@ int simp_frame_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *wr
     *word = v;
     *nondet = (int)flags;
     return 0;
+}
+
+/* ---- a guest's disk writes ------------------------------------------------------------ */
+
+static uint64_t disk_mix(uint64_t z)
+{
+    z += UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+void simp_disk_write_at(uint64_t seed, uint64_t j, unsigned block, unsigned ndisks,
+                        const uint64_t *sizes, unsigned *disk, uint64_t *offset, uint8_t *fill)
+{
+    unsigned n = ndisks ? (unsigned)(j % ndisks) : 0;
+    uint64_t blocks = block ? sizes[n] / block : 0;
+    *disk = n;
+    *offset = (disk_mix(seed ^ disk_mix(j)) % (blocks ? blocks : 1)) * block;
+    *fill = (uint8_t)(1 + j % 255);
 }

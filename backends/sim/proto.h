@@ -78,7 +78,8 @@ enum simp_op {
                                (in place if configured so, else the standby, which then
                                replaces it); replies once QEMU is paused with it */
     SIMP_OP_NET      = 22,    /* kind = enum simp_net_op: the guest's network output */
-    SIMP_OP_MAX_     = 23,
+    SIMP_OP_DISK     = 23,    /* kind = enum simp_disk_op: the guest's disks (disk.h) */
+    SIMP_OP_MAX_     = 24,
 };
 
 /* State kinds for GET/SET; `index` is the vCPU for the VCPU_* kinds. */
@@ -275,6 +276,41 @@ struct simp_net {
     uint64_t sent;         /* reply: handed to the reader's socket */
 };
 
+/* The guest's disks (disk.h), HVM with a QEMU only:
+ *   ATTACH: payload struct simp_disk_attach; the file becomes drive lsdiskN
+ *           of every QEMU the domain gets (added to a running one at once);
+ *           replies struct simp_disk;
+ *   CONFIG: payload struct simp_disk (every, block, top), replies it with the
+ *           counters; STATS: the same without a payload. */
+enum simp_disk_op {
+    SIMP_DISK_ATTACH = 0,
+    SIMP_DISK_CONFIG = 1,
+    SIMP_DISK_STATS  = 2,
+};
+enum simp_disk_format { SIMP_DISK_RAW = 0, SIMP_DISK_QCOW2 = 1 };
+struct simp_disk_attach {
+    char path[SIMP_PATH_LEN];  /* NUL-terminated; no ',' (QEMU's option syntax) */
+    uint32_t format;           /* enum simp_disk_format */
+    uint32_t pad;
+};
+struct simp_disk {
+    uint64_t every;        /* a disk write every this many vCPU writes; 0 = none */
+    uint32_t block;        /* bytes per disk write (a power of two, 512..1 MiB) */
+    uint32_t top;          /* write lsdiskN-top (a COLO replica's view), not lsdiskN */
+    uint32_t ndisks;       /* reply: disks attached */
+    uint32_t failed;       /* reply: writes QEMU refused (the writer goes on) */
+    uint64_t owed;         /* reply: disk writes the vCPU's count asks for */
+    uint64_t written;      /* reply: of them made through QEMU (or adopted) */
+    char last_error[200];  /* reply: QEMU's last refusal, "" if none */
+};
+
+/* Where disk write j goes (disk.h): disk j % ndisks, a block picked by
+ * (seed, j) among sizes[disk] / block, filled with 1 + j % 255. */
+void simp_disk_write_at(uint64_t seed, uint64_t j, unsigned block, unsigned ndisks,
+                        const uint64_t *sizes, unsigned *disk, uint64_t *offset, uint8_t *fill);
+
+_Static_assert(sizeof(struct simp_disk) == 240, "simp disk");
+_Static_assert(sizeof(struct simp_disk_attach) == 264, "simp disk attach");
 _Static_assert(sizeof(struct simp_net) == 56, "simp net");
 _Static_assert(sizeof(struct simp_workload) == 40, "simp workload");
 _Static_assert(sizeof(struct simp_hdr) == 24, "simp header");

@@ -32,6 +32,9 @@ int sim_get_workload(struct ls_backend *be, uint32_t domid, struct ls_sim_worklo
 /* The guest's network: set (in), get (out) or attach (fd), exactly one given. */
 int sim_net(struct ls_backend *be, uint32_t domid, const struct ls_sim_net *in,
             struct ls_sim_net *out, int *fd, struct ls_errbuf *e);
+/* The guest's disks: attach (path), set (in) or get (out), exactly one given. */
+int sim_disk(struct ls_backend *be, uint32_t domid, const char *path, unsigned format,
+             const struct ls_sim_disks *in, struct ls_sim_disks *out, struct ls_errbuf *e);
 int sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent);
 const char *sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, char *buf,
                              size_t len);

@@ -1179,6 +1179,51 @@ int sim_net(struct ls_backend *be, uint32_t domid, const struct ls_sim_net *in,
     return 0;
 }
 
+int sim_disk(struct ls_backend *be, uint32_t domid, const char *path, unsigned format,
+             const struct ls_sim_disks *in, struct ls_sim_disks *out, struct ls_errbuf *e)
+{
+    if (not_sim(be, e) < 0)
+        return -EOPNOTSUPP;
+    unsigned op = path ? SIMP_DISK_ATTACH : in ? SIMP_DISK_CONFIG : SIMP_DISK_STATS;
+    struct simp_disk_attach a = { .format = format };
+    struct simp_disk d = { 0 };
+    const void *payload = NULL;
+    uint32_t plen = 0;
+    if (path) {
+        if (strlen(path) >= sizeof(a.path))
+            return ls_err(e, -ENAMETOOLONG, "disk path too long: %s", path);
+        memcpy(a.path, path, strlen(path) + 1);
+        payload = &a;
+        plen = sizeof(a);
+    } else if (in) {
+        d = (struct simp_disk){ .every = in->every, .block = in->block, .top = in->top };
+        payload = &d;
+        plen = sizeof(d);
+    }
+    uint8_t *r = NULL;
+    uint32_t n = 0;
+    int fds[1], nfds = 0;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DISK, domid, op, 0, payload, plen, &r, &n, fds, 1, &nfds,
+                     e);
+    if (rc < 0)
+        return rc;
+    if (n == sizeof(d))
+        memcpy(&d, r, sizeof(d));
+    free(r);
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    if (n != sizeof(d))
+        return ls_err(e, -EPROTO, "lockstep-simd: disk reply of %u bytes", n);
+    if (out) {
+        *out = (struct ls_sim_disks){ .every = d.every, .block = d.block, .top = d.top != 0,
+                                      .ndisks = d.ndisks, .owed = d.owed, .written = d.written,
+                                      .failed = d.failed };
+        snprintf(out->last_error, sizeof(out->last_error), "%.*s",
+                 (int)sizeof(d.last_error) - 1, d.last_error);
+    }
+    return 0;
+}
+
 int sim_parse_pattern(const char *s, enum ls_sim_dirty_pattern *p, unsigned *hot_percent)
 {
     *hot_percent = 0;

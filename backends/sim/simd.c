@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "backends/sim/dirty.h"
+#include "backends/sim/disk.h"
 #include "backends/sim/guest.h"
 #include "backends/sim/guestmem.h"
 #include "backends/sim/mempool.h"
@@ -197,13 +198,38 @@ static void release_memory_later(struct sim_domain *d)
 
 static void dm_discard_standby(struct sim_domain *d, const char *why);
 
+/* The guest's disks as -drive values for a QEMU of it (disk.h). */
+struct drives {
+    char opt[4][SIMP_PATH_LEN + 160];
+    const char *list[5];
+};
+static const char *const *drive_list(const struct sim_domain *d, struct drives *dr)
+{
+    unsigned n = sim_disks_count(d->disks);
+    for (unsigned i = 0; i < n && i < 4; i++) {
+        sim_disks_drive_opts(d->disks, i, dr->opt[i], sizeof(dr->opt[i]));
+        dr->list[i] = dr->opt[i];
+    }
+    dr->list[n < 4 ? n : 4] = NULL;
+    return dr->list;
+}
+
+/* The disk writer follows the QEMU in service. */
+static void disks_follow_dm(struct sim_domain *d)
+{
+    if (d->disks)
+        sim_disks_set_dir(d->disks, d->dm.pid > 0 && d->dm.alive ? d->dm.dir : "");
+}
+
 static void dom_remove(struct sim_domain *d)
 {
     if (d->dm.pid > 0)
         logmsg("domain %u: killing its device model (pid %d)", d->domid, (int)d->dm.pid);
     sim_dm_kill(&d->dm);   /* the device model never outlives its domain */
     dm_discard_standby(d, "its domain is destroyed");
-    release_memory_later(d);
+    release_memory_later(d);      /* the vCPU stops: nothing owes disk writes any more */
+    sim_disks_free(d->disks);
+    d->disks = NULL;
     for (size_t i = 0; i < g.ndoms; i++) {
         if (g.doms[i] == d) {
             memmove(&g.doms[i], &g.doms[i + 1], (g.ndoms - i - 1) * sizeof(g.doms[0]));
@@ -289,6 +315,7 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     }
     uint64_t t0 = now_ms();
     rc = sim_domain_create(d, domid, &cr, e);
+    d->seed = cr.seed;
     if (rc < 0) {
         sim_domain_free(d);
         free(d);
@@ -299,7 +326,7 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     if (d->type == LS_GUEST_HVM && (cr.flags & SIMP_CREATE_POPULATE) &&
         cr.device_model == SIMP_DM_QEMU) {
         cr.qemu[sizeof(cr.qemu) - 1] = '\0';
-        rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, e);
+        rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, NULL, e);
         if (rc == 0 && (cr.flags & SIMP_CREATE_DM_LOAD_STATE_IN_PLACE))
             d->dm.caps |= SIMP_DM_CAP_LOAD_STATE_IN_PLACE;
         if (rc < 0) {
@@ -526,6 +553,70 @@ static int op_net(struct conn *c, const struct simp_hdr *h, struct sim_domain *d
     return 0;
 }
 
+/* The guest's disks (disk.h): a drive of its QEMU each, written by its vCPU. */
+static int op_disk(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                   const uint8_t *p, struct ls_errbuf *e)
+{
+    size_t want = h->kind == SIMP_DISK_ATTACH ? sizeof(struct simp_disk_attach)
+                  : h->kind == SIMP_DISK_CONFIG ? sizeof(struct simp_disk) : 0;
+    if (h->kind > SIMP_DISK_STATS)
+        return ls_err(e, -EINVAL, "disk: unknown operation %u (0 attach, 1 config, 2 stats)",
+                      h->kind);
+    int rc = need_len(h, want, e);
+    if (rc < 0)
+        return rc;
+    if (h->kind != SIMP_DISK_STATS && (d->type != LS_GUEST_HVM || (d->dm.pid <= 0 &&
+                                       sim_domain_state(d) != LS_RUN_PAUSED)))
+        return ls_err(e, -EINVAL, "disk: domain %u has no device model to serve a disk (an HVM "
+                      "domain with a QEMU, or a restore target before its QEMU starts)",
+                      d->domid);
+    if (!d->disks && h->kind != SIMP_DISK_STATS) {
+        d->disks = sim_disks_new(d->domid, d->seed);
+        if (!d->disks)
+            return ls_err(e, -ENOMEM, "out of memory");
+        disks_follow_dm(d);
+        sim_vcpu_disks_changed(d);
+    }
+    if (h->kind == SIMP_DISK_ATTACH) {
+        struct simp_disk_attach a;
+        memcpy(&a, p, sizeof(a));
+        a.path[sizeof(a.path) - 1] = '\0';
+        unsigned n;
+        rc = sim_disks_attach(d->disks, a.path, a.format, &n, e);
+        if (rc == 0 && d->dm.pid > 0 && d->dm.alive) {
+            /* A running QEMU takes it at once (the same drive a new one gets). */
+            char line[SIMP_PATH_LEN + 200];
+            struct qmp_peer *q = NULL;
+            int n_len = snprintf(line, sizeof(line), "drive_add buddy ");
+            sim_disks_drive_opts(d->disks, n, line + n_len, sizeof(line) - (size_t)n_len);
+            rc = sim_qmp_open(d->dm.qmp_path, 5000, &q, e);
+            if (rc == 0)
+                rc = sim_qmp_hmp(q, line, 5000, e);
+            sim_qmp_close(q);
+            if (rc < 0)
+                sim_disks_detach_last(d->disks);
+        }
+        if (rc < 0)
+            return rc;
+        logmsg("domain %u: disk %u: %s (%s)", d->domid, n, a.path,
+               a.format == SIMP_DISK_QCOW2 ? "qcow2" : "raw");
+    } else if (h->kind == SIMP_DISK_CONFIG) {
+        struct simp_disk in;
+        memcpy(&in, p, sizeof(in));
+        rc = sim_disks_config(d->disks, &in, e);
+        if (rc < 0)
+            return rc;
+        logmsg("domain %u: disks: a write of %u bytes every %" PRIu64 " vCPU writes%s", d->domid,
+               in.block, in.every, in.top ? ", through the replication top" : "");
+    } else if (!d->disks) {
+        return ls_err(e, -ENODEV, "disk: domain %u has no disk", d->domid);
+    }
+    struct simp_disk out;
+    sim_disks_stats(d->disks, &out);
+    conn_set_reply(c, h, 0, &out, sizeof(out), NULL, 0);
+    return 0;
+}
+
 static int op_dm_info(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
                       struct ls_errbuf *e)
 {
@@ -561,9 +652,11 @@ static int op_dm_start(struct conn *c, const struct simp_hdr *h, struct sim_doma
     if (d->dm.pid > 0)
         return ls_err(e, -EEXIST, "dm-start: domain %u already has a device model (pid %d)",
                       d->domid, (int)d->dm.pid);
-    rc = sim_dm_spawn(&d->dm, g.rundir, d->domid, st.qemu, c->in_fd, e);
+    struct drives dr;
+    rc = sim_dm_spawn(&d->dm, g.rundir, d->domid, st.qemu, c->in_fd, drive_list(d, &dr), e);
     if (rc < 0)
         return rc;
+    disks_follow_dm(d);
     logmsg("domain %u: device model %s started on the restored state, pid %d, QMP %s", d->domid,
            d->dm.qemu, (int)d->dm.pid, d->dm.qmp_path);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
@@ -588,6 +681,7 @@ static int op_dm_stop(struct conn *c, const struct simp_hdr *h, struct sim_domai
         logmsg("domain %u: stopping its device model (pid %d): the restore gives the domain "
                "back without one", d->domid, (int)d->dm.pid);
         sim_dm_kill(&d->dm);
+        disks_follow_dm(d);
     }
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
@@ -652,7 +746,9 @@ static int op_dm_standby(struct conn *c, const struct simp_hdr *h, struct sim_do
     }
     dm_discard_standby(d, "it died");   /* the files of one that died */
     const char *qemu = st.qemu[0] ? st.qemu : d->dm.pid > 0 ? d->dm.qemu : "";
-    rc = sim_dm_spawn_standby(&d->standby, g.rundir, d->domid, ++d->dm_gen, qemu, e);
+    struct drives dr;
+    rc = sim_dm_spawn_standby(&d->standby, g.rundir, d->domid, ++d->dm_gen, qemu,
+                              drive_list(d, &dr), e);
     if (rc < 0)
         return rc;
     logmsg("domain %u: standby device model %s started (-incoming defer), pid %d, QMP %s",
@@ -699,6 +795,7 @@ static int op_dm_load(struct conn *c, const struct simp_hdr *h, struct sim_domai
     pid_t old = d->dm.pid > 0 && d->dm.alive ? d->dm.pid : 0;
     uint64_t t1 = now_ms();
     sim_dm_replace(&d->dm, &d->standby);
+    disks_follow_dm(d);
     d->dm_loads++;
     logmsg("domain %u: device state %u loaded by the standby device model (pid %d) in %" PRIu64
            " ms; it replaces %s%.0d (killed in %" PRIu64 " ms, reaped later)", d->domid,
@@ -851,6 +948,8 @@ static int dispatch(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
         return op_dm_load(c, h, d, e);
     case SIMP_OP_NET:
         return op_net(c, h, d, p, e);
+    case SIMP_OP_DISK:
+        return op_disk(c, h, d, p, e);
     case SIMP_OP_GET: {
         uint8_t *out = NULL;
         uint32_t len = 0;

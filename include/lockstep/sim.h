@@ -129,6 +129,39 @@ struct ls_sim_frame {
 /* 0, or -EINVAL if buf is not a well-formed sim frame (any byte). */
 LS_API int ls_sim_frame_parse(const void *buf, size_t len, struct ls_sim_frame *f);
 
+/* The guest's disks (backends/sim/README.md, "Disks"): an HVM guest's file
+ * becomes drive lsdiskN of its QEMU (a quorum of one child: libxl's COLO
+ * primary drive, so either COLO role can stack on it). With every > 0, every
+ * `every`-th write of its vCPU also writes one disk block through QEMU: disk
+ * write j fills `block` bytes of disk j % ndisks at a block picked by (seed,
+ * j) with the byte 1 + j % 255, so the disks after K vCPU writes are a pure
+ * function of the seed and K (ls_sim_disk_write_at says where write j went).
+ * A pause or suspend returns once every owed write is in QEMU. top: write
+ * through lsdiskN-top, a COLO replica's view (states/colo_disk.def). */
+enum ls_sim_disk_format { LS_SIM_DISK_RAW = 0, LS_SIM_DISK_QCOW2 = 1 };
+struct ls_sim_disks {
+    uint64_t every;            /* a disk write every this many vCPU writes; 0 = none */
+    unsigned block;            /* bytes per disk write: a power of two, 512..1 MiB (0: 64 KiB) */
+    bool top;                  /* write lsdiskN-top (a COLO replica), not lsdiskN */
+    unsigned ndisks;           /* get: disks attached */
+    uint64_t owed, written;    /* get: disk writes the vCPU asked for; of them made */
+    unsigned failed;           /* get: writes QEMU refused */
+    char last_error[200];      /* get: QEMU's last refusal, "" if none */
+};
+/* Attach a disk image (an absolute path without ','): it is a drive of
+ * every QEMU the domain gets, at once for a running one. */
+LS_API int ls_sim_attach_disk(struct ls_backend *be, uint32_t domid, const char *path,
+                              enum ls_sim_disk_format format, struct ls_errbuf *e);
+LS_API int ls_sim_set_disks(struct ls_backend *be, uint32_t domid, const struct ls_sim_disks *d,
+                            struct ls_errbuf *e);
+LS_API int ls_sim_get_disks(struct ls_backend *be, uint32_t domid, struct ls_sim_disks *d,
+                            struct ls_errbuf *e);
+/* Where disk write j of a guest created with seed went: its disk, byte offset
+ * and fill byte, for disks of `sizes` bytes each (ndisks of them). */
+LS_API void ls_sim_disk_write_at(uint64_t seed, uint64_t j, unsigned block, unsigned ndisks,
+                                 const uint64_t *sizes, unsigned *disk, uint64_t *offset,
+                                 uint8_t *fill);
+
 /* The pid of the daemon this backend talks to. */
 LS_API int ls_sim_daemon_pid(struct ls_backend *be, int *pid, struct ls_errbuf *e);
 
