@@ -44,6 +44,12 @@ struct colo_primary_role {
     struct ls_precopy_stats precopy;
     uint64_t suspend_start_ns, bytes_at_last;
     unsigned interval_ms;
+    /* A real QEMU (sv.dm_qemu): its jobs use sv.dm_save / sv.dm_cont. */
+    struct fsm_join *dm_join;      /* the job in flight, for a cancel */
+    bool dm_stopped;               /* a checkpoint stopped it and no cont was asked since */
+    uint64_t dm_save_start_ns, dm_cont_start_ns;   /* this checkpoint's jobs (0: no cont) */
+    struct ls_dm_info dm_end;      /* our QEMU as the settle found it (dm_end_known) */
+    bool dm_end_known, dm_end_told;
 };
 
 struct colo_secondary_role {
@@ -54,6 +60,12 @@ struct colo_secondary_role {
     struct restore_role rs;        /* stream_rx + memtask context (rs.m is not run) */
     uint64_t suspend_start_ns;
     char fence_out[512];           /* the fencing command's last words */
+    /* The last applied checkpoint's EMULATOR_CONTEXT (a copy: the reader's
+     * buffer already holds the next one while a checkpoint streams in), and
+     * the checkpoint whose state our real QEMU holds (0: none yet). */
+    uint8_t *applied_dm;
+    size_t applied_dm_len;
+    unsigned dm_loaded_at;
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
 };
 

@@ -141,18 +141,9 @@ static int arm(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (r->sv.info.state != LS_RUN_RUNNING && r->sv.info.state != LS_RUN_PAUSED)
         return ls_err(err, -EBUSY, "domain %u cannot be replicated: it is %s", r->opts.domid,
                       r->sv.info.state == LS_RUN_SUSPENDED ? "suspended" : "shut down");
-    if (r->sv.info.type == LS_GUEST_HVM && be->ops->dm_info) {
-        struct ls_dm_info dm;
-        if ((rc = be->ops->dm_info(be, r->opts.domid, &dm, err)) < 0)
-            return rc;
-        /* The secondary would need a new QEMU state at every checkpoint; the
-         * standby-QEMU load that Debian's 7.2 needs for it is not here yet. */
-        if (dm.present)
-            return ls_err(err, -EOPNOTSUPP, "domain %u is HVM with a real QEMU (pid %d): COLO of "
-                          "it needs the secondary to load a device state per checkpoint, which "
-                          "lockstep cannot do yet (backend dm_load_checkpoint); a guest made "
-                          "with --no-device-model replicates", r->opts.domid, dm.pid);
-    }
+    r->sv.opts.domid = r->opts.domid;
+    if ((rc = save_probe_dm(be, &r->sv, err)) < 0)   /* a real QEMU's state goes per checkpoint */
+        return rc;
     if ((rc = be->ops->get_config_json(be, r->opts.domid, &r->sv.config_json, err)) < 0)
         return rc;
     return be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
@@ -181,8 +172,8 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (r->opts.digest && be->ops->digest &&
         (rc = be->ops->digest(be, r->opts.domid, r->c.last.digest, err)) < 0)
         return rc;
-    if (r->sv.info.type != LS_GUEST_HVM)
-        return 0;
+    if (r->sv.info.type != LS_GUEST_HVM || r->sv.dm_qemu)
+        return 0;   /* a real QEMU's state is saved next, over QMP (devmodel.def) */
     free(r->sv.dm_state);
     r->sv.dm_state = NULL;
     rc = dm_standin_save(&r->sv.info, &r->sv.dm_state, &r->sv.dm_len);
@@ -263,7 +254,15 @@ static int settle(void *arg, int cancel_fd, struct ls_errbuf *err)
     }
     if (rc == 0 && be->ops->set_guard)
         rc = be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err);
-    return rc;
+    if (rc < 0)
+        return rc;
+    /* A QEMU that died is told in the outcome with how it ended. */
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    r->dm_end_known = r->sv.dm_qemu && be->ops->dm_info &&
+                      be->ops->dm_info(be, r->opts.domid, &r->dm_end, &why) == 0;
+    bool dead = r->dm_end_known && !r->dm_end.alive;   /* no cont to a QEMU that is gone */
+    return r->dm_stopped && !dead ? COLO_PRIMARY_E_SETTLED_QEMU : COLO_PRIMARY_E_SETTLED;
 }
 
 /* ---- actions: start ---------------------------------------------------------------- */
@@ -322,8 +321,72 @@ static int colo_p_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_p_suspend(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_PRIMARY_E_GUEST_SUSPENDED, suspend_guest, m->owner,
-                         "suspend guest");
+    struct colo_primary_role *r = m->owner;
+    return io_work_start(m, r->sv.dm_qemu ? COLO_PRIMARY_E_GUEST_SUSPENDED_QEMU
+                                          : COLO_PRIMARY_E_GUEST_SUSPENDED,
+                         suspend_guest, m->owner, "suspend guest");
+}
+
+/* One QMP job on our QEMU (devmodel.def), reported as DM_DONE or DM_FAILED.
+ * A job per checkpoint: the last one's join has reported, so its undo goes. */
+static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, int job,
+                        const char *what)
+{
+    struct colo_primary_role *r = m->owner;
+    struct save_role *s = &r->sv;
+    fsm_undo_forget(m, j);
+    dm_task_init(t, m->sched, r->opts.domid, s->dm.pid, s->dm.qmp_path);
+    dm_task_set_log(t, s->dm.log_path);
+    r->dm_join = j;
+    *(job == DEVMODEL_E_SAVE ? &r->dm_save_start_ns : &r->dm_cont_start_ns) = io_monotonic_ns();
+    fsm_join_begin(j, m, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED);
+    fsm_join_add(j, &t->m);
+    fsm_join_arm(j);
+    fsm_post(&t->m, job, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, j, what);
+}
+
+/* Our guest is suspended: stop its QEMU and save its device state (spec 4.1
+ * step 1) before the suspend callback is answered. */
+static int colo_p_dm_save(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    free(r->sv.dm_save.state);
+    r->sv.dm_save.state = NULL;
+    r->dm_stopped = true;
+    return start_dm_job(m, &r->sv.dm_save, &r->sv.dm_save_join, DEVMODEL_E_SAVE,
+                        "device model save");
+}
+
+/* Our guest runs again: so does its QEMU, if it ran before the checkpoint
+ * stopped it (step 4: cont). */
+static int colo_p_dm_cont(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    r->dm_stopped = false;
+    r->dm_cont_start_ns = 0;
+    if (!r->sv.dm_save.was_running) {
+        fsm_post(m, COLO_PRIMARY_E_DM_DONE, 0, NULL);
+        return 0;
+    }
+    return start_dm_job(m, &r->sv.dm_cont, &r->sv.dm_cont_join, DEVMODEL_E_CONT,
+                        "device model cont");
+}
+
+static int colo_p_cancel_dm(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_join_cancel(r->dm_join, -ECANCELED);
+    return 0;
+}
+
+static int colo_p_dm_cont_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    /* The first failure stays the error; this one is told besides. */
+    fprintf(stderr, "lockstep: domain %u runs again but its QEMU does not: %s\n",
+            r->opts.domid, r->sv.dm_cont.m.err.msg);
+    return 0;
 }
 
 static int colo_p_read_svm_suspended(struct fsm *m, const struct fsm_ev *ev)
@@ -335,6 +398,18 @@ static int colo_p_read_svm_suspended(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_answer_suspend(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    struct save_role *s = &r->sv;
+    if (s->dm_save.state) {            /* our QEMU's, for EMULATOR_CONTEXT */
+        free(s->dm_state);
+        s->dm_state = s->dm_save.state;
+        s->dm_len = s->dm_save.state_len;
+        s->dm_save.state = NULL;
+    }
+    r->c.last.dm_digest[0] = '\0';
+    if (s->dm_state)
+        dm_state_digest(s->dm_state, s->dm_len, r->c.last.dm_digest);
+    r->c.last.dm_bytes = s->dm_len;
+    r->c.last.dm_pid = s->dm_qemu ? s->dm.pid : 0;
     r->op.suspended_ns = r->suspend_start_ns;
     io_helper_reply(&r->sv.mem.helper, 1);
     return 0;
@@ -362,8 +437,10 @@ static int colo_p_read_svm_ready(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_p_resume(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_PRIMARY_E_GUEST_RESUMED, resume_guest, m->owner,
-                         "resume guest");
+    struct colo_primary_role *r = m->owner;
+    return io_work_start(m, r->sv.dm_qemu ? COLO_PRIMARY_E_GUEST_RESUMED_QEMU
+                                          : COLO_PRIMARY_E_GUEST_RESUMED,
+                         resume_guest, m->owner, "resume guest");
 }
 
 static int colo_p_read_svm_resumed(struct fsm *m, const struct fsm_ev *ev)
@@ -384,6 +461,12 @@ static void report_checkpoint(struct colo_primary_role *r)
     c->pause_ns = r->op.resumed_ns > r->suspend_start_ns ? r->op.resumed_ns - r->suspend_start_ns
                                                            : 0;
     r->bytes_at_last = done;
+    c->dm_ns = 0;
+    if (r->sv.dm_qemu) {             /* QMP time: each job's start to its last reply */
+        c->dm_ns = r->sv.dm_save.last_reply_ns - r->dm_save_start_ns;
+        if (r->dm_cont_start_ns)
+            c->dm_ns += r->sv.dm_cont.last_reply_ns - r->dm_cont_start_ns;
+    }
     if (r->opts.on_checkpoint)
         r->opts.on_checkpoint(&r->op, c, r->opts.cb_data);
     if (r->c.role != LS_COLO_PROTECTED) {
@@ -483,7 +566,7 @@ static int colo_p_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_p_settle(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_PRIMARY_E_SETTLED, settle, m->owner, "settle our guest");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, settle, m->owner, "settle our guest");
 }
 
 static int colo_p_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
@@ -499,12 +582,24 @@ static void set_role(struct colo_primary_role *r, enum ls_colo_role role, const 
         r->opts.on_role(&r->op, role, why, r->opts.cb_data);
 }
 
+/* "; its QEMU (pid N) was killed by signal 9" after the error, once. */
+static void tell_dm_fate(struct colo_primary_role *r)
+{
+    if (!r->dm_end_known || r->dm_end.alive || r->dm_end_told)
+        return;
+    char how[64];
+    r->dm_end_told = true;
+    ls_err_append(&r->m.err, "; its QEMU (pid %d) %s", r->dm_end.pid,
+                  backend_dm_status_text(&r->dm_end, how, sizeof(how)));
+}
+
 static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    tell_dm_fate(r);
     char why[LS_ERRBUF_LEN + 64];
-    snprintf(why, sizeof(why), "the secondary is lost after checkpoint %u: %s", r->c.checkpoints,
-             fsm_errmsg(m));
+    snprintf(why, sizeof(why), "replication ended after checkpoint %u (the secondary, or the "
+             "link, or our QEMU failed): %s", r->c.checkpoints, fsm_errmsg(m));
     set_role(r, LS_COLO_UNPROTECTED, why);
     return 0;
 }
@@ -524,6 +619,7 @@ static void colo_primary_done(struct fsm *m, int rc)
     struct colo_primary_role *r = m->owner;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_PROTECTED)
         r->c.role = LS_COLO_ENDED;
+    tell_dm_fate(r);
     op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
@@ -541,6 +637,7 @@ static void colo_primary_free(struct ls_op *op)
     free(r->sv.tail);
     free(r->sv.ckpt);
     free(r->sv.dm_state);
+    free(r->sv.dm_save.state);
     free(r);
 }
 

@@ -153,19 +153,18 @@ static int report(void *arg, int cancel_fd, struct ls_errbuf *err)
     return 0;
 }
 
-/* The checkpoint's device state into the device model. A stand-in's needs
- * nothing (it has no process); a real QEMU's goes to the backend's
- * dm_load_checkpoint (a standby QEMU swapped in, on Debian's 7.2). */
-static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
+/* The last applied checkpoint's device state into the device model. A
+ * stand-in's needs nothing (it has no process); a real QEMU's goes to the
+ * backend's dm_load_checkpoint (a standby QEMU swapped in, on Debian's 7.2),
+ * which leaves the new QEMU paused with exactly that state. */
+static int load_applied_dm(struct colo_secondary_role *r, int cancel_fd, struct ls_errbuf *err)
 {
-    struct colo_secondary_role *r = arg;
     struct ls_errbuf why;
     ls_err_clear(&why);
-    if (!r->rs.emulator_context ||
-        dm_standin_check(r->rs.emulator_context, r->rs.emulator_context_len, &why) == 0)
+    if (!r->applied_dm || dm_standin_check(r->applied_dm, r->applied_dm_len, &why) == 0)
         return 0;
     struct ls_backend *be = be_of(r);
-    if (!be->ops->dm_load_checkpoint)
+    if (!be->ops->dm_load_checkpoint || !be->ops->dm_info)
         return ls_err(err, -EOPNOTSUPP, "checkpoint %u carries a real QEMU's device state, and "
                       "the %s backend cannot load one per checkpoint", r->c.checkpoints,
                       be->ops->name);
@@ -173,7 +172,7 @@ static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (fd < 0)
         return ls_err(err, -errno, "checkpoint %u: memfd for the device state: %s",
                       r->c.checkpoints, strerror(errno));
-    int rc = io_write_all(fd, r->rs.emulator_context, r->rs.emulator_context_len, cancel_fd);
+    int rc = io_write_all(fd, r->applied_dm, r->applied_dm_len, cancel_fd);
     if (rc < 0)
         ls_err(err, rc, "checkpoint %u: staging the device state: %s", r->c.checkpoints,
                strerror(-rc));
@@ -183,7 +182,18 @@ static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
     else
         rc = be->ops->dm_load_checkpoint(be, r->rs.domid, fd, err);
     close(fd);
-    return rc;
+    if (rc == 0)
+        rc = be->ops->dm_info(be, r->rs.domid, &r->rs.dm, err);   /* the QEMU that holds it */
+    if (rc < 0)
+        return rc;
+    r->rs.dm_qemu = true;
+    r->dm_loaded_at = r->c.checkpoints;
+    return 0;
+}
+
+static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return load_applied_dm(arg, cancel_fd, err);
 }
 
 /* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume
@@ -204,7 +214,18 @@ static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
         rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_DESTROY, err);
     if (rc == 0 && r->suspend_start_ns)
         r->c.last.pause_ns = io_monotonic_ns() - r->suspend_start_ns;
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (!r->rs.dm_qemu)
+        return COLO_SECONDARY_E_GUEST_STARTED;
+    /* The next checkpoint's QEMU starts now, in the interval, not in its
+     * pause. A failure here is met again, and reported, by that load, which
+     * starts one itself: it must not end replication now. */
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    if (be->ops->dm_prepare_standby)
+        be->ops->dm_prepare_standby(be, r->rs.domid, NULL, &why);
+    return COLO_SECONDARY_E_GUEST_STARTED_QEMU;
 }
 
 static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -314,13 +335,25 @@ static int take_over(void *arg, int cancel_fd, struct ls_errbuf *err)
     int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
     if (rc < 0)
         return rc;
+    /* The device state of the checkpoint our memory holds, before the guest
+     * runs: a Remus copy's QEMU never took one, a COLO copy's may be a
+     * checkpoint behind (lost between the apply and its load). */
+    if (r->dm_loaded_at != r->c.checkpoints && (rc = load_applied_dm(r, cancel_fd, err)) < 0)
+        return rc;
     if (info.state == LS_RUN_PAUSED)
         rc = be->ops->unpause(be, r->rs.domid, err);
     else if (info.state == LS_RUN_SUSPENDED)
         rc = be->ops->resume(be, r->rs.domid, false, err);
     if (rc == 0 && be->ops->set_guard)
         rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err);
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (!r->rs.dm_qemu)
+        return COLO_SECONDARY_E_TOOK_OVER;
+    if (be->ops->dm_discard_standby &&        /* no spare QEMU outlives the replication */
+        (rc = be->ops->dm_discard_standby(be, r->rs.domid, err)) < 0)
+        return rc;
+    return COLO_SECONDARY_E_TOOK_OVER_QEMU;
 }
 
 /* Fencing failed: the paused copy must outlive us (its DESTROY guard would
@@ -329,6 +362,10 @@ static int keep_paused(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
     struct ls_backend *be = be_of(r);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    if (r->rs.dm_qemu && be->ops->dm_discard_standby)   /* the copy stays; no spare QEMU */
+        be->ops->dm_discard_standby(be, r->rs.domid, &why);
     return be->ops->set_guard ? be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err) : 0;
 }
 
@@ -423,6 +460,19 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     struct ls_colo_checkpoint *c = &r->c.last;
+    c->dm_digest[0] = '\0';
+    c->dm_bytes = 0;
+    if (r->rs.emulator_context) {   /* this checkpoint's, applied with it */
+        uint8_t *copy = realloc(r->applied_dm, r->rs.emulator_context_len);
+        if (!copy)
+            return fsm_fail(m, -ENOMEM, "out of memory for checkpoint %u's device state (%zu "
+                            "bytes)", r->c.checkpoints + 1, r->rs.emulator_context_len);
+        memcpy(copy, r->rs.emulator_context, r->rs.emulator_context_len);
+        r->applied_dm = copy;
+        r->applied_dm_len = r->rs.emulator_context_len;
+        dm_state_digest(copy, r->applied_dm_len, c->dm_digest);
+        c->dm_bytes = r->applied_dm_len;
+    }
     c->number = ++r->c.checkpoints;
     c->domid = r->rs.domid;
     if (r->opts.on_checkpoint)
@@ -449,8 +499,22 @@ static int colo_s_load_dm(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_start_guest(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_SECONDARY_E_GUEST_STARTED, start_guest, m->owner,
-                         "start our guest");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, start_guest, m->owner, "start our guest");
+}
+
+/* Our QEMU holds the checkpoint's state, paused: let it run (devmodel.def). */
+static int colo_s_dm_cont(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    struct restore_role *s = &r->rs;
+    fsm_undo_forget(m, &s->dm_cont_join);   /* the last checkpoint's cont has reported */
+    dm_task_init(&s->dm_cont, m->sched, s->domid, s->dm.pid, s->dm.qmp_path);
+    dm_task_set_log(&s->dm_cont, s->dm.log_path);
+    fsm_join_begin(&s->dm_cont_join, m, COLO_SECONDARY_E_DM_DONE, COLO_SECONDARY_E_DM_FAILED);
+    fsm_join_add(&s->dm_cont_join, &s->dm_cont.m);
+    fsm_join_arm(&s->dm_cont_join);
+    fsm_post(&s->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &s->dm_cont_join, "device model cont");
 }
 
 static int colo_s_write_resumed(struct fsm *m, const struct fsm_ev *ev)
@@ -548,7 +612,7 @@ static int colo_s_fence(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_take_over(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_SECONDARY_E_TOOK_OVER, take_over, m->owner, "take over");
+    return io_work_start(m, IO_WORK_EV_FROM_FN, take_over, m->owner, "take over");
 }
 
 static int colo_s_keep_paused(struct fsm *m, const struct fsm_ev *ev)
@@ -581,6 +645,20 @@ static int colo_s_outcome_fence_failed(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* Our copy runs, but its QEMU could not be let run: say that, not the loss. */
+static int colo_s_outcome_dm_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    char lost[LS_ERRBUF_LEN];
+    snprintf(lost, sizeof(lost), "%s", fsm_errmsg(m));
+    const struct ls_errbuf *dm = &r->rs.dm_cont.m.err;
+    ls_err_clear(&m->err);
+    fsm_fail(m, dm->rc ? dm->rc : -EIO, "took over from checkpoint %u (the primary is lost: %s), "
+             "but our copy's QEMU (pid %d) does not run: %s", r->c.checkpoints, lost,
+             r->rs.dm.pid, dm->msg[0] ? dm->msg : "its cont did not end");
+    return 0;
+}
+
 static int colo_s_outcome_stopped(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
@@ -606,6 +684,7 @@ static void colo_secondary_free(struct ls_op *op)
     io_fd_set_timeout(r->opts.recv_fd, 0);
     free(r->rs.config_json);
     free(r->rs.emulator_context);
+    free(r->applied_dm);
     free(r);
 }
 

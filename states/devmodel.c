@@ -33,6 +33,14 @@ bool dm_state_is_qemu(const uint8_t *blob, size_t len)
            !(len >= 8 + sizeof(standin) - 1 && memcmp(blob + 8, standin, sizeof(standin) - 1) == 0);
 }
 
+void dm_state_digest(const uint8_t *blob, size_t len, char hex[17])
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ blob[i]) * 0x100000001b3ull;
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+}
+
 void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, int pid,
                   const char *qmp_path)
 {
@@ -113,6 +121,7 @@ static void on_reply(struct qmp_conn *c, const struct qmp_reply *r, void *data, 
 {
     struct dm_task *t = data;
     t->in_flight = false;
+    t->last_reply_ns = io_monotonic_ns();
     if (t->closing) {
         qmp_conn_close(c);   /* the teardown waited for this reply */
         return;

@@ -30,6 +30,7 @@ struct dm_task {
     long long fdset_id;
     unsigned status_queries;       /* CHECK: query-status sent so far */
     char status[32];               /* the last query-status answer */
+    uint64_t last_reply_ns;        /* io_monotonic_ns() of the last reply (timings) */
     /* results */
     bool was_running;              /* SAVE: QEMU ran before the stop */
     uint8_t *state;                /* SAVE: the device state (malloc'd; the owner takes it) */
@@ -52,5 +53,10 @@ void dm_task_set_log(struct dm_task *t, const char *log_path);
 /* True when a device state is QEMU's (a savevm image: "QEVM", version 3),
  * not lockstep's stand-in. */
 bool dm_state_is_qemu(const uint8_t *blob, size_t len);
+
+/* A device state's digest for comparing the two sides of a checkpoint: 16
+ * lowercase hex digits (FNV-1a 64 over its bytes) and a NUL. Not
+ * cryptographic: it tells states apart, it does not authenticate them. */
+void dm_state_digest(const uint8_t *blob, size_t len, char hex[17]);
 
 #endif

@@ -67,6 +67,23 @@ static int save_memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *
 
 /* ---- backend calls on the threadpool ---------------------------------- */
 
+int save_probe_dm(struct ls_backend *be, struct save_role *r, struct ls_errbuf *err)
+{
+    if (r->info.type != LS_GUEST_HVM || !be->ops->dm_info)
+        return 0;
+    int rc = be->ops->dm_info(be, r->opts.domid, &r->dm, err);
+    if (rc < 0)
+        return rc;
+    if (r->dm.present && !r->dm.alive) {
+        char why[64];
+        return ls_err(err, -ECHILD, "device model of domain %u died: its QEMU (pid %d) %s; "
+                      "see %s", r->opts.domid, r->dm.pid,
+                      backend_dm_status_text(&r->dm, why, sizeof(why)), r->dm.log_path);
+    }
+    r->dm_qemu = r->dm.present;
+    return 0;
+}
+
 static int query_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct save_role *r = arg;
@@ -77,17 +94,8 @@ static int query_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (r->info.state != LS_RUN_RUNNING && r->info.state != LS_RUN_PAUSED)
         return ls_err(err, -EBUSY, "domain %u cannot be saved: it is %s", r->opts.domid,
                       r->info.state == LS_RUN_SUSPENDED ? "already suspended" : "shut down");
-    if (r->info.type == LS_GUEST_HVM && be->ops->dm_info) {
-        if ((rc = be->ops->dm_info(be, r->opts.domid, &r->dm, err)) < 0)
-            return rc;
-        if (r->dm.present && !r->dm.alive) {
-            char why[64];
-            return ls_err(err, -ECHILD, "device model of domain %u died: its QEMU (pid %d) %s; "
-                          "see %s", r->opts.domid, r->dm.pid,
-                          backend_dm_status_text(&r->dm, why, sizeof(why)), r->dm.log_path);
-        }
-        r->dm_qemu = r->dm.present;
-    }
+    if ((rc = save_probe_dm(be, r, err)) < 0)
+        return rc;
     if (r->opts.format == LS_FORMAT_XL)
         return be->ops->get_config_json(be, r->opts.domid, &r->config_json, err);
     return 0;

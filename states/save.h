@@ -60,6 +60,11 @@ struct save_role {
     struct write_job control_job;
 };
 
+/* An HVM domain's QEMU, from the backend (r->info and r->opts.domid set):
+ * fills r->dm and r->dm_qemu; a QEMU that died is an error naming how.
+ * Blocking (threadpool). Used by save.def and colo_primary.def. */
+int save_probe_dm(struct ls_backend *be, struct save_role *r, struct ls_errbuf *err);
+
 /* Start a save; the role reports through op->done. */
 int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
                     void *data, struct ls_op **out, struct ls_errbuf *err);

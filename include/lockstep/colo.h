@@ -53,6 +53,14 @@ struct ls_colo_checkpoint {
                                  of its own guest */
     char digest[65];          /* the guest's digest (primary: at suspend; secondary: once
                                  applied, before it runs); "" unless opts.digest */
+    /* HVM: the checkpoint's device state (EMULATOR_CONTEXT). dm_digest: 16 hex
+     * digits (FNV-1a 64) of its bytes as the primary's QEMU saved them, and as
+     * the secondary's QEMU loaded them (set only once it did); "" for none. */
+    char dm_digest[17];
+    uint64_t dm_bytes;
+    int dm_pid;               /* the QEMU that saved it (primary) or holds it (secondary);
+                                 0: the stand-in (--no-device-model) */
+    uint64_t dm_ns;           /* primary: its QEMU's stop + save and cont; secondary: the load */
 };
 typedef void ls_colo_checkpoint_fn(struct ls_op *op, const struct ls_colo_checkpoint *c,
                                    void *data);

@@ -19,6 +19,19 @@ killed, the link reset, the link frozen; with a fencing command that works
 fails. Afterwards exactly one copy runs (or, with a failed fence, the
 secondary's stays paused and the primary's runs), and a copy that took over
 holds the last checkpoint the secondary applied (its digest).
+
+HVM guests with a real QEMU (Debian's 7.2; the primary's QEMU let run, so
+its device state changes with its clock between checkpoints): in
+`checkpoints`, 50 checkpoints where the device state the primary's QEMU
+saved at each (its digest, from both sides' JSON) is the one the secondary
+applied with it and handed to its QEMU (a fresh QEMU per checkpoint: the
+load count and pid seen moving while it runs), the primary's QEMU running
+afterwards; in `failover`, the primary's lockstep killed: the secondary's
+copy and its QEMU (status "running", holding the last checkpoint's state)
+run on, and a QEMU killed in the middle of a checkpoint (QMP stop to a dead
+peer): the primary says so with QEMU's reason and runs on unprotected, its
+guest resumed and guard released. Cost: about 25 s of `checkpoints` and
+10 s of `failover` on a loaded 2-core machine.
 """
 import json
 import os
@@ -111,6 +124,70 @@ def start_secondary(host, extra, listen="tcp:127.0.0.1:0"):
     return s, m.group(1)
 
 
+def qmp(sock, cmd, args=None):
+    """One QMP command on a QEMU's socket (greeting, qmp_capabilities, cmd): its return."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(sock)
+        f = s.makefile("rw")
+
+        def reply():
+            while True:
+                line = f.readline()
+                if not line:
+                    raise Failed(f"QEMU at {sock} closed its QMP socket")
+                msg = json.loads(line)
+                if "event" not in msg:
+                    return msg
+        reply()
+        f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n")
+        f.flush()
+        reply()
+        req = {"execute": cmd}
+        if args is not None:
+            req["arguments"] = args
+        f.write(json.dumps(req) + "\n")
+        f.flush()
+        msg = reply()
+        if "error" in msg:
+            raise Failed(f"QMP {cmd} on {sock}: {msg['error']}")
+        return msg["return"]
+    finally:
+        s.close()
+
+
+def dm_of(host, dom):
+    """`lockstep sim dm DOMID` as a dict (state, pid, qmp, loads, standby, ...)."""
+    out = host.sim("dm", str(dom), check=False)
+    return dict(l.split(" ", 1) for l in out.splitlines() if " " in l)
+
+
+def hvm_with_qemu(host, n, rate):
+    """An HVM guest whose real QEMU runs (the sim starts it with -S)."""
+    dom = int(host.sim("create", "--type", "hvm", "--memory", "4M", "--seed", str(SEED + n),
+                       "--vcpus", "2", "--dirty-rate", str(rate)))
+    dm = dm_of(host, dom)
+    qmp(dm["qmp"], "cont")
+    return dom, dm
+
+
+def qemus_under(rundir):
+    """pids of QEMU processes whose command line names rundir."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-system" in cmd and rundir in cmd:
+            out.append(int(pid))
+    return out
+
+
 def running(host):
     return [d for d, st in host.domains().items() if st == "running"]
 
@@ -127,7 +204,7 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
     try:
         if guest == "pv":
             dom = prim.create("pv", "2M", seed=SEED + n, rate=rate, pattern=pattern)
-        else:   # HVM with the stand-in device model (a real QEMU's COLO is refused yet)
+        else:   # HVM with the stand-in device model (run_qemu_checkpoints: a real QEMU)
             dom = int(prim.sim("create", "--type", "hvm", "--memory", "4M", "--seed",
                                str(SEED + n), "--vcpus", "2", "--dirty-rate", str(rate),
                                "--dirty-pattern", pattern, "--no-device-model"))
@@ -173,6 +250,145 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
                 summary = [l for l in ins.stdout.splitlines() if l.startswith("summary")]
                 res.check(f"{what}: lockstep inspect decodes the {name} channel",
                           ins.returncode == 0 and summary, ins.stdout[-400:] + ins.stderr[-400:])
+    finally:
+        prim.stop()
+        sec.stop()
+
+
+def run_qemu_checkpoints(res, work, n, count, interval):
+    """COLO of an HVM guest with a real QEMU: `count` checkpoints, stopped in order."""
+    prim, sec = pair(work, n)
+    what = "hvm with QEMU colo unix"
+    try:
+        dom, pdm = hvm_with_qemu(prim, n, 2000)
+        s, where = start_secondary(sec, ["--mode", "colo", "--dirty-rate", "300", "--seed",
+                                         str(SEED + 100 + n)], f"unix:{work}/colo{n}.sock")
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval",
+                  str(interval), "--checkpoints", str(count), "--digest", "--json"],
+                 traced(prim), name="primary")
+        seen = []     # the secondary's QEMU while it runs: (loads, pid, state)
+        while p.p.poll() is None:
+            time.sleep(0.2)
+            sdom = next(iter(checkpoints(s).values()), {}).get("domid")
+            if sdom is not None:
+                d = dm_of(sec, sdom)
+                if d.get("loads"):
+                    seen.append((int(d["loads"]), int(d.get("pid", 0)), d.get("state")))
+        prc, src = p.wait(120), s.wait(30)
+        keep_trace(p, s)
+        pc, sc = checkpoints(p), checkpoints(s)
+        res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
+                  prc == 0 and src == 0 and end_of(p).get("role") == "stopped"
+                  and end_of(s).get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
+        ks = range(1, count + 1)
+        bad = [k for k in ks if k not in pc or k not in sc or not pc[k]["digest"]
+               or pc[k]["digest"] != sc[k]["digest"]]
+        res.check(f"{what}: {count} checkpoints, the secondary's digest equals the primary's at "
+                  f"every one", len(pc) == count and len(sc) == count and not bad,
+                  f"{len(pc)}/{len(sc)} checkpoints, differing at {bad[:5]}")
+        bad = [k for k in ks if not pc.get(k, {}).get("dm_digest")
+               or pc[k]["dm_digest"] != sc.get(k, {}).get("dm_digest")
+               or pc[k].get("dm_pid") != int(pdm["pid"]) or pc[k].get("dm_bytes", 0) < 1000]
+        res.check(f"{what}: at every checkpoint the secondary applied the device state the "
+                  f"primary's QEMU (pid {pdm['pid']}) saved at its suspend (digests)", not bad,
+                  f"differing at {bad[:5]}: {[pc.get(k) for k in bad[:2]]} / "
+                  f"{[sc.get(k) for k in bad[:2]]}")
+        distinct = len({pc[k]["dm_digest"] for k in ks if k in pc})
+        res.check(f"{what}: the primary's device state changes between checkpoints ({distinct} "
+                  f"distinct of {count})", distinct >= count * 9 // 10)
+        loads = sorted({l for l, _, _ in seen})
+        pids = {pid for _, pid, _ in seen}
+        res.check(f"{what}: the secondary's QEMU took each state: loads seen {loads[:3]}..."
+                  f"{loads[-3:]}, {len(pids)} QEMUs, running",
+                  len(loads) >= 3 and len(pids) >= 3 and max(loads) <= count
+                  and any(st == "running" for _, _, st in seen), str(seen[-5:]))
+        res.check(f"{what}: the primary's guest and its QEMU run on, no copy or QEMU is left on "
+                  f"the secondary", running(prim) == [dom] and not sec.domains()
+                  and qmp(pdm["qmp"], "query-status").get("status") == "running"
+                  and not qemus_under(sec.rundir),
+                  f"{prim.domains()} / {sec.domains()} / {qemus_under(sec.rundir)}")
+    finally:
+        prim.stop()
+        sec.stop()
+
+
+def run_qemu_failover(res, work, n, rng, mode):
+    """The primary's lockstep killed: the secondary's copy and its QEMU run on. COLO: the
+    QEMU took every checkpoint's state; Remus: it takes the last one at the takeover."""
+    prim, sec = pair(work, n)
+    try:
+        dom, pdm = hvm_with_qemu(prim, n, 2000)
+        s, where = start_secondary(sec, ["--mode", mode, "--timeout", "2", "--fence",
+                                         fence_cmd(prim, dom, True)])
+        at = rng.randint(3, 8)
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval", "10",
+                  "--mode", mode, "--timeout", "2", "--digest", "--json"], traced(prim),
+                 name="primary")
+        end = time.time() + 90
+        while time.time() < end and at not in checkpoints(s):
+            time.sleep(0.005)
+        what = f"hvm with QEMU, {mode}: the primary's lockstep killed after checkpoint ~{at}"
+        if at not in checkpoints(s):
+            raise Failed(f"{what}: no checkpoint {at}: {p.text()[-500:]} {s.text()[-500:]}")
+        p.kill()
+        src, _ = s.wait(40), p.wait(40)
+        keep_trace(p, s)
+        sc = checkpoints(s)
+        last = max(sc)
+        pc = checkpoints(p)
+        res.check(f"{what}: the secondary applied the device state the primary's QEMU saved, "
+                  f"at every checkpoint", all(sc[k].get("dm_digest") and k in pc and
+                                              pc[k]["dm_digest"] == sc[k]["dm_digest"]
+                                              for k in sc if k in pc) and len(pc) >= last - 1,
+                  f"{[(k, pc.get(k, {}).get('dm_digest'), sc[k].get('dm_digest')) for k in sc]}")
+        copy = [d for d, st in sec.domains().items() if st == "running"]
+        res.check(f"{what}: the secondary took over (rc {src}, role {end_of(s).get('role')}), "
+                  f"its copy the only one running", src == 0 and end_of(s).get("role") == "active"
+                  and len(copy) == 1 and not running(prim), f"{sec.domains()} / "
+                  f"{prim.domains()}: {s.text()[-700:]}")
+        if copy:
+            d = dm_of(sec, copy[0])
+            status = qmp(d["qmp"], "query-status").get("status") if d.get("qmp") else None
+            res.check(f"{what}: its QEMU (pid {d.get('pid')}) runs the guest, holding checkpoint "
+                      f"{last}'s state (loads {d.get('loads')}), no standby left",
+                      d.get("state") == "running" and status == "running"
+                      and d.get("loads") == str(last if mode == "colo" else 1)
+                      and d.get("standby") == "0", str(d))
+            res.check(f"{what}: the copy holds checkpoint {last}",
+                      sec.digest(copy[0]) == sc[last]["digest"])
+        res.check(f"{what}: no QEMU of the primary's is left", not qemus_under(prim.rundir),
+                  str(qemus_under(prim.rundir)))
+    finally:
+        prim.stop()
+        sec.stop()
+
+
+def run_qemu_dm_error(res, work, n):
+    """The primary's QEMU killed just before a checkpoint's QMP stop (6 QMP commands a
+    checkpoint: query-status, stop, add-fd, xen-save-devices-state, remove-fd, cont)."""
+    prim, sec = pair(work, n)
+    try:
+        dom, pdm = hvm_with_qemu(prim, n, 2000)
+        s, where = start_secondary(sec, ["--mode", "colo", "--timeout", "2", "--fence",
+                                         fence_cmd(prim, dom, False)])
+        env = dict(traced(prim), LOCKSTEP_DM_FAULT_KILL=str(6 * 3 + 2))
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval", "10",
+                  "--timeout", "2", "--digest", "--json"], env, name="primary")
+        prc, src = p.wait(60), s.wait(40)
+        keep_trace(p, s)
+        what = "hvm with QEMU: its QEMU killed before checkpoint 4's stop"
+        err = end_of(p).get("error") or ""
+        res.check(f"{what}: the primary ends unprotected (rc {prc}) naming QEMU's reason",
+                  prc == 3 and end_of(p).get("role") == "unprotected"
+                  and len(checkpoints(p)) == 3 and "device model of domain" in err
+                  and "stop failed" in err and "killed by signal 9" in err, err or p.text()[-700:])
+        d = dm_of(prim, dom)
+        res.check(f"{what}: the primary's guest runs, its dead QEMU reaped",
+                  running(prim) == [dom] and d.get("state", "").startswith("killed by signal 9")
+                  and not qemus_under(prim.rundir), f"{prim.domains()} {d}")
+        res.check(f"{what}: the secondary stays paused with a failing fence (rc {src})",
+                  src == 3 and end_of(s).get("role") == "fence-failed"
+                  and all(st != "running" for st in sec.domains().values()), s.text()[-500:])
     finally:
         prim.stop()
         sec.stop()
@@ -265,12 +481,16 @@ def main():
             run_checkpoints(res, work, 3, "colo", "unix", 20000, "sequential", 500, 60, 5)
             run_checkpoints(res, work, 4, "remus", "tcp", 3000, "uniform", 0, 20, 5)
             run_checkpoints(res, work, 5, "colo", "unix", 2000, "uniform", 300, 10, 5, "hvm")
+            run_qemu_checkpoints(res, work, 6, 50, 5)
         else:
             n = 10
             for how, ok in (("killed", True), ("host", True), ("reset", True),
                             ("frozen", True), ("frozen", False)):
                 run_failover(res, work, n, how, ok, rng)
                 n += 1
+            run_qemu_failover(res, work, n, rng, "colo")
+            run_qemu_failover(res, work, n + 1, rng, "remus")
+            run_qemu_dm_error(res, work, n + 2)
     except Failed as e:
         res.check("run", False, str(e))
     if os.environ.get("LOCKSTEP_BUILD_DIR"):
