@@ -327,23 +327,15 @@ static int colo_p_suspend(struct fsm *m, const struct fsm_ev *ev)
                          suspend_guest, m->owner, "suspend guest");
 }
 
-/* One QMP job on our QEMU (devmodel.def), reported as DM_DONE or DM_FAILED.
- * A job per checkpoint: the last one's join has reported, so its undo goes. */
+/* One QMP job on our QEMU (devmodel.def), reported as DM_DONE or DM_FAILED. */
 static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, int job,
                         const char *what)
 {
     struct colo_primary_role *r = m->owner;
-    struct save_role *s = &r->sv;
-    fsm_undo_forget(m, j);
-    dm_task_init(t, m->sched, r->opts.domid, s->dm.pid, s->dm.qmp_path);
-    dm_task_set_log(t, s->dm.log_path);
     r->dm_join = j;
     *(job == DEVMODEL_E_SAVE ? &r->dm_save_start_ns : &r->dm_cont_start_ns) = io_monotonic_ns();
-    fsm_join_begin(j, m, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED);
-    fsm_join_add(j, &t->m);
-    fsm_join_arm(j);
-    fsm_post(&t->m, job, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, j, what);
+    return dm_task_run(t, m, j, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED, r->opts.domid,
+                       &r->sv.dm, job, what);
 }
 
 /* Our guest is suspended: stop its QEMU and save its device state (spec 4.1

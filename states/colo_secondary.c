@@ -507,14 +507,9 @@ static int colo_s_dm_cont(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     struct restore_role *s = &r->rs;
-    fsm_undo_forget(m, &s->dm_cont_join);   /* the last checkpoint's cont has reported */
-    dm_task_init(&s->dm_cont, m->sched, s->domid, s->dm.pid, s->dm.qmp_path);
-    dm_task_set_log(&s->dm_cont, s->dm.log_path);
-    fsm_join_begin(&s->dm_cont_join, m, COLO_SECONDARY_E_DM_DONE, COLO_SECONDARY_E_DM_FAILED);
-    fsm_join_add(&s->dm_cont_join, &s->dm_cont.m);
-    fsm_join_arm(&s->dm_cont_join);
-    fsm_post(&s->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, &s->dm_cont_join, "device model cont");
+    return dm_task_run(&s->dm_cont, m, &s->dm_cont_join, COLO_SECONDARY_E_DM_DONE,
+                       COLO_SECONDARY_E_DM_FAILED, s->domid, &s->dm, DEVMODEL_E_CONT,
+                       "device model cont");
 }
 
 static int colo_s_write_resumed(struct fsm *m, const struct fsm_ev *ev)

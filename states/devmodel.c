@@ -52,6 +52,20 @@ void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, in
     fsm_init(&t->m, &devmodel_fsm_def, sched, NULL, t, "devmodel[%u]", domid);
 }
 
+int dm_task_run(struct dm_task *t, struct fsm *parent, struct fsm_join *j, int ev_ok,
+                int ev_fail, uint32_t domid, const struct ls_dm_info *dm, int job,
+                const char *what)
+{
+    fsm_undo_forget(parent, j);
+    dm_task_init(t, parent->sched, domid, dm->pid, dm->qmp_path);
+    dm_task_set_log(t, dm->log_path);
+    fsm_join_begin(j, parent, ev_ok, ev_fail);
+    fsm_join_add(j, &t->m);
+    fsm_join_arm(j);
+    fsm_post(&t->m, job, 0, NULL);
+    return fsm_defer(parent, fsm_join_undo, j, what);
+}
+
 void dm_task_set_log(struct dm_task *t, const char *log_path)
 {
     snprintf(t->log_path, sizeof(t->log_path), "%s", log_path ? log_path : "");

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "fsm/fsm.h"
+#include "lockstep/domain.h"
 #include "lockstep/errbuf.h"
 
 #define FSM_PREFIX DEVMODEL
@@ -41,6 +42,15 @@ struct dm_task {
  * then post DEVMODEL_E_SAVE, _CHECK or _CONT (join it to learn the end). */
 void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, int pid,
                   const char *qmp_path);
+/* Run one job (DEVMODEL_E_SAVE, _CHECK or _CONT) on the QEMU dm (its pid,
+ * QMP socket and log) of domain domid as a child of parent, joined by j,
+ * which posts ev_ok or ev_fail to parent; the join's undo is deferred on
+ * parent (`what` names it). An undo an earlier job on j left (that join has
+ * reported) is dropped first, so a role may run a job per checkpoint.
+ * Returns 0 or fsm_defer's error (the child is then cancelled). */
+int dm_task_run(struct dm_task *t, struct fsm *parent, struct fsm_join *j, int ev_ok,
+                int ev_fail, uint32_t domid, const struct ls_dm_info *dm, int job,
+                const char *what);
 /* Where its QEMU logs: a failure then ends with QEMU's last lines, read
  * before the teardown can remove the domain's directory with them. */
 void dm_task_set_log(struct dm_task *t, const char *log_path);

@@ -237,13 +237,8 @@ static int save_suspend_guest(struct fsm *m, const struct fsm_ev *ev)
 static int save_dm_save(struct fsm *m, const struct fsm_ev *ev)
 {
     struct save_role *r = m->owner;
-    dm_task_init(&r->dm_save, m->sched, r->opts.domid, r->dm.pid, r->dm.qmp_path);
-    dm_task_set_log(&r->dm_save, r->dm.log_path);
-    fsm_join_begin(&r->dm_save_join, m, SAVE_E_DM_SAVED, SAVE_E_DM_FAILED);
-    fsm_join_add(&r->dm_save_join, &r->dm_save.m);
-    fsm_join_arm(&r->dm_save_join);
-    fsm_post(&r->dm_save.m, DEVMODEL_E_SAVE, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, &r->dm_save_join, "device model save");
+    return dm_task_run(&r->dm_save, m, &r->dm_save_join, SAVE_E_DM_SAVED, SAVE_E_DM_FAILED,
+                       r->opts.domid, &r->dm, DEVMODEL_E_SAVE, "device model save");
 }
 
 static int save_cancel_dm(struct fsm *m, const struct fsm_ev *ev)

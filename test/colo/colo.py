@@ -39,11 +39,12 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 
-from migtest import BIN, Failed, Host, Proc, Proxy, Results, daemons_of, lockstep_procs, \
+from migtest import BIN, SRC, Failed, Host, Proc, Proxy, Results, daemons_of, lockstep_procs, \
     wait_gone, workdir
 
 SEED = int(os.environ.get("COLO_TEST_SEED", "15"))
@@ -125,36 +126,14 @@ def start_secondary(host, extra, listen="tcp:127.0.0.1:0"):
 
 
 def qmp(sock, cmd, args=None):
-    """One QMP command on a QEMU's socket (greeting, qmp_capabilities, cmd): its return."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    try:
-        s.connect(sock)
-        f = s.makefile("rw")
-
-        def reply():
-            while True:
-                line = f.readline()
-                if not line:
-                    raise Failed(f"QEMU at {sock} closed its QMP socket")
-                msg = json.loads(line)
-                if "event" not in msg:
-                    return msg
-        reply()
-        f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n")
-        f.flush()
-        reply()
-        req = {"execute": cmd}
-        if args is not None:
-            req["arguments"] = args
-        f.write(json.dumps(req) + "\n")
-        f.flush()
-        msg = reply()
-        if "error" in msg:
-            raise Failed(f"QMP {cmd} on {sock}: {msg['error']}")
-        return msg["return"]
-    finally:
-        s.close()
+    """One QMP command on a QEMU's socket (test/dm/qmp.py): its return value."""
+    argv = [sys.executable, os.path.join(SRC, "test", "dm", "qmp.py"), sock, cmd]
+    if args is not None:
+        argv.append(json.dumps(args))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise Failed(f"QMP {cmd} on {sock}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
 
 
 def dm_of(host, dom):
@@ -196,6 +175,24 @@ def pair(work, n):
     return Host(work, f"p{n}"), Host(work, f"s{n}")
 
 
+def check_stopped_run(res, what, p, s, count):
+    """A run stopped in order after `count` checkpoints: both sides say so, and the
+    secondary's digest equals the primary's at every checkpoint. Returns both's."""
+    prc, src = p.wait(120), s.wait(30)
+    keep_trace(p, s)
+    pc, sc = checkpoints(p), checkpoints(s)
+    res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
+              prc == 0 and src == 0 and end_of(p).get("role") == "stopped"
+              and end_of(s).get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
+    bad = [k for k in range(1, count + 1)
+           if k not in pc or k not in sc or not pc[k]["digest"]
+           or pc[k]["digest"] != sc[k]["digest"]]
+    res.check(f"{what}: {count} checkpoints, the secondary's digest equals the primary's at "
+              f"every one", len(pc) == count and len(sc) == count and not bad,
+              f"{len(pc)}/{len(sc)} checkpoints, differing at {bad[:5]}")
+    return pc, sc
+
+
 def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, count, interval,
                     guest="pv"):
     """One replication run of `count` checkpoints, stopped in order."""
@@ -223,18 +220,7 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
         p = Proc(["colo-primary", "--domid", str(dom), "--to", to, "--mode", mode,
                   "--interval", str(interval), "--checkpoints", str(count), "--digest", "--json"],
                  traced(prim), name="primary")
-        prc, src = p.wait(120), s.wait(30)
-        keep_trace(p, s)
-        pc, sc = checkpoints(p), checkpoints(s)
-        res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
-                  prc == 0 and src == 0 and end_of(p).get("role") == "stopped"
-                  and end_of(s).get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
-        bad = [k for k in range(1, count + 1)
-               if k not in pc or k not in sc or not pc[k]["digest"]
-               or pc[k]["digest"] != sc[k]["digest"]]
-        res.check(f"{what}: {count} checkpoints, the secondary's digest equals the primary's at "
-                  f"every one", len(pc) == count and len(sc) == count and not bad,
-                  f"{len(pc)}/{len(sc)} checkpoints, differing at {bad[:5]}")
+        pc, sc = check_stopped_run(res, what, p, s, count)
         if rate:
             moved = [k for k in range(2, count + 1) if pc.get(k, {}).get("pages", 0) > 0]
             res.check(f"{what}: later checkpoints carry dirty pages", len(moved) > count // 2,
@@ -274,18 +260,8 @@ def run_qemu_checkpoints(res, work, n, count, interval):
                 d = dm_of(sec, sdom)
                 if d.get("loads"):
                     seen.append((int(d["loads"]), int(d.get("pid", 0)), d.get("state")))
-        prc, src = p.wait(120), s.wait(30)
-        keep_trace(p, s)
-        pc, sc = checkpoints(p), checkpoints(s)
-        res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
-                  prc == 0 and src == 0 and end_of(p).get("role") == "stopped"
-                  and end_of(s).get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
+        pc, sc = check_stopped_run(res, what, p, s, count)
         ks = range(1, count + 1)
-        bad = [k for k in ks if k not in pc or k not in sc or not pc[k]["digest"]
-               or pc[k]["digest"] != sc[k]["digest"]]
-        res.check(f"{what}: {count} checkpoints, the secondary's digest equals the primary's at "
-                  f"every one", len(pc) == count and len(sc) == count and not bad,
-                  f"{len(pc)}/{len(sc)} checkpoints, differing at {bad[:5]}")
         bad = [k for k in ks if not pc.get(k, {}).get("dm_digest")
                or pc[k]["dm_digest"] != sc.get(k, {}).get("dm_digest")
                or pc[k].get("dm_pid") != int(pdm["pid"]) or pc[k].get("dm_bytes", 0) < 1000]
