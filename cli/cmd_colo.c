@@ -183,11 +183,12 @@ static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, 
         jl_u64(&j, "bytes", c->bytes);
         jl_dbl(&j, "pause_us", (double)c->pause_ns / 1e3);
         jl_str(&j, "digest", c->digest);
-        if (c->dm_digest[0]) {
-            jl_str(&j, "dm_digest", c->dm_digest);
-            jl_u64(&j, "dm_bytes", c->dm_bytes);
-            jl_u64(&j, "dm_pid", (uint64_t)c->dm_pid);
-            jl_dbl(&j, "dm_us", (double)c->dm_ns / 1e3);
+        struct ls_colo_dm_state dm;
+        if (ls_colo_dm_state(op, &dm) == 0) {
+            jl_str(&j, "dm_digest", dm.digest);
+            jl_u64(&j, "dm_bytes", dm.bytes);
+            jl_u64(&j, "dm_pid", (uint64_t)dm.pid);
+            jl_dbl(&j, "dm_us", (double)dm.ns / 1e3);
         }
         jl_close(&j);
     }

@@ -60,3 +60,13 @@ enum ls_colo_role ls_op_colo_role(const struct ls_op *op)
 {
     return op->colo ? op->colo->role : LS_COLO_ENDED;
 }
+
+int ls_colo_dm_state(const struct ls_op *op, struct ls_colo_dm_state *out)
+{
+    if (!op->colo)
+        return -EINVAL;
+    if (!op->colo->dm.digest[0])
+        return -ENOENT;
+    *out = op->colo->dm;
+    return 0;
+}

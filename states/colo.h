@@ -31,6 +31,7 @@ struct colo_common {
     enum ls_colo_role role;
     unsigned checkpoints;          /* complete checkpoints */
     struct ls_colo_checkpoint last;
+    struct ls_colo_dm_state dm;    /* the last checkpoint's device state (HVM) */
     int trigger_fd, stop_fd;       /* eventfds: a checkpoint now / stop in order (primary) */
     bool is_secondary;
 };

@@ -397,11 +397,11 @@ static int colo_p_answer_suspend(struct fsm *m, const struct fsm_ev *ev)
         s->dm_len = s->dm_save.state_len;
         s->dm_save.state = NULL;
     }
-    r->c.last.dm_digest[0] = '\0';
+    r->c.dm.digest[0] = '\0';
     if (s->dm_state)
-        dm_state_digest(s->dm_state, s->dm_len, r->c.last.dm_digest);
-    r->c.last.dm_bytes = s->dm_len;
-    r->c.last.dm_pid = s->dm_qemu ? s->dm.pid : 0;
+        dm_state_digest(s->dm_state, s->dm_len, r->c.dm.digest);
+    r->c.dm.bytes = s->dm_len;
+    r->c.dm.pid = s->dm_qemu ? s->dm.pid : 0;
     r->op.suspended_ns = r->suspend_start_ns;
     io_helper_reply(&r->sv.mem.helper, 1);
     return 0;
@@ -453,11 +453,11 @@ static void report_checkpoint(struct colo_primary_role *r)
     c->pause_ns = r->op.resumed_ns > r->suspend_start_ns ? r->op.resumed_ns - r->suspend_start_ns
                                                            : 0;
     r->bytes_at_last = done;
-    c->dm_ns = 0;
+    r->c.dm.ns = 0;
     if (r->sv.dm_qemu) {             /* QMP time: each job's start to its last reply */
-        c->dm_ns = r->sv.dm_save.last_reply_ns - r->dm_save_start_ns;
+        r->c.dm.ns = r->sv.dm_save.last_reply_ns - r->dm_save_start_ns;
         if (r->dm_cont_start_ns)
-            c->dm_ns += r->sv.dm_cont.last_reply_ns - r->dm_cont_start_ns;
+            r->c.dm.ns += r->sv.dm_cont.last_reply_ns - r->dm_cont_start_ns;
     }
     if (r->opts.on_checkpoint)
         r->opts.on_checkpoint(&r->op, c, r->opts.cb_data);

@@ -460,8 +460,7 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     struct ls_colo_checkpoint *c = &r->c.last;
-    c->dm_digest[0] = '\0';
-    c->dm_bytes = 0;
+    r->c.dm = (struct ls_colo_dm_state){ .digest = "" };
     if (r->rs.emulator_context) {   /* this checkpoint's, applied with it */
         uint8_t *copy = realloc(r->applied_dm, r->rs.emulator_context_len);
         if (!copy)
@@ -470,8 +469,8 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
         memcpy(copy, r->rs.emulator_context, r->rs.emulator_context_len);
         r->applied_dm = copy;
         r->applied_dm_len = r->rs.emulator_context_len;
-        dm_state_digest(copy, r->applied_dm_len, c->dm_digest);
-        c->dm_bytes = r->applied_dm_len;
+        dm_state_digest(copy, r->applied_dm_len, r->c.dm.digest);
+        r->c.dm.bytes = r->applied_dm_len;
     }
     c->number = ++r->c.checkpoints;
     c->domid = r->rs.domid;

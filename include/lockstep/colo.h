@@ -53,14 +53,6 @@ struct ls_colo_checkpoint {
                                  of its own guest */
     char digest[65];          /* the guest's digest (primary: at suspend; secondary: once
                                  applied, before it runs); "" unless opts.digest */
-    /* HVM: the checkpoint's device state (EMULATOR_CONTEXT). dm_digest: 16 hex
-     * digits (FNV-1a 64) of its bytes as the primary's QEMU saved them, and as
-     * the secondary's QEMU loaded them (set only once it did); "" for none. */
-    char dm_digest[17];
-    uint64_t dm_bytes;
-    int dm_pid;               /* the QEMU that saved it (primary) or holds it (secondary);
-                                 0: the stand-in (--no-device-model) */
-    uint64_t dm_ns;           /* primary: its QEMU's stop + save and cont; secondary: the load */
 };
 typedef void ls_colo_checkpoint_fn(struct ls_op *op, const struct ls_colo_checkpoint *c,
                                    void *data);
@@ -103,5 +95,22 @@ LS_API int ls_colo_checkpoint(struct ls_op *op);
 /* Secondary: take over now (fencing first, as after a loss). -EINVAL on a primary. */
 LS_API int ls_colo_failover(struct ls_op *op);
 LS_API enum ls_colo_role ls_op_colo_role(const struct ls_op *op);
+
+/* An HVM guest's device state (EMULATOR_CONTEXT) at the checkpoint the last
+ * checkpoint callback reported: digest, 16 hex digits (FNV-1a 64) of its bytes
+ * as the primary's QEMU saved them, and as the secondary applied them (its
+ * QEMU takes them before its guest runs; a load that fails ends replication);
+ * bytes, their size; pid, the primary's QEMU that saved them (0: the stand-in
+ * of --no-device-model, or the secondary); ns, the primary's QMP time for
+ * them (its QEMU's stop and save, then cont). */
+struct ls_colo_dm_state {
+    char digest[17];
+    uint64_t bytes;
+    int pid;
+    uint64_t ns;
+};
+/* Fills *out: 0; -EINVAL: op is not a COLO role; -ENOENT: no device state
+ * (a PV guest, or no checkpoint yet). */
+LS_API int ls_colo_dm_state(const struct ls_op *op, struct ls_colo_dm_state *out);
 
 #endif
