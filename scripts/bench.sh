@@ -97,6 +97,12 @@ if [ -x "$build/bench/bench_dmload" ]; then
   timeout 300 "$build/bench/bench_dmload" || echo "bench_dmload exited with status $?"
 fi
 
+if [ -x "$build/bench/bench_colo" ]; then
+  echo
+  echo "== bench_colo: COLO checkpoints of an HVM guest with a real QEMU vs the stand-in =="
+  timeout 300 "$build/bench/bench_colo" || echo "bench_colo exited with status $?"
+fi
+
 if [ -x "$build/bench/bench_qmp" ]; then
   echo
   echo "== bench_qmp =="
