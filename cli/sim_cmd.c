@@ -40,7 +40,7 @@ static const char sim_help[] =
 "                   device state while running (xen-load-devices-state); it is\n"
 "                   never probed, since Debian's QEMU 7.2 aborts on it.\n"
 "                   --net-every N gives it a network: see net\n"
-"                   --disk FILE (up to 4, HVM with a QEMU) gives it disks: see disk\n"
+"                   --disk FILE (up to 4, HVM) gives it disks: see disk\n"
 "  workload DOMID [--rate PAGES/S] [--pattern PATTERN] [--seed S] [--replay N]\n"
 "                   set the vCPU's writes (pattern and seed only before the\n"
 "                   first write; --replay makes writes up to the N-th at once,\n"
@@ -57,15 +57,17 @@ static const char sim_help[] =
 "                   each: seq, writes, word, nondet\n"
 "  disk DOMID [--attach FILE[,format=raw|qcow2]] [--every N] [--block SIZE]\n"
 "             [--top on|off]\n"
-"                   the guest's disks: each is a drive of its QEMU (lsdiskN, a\n"
-"                   quorum of one child, as libxl's COLO primary drive); every\n"
+"                   the guest's disks: each is a drive of its block QEMU (a QEMU\n"
+"                   beside its device model: lsdiskN, a quorum of one child, as\n"
+"                   libxl's COLO primary drive); every\n"
 "                   N vCPU writes it writes one block of SIZE (default 64K)\n"
 "                   through QEMU: disk write j fills a block picked by (seed, j)\n"
 "                   with the byte 1 + j % 255, so its disks follow from its seed\n"
 "                   and write count; a pause or suspend returns once every owed\n"
 "                   write is in QEMU. --top on writes lsdiskN-top (a COLO\n"
 "                   replica's view). Prints: disks, every, block, top, owed,\n"
-"                   written, failed, last_error\n"
+"                   written, failed, last_error, and the block QEMU's pid, qmp\n"
+"                   and log\n"
 "  list             one line per domain: domid, name, type, state, vcpus, memory\n"
 "  info DOMID       the same for one domain\n"
 "  pause DOMID      pause a running domain\n"
@@ -232,9 +234,8 @@ static int sim_create(struct ls_ctx *ctx, int argc, char **argv, struct ls_errbu
     }
     if (a.type == LS_GUEST_UNSET || !a.memory_kib)
         return ls_err(e, -EINVAL, "create needs --type and --memory");
-    if (disks.n && (a.type != LS_GUEST_HVM || a.device_model == LS_DM_STANDIN))
-        return ls_err(e, -EINVAL, "--disk needs --type hvm with a device model (its QEMU "
-                      "serves the disk)");
+    if (disks.n && a.type != LS_GUEST_HVM)
+        return ls_err(e, -EINVAL, "--disk needs --type hvm (QEMU serves its disks, as qdisk)");
     if ((disks.cfg.every || disks.cfg.block) && !disks.n)
         return ls_err(e, -EINVAL, "--disk-every and --disk-block go with --disk FILE");
     if (net.nondet_ppm && !net.every)
@@ -451,8 +452,10 @@ static int sim_disk_cmd(struct ls_backend *be, uint32_t domid, int argc, char **
     if (rc < 0)
         return rc;
     printf("disks %u\nevery %" PRIu64 "\nblock %u\ntop %d\nowed %" PRIu64 "\nwritten %" PRIu64
-           "\nfailed %u\nlast_error %s\n", cur.ndisks, cur.every, cur.block, cur.top, cur.owed,
-           cur.written, cur.failed, cur.last_error[0] ? cur.last_error : "-");
+           "\nfailed %u\nlast_error %s\npid %d\nqmp %s\nlog %s\n", cur.ndisks, cur.every,
+           cur.block, cur.top, cur.owed, cur.written, cur.failed,
+           cur.last_error[0] ? cur.last_error : "-", cur.pid, cur.qmp_path[0] ? cur.qmp_path : "-",
+           cur.log_path[0] ? cur.log_path : "-");
     return 0;
 }
 

@@ -22,6 +22,8 @@
 /* Every fd the child needs is moved at or above this number before the fork,
  * so the child's dup2 onto 0..3 never lands on one it still has to read. */
 #define DM_HIGH_FD 16
+/* make_dir's generation of the block QEMU (its own directory, domain-N.blk). */
+#define DM_BLOCK_GEN (~0u)
 
 static bool is_executable(const char *p)
 {
@@ -121,9 +123,11 @@ static int make_dir(struct sim_dm *dm, const char *rundir, uint32_t domid, unsig
 {
     /* A standby lives beside the QEMU in service until it replaces it: each
      * generation has its own directory (domain-N, then domain-N.1, ...). */
-    size_t dl = gen ? (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT ".%u", rundir, domid,
-                                       gen)
-                    : (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT, rundir, domid);
+    size_t dl = gen == DM_BLOCK_GEN
+                    ? (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT ".blk", rundir, domid)
+                : gen ? (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT ".%u", rundir, domid,
+                                         gen)
+                      : (size_t)snprintf(dm->dir, sizeof(dm->dir), DM_DIR_FMT, rundir, domid);
     if (dl >= sizeof(dm->dir) ||
         (size_t)snprintf(dm->qmp_path, sizeof(dm->qmp_path), "%s/qmp.sock", dm->dir) >=
             sizeof(dm->qmp_path) - 4 ||   /* sun_path holds 108 bytes */
@@ -160,7 +164,8 @@ static int move_high(int fd, bool keep)
 }
 
 /* incoming_fd >= 0: -incoming fd:3 on it; defer: -incoming defer (a standby).
- * drives: the guest's disks as -drive values (NULL-terminated, or NULL). */
+ * gen DM_BLOCK_GEN: the block QEMU, whose drives are the guest's disks as
+ * -drive values (NULL-terminated), with the disk writer's monitor beside. */
 static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
                  const char *qemu, int incoming_fd, bool defer, const char *const *drives,
                  struct ls_errbuf *e)
@@ -185,8 +190,8 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
         return rc;
     }
     snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", dm->qmp_path);
-    /* The disk writer's own monitor (disk.h): QEMU serves one client per
-     * monitor, and lockstep's jobs hold the first one. */
+    /* The block QEMU's second monitor, the disk writer's (disk.h): QEMU
+     * serves one client per monitor, and lockstep's jobs hold the first. */
     snprintf(disk_qmp_arg, sizeof(disk_qmp_arg), "unix:%s/dsk.sock,server=on,wait=off", dm->dir);
     snprintf(name_arg, sizeof(name_arg), "lockstep-domain-%u", domid);
     snprintf(flash_arg, sizeof(flash_arg), "if=pflash,format=raw,readonly=on,file=%s", fw_path);
@@ -199,6 +204,14 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
     int a = 0;
     argv[a++] = dm->qemu;
     argv[a++] = "-name";        argv[a++] = name_arg;
+    if (gen == DM_BLOCK_GEN) {
+        /* The guest's disks only (disk.h): no machine, no CPU, no device state. */
+        argv[a++] = "-machine";     argv[a++] = "none";
+        argv[a++] = "-nodefaults";  argv[a++] = "-no-user-config";
+        argv[a++] = "-display";     argv[a++] = "none";
+        argv[a++] = "-S";
+        goto monitors;
+    }
     argv[a++] = "-machine";     argv[a++] = "q35,suppress-vmdesc=on";
     argv[a++] = "-accel";       argv[a++] = "tcg";
     argv[a++] = "-m";           argv[a++] = "32";
@@ -212,8 +225,11 @@ static int spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned
     argv[a++] = "-global";      argv[a++] = "migration.send-configuration=off";
     argv[a++] = "-global";      argv[a++] = "migration.send-section-footer=off";
     argv[a++] = "-global";      argv[a++] = "migration.store-global-state=off";
+monitors:
     argv[a++] = "-qmp";         argv[a++] = qmp_arg;
-    argv[a++] = "-qmp";         argv[a++] = disk_qmp_arg;
+    if (gen == DM_BLOCK_GEN) {
+        argv[a++] = "-qmp";     argv[a++] = disk_qmp_arg;
+    }
     for (unsigned i = 0; drives && drives[i] && a < 58; i++) {
         argv[a++] = "-drive";
         argv[a++] = drives[i];
@@ -305,16 +321,17 @@ out:
 }
 
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
-                 int incoming_fd, const char *const *drives, struct ls_errbuf *e)
+                 int incoming_fd, struct ls_errbuf *e)
 {
-    return spawn(dm, rundir, domid, 0, qemu, incoming_fd, false, drives, e);
+    return spawn(dm, rundir, domid, 0, qemu, incoming_fd, false, NULL, e);
 }
 
 int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
-                         const char *qemu, const char *const *drives, struct ls_errbuf *e)
+                         const char *qemu, struct ls_errbuf *e)
 {
-    return spawn(dm, rundir, domid, gen, qemu, -1, true, drives, e);
+    return spawn(dm, rundir, domid, gen, qemu, -1, true, NULL, e);
 }
+
 
 void sim_dm_kill(struct sim_dm *dm)
 {
@@ -830,4 +847,41 @@ void sim_dm_replace(struct sim_dm *dm, struct sim_dm *standby)
     *dm = *standby;
     dm->caps = caps;
     memset(standby, 0, sizeof(*standby));
+}
+
+/* ---- the block QEMU (disk.h) ---------------------------------------------------- */
+
+int sim_dm_spawn_block(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
+                       const char *const *drives, unsigned timeout_ms, struct ls_errbuf *e)
+{
+    int rc = spawn(dm, rundir, domid, DM_BLOCK_GEN, qemu, -1, false, drives, e);
+    if (rc < 0)
+        return rc;
+    /* Lockstep's jobs connect as soon as the attach is answered: wait for
+     * QEMU's monitor (about 20 ms for -machine none), or its early end. */
+    struct qmp_peer *p = NULL;
+    for (unsigned ms = 0;; ms += 5) {
+        rc = peer_open(dm, 1000, &p, e);
+        peer_close(p);
+        p = NULL;
+        if (rc == 0)
+            return 0;
+        int st;
+        if (waitpid(dm->pid, &st, WNOHANG) == dm->pid) {
+            dm->alive = false;
+            char how[64], tail[700];
+            log_tail(dm->log_path, tail, sizeof(tail));
+            ls_err_clear(e);
+            rc = ls_err(e, -ECHILD, "the block QEMU (%s) %s at start: %s", dm->qemu,
+                        sim_dm_status_text(st, how, sizeof(how)), tail);
+            sim_dm_kill(dm);
+            return rc;
+        }
+        if (ms >= timeout_ms)
+            break;
+        struct timespec five = { .tv_nsec = 5000000 };
+        nanosleep(&five, NULL);
+    }
+    sim_dm_kill(dm);
+    return rc;
 }

@@ -32,13 +32,11 @@ struct sim_dm {
 
 /* Start QEMU for domain domid: qemu is the binary ("" = qemu-system-x86_64
  * from PATH); incoming_fd >= 0 is a device state QEMU loads at startup
- * (-incoming fd:3); drives are the guest's disks as -drive values
- * (NULL-terminated; NULL for none; disk.h). Every QEMU also gets a second
- * QMP monitor, <dir>/dsk.sock, the disk writer's. Returns 0 once exec succeeded, or -errno with the reason
+ * (-incoming fd:3). Returns 0 once exec succeeded, or -errno with the reason
  * (binary not found or not executable, directory, fork, exec). dm must be
  * zeroed or killed before. */
 int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
-                 int incoming_fd, const char *const *drives, struct ls_errbuf *e);
+                 int incoming_fd, struct ls_errbuf *e);
 
 /* A standby QEMU for domain domid: started now, headless and paused like the
  * others, with -incoming defer, so it waits for a device state that is not
@@ -46,7 +44,14 @@ int sim_dm_spawn(struct sim_dm *dm, const char *rundir, uint32_t domid, const ch
  * files live in <rundir>/domain-<domid>.<gen> (gen > 0, new for each
  * standby), beside the QEMU it will replace. Returns once exec succeeded. */
 int sim_dm_spawn_standby(struct sim_dm *dm, const char *rundir, uint32_t domid, unsigned gen,
-                         const char *qemu, const char *const *drives, struct ls_errbuf *e);
+                         const char *qemu, struct ls_errbuf *e);
+
+/* The domain's block QEMU (disk.h): -machine none, the guest's disks as
+ * drives, its QMP at <rundir>/domain-<domid>.blk/qmp.sock and the disk
+ * writer's at dsk.sock there. Returns once its QMP monitor answers (within
+ * timeout_ms), or -errno naming its end and log if it died. */
+int sim_dm_spawn_block(struct sim_dm *dm, const char *rundir, uint32_t domid, const char *qemu,
+                       const char *const *drives, unsigned timeout_ms, struct ls_errbuf *e);
 
 /* Hand the standby sb the device state in state_fd (read from its start):
  * one blocking QMP exchange within timeout_ms: getfd (state_fd by

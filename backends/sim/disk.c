@@ -73,10 +73,8 @@ unsigned sim_disks_count(const struct sim_disks *s)
 void sim_disks_drive_opts(const struct sim_disks *s, unsigned n, char *buf, size_t len)
 {
     /* libxl's COLO primary drive (spec 5), one child: either COLO role later. */
-    /* No image locking: a standby QEMU opens the disk beside the one it will
-     * replace (it never writes before that one is killed). */
     snprintf(buf, len, "if=none,id=lsdisk%u,driver=quorum,read-pattern=fifo,vote-threshold=1,"
-             "children.0.driver=%s,children.0.file.locking=off,children.0.file.filename=%s", n,
+             "children.0.driver=%s,children.0.file.filename=%s", n,
              s->disk[n].format == SIMP_DISK_QCOW2 ? "qcow2" : "raw", s->disk[n].path);
 }
 
@@ -244,7 +242,7 @@ void sim_disks_stats(struct sim_disks *s, struct simp_disk *out)
 {
     memset(out, 0, sizeof(*out));
     if (!s)
-        return;
+        return;   /* (the caller adds the block QEMU's paths) */
     pthread_mutex_lock(&s->lock);
     out->every = atomic_load(&s->every);
     out->block = s->block;

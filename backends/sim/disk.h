@@ -1,12 +1,16 @@
 /* backends/sim/disk.h - a sim guest's disks, written by its vCPU through its QEMU.
  *
  * Daemon side. An HVM guest's disk N (SIMP_OP_DISK ATTACH: a raw or qcow2
- * file) is a drive "lsdiskN" of its QEMU: a quorum of one child (vote
- * threshold 1), libxl's COLO primary drive, so the same QEMU can become a
- * COLO primary (a second child is added) or secondary (a replication top is
- * stacked on it) without a restart. Every QEMU the daemon starts for the
- * domain (at create, at DM_START, a standby) gets the drives and a second
- * QMP monitor, dsk.sock, that only the disk writer uses.
+ * file) is a drive "lsdiskN" of the domain's block QEMU: a quorum of one
+ * child (vote threshold 1), libxl's COLO primary drive, so the same QEMU can
+ * become a COLO primary (a second child is added) or secondary (a
+ * replication top is stacked on it) without a restart. The block QEMU
+ * (-machine none, <rundir>/domain-N.blk/) is the guest's QEMU in its qdisk
+ * role; its device model stays a QEMU of its own, because QEMU 7.2 takes a
+ * device state only by being replaced with a standby (a COLO secondary's
+ * every checkpoint), and the replication top, the NBD server and the
+ * primary's NBD connection must outlive those swaps. It has a second QMP
+ * monitor, dsk.sock, that only the disk writer uses.
  *
  * Writes: with `every` > 0 (SIMP_OP_DISK CONFIG), vCPU write k with
  * (k + 1) % every == 0 owes disk write j = (k + 1) / every - 1: a block of

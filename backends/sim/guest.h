@@ -53,6 +53,7 @@ struct sim_domain {
     unsigned dm_gen;           /* standbys started so far: each gets its own directory */
     unsigned dm_loads;         /* device states taken by DM_LOAD */
     struct sim_disks *disks;   /* NULL until a disk is attached (disk.h) */
+    struct sim_dm blk;         /* the QEMU that serves the disks (disk.h), once one is */
     uint64_t seed;             /* the creation seed (the disks' writes follow it) */
 };
 

@@ -278,8 +278,8 @@ struct simp_net {
 
 /* The guest's disks (disk.h), HVM with a QEMU only:
  *   ATTACH: payload struct simp_disk_attach; the file becomes drive lsdiskN
- *           of every QEMU the domain gets (added to a running one at once);
- *           replies struct simp_disk;
+ *           of the domain's block QEMU (started by the first attach, the
+ *           next ones added to it); replies struct simp_disk;
  *   CONFIG: payload struct simp_disk (every, block, top), replies it with the
  *           counters; STATS: the same without a payload. */
 enum simp_disk_op {
@@ -302,6 +302,10 @@ struct simp_disk {
     uint64_t owed;         /* reply: disk writes the vCPU's count asks for */
     uint64_t written;      /* reply: of them made through QEMU (or adopted) */
     char last_error[200];  /* reply: QEMU's last refusal, "" if none */
+    char qmp_path[SIMP_SUN_LEN];  /* reply: the block QEMU's QMP socket (lockstep's jobs) */
+    char log_path[SIMP_PATH_LEN]; /* reply: its log */
+    int32_t pid;           /* reply: its pid, 0 if none runs */
+    uint32_t pad;
 };
 
 /* Where disk write j goes (disk.h): disk j % ndisks, a block picked by
@@ -309,7 +313,7 @@ struct simp_disk {
 void simp_disk_write_at(uint64_t seed, uint64_t j, unsigned block, unsigned ndisks,
                         const uint64_t *sizes, unsigned *disk, uint64_t *offset, uint8_t *fill);
 
-_Static_assert(sizeof(struct simp_disk) == 240, "simp disk");
+_Static_assert(sizeof(struct simp_disk) == 616, "simp disk");
 _Static_assert(sizeof(struct simp_disk_attach) == 264, "simp disk attach");
 _Static_assert(sizeof(struct simp_net) == 56, "simp net");
 _Static_assert(sizeof(struct simp_workload) == 40, "simp workload");

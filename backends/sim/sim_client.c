@@ -1220,6 +1220,11 @@ int sim_disk(struct ls_backend *be, uint32_t domid, const char *path, unsigned f
                                       .failed = d.failed };
         snprintf(out->last_error, sizeof(out->last_error), "%.*s",
                  (int)sizeof(d.last_error) - 1, d.last_error);
+        out->pid = d.pid;
+        snprintf(out->qmp_path, sizeof(out->qmp_path), "%.*s", (int)sizeof(d.qmp_path) - 1,
+                 d.qmp_path);
+        snprintf(out->log_path, sizeof(out->log_path), "%.*s", (int)sizeof(d.log_path) - 1,
+                 d.log_path);
     }
     return 0;
 }

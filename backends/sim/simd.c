@@ -214,11 +214,11 @@ static const char *const *drive_list(const struct sim_domain *d, struct drives *
     return dr->list;
 }
 
-/* The disk writer follows the QEMU in service. */
-static void disks_follow_dm(struct sim_domain *d)
+/* The disk writer writes through the block QEMU while it lives. */
+static void disks_follow_blk(struct sim_domain *d)
 {
     if (d->disks)
-        sim_disks_set_dir(d->disks, d->dm.pid > 0 && d->dm.alive ? d->dm.dir : "");
+        sim_disks_set_dir(d->disks, d->blk.pid > 0 && d->blk.alive ? d->blk.dir : "");
 }
 
 static void dom_remove(struct sim_domain *d)
@@ -227,6 +227,9 @@ static void dom_remove(struct sim_domain *d)
         logmsg("domain %u: killing its device model (pid %d)", d->domid, (int)d->dm.pid);
     sim_dm_kill(&d->dm);   /* the device model never outlives its domain */
     dm_discard_standby(d, "its domain is destroyed");
+    if (d->blk.pid > 0)
+        logmsg("domain %u: killing its block QEMU (pid %d)", d->domid, (int)d->blk.pid);
+    sim_dm_kill(&d->blk);
     release_memory_later(d);      /* the vCPU stops: nothing owes disk writes any more */
     sim_disks_free(d->disks);
     d->disks = NULL;
@@ -326,7 +329,7 @@ static int op_create(struct conn *c, const struct simp_hdr *h, const uint8_t *p,
     if (d->type == LS_GUEST_HVM && (cr.flags & SIMP_CREATE_POPULATE) &&
         cr.device_model == SIMP_DM_QEMU) {
         cr.qemu[sizeof(cr.qemu) - 1] = '\0';
-        rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, NULL, e);
+        rc = sim_dm_spawn(&d->dm, g.rundir, domid, cr.qemu, -1, e);
         if (rc == 0 && (cr.flags & SIMP_CREATE_DM_LOAD_STATE_IN_PLACE))
             d->dm.caps |= SIMP_DM_CAP_LOAD_STATE_IN_PLACE;
         if (rc < 0) {
@@ -553,7 +556,45 @@ static int op_net(struct conn *c, const struct simp_hdr *h, struct sim_domain *d
     return 0;
 }
 
-/* The guest's disks (disk.h): a drive of its QEMU each, written by its vCPU. */
+/* The guest's disks (disk.h): drives of its block QEMU, written by its vCPU. */
+static int disk_attach(struct sim_domain *d, const uint8_t *p, struct ls_errbuf *e)
+{
+    struct simp_disk_attach a;
+    memcpy(&a, p, sizeof(a));
+    a.path[sizeof(a.path) - 1] = '\0';
+    unsigned n;
+    int rc = sim_disks_attach(d->disks, a.path, a.format, &n, e);
+    if (rc < 0)
+        return rc;
+    if (d->blk.pid > 0 && d->blk.alive) {
+        /* The running block QEMU takes it as the drive a new one would get. */
+        char line[SIMP_PATH_LEN + 200];
+        struct qmp_peer *q = NULL;
+        int n_len = snprintf(line, sizeof(line), "drive_add buddy ");
+        sim_disks_drive_opts(d->disks, n, line + n_len, sizeof(line) - (size_t)n_len);
+        rc = sim_qmp_open(d->blk.qmp_path, 5000, &q, e);
+        if (rc == 0)
+            rc = sim_qmp_hmp(q, line, 5000, e);
+        sim_qmp_close(q);
+    } else {
+        sim_dm_kill(&d->blk);   /* the files of one that died */
+        struct drives dr;
+        rc = sim_dm_spawn_block(&d->blk, g.rundir, d->domid, d->dm.pid > 0 ? d->dm.qemu : "",
+                                drive_list(d, &dr), 10000, e);
+        if (rc == 0)
+            logmsg("domain %u: block QEMU started, pid %d, QMP %s", d->domid, (int)d->blk.pid,
+                   d->blk.qmp_path);
+        disks_follow_blk(d);
+    }
+    if (rc < 0) {
+        sim_disks_detach_last(d->disks);
+        return rc;
+    }
+    logmsg("domain %u: disk %u: %s (%s)", d->domid, n, a.path,
+           a.format == SIMP_DISK_QCOW2 ? "qcow2" : "raw");
+    return 0;
+}
+
 static int op_disk(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
                    const uint8_t *p, struct ls_errbuf *e)
 {
@@ -565,54 +606,36 @@ static int op_disk(struct conn *c, const struct simp_hdr *h, struct sim_domain *
     int rc = need_len(h, want, e);
     if (rc < 0)
         return rc;
-    if (h->kind != SIMP_DISK_STATS && (d->type != LS_GUEST_HVM || (d->dm.pid <= 0 &&
-                                       sim_domain_state(d) != LS_RUN_PAUSED)))
-        return ls_err(e, -EINVAL, "disk: domain %u has no device model to serve a disk (an HVM "
-                      "domain with a QEMU, or a restore target before its QEMU starts)",
-                      d->domid);
+    if (h->kind != SIMP_DISK_STATS && d->type != LS_GUEST_HVM)
+        return ls_err(e, -EINVAL, "disk: domain %u is not an HVM domain: its disks would be "
+                      "QEMU's (qdisk), which only an HVM guest has", d->domid);
     if (!d->disks && h->kind != SIMP_DISK_STATS) {
         d->disks = sim_disks_new(d->domid, d->seed);
         if (!d->disks)
             return ls_err(e, -ENOMEM, "out of memory");
-        disks_follow_dm(d);
         sim_vcpu_disks_changed(d);
     }
     if (h->kind == SIMP_DISK_ATTACH) {
-        struct simp_disk_attach a;
-        memcpy(&a, p, sizeof(a));
-        a.path[sizeof(a.path) - 1] = '\0';
-        unsigned n;
-        rc = sim_disks_attach(d->disks, a.path, a.format, &n, e);
-        if (rc == 0 && d->dm.pid > 0 && d->dm.alive) {
-            /* A running QEMU takes it at once (the same drive a new one gets). */
-            char line[SIMP_PATH_LEN + 200];
-            struct qmp_peer *q = NULL;
-            int n_len = snprintf(line, sizeof(line), "drive_add buddy ");
-            sim_disks_drive_opts(d->disks, n, line + n_len, sizeof(line) - (size_t)n_len);
-            rc = sim_qmp_open(d->dm.qmp_path, 5000, &q, e);
-            if (rc == 0)
-                rc = sim_qmp_hmp(q, line, 5000, e);
-            sim_qmp_close(q);
-            if (rc < 0)
-                sim_disks_detach_last(d->disks);
-        }
-        if (rc < 0)
-            return rc;
-        logmsg("domain %u: disk %u: %s (%s)", d->domid, n, a.path,
-               a.format == SIMP_DISK_QCOW2 ? "qcow2" : "raw");
+        rc = disk_attach(d, p, e);
     } else if (h->kind == SIMP_DISK_CONFIG) {
         struct simp_disk in;
         memcpy(&in, p, sizeof(in));
         rc = sim_disks_config(d->disks, &in, e);
-        if (rc < 0)
-            return rc;
-        logmsg("domain %u: disks: a write of %u bytes every %" PRIu64 " vCPU writes%s", d->domid,
-               in.block, in.every, in.top ? ", through the replication top" : "");
+        if (rc == 0)
+            logmsg("domain %u: disks: a write of %u bytes every %" PRIu64 " vCPU writes%s",
+                   d->domid, in.block, in.every, in.top ? ", through the replication top" : "");
     } else if (!d->disks) {
-        return ls_err(e, -ENODEV, "disk: domain %u has no disk", d->domid);
+        rc = ls_err(e, -ENODEV, "disk: domain %u has no disk", d->domid);
     }
+    if (rc < 0)
+        return rc;
     struct simp_disk out;
     sim_disks_stats(d->disks, &out);
+    if (d->blk.pid > 0 && d->blk.alive) {
+        memcpy(out.qmp_path, d->blk.qmp_path, sizeof(out.qmp_path));
+        memcpy(out.log_path, d->blk.log_path, sizeof(out.log_path));
+        out.pid = d->blk.pid;
+    }
     conn_set_reply(c, h, 0, &out, sizeof(out), NULL, 0);
     return 0;
 }
@@ -652,11 +675,9 @@ static int op_dm_start(struct conn *c, const struct simp_hdr *h, struct sim_doma
     if (d->dm.pid > 0)
         return ls_err(e, -EEXIST, "dm-start: domain %u already has a device model (pid %d)",
                       d->domid, (int)d->dm.pid);
-    struct drives dr;
-    rc = sim_dm_spawn(&d->dm, g.rundir, d->domid, st.qemu, c->in_fd, drive_list(d, &dr), e);
+    rc = sim_dm_spawn(&d->dm, g.rundir, d->domid, st.qemu, c->in_fd, e);
     if (rc < 0)
         return rc;
-    disks_follow_dm(d);
     logmsg("domain %u: device model %s started on the restored state, pid %d, QMP %s", d->domid,
            d->dm.qemu, (int)d->dm.pid, d->dm.qmp_path);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
@@ -681,7 +702,6 @@ static int op_dm_stop(struct conn *c, const struct simp_hdr *h, struct sim_domai
         logmsg("domain %u: stopping its device model (pid %d): the restore gives the domain "
                "back without one", d->domid, (int)d->dm.pid);
         sim_dm_kill(&d->dm);
-        disks_follow_dm(d);
     }
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
@@ -746,9 +766,7 @@ static int op_dm_standby(struct conn *c, const struct simp_hdr *h, struct sim_do
     }
     dm_discard_standby(d, "it died");   /* the files of one that died */
     const char *qemu = st.qemu[0] ? st.qemu : d->dm.pid > 0 ? d->dm.qemu : "";
-    struct drives dr;
-    rc = sim_dm_spawn_standby(&d->standby, g.rundir, d->domid, ++d->dm_gen, qemu,
-                              drive_list(d, &dr), e);
+    rc = sim_dm_spawn_standby(&d->standby, g.rundir, d->domid, ++d->dm_gen, qemu, e);
     if (rc < 0)
         return rc;
     logmsg("domain %u: standby device model %s started (-incoming defer), pid %d, QMP %s",
@@ -795,7 +813,6 @@ static int op_dm_load(struct conn *c, const struct simp_hdr *h, struct sim_domai
     pid_t old = d->dm.pid > 0 && d->dm.alive ? d->dm.pid : 0;
     uint64_t t1 = now_ms();
     sim_dm_replace(&d->dm, &d->standby);
-    disks_follow_dm(d);
     d->dm_loads++;
     logmsg("domain %u: device state %u loaded by the standby device model (pid %d) in %" PRIu64
            " ms; it replaces %s%.0d (killed in %" PRIu64 " ms, reaped later)", d->domid,
@@ -822,6 +839,13 @@ static void reap_children(void)
             }
             if (dm_standby_reaped(d, pid, st))
                 break;
+            if (sim_dm_reaped(&d->blk, pid, st)) {
+                char why[64];
+                logmsg("domain %u: its block QEMU (pid %d) %s; see %s", d->domid, (int)pid,
+                       sim_dm_status_text(st, why, sizeof(why)), d->blk.log_path);
+                disks_follow_blk(d);
+                break;
+            }
         }
     }
 }

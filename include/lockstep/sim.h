@@ -130,8 +130,10 @@ struct ls_sim_frame {
 LS_API int ls_sim_frame_parse(const void *buf, size_t len, struct ls_sim_frame *f);
 
 /* The guest's disks (backends/sim/README.md, "Disks"): an HVM guest's file
- * becomes drive lsdiskN of its QEMU (a quorum of one child: libxl's COLO
- * primary drive, so either COLO role can stack on it). With every > 0, every
+ * becomes drive lsdiskN of its block QEMU (a QEMU of its own beside the
+ * device model, so that a device-state swap leaves the disks alone; the
+ * drive is a quorum of one child, libxl's COLO primary drive, so either COLO
+ * role can stack on it). With every > 0, every
  * `every`-th write of its vCPU also writes one disk block through QEMU: disk
  * write j fills `block` bytes of disk j % ndisks at a block picked by (seed,
  * j) with the byte 1 + j % 255, so the disks after K vCPU writes are a pure
@@ -147,6 +149,9 @@ struct ls_sim_disks {
     uint64_t owed, written;    /* get: disk writes the vCPU asked for; of them made */
     unsigned failed;           /* get: writes QEMU refused */
     char last_error[200];      /* get: QEMU's last refusal, "" if none */
+    int pid;                   /* get: the block QEMU's pid (0: none runs) */
+    char qmp_path[112];        /* get: its QMP socket, for COLO's disk jobs */
+    char log_path[256];        /* get: its log */
 };
 /* Attach a disk image (an absolute path without ','): it is a drive of
  * every QEMU the domain gets, at once for a running one. */

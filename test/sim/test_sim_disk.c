@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,16 +58,21 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint32_t hvm_guest(struct ls_backend *be, uint64_t seed)
+static uint32_t hvm_guest_dm(struct ls_backend *be, uint64_t seed, enum ls_device_model dm)
 {
     struct ls_sim_create_args a = { .type = LS_GUEST_HVM, .memory_kib = 8192, .vcpus = 1,
-                                    .seed = seed, .populate = true };
+                                    .seed = seed, .populate = true, .device_model = dm };
     struct ls_errbuf e;
     uint32_t id = 0;
     ls_err_clear(&e);
     if (ls_sim_create(be, &a, &id, &e) < 0)
         fail_msg("create: %s", e.msg);
     return id;
+}
+
+static uint32_t hvm_guest(struct ls_backend *be, uint64_t seed)
+{
+    return hvm_guest_dm(be, seed, LS_DM_QEMU);
 }
 
 static void attach(struct ls_backend *be, uint32_t id, const char *path, uint64_t every)
@@ -155,6 +161,35 @@ static void test_replayed_writes(void **state)
     be->ops->close(be);
 }
 
+/* The disks live in a block QEMU of their own: a guest without a device
+ * model has them too, and it dies with the domain. */
+static void test_block_qemu(void **state)
+{
+    struct t *t = *state;
+    struct ls_backend *be = simtest_open();
+    uint32_t id = hvm_guest_dm(be, 14, LS_DM_STANDIN);
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(be->ops->pause(be, id, &e), 0);
+    attach(be, id, t->disk[0], 2);
+    struct ls_sim_disks d = disks_of(be, id);
+    assert_true(d.pid > 0);
+    assert_int_equal(kill(d.pid, 0), 0);
+    assert_non_null(strstr(d.qmp_path, ".blk/qmp.sock"));
+    assert_int_equal(access(d.qmp_path, F_OK), 0);
+    struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM, .seed = 14, .writes = 101 };
+    assert_int_equal(ls_sim_set_workload(be, id, &w, &e), 0);
+    for (int i = 0; i < 5000 && (d = disks_of(be, id)).written < 50; i++)
+        usleep(1000);
+    assert_int_equal(d.written, 50);
+    destroy(be, id);
+    for (int i = 0; i < 2000 && kill(d.pid, 0) == 0; i++)
+        usleep(1000);
+    assert_int_equal(kill(d.pid, 0), -1);
+    check_files(t, 1, 14, 50);
+    be->ops->close(be);
+}
+
 /* A running guest: a pause returns with every write it owes in its disk. */
 static void test_pause_flushes(void **state)
 {
@@ -192,7 +227,7 @@ static void test_refusals(void **state)
     ls_err_clear(&e);
     assert_int_equal(ls_sim_create(be, &pv, &pvid, &e), 0);
     assert_true(ls_sim_attach_disk(be, pvid, t->disk[0], LS_SIM_DISK_RAW, &e) < 0);
-    assert_non_null(strstr(e.msg, "no device model"));
+    assert_non_null(strstr(e.msg, "not an HVM domain"));
     ls_err_clear(&e);
     assert_int_equal(ls_sim_attach_disk(be, id, "/nonexistent/x.raw", LS_SIM_DISK_RAW, &e),
                      -ENOENT);
@@ -226,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replayed_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_qemu, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
