@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/debian/package.sh SRC - the Debian packages, end to end, as a user
 # gets them: dpkg-buildpackage -us -uc -b on a copy of the tree (tests off,
-# no debug-symbol packages, -j2), lintian with no error, the three packages
-# unpacked into a scratch root (dpkg -x: the real system is not touched),
+# no debug-symbol packages, -j2, -O0: this tests the packaging, not the
+# code), lintian with no error, the three packages unpacked into a scratch
+# root (dpkg -x: the real system is not touched),
 # then the example toolstack (examples/toolstack.c) built against the
 # installed files only, found through pkg-config, and run against the
 # packaged lockstep-simd. Skipped (77) with the reason where it cannot run.
@@ -27,7 +28,7 @@ t0=$(date +%s)
 tree=$work/lockstep
 mkdir -p "$tree"
 tar -C "$src" --exclude='./build*' --exclude=./.git --exclude=./out -cf - . | tar -C "$tree" -xf -
-if (cd "$tree" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=2" \
+if (cd "$tree" && DEB_BUILD_OPTIONS="nocheck noddebs noopt parallel=2" \
       dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1; then
   ok "dpkg-buildpackage -us -uc -b ($(( $(date +%s) - t0 )) s)"
 else
