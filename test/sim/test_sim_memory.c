@@ -476,7 +476,7 @@ static uint32_t round_trip(struct fixture *f, uint32_t src, enum transport how, 
 static void sizes_for(struct fixture *f, enum ls_guest_type type)
 {
     /* RAM pages; HVM's 1008/1009 make 1024/1025 populated with the special pages. */
-    static const uint64_t pages[] = { 1, 1008, 1009, 1023, 1024, 1025, 16384 };
+    static const uint64_t pages[] = { 1, 1008, 1009, 1023, 1024, 1025, 4099 };
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
         unsigned vcpus = 1 + (unsigned)(i % 3);
         uint32_t src = create(f->be, type, pages[i] * 4, vcpus, 1000 + i);
