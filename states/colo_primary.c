@@ -577,12 +577,10 @@ static void set_role(struct colo_primary_role *r, enum ls_colo_role role, const 
 /* "; its QEMU (pid N) was killed by signal 9" after the error, once. */
 static void tell_dm_fate(struct colo_primary_role *r)
 {
-    if (!r->dm_end_known || r->dm_end.alive || r->dm_end_told)
+    if (!r->dm_end_known || r->dm_end_told)
         return;
-    char how[64];
     r->dm_end_told = true;
-    ls_err_append(&r->m.err, "; its QEMU (pid %d) %s", r->dm_end.pid,
-                  backend_dm_status_text(&r->dm_end, how, sizeof(how)));
+    dm_append_fate(&r->m.err, &r->dm_end);
 }
 
 static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)

@@ -374,6 +374,10 @@ static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct colo_secondary_role *r = arg;
     struct ls_errbuf why;
     ls_err_clear(&why);
+    /* A QEMU that died is told in the outcome with how it ended. */
+    r->dm_end_known = r->rs.dm_qemu && be_of(r)->ops->dm_info &&
+                      be_of(r)->ops->dm_info(be_of(r), r->rs.domid, &r->dm_end, &why) == 0;
+    ls_err_clear(&why);
     int rc = be_of(r)->ops->destroy(be_of(r), r->rs.domid, &why);
     if (rc < 0 && rc != -ESRCH)
         return ls_err(err, rc, "our copy (domain %u) could not be destroyed: %s", r->rs.domid,
@@ -668,6 +672,8 @@ static void colo_secondary_done(struct fsm *m, int rc)
     struct colo_secondary_role *r = m->owner;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_STANDBY)
         r->c.role = LS_COLO_ENDED;
+    if (r->dm_end_known && rc < 0)
+        dm_append_fate(&m->err, &r->dm_end);
     op_finish(&r->op, rc, fsm_errmsg(m));
 }
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
 #include "io/sched_uv.h"
 #include "qmp/qmp.h"
 
@@ -64,6 +65,14 @@ int dm_task_run(struct dm_task *t, struct fsm *parent, struct fsm_join *j, int e
     fsm_join_arm(j);
     fsm_post(&t->m, job, 0, NULL);
     return fsm_defer(parent, fsm_join_undo, j, what);
+}
+
+void dm_append_fate(struct ls_errbuf *e, const struct ls_dm_info *dm)
+{
+    char how[64];
+    if (dm->present && !dm->alive)
+        ls_err_append(e, "; its QEMU (pid %d) %s", dm->pid,
+                      backend_dm_status_text(dm, how, sizeof(how)));
 }
 
 void dm_task_set_log(struct dm_task *t, const char *log_path)

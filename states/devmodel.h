@@ -64,6 +64,10 @@ void dm_task_set_log(struct dm_task *t, const char *log_path);
  * not lockstep's stand-in. */
 bool dm_state_is_qemu(const uint8_t *blob, size_t len);
 
+/* A QEMU found dead at the end (dm, from the backend's dm_info): append
+ * "; its QEMU (pid N) was killed by signal 9 (Killed)" to e; else nothing. */
+void dm_append_fate(struct ls_errbuf *e, const struct ls_dm_info *dm);
+
 /* A device state's digest for comparing the two sides of a checkpoint: 16
  * lowercase hex digits (FNV-1a 64 over its bytes) and a NUL. Not
  * cryptographic: it tells states apart, it does not authenticate them. */

@@ -30,7 +30,9 @@ afterwards; in `failover`, the primary's lockstep killed: the secondary's
 copy and its QEMU (status "running", holding the last checkpoint's state)
 run on, and a QEMU killed in the middle of a checkpoint (QMP stop to a dead
 peer): the primary says so with QEMU's reason and runs on unprotected, its
-guest resumed and guard released. Cost: about 25 s of `checkpoints` and
+guest resumed and guard released; and the secondary's QEMU killed before
+a cont: it ends replication naming QEMU's reason and destroys its copy,
+the primary runs on unprotected. Cost: about 25 s of `checkpoints` and
 10 s of `failover` on a loaded 2-core machine.
 """
 import json
@@ -370,6 +372,39 @@ def run_qemu_dm_error(res, work, n):
         sec.stop()
 
 
+def run_qemu_secondary_dm_error(res, work, n):
+    """The secondary's QEMU killed just before its cont at checkpoint 3 (its only QMP
+    command a checkpoint; the load is the daemon's): replication ends there."""
+    prim, sec = pair(work, n)
+    try:
+        dom, pdm = hvm_with_qemu(prim, n, 2000)
+        env = dict(traced(sec), LOCKSTEP_DM_FAULT_KILL="3")
+        s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--digest",
+                  "--timeout", "2"], env, name="secondary")
+        m = s.wait_line(r"^listening on (\S+)", 20)
+        if not m:
+            raise Failed(f"the secondary did not listen: {s.text()}")
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", m.group(1), "--interval", "10",
+                  "--timeout", "2", "--digest", "--json"], traced(prim), name="primary")
+        src, prc = s.wait(60), p.wait(40)
+        keep_trace(p, s)
+        what = "hvm with QEMU: the secondary's QEMU killed before checkpoint 3's cont"
+        err = end_of(s).get("error") or ""
+        res.check(f"{what}: the secondary fails (rc {src}) naming QEMU's reason, its copy "
+                  f"destroyed, no QEMU left", src not in (0, None) and "cont failed" in err
+                  and "device model of domain" in err and "killed by signal 9" in err
+                  and not sec.domains()
+                  and not qemus_under(sec.rundir), f"{err or s.text()[-700:]} {sec.domains()} "
+                  f"{qemus_under(sec.rundir)}")
+        res.check(f"{what}: the primary runs on unprotected with its QEMU (rc {prc})",
+                  prc == 3 and end_of(p).get("role") == "unprotected" and running(prim) == [dom]
+                  and qmp(pdm["qmp"], "query-status").get("status") == "running",
+                  p.text()[-500:])
+    finally:
+        prim.stop()
+        sec.stop()
+
+
 def fence_cmd(prim, dom, works):
     """A fencing command: destroys the primary's guest on its host (or finds the host
     gone), or, when it must not work, fails saying why."""
@@ -467,6 +502,7 @@ def main():
             run_qemu_failover(res, work, n, rng, "colo")
             run_qemu_failover(res, work, n + 1, rng, "remus")
             run_qemu_dm_error(res, work, n + 2)
+            run_qemu_secondary_dm_error(res, work, n + 3)
     except Failed as e:
         res.check("run", False, str(e))
     if os.environ.get("LOCKSTEP_BUILD_DIR"):
