@@ -587,7 +587,7 @@ static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
     tell_dm_fate(r);
-    char why[LS_ERRBUF_LEN + 64];
+    char why[LS_ERRBUF_LEN + 128];
     snprintf(why, sizeof(why), "replication ended after checkpoint %u (the secondary, or the "
              "link, or our QEMU failed): %s", r->c.checkpoints, fsm_errmsg(m));
     set_role(r, LS_COLO_UNPROTECTED, why);

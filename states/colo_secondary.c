@@ -122,7 +122,18 @@ static int write_ready(void *arg, int cancel_fd, struct ls_errbuf *err)
 
 static int write_resumed(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
-    return write_state(arg, LIBXL_CHECKPOINT_SVM_RESUMED, cancel_fd, err);
+    struct colo_secondary_role *r = arg;
+    int rc = write_state(r, LIBXL_CHECKPOINT_SVM_RESUMED, cancel_fd, err);
+    if (rc < 0 || !r->rs.dm_qemu || !be_of(r)->ops->dm_prepare_standby)
+        return rc;
+    /* The next checkpoint's QEMU starts now, in the interval, not in its
+     * pause, and once the primary has SVM_RESUMED: the daemon's spawn is not
+     * in the checkpoint either. A failure here is met again, and reported,
+     * by that load, which starts one itself: it must not end replication. */
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    be_of(r)->ops->dm_prepare_standby(be_of(r), r->rs.domid, NULL, &why);
+    return 0;
 }
 
 static int write_suspended(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -216,16 +227,7 @@ static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
         r->c.last.pause_ns = io_monotonic_ns() - r->suspend_start_ns;
     if (rc < 0)
         return rc;
-    if (!r->rs.dm_qemu)
-        return COLO_SECONDARY_E_GUEST_STARTED;
-    /* The next checkpoint's QEMU starts now, in the interval, not in its
-     * pause. A failure here is met again, and reported, by that load, which
-     * starts one itself: it must not end replication now. */
-    struct ls_errbuf why;
-    ls_err_clear(&why);
-    if (be->ops->dm_prepare_standby)
-        be->ops->dm_prepare_standby(be, r->rs.domid, NULL, &why);
-    return COLO_SECONDARY_E_GUEST_STARTED_QEMU;
+    return r->rs.dm_qemu ? COLO_SECONDARY_E_GUEST_STARTED_QEMU : COLO_SECONDARY_E_GUEST_STARTED;
 }
 
 static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
