@@ -26,9 +26,9 @@ extern char **environ;
 #define CD_SETUP_TIMEOUT_MS 10000
 #define CD_CMD_TIMEOUT_MS   30000
 
-void colo_disk_names(unsigned n, char drive[16], char top[24], char client[24])
+void colo_disk_names(unsigned n, char drive[20], char top[24], char client[24])
 {
-    snprintf(drive, 16, "lsdisk%u", n);
+    snprintf(drive, 20, "lsdisk%u", n);
     snprintf(top, 24, "lsdisk%u-top", n);
     snprintf(client, 24, "lsdisk%u-nbd", n);
 }
@@ -146,7 +146,7 @@ static void on_sizes(struct qmp_conn *c, const struct qmp_reply *r, void *data)
     if (!take_reply(t, r))
         return;
     for (unsigned n = 0; n < t->cfg.ndisks; n++) {
-        char drive[16], top[24], client[24];
+        char drive[20], top[24], client[24];
         colo_disk_names(n, drive, top, client);
         t->size[n] = 0;
         for (size_t i = 0; YAJL_IS_ARRAY(r->ret) && i < YAJL_GET_ARRAY(r->ret)->len; i++) {
@@ -335,7 +335,7 @@ static int cd_add_top(struct fsm *m, const struct fsm_ev *ev)
     int n = take_disk(t);
     if (n < 0)
         return 0;
-    char drive[16], top[24], client[24], active[256], hidden[256], line[900];
+    char drive[20], top[24], client[24], active[256], hidden[256], line[900];
     colo_disk_names((unsigned)n, drive, top, client);
     image_paths(t, (unsigned)n, active, hidden, sizeof(active));
     /* libxl's secondary drive: the replica writes into active, whose backing
@@ -374,7 +374,7 @@ static int cd_nbd_add(struct fsm *m, const struct fsm_ev *ev)
     int n = take_disk(t);
     if (n < 0)
         return 0;
-    char drive[16], top[24], client[24];
+    char drive[20], top[24], client[24];
     colo_disk_names((unsigned)n, drive, top, client);
     struct qmp_args *a = qmp_args_new();
     qmp_args_str(a, "device", drive);   /* the export's name is the drive's */
@@ -395,7 +395,7 @@ static int cd_add_client(struct fsm *m, const struct fsm_ev *ev)
     int n = take_disk(t);
     if (n < 0)
         return 0;
-    char drive[16], top[24], client[24], server[200], line[600];
+    char drive[20], top[24], client[24], server[200], line[600];
     colo_disk_names((unsigned)n, drive, top, client);
     if (t->cfg.nbd.tcp)
         snprintf(server, sizeof(server), "file.host=%s,file.port=%d", t->cfg.nbd.host,
@@ -411,7 +411,7 @@ static int cd_add_client(struct fsm *m, const struct fsm_ev *ev)
 static int cd_attach_client(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_disk_task *t = m->owner;
-    char drive[16], top[24], client[24];
+    char drive[20], top[24], client[24];
     colo_disk_names(t->cur, drive, top, client);
     struct qmp_args *a = qmp_args_new();
     qmp_args_str(a, "parent", drive);
@@ -457,7 +457,7 @@ static int cd_detach_client(struct fsm *m, const struct fsm_ev *ev)
     int n = take_disk(t);
     if (n < 0)
         return 0;
-    char drive[16], top[24], client[24];
+    char drive[20], top[24], client[24];
     colo_disk_names((unsigned)n, drive, top, client);
     /* QEMU names no child; libxl knows the client is children.1. */
     struct qmp_args *a = qmp_args_new();
@@ -470,7 +470,7 @@ static int cd_detach_client(struct fsm *m, const struct fsm_ev *ev)
 static int cd_del_client(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_disk_task *t = m->owner;
-    char drive[16], top[24], client[24], line[64];
+    char drive[20], top[24], client[24], line[64];
     colo_disk_names(t->cur, drive, top, client);
     snprintf(line, sizeof(line), "drive_del %s", client);
     return hmp(t, "drive_del (NBD client)", line);

@@ -63,7 +63,7 @@ void colo_disk_init(struct colo_disk_task *t, struct fsm_sched *sched, uint32_t 
 /* The names the sim gives a guest's disk n in its QEMU: the quorum drive
  * (the guest's disk, and the NBD export), the secondary's replication top
  * (the replica's view), the primary's NBD client node. */
-void colo_disk_names(unsigned n, char drive[16], char top[24], char client[24]);
+void colo_disk_names(unsigned n, char drive[20], char top[24], char client[24]);
 
 /* True when the job ended with replication broken (QUERY), after done. */
 static inline bool colo_disk_broken(const struct colo_disk_task *t)
