@@ -103,6 +103,12 @@ if [ -x "$build/bench/bench_colo" ]; then
   timeout 300 "$build/bench/bench_colo" || echo "bench_colo exited with status $?"
 fi
 
+if [ -x "$build/bench/bench_colo_disk" ]; then
+  echo
+  echo "== bench_colo_disk: a guest's disk writes with COLO block replication vs without =="
+  timeout 300 "$build/bench/bench_colo_disk" || echo "bench_colo_disk exited with status $?"
+fi
+
 if [ -x "$build/bench/bench_qmp" ]; then
   echo
   echo "== bench_qmp =="
