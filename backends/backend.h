@@ -220,6 +220,16 @@ struct ls_backend_ops {
      * memory). Optional. */
     void (*release_deferred)(struct ls_backend *be);
 
+    /* The guest's network output (the COLO proxy's input): net_attach gives
+     * an fd that reads one whole frame per recv (SOCK_SEQPACKET; the previous
+     * reader is cut off); net_connect plugs the guest's output into the
+     * listening SOCK_SEQPACKET unix socket at path (the outside world), so no
+     * process need forward it (a COLO secondary that took over).
+     * -ENODEV: the guest has no network. Optional. */
+    int (*net_attach)(struct ls_backend *be, uint32_t domid, int *fd, struct ls_errbuf *err);
+    int (*net_connect)(struct ls_backend *be, uint32_t domid, const char *path,
+                       struct ls_errbuf *err);
+
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
                   struct ls_errbuf *err);

@@ -34,7 +34,8 @@ static const char primary_help[] =
 "                              [--disk FILE[,format=F] [--disk-every N] [--disk-block SIZE]])\n"
 "                             --to tcp:HOST:PORT|unix:PATH|- [--mode colo|remus]\n"
 "                             [--interval MS] [--timeout SECONDS] [--checkpoints N]\n"
-"                             [--digest] [--json]\n"
+"                             [--digest] [--json] [--net-world PATH [--net-listen ADDR]\n"
+"                             [--net-qemu PATH] [--net-every N [--net-nondet PPM]]]\n"
 "\n"
 "Replicate a running domain to `lockstep colo-secondary` with continuous\n"
 "checkpoints, as `xl remus -c` (COLO) or `xl remus` (Remus) does, on Xen 4.17's\n"
@@ -62,12 +63,25 @@ static const char primary_help[] =
 "  --checkpoints N        stop in order after N checkpoints\n"
 "  --digest               the guest's digest at every suspend (costs a pass over memory)\n"
 "  --json                 one JSON object per line on stdout: checkpoint, role, outcome\n"
+"  --net-world PATH       the guest's network output goes to the outside world, a\n"
+"                         listening SOCK_SEQPACKET unix socket at PATH: COLO\n"
+"                         compares it with the secondary's in QEMU's colo-compare\n"
+"                         (a divergence asks a checkpoint) and releases what agrees;\n"
+"                         Remus holds it until the checkpoint covering it is sent\n"
+"  --net-listen ADDR      COLO: where the secondary's proxy sends its guest's frames\n"
+"                         (tcp:HOST:PORT or unix:PATH)\n"
+"  --net-qemu PATH        the QEMU that runs colo-compare (default qemu-system-x86_64)\n"
+"  --net-every N, --net-nondet PPM\n"
+"                         sim: the guest sends a frame every N writes, PPM per\n"
+"                         million of them nondeterministic (lockstep sim net)\n"
 "  -h, --help             this help\n";
 
 static const char secondary_help[] =
 "Usage: lockstep colo-secondary [--listen tcp:HOST:PORT|unix:PATH] [--mode colo|remus]\n"
 "                               [--fence CMD] [--timeout SECONDS] [--digest] [--json]\n"
 "                               [--dirty-rate PAGES/S] [--dirty-pattern P] [--seed S]\n"
+"                               [--net-world PATH --net-peer ADDR\n"
+"                               [--net-every N [--net-nondet PPM]]]\n"
 "\n"
 "Receive a replicated domain from `lockstep colo-primary` and hold its last\n"
 "checkpoint; in COLO mode the copy runs between checkpoints as a replica.\n"
@@ -90,6 +104,14 @@ static const char secondary_help[] =
 "  --dirty-rate, --dirty-pattern, --seed\n"
 "                         sim: the replica's own vCPU writes its memory so, from the\n"
 "                         first checkpoint on (COLO; seed default 2)\n"
+"  --net-world PATH       COLO: the outside world (as the primary's); our guest's\n"
+"                         frames go there once we took over, the ones it has not\n"
+"                         had first\n"
+"  --net-peer ADDR        COLO: the primary's --net-listen; our guest's frames go\n"
+"                         there to be compared\n"
+"  --net-every N, --net-nondet PPM\n"
+"                         sim: the replica's network (as the primary's guest's), from\n"
+"                         the first checkpoint on\n"
 "  -h, --help             this help\n";
 
 /* ---- one run -------------------------------------------------------------------------- */
@@ -108,7 +130,42 @@ struct colo_run {
     /* sim: the replica's own workload, set once its guest first runs */
     bool workload;
     struct ls_sim_workload w;
+    /* the guest's network */
+    struct ls_colo_net_opts net;
+    struct ls_sim_net guest_net;
 };
+
+/* --net-* options both commands take; 0 taken, -1 not one of them, else the usage status. */
+static int usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int net_opt(const char *cmd, int c, const char *arg, struct colo_run *r)
+{
+    uint64_t v;
+    switch (c) {
+    case 'W': r->net.world = arg; return 0;
+    case 'L': r->net.listen = arg; return 0;
+    case 'P': r->net.peer = arg; return 0;
+    case 'Q': r->net.qemu = arg; return 0;
+    case 'e':
+        if (parse_u64(arg, UINT32_MAX, &r->guest_net.every) < 0 || r->guest_net.every == 0)
+            return usage(cmd, "--net-every: '%s' is not a positive number of writes", arg);
+        return 0;
+    case 'D':
+        if (parse_u64(arg, 1000000, &v) < 0)
+            return usage(cmd, "--net-nondet: '%s' is not 0..1000000 per million", arg);
+        r->guest_net.nondet_ppm = (unsigned)v;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* The status line's and JSON's network part. */
+static void net_status(struct colo_run *r, struct ls_colo_net_stats *st)
+{
+    *st = (struct ls_colo_net_stats){ 0 };
+    if (r->run.op)
+        ls_colo_net_stats(r->run.op, st);
+}
 
 static int usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage(const char *cmd, const char *fmt, ...)
@@ -151,9 +208,36 @@ static void print_status(struct cli_run *run, bool final)
             "last %" PRIu64 " pages, %.1f MiB   ", r->cmd, r->last.number,
             (double)r->last.pause_ns / 1e6, pause_pct(r, 50) / 1e3, pause_pct(r, 99) / 1e3,
             r->last.pages, (double)r->bytes / (1 << 20));
+    if (r->net.world) {
+        struct ls_colo_net_stats st;
+        net_status(r, &st);
+        fprintf(stderr, "packets compared %" PRIu64 " released %" PRIu64 " held %" PRIu64,
+                st.compared, st.released, st.held);
+        if (!r->secondary)
+            fprintf(stderr, ", checkpoints periodic %u divergence %u manual %u   ",
+                    st.checkpoints_periodic, st.checkpoints_divergence, st.checkpoints_manual);
+    }
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
+}
+
+static void net_json(struct colo_run *r, struct jl *j)
+{
+    struct ls_colo_net_stats st;
+    net_status(r, &st);
+    jl_u64(j, "packets_compared", st.compared);
+    jl_u64(j, "packets_secondary", st.secondary);
+    jl_u64(j, "packets_released", st.released);
+    jl_u64(j, "packets_held", st.held);
+    jl_u64(j, "divergences", st.divergences);
+    jl_u64(j, "packets_direct", st.direct);
+    jl_u64(j, "packets_stale", st.stale);
+    if (!r->secondary) {
+        jl_u64(j, "checkpoints_periodic", st.checkpoints_periodic);
+        jl_u64(j, "checkpoints_divergence", st.checkpoints_divergence);
+        jl_u64(j, "checkpoints_manual", st.checkpoints_manual);
+    }
 }
 
 static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, void *data)
@@ -190,9 +274,17 @@ static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, 
             jl_u64(&j, "dm_pid", (uint64_t)dm.pid);
             jl_dbl(&j, "dm_us", (double)dm.ns / 1e3);
         }
+        if (r->net.world)
+            net_json(r, &j);
         jl_close(&j);
     }
-    /* The replica's own vCPU starts with its guest (the first checkpoint). */
+    /* The replica's own vCPU (and network) starts with its guest (the first checkpoint). */
+    if (r->secondary && r->guest_net.every && c->number == 1) {
+        struct ls_errbuf err;
+        ls_err_clear(&err);
+        if (ls_sim_set_net(ls_ctx_backend(r->run.ctx), c->domid, &r->guest_net, &err) < 0)
+            fprintf(stderr, "lockstep %s: the replica's network: %s\n", r->cmd, err.msg);
+    }
     if (r->secondary && r->workload && c->number == 1) {
         struct ls_errbuf err;
         ls_err_clear(&err);
@@ -265,6 +357,8 @@ static int finish(struct colo_run *r, int rc, const char *err)
         jl_dbl(&j, "pause_p99_us", pause_pct(r, 99));
         jl_u64(&j, "pages", r->pages);
         jl_u64(&j, "bytes", r->bytes);
+        if (r->net.world)
+            net_json(r, &j);
         jl_result(&j, rc, err);
         jl_close(&j);
     } else {
@@ -307,6 +401,9 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         { "mode", required_argument, NULL, 'M' }, { "interval", required_argument, NULL, 'i' },
         { "timeout", required_argument, NULL, 'o' }, { "checkpoints", required_argument, NULL, 'c' },
         { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
+        { "net-world", required_argument, NULL, 'W' }, { "net-listen", required_argument, NULL, 'L' },
+        { "net-qemu", required_argument, NULL, 'Q' }, { "net-every", required_argument, NULL, 'e' },
+        { "net-nondet", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *to = NULL, *cmd = "colo-primary";
@@ -319,6 +416,10 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int taken = guest_args_opt(cmd, c, optarg, &g);
         if (taken > 0)
+            return taken;
+        if (taken == 0)
+            continue;
+        if ((taken = net_opt(cmd, c, optarg, &r)) > 0)
             return taken;
         if (taken == 0)
             continue;
@@ -354,6 +455,14 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         return bad;
     if (!to)
         return usage(cmd, "--to tcp:HOST:PORT|unix:PATH|- is required");
+    if (r.net.world && po.mode == LS_COLO_MODE_COLO && !r.net.listen)
+        return usage(cmd, "--net-world: COLO needs --net-listen too (the secondary's frames)");
+    if ((r.net.listen || r.net.qemu) && !r.net.world)
+        return usage(cmd, "--net-listen and --net-qemu go with --net-world");
+    if (r.guest_net.every && !g.sim)
+        return usage(cmd, "--net-every goes with --sim (an existing domain has its network)");
+    if (r.guest_net.nondet_ppm && !r.guest_net.every)
+        return usage(cmd, "--net-nondet goes with --net-every");
     struct endpoint ep;
     if (parse_endpoint(to, &ep) < 0)
         return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
@@ -372,6 +481,8 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     int rc = 0;
     if (g.sim)
         rc = guest_args_create(be, &g, "lockstep-colo", LS_DM_STANDIN, &err);
+    if (rc == 0 && r.guest_net.every)
+        rc = ls_sim_set_net(be, (uint32_t)g.domid, &r.guest_net, &err);
     int fd = -1;
     char why[512] = "";
     if (rc == 0 && ep.kind != EP_STDIO) {
@@ -388,7 +499,8 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         po.on_checkpoint = on_checkpoint;
         po.on_role = on_role;
         po.cb_data = &r;
-        rc = ls_colo_primary_start(r.run.ctx, &po, op_done, &r, &r.run.op, &err);
+        rc = ls_colo_primary_start_net(r.run.ctx, &po, r.net.world ? &r.net : NULL, op_done, &r,
+                                       &r.run.op, &err);
         if (rc == 0 && (rc = run_wait(&r)) < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }
@@ -416,6 +528,8 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },
         { "dirty-rate", required_argument, NULL, 'r' },
         { "dirty-pattern", required_argument, NULL, 'p' }, { "seed", required_argument, NULL, 'S' },
+        { "net-world", required_argument, NULL, 'W' }, { "net-peer", required_argument, NULL, 'P' },
+        { "net-every", required_argument, NULL, 'e' }, { "net-nondet", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *listen_at = NULL, *cmd = "colo-secondary";
@@ -426,6 +540,11 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = net_opt(cmd, c, optarg, &r);
+        if (taken > 0)
+            return taken;
+        if (taken == 0)
+            continue;
         switch (c) {
         case 'l': listen_at = optarg; break;
         case 'M':
@@ -468,6 +587,12 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
                      "primary's stream in");
     if (r.workload && so.mode == LS_COLO_MODE_REMUS)
         return usage(cmd, "--dirty-rate: a Remus secondary's copy does not run");
+    if (r.net.world && so.mode == LS_COLO_MODE_COLO && !r.net.peer)
+        return usage(cmd, "--net-world: COLO needs --net-peer too (the primary's --net-listen)");
+    if (r.net.peer && !r.net.world)
+        return usage(cmd, "--net-peer goes with --net-world");
+    if (r.guest_net.nondet_ppm && !r.guest_net.every)
+        return usage(cmd, "--net-nondet goes with --net-every");
     if (ep.kind == EP_STDIO)
         r.out = stderr;
     if (!so.fence_cmd)
@@ -495,7 +620,8 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         so.on_checkpoint = on_checkpoint;
         so.on_role = on_role;
         so.cb_data = &r;
-        rc = ls_colo_secondary_start(r.run.ctx, &so, op_done, &r, &r.run.op, &err);
+        rc = ls_colo_secondary_start_net(r.run.ctx, &so, r.net.world ? &r.net : NULL, op_done,
+                                         &r, &r.run.op, &err);
         if (rc == 0 && (rc = run_wait(&r)) < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }

@@ -26,14 +26,40 @@ int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts 
                           ls_op_done_fn *done, void *data, struct ls_op **out,
                           struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, done, data, out, err);
+    return colo_primary_role_start(ctx, opts, NULL, done, data, out, err);
+}
+
+int ls_colo_primary_start_net(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                              const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
+                              struct ls_op **out, struct ls_errbuf *err)
+{
+    return colo_primary_role_start(ctx, opts, net, done, data, out, err);
 }
 
 int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                             ls_op_done_fn *done, void *data, struct ls_op **out,
                             struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, done, data, out, err);
+    return colo_secondary_role_start(ctx, opts, NULL, done, data, out, err);
+}
+
+int ls_colo_secondary_start_net(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                                const struct ls_colo_net_opts *net, ls_op_done_fn *done,
+                                void *data, struct ls_op **out, struct ls_errbuf *err)
+{
+    return colo_secondary_role_start(ctx, opts, net, done, data, out, err);
+}
+
+int ls_colo_net_stats(const struct ls_op *op, struct ls_colo_net_stats *st)
+{
+    if (!op->colo || !op->colo->proxy)
+        return -EINVAL;
+    *st = (struct ls_colo_net_stats){ 0 };
+    colo_proxy_stats(op->colo->proxy, st);
+    st->checkpoints_periodic = op->colo->ck_periodic;
+    st->checkpoints_divergence = op->colo->ck_divergence;
+    st->checkpoints_manual = op->colo->ck_manual;
+    return 0;
 }
 
 int ls_colo_checkpoint(struct ls_op *op)

@@ -9,6 +9,7 @@
 #define LOCKSTEP_STATES_COLO_H
 
 #include "lockstep/colo.h"
+#include "states/colo_proxy.h"
 #include "states/restore.h"
 #include "states/save.h"
 
@@ -34,6 +35,8 @@ struct colo_common {
     struct ls_colo_dm_state dm;    /* the last checkpoint's device state (HVM) */
     int trigger_fd, stop_fd;       /* eventfds: a checkpoint now / stop in order (primary) */
     bool is_secondary;
+    struct colo_proxy *proxy;      /* the network output (colo_proxy.def) */
+    unsigned ck_periodic, ck_divergence, ck_manual;   /* primary: checkpoints by cause */
 };
 
 struct colo_primary_role {
@@ -51,6 +54,9 @@ struct colo_primary_role {
     uint64_t dm_save_start_ns, dm_cont_start_ns;   /* this checkpoint's jobs (0: no cont) */
     struct ls_dm_info dm_end;      /* our QEMU as the settle found it (dm_end_known) */
     bool dm_end_known, dm_end_told;
+    struct colo_proxy proxy;       /* colo_proxy.def, joined from PROXY_STARTING on */
+    struct fsm_join proxy_join;
+    int proxy_start_ev;
 };
 
 struct colo_secondary_role {
@@ -70,17 +76,23 @@ struct colo_secondary_role {
     struct ls_dm_info dm_end;      /* our QEMU as the destroy found it (dm_end_known) */
     bool dm_end_known;
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
+    struct colo_proxy proxy;       /* colo_proxy.def, joined from PROXY_STARTING on */
+    struct fsm_join proxy_join;
+    int proxy_start_ev;
+    const struct ls_colo_net_opts *net;   /* until the proxy is initialised */
 };
 
 /* The role behind an op (NULL if op is not a COLO role). */
 struct colo_common *colo_common_of(struct ls_op *op);
 
+/* net: the guest's network output (lockstep/colo.h), NULL for none; its
+ * strings are copied. */
 int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
-                            ls_op_done_fn *done, void *data, struct ls_op **out,
-                            struct ls_errbuf *err);
+                            const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
+                            struct ls_op **out, struct ls_errbuf *err);
 int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
-                              ls_op_done_fn *done, void *data, struct ls_op **out,
-                              struct ls_errbuf *err);
+                              const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
+                              struct ls_op **out, struct ls_errbuf *err);
 
 /* libxl CHECKPOINT_STATE(id): 16 bytes (header, id, padding). */
 void colo_state_record(uint8_t out[16], uint32_t id);

@@ -272,6 +272,51 @@ static int colo_p_arm(struct fsm *m, const struct fsm_ev *ev)
     return io_work_start(m, COLO_PRIMARY_E_ARMED, arm, m->owner, "arm the guard");
 }
 
+/* ---- the network proxy (colo_proxy.def): each step awaited as PROXY_DONE -------------- */
+
+static int colo_p_start_proxy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    colo_proxy_begin(&r->proxy, m->sched);
+    fsm_join_begin(&r->proxy_join, m, COLO_PRIMARY_E_FAIL, COLO_PRIMARY_E_FAIL);
+    fsm_join_add(&r->proxy_join, &r->proxy.m);
+    fsm_join_arm(&r->proxy_join);
+    fsm_post(&r->proxy.m, r->proxy_start_ev, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->proxy_join, "network proxy");
+}
+
+static int colo_p_proxy_cut(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_post(&r->proxy.m, COLO_PROXY_E_CUT, 0, NULL);
+    return 0;
+}
+
+static int colo_p_proxy_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_post(&r->proxy.m, COLO_PROXY_E_CHECKPOINT, 0, NULL);
+    return 0;
+}
+
+static int colo_p_proxy_release(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    fsm_post(&r->proxy.m, COLO_PROXY_E_RELEASE, 0, NULL);
+    return 0;
+}
+
+/* Why this checkpoint: the interval, the proxy's divergence, or the owner. */
+static void count_cause(struct colo_primary_role *r, int ev)
+{
+    if (ev == COLO_PRIMARY_E_INTERVAL)
+        r->c.ck_periodic++;
+    else if (atomic_exchange(&r->proxy.n.divergence_pending, false))
+        r->c.ck_divergence++;
+    else
+        r->c.ck_manual++;
+}
+
 static int colo_p_read_banner(struct fsm *m, const struct fsm_ev *ev)
 {
     return io_work_start(m, COLO_PRIMARY_E_BANNER, read_banner, m->owner, "read banner");
@@ -417,6 +462,8 @@ static int colo_p_write_checkpoint(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_answer_checkpoint(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    if (ev->id == COLO_PRIMARY_E_INTERVAL || ev->id == COLO_PRIMARY_E_TRIGGERED)
+        count_cause(r, ev->id);   /* Remus: the next checkpoint starts here */
     io_helper_reply(&r->sv.mem.helper, 1);
     return 0;
 }
@@ -486,6 +533,7 @@ static int colo_p_wait(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_write_new(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    count_cause(r, ev->id);
     colo_state_record(r->sv.control, LIBXL_CHECKPOINT_NEW);
     r->sv.control_job = (struct write_job){ r->opts.send_fd, r->sv.control, 16,
                                             "CHECKPOINT_STATE(NEW)" };
@@ -632,9 +680,12 @@ static void colo_primary_free(struct ls_op *op)
 }
 
 int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
-                            ls_op_done_fn *done, void *data, struct ls_op **out,
-                            struct ls_errbuf *err)
+                            const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
+                            struct ls_op **out, struct ls_errbuf *err)
 {
+    if (net && net->world && opts->mode == LS_COLO_MODE_COLO && !net->listen)
+        return ls_err(err, -EINVAL, "colo primary: a network needs the address the secondary's "
+                      "proxy sends its frames to (listen)");
     if (opts->send_fd < 0 || opts->recv_fd < 0)
         return ls_err(err, -EINVAL, "colo primary: the stream and back-channel fds are required");
     if (opts->mode != LS_COLO_MODE_COLO && opts->mode != LS_COLO_MODE_REMUS)
@@ -664,6 +715,10 @@ int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opt
     }
     fsm_init(&r->m, &colo_primary_fsm_def, &ctx->sched.sched, colo_primary_done, r,
              "colo_primary[%u]", opts->domid);
+    colo_proxy_init(&r->proxy, ctx->be, opts->domid, net, r->opts.timeout_ms, &r->m,
+                    COLO_PRIMARY_E_PROXY_DONE, -1, r->c.trigger_fd);
+    r->proxy_start_ev = colo_proxy_start_event(net, false, opts->mode);
+    r->c.proxy = &r->proxy;
     ctx->live_ops++;
     fsm_post(&r->m, COLO_PRIMARY_E_START, 0, NULL);
     *out = &r->op;

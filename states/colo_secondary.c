@@ -429,6 +429,39 @@ static int colo_s_release_reader(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* ---- the network proxy (colo_proxy.def): each step awaited ---------------------------- */
+
+static int colo_s_start_proxy(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    r->proxy.domid = r->rs.domid;
+    colo_proxy_begin(&r->proxy, m->sched);
+    fsm_join_begin(&r->proxy_join, m, COLO_SECONDARY_E_FAIL, COLO_SECONDARY_E_FAIL);
+    fsm_join_add(&r->proxy_join, &r->proxy.m);
+    fsm_join_arm(&r->proxy_join);
+    fsm_post(&r->proxy.m, r->proxy_start_ev, 0, NULL);
+    return fsm_defer(m, fsm_join_undo, &r->proxy_join, "network proxy");
+}
+
+static int colo_s_proxy_mark(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    fsm_post(&r->proxy.m, COLO_PROXY_E_EPOCH, 0, NULL);
+    return 0;
+}
+
+/* A proxy that failed already (its error is ours, which made this a failover)
+ * has nothing left to hand the world: our copy takes over without it. */
+static int colo_s_proxy_failover(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    if (fsm_is_final(&r->proxy.m))
+        fsm_post(m, COLO_SECONDARY_E_PROXY_FAILED_OVER, 0, NULL);
+    else
+        fsm_post(&r->proxy.m, COLO_PROXY_E_FAILOVER, 0, NULL);
+    return 0;
+}
+
 static int colo_s_answer_static_data(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
@@ -694,9 +727,12 @@ static void colo_secondary_free(struct ls_op *op)
 /* analyzer: colo_secondary_free(&r->op) frees r (op is its first member) */
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
 int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
-                              ls_op_done_fn *done, void *data, struct ls_op **out,
-                              struct ls_errbuf *err)
+                              const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
+                              struct ls_op **out, struct ls_errbuf *err)
 {
+    if (net && net->world && opts->mode == LS_COLO_MODE_COLO && !net->peer)
+        return ls_err(err, -EINVAL, "colo secondary: a network needs the primary's proxy "
+                      "address (peer)");
     if (opts->send_fd < 0 || opts->recv_fd < 0)
         return ls_err(err, -EINVAL, "colo secondary: the stream and back-channel fds are required");
     if (opts->mode != LS_COLO_MODE_COLO && opts->mode != LS_COLO_MODE_REMUS)
@@ -720,6 +756,10 @@ int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary
     }
     fsm_init(&r->m, &colo_secondary_fsm_def, &ctx->sched.sched, colo_secondary_done, r,
              "colo_secondary");
+    colo_proxy_init(&r->proxy, ctx->be, 0, net, r->opts.timeout_ms, &r->m,
+                    COLO_SECONDARY_E_PROXY_DONE, COLO_SECONDARY_E_PROXY_FAILED_OVER, -1);
+    r->proxy_start_ev = colo_proxy_start_event(net, true, opts->mode);
+    r->c.proxy = &r->proxy;
     ctx->live_ops++;
     fsm_post(&r->m, COLO_SECONDARY_E_START, 0, NULL);
     *out = &r->op;

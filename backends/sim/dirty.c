@@ -67,6 +67,7 @@ struct sim_vcpu {
     uint64_t words;
     struct sim_net *net;          /* the guest's network output (net.h); set while parked */
     struct sim_disks *disks;      /* the domain's disks (disk.h, d->disks); set while parked */
+    bool configured;              /* a workload was set (its seed and pattern are fixed) */
 };
 
 static inline uint64_t mix64(uint64_t z)
@@ -392,7 +393,10 @@ int sim_vcpu_set_workload(struct sim_domain *d, const struct simp_workload *w,
     vcpu_park(v);
     uint64_t k = atomic_load(&v->writes);
     uint32_t hot = w->pattern == SIMP_DIRTY_HOTSET ? w->hot_percent : 0;
-    if (k > 0 && (w->pattern != v->pattern || hot != v->hot_percent || w->seed != v->seed))
+    /* A count only adopted from a checkpoint (a COLO replica whose network came
+     * first) was made with another guest's workload: this one may still choose. */
+    if (k > 0 && v->configured &&
+        (w->pattern != v->pattern || hot != v->hot_percent || w->seed != v->seed))
         rc = ls_err(e, -EBUSY, "workload: domain %u has made %" PRIu64 " writes; its pattern "
                     "and seed can no longer change (only its rate)", d->domid, k);
     else if (w->writes && sim_domain_state(d) == LS_RUN_RUNNING)
@@ -402,6 +406,7 @@ int sim_vcpu_set_workload(struct sim_domain *d, const struct simp_workload *w,
         rc = ls_err(e, -EINVAL, "workload: domain %u has already made %" PRIu64 " writes, "
                     "more than the %" PRIu64 " to replay", d->domid, k, w->writes);
     if (rc == 0) {
+        v->configured = true;
         v->pattern = w->pattern;
         v->hot_percent = hot;
         v->seed = w->seed;
@@ -481,15 +486,19 @@ void sim_vcpu_disks_changed(struct sim_domain *d)
 }
 
 int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
-                 struct simp_net *out, int *fd, struct ls_errbuf *e)
+                 const char *path, struct simp_net *out, int *fd, struct ls_errbuf *e)
 {
-    if (op > SIMP_NET_ATTACH)
-        return ls_err(e, -EINVAL, "net: unknown operation %u (0 config, 1 stats, 2 attach)", op);
-    struct sim_vcpu *v = op == SIMP_NET_CONFIG ? vcpu_get(d, e) : d->vcpu;
-    if (op == SIMP_NET_CONFIG && !v)
+    if (op > SIMP_NET_CONNECT)
+        return ls_err(e, -EINVAL, "net: unknown operation %u (0 config, 1 stats, 2 attach, "
+                      "3 connect)", op);
+    /* A reader may come first (a COLO secondary's proxy attaches to a replica
+     * whose network the checkpoint's owner configures later): no frames until
+     * then. Only STATS wants one that exists. */
+    struct sim_vcpu *v = op != SIMP_NET_STATS ? vcpu_get(d, e) : d->vcpu;
+    if (op != SIMP_NET_STATS && !v)
         return e->rc;
     if (!v || !v->net) {
-        if (op != SIMP_NET_CONFIG)
+        if (op == SIMP_NET_STATS)
             return ls_err(e, -ENODEV, "net: domain %u has no network (configure one first)",
                           d->domid);
         struct sim_net *n = sim_net_new();
@@ -504,6 +513,8 @@ int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
         rc = sim_net_config(v->net, in, e);
     else if (op == SIMP_NET_ATTACH)
         rc = sim_net_attach(v->net, fd, e);
+    else if (op == SIMP_NET_CONNECT)
+        rc = sim_net_connect(v->net, path, e);
     if (rc == 0 && out)
         sim_net_stats(v->net, out);
     return rc;

@@ -50,9 +50,10 @@ int sim_logdirty(struct sim_domain *d, unsigned op, uint8_t **out, uint32_t *len
                  struct ls_errbuf *e);
 
 /* The guest's network (SIMP_OP_NET, net.h): op CONFIG creates it on first
- * use; ATTACH sets *fd to the new reader's end. *out (may be NULL) gets the
- * configuration and counters. -ENODEV: no network configured. */
-int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in,
+ * use; ATTACH sets *fd to the new reader's end; CONNECT plugs it into the
+ * socket at path. *out (may be NULL) gets the configuration and counters.
+ * -ENODEV: no network configured. */
+int sim_vcpu_net(struct sim_domain *d, unsigned op, const struct simp_net *in, const char *path,
                  struct simp_net *out, int *fd, struct ls_errbuf *e);
 
 /* d->disks was created (disk.h): the vCPU writes them from now on. */

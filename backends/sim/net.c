@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,20 +123,45 @@ static void push_locked(struct sim_net *n)
     }
 }
 
+/* fd is the reader's socket from now on; the previous reader's is closed. */
+static void set_reader(struct sim_net *n, int fd)
+{
+    /* Room for a burst: a queue's worth in the socket (about 1 KiB of kernel memory each). */
+    int sz = 4 << 20;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    pthread_mutex_lock(&n->lock);
+    if (n->fd >= 0)
+        reader_lost(n);
+    n->fd = fd;
+    pthread_mutex_unlock(&n->lock);
+}
+
 int sim_net_attach(struct sim_net *n, int *fd, struct ls_errbuf *e)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return ls_err(e, -errno, "net: socketpair: %s", strerror(errno));
-    /* Room for a burst: a queue's worth in the socket (about 1 KiB of kernel memory each). */
-    int sz = 4 << 20;
-    (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    pthread_mutex_lock(&n->lock);
-    if (n->fd >= 0)
-        reader_lost(n);
-    n->fd = sv[0];
-    pthread_mutex_unlock(&n->lock);
+    set_reader(n, sv[0]);
     *fd = sv[1];
+    return 0;
+}
+
+int sim_net_connect(struct sim_net *n, const char *path, struct ls_errbuf *e)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(a.sun_path))
+        return ls_err(e, -ENAMETOOLONG, "net: socket path '%s' is too long", path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ls_err(e, -errno, "net: socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        int rc = -errno;
+        close(fd);
+        return ls_err(e, rc, "net: connecting the guest's network to %s: %s", path,
+                      strerror(-rc));
+    }
+    set_reader(n, fd);
     return 0;
 }
 

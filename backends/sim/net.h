@@ -42,6 +42,9 @@ int sim_net_config(struct sim_net *n, const struct simp_net *in, struct ls_errbu
 void sim_net_stats(struct sim_net *n, struct simp_net *out);
 /* A fresh pair: the daemon keeps one end, *fd is the reader's (close it). */
 int sim_net_attach(struct sim_net *n, int *fd, struct ls_errbuf *e);
+/* The same with the daemon's end connected to a listening SOCK_SEQPACKET
+ * unix socket at path instead of a pair. */
+int sim_net_connect(struct sim_net *n, const char *path, struct ls_errbuf *e);
 /* Write k just stored *word: send the frame it owes, if any. Cheap when none. */
 void sim_net_on_write(struct sim_net *n, uint64_t k, uint64_t *word);
 /* Send what is queued, waiting up to timeout_ms for room. */

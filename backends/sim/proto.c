@@ -123,7 +123,7 @@ int simp_rundir_file(const char *rundir, const char *file, char *buf, size_t len
 static const uint8_t frame_head[42] = {
     0x02, 0x4c, 0x53, 0x00, 0x00, 0x01, 0x02, 0x4c, 0x53, 0x00, 0x00, 0x02, 0x08, 0x00,
     0x45, 0x00, 0x00, 68, 0, 0, 0x40, 0x00, 64, 17, 0, 0, 10, 76, 83, 2, 10, 76, 83, 1,
-    0x9c, 0x40, 0x00, 0x09, 0x00, 48, 0, 0,
+    0xc0, 0x00, 0x00, 0x09, 0x00, 48, 0, 0,
 };
 
 static void put_be(uint8_t *p, uint64_t v, unsigned n)
@@ -177,6 +177,7 @@ void simp_frame_build(uint8_t out[SIMP_FRAME_LEN], uint64_t seq, uint64_t writes
 {
     memcpy(out, frame_head, sizeof(frame_head));
     put_be(out + 18, seq & 0xffff, 2);
+    put_be(out + 34, 49152 + seq % 16384, 2);   /* a source port per frame (see sim.h) */
     put_be(out + 24, (uint16_t)~csum_add(0, out + 14, 20), 2);
     uint8_t *p = out + 42;
     memcpy(p, "LSNT", 4);
@@ -192,7 +193,8 @@ int simp_frame_parse(const uint8_t *buf, size_t len, uint64_t *seq, uint64_t *wr
                      uint64_t *word, int *nondet)
 {
     if (len != SIMP_FRAME_LEN || memcmp(buf, frame_head, 18) != 0 ||
-        memcmp(buf + 20, frame_head + 20, 4) != 0 || memcmp(buf + 26, frame_head + 26, 14) != 0 ||
+        memcmp(buf + 20, frame_head + 20, 4) != 0 || memcmp(buf + 26, frame_head + 26, 8) != 0 ||
+        memcmp(buf + 36, frame_head + 36, 4) != 0 ||
         memcmp(buf + 42, "LSNT", 4) != 0)
         return -EINVAL;
     uint32_t flags = (uint32_t)get_be(buf + 46, 4);

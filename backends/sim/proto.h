@@ -259,11 +259,16 @@ enum simp_guard {
  *           with the counters; STATS: the same without a payload;
  *   ATTACH: replies one fd (SCM_RIGHTS), the reading end of a fresh
  *           SOCK_SEQPACKET pair, one frame per message; the previous reader's
- *           pair is closed. Without a reader frames are dropped (link down). */
+ *           pair is closed. Without a reader frames are dropped (link down).
+ *   CONNECT: payload a unix socket path (SOCK_SEQPACKET, listening): the
+ *           daemon connects there and that is the reader from now on (the
+ *           guest's NIC plugged into the world: a COLO secondary that took
+ *           over needs no lockstep to forward its frames). */
 enum simp_net_op {
-    SIMP_NET_CONFIG = 0,
-    SIMP_NET_STATS  = 1,
-    SIMP_NET_ATTACH = 2,
+    SIMP_NET_CONFIG  = 0,
+    SIMP_NET_STATS   = 1,
+    SIMP_NET_ATTACH  = 2,
+    SIMP_NET_CONNECT = 3,
 };
 struct simp_net {
     uint64_t every;        /* a frame every this many writes; 0 = no network */

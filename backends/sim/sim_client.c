@@ -1262,6 +1262,22 @@ const char *sim_pattern_name(enum ls_sim_dirty_pattern p, unsigned hot_percent, 
     return buf;
 }
 
+static int sim_net_attach_op(struct ls_backend *be, uint32_t domid, int *fd, struct ls_errbuf *e)
+{
+    return sim_net(be, domid, NULL, NULL, fd, e);
+}
+
+static int sim_net_connect_op(struct ls_backend *be, uint32_t domid, const char *path,
+                              struct ls_errbuf *e)
+{
+    size_t n = strlen(path);
+    if (n == 0 || n >= SIMP_SUN_LEN)
+        return ls_err(e, -ENAMETOOLONG, "net: socket path '%s' is not 1..%u bytes", path,
+                      SIMP_SUN_LEN - 1);
+    return sim_rpc(sim_of(be), SIMP_OP_NET, domid, SIMP_NET_CONNECT, 0, path, (uint32_t)n, NULL,
+                   NULL, NULL, 0, NULL, e);
+}
+
 static const struct ls_backend_ops sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -1284,6 +1300,8 @@ static const struct ls_backend_ops sim_ops = {
     .dm_prepare_standby = sim_dm_prepare_standby,
     .dm_load_checkpoint = sim_dm_load_checkpoint,
     .dm_discard_standby = sim_dm_discard_standby,
+    .net_attach = sim_net_attach_op,
+    .net_connect = sim_net_connect_op,
     .digest = sim_digest,
 };
 

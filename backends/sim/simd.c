@@ -539,12 +539,21 @@ static int op_net(struct conn *c, const struct simp_hdr *h, struct sim_domain *d
                   const uint8_t *p, struct ls_errbuf *e)
 {
     struct simp_net in = { 0 }, out;
-    int rc = need_len(h, h->kind == SIMP_NET_CONFIG ? sizeof(in) : 0, e), fd = -1;
-    if (rc < 0)
+    char path[SIMP_SUN_LEN] = "";
+    int rc = 0, fd = -1;
+    if (h->kind == SIMP_NET_CONNECT) {
+        if (h->len == 0 || h->len >= sizeof(path))
+            return ls_err(e, -EINVAL, "net connect: a socket path of 1..%u bytes is due, not %u",
+                          (unsigned)sizeof(path) - 1, h->len);
+        memcpy(path, p, h->len);
+        if (memchr(path, 0, h->len))
+            return ls_err(e, -EINVAL, "net connect: the path has a NUL byte");
+    } else if ((rc = need_len(h, h->kind == SIMP_NET_CONFIG ? sizeof(in) : 0, e)) < 0) {
         return rc;
+    }
     if (h->kind == SIMP_NET_CONFIG)
         memcpy(&in, p, sizeof(in));
-    rc = sim_vcpu_net(d, h->kind, &in, &out, &fd, e);
+    rc = sim_vcpu_net(d, h->kind, &in, path, &out, &fd, e);
     if (rc < 0)
         return rc;
     if (h->kind == SIMP_NET_CONFIG)
@@ -552,6 +561,8 @@ static int op_net(struct conn *c, const struct simp_hdr *h, struct sim_domain *d
                "million", d->domid, out.every, out.nondet_ppm);
     if (h->kind == SIMP_NET_ATTACH)
         logmsg("domain %u: network reader attached", d->domid);
+    if (h->kind == SIMP_NET_CONNECT)
+        logmsg("domain %u: network connected to %s", d->domid, path);
     conn_set_reply(c, h, 0, &out, sizeof(out), fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
     return 0;
 }

@@ -90,6 +90,47 @@ LS_API int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primar
 LS_API int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                             ls_op_done_fn *done, void *data, struct ls_op **out,
                             struct ls_errbuf *err);
+/* The guest's network output (issue 16; the sim's guests have one):
+ * compared as libxl's userspace proxy does it, with QEMU's colo-compare.
+ * COLO primary: colo-compare (started here from `qemu`) compares our guest's
+ * frames with those the secondary's proxy sends to `listen`, releases the
+ * primary's to `world` while they agree and, when they do not, asks a
+ * checkpoint (DO_CHECKPOINT), at whose end (COLO_CHECKPOINT) it releases
+ * what it holds. Remus primary: our guest's frames go to `world` only once
+ * the checkpoint covering them is sent. Secondary: our guest's frames go to
+ * the primary at `peer`; after a failover what the world has not had goes
+ * to `world`, and then the guest's own network does. `world` is a
+ * listening SOCK_SEQPACKET unix socket, one frame per message. */
+struct ls_colo_net_opts {
+    const char *world;         /* the outside world's socket path; NULL = no network */
+    const char *listen;        /* primary (COLO): tcp:HOST:PORT or unix:PATH for the secondary */
+    const char *peer;          /* secondary (COLO): the primary's listen address */
+    const char *qemu;          /* primary (COLO): the QEMU binary; NULL = qemu-system-x86_64 */
+    const char *dir;           /* primary (COLO): colo-compare's sockets and log; NULL = a new
+                                  directory under $TMPDIR (removed at the end) */
+    unsigned compare_timeout_ms; /* colo-compare's compare_timeout; 0 = 10000 */
+};
+struct ls_colo_net_stats {
+    uint64_t compared;         /* primary: our guest's frames given to the comparator */
+    uint64_t secondary;        /* primary: the secondary's frames given to it */
+    uint64_t released;         /* frames released to the world */
+    uint64_t held;             /* held now: primary (COLO) compared and not released; Remus
+                                  buffered; secondary: sent and not acknowledged */
+    uint64_t divergences;      /* primary: DO_CHECKPOINT messages from the comparator */
+    uint64_t stale;            /* primary: secondary frames of a checkpoint already past */
+    uint64_t direct;           /* secondary: frames it gave the world at its failover */
+    unsigned checkpoints_periodic, checkpoints_divergence, checkpoints_manual;   /* primary */
+};
+LS_API int ls_colo_primary_start_net(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                                     const struct ls_colo_net_opts *net, ls_op_done_fn *done,
+                                     void *data, struct ls_op **out, struct ls_errbuf *err);
+LS_API int ls_colo_secondary_start_net(struct ls_ctx *ctx,
+                                       const struct ls_colo_secondary_opts *opts,
+                                       const struct ls_colo_net_opts *net, ls_op_done_fn *done,
+                                       void *data, struct ls_op **out, struct ls_errbuf *err);
+/* The counters so far (any time until the op is freed); -EINVAL if op is not a COLO role. */
+LS_API int ls_colo_net_stats(const struct ls_op *op, struct ls_colo_net_stats *st);
+
 /* Primary: take a checkpoint now instead of at the interval's end. */
 LS_API int ls_colo_checkpoint(struct ls_op *op);
 /* Secondary: take over now (fencing first, as after a loss). -EINVAL on a primary. */

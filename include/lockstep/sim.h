@@ -116,9 +116,10 @@ LS_API int ls_sim_net_attach(struct ls_backend *be, uint32_t domid, int *fd, str
 
 /* A sim frame: Ethernet II 02:4c:53:00:00:02 -> 02:4c:53:00:00:01, IPv4
  * 10.76.83.2 -> 10.76.83.1 (id = seq & 0xffff, header checksum set), UDP
- * 40000 -> 9 (checksum set), then 40 payload bytes, big endian: "LSNT",
- * u32 flags (1 = nondeterministic), u64 seq, u64 writes (k + 1), u64 word,
- * u64 check (a hash of the four before it). */
+ * from port 49152 + seq % 16384 (a port per frame, as DNS clients do) to 9
+ * (checksum set), then 40 payload bytes, big endian: "LSNT", u32 flags
+ * (1 = nondeterministic), u64 seq, u64 writes (k + 1), u64 word, u64 check
+ * (a hash of the four before it). */
 #define LS_SIM_FRAME_LEN 82u
 struct ls_sim_frame {
     uint64_t seq;              /* frame number: 0, 1, 2, ... */
