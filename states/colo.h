@@ -50,6 +50,7 @@ struct colo_primary_role {
     unsigned interval_ms;
     /* A real QEMU (sv.dm_qemu): its jobs use sv.dm_save / sv.dm_cont. */
     struct fsm_join *dm_join;      /* the job in flight, for a cancel */
+    struct dm_link dm_link;        /* one QMP connection to our QEMU for all its jobs */
     bool dm_stopped;               /* a checkpoint stopped it and no cont was asked since */
     uint64_t dm_save_start_ns, dm_cont_start_ns;   /* this checkpoint's jobs (0: no cont) */
     struct ls_dm_info dm_end;      /* our QEMU as the settle found it (dm_end_known) */

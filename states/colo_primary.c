@@ -372,15 +372,21 @@ static int colo_p_suspend(struct fsm *m, const struct fsm_ev *ev)
                          suspend_guest, m->owner, "suspend guest");
 }
 
-/* One QMP job on our QEMU (devmodel.def), reported as DM_DONE or DM_FAILED. */
+/* One QMP job on our QEMU (devmodel.def), reported as DM_DONE or DM_FAILED,
+ * over the one connection the role keeps to it. */
 static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, int job,
                         const char *what)
 {
     struct colo_primary_role *r = m->owner;
+    int rc = r->dm_link.owner ? 0 : dm_link_defer_close(&r->dm_link, m);   /* runs after the jobs' */
+    if (rc < 0)
+        return rc;
     r->dm_join = j;
     *(job == DEVMODEL_E_SAVE ? &r->dm_save_start_ns : &r->dm_cont_start_ns) = io_monotonic_ns();
-    return dm_task_run(t, m, j, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED, r->opts.domid,
-                       &r->sv.dm, job, what);
+    rc = dm_task_run(t, m, j, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED, r->opts.domid,
+                     &r->sv.dm, job, what);
+    dm_task_use_link(t, &r->dm_link);   /* its first command is dispatched later */
+    return rc;
 }
 
 /* Our guest is suspended: stop its QEMU and save its device state (spec 4.1

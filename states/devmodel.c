@@ -102,6 +102,40 @@ static void conn_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, v
         fsm_undo_complete(&t->m);
 }
 
+static struct qmp_conn *conn_of(const struct dm_task *t)
+{
+    return t->link ? t->link->qmp : t->qmp;
+}
+
+static void link_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, void *data)
+{
+    struct dm_link *l = data;
+    l->qmp = NULL;
+    if (l->closing)
+        fsm_undo_complete(l->owner);
+}
+
+static int link_close_undo(struct fsm *m, void *obj)
+{
+    struct dm_link *l = obj;
+    if (!l->qmp)
+        return 0;
+    l->closing = true;
+    qmp_conn_close(l->qmp);
+    return FSM_UNDO_PENDING;
+}
+
+int dm_link_defer_close(struct dm_link *l, struct fsm *owner)
+{
+    l->owner = owner;
+    return fsm_defer(owner, link_close_undo, l, "QMP connection to the device model");
+}
+
+void dm_task_use_link(struct dm_task *t, struct dm_link *l)
+{
+    t->link = l;
+}
+
 static int close_conn_undo(struct fsm *m, void *obj)
 {
     struct dm_task *t = obj;
@@ -109,8 +143,14 @@ static int close_conn_undo(struct fsm *m, void *obj)
         close(t->state_fd);
         t->state_fd = -1;
     }
-    if (!t->qmp)
+    if (!conn_of(t))
         return 0;
+    if (t->link) {   /* the owner's connection: only a reply in flight is awaited */
+        if (!t->in_flight)
+            return 0;
+        t->closing = true;
+        return FSM_UNDO_PENDING;
+    }
     t->closing = true;
     /* A command in flight (a stop, say) is let finish before the hang-up:
      * QEMU may still run it after a new connection's cont otherwise. Its
@@ -122,19 +162,24 @@ static int close_conn_undo(struct fsm *m, void *obj)
 
 static int ensure_conn(struct dm_task *t)
 {
-    if (t->qmp)
+    if (!conn_of(t)) {
+        struct qmp_conn_opts o = {
+            .name = t->m.name, .setup_timeout_ms = DM_SETUP_TIMEOUT_MS,
+            .cmd_timeout_ms = DM_CMD_TIMEOUT_MS, .done = t->link ? link_done : conn_done,
+            .data = t->link ? (void *)t->link : t,
+            /* The supervisor returned once the socket accepted: no retries, so a
+             * QEMU that died since is known at once. */
+            .retry_connect = false,
+        };
+        int rc = qmp_conn_open_unix((struct io_sched *)t->m.sched, t->qmp_path, &o,
+                                    t->link ? &t->link->qmp : &t->qmp);
+        if (rc < 0)
+            return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket "
+                            "%s: %s", t->domid, t->qmp_path, strerror(-rc));
+    }
+    if (t->undo_set)
         return 0;
-    struct qmp_conn_opts o = {
-        .name = t->m.name, .setup_timeout_ms = DM_SETUP_TIMEOUT_MS,
-        .cmd_timeout_ms = DM_CMD_TIMEOUT_MS, .done = conn_done, .data = t,
-        /* The supervisor returned once the socket accepted: no retries, so a
-         * QEMU that died since is known at once. */
-        .retry_connect = false,
-    };
-    int rc = qmp_conn_open_unix((struct io_sched *)t->m.sched, t->qmp_path, &o, &t->qmp);
-    if (rc < 0)
-        return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket %s: %s",
-                        t->domid, t->qmp_path, strerror(-rc));
+    t->undo_set = true;
     return fsm_defer(&t->m, close_conn_undo, t, "QMP connection");
 }
 
@@ -145,8 +190,11 @@ static void on_reply(struct qmp_conn *c, const struct qmp_reply *r, void *data, 
     struct dm_task *t = data;
     t->in_flight = false;
     t->last_reply_ns = io_monotonic_ns();
-    if (t->closing) {
-        qmp_conn_close(c);   /* the teardown waited for this reply */
+    if (t->closing) {        /* the teardown waited for this reply */
+        if (t->link)
+            fsm_undo_complete(&t->m);
+        else
+            qmp_conn_close(c);
         return;
     }
     if (r->rc < 0) {
@@ -217,7 +265,7 @@ static int exec(struct dm_task *t, const char *cmd, struct qmp_args *args, qmp_r
         return rc;
     }
     t->cmd = cmd;
-    rc = qmp_exec(t->qmp, cmd, args, cb, t);
+    rc = qmp_exec(conn_of(t), cmd, args, cb, t);
     t->in_flight = rc == 0;
     if (rc < 0)
         return fsm_fail(&t->m, rc, "device model of domain %u: cannot send %s: %s", t->domid,
@@ -256,7 +304,12 @@ static int dm_add_fd(struct fsm *m, const struct fsm_ev *ev)
                         "write-only: %s", t->domid, strerror(errno));
     t->cmd = "add-fd";
     fault_kill(t, "add-fd");
-    int rc = qmp_add_fd(t->qmp, wfd, -1, NULL, on_fd_added, t);   /* sends a duplicate */
+    int rc = ensure_conn(t);   /* a connection that ended since (QEMU died): its error */
+    if (rc < 0) {
+        close(wfd);
+        return rc;
+    }
+    rc = qmp_add_fd(conn_of(t), wfd, -1, NULL, on_fd_added, t);   /* sends a duplicate */
     t->in_flight = rc == 0;
     close(wfd);
     if (rc < 0)

@@ -16,6 +16,17 @@
 
 struct qmp_conn;
 
+/* A QMP connection a role keeps to its QEMU across jobs (a COLO primary runs
+ * two a checkpoint, and a connection's set-up is a round trip of its own):
+ * the first job that runs with it opens it, later ones reuse it, and the
+ * owner's undo (dm_link_defer_close) closes it after them. A connection that
+ * ended (QEMU died) is opened again by the next job, which then fails. */
+struct dm_link {
+    struct fsm *owner;
+    struct qmp_conn *qmp;
+    bool closing;
+};
+
 struct dm_task {
     struct fsm m;
     uint32_t domid;
@@ -23,6 +34,8 @@ struct dm_task {
     char qmp_path[112];
     char log_path[256];            /* its log, for errors that keep its own reason */
     struct qmp_conn *qmp;          /* open from the first command to the teardown */
+    struct dm_link *link;          /* or the owner's connection (dm_task_use_link) */
+    bool undo_set;                 /* the teardown's undo is registered */
     bool closing;                  /* the teardown awaits the connection's end */
     bool in_flight;                /* a command awaits its reply */
     const char *cmd;               /* the command in flight, for errors */
@@ -51,6 +64,12 @@ void dm_task_init(struct dm_task *t, struct fsm_sched *sched, uint32_t domid, in
 int dm_task_run(struct dm_task *t, struct fsm *parent, struct fsm_join *j, int ev_ok,
                 int ev_fail, uint32_t domid, const struct ls_dm_info *dm, int job,
                 const char *what);
+/* Run the job (started or posted, not yet dispatched) over l's connection. */
+void dm_task_use_link(struct dm_task *t, struct dm_link *l);
+/* Register, on owner, the undo that closes l's connection (and awaits its
+ * end); before the jobs' joins, so that it runs after them. */
+int dm_link_defer_close(struct dm_link *l, struct fsm *owner);
+
 /* Where its QEMU logs: a failure then ends with QEMU's last lines, read
  * before the teardown can remove the domain's directory with them. */
 void dm_task_set_log(struct dm_task *t, const char *log_path);
