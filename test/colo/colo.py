@@ -116,9 +116,9 @@ def end_of(proc):
     return ends[-1] if ends else {}
 
 
-def start_secondary(host, extra, listen="tcp:127.0.0.1:0"):
-    s = Proc(["colo-secondary", "--listen", listen, "--json", "--digest", *extra], traced(host),
-             name="secondary")
+def start_secondary(host, extra, listen="tcp:127.0.0.1:0", env=None):
+    s = Proc(["colo-secondary", "--listen", listen, "--json", "--digest", *extra],
+             dict(traced(host), **(env or {})), name="secondary")
     m = s.wait_line(r"^listening on (\S+)", 20)
     if not m:
         s.kill()
@@ -290,14 +290,17 @@ def run_qemu_checkpoints(res, work, n, count, interval):
         sec.stop()
 
 
-def run_qemu_failover(res, work, n, rng, mode):
+def run_qemu_failover(res, work, n, rng, mode, kill_dm=False):
     """The primary's lockstep killed: the secondary's copy and its QEMU run on. COLO: the
-    QEMU took every checkpoint's state; Remus: it takes the last one at the takeover."""
+    QEMU took every checkpoint's state; Remus: it takes the last one at the takeover.
+    kill_dm (Remus): the secondary's QEMU killed before the takeover's cont, its first QMP
+    command: the outcome says its QEMU does not run."""
     prim, sec = pair(work, n)
     try:
         dom, pdm = hvm_with_qemu(prim, n, 2000)
         s, where = start_secondary(sec, ["--mode", mode, "--timeout", "2", "--fence",
-                                         fence_cmd(prim, dom, True)])
+                                         fence_cmd(prim, dom, True)],
+                                   env={"LOCKSTEP_DM_FAULT_KILL": "1"} if kill_dm else None)
         at = rng.randint(3, 8)
         p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval", "10",
                   "--mode", mode, "--timeout", "2", "--digest", "--json"], traced(prim),
@@ -320,6 +323,15 @@ def run_qemu_failover(res, work, n, rng, mode):
                                               for k in sc if k in pc) and len(pc) >= last - 1,
                   f"{[(k, pc.get(k, {}).get('dm_digest'), sc[k].get('dm_digest')) for k in sc]}")
         copy = [d for d, st in sec.domains().items() if st == "running"]
+        if kill_dm:
+            err = end_of(s).get("error") or ""
+            d = dm_of(sec, copy[0]) if copy else {}
+            res.check(f"{what}, its QEMU killed before the takeover's cont: the outcome says "
+                      f"so (rc {src})", src not in (0, None) and "does not run" in err
+                      and "cont failed" in err and len(copy) == 1
+                      and d.get("state", "").startswith("killed by signal 9"),
+                      f"{err or s.text()[-700:]} {sec.domains()} {d}")
+            return
         res.check(f"{what}: the secondary took over (rc {src}, role {end_of(s).get('role')}), "
                   f"its copy the only one running", src == 0 and end_of(s).get("role") == "active"
                   and len(copy) == 1 and not running(prim), f"{sec.domains()} / "
@@ -501,6 +513,7 @@ def main():
                 n += 1
             run_qemu_failover(res, work, n, rng, "colo")
             run_qemu_failover(res, work, n + 1, rng, "remus")
+            run_qemu_failover(res, work, n + 4, rng, "remus", kill_dm=True)
             run_qemu_dm_error(res, work, n + 2)
             run_qemu_secondary_dm_error(res, work, n + 3)
     except Failed as e:
