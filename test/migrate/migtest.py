@@ -368,6 +368,18 @@ def daemons_of(host):
     return pids
 
 
+def write_trace_rows(name, procs):
+    """The dispatches of procs (LOCKSTEP_TRACE lines) as rows/NAME.trace in
+    the build, for the suite's row-coverage check (row_coverage)."""
+    if not os.environ.get("LOCKSTEP_BUILD_DIR"):
+        return
+    rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
+    os.makedirs(rows_dir, exist_ok=True)
+    with open(os.path.join(rows_dir, name + ".trace"), "w") as f:
+        for p in procs:
+            f.write("".join(l for l in p.err if l.startswith("fsm ")))
+
+
 def workdir():
     return tempfile.mkdtemp(prefix="lockstep-mig.")
 

@@ -262,21 +262,12 @@ def main():
     bad_credentials()
 
 
-def write_rows():
-    if os.environ.get("LOCKSTEP_BUILD_DIR"):
-        rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
-        os.makedirs(rows_dir, exist_ok=True)
-        with open(os.path.join(rows_dir, "migrate_tls.trace"), "w") as f:
-            for p in procs:
-                f.write("".join(l for l in p.err if l.startswith("fsm ")))
-
-
 if __name__ == "__main__":
     try:
         main()
     except mt.Failed as e:
         res.check("test harness", False, str(e))
-    write_rows()
+    mt.write_trace_rows("migrate_tls", procs)
     src.stop()
     dst.stop()
     res.finish()

@@ -144,12 +144,7 @@ def main():
 
     handshake()
     interrupts()
-    if os.environ.get("LOCKSTEP_BUILD_DIR"):
-        rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
-        os.makedirs(rows_dir, exist_ok=True)
-        with open(os.path.join(rows_dir, "migrate_transports.trace"), "w") as f:
-            for p in traces:
-                f.write("".join(l for l in p.err if l.startswith("fsm ")))
+    mt.write_trace_rows("migrate_transports", traces)
     src.stop()
     dst.stop()
     shutil.rmtree(work, ignore_errors=True)
