@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <poll.h>
@@ -27,6 +28,39 @@
  * TLS sender's system time, and woke the receiver once per record. */
 #define WRITE_BATCH (256 * 1024)
 
+/* The sender's bulk records: sealed here, straight from the caller's
+ * buffers into the batch that goes to the socket (one pass of the cipher,
+ * no copy), with the session's own traffic key and sequence
+ * (gnutls_record_get_state), which is handed back after every write so
+ * GnuTLS's own records (sealed messages, alerts) follow on. GnuTLS's
+ * gnutls_record_send copies each record's plaintext into its buffer, and
+ * its records were copied again into the batch. */
+struct bulk_key {
+    gnutls_aead_cipher_hd_t aead;   /* NULL until first used */
+    gnutls_cipher_algorithm_t cipher;
+    uint8_t key[32], iv[12];
+    size_t key_len;
+    uint64_t seq;                   /* the next record's */
+};
+
+/* The receiver's: records opened here, from the read-ahead straight into
+ * the caller's buffers where a record's content fits them (else through a
+ * bounce buffer), with the session's read key and sequence. Only at a
+ * record boundary that GnuTLS has read up to exactly (frame tracks the
+ * records of what it pulled) and with nothing of its own pending; any
+ * record that is not application data (an alert, a KeyUpdate) or does not
+ * open is given back to GnuTLS, which reads it again from the read-ahead
+ * and says what it is. */
+struct bulk_rx {
+    struct bulk_key k;
+    bool own;                       /* reading records here (the session's seq is ours) */
+    bool give_next;                 /* GnuTLS reads the next record (one this did not open) */
+    uint8_t *bounce;                /* a record's plaintext that did not fit the caller's buffer */
+    size_t left_off, left_len;      /* its undelivered part */
+    uint8_t frame_hdr[5];           /* framing of the bytes GnuTLS pulled: */
+    size_t frame_have, frame_left;  /* header bytes seen, body bytes still to come */
+};
+
 struct io_tls {
     gnutls_session_t s;
     gnutls_certificate_credentials_t cred;
@@ -40,6 +74,8 @@ struct io_tls {
     uint8_t *ra;                    /* read-ahead of ciphertext */
     size_t ra_off, ra_len;
     uint8_t *out;                   /* io_tls_writev's records, sent WRITE_BATCH at a time */
+    struct bulk_key bulk;
+    struct bulk_rx rxb;
     size_t out_len;
     bool batching;                  /* inside io_tls_writev: records go to out */
     bool capturing;                 /* io_tls_seal: records go to cap, not the wire */
@@ -171,6 +207,27 @@ static int fill_read_ahead(struct io_tls *t)
     }
 }
 
+/* Follows the record framing of the bytes GnuTLS pulls, so that the bulk
+ * reader starts only where GnuTLS holds no part of a record. */
+static void frame_track(struct bulk_rx *b, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (b->frame_left) {
+            size_t k = b->frame_left < n ? b->frame_left : n;
+            b->frame_left -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        b->frame_hdr[b->frame_have++] = *p++;
+        n--;
+        if (b->frame_have == sizeof(b->frame_hdr)) {
+            b->frame_left = (size_t)b->frame_hdr[3] << 8 | b->frame_hdr[4];
+            b->frame_have = 0;
+        }
+    }
+}
+
 static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t size)
 {
     struct io_tls *t = p;
@@ -183,6 +240,7 @@ static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t size)
     }
     size_t n = t->ra_len - t->ra_off < size ? t->ra_len - t->ra_off : size;
     memcpy(data, t->ra + t->ra_off, n);
+    frame_track(&t->rxb, t->ra + t->ra_off, n);
     t->ra_off += n;
     return (ssize_t)n;
 }
@@ -416,6 +474,11 @@ void io_tls_free(struct io_tls *t)
     free(t->peer_name);
     free(t->ra);
     free(t->out);
+    if (t->bulk.aead)
+        gnutls_aead_cipher_deinit(t->bulk.aead);
+    if (t->rxb.k.aead)
+        gnutls_aead_cipher_deinit(t->rxb.k.aead);
+    free(t->rxb.bounce);
     free(t->stage);
     free(t->cap);
     free(t);
@@ -542,14 +605,12 @@ static int send_record(struct io_tls *t, const uint8_t *p, size_t len)
 
 /* Records of record_max bytes straight from the caller's buffers where they
  * are that long (guest pages in runs: no copy but the encryption's), small
- * pieces (record headers, scattered pages) gathered into whole ones. */
-int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
+ * pieces (record headers, scattered pages) gathered into whole ones: GnuTLS
+ * seals them. */
+static int writev_gnutls(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
 {
-    t->tx.cancel_fd = cancel_fd;
-    t->tx.rc = 0;
     size_t fill = 0, max = t->record_max;
     int rc = 0;
-    t->batching = true;
     for (int i = 0; i < n && rc == 0; i++) {
         const uint8_t *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
@@ -577,13 +638,256 @@ int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
     }
     if (rc == 0 && fill)
         rc = send_record(t, t->stage, fill);
+    return rc;
+}
+
+/* TLS 1.3 (RFC 8446 5.2): a record is the header (application_data, 0x0303,
+ * length) in the clear as the AEAD's additional data, then the content and
+ * its type sealed, then the tag; the nonce is the traffic IV xor the
+ * record's sequence number. */
+#define REC_HDR 5
+#define REC_TAG 16
+#define REC_TYPE_APPDATA 23
+/* The AEAD's record limit is 2^24.5 records (RFC 8446 5.5): well before it
+ * the bulk path hands over, and GnuTLS (which updates the keys) seals. */
+#define BULK_SEQ_LIMIT (UINT64_C(1) << 24)
+
+/* Takes a direction's key and sequence from the session (read: 1 for the
+ * receiving one). false: GnuTLS seals or opens (a cipher not done here, or
+ * near the record limit). */
+static bool bulk_load(struct io_tls *t, unsigned read, struct bulk_key *b)
+{
+    gnutls_datum_t iv, key;
+    unsigned char seq[8];
+    gnutls_cipher_algorithm_t c = gnutls_cipher_get(t->s);
+    if ((c != GNUTLS_CIPHER_AES_128_GCM && c != GNUTLS_CIPHER_AES_256_GCM &&
+         c != GNUTLS_CIPHER_CHACHA20_POLY1305) ||
+        gnutls_record_get_state(t->s, read, NULL, &iv, &key, seq) < 0 || iv.size != sizeof(b->iv) ||
+        key.size > sizeof(b->key))
+        return false;
+    if (!b->aead || b->cipher != c || b->key_len != key.size || memcmp(b->key, key.data, key.size)) {
+        if (b->aead)   /* a new traffic key (KeyUpdate) */
+            gnutls_aead_cipher_deinit(b->aead);
+        b->aead = NULL;
+        if (gnutls_aead_cipher_init(&b->aead, c, &key) < 0) {
+            b->aead = NULL;
+            return false;
+        }
+        b->cipher = c;
+        b->key_len = key.size;
+        memcpy(b->key, key.data, key.size);
+    }
+    memcpy(b->iv, iv.data, sizeof(b->iv));
+    b->seq = 0;
+    for (int i = 0; i < 8; i++)
+        b->seq = b->seq << 8 | seq[i];
+    return b->seq < BULK_SEQ_LIMIT;
+}
+
+/* Hands a direction's sequence back: GnuTLS's next record follows ours. */
+static int bulk_store(struct io_tls *t, unsigned read, const struct bulk_key *b)
+{
+    unsigned char seq[8];
+    for (int i = 0; i < 8; i++)
+        seq[i] = (unsigned char)(b->seq >> (56 - 8 * i));
+    return gnutls_record_set_state(t->s, read, seq) < 0 ? -EPROTO : 0;
+}
+
+static void bulk_nonce(const struct bulk_key *b, uint8_t nonce[12])
+{
+    memcpy(nonce, b->iv, 12);
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] ^= (uint8_t)(b->seq >> (56 - 8 * i));
+}
+
+/* One record of the content in[0..nin) (at most record_max bytes) sealed
+ * at t->out + t->out_len. */
+static int bulk_seal(struct io_tls *t, giovec_t *in, int nin, size_t content)
+{
+    struct bulk_key *b = &t->bulk;
+    static const uint8_t type = REC_TYPE_APPDATA;
+    size_t clen = content + 1 + REC_TAG;
+    uint8_t *hdr = t->out + t->out_len;
+    hdr[0] = REC_TYPE_APPDATA;
+    hdr[1] = 3;
+    hdr[2] = 3;
+    hdr[3] = (uint8_t)(clen >> 8);
+    hdr[4] = (uint8_t)clen;
+    uint8_t nonce[12];
+    bulk_nonce(b, nonce);
+    in[nin++] = (giovec_t){ .iov_base = (void *)&type, .iov_len = 1 };
+    giovec_t aad = { .iov_base = hdr, .iov_len = REC_HDR };
+    size_t got = clen;
+    if (gnutls_aead_cipher_encryptv(b->aead, nonce, sizeof(nonce), &aad, 1, REC_TAG, in, nin,
+                                    hdr + REC_HDR, &got) < 0 || got != clen)
+        return -EPROTO;
+    b->seq++;
+    t->out_len += REC_HDR + clen;
+    return 0;
+}
+
+#define BULK_PIECES 32
+
+static int writev_bulk(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
+{
+    size_t max = t->record_max, rec_room = REC_HDR + max + 1 + REC_TAG;
+    giovec_t in[BULK_PIECES + 1];
+    int nin = 0, rc = 0;
+    size_t content = 0;
+    for (int i = 0; i <= n && rc == 0;) {
+        const uint8_t *p = i < n ? iov[i].iov_base : NULL;
+        size_t len = i < n ? iov[i].iov_len : 0;
+        bool last = i == n;
+        /* this piece, or what of it fits the record */
+        size_t take = max - content < len ? max - content : len;
+        if (take) {
+            in[nin++] = (giovec_t){ .iov_base = (void *)p, .iov_len = take };
+            content += take;
+            iov[i].iov_base = (uint8_t *)p + take;   /* consumed; the caller's iov is scratch */
+            iov[i].iov_len = len - take;
+        }
+        bool full = content == max || nin == BULK_PIECES;
+        if (content && (full || last)) {
+            if (io_cancel_due(cancel_fd))
+                return -ECANCELED;
+            if (t->out_len + rec_room > WRITE_BATCH && (rc = flush_out(t)) < 0)
+                break;
+            rc = bulk_seal(t, in, nin, content);
+            nin = 0;
+            content = 0;
+        }
+        if (last)
+            break;
+        if (iov[i].iov_len == 0)
+            i++;
+    }
+    return rc;
+}
+
+int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
+{
+    t->tx.cancel_fd = cancel_fd;
+    t->tx.rc = 0;
+    int rc;
+    t->batching = true;
+    if (bulk_load(t, 0, &t->bulk)) {
+        rc = writev_bulk(t, iov, n, cancel_fd);
+        int sync = bulk_store(t, 0, &t->bulk);
+        rc = rc < 0 ? rc : sync;
+    } else {
+        rc = writev_gnutls(t, iov, n, cancel_fd);
+    }
     t->batching = false;
     int flushed = flush_out(t);    /* what is written is sent, even after an error */
     return rc < 0 ? rc : flushed;
 }
 
+#define REC_MAX_CIPHER (REC_HDR + 16384 + 256)   /* TLS 1.3's largest record */
+
+/* At least need bytes of records from ra_off on: 1; 0 when the peer closed
+ * before; or -errno. */
+static int ra_have(struct io_tls *t, size_t need)
+{
+    while (t->ra_len - t->ra_off < need) {
+        if (t->ra_off == t->ra_len) {
+            t->ra_off = t->ra_len = 0;
+        } else if (READ_AHEAD - t->ra_off < need) {   /* a record's start, moved down */
+            memmove(t->ra, t->ra + t->ra_off, t->ra_len - t->ra_off);
+            t->ra_len -= t->ra_off;
+            t->ra_off = 0;
+        }
+        ssize_t r = read(t->recv_fd, t->ra + t->ra_len, READ_AHEAD - t->ra_len);
+        if (r > 0) {
+            t->ra_len += (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = io_fd_wait(t->recv_fd, POLLIN, t->rx.cancel_fd);
+        if (rc < 0)
+            return rc;
+    }
+    return 1;
+}
+
+/* Whether the next record is read here: GnuTLS holds no part of it. */
+static bool rx_own(struct io_tls *t)
+{
+    struct bulk_rx *b = &t->rxb;
+    if (b->own)
+        return true;
+    if (b->give_next || t->have_peek || b->frame_have || b->frame_left ||
+        gnutls_record_check_pending(t->s))
+        return false;
+    if (!b->bounce && !(b->bounce = malloc(REC_MAX_CIPHER)))
+        return false;
+    b->own = bulk_load(t, 1, &b->k);
+    return b->own;
+}
+
+/* GnuTLS reads on from the current record, with the sequence ours left. */
+static int rx_give_back(struct io_tls *t)
+{
+    if (!t->rxb.own)
+        return 0;
+    t->rxb.own = false;
+    return bulk_store(t, 1, &t->rxb.k);
+}
+
+/* One record opened into p (or the bounce buffer, when its content may not
+ * fit len): the content bytes delivered to p; 0 and give_next when GnuTLS
+ * is to read it (not application data, not opening, past the limit);
+ * -errno. */
+static ssize_t rx_record(struct io_tls *t, uint8_t *p, size_t len)
+{
+    struct bulk_rx *b = &t->rxb;
+    int r = ra_have(t, REC_HDR);
+    if (r <= 0)
+        return r == 0 ? -ENODATA : r;
+    const uint8_t *h = t->ra + t->ra_off;
+    size_t clen = (size_t)h[3] << 8 | h[4];
+    if (h[0] != REC_TYPE_APPDATA || h[1] != 3 || h[2] != 3 || clen < REC_TAG + 1 ||
+        REC_HDR + clen > REC_MAX_CIPHER || b->k.seq + 1 >= BULK_SEQ_LIMIT) {
+        b->give_next = true;
+        return 0;
+    }
+    if ((r = ra_have(t, REC_HDR + clen)) <= 0)
+        return r == 0 ? -ENODATA : r;
+    h = t->ra + t->ra_off;
+    size_t plen = clen - REC_TAG, got = plen;
+    uint8_t *dst = len >= plen ? p : b->bounce;
+    uint8_t nonce[12];
+    bulk_nonce(&b->k, nonce);
+    size_t c = 0;
+    if (gnutls_aead_cipher_decrypt(b->k.aead, nonce, sizeof(nonce), h, REC_HDR, REC_TAG,
+                                   h + REC_HDR, clen, dst, &got) == 0 && got == plen) {
+        c = plen;
+        while (c && dst[c - 1] == 0)   /* padding */
+            c--;
+    }
+    if (c == 0 || dst[c - 1] != REC_TYPE_APPDATA) {
+        b->give_next = true;   /* GnuTLS reads it again and says what it is */
+        return 0;
+    }
+    c--;
+    t->ra_off += REC_HDR + clen;
+    b->k.seq++;
+    if (dst == p)
+        return (ssize_t)c;
+    size_t k = c < len ? c : len;
+    memcpy(p, dst, k);
+    b->left_off = k;
+    b->left_len = c - k;
+    return (ssize_t)k;
+}
+
 int io_tls_readv(struct io_tls *t, struct iovec *iov, int n, size_t *got, int cancel_fd)
 {
+    struct bulk_rx *b = &t->rxb;
     t->rx.cancel_fd = cancel_fd;
     t->rx.rc = 0;
     size_t total = 0;
@@ -602,21 +906,39 @@ int io_tls_readv(struct io_tls *t, struct iovec *iov, int n, size_t *got, int ca
                 rc = -ECANCELED;
                 break;
             }
-            ssize_t g = gnutls_record_recv(t->s, p, len);
-            if (g == GNUTLS_E_AGAIN || g == GNUTLS_E_INTERRUPTED)
-                continue;
-            if (g <= 0) {
-                rc = g == 0 ? -ENODATA : record_error(t, g, t->rx.rc);
-                break;
+            ssize_t g;
+            if (b->left_len) {
+                g = (ssize_t)(b->left_len < len ? b->left_len : len);
+                memcpy(p, b->bounce + b->left_off, (size_t)g);
+                b->left_off += (size_t)g;
+                b->left_len -= (size_t)g;
+            } else if (rx_own(t)) {
+                g = rx_record(t, p, len);
+                if (g < 0) {
+                    rc = (int)g;
+                    break;
+                }
+                if (b->give_next && (rc = rx_give_back(t)) < 0)
+                    break;
+            } else {
+                g = gnutls_record_recv(t->s, p, len);
+                if (g == GNUTLS_E_AGAIN || g == GNUTLS_E_INTERRUPTED)
+                    continue;
+                if (g <= 0) {
+                    rc = g == 0 ? -ENODATA : record_error(t, g, t->rx.rc);
+                    break;
+                }
+                b->give_next = false;
             }
             p += g;
             len -= (size_t)g;
             total += (size_t)g;
         }
     }
+    int sync = rx_give_back(t);   /* between calls GnuTLS's sequence is the session's */
     if (got)
         *got = total;
-    return rc;
+    return rc < 0 ? rc : sync;
 }
 
 int io_tls_seal(struct io_tls *t, const void *msg, size_t len, uint8_t **out, size_t *outlen,
