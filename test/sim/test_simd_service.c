@@ -143,7 +143,9 @@ static void test_client_refuses_other_uid(void **state)
                  bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0)
             c = 'b';
         (void)!write(p[1], &c, 1);
-        int cfd = c == 'l' ? accept(fd, NULL, NULL) : -1;
+        int cfd = -1;
+        if (c == 'l' && fd >= 0)
+            cfd = accept(fd, NULL, NULL);
         struct timeval tv = { .tv_sec = 10 };
         setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         char b;
