@@ -188,15 +188,25 @@ static ssize_t push_fn(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
     return rc < 0 ? transport_fail(t, &t->tx.rc, rc) : (ssize_t)total;
 }
 
-static int fill_read_ahead(struct io_tls *t)
+/* At least need bytes of records from ra_off on: 1; 0 when the peer closed
+ * before; or -errno. */
+static int ra_have(struct io_tls *t, size_t need)
 {
-    for (;;) {
-        ssize_t r = read(t->recv_fd, t->ra, READ_AHEAD);
-        if (r >= 0) {
+    while (t->ra_len - t->ra_off < need) {
+        if (t->ra_off == t->ra_len) {
+            t->ra_off = t->ra_len = 0;
+        } else if (READ_AHEAD - t->ra_off < need) {   /* a record's start, moved down */
+            memmove(t->ra, t->ra + t->ra_off, t->ra_len - t->ra_off);
+            t->ra_len -= t->ra_off;
             t->ra_off = 0;
-            t->ra_len = (size_t)r;
-            return (int)(r > 0);
         }
+        ssize_t r = read(t->recv_fd, t->ra + t->ra_len, READ_AHEAD - t->ra_len);
+        if (r > 0) {
+            t->ra_len += (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return 0;
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -205,6 +215,7 @@ static int fill_read_ahead(struct io_tls *t)
         if (rc < 0)
             return rc;
     }
+    return 1;
 }
 
 /* Follows the record framing of the bytes GnuTLS pulls, so that the bulk
@@ -232,7 +243,7 @@ static ssize_t pull_fn(gnutls_transport_ptr_t p, void *data, size_t size)
 {
     struct io_tls *t = p;
     if (t->ra_off == t->ra_len) {
-        int rc = fill_read_ahead(t);
+        int rc = ra_have(t, 1);
         if (rc < 0)
             return transport_fail(t, &t->rx.rc, rc);
         if (rc == 0)
@@ -783,36 +794,6 @@ int io_tls_writev(struct io_tls *t, struct iovec *iov, int n, int cancel_fd)
 }
 
 #define REC_MAX_CIPHER (REC_HDR + 16384 + 256)   /* TLS 1.3's largest record */
-
-/* At least need bytes of records from ra_off on: 1; 0 when the peer closed
- * before; or -errno. */
-static int ra_have(struct io_tls *t, size_t need)
-{
-    while (t->ra_len - t->ra_off < need) {
-        if (t->ra_off == t->ra_len) {
-            t->ra_off = t->ra_len = 0;
-        } else if (READ_AHEAD - t->ra_off < need) {   /* a record's start, moved down */
-            memmove(t->ra, t->ra + t->ra_off, t->ra_len - t->ra_off);
-            t->ra_len -= t->ra_off;
-            t->ra_off = 0;
-        }
-        ssize_t r = read(t->recv_fd, t->ra + t->ra_len, READ_AHEAD - t->ra_len);
-        if (r > 0) {
-            t->ra_len += (size_t)r;
-            continue;
-        }
-        if (r == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int rc = io_fd_wait(t->recv_fd, POLLIN, t->rx.cancel_fd);
-        if (rc < 0)
-            return rc;
-    }
-    return 1;
-}
 
 /* Whether the next record is read here: GnuTLS holds no part of it. */
 static bool rx_own(struct io_tls *t)
