@@ -6,9 +6,13 @@
  * thread by the tables (states/migrate_*.def); once it succeeded the session
  * is attached to its fds, and every io/fdio.h call on them goes through its
  * records (fdio consults io_tls_of). The memory task's thread then seals
- * guest pages into records with gnutls_record_send itself: there is no
- * kernel TLS here, so no sendfile or splice, and the pages cost one copy
- * (the encryption's) on the way out and one (the decryption's) on the way in.
+ * guest pages into records itself: there is no kernel TLS here (the kernel
+ * this runs on has no CONFIG_TLS), so no sendfile or splice. After GnuTLS's
+ * handshake, application records are sealed and opened here with the
+ * session's traffic keys (tls.c, "bulk"), so the pages cost one pass of the
+ * cipher on the way out (from guest memory into the write batch) and one on
+ * the way in (from the read-ahead into guest memory); GnuTLS seals and opens
+ * everything else, the sequence numbers handed back and forth.
  *
  * Threads: one thread may write while another reads; never two writers or
  * two readers at once (the tables run one step at a time per direction).
