@@ -195,6 +195,28 @@ def check_stopped_run(res, what, p, s, count):
     return pc, sc
 
 
+def capture(work, n, where):
+    """A CaptureProxy in front of the secondary's tcp:HOST:PORT: (proxy, where to connect)."""
+    capdir = os.path.join(work, f"cap{n}")
+    os.makedirs(capdir)
+    proxy = CaptureProxy(int(where.rsplit(":", 1)[1]), capdir)
+    return proxy, f"tcp:127.0.0.1:{proxy.port}"
+
+
+def check_inspect(res, what, host, work, n, proxy):
+    """`lockstep inspect` decodes both captured channels; the main one's text."""
+    proxy.close()
+    text = ""
+    for name in ("main", "back"):
+        path = os.path.join(work, f"cap{n}", name + ".bin")
+        ins = host.lockstep("inspect", path, check=False)
+        summary = [l for l in ins.stdout.splitlines() if l.startswith("summary")]
+        res.check(f"{what}: lockstep inspect decodes the {name} channel",
+                  ins.returncode == 0 and summary, ins.stdout[-400:] + ins.stderr[-400:])
+        text = text or ins.stdout
+    return text
+
+
 def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, count, interval,
                     guest="pv"):
     """One replication run of `count` checkpoints, stopped in order."""
@@ -212,13 +234,7 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
             extra += ["--dirty-rate", str(sec_rate), "--seed", str(SEED + 100 + n)]
         listen = f"unix:{work}/colo{n}.sock" if transport == "unix" else "tcp:127.0.0.1:0"
         s, where = start_secondary(sec, extra, listen)
-        proxy = None
-        to = where
-        if transport == "tcp":
-            capdir = os.path.join(work, f"cap{n}")
-            os.makedirs(capdir)
-            proxy = CaptureProxy(int(where.rsplit(":", 1)[1]), capdir)
-            to = f"tcp:127.0.0.1:{proxy.port}"
+        proxy, to = capture(work, n, where) if transport == "tcp" else (None, where)
         p = Proc(["colo-primary", "--domid", str(dom), "--to", to, "--mode", mode,
                   "--interval", str(interval), "--checkpoints", str(count), "--digest", "--json"],
                  traced(prim), name="primary")
@@ -231,13 +247,7 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
                   running(prim) == [dom] and not sec.domains(),
                   f"{prim.domains()} / {sec.domains()}")
         if proxy:
-            proxy.close()
-            for name in ("main", "back"):
-                path = os.path.join(work, f"cap{n}", name + ".bin")
-                ins = prim.lockstep("inspect", path, check=False)
-                summary = [l for l in ins.stdout.splitlines() if l.startswith("summary")]
-                res.check(f"{what}: lockstep inspect decodes the {name} channel",
-                          ins.returncode == 0 and summary, ins.stdout[-400:] + ins.stderr[-400:])
+            check_inspect(res, what, prim, work, n, proxy)
     finally:
         prim.stop()
         sec.stop()
@@ -246,12 +256,13 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
 def run_qemu_checkpoints(res, work, n, count, interval):
     """COLO of an HVM guest with a real QEMU: `count` checkpoints, stopped in order."""
     prim, sec = pair(work, n)
-    what = "hvm with QEMU colo unix"
+    what = "hvm with QEMU colo tcp"
     try:
         dom, pdm = hvm_with_qemu(prim, n, 2000)
         s, where = start_secondary(sec, ["--mode", "colo", "--dirty-rate", "300", "--seed",
-                                         str(SEED + 100 + n)], f"unix:{work}/colo{n}.sock")
-        p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval",
+                                         str(SEED + 100 + n)])
+        proxy, to = capture(work, n, where)
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", to, "--interval",
                   str(interval), "--checkpoints", str(count), "--digest", "--json"],
                  traced(prim), name="primary")
         seen = []     # the secondary's QEMU while it runs: (loads, pid, state)
@@ -285,6 +296,10 @@ def run_qemu_checkpoints(res, work, n, count, interval):
                   and qmp(pdm["qmp"], "query-status").get("status") == "running"
                   and not qemus_under(sec.rundir),
                   f"{prim.domains()} / {sec.domains()} / {qemus_under(sec.rundir)}")
+        text = check_inspect(res, what, prim, work, n, proxy)
+        emu = text.count("EMULATOR_CONTEXT")
+        res.check(f"{what}: the main channel carries an EMULATOR_CONTEXT a checkpoint ({emu})",
+                  emu >= count, text[-400:])
     finally:
         prim.stop()
         sec.stop()
