@@ -15,7 +15,8 @@
  * Every dispatch of colo_disk is written to rows/test_colo_disk.rows for
  * the suite's row coverage. Cost under ASan on this 2-core VM at load 10:
  * 2 x 100 checkpoints 13 s, 30 failover samples 37 s (two QEMUs each), the
- * scripted sweep about 15 s; CD_ONLY=NAME runs one test, CD_SEED=N one
+ * scripted sweep about 15 s, two sim guests' own writes replicated over 20
+ * checkpoints 7 s; CD_ONLY=NAME runs one test, CD_SEED=N one
  * failover sample.
  */
 #include <setjmp.h>
@@ -33,7 +34,11 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "backends/backend.h"
+#include "backends/sim/sim.h"
+#include "lockstep/sim.h"
 #include "states/colo_disk.h"
+#include "test/sim/simtest.h"
 #include "test/qmp/qemu_peer.h"
 #include "test/qmp/qmp_testutil.h"
 
@@ -229,6 +234,23 @@ static void pair_start(struct pair *p, bool tcp, uint64_t seed)
     job_ok(p, &p->pri, COLO_DISK_E_SETUP_PRIMARY);
 }
 
+/* Until pid has exited (its stdout flushed): reaped here if it is ours, or a
+ * zombie or gone if it is another's (the sim daemon's block QEMU). */
+static void wait_exited(pid_t pid)
+{
+    for (int i = 0; i < 5000; i++) {
+        char path[64], st[256] = "";
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        bool gone = !f || !fgets(st, sizeof(st), f) || strstr(st, ") Z ");
+        if (f)
+            fclose(f);
+        if (gone || waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(1000);
+    }
+}
+
 /* Quit a side's QEMU (its stdout is flushed), then check its verdicts. */
 static void side_finish(struct pair *p, struct side *s, bool quit)
 {
@@ -240,9 +262,7 @@ static void side_finish(struct pair *p, struct side *s, bool quit)
     if (s->guest.c)
         tconn_close(&s->guest, &p->l);
     if (quit)
-        for (int i = 0; i < 2000 && kill(s->q.pid, 0) == 0 && waitpid(s->q.pid, NULL, WNOHANG) == 0;
-             i++)
-            usleep(1000);
+        wait_exited(s->q.pid);
     /* A QEMU killed takes its buffered stdout with it: no verdicts to read. */
     FILE *f = quit ? fopen(s->q.log, "r") : NULL;
     assert_true(f || !quit);
@@ -470,6 +490,95 @@ static void test_errors(void **state)
 }
 
 
+/* ---- the sim's guests: their own disk writes, replicated ----------------------- */
+
+/* Two sim HVM guests whose disks are drives of their block QEMUs: the
+ * primary's vCPU writes its disk (disk write j: ls_sim_disk_write_at of its
+ * seed), colo_disk replicates it to the secondary's, and after every
+ * checkpoint of both (the guest paused, as a suspend leaves it) the
+ * secondary's view holds exactly the primary's first K / every writes. */
+static void test_sim_guests(void **state)
+{
+    struct simtest_env env;
+    simtest_env_init(&env, 0);
+    struct ls_backend *be = simtest_open();
+    struct pair *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    tloop_init(&p->l);
+    p->l.sched.sched.trace = trace_rows;
+    char dir[] = "/tmp/lscds.XXXXXX", img[2][64];
+    assert_non_null(mkdtemp(dir));
+    struct side *sides[2] = { &p->pri, &p->sec };
+    uint32_t dom[2];
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    for (int i = 0; i < 2; i++) {
+        snprintf(img[i], sizeof(img[i]), "%s/%s.raw", dir, i ? "sec" : "pri");
+        FILE *f = fopen(img[i], "w");
+        assert_non_null(f);
+        assert_int_equal(ftruncate(fileno(f), DISK_BYTES), 0);
+        fclose(f);
+        struct ls_sim_create_args a = { .type = LS_GUEST_HVM, .memory_kib = 8192, .vcpus = 1,
+                                        .seed = 21 + (uint64_t)i, .populate = true,
+                                        .device_model = LS_DM_STANDIN };
+        struct ls_sim_disks d;
+        if (ls_sim_create(be, &a, &dom[i], &e) < 0 || be->ops->pause(be, dom[i], &e) < 0 ||
+            ls_sim_attach_disk(be, dom[i], img[i], LS_SIM_DISK_RAW, &e) < 0 ||
+            ls_sim_get_disks(be, dom[i], &d, &e) < 0)
+            fail_msg("guest %d: %s", i, e.msg);
+        sides[i]->q.pid = d.pid;
+        snprintf(sides[i]->q.sock, sizeof(sides[i]->q.sock), "%s", d.qmp_path);
+        snprintf(sides[i]->q.log, sizeof(sides[i]->q.log), "%.127s", d.log_path);
+    }
+    p->cfg.ndisks = 1;
+    snprintf(p->cfg.image_dir, sizeof(p->cfg.image_dir), "%s", dir);
+    snprintf(p->cfg.nbd.path, sizeof(p->cfg.nbd.path), "%s/nbd.sock", dir);
+    job_ok(p, &p->sec, COLO_DISK_E_SETUP_SECONDARY);
+    job_ok(p, &p->pri, COLO_DISK_E_SETUP_PRIMARY);
+    struct ls_sim_disks cfg = { .every = 2, .block = 4096 }, d;
+    assert_int_equal(ls_sim_set_disks(be, dom[0], &cfg, &e), 0);
+    uint64_t k = 0;
+    for (unsigned c = 0; c < 20; c++) {
+        k += 30;   /* the guest's vCPU writes: 15 disk writes owed */
+        struct ls_sim_workload w = { .pattern = LS_SIM_DIRTY_UNIFORM, .seed = 21, .writes = k };
+        assert_int_equal(ls_sim_set_workload(be, dom[0], &w, &e), 0);
+        for (int i = 0; i < 10000 && (d = (ls_sim_get_disks(be, dom[0], &d, &e), d)).written <
+                                         k / 2; i++)
+            usleep(1000);
+        assert_int_equal(d.written, k / 2);
+        assert_int_equal(d.failed, 0);
+        checkpoint(p);
+        query_sound(p, &p->pri);
+    }
+    /* The secondary's view against the primary's writes, computed from its seed. */
+    uint8_t want[DISK_BYTES / 4096] = { 0 };
+    uint64_t sizes[1] = { DISK_BYTES };
+    for (uint64_t j = 0; j < k / 2; j++) {
+        unsigned disk;
+        uint64_t off;
+        uint8_t fill;
+        ls_sim_disk_write_at(21, j, 4096, 1, sizes, &disk, &off, &fill);
+        want[off / 4096] = fill;
+    }
+    assert_int_equal(tconn_open(&p->sec.guest, &p->l, p->sec.q.sock, 20000), 0);
+    assert_true(tloop_run_until(&p->l, &p->sec.guest.ready, 20000));
+    for (unsigned b = 0; b < DISK_BYTES / 4096; b++) {
+        p->sec.want[p->sec.nwant].off = (uint64_t)b * 4096;
+        p->sec.want[p->sec.nwant++].ok = true;
+        hmp(p, &p->sec, "qemu-io lsdisk0-top \"read -P 0x%02x %u 4096\"", want[b], b * 4096);
+    }
+    side_finish(p, &p->sec, true);   /* quits the secondary's block QEMU, reads its verdicts */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(be->ops->destroy(be, dom[i], &e), 0);
+    be->ops->close(be);
+    assert_int_equal(tloop_fini(&p->l), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    simtest_env_fini(&env);
+    free(p);
+}
+
 /* ---- every row: a scripted QMP peer refusing or hanging up at each step ---- */
 
 enum peer_fault { PEER_OK, PEER_REFUSE, PEER_CLOSE };
@@ -610,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_secondary_lost),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_every_step_fails),
+        cmocka_unit_test(test_sim_guests),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rows)
