@@ -499,8 +499,8 @@ static void test_errors(void **state)
  * secondary's view holds exactly the primary's first K / every writes. */
 static void test_sim_guests(void **state)
 {
-    struct simtest_env env;
-    simtest_env_init(&env, 0);
+    /* simtest_setup/teardown: its daemon (and so its QEMUs) ends even when
+     * an assertion ends the test early. */
     struct ls_backend *be = simtest_open();
     struct pair *p = calloc(1, sizeof(*p));
     assert_non_null(p);
@@ -575,7 +575,6 @@ static void test_sim_guests(void **state)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
-    simtest_env_fini(&env);
     free(p);
 }
 
@@ -719,7 +718,7 @@ int main(void)
         cmocka_unit_test(test_secondary_lost),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_every_step_fails),
-        cmocka_unit_test(test_sim_guests),
+        cmocka_unit_test_setup_teardown(test_sim_guests, simtest_setup, simtest_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rows)
