@@ -325,8 +325,9 @@ static void qemu_words(const struct colo_proxy *p, char *buf, size_t len)
     char tail[600];
     buf[0] = '\0';
     io_log_tail(p->log_path, 3, tail, sizeof(tail));
-    if (tail[0])
-        snprintf(buf, len, "; QEMU's log (%s) ends: %s", p->log_path, tail);
+    /* cut to len: the log's words are the end of an error message */
+    if (tail[0] && snprintf(buf, len, "; QEMU's log (%s) ends: %s", p->log_path, tail) >= (int)len)
+        buf[len - 1] = '\0';
 }
 
 /* The frames our guest sent so far (its socket read dry). cb per frame. */
