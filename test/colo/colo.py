@@ -32,8 +32,10 @@ run on, and a QEMU killed in the middle of a checkpoint (QMP stop to a dead
 peer): the primary says so with QEMU's reason and runs on unprotected, its
 guest resumed and guard released; and the secondary's QEMU killed before
 a cont: it ends replication naming QEMU's reason and destroys its copy,
-the primary runs on unprotected. Cost: about 25 s of `checkpoints` and
-10 s of `failover` on a loaded 2-core machine.
+the primary runs on unprotected; and a Remus secondary's QEMU killed before
+the takeover's cont: the outcome says it does not run. Cost: about 25 s of
+`checkpoints` and 28 s of `failover` on a loaded 2-core machine (mostly a
+QEMU start per checkpoint on the secondary).
 """
 import json
 import os
