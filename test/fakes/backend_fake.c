@@ -10,6 +10,7 @@
 
 #include "fsm/fsm.h"
 #include "test/fakes/exec_fake.h"
+#include "test/fakes/qmp_peer_fake.h"
 
 static struct fake_backend *fb_of(struct ls_backend *be) { return (struct fake_backend *)be; }
 
@@ -33,6 +34,19 @@ static int point(struct fake_backend *fb, const char *name, struct ls_errbuf *er
     default:
         return 0;
     }
+}
+
+enum fb_answer fake_backend_peer_point(struct fake_backend *fb, const char *name)
+{
+    if (fb->npoints == FB_MAX_POINTS)
+        return FB_FAIL;
+    unsigned n = ++fb->npoints;
+    snprintf(fb->peer_names[n], sizeof(fb->peer_names[n]), "%s", name);
+    fb->point_name[n] = fb->peer_names[n];
+    fb->point_peer[n] = true;
+    fb->point_seq[n] = fsm_dispatch_count();
+    fb->point_step[n] = fake_exec_steps();
+    return fb->answer[n];
 }
 
 static bool cancelled(int cancel_fd)
@@ -295,6 +309,56 @@ static int fb_restore_memory(struct ls_backend *be, const struct ls_restore_para
     return 0;
 }
 
+/* The scripted QEMU, as the sim's supervisor reports its device models. */
+static int fb_dm_info(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                      struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "dm_info", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    *out = (struct ls_dm_info){ 0 };
+    if (!d->qemu || !fb->peer)
+        return 0;
+    out->present = true;
+    out->alive = !fb->peer->dead;
+    out->exit_status = fb->peer->dead ? 9 : 0;   /* killed */
+    snprintf(out->qmp_path, sizeof(out->qmp_path), "%s", fb->peer->path);
+    return 0;
+}
+
+static int fb_dm_start_incoming(struct ls_backend *be, uint32_t domid, int state_fd,
+                                const char *qemu, struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    char magic[4];
+    int rc = point(fb, "dm_start_incoming", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    if (!fb->peer || fb->peer->dead)
+        return ls_err(err, -ECHILD, "fake backend: no QEMU to start for domain %u", domid);
+    if (pread(state_fd, magic, 4, 0) != 4 || memcmp(magic, "QEVM", 4) != 0)
+        return ls_err(err, -EINVAL, "fake backend: the incoming state is no savevm image");
+    d->qemu = true;
+    /* QEMU loads it at startup: one status query still says so */
+    snprintf(fb->peer->status, sizeof(fb->peer->status), "inmigrate");
+    fb->peer->inmigrate_queries = 1;
+    return 0;
+}
+
+static int fb_dm_stop(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "dm_stop", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    d->qemu = false;
+    return 0;
+}
+
 static const struct ls_backend_ops fake_ops = {
     .name = "fake",
     .close = fb_close,
@@ -311,6 +375,9 @@ static const struct ls_backend_ops fake_ops = {
     .set_guard = fb_set_guard,
     .hand_off = fb_hand_off,
     .digest = fb_digest,
+    .dm_info = fb_dm_info,
+    .dm_start_incoming = fb_dm_start_incoming,
+    .dm_stop = fb_dm_stop,
 };
 
 void fake_backend_init(struct fake_backend *fb)

@@ -17,7 +17,11 @@
 
 #include "backends/backend.h"
 
-enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER };
+/* FB_CLOSE: only for a scripted peer's points (qmp_peer_fake.h): it dies
+ * half-way through its answer. */
+enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER, FB_CLOSE };
+
+struct qmp_peer;
 
 #define FB_MAX_DOMS 8
 #define FB_MAX_POINTS 64
@@ -30,6 +34,7 @@ struct fb_dom {
     enum ls_guard guard;
     bool created_by_restore;
     bool memory_restored;          /* restore_memory ran to its end into it */
+    bool qemu;                     /* HVM: its device model is the scripted QEMU (fb->peer) */
     unsigned suspends, resumes, unpauses;
 };
 
@@ -40,11 +45,15 @@ struct fake_backend {
     /* what happened */
     unsigned npoints;
     const char *point_name[FB_MAX_POINTS + 1];
+    bool point_peer[FB_MAX_POINTS + 1];      /* a peer's answer, not a backend call */
+    char peer_names[FB_MAX_POINTS + 1][32];
     uint64_t point_seq[FB_MAX_POINTS + 1];   /* dispatches done when it was reached */
     unsigned point_step[FB_MAX_POINTS + 1];  /* exec_fake worker steps taken by then */
     struct fb_dom dom[FB_MAX_DOMS];
     unsigned ndom;
     uint32_t next_domid;
+    /* the QEMU of the domains marked qemu (dm_info, dm_start_incoming) */
+    struct qmp_peer *peer;
     /* the memory tasks' behaviour */
     unsigned precopy_rounds_asked; /* precopy_policy calls seen */
 };
@@ -54,6 +63,8 @@ void fake_backend_init(struct fake_backend *fb);
 struct fb_dom *fake_backend_add(struct fake_backend *fb, uint32_t domid,
                                 enum ls_guest_type type, enum ls_run_state state);
 struct fb_dom *fake_backend_dom(struct fake_backend *fb, uint32_t domid);
+/* A scripted peer's answer as the next point (name copied): its script. */
+enum fb_answer fake_backend_peer_point(struct fake_backend *fb, const char *name);
 /* "name name ..." of the points reached, for trace tests. */
 void fake_backend_points(const struct fake_backend *fb, char *buf, size_t len);
 

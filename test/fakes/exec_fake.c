@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum fw_kind { FW_WORK, FW_HELPER };
@@ -51,6 +53,31 @@ static void (*on_step)(unsigned n, void *data);
 static void *on_step_data;
 static unsigned steps;
 static void *on_stuck_data;
+static uv_loop_t loop;
+static bool loop_inited, loop_used;
+static bool (*on_idle)(void *data);
+static void (*after_dispatch)(void *data);
+static void *after_dispatch_data;
+static void *on_idle_data;
+
+/* ---- the virtual clock ----------------------------------------------------- */
+
+/* libuv reads CLOCK_MONOTONIC (or its coarse variant) through clock_gettime:
+ * this definition, in the test executable, comes first for every caller in
+ * the process, libuv included, and adds the time the fake skipped. */
+static int64_t skew_ns;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    if (syscall(SYS_clock_gettime, id, ts) != 0)
+        return -1;
+    if (skew_ns && (id == CLOCK_MONOTONIC || id == CLOCK_MONOTONIC_COARSE)) {
+        int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec + skew_ns;
+        ts->tv_sec = ns / 1000000000;
+        ts->tv_nsec = ns % 1000000000;
+    }
+    return 0;
+}
 
 /* ---- the baton ----------------------------------------------------------- */
 
@@ -404,18 +431,23 @@ static struct fw *pick(bool (*ok)(const struct fw *))
 
 static bool hanging(const struct fw *w) { return w->st == FW_PARKED_HANG; }
 
-static bool fx_step(void)
+static bool fx_advance(void)
 {
     struct fw *w = pick(actionable);
-    if (w) {
-        steps++;
-        if (on_step)
-            on_step(steps, on_step_data);
-        advance(w);
-        return true;
-    }
-    /* Nothing else can move: the owner may give up first (once), then a
-     * hung backend call times out. */
+    if (!w)
+        return false;
+    steps++;
+    if (on_step)
+        on_step(steps, on_step_data);
+    advance(w);
+    return true;
+}
+
+/* Nothing else can move: the owner may give up first (once), then a hung
+ * backend call times out. */
+static bool fx_stuck(void)
+{
+    struct fw *w;
     if ((w = pick(hanging)) != NULL && on_stuck) {
         bool (*fn)(void *) = on_stuck;
         on_stuck = NULL;
@@ -431,6 +463,66 @@ static bool fx_step(void)
 
 void fake_exec_inline_work(bool on) { inline_work = on; }
 
+void fake_exec_use_loop(struct io_sched *s)
+{
+    s->loop = &loop;
+    loop_used = true;
+}
+
+void fake_exec_on_idle(bool (*fn)(void *data), void *data)
+{
+    on_idle = fn;
+    on_idle_data = data;
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        ++*(unsigned *)arg;
+}
+
+unsigned fake_exec_loop_handles(void)
+{
+    unsigned n = 0;
+    if (loop_inited) {
+        uv_run(&loop, UV_RUN_NOWAIT);   /* finish closes already asked for */
+        uv_walk(&loop, count_handle, &n);
+    }
+    return n;
+}
+
+/* The loop's and the peer's turn: true if either moved something. */
+static bool loop_step(struct io_sched *s)
+{
+    if (!loop_used)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        bool moved = on_idle && on_idle(on_idle_data);
+        if (moved || !fsm_sched_idle(&s->sched))
+            return true;
+    }
+    return false;
+}
+
+/* ms until the loop's earliest timer, -1 with none (uv_backend_timeout
+ * says 0 for a loop with nothing active). */
+static int next_timer_ms(void)
+{
+    return loop_used && uv_loop_alive(&loop) ? uv_backend_timeout(&loop) : -1;
+}
+
+/* Only timers can move: jump to the earliest. */
+static bool skip_to_timer(void)
+{
+    int ms = next_timer_ms();
+    if (ms < 0)
+        return false;
+    skew_ns += ((int64_t)ms + 1) * 1000000;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return true;
+}
+
 void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order o)
 {
     memset(s, 0, sizeof(*s));
@@ -438,13 +530,46 @@ void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order o)
     s->exec = &fake_exec_ops;
     order = o;
     steps = 0;
+    loop_used = false;
+    on_idle = NULL;
+    after_dispatch = NULL;
+    /* made once, before a test counts its fds */
+    if (!loop_inited) {
+        if (uv_loop_init(&loop) != 0)
+            abort();
+        loop_inited = true;
+    }
+}
+
+void fake_exec_after_dispatch(void (*fn)(void *data), void *data)
+{
+    after_dispatch = fn;
+    after_dispatch_data = data;
+}
+
+static void drain(struct io_sched *s)
+{
+    while (fsm_sched_step(&s->sched))
+        if (after_dispatch)
+            after_dispatch(after_dispatch_data);
 }
 
 void fake_exec_run(struct io_sched *s)
 {
-    do
-        fsm_sched_run(&s->sched);
-    while (fx_step());
+    for (;;) {
+        drain(s);
+        if (fx_advance() || loop_step(s) || fx_stuck())
+            continue;
+        /* Nothing moves but timers: the owner may give up first (once). */
+        if (next_timer_ms() >= 0 && on_stuck) {
+            bool (*fn)(void *) = on_stuck;
+            on_stuck = NULL;
+            if (fn(on_stuck_data))
+                continue;
+        }
+        if (!skip_to_timer())
+            break;
+    }
 }
 
 void fake_exec_on_step(void (*fn)(unsigned n, void *data), void *data)

@@ -36,6 +36,10 @@ void fake_exec_on_stuck(bool (*fn)(void *data), void *data);
 /* Called before each step that advances a worker (n from 1), so a test can
  * post an owner's cancel that lands before that completion. NULL: none. */
 void fake_exec_on_step(void (*fn)(unsigned n, void *data), void *data);
+/* Called after each dispatch (fsm_sched_step), e.g. to post an owner's
+ * cancel once what the dispatch queued is in. NULL: none. Reset by
+ * fake_exec_sched_init. */
+void fake_exec_after_dispatch(void (*fn)(void *data), void *data);
 /* Steps taken so far in this run (reset by fake_exec_sched_init). */
 unsigned fake_exec_steps(void);
 /* With on, io_work functions run on the test's thread when their turn
@@ -43,6 +47,19 @@ unsigned fake_exec_steps(void);
  * which no backend call hangs (a hang there times out at once). Helpers
  * always get their thread: they wait for their callbacks' answers. */
 void fake_exec_inline_work(bool on);
+/* A libuv loop for s (one, reused by every run): roles whose QMP
+ * connections need uv handles (qmp/). fake_exec_run() then also runs it
+ * without blocking, and calls the idle hook (a scripted peer's turn:
+ * test/fakes/qmp_peer_fake.h) whenever nothing else moves. Its clock is
+ * virtual: when only timers remain, time jumps to the earliest one, so a
+ * 30 s command deadline passes in microseconds. Handles still open once a
+ * run is over are the run's leak (fake_exec_loop_handles). */
+void fake_exec_use_loop(struct io_sched *s);
+/* Returns true if it moved something (read, wrote, accepted, closed). */
+void fake_exec_on_idle(bool (*fn)(void *data), void *data);
+/* Handles (timers, polls) still open on the loop, 0 without one. */
+unsigned fake_exec_loop_handles(void);
+
 /* Workers neither finished nor reported (0 after a clean run). */
 unsigned fake_exec_live(void);
 

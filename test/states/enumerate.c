@@ -46,17 +46,40 @@ struct run {
     bool hole;
 };
 
+/* The owner's cancels of this run: ls_op_cancel() right after these
+ * dispatches (as SIGINT would come in), not the engine's injected cancel,
+ * which goes to the top of the dispatching machine's join tree: a QMP
+ * connection is its devmodel's but not joined, and no owner can reach it. */
+static uint64_t owner_cancel_seq[2];
+static bool owner_cancel_fired, owner_cancel_due;
+static struct enum_env *run_env;
+
+/* After the dispatch that armed it (and what it queued, a FAIL included). */
+static void owner_cancel_now(void *data)
+{
+    struct enum_env *env = data;
+    if (!owner_cancel_due)
+        return;
+    owner_cancel_due = false;
+    if (env->op && !env->op->finished)
+        ls_op_cancel(env->op);
+}
+
 static void capture(const struct fsm_trace_rec *r, void *data)
 {
     struct run *run = data;
     if (r->seq == 0)
-        return;   /* a dropped late post or an injected cancel's note */
+        return;   /* a dropped late post */
+    for (int i = 0; i < 2; i++)
+        if (owner_cancel_seq[i] && r->seq == owner_cancel_seq[i])
+            owner_cancel_fired = owner_cancel_due = true;
     const struct fsm_def *def = r->m->def;
     int s = name_index(def->state_names, def->nstates, r->state);
     int e = name_index(def->event_names, def->nevents, r->event);
     const struct fsm_row *row = s >= 0 && e >= 0 ? fsm_def_lookup(def, s, e) : NULL;
     if (r->hole)
         run->hole = true;
+
     if (run->n == run->cap) {
         run->cap = run->cap ? run->cap * 2 : 64;
         run->d = realloc(run->d, run->cap * sizeof(*run->d));
@@ -178,11 +201,25 @@ static void describe(const struct plan *p, const struct run *base_hint, char *bu
                               p->cancel_before_step);
     if (p->point && u < len)
         u += (size_t)snprintf(buf + u, len - u, ", backend call %u %s%s", p->point,
-                              p->answer == FB_FAIL ? "fails" : "never answers",
+                              p->answer == FB_FAIL    ? "fails"
+                              : p->answer == FB_CLOSE ? "dies half-way through its answer"
+                                                      : "never answers",
                               p->cancel_when_stuck ? " and the owner cancels" : "");
 }
 
 static struct enum_env *last_env;
+
+int enum_use_qemu(struct enum_env *env, const char *status, struct ls_errbuf *err)
+{
+    int rc = qmp_peer_open(&env->qemu, &env->fb, status);
+    if (rc < 0)
+        return ls_err(err, rc, "the scripted QEMU cannot listen: %s", strerror(-rc));
+    env->has_qemu = true;
+    env->fb.peer = &env->qemu;
+    fake_exec_use_loop(&env->ctx.sched);
+    fake_exec_on_idle(qmp_peer_step, &env->qemu);
+    return 0;
+}
 
 /* Run sc under plan p; the run's dispatches go to out and the fake's points
  * to *fb_out. Returns true when every invariant held. */
@@ -196,7 +233,6 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         env.fd[i] = -1;
     out->n = 0;
     out->hole = false;
-    unsigned fds_before = count_fds();
 
     fsm_reset_counters();
     fsm_strict = false;
@@ -204,12 +240,18 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         if (p->fail_seq[i])
             fsm_fault_add(p->fail_seq[i], -EIO);
     for (int i = 0; i < 2; i++)
-        if (p->cancel_seq[i])
-            fsm_fault_add(p->cancel_seq[i], FSM_FAULT_CANCEL);
+        owner_cancel_seq[i] = p->cancel_seq[i];
+    owner_cancel_fired = owner_cancel_due = false;
+    run_env = &env;
     fake_backend_init(&env.fb);
+    env.injected = p->fail_seq[0] != 0;
     if (p->point)
         env.fb.answer[p->point] = p->answer;
     fake_exec_sched_init(&env.ctx.sched, p->order);
+    fake_exec_after_dispatch(owner_cancel_now, &env);
+    if (qmp_peer_prepare() < 0)
+        abort();
+    unsigned fds_before = count_fds();   /* after the fakes' own (uv loop, QEMU's socket) */
     fake_exec_inline_work(!(p->point && p->answer == FB_NEVER));
     fake_exec_on_stuck(p->cancel_when_stuck ? stuck_cancel : NULL, &env);
     cancel_step = p->cancel_before_step;
@@ -237,7 +279,11 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
             enum_problem(&env, "%u machines still live after done", env.ctx.sched.sched.nlive);
         else if (fake_exec_live())
             enum_problem(&env, "%u workers left running after done", fake_exec_live());
-        else if ((p->fail_seq[0] || p->cancel_seq[0]) && !fsm_fault_fired())
+        else if (fake_exec_loop_handles())
+            enum_problem(&env, "%u uv handles left open after done", fake_exec_loop_handles());
+        else if ((p->fail_seq[0] && !fsm_fault_fired() &&
+                  !(p->cancel_seq[0] && p->cancel_seq[0] < p->fail_seq[0])) ||
+                 (p->cancel_seq[0] && !owner_cancel_fired))
             enum_problem(&env, "the armed fault never fired");
         else
             sc->check(&env);
@@ -253,6 +299,8 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
     for (int i = 0; i < 4; i++)
         if (env.fd[i] >= 0)
             close(env.fd[i]);
+    if (env.has_qemu)
+        qmp_peer_close(&env.qemu);
     unsigned fds_after = count_fds();
     if (fds_after != fds_before)
         enum_problem(&env, "%d fds leaked", (int)fds_after - (int)fds_before);
@@ -340,6 +388,7 @@ static bool keyset_add(struct keyset *s, uint64_t k)
 static uint64_t row_key(const struct disp *d) { return (uint64_t)(d->def + 1) << 16 | (uint64_t)d->row; }
 
 struct walk {
+    uint64_t rng;                  /* xorshift64, seeded from the scenario's name */
     const struct enum_scenario *sc;
     struct enum_stats *st;
     const struct fsm_def *swap_from, *swap_to;
@@ -355,6 +404,20 @@ static bool walk_run(struct walk *w, const struct plan *p, struct run *out)
     if (!ok)
         w->st->failed_runs++;
     return ok;
+}
+
+/* Walk this second failure? Always, unless the scenario samples them. */
+static bool sampled(struct walk *w)
+{
+    if (w->sc->sample_second <= 1)
+        return true;
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    if (w->rng % w->sc->sample_second == 0)
+        return true;
+    w->st->skipped++;
+    return false;
 }
 
 /* A second failure at every action row of r's dispatches after `after`, and
@@ -374,14 +437,14 @@ static void second_failures(struct walk *w, const struct plan *p, const struct r
             continue;
         /* the owner cancelling anywhere on the failure path */
         if (!p->cancel_seq[1] && d->seq != p->cancel_seq[0] &&
-            keyset_add(&w->second_cancel, first_key * 1000003u + row_key(d))) {
+            keyset_add(&w->second_cancel, first_key * 1000003u + row_key(d)) && sampled(w)) {
             struct plan q = *p;
             q.cancel_seq[p->cancel_seq[0] ? 1 : 0] = d->seq;
             walk_run(w, &q, &w->scratch);
         }
         if (d->seq == after || !d->action || d->seq == p->fail_seq[0] || p->fail_seq[1])
             continue;
-        if (!keyset_add(&w->second, first_key * 1000003u + row_key(d)))
+        if (!keyset_add(&w->second, first_key * 1000003u + row_key(d)) || !sampled(w))
             continue;
         struct plan q = *p;
         q.fail_seq[p->fail_seq[0] ? 1 : 0] = d->seq;
@@ -420,6 +483,13 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
             struct plan p = { .order = order, .fail_seq = { d->seq } };
             walk_run(w, &p, &w->run);
             second_failures(w, &p, &w->run, d->seq, key);
+            /* the owner's cancel queued just before the failing dispatch:
+             * the failure's FAIL then comes in after the CANCEL row */
+            if (d->seq > 1) {
+                struct plan q = { .order = order, .fail_seq = { d->seq },
+                                  .cancel_seq = { d->seq - 1 } };
+                walk_run(w, &q, &w->run);
+            }
         }
         if (keyset_add(&w->first_cancel, key)) {
             struct plan p = { .order = order, .cancel_seq = { d->seq } };
@@ -449,6 +519,12 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
         walk_run(w, &p, &w->run);
         p.cancel_when_stuck = true;
         walk_run(w, &p, &w->run);
+        if (base_fb.point_peer[pt]) {
+            struct plan c = { .order = order, .point = pt, .answer = FB_CLOSE };
+            walk_run(w, &c, &w->run);
+            second_failures(w, &c, &w->run, base_fb.point_seq[pt],
+                            landing_key(&w->run, base_fb.point_seq[pt], 0xfc000000u));
+        }
     }
     free(b.d);
 }
@@ -456,7 +532,10 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
 void enum_scenario_walk(const struct enum_scenario *sc, struct enum_stats *st,
                         const struct fsm_def *swap_from, const struct fsm_def *swap_to)
 {
-    struct walk w = { .sc = sc, .st = st, .swap_from = swap_from, .swap_to = swap_to };
+    struct walk w = { .sc = sc, .st = st, .swap_from = swap_from, .swap_to = swap_to,
+                      .rng = 0x9e3779b97f4a7c15ull };
+    for (const char *c = sc->name; *c; c++)   /* FNV-1a of the name */
+        w.rng = (w.rng ^ (uint8_t)*c) * 0x100000001b3ull;
     walk_order(&w, FAKE_EXEC_FIFO);
     walk_order(&w, FAKE_EXEC_LIFO);
     free(w.first_fail.k);

@@ -21,6 +21,7 @@
 #include "states/op.h"
 #include "test/fakes/backend_fake.h"
 #include "test/fakes/exec_fake.h"
+#include "test/fakes/qmp_peer_fake.h"
 
 struct enum_env {
     struct ls_ctx ctx;
@@ -33,7 +34,18 @@ struct enum_env {
     const struct fsm_def *swap_from, *swap_to;   /* a broken table variant */
     char problem[1024];            /* what the check found, "" if fine */
     int peer;                      /* the scenario's scripted peer, if any */
+    bool has_qemu;                 /* qemu is open: closed by the walker */
+    /* A dispatch was failed by injection (FSM_FAULT). A teardown row's
+     * action still runs then, reported failed (fsm.c): a resume the table
+     * counts as failed may have run, so checks of what follows it (its
+     * QEMU's cont) stand down. */
+    bool injected;
+    struct qmp_peer qemu;          /* a domain's scripted QEMU (enum_use_qemu) */
 };
+
+/* Give the run a scripted QEMU (status "running", "paused", ...) on a uv
+ * loop: the fake backend's domains marked qemu have it as device model. */
+int enum_use_qemu(struct enum_env *env, const char *status, struct ls_errbuf *err);
 
 struct enum_scenario {
     const char *name;              /* "save/pv" */
@@ -41,6 +53,10 @@ struct enum_scenario {
     int (*start)(struct enum_env *env, struct ls_errbuf *err);
     /* The role's invariants: enum_problem() for each one broken. */
     void (*check)(struct enum_env *env);
+    /* > 1: walk 1 in N of the second failures and cancels, picked by a
+     * PRNG seeded with the scenario's name (the same ones every run), to
+     * keep the whole walk under 30 s; first failures are all walked. */
+    unsigned sample_second;
 };
 
 /* Note a broken invariant (the first one is reported). */
@@ -51,7 +67,7 @@ void enum_problem(struct enum_env *env, const char *fmt, ...)
 ls_op_done_fn enum_on_done;
 
 struct enum_stats {
-    unsigned runs, failed_runs;
+    unsigned runs, failed_runs, skipped;   /* skipped: second failures not sampled */
 };
 
 /* Walk one scenario; failures are printed (each with its run's rows) and

@@ -92,20 +92,77 @@ static void save_check(struct enum_env *e)
         enum_problem(e, "the save succeeded but its stream does not end with END");
 }
 
-const struct enum_scenario enum_save_pv = { "save/pv", save_pv_start, save_check };
+/* An HVM guest whose device model is a QEMU (the scripted one, running). */
+static int save_qemu_start(struct enum_env *e, const struct ls_save_opts *o, struct ls_errbuf *err)
+{
+    int rc = enum_use_qemu(e, "running", err);
+    if (rc < 0)
+        return rc;
+    rc = save_start(e, LS_GUEST_HVM, o, err);
+    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
+    return rc;
+}
+
+static int save_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_qemu_start(e, &(struct ls_save_opts){ .format = LS_FORMAT_XL }, err);
+}
+
+static int save_hvm_qemu_keep_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return save_qemu_start(e, &(struct ls_save_opts){
+        .format = LS_FORMAT_LIBXL, .live = true, .keep_domain = true }, err);
+}
+
+/* As save_check, and the guest's QEMU: a guest that runs after the save has
+ * its QEMU running too, unless QEMU hung or died (the error, or a warning
+ * if the save itself succeeded, says so); a saved stream carries QEMU's
+ * own device state. */
+static void save_qemu_check(struct enum_env *e)
+{
+    save_check(e);
+    struct save_role *r = (struct save_role *)e->op;
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    bool qemu_lost = e->qemu.hung || e->qemu.dead || r->dm_cont.m.err.rc || e->injected;
+    if (d && d->state == LS_RUN_RUNNING && strcmp(e->qemu.status, "running") != 0 && !qemu_lost)
+        enum_problem(e, "the guest runs after the save, but its QEMU is %s", e->qemu.status);
+    if (e->done_rc == 0 && !strstr(e->qemu.cmd_log, "xen-save-devices-state"))
+        enum_problem(e, "the save succeeded without QEMU's device state");
+    /* After a failure QEMU drops the fd itself once no monitor is
+     * connected (and it runs); after a success nothing may be left. */
+    if (e->done_rc == 0 && e->qemu.fdset_fd >= 0)
+        enum_problem(e, "QEMU still holds the fd the save added (no remove-fd)");
+}
+
+const struct enum_scenario enum_save_pv = { "save/pv", save_pv_start, save_check, 0 };
+const struct enum_scenario enum_save_hvm_qemu = { "save/hvm-qemu", save_hvm_qemu_start,
+                                                  save_qemu_check, 4 };
+const struct enum_scenario enum_save_hvm_qemu_keep = { "save/hvm-qemu-live-keep",
+                                                       save_hvm_qemu_keep_start,
+                                                       save_qemu_check, 4 };
 const struct enum_scenario enum_save_pv_live_keep = { "save/pv-live-keep",
-                                                      save_pv_live_keep_start, save_check };
+                                                      save_pv_live_keep_start, save_check, 0 };
 const struct enum_scenario enum_save_hvm_live = { "save/hvm-live", save_hvm_live_start,
-                                                  save_check };
+                                                  save_check, 0 };
 const struct enum_scenario enum_save_leave_suspended = { "save/leave-suspended",
                                                          save_leave_suspended_start,
-                                                         save_check };
+                                                         save_check, 0 };
 
 /* ---- restore --------------------------------------------------------------- */
 
+static int write_stream_dm(int fd, const char *config_json, enum ls_guest_type type, bool qemu);
+
 /* [xl header + config] + libxl header + LIBXC_CONTEXT + the fake libxc layer
  * (8 bytes) + [EMULATOR_CONTEXT] + END. */
+/* A real QEMU's device state, as the scripted QEMU writes it. */
+static const char qevm_image[] = "QEVM\0\0\0\3fake device state of the scripted peer";
+
 static int write_stream(int fd, const char *config_json, enum ls_guest_type type)
+{
+    return write_stream_dm(fd, config_json, type, false);
+}
+
+static int write_stream_dm(int fd, const char *config_json, enum ls_guest_type type, bool qemu)
 {
     uint8_t buf[4096];
     size_t len = 0;
@@ -128,8 +185,14 @@ static int write_stream(int fd, const char *config_json, enum ls_guest_type type
         struct ls_domain_info info = { .domid = 1, .type = LS_GUEST_HVM, .vcpus = 1 };
         uint8_t *blob;
         size_t blob_len;
-        if (dm_standin_save(&info, &blob, &blob_len) < 0 || blob_len > 2048)
+        if (qemu) {
+            blob_len = sizeof(qevm_image);
+            if (!(blob = malloc(blob_len)))
+                return -ENOMEM;
+            memcpy(blob, qevm_image, blob_len);
+        } else if (dm_standin_save(&info, &blob, &blob_len) < 0 || blob_len > 2048) {
             return -ENOMEM;
+        }
         stream_rec_header_encode(buf + len, LIBXL_REC_EMULATOR_CONTEXT,
                                  (uint32_t)(8 + blob_len));
         uint32_t hdr[2] = { LIBXL_EMULATOR_QEMU_UPSTREAM, 0 };
@@ -157,6 +220,26 @@ static int restore_start(struct enum_env *e, const char *json, enum ls_guest_typ
         return ls_err(err, -EIO, "cannot build the stream");
     struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = unpause,
                                     .device_model = LS_DM_STANDIN };
+    return restore_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
+}
+
+/* An HVM stream with a real QEMU's state: the backend starts the scripted
+ * QEMU on it (dm_start_incoming), which says "inmigrate" once, then
+ * "paused"; the restore checks it and lets it run. */
+static int restore_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    int rc = enum_use_qemu(e, "paused", err);
+    if (rc < 0)
+        return rc;
+    e->fd[0] = memfd_create("enum-restore-stream", MFD_CLOEXEC);
+    if (e->fd[0] < 0)
+        return ls_err(err, -errno, "memfd");
+    if (write_stream_dm(e->fd[0], "{\"c_info\":{\"type\":\"hvm\",\"name\":\"g\"},"
+                        "\"b_info\":{\"max_vcpus\":1,\"max_memkb\":65536}}",
+                        LS_GUEST_HVM, true) < 0)
+        return ls_err(err, -EIO, "cannot build the stream");
+    struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = true,
+                                    .device_model = LS_DM_QEMU };
     return restore_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
 }
 
@@ -210,11 +293,25 @@ static void restore_check(struct enum_env *e)
 }
 
 const struct enum_scenario enum_restore_libxl = { "restore/libxl", restore_libxl_start,
-                                                  restore_check };
+                                                  restore_check, 0 };
 const struct enum_scenario enum_restore_xl_hvm = { "restore/xl-hvm", restore_xl_hvm_start,
-                                                   restore_check };
+                                                   restore_check, 0 };
 const struct enum_scenario enum_restore_paused = { "restore/paused", restore_paused_start,
-                                                   restore_check };
+                                                   restore_check, 0 };
+
+/* As restore_check, and its QEMU: a restored guest that runs has a QEMU
+ * that loaded the state and runs. */
+static void restore_qemu_check(struct enum_env *e)
+{
+    restore_check(e);
+    if (e->done_rc == 0 && strcmp(e->qemu.status, "running") != 0)
+        enum_problem(e, "the restored guest runs, but its QEMU is %s", e->qemu.status);
+    if (e->done_rc == 0 && !strstr(e->qemu.cmd_log, "query-status"))
+        enum_problem(e, "the restore never checked that QEMU loaded the state");
+}
+
+const struct enum_scenario enum_restore_hvm_qemu = { "restore/hvm-qemu", restore_qemu_start,
+                                                     restore_qemu_check, 4 };
 
 /* ---- migrate_send ------------------------------------------------------------ */
 
@@ -223,9 +320,18 @@ const struct enum_scenario enum_restore_paused = { "restore/paused", restore_pau
  * that died there). */
 enum mig_peer { PEER_OK, PEER_COPY_FAILED, PEER_NO_REPORT, PEER_NO_RECEIVED, PEER_NO_BANNER };
 
+static int mig_send_start_type(struct enum_env *e, enum mig_peer peer, enum ls_guest_type type,
+                               struct ls_errbuf *err);
+
 static int mig_send_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
 {
-    fake_backend_add(&e->fb, SAVE_DOMID, LS_GUEST_PV, LS_RUN_RUNNING);
+    return mig_send_start_type(e, peer, LS_GUEST_PV, err);
+}
+
+static int mig_send_start_type(struct enum_env *e, enum mig_peer peer, enum ls_guest_type type,
+                               struct ls_errbuf *err)
+{
+    fake_backend_add(&e->fb, SAVE_DOMID, type, LS_RUN_RUNNING);
     int p[2];
     e->fd[0] = memfd_create("enum-migrate-stream", MFD_CLOEXEC);
     if (e->fd[0] < 0 || pipe2(p, O_CLOEXEC) < 0)
@@ -332,15 +438,51 @@ static void mig_send_check(struct enum_env *e)
                      d ? ls_run_state_name(d->state) : "gone");
 }
 
-const struct enum_scenario enum_mig_ok = { "migrate_send/ok", mig_ok_start, mig_send_check };
+/* An HVM guest with a QEMU whose receiver's copy failed: ours resumes, and
+ * its QEMU, stopped by the save, runs again (CONTINUING_DM). */
+static int mig_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    int rc = enum_use_qemu(e, "running", err);
+    if (rc < 0)
+        return rc;
+    rc = mig_send_start_type(e, PEER_COPY_FAILED, LS_GUEST_HVM, err);
+    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
+    return rc;
+}
+
+static int mig_hvm_qemu_ok_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    int rc = enum_use_qemu(e, "running", err);
+    if (rc < 0)
+        return rc;
+    rc = mig_send_start_type(e, PEER_OK, LS_GUEST_HVM, err);
+    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
+    return rc;
+}
+
+static void mig_send_qemu_check(struct enum_env *e)
+{
+    mig_send_check(e);
+    struct migrate_send_role *r = (struct migrate_send_role *)e->op;
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    bool qemu_lost = e->qemu.hung || e->qemu.dead || r->dm_cont.m.err.rc || e->injected;
+    if (d && d->state == LS_RUN_RUNNING && strcmp(e->qemu.status, "running") != 0 && !qemu_lost)
+        enum_problem(e, "our copy runs again, but its QEMU is %s", e->qemu.status);
+}
+
+const struct enum_scenario enum_mig_hvm_qemu = { "migrate_send/hvm-qemu-copy-failed",
+                                                 mig_hvm_qemu_start, mig_send_qemu_check, 4 };
+const struct enum_scenario enum_mig_hvm_qemu_ok = { "migrate_send/hvm-qemu-ok",
+                                                    mig_hvm_qemu_ok_start, mig_send_qemu_check, 4 };
+const struct enum_scenario enum_mig_ok = { "migrate_send/ok", mig_ok_start, mig_send_check, 0 };
 const struct enum_scenario enum_mig_copy_failed = { "migrate_send/copy-failed",
-                                                    mig_copy_failed_start, mig_send_check };
+                                                    mig_copy_failed_start, mig_send_check, 0 };
 const struct enum_scenario enum_mig_no_report = { "migrate_send/no-report", mig_no_report_start,
-                                                  mig_send_check };
+                                                  mig_send_check, 0 };
 const struct enum_scenario enum_mig_no_received = { "migrate_send/no-received",
-                                                    mig_no_received_start, mig_send_check };
+                                                    mig_no_received_start, mig_send_check, 0 };
 const struct enum_scenario enum_mig_no_banner = { "migrate_send/no-banner", mig_no_banner_start,
-                                                  mig_send_check };
+                                                  mig_send_check, 0 };
 
 /* ---- migrate_receive ---------------------------------------------------------- */
 
@@ -522,21 +664,23 @@ static void mig_rcv_check(struct enum_env *e)
 }
 
 const struct enum_scenario enum_rcv_go = { "migrate_receive/go", mig_rcv_go_start,
-                                           mig_rcv_check };
+                                           mig_rcv_check, 0 };
 const struct enum_scenario enum_rcv_go_paused = { "migrate_receive/go-paused",
-                                                  mig_rcv_go_paused_start, mig_rcv_check };
+                                                  mig_rcv_go_paused_start, mig_rcv_check, 0 };
 const struct enum_scenario enum_rcv_no_go = { "migrate_receive/no-go", mig_rcv_no_go_start,
-                                              mig_rcv_check };
+                                              mig_rcv_check, 0 };
 const struct enum_scenario enum_rcv_wrong_go = { "migrate_receive/wrong-go",
-                                                 mig_rcv_wrong_go_start, mig_rcv_check };
+                                                 mig_rcv_wrong_go_start, mig_rcv_check, 0 };
 const struct enum_scenario enum_rcv_cut = { "migrate_receive/cut-stream", mig_rcv_cut_start,
-                                            mig_rcv_check };
+                                            mig_rcv_check, 0 };
 const struct enum_scenario enum_rcv_deaf = { "migrate_receive/report-lost", mig_rcv_deaf_start,
-                                             mig_rcv_check };
+                                             mig_rcv_check, 0 };
 
 const struct enum_scenario *const enum_roles[] = {
     &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,
-    &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused,
+    &enum_save_hvm_qemu, &enum_save_hvm_qemu_keep,
+    &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused, &enum_restore_hvm_qemu,
+    &enum_mig_hvm_qemu, &enum_mig_hvm_qemu_ok,
     &enum_mig_ok, &enum_mig_copy_failed, &enum_mig_no_report, &enum_mig_no_received,
     &enum_mig_no_banner,
     &enum_rcv_go, &enum_rcv_go_paused, &enum_rcv_no_go, &enum_rcv_wrong_go, &enum_rcv_cut,
@@ -546,35 +690,16 @@ const struct enum_scenario *const enum_roles[] = {
 
 const char *const enum_machines[] = {
     "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", "migrate_receive",
-    NULL,
+    "devmodel", "qmp_conn", NULL,
 };
 
 #define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"
-#define NEEDS_QMP_FAKE "a real QEMU's devmodel child: needs the scripted QMP peer (not yet in test/fakes)"
+/* devmodel, the client's one user among the roles, connects to a unix path
+ * once, closes only with no command in flight and never cancels it. */
+#define QMP_API "only the QMP client used directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp"
 #define COLO_LATER "a checkpointed stream: the COLO roles have no scenario here yet (test/colo takes these rows)"
 
 const char *const enum_deferred[] = {
-    "save SUSPENDING GUEST_SUSPENDED_QEMU",
-    "save SAVING_DEVICE_MODEL DM_SAVED",
-    "save SAVING_DEVICE_MODEL DM_FAILED",
-    "save SAVING_DEVICE_MODEL FAIL",
-    "save SAVING_DEVICE_MODEL CANCEL",
-    "save AWAIT_DM_THEN_CANCEL DM_SAVED",
-    "save AWAIT_DM_THEN_CANCEL DM_FAILED",
-    "save AWAIT_DM_THEN_CANCEL CANCEL",
-    "save AWAIT_SUSPEND GUEST_SUSPENDED_QEMU",
-    "save AWAIT_SUSPEND_AND_TASKS GUEST_SUSPENDED_QEMU",
-    "save CONTINUING_KEPT_DM DM_CONT_FAILED",
-    "save CONTINUING_DM DM_CONT_FAILED",
-    "save CONTINUING_DM CANCEL",
-    "save CONTINUING_KEPT_DM CANCEL",
-    "migrate_send CONTINUING_DM DM_CONT_FAILED",
-    "migrate_send CONTINUING_DM FAIL",
-    "migrate_send CONTINUING_DM CANCEL",
-    "restore CHECKING_DM DM_FAILED",
-    "restore CHECKING_DM CANCEL",
-    "restore CONTINUING_DM DM_FAILED",
-    "restore AWAIT_DM_THEN_DESTROY DM_LOADED",
     "migrate_send DESTROYING_SOURCE FAIL",
     "migrate_send IDLE START_TLS",
     "migrate_send HANDSHAKING HANDSHAKE_OK",
@@ -584,8 +709,22 @@ const char *const enum_deferred[] = {
     "migrate_receive HANDSHAKING HANDSHAKE_OK",
     "migrate_receive HANDSHAKING HANDSHAKE_FAILED",
     "migrate_receive HANDSHAKING CANCEL",
-    /* The writer's and reader's checkpoint rows run only under the COLO
-     * roles, which have no scenario here yet (test/colo takes them). */
+    "qmp_conn CONNECTING RESOLVED",
+    "qmp_conn CONNECTING RETRY",
+    "qmp_conn CONNECTING TIMEOUT",
+    "qmp_conn CONNECTING CLOSE",
+    "qmp_conn AWAIT_GREETING CLOSE",
+    "qmp_conn NEGOTIATING CLOSE",
+    "qmp_conn READY TIMEOUT",
+    "qmp_conn CLOSING RESOLVED",
+    "qmp_conn CLOSING RETRY",
+    "qmp_conn CLOSING CONNECTED",
+    "qmp_conn CLOSING GREETING",
+    "qmp_conn CLOSING NEGOTIATED",
+    "qmp_conn CLOSING TIMEOUT",
+    "qmp_conn CLOSING PEER_CLOSED",
+    "qmp_conn CLOSING CLOSE",
+    "qmp_conn ANY CANCEL",
     "stream_tx AWAIT_MEMORY CHECKPOINT",
     "stream_tx WRITING_CHECKPOINT WRITTEN",
     "stream_tx AWAIT_MEMORY CONTROL",
@@ -597,31 +736,38 @@ const char *const enum_deferred[] = {
     NULL,
 };
 const char *const enum_deferred_why[] = {
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
-    NEEDS_QMP_FAKE,
     "nothing here fails since its outcome actions are FSM_NOFAIL; the fault sweep took it before",
-    TLS_PEER, TLS_PEER, TLS_PEER, TLS_PEER,
-    TLS_PEER, TLS_PEER, TLS_PEER, TLS_PEER,
-    COLO_LATER, COLO_LATER, COLO_LATER, COLO_LATER,
-    COLO_LATER, COLO_LATER, COLO_LATER, COLO_LATER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    TLS_PEER,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
+    COLO_LATER,
     NULL,
 };
