@@ -67,8 +67,7 @@ struct migrate_receive_role {
     struct ls_migrate_receive_opts opts;
     struct ls_op *restore;         /* the restore role, a joined child */
     struct fsm_join join;
-    uint32_t domid;                /* our copy, once restored */
-    int restore_rc;                /* the restore's result, once it is done */
+    uint32_t domid;                /* our copy, once the restore reported it (0: none) */
     uint8_t status;                /* what we report (0 = runs) */
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
     struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */

@@ -125,12 +125,14 @@ static int rcv_write_banner(struct fsm *m, const struct fsm_ev *ev)
     return io_work_start(m, MIGRATE_RECEIVE_E_WRITTEN, write_banner, m->owner, "write the banner");
 }
 
-/* The restore's own result: a join re-reports a success as a failure when
- * our action on it failed, and the copy it made must still be destroyed. */
+/* The restore's own result: the copy it made is ours from here, whatever
+ * the join then reports (it re-reports a success as a failure when our
+ * action on it failed), so every failure row destroys what exists. */
 static void restore_done(struct ls_op *op, int rc, const char *msg, void *data)
 {
     struct migrate_receive_role *r = data;
-    r->restore_rc = rc;
+    if (rc == 0)
+        r->domid = op->domid;
 }
 
 static int rcv_start_restore(struct fsm *m, const struct fsm_ev *ev)
@@ -140,7 +142,6 @@ static int rcv_start_restore(struct fsm *m, const struct fsm_ev *ev)
                                   .no_digest = r->opts.no_digest };
     struct ls_errbuf err;
     ls_err_clear(&err);
-    r->restore_rc = 1;     /* not done yet */
     int rc = restore_role_start(r->op.ctx, &ro, restore_done, r, &r->restore, &err);
     if (rc < 0)
         return fsm_fail(m, rc, "%s: cannot start the restore: %s", m->name, err.msg);
@@ -158,10 +159,9 @@ static int rcv_cancel_restore(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
-/* Our copy exists from here on: every later failure row destroys it. */
+/* Our copy is the API's to report from here on. */
 static void take_copy(struct migrate_receive_role *r)
 {
-    r->domid = r->restore->domid;
     r->op.domid = r->domid;
     memcpy(r->op.digest, r->restore->digest, sizeof(r->op.digest));
 }
@@ -210,8 +210,6 @@ static int rcv_destroy_copy(struct fsm *m, const struct fsm_ev *ev)
     struct migrate_receive_role *r = m->owner;
     if (r->io_err.rc)
         fsm_fail_from(m, &r->io_err);   /* why no go-ahead */
-    if (!r->domid && r->restore_rc == 0)
-        take_copy(r);   /* the restore finished as we gave up */
     return io_work_start(m, MIGRATE_RECEIVE_E_COPY_DESTROYED, destroy_copy, r,
                          "destroy our copy");
 }

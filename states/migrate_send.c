@@ -375,17 +375,16 @@ static int mig_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
 static int mig_cont_dm(struct fsm *m, const struct fsm_ev *ev)
 {
     struct migrate_send_role *r = m->owner;
-    /* The save role's ls_op is the first member of its struct save_role. */
-    struct save_role *s = (struct save_role *)r->save;
-    bool stopped_by_save = s && s->m.state == SAVE_S_DONE && s->dm_qemu && s->dm_save.was_running;
+    struct ls_dm_info dm;
+    bool stopped_by_save = save_left_dm_stopped(r->save, &dm);
     fsm_join_begin(&r->dm_cont_join, m, MIGRATE_SEND_E_DM_CONTINUED,
                    MIGRATE_SEND_E_DM_CONT_FAILED);
     if (!stopped_by_save || r->source_suspended) {
         fsm_join_arm(&r->dm_cont_join);
         return 0;
     }
-    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, s->dm.pid, s->dm.qmp_path);
-    dm_task_set_log(&r->dm_cont, s->dm.log_path);
+    dm_task_init(&r->dm_cont, m->sched, r->opts.domid, dm.pid, dm.qmp_path);
+    dm_task_set_log(&r->dm_cont, dm.log_path);
     fsm_join_add(&r->dm_cont_join, &r->dm_cont.m);
     fsm_join_arm(&r->dm_cont_join);
     fsm_post(&r->dm_cont.m, DEVMODEL_E_CONT, 0, NULL);

@@ -24,7 +24,7 @@ struct restore_role {
     struct ls_restore_opts opts;
     /* what the reader found */
     uint64_t offset;               /* bytes of the stream consumed by the libxl layer's reads */
-    bool xl_format, seen_libxc, libxc_done;
+    bool xl_format;
     struct libxl_rules lx;         /* the stream rules for the libxl records (io/stream_rules.h) */
     char *config_json;             /* from the xl header, or NULL */
     struct ls_domain_config config;

@@ -354,6 +354,15 @@ static void save_free(struct ls_op *op)
     free(r);
 }
 
+bool save_left_dm_stopped(const struct ls_op *op, struct ls_dm_info *dm)
+{
+    const struct save_role *r = (const struct save_role *)op;
+    if (!op || r->m.state != SAVE_S_DONE || !r->dm_qemu || !r->dm_save.was_running)
+        return false;
+    *dm = r->dm;
+    return true;
+}
+
 int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
                     void *data, struct ls_op **out, struct ls_errbuf *err)
 {

@@ -65,6 +65,12 @@ struct save_role {
  * Blocking (threadpool). Used by save.def and colo_primary.def. */
 int save_probe_dm(struct ls_backend *be, struct save_role *r, struct ls_errbuf *err);
 
+/* A save's result for its owner: the device model it stopped and left
+ * stopped (a save that succeeded; a failed one lets its own run again):
+ * true with *dm its QEMU, else false. A migration lets it run again when
+ * the source copy resumes (migrate_send's CONTINUING_DM). */
+bool save_left_dm_stopped(const struct ls_op *save, struct ls_dm_info *dm);
+
 /* Start a save; the role reports through op->done. */
 int save_role_start(struct ls_ctx *ctx, const struct ls_save_opts *opts, ls_op_done_fn *done,
                     void *data, struct ls_op **out, struct ls_errbuf *err);

@@ -118,11 +118,12 @@ static int keep_record(struct restore_role *r, uint32_t type, uint8_t **body, ui
     return 0;
 }
 
-/* Read libxl records until LIBXC_CONTEXT or END; returns that event. Every
- * record goes through io/stream_rules.h, as `lockstep inspect` checks it. */
-static int read_records(void *arg, int cancel_fd, struct ls_errbuf *err)
+/* Read libxl records until LIBXC_CONTEXT (before the memory image) or END
+ * (after it); returns that event. Every record goes through
+ * io/stream_rules.h, as `lockstep inspect` checks it (a second
+ * LIBXC_CONTEXT is refused there). */
+static int read_records(struct restore_role *r, int cancel_fd, bool tail, struct ls_errbuf *err)
 {
-    struct restore_role *r = arg;
     for (;;) {
         uint64_t at = r->offset;
         uint8_t hdr[8];
@@ -147,13 +148,23 @@ static int read_records(void *arg, int cancel_fd, struct ls_errbuf *err)
         free(body);
         if (rc < 0)
             return rc;
-        if (type == LIBXL_REC_LIBXC_CONTEXT) {
-            r->seen_libxc = true;
+        if (type == LIBXL_REC_LIBXC_CONTEXT && !tail)
             return STREAM_RX_E_LIBXC_CONTEXT;
-        }
+        if (type == LIBXL_REC_END && !tail)
+            return ls_err(err, -EINVAL, "the stream ended before its memory image");
         if (type == LIBXL_REC_END)
             return STREAM_RX_E_END;
     }
+}
+
+static int read_head_records(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return read_records(arg, cancel_fd, false, err);
+}
+
+static int read_tail_records(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    return read_records(arg, cancel_fd, true, err);
 }
 
 static int srx_read_headers(struct fsm *m, const struct fsm_ev *ev)
@@ -174,36 +185,30 @@ static int srx_report_config(struct fsm *m, const struct fsm_ev *ev)
 
 static int srx_read_records(struct fsm *m, const struct fsm_ev *ev)
 {
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_head_records, m->owner,
+                         "read libxl records");
+}
+
+static int srx_read_tail(struct fsm *m, const struct fsm_ev *ev)
+{
     struct restore_role *r = m->owner;
-    if (r->seen_libxc && !r->libxc_done) {
-        /* Back from the memory task: learn where the fd is now, for offsets. */
-        r->libxc_done = true;
-        off_t pos = lseek(r->opts.fd, 0, SEEK_CUR);
-        if (pos >= 0)
-            r->offset = (uint64_t)pos;
-        /* A plain restore's memory task stops only at the libxc END. The
-         * domain type, for the rule that only HVM streams carry emulator
-         * records, is the xl config's; without one it stays unknown here and
-         * start_dm (restore.c) refuses such records later. */
-        enum ls_guest_type t = r->config.type;
-        libxl_rules_libxc_ended(&r->lx, LIBXC_REC_END,
-                                t == LS_GUEST_UNSET ? -1 : t != LS_GUEST_PV);
-    }
-    return io_work_start(m, IO_WORK_EV_FROM_FN, read_records, r, "read libxl records");
+    /* Back from the memory task: learn where the fd is now, for offsets. */
+    off_t pos = lseek(r->opts.fd, 0, SEEK_CUR);
+    if (pos >= 0)
+        r->offset = (uint64_t)pos;
+    /* A plain restore's memory task stops only at the libxc END. The
+     * domain type, for the rule that only HVM streams carry emulator
+     * records, is the xl config's; without one it stays unknown here and
+     * start_dm (restore.c) refuses such records later. */
+    enum ls_guest_type t = r->config.type;
+    libxl_rules_libxc_ended(&r->lx, LIBXC_REC_END, t == LS_GUEST_UNSET ? -1 : t != LS_GUEST_PV);
+    return io_work_start(m, IO_WORK_EV_FROM_FN, read_tail_records, r, "read libxl records");
 }
 
 static int srx_hand_off(struct fsm *m, const struct fsm_ev *ev)
 {
     struct restore_role *r = m->owner;
     fsm_post(&r->mem.m, MEMTASK_E_HANDOFF, 0, NULL);
-    return 0;
-}
-
-static int srx_check_complete(struct fsm *m, const struct fsm_ev *ev)
-{
-    struct restore_role *r = m->owner;
-    if (!r->libxc_done)
-        return fsm_fail(m, -EINVAL, "the stream ended before its memory image");
     return 0;
 }
 

@@ -440,24 +440,24 @@ static void mig_send_check(struct enum_env *e)
 
 /* An HVM guest with a QEMU whose receiver's copy failed: ours resumes, and
  * its QEMU, stopped by the save, runs again (CONTINUING_DM). */
-static int mig_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+static int mig_qemu_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
 {
     int rc = enum_use_qemu(e, "running", err);
     if (rc < 0)
         return rc;
-    rc = mig_send_start_type(e, PEER_COPY_FAILED, LS_GUEST_HVM, err);
+    rc = mig_send_start_type(e, peer, LS_GUEST_HVM, err);
     fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
     return rc;
 }
 
+static int mig_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return mig_qemu_start(e, PEER_COPY_FAILED, err);
+}
+
 static int mig_hvm_qemu_ok_start(struct enum_env *e, struct ls_errbuf *err)
 {
-    int rc = enum_use_qemu(e, "running", err);
-    if (rc < 0)
-        return rc;
-    rc = mig_send_start_type(e, PEER_OK, LS_GUEST_HVM, err);
-    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
-    return rc;
+    return mig_qemu_start(e, PEER_OK, err);
 }
 
 static void mig_send_qemu_check(struct enum_env *e)

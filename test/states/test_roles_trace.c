@@ -35,6 +35,32 @@
     "save:FINISHING.FINISHED/save_dm_cont_kept>CONTINUING_KEPT_DM " \
     "save:CONTINUING_KEPT_DM.DM_CONTINUED/fsm_nop>DONE"
 
+/* An HVM save with a QEMU, up to its stop: connected, negotiated, queried. */
+#define SAVE_QEMU_STOPPING \
+    "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO " \
+    "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING " \
+    "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD " \
+    "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY " \
+    "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING " \
+    "save:STREAMING.CB_SWITCH_LOGDIRTY/save_answer_logdirty>STREAMING " \
+    "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING " \
+    "save:SUSPENDING.GUEST_SUSPENDED_QEMU/save_dm_save>SAVING_DEVICE_MODEL " \
+    "devmodel:IDLE.SAVE/dm_query_status>QUERYING " \
+    "qmp_conn:IDLE.START/qmp_conn_begin>CONNECTING " \
+    "qmp_conn:CONNECTING.CONNECTED/qmp_conn_start_reading>AWAIT_GREETING " \
+    "qmp_conn:AWAIT_GREETING.GREETING/qmp_conn_negotiate>NEGOTIATING " \
+    "qmp_conn:NEGOTIATING.NEGOTIATED/qmp_conn_go_ready>READY " \
+    "devmodel:QUERYING.STATUS/dm_stop>STOPPING "
+
+/* From the memory task's end to the device model's start. */
+#define RESTORE_MEMORY_IN \
+    "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING " \
+    "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING " \
+    "memtask:RUNNING.FINISHED/memtask_take_result>DONE " \
+    "stream_rx:AWAIT_MEMORY.MEMORY_DONE/srx_read_tail>READING_TAIL " \
+    "stream_rx:READING_TAIL.END/fsm_nop>DONE " \
+    "restore:STREAMING.TASKS_DONE/rst_start_dm>STARTING_DM "
+
 /* The opening every restore takes: headers read, domain made, memory task runs. */
 #define RESTORE_TASKS_RUNNING \
     "restore:IDLE.START/rst_start_tasks>READING_HEADERS " \
@@ -109,12 +135,7 @@ static void test_restore_happy(void **state)
     assert_int_equal(t.rc, 0);
     assert_string_equal(t.trace,
                         RESTORE_TASKS_RUNNING
-                        "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING "
-                        "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING "
-                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
-                        "stream_rx:AWAIT_MEMORY.MEMORY_DONE/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.END/srx_check_complete>DONE "
-                        "restore:STREAMING.TASKS_DONE/rst_start_dm>STARTING_DM "
+                        RESTORE_MEMORY_IN
                         "restore:STARTING_DM.DM_STARTED/rst_check_dm>CHECKING_DM "
                         "restore:CHECKING_DM.DM_LOADED/rst_cont_dm>CONTINUING_DM "
                         "restore:CONTINUING_DM.DM_CONTINUED/rst_finish_domain>FINISHING "
@@ -143,21 +164,8 @@ static void test_restore_qemu_happy(void **state)
     run(&enum_restore_hvm_qemu, 0, FB_OK);
     assert_int_equal(t.rc, 0);
     assert_string_equal(t.trace,
-                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
-                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
-                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
-                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
-                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
-                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
-                        "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING "
-                        "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING "
-                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
-                        "stream_rx:AWAIT_MEMORY.MEMORY_DONE/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.END/srx_check_complete>DONE "
-                        "restore:STREAMING.TASKS_DONE/rst_start_dm>STARTING_DM "
+                        RESTORE_TASKS_RUNNING
+                        RESTORE_MEMORY_IN
                         "restore:STARTING_DM.DM_STARTED/rst_check_dm>CHECKING_DM "
                         "devmodel:IDLE.CHECK/dm_query_status>CHECKING_INCOMING "
                         "qmp_conn:IDLE.START/qmp_conn_begin>CONNECTING "
@@ -192,20 +200,7 @@ static void test_save_qemu_hangs_on_stop(void **state)
     assert_int_equal(t.rc, -ETIMEDOUT);
     assert_non_null(strstr(t.msg, "stop failed"));
     assert_string_equal(t.trace,
-                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
-                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
-                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
-                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
-                        "save:STREAMING.CB_SWITCH_LOGDIRTY/save_answer_logdirty>STREAMING "
-                        "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
-                        "save:SUSPENDING.GUEST_SUSPENDED_QEMU/save_dm_save>SAVING_DEVICE_MODEL "
-                        "devmodel:IDLE.SAVE/dm_query_status>QUERYING "
-                        "qmp_conn:IDLE.START/qmp_conn_begin>CONNECTING "
-                        "qmp_conn:CONNECTING.CONNECTED/qmp_conn_start_reading>AWAIT_GREETING "
-                        "qmp_conn:AWAIT_GREETING.GREETING/qmp_conn_negotiate>NEGOTIATING "
-                        "qmp_conn:NEGOTIATING.NEGOTIATED/qmp_conn_go_ready>READY "
-                        "devmodel:QUERYING.STATUS/dm_stop>STOPPING "
+                        SAVE_QEMU_STOPPING
                         "devmodel:STOPPING.QMP_ERROR/dm_qmp_error(-110)>STOPPING "
                         "devmodel:*.FAIL/fsm_nop>FAILED "
                         "qmp_conn:READY.CLOSE/qmp_conn_shutdown>CLOSING "
@@ -234,20 +229,7 @@ static void test_save_qemu_dies_mid_reply(void **state)
     assert_int_equal(t.rc, -ECONNRESET);
     assert_non_null(strstr(t.msg, "died"));
     assert_string_equal(t.trace,
-                        "save:IDLE.START/save_query_domain>AWAIT_DOMAIN_INFO "
-                        "save:AWAIT_DOMAIN_INFO.DOMAIN_INFO/save_start_tasks>STREAMING "
-                        "stream_tx:IDLE.START/stx_write_head>WRITING_HEAD "
-                        "stream_tx:WRITING_HEAD.WRITTEN/stx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
-                        "save:STREAMING.CB_SWITCH_LOGDIRTY/save_answer_logdirty>STREAMING "
-                        "save:STREAMING.CB_SUSPEND/save_suspend_guest>SUSPENDING "
-                        "save:SUSPENDING.GUEST_SUSPENDED_QEMU/save_dm_save>SAVING_DEVICE_MODEL "
-                        "devmodel:IDLE.SAVE/dm_query_status>QUERYING "
-                        "qmp_conn:IDLE.START/qmp_conn_begin>CONNECTING "
-                        "qmp_conn:CONNECTING.CONNECTED/qmp_conn_start_reading>AWAIT_GREETING "
-                        "qmp_conn:AWAIT_GREETING.GREETING/qmp_conn_negotiate>NEGOTIATING "
-                        "qmp_conn:NEGOTIATING.NEGOTIATED/qmp_conn_go_ready>READY "
-                        "devmodel:QUERYING.STATUS/dm_stop>STOPPING "
+                        SAVE_QEMU_STOPPING
                         "devmodel:STOPPING.STOPPED/dm_add_fd>ADDING_FD "
                         "devmodel:ADDING_FD.FD_ADDED/dm_save_state>SAVING "
                         "qmp_conn:READY.PEER_CLOSED/qmp_conn_peer_gone>FAILED "
@@ -275,21 +257,8 @@ static void test_receive_go(void **state)
     assert_string_equal(t.trace,
                         "migrate_receive:IDLE.START/rcv_write_banner>WRITING_BANNER "
                         "migrate_receive:WRITING_BANNER.WRITTEN/rcv_start_restore>RESTORING "
-                        "restore:IDLE.START/rst_start_tasks>READING_HEADERS "
-                        "stream_rx:IDLE.START/srx_read_headers>READING_HEADERS "
-                        "stream_rx:READING_HEADERS.HEADERS_READ/srx_report_config>AWAIT_DOMAIN "
-                        "restore:READING_HEADERS.CONFIG_READ/rst_create_domain>CREATING_DOMAIN "
-                        "restore:CREATING_DOMAIN.DOMAIN_CREATED/rst_start_standby>STARTING_STANDBY "
-                        "restore:STARTING_STANDBY.DM_STANDBY_STARTED/rst_release_reader>STREAMING "
-                        "stream_rx:AWAIT_DOMAIN.DOMAIN_READY/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.LIBXC_CONTEXT/srx_hand_off>AWAIT_MEMORY "
-                        "memtask:AWAIT_HANDOFF.HANDOFF/memtask_start_thread>RUNNING "
-                        "restore:STREAMING.CB_STATIC_DATA_DONE/rst_answer_static_data>STREAMING "
-                        "restore:STREAMING.CB_RESTORE_RESULTS/rst_store_results>STREAMING "
-                        "memtask:RUNNING.FINISHED/memtask_take_result>DONE "
-                        "stream_rx:AWAIT_MEMORY.MEMORY_DONE/srx_read_records>READING_RECORDS "
-                        "stream_rx:READING_RECORDS.END/srx_check_complete>DONE "
-                        "restore:STREAMING.TASKS_DONE/rst_start_dm>STARTING_DM "
+                        RESTORE_TASKS_RUNNING
+                        RESTORE_MEMORY_IN
                         "restore:STARTING_DM.DM_STARTED/rst_check_dm>CHECKING_DM "
                         "restore:CHECKING_DM.DM_LOADED/rst_cont_dm>CONTINUING_DM "
                         "restore:CONTINUING_DM.DM_CONTINUED/rst_finish_domain>FINISHING "
