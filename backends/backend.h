@@ -161,6 +161,14 @@ struct ls_backend_ops {
     /* See enum ls_guard; optional (NULL: the backend has no such safety net). */
     int (*set_guard)(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
                      struct ls_errbuf *err);
+    /* Start the domain (unpause it, or resume it: from_suspend) keeping the
+     * guard it has, as one step of the hypervisor side: a COLO secondary's
+     * copy is guarded from its first instant, so no death of this process
+     * falls between its start and its guard (the copy would run on beside
+     * the primary's). Optional: without it the caller starts the domain,
+     * then sets the guard again. */
+    int (*start_guarded)(struct ls_backend *be, uint32_t domid, bool from_suspend,
+                         struct ls_errbuf *err);
     /* Write msg (a migration's go-ahead) whole to fd and clear the domain's
      * guard as one step of the hypervisor side, so no death of this process
      * can fall between them (guard released, go-ahead unsent: no copy would

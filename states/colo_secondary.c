@@ -208,7 +208,9 @@ static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 }
 
 /* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume
- * from the checkpoint. The guard again: starting cleared it. */
+ * from the checkpoint; the copy stays guarded (destroyed if we die, while the
+ * primary's runs on) with no instant between its start and its guard where
+ * the backend can do that in one step. */
 static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
@@ -217,12 +219,19 @@ static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
     if (rc < 0)
         return rc;
-    if (info.state == LS_RUN_PAUSED)
-        rc = be->ops->unpause(be, r->rs.domid, err);
-    else if (info.state == LS_RUN_SUSPENDED)
-        rc = be->ops->resume(be, r->rs.domid, false, err);
-    if (rc == 0 && be->ops->set_guard)
+    bool stopped = info.state == LS_RUN_PAUSED || info.state == LS_RUN_SUSPENDED;
+    if (stopped && be->ops->start_guarded && be->ops->set_guard) {
         rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_DESTROY, err);
+        if (rc == 0)
+            rc = be->ops->start_guarded(be, r->rs.domid, info.state == LS_RUN_SUSPENDED, err);
+    } else {
+        if (info.state == LS_RUN_PAUSED)
+            rc = be->ops->unpause(be, r->rs.domid, err);
+        else if (info.state == LS_RUN_SUSPENDED)
+            rc = be->ops->resume(be, r->rs.domid, false, err);
+        if (rc == 0 && be->ops->set_guard)
+            rc = be->ops->set_guard(be, r->rs.domid, LS_GUARD_DESTROY, err);
+    }
     if (rc == 0 && r->suspend_start_ns)
         r->c.last.pause_ns = io_monotonic_ns() - r->suspend_start_ns;
     if (rc < 0)

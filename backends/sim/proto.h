@@ -49,15 +49,20 @@
 /* p2m size of a restore target whose memory size is unknown (16 GiB). */
 #define SIMP_RESTORE_DEFAULT_P2M 0x400000u
 
+/* Flags of UNPAUSE and RESUME: starting a domain clears its guard (it is
+ * whole, or runs again) unless KEEP_GUARD says the client still wants it. */
+#define SIMP_RUN_FAST       1u
+#define SIMP_RUN_KEEP_GUARD 2u
+
 enum simp_op {
     SIMP_OP_HELLO    = 1,   /* -> struct simp_hello */
     SIMP_OP_CREATE   = 2,   /* struct simp_create -> u32 domid */
     SIMP_OP_LIST     = 3,   /* -> struct simp_dominfo[] */
     SIMP_OP_INFO     = 4,   /* domid -> struct simp_dominfo */
     SIMP_OP_PAUSE    = 5,
-    SIMP_OP_UNPAUSE  = 6,
+    SIMP_OP_UNPAUSE  = 6,   /* kind: SIMP_RUN_KEEP_GUARD or 0 */
     SIMP_OP_SUSPEND  = 7,   /* a running guest cooperates at once */
-    SIMP_OP_RESUME   = 8,   /* kind = 1 for a fast (cancelled-suspend) resume */
+    SIMP_OP_RESUME   = 8,   /* kind: SIMP_RUN_FAST (a cancelled suspend) | SIMP_RUN_KEEP_GUARD */
     SIMP_OP_DESTROY  = 9,
     SIMP_OP_MAP      = 10,  /* -> u64 p2m_size + 2 fds (see above) */
     SIMP_OP_GET      = 11,  /* kind, index -> blob */

@@ -747,7 +747,14 @@ static int sim_suspend(struct ls_backend *be, uint32_t domid, unsigned timeout_m
 
 static int sim_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls_errbuf *e)
 {
-    return simple_op(be, SIMP_OP_RESUME, domid, fast ? 1 : 0, e);
+    return simple_op(be, SIMP_OP_RESUME, domid, fast ? SIMP_RUN_FAST : 0, e);
+}
+
+static int sim_start_guarded(struct ls_backend *be, uint32_t domid, bool from_suspend,
+                             struct ls_errbuf *e)
+{
+    return simple_op(be, from_suspend ? SIMP_OP_RESUME : SIMP_OP_UNPAUSE, domid,
+                     SIMP_RUN_KEEP_GUARD, e);
 }
 
 static int sim_destroy(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
@@ -1293,6 +1300,7 @@ static const struct ls_backend_ops sim_ops = {
     .save_memory = sim_save_memory,
     .restore_memory = sim_restore_memory,
     .set_guard = sim_set_guard,
+    .start_guarded = sim_start_guarded,
     .hand_off = sim_hand_off,
     .dm_info = sim_dm_info_op,
     .dm_start_incoming = sim_dm_start_incoming,

@@ -388,8 +388,10 @@ static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_doma
         d->paused = true;
         break;
     case SIMP_OP_UNPAUSE:
+        if (h->kind & ~SIMP_RUN_KEEP_GUARD)
+            return ls_err(e, -EINVAL, "unpause: bad flags %u", h->kind);
         d->paused = false;
-        if (d->guard == SIMP_GUARD_DESTROY)
+        if (d->guard == SIMP_GUARD_DESTROY && !(h->kind & SIMP_RUN_KEEP_GUARD))
             d->guard = SIMP_GUARD_NONE;     /* started: no longer a partial domain */
         break;
     case SIMP_OP_SUSPEND:
@@ -401,17 +403,19 @@ static int op_runstate(struct conn *c, const struct simp_hdr *h, struct sim_doma
         d->suspended = true;   /* a running sim guest cooperates at once */
         break;
     case SIMP_OP_RESUME:
-        if (h->kind > 1)
-            return ls_err(e, -EINVAL, "resume: bad fast flag %u", h->kind);
+        if (h->kind & ~(SIMP_RUN_FAST | SIMP_RUN_KEEP_GUARD))
+            return ls_err(e, -EINVAL, "resume: bad flags %u", h->kind);
         d->suspended = false;
-        d->guard = SIMP_GUARD_NONE;
+        if (!(h->kind & SIMP_RUN_KEEP_GUARD))
+            d->guard = SIMP_GUARD_NONE;
         break;
     default:
         break;
     }
     sim_vcpu_runstate_changed(d);   /* parks the vCPU before a pause or suspend is answered */
-    logmsg("domain %u: %s -> state %d (client %" PRIu64 ", pid %d)", d->domid,
-           simp_op_name(h->op), sim_domain_state(d), c->id, (int)c->pid);
+    logmsg("domain %u: %s -> state %d%s (client %" PRIu64 ", pid %d)", d->domid,
+           simp_op_name(h->op), sim_domain_state(d),
+           (h->kind & SIMP_RUN_KEEP_GUARD) && d->guard ? ", guard kept" : "", c->id, (int)c->pid);
     conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
     return 0;
 }

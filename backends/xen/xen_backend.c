@@ -234,9 +234,11 @@ static void take_final_name(struct xen_backend *x, uint32_t domid)
     rename_domain(x, domid, t.final_name);
 }
 
-static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+static int unpause_domain(struct ls_backend *be, uint32_t domid, bool keep_guard,
+                          struct ls_errbuf *e)
 {
-    guard_clear(xen_of(be), domid);
+    if (!keep_guard)
+        guard_clear(xen_of(be), domid);
     take_final_name(xen_of(be), domid);
     if (xc_domain_unpause(xen_of(be)->xch, domid) < 0)
         return ls_err(e, -errno, "domain %u: Xen refused to unpause it: %s", domid,
@@ -244,10 +246,17 @@ static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
     return 0;
 }
 
-static int xen_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls_errbuf *e)
+static int xen_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e)
+{
+    return unpause_domain(be, domid, false, e);
+}
+
+static int resume_domain(struct ls_backend *be, uint32_t domid, bool fast, bool keep_guard,
+                         struct ls_errbuf *e)
 {
     struct xen_backend *x = xen_of(be);
-    guard_clear(x, domid);
+    if (!keep_guard)
+        guard_clear(x, domid);
     xc_dominfo_t info;
     int rc = xen_getinfo(x, domid, &info, e);
     if (rc < 0)
@@ -283,6 +292,19 @@ static int xen_resume(struct ls_backend *be, uint32_t domid, bool fast, struct l
         return ls_err(e, -errno, "domain %u: xenstored did not take it back after the resume: "
                       "%s", domid, strerror(errno));
     return 0;
+}
+
+static int xen_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls_errbuf *e)
+{
+    return resume_domain(be, domid, fast, false, e);
+}
+
+/* The guard is a helper process watching ours: keeping it is not clearing it. */
+static int xen_start_guarded(struct ls_backend *be, uint32_t domid, bool from_suspend,
+                             struct ls_errbuf *e)
+{
+    return from_suspend ? resume_domain(be, domid, false, true, e)
+                        : unpause_domain(be, domid, true, e);
 }
 
 /* ---- suspend ------------------------------------------------------------ */
@@ -1056,6 +1078,7 @@ static const struct ls_backend_ops xen_ops = {
     .save_memory = xen_save_memory,
     .restore_memory = xen_restore_memory,
     .set_guard = xen_set_guard,
+    .start_guarded = xen_start_guarded,
     .digest = NULL,
 };
 

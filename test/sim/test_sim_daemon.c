@@ -461,6 +461,73 @@ static void test_guest_outlives_lockstep(void **state)
     be->ops->close(be);
 }
 
+/* Starting a domain clears its guard unless it is started guarded: a COLO
+ * secondary's copy must be destroyed if its lockstep dies at any instant
+ * after the start, a restored or resumed guest must not be. */
+static void test_start_guarded(void **state)
+{
+    (void)state;
+    struct ls_backend *be = open_be();
+    uint32_t running[2] = { create(be, LS_GUEST_PV, 4096, 1, 5, "resumed"),
+                            create(be, LS_GUEST_PV, 4096, 1, 6, "resumed-guarded") };
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(p[0]);
+        struct ls_backend *cb = simtest_open();
+        struct ls_errbuf e;
+        ls_err_clear(&e);
+        struct ls_domain_config cfg = { .type = LS_GUEST_PV, .vcpus = 1, .memory_kib = 4096,
+                                        .guard = true };
+        uint32_t made[2];
+        if (cb->ops->create_for_restore(cb, &cfg, &made[0], &e) < 0 ||
+            cb->ops->create_for_restore(cb, &cfg, &made[1], &e) < 0 ||
+            cb->ops->unpause(cb, made[0], &e) < 0 ||
+            cb->ops->start_guarded(cb, made[1], false, &e) < 0)
+            _exit(2);
+        for (int i = 0; i < 2; i++)
+            if (cb->ops->set_guard(cb, running[i], LS_GUARD_DESTROY, &e) < 0 ||
+                cb->ops->suspend(cb, running[i], 1000, &e) < 0)
+                _exit(3);
+        if (cb->ops->resume(cb, running[0], false, &e) < 0 ||
+            cb->ops->start_guarded(cb, running[1], true, &e) < 0)
+            _exit(4);
+        (void)!write(p[1], made, sizeof(made));
+        for (;;)
+            pause();          /* SIGKILLed here, its connection open */
+    }
+    close(p[1]);
+    uint32_t made[2];
+    assert_int_equal(read(p[0], made, sizeof(made)), (ssize_t)sizeof(made));
+    close(p[0]);
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    /* Both guarded ones run before the kill: the guard is no pause. */
+    assert_int_equal(state_of(be, made[1]), LS_RUN_RUNNING);
+    assert_int_equal(state_of(be, running[1]), LS_RUN_RUNNING);
+    kill(child, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    struct ls_domain_info i;
+    for (int tries = 0; tries < 100; tries++) {   /* the daemon sees the client go */
+        if (be->ops->domain_info(be, made[1], &i, &e) < 0 &&
+            be->ops->domain_info(be, running[1], &i, &e) < 0)
+            break;
+        usleep(20000);
+    }
+    assert_int_equal(state_of(be, made[0]), LS_RUN_RUNNING);
+    assert_int_equal(state_of(be, running[0]), LS_RUN_RUNNING);
+    assert_int_not_equal(be->ops->domain_info(be, made[1], &i, &e), 0);
+    assert_int_not_equal(be->ops->domain_info(be, running[1], &i, &e), 0);
+    struct ls_errbuf d;
+    ls_err_clear(&d);
+    assert_int_equal(be->ops->destroy(be, made[0], &d), 0);
+    assert_int_equal(be->ops->destroy(be, running[0], &d), 0);
+    be->ops->close(be);
+}
+
 static void test_host_dies(void **state)
 {
     struct simtest_env *t = *state;
@@ -589,6 +656,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_requests, simtest_setup, simtest_teardown),
         cmocka_unit_test_setup_teardown(test_idle_exit, setup_idle, simtest_teardown),
         cmocka_unit_test_setup_teardown(test_guest_outlives_lockstep, simtest_setup, simtest_teardown),
+        cmocka_unit_test_setup_teardown(test_start_guarded, simtest_setup, simtest_teardown),
         cmocka_unit_test_setup_teardown(test_host_dies, simtest_setup, simtest_teardown),
         cmocka_unit_test_setup_teardown(test_no_daemon_binary, simtest_setup, simtest_teardown),
         cmocka_unit_test_setup_teardown(test_public_memory_calls, simtest_setup, simtest_teardown),
