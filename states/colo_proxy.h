@@ -54,6 +54,8 @@ struct colo_proxy {
     int pri_fd, sec_fd, out_fd, notify_fd, listen_fd, peer_fd;
     struct px_buf out_in, notify_in, peer_in, held_sec;
     struct px_buf order;           /* frames compared, in our guest's order, until released */
+    struct px_buf pri_out, sec_out, notify_out, peer_out;   /* queued output (see .c) */
+    bool draining;                 /* a step reads our guest dry, whatever is queued */
     uint32_t epoch;                /* checkpoints flushed (COLO_CHECKPOINT sent) */
     uint32_t triggered_epoch;      /* the last epoch a divergence asked a checkpoint in */
     struct qmp_conn *qmp;
