@@ -277,12 +277,8 @@ static int colo_p_arm(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_start_proxy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
-    colo_proxy_begin(&r->proxy, m->sched);
-    fsm_join_begin(&r->proxy_join, m, COLO_PRIMARY_E_FAIL, COLO_PRIMARY_E_FAIL);
-    fsm_join_add(&r->proxy_join, &r->proxy.m);
-    fsm_join_arm(&r->proxy_join);
-    fsm_post(&r->proxy.m, r->proxy_start_ev, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, &r->proxy_join, "network proxy");
+    return colo_proxy_begin(&r->proxy, m, &r->proxy_join, COLO_PRIMARY_E_FAIL,
+                            r->proxy_start_ev);
 }
 
 static int colo_p_proxy_cut(struct fsm *m, const struct fsm_ev *ev)

@@ -1156,9 +1156,16 @@ static int qmp_send(struct colo_proxy *p, const char *cmd, struct qmp_args *args
 
 /* ---- actions --------------------------------------------------------------------------- */
 
+/* A pause asked of a pump that had already returned (DIVERGED crossing the
+ * owner's CHECKPOINT) is answered by the step that followed: a new pump must
+ * not take it for its own. */
 static int start_pump(struct fsm *m)
 {
-    return io_work_start(m, IO_WORK_EV_FROM_FN, pump, m->owner, "proxy pump");
+    struct colo_proxy *p = m->owner;
+    uint64_t stale;
+    if (read(p->pause_fd, &stale, sizeof(stale)) < 0 && errno != EAGAIN)
+        return fsm_fail(m, -errno, "proxy: the pump's pause eventfd: %s", strerror(errno));
+    return io_work_start(m, IO_WORK_EV_FROM_FN, pump, p, "proxy pump");
 }
 
 static int px_answer(struct fsm *m, const struct fsm_ev *ev)
@@ -1353,9 +1360,15 @@ void colo_proxy_init(struct colo_proxy *p, struct ls_backend *be, uint32_t domid
     }
 }
 
-void colo_proxy_begin(struct colo_proxy *p, struct fsm_sched *sched)
+int colo_proxy_begin(struct colo_proxy *p, struct fsm *owner, struct fsm_join *j, int fail_ev,
+                     int start_ev)
 {
-    fsm_init(&p->m, &colo_proxy_fsm_def, sched, NULL, p, "colo_proxy[%u]", p->domid);
+    fsm_init(&p->m, &colo_proxy_fsm_def, owner->sched, NULL, p, "colo_proxy[%u]", p->domid);
+    fsm_join_begin(j, owner, fail_ev, fail_ev);   /* it ends only when its owner does */
+    fsm_join_add(j, &p->m);
+    fsm_join_arm(j);
+    fsm_post(&p->m, start_ev, 0, NULL);
+    return fsm_defer(owner, fsm_join_undo, j, "network proxy");
 }
 
 int colo_proxy_start_event(const struct ls_colo_net_opts *net, bool secondary,

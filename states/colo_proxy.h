@@ -76,15 +76,17 @@ struct colo_proxy {
 };
 
 /* Configure (net's strings are copied; NULL = none, START_OFF). Then, from
- * an owner's action, colo_proxy_begin (the machine in IDLE), join p->m and
- * post one START_*: the owner gets owner_done_ev after the start and after
+ * an owner's action, colo_proxy_begin: the machine joined in j (its end, or
+ * its failure, is the owner's fail_ev; the owner's teardown awaits it) and
+ * started with start_ev (one START_*). The owner gets owner_done_ev after the start and after
  * every step it posts (CHECKPOINT, CUT, RELEASE, EPOCH), and
  * owner_failed_over_ev after FAILOVER (-1 on a primary).
  * trigger_fd: the primary's checkpoint-now eventfd (-1 on the secondary). */
 void colo_proxy_init(struct colo_proxy *p, struct ls_backend *be, uint32_t domid,
                      const struct ls_colo_net_opts *net, unsigned timeout_ms, struct fsm *owner,
                      int owner_done_ev, int owner_failed_over_ev, int trigger_fd);
-void colo_proxy_begin(struct colo_proxy *p, struct fsm_sched *sched);
+int colo_proxy_begin(struct colo_proxy *p, struct fsm *owner, struct fsm_join *j, int fail_ev,
+                     int start_ev);
 /* The job a role's proxy starts with, for START_COLO..START_OFF. */
 int colo_proxy_start_event(const struct ls_colo_net_opts *net, bool secondary,
                            enum ls_colo_mode mode);

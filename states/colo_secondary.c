@@ -444,12 +444,8 @@ static int colo_s_start_proxy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     r->proxy.domid = r->rs.domid;
-    colo_proxy_begin(&r->proxy, m->sched);
-    fsm_join_begin(&r->proxy_join, m, COLO_SECONDARY_E_FAIL, COLO_SECONDARY_E_FAIL);
-    fsm_join_add(&r->proxy_join, &r->proxy.m);
-    fsm_join_arm(&r->proxy_join);
-    fsm_post(&r->proxy.m, r->proxy_start_ev, 0, NULL);
-    return fsm_defer(m, fsm_join_undo, &r->proxy_join, "network proxy");
+    return colo_proxy_begin(&r->proxy, m, &r->proxy_join, COLO_SECONDARY_E_FAIL,
+                            r->proxy_start_ev);
 }
 
 static int colo_s_proxy_mark(struct fsm *m, const struct fsm_ev *ev)
