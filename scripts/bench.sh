@@ -99,7 +99,7 @@ fi
 
 if [ -x "$build/bench/bench_colo" ]; then
   echo
-  echo "== bench_colo: COLO checkpoints of an HVM guest with a real QEMU vs the stand-in =="
+  echo "== bench_colo: COLO checkpoints with a real QEMU vs the stand-in; network output through colo-compare vs direct =="
   timeout 300 "$build/bench/bench_colo" || echo "bench_colo exited with status $?"
 fi
 
