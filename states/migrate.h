@@ -58,6 +58,7 @@ struct migrate_send_role {
     uint8_t status;                /* the receiver's status byte */
     bool source_suspended;         /* known after a failed resume or a settle */
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */
+    struct ls_errbuf settle_err;   /* why the settle failed (SETTLE_FAILED) */
     struct io_tls *tls;            /* opts.tls: the session, credentials loaded at start */
 };
 

@@ -233,20 +233,44 @@ static int resume_source(void *arg, int cancel_fd, struct ls_errbuf *err)
 
 /* Before any go-ahead the guest is ours: whatever state the save left it in
  * (running, or suspended by a save that completed as we gave up), it runs
- * again, and the guard is released. The outcome is what the backend says. */
-static int settle_source(void *arg, int cancel_fd, struct ls_errbuf *err)
+ * again, and the guard is released. Which of the two is a row (SETTLING's
+ * SOURCE_SUSPENDED or SOURCE_NOT_SUSPENDED); failures are SETTLE_FAILED,
+ * with io_err saying why. */
+static int query_source(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    struct ls_domain_info info;
+    if (be_of(r)->ops->domain_info(be_of(r), r->opts.domid, &info, &r->settle_err) < 0)
+        return MIGRATE_SEND_E_SETTLE_FAILED;
+    return info.state == LS_RUN_SUSPENDED ? MIGRATE_SEND_E_SOURCE_SUSPENDED
+                                          : MIGRATE_SEND_E_SOURCE_NOT_SUSPENDED;
+}
+
+/* The outcome is what the backend says once the settle is done. */
+static int settled(struct migrate_send_role *r)
+{
+    struct ls_domain_info info;
+    struct ls_errbuf why;
+    if (be_of(r)->ops->domain_info(be_of(r), r->opts.domid, &info, &why) == 0)
+        r->source_suspended = info.state == LS_RUN_SUSPENDED;
+    return MIGRATE_SEND_E_SETTLED;
+}
+
+static int settle_resume(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct migrate_send_role *r = arg;
+    if (resume_source(r, cancel_fd, &r->settle_err) < 0)
+        return MIGRATE_SEND_E_SETTLE_FAILED;
+    return settled(r);
+}
+
+static int settle_guard(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct migrate_send_role *r = arg;
     struct ls_backend *be = be_of(r);
-    struct ls_domain_info info;
-    int rc = be->ops->domain_info(be, r->opts.domid, &info, err);
-    if (rc == 0 && info.state == LS_RUN_SUSPENDED)
-        rc = resume_source(r, cancel_fd, err);
-    else if (rc == 0 && be->ops->set_guard)
-        rc = be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, err);
-    if (rc == 0 && be->ops->domain_info(be, r->opts.domid, &info, err) == 0)
-        r->source_suspended = info.state == LS_RUN_SUSPENDED;
-    return rc;
+    if (be->ops->set_guard && be->ops->set_guard(be, r->opts.domid, LS_GUARD_NONE, &r->settle_err) < 0)
+        return MIGRATE_SEND_E_SETTLE_FAILED;
+    return settled(r);
 }
 
 /* ---- actions ------------------------------------------------------------------------ */
@@ -357,10 +381,31 @@ static int mig_abandon_and_resume(struct fsm *m, const struct fsm_ev *ev)
     return mig_resume_source(m, ev);
 }
 
+/* A settle step's work; one that cannot start is the settle failing. */
+static int settle_step(struct fsm *m, io_work_fn *fn, const char *what)
+{
+    struct migrate_send_role *r = m->owner;
+    int rc = io_work_start(m, IO_WORK_EV_FROM_FN, fn, r, what);
+    if (rc < 0) {
+        ls_err_copy(&r->settle_err, &m->err);
+        fsm_post(m, MIGRATE_SEND_E_SETTLE_FAILED, rc, NULL);
+    }
+    return 0;
+}
+
 static int mig_settle_source(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, MIGRATE_SEND_E_SETTLED, settle_source, m->owner,
-                         "settle the source copy");
+    return settle_step(m, query_source, "ask whether the source copy is suspended");
+}
+
+static int mig_settle_resume(struct fsm *m, const struct fsm_ev *ev)
+{
+    return settle_step(m, settle_resume, "resume the source copy");
+}
+
+static int mig_settle_guard(struct fsm *m, const struct fsm_ev *ev)
+{
+    return settle_step(m, settle_guard, "release the source copy's guard");
 }
 
 static int mig_abandon_and_settle(struct fsm *m, const struct fsm_ev *ev)
@@ -411,6 +456,16 @@ static int mig_outcome_source(struct fsm *m, const struct fsm_ev *ev)
     struct migrate_send_role *r = m->owner;
     r->op.outcome = r->source_suspended ? LS_MIGRATE_SOURCE_SUSPENDED : LS_MIGRATE_SOURCE_RUNS;
     return 0;
+}
+
+/* The settle failed: its reason (after the migration's own, if first). */
+static int mig_outcome_settle_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct migrate_send_role *r = m->owner;
+    if (m->err.rc && r->settle_err.rc != -ECANCELED)
+        ls_err_append(&m->err, "; then %s", r->settle_err.msg);
+    fsm_fail_from(m, &r->settle_err);
+    return mig_outcome_source(m, ev);
 }
 
 /* The guest runs here, but its QEMU stays stopped: the outcome is still

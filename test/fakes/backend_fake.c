@@ -23,6 +23,8 @@ static int point(struct fake_backend *fb, const char *name, struct ls_errbuf *er
     fb->point_name[n] = name;
     fb->point_seq[n] = fsm_dispatch_count();
     fb->point_step[n] = fake_exec_steps();
+    if (fb->refuse && strcmp(fb->refuse, name) == 0)
+        return ls_err(err, -EIO, "fake backend: %s refused (scripted for every call)", name);
     switch (fb->answer[n]) {
     case FB_FAIL:
         return ls_err(err, -EIO, "fake backend: %s failed (scripted, call %u)", name, n);

@@ -52,6 +52,9 @@ struct fake_backend {
     struct fb_dom dom[FB_MAX_DOMS];
     unsigned ndom;
     uint32_t next_domid;
+    /* every call of this name fails (a guest that cannot be resumed), beside
+     * the numbered script */
+    const char *refuse;
     /* the QEMU of the domains marked qemu (dm_info, dm_start_incoming) */
     struct qmp_peer *peer;
     /* the memory tasks' behaviour */

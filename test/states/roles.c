@@ -460,6 +460,29 @@ static int mig_hvm_qemu_ok_start(struct enum_env *e, struct ls_errbuf *err)
     return mig_qemu_start(e, PEER_OK, err);
 }
 
+/* The receiver's copy failed, and our guest cannot be resumed at all: the
+ * settle finds it suspended, tries again, and the outcome says where it is. */
+static int mig_resume_refused_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    e->fb.refuse = "resume";
+    return mig_send_start(e, PEER_COPY_FAILED, err);
+}
+
+static void mig_resume_refused_check(struct enum_env *e)
+{
+    mig_send_check(e);
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    enum ls_migrate_outcome o = ls_op_migrate_outcome(e->op);
+    if (d && d->state == LS_RUN_SUSPENDED && e->done_rc == 0)
+        enum_problem(e, "the migration succeeded with our copy suspended");
+    if (d && d->state == LS_RUN_SUSPENDED && o == LS_MIGRATE_SOURCE_RUNS)
+        enum_problem(e, "the outcome says the guest runs at the source; it is suspended");
+}
+
+const struct enum_scenario enum_mig_resume_refused = { "migrate_send/resume-refused",
+                                                       mig_resume_refused_start,
+                                                       mig_resume_refused_check, 0 };
+
 static void mig_send_qemu_check(struct enum_env *e)
 {
     mig_send_check(e);
@@ -682,7 +705,7 @@ const struct enum_scenario *const enum_roles[] = {
     &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused, &enum_restore_hvm_qemu,
     &enum_mig_hvm_qemu, &enum_mig_hvm_qemu_ok,
     &enum_mig_ok, &enum_mig_copy_failed, &enum_mig_no_report, &enum_mig_no_received,
-    &enum_mig_no_banner,
+    &enum_mig_no_banner, &enum_mig_resume_refused,
     &enum_rcv_go, &enum_rcv_go_paused, &enum_rcv_no_go, &enum_rcv_wrong_go, &enum_rcv_cut,
     &enum_rcv_deaf,
     NULL,
