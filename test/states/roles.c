@@ -92,15 +92,21 @@ static void save_check(struct enum_env *e)
         enum_problem(e, "the save succeeded but its stream does not end with END");
 }
 
+/* The source guest's device model is the scripted QEMU (the role, started
+ * with rc, runs only once fake_exec_run() does). */
+static int with_qemu(struct enum_env *e, int rc)
+{
+    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
+    if (d)
+        d->qemu = true;
+    return rc;
+}
+
 /* An HVM guest whose device model is a QEMU (the scripted one, running). */
 static int save_qemu_start(struct enum_env *e, const struct ls_save_opts *o, struct ls_errbuf *err)
 {
     int rc = enum_use_qemu(e, "running", err);
-    if (rc < 0)
-        return rc;
-    rc = save_start(e, LS_GUEST_HVM, o, err);
-    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
-    return rc;
+    return rc < 0 ? rc : with_qemu(e, save_start(e, LS_GUEST_HVM, o, err));
 }
 
 static int save_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
@@ -443,11 +449,7 @@ static void mig_send_check(struct enum_env *e)
 static int mig_qemu_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
 {
     int rc = enum_use_qemu(e, "running", err);
-    if (rc < 0)
-        return rc;
-    rc = mig_send_start_type(e, peer, LS_GUEST_HVM, err);
-    fake_backend_dom(&e->fb, SAVE_DOMID)->qemu = true;
-    return rc;
+    return rc < 0 ? rc : with_qemu(e, mig_send_start_type(e, peer, LS_GUEST_HVM, err));
 }
 
 static int mig_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
