@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     bench_workdir(dir, sizeof(dir), "colo-disk");
     struct bench_host h;
     bench_host_open(&h, dir);
-    struct guest a, b, c;
+    struct guest a = { 0 }, b = { 0 }, c = { 0 };
     guest_make(&h, &a, dir, "primary", 7);
     guest_make(&h, &b, dir, "secondary", 8);
     guest_make(&h, &c, dir, "plain", 7);

@@ -29,7 +29,7 @@ int parse_size_kib(const char *s, uint64_t *kib);
  * its memory (--dirty-rate N, --dirty-pattern P). */
 /* --disk FILE[,format=raw|qcow2] (up to GUEST_DISKS_MAX), --disk-every N,
  * --disk-block SIZE: an HVM sim guest's disks, written by its vCPU. */
-#define GUEST_DISKS_MAX 4
+#define GUEST_DISKS_MAX 4u
 #define OPT_DISK       0x100
 #define OPT_DISK_EVERY 0x101
 #define OPT_DISK_BLOCK 0x102

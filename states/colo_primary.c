@@ -260,7 +260,7 @@ static int settle(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct ls_errbuf why;
     ls_err_clear(&why);
     r->dm_end_known = r->sv.dm_qemu && be->ops->dm_info &&
-                      be->ops->dm_info(be, r->opts.domid, &r->dm_end, &why) == 0;
+                      dm_info_settled(be, r->opts.domid, &r->dm_end, &why) == 0;
     bool dead = r->dm_end_known && !r->dm_end.alive;   /* no cont to a QEMU that is gone */
     return r->dm_stopped && !dead ? COLO_PRIMARY_E_SETTLED_QEMU : COLO_PRIMARY_E_SETTLED;
 }

@@ -387,7 +387,7 @@ static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
     ls_err_clear(&why);
     /* A QEMU that died is told in the outcome with how it ended. */
     r->dm_end_known = r->rs.dm_qemu && be_of(r)->ops->dm_info &&
-                      be_of(r)->ops->dm_info(be_of(r), r->rs.domid, &r->dm_end, &why) == 0;
+                      dm_info_settled(be_of(r), r->rs.domid, &r->dm_end, &why) == 0;
     ls_err_clear(&why);
     int rc = be_of(r)->ops->destroy(be_of(r), r->rs.domid, &why);
     if (rc < 0 && rc != -ESRCH)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
@@ -73,6 +74,34 @@ void dm_append_fate(struct ls_errbuf *e, const struct ls_dm_info *dm)
     if (dm->present && !dm->alive)
         ls_err_append(e, "; its QEMU (pid %d) %s", dm->pid,
                       backend_dm_status_text(dm, how, sizeof(how)));
+}
+
+/* The process has exited: a zombie awaiting its reaper, or no process at all. */
+static bool exited(int pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');   /* the name may hold spaces */
+    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+int dm_info_settled(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                    struct ls_errbuf *err)
+{
+    int rc = be->ops->dm_info(be, domid, out, err);
+    for (int i = 0; rc == 0 && out->present && out->alive && out->pid > 0 && exited(out->pid) &&
+                    i < 50; i++) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        rc = be->ops->dm_info(be, domid, out, err);
+    }
+    return rc;
 }
 
 void dm_task_set_log(struct dm_task *t, const char *log_path)

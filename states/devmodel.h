@@ -15,6 +15,7 @@
 #include "fsm/gen_enums.h"
 
 struct qmp_conn;
+struct ls_backend;
 
 /* A QMP connection a role keeps to its QEMU across jobs (a COLO primary runs
  * two a checkpoint, and a connection's set-up is a round trip of its own):
@@ -86,6 +87,13 @@ bool dm_state_is_qemu(const uint8_t *blob, size_t len);
 /* A QEMU found dead at the end (dm, from the backend's dm_info): append
  * "; its QEMU (pid N) was killed by signal 9 (Killed)" to e; else nothing. */
 void dm_append_fate(struct ls_errbuf *e, const struct ls_dm_info *dm);
+
+/* The backend's dm_info for the end of a role, once settled: a QEMU that
+ * has exited (a zombie, or gone) but is not yet reaped by whoever started it
+ * is waited for, up to a second, so the fate the error tells is the one it
+ * met, not "running". Blocking: for the threadpool. */
+int dm_info_settled(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                    struct ls_errbuf *err);
 
 /* A device state's digest for comparing the two sides of a checkpoint: 16
  * lowercase hex digits (FNV-1a 64 over its bytes) and a NUL. Not

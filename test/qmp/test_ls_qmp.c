@@ -77,7 +77,7 @@ static void run_until_calls(uv_loop_t *loop, const struct reply *r)
 
 static void test_public_qmp(void **unused)
 {
-    struct simtest_env env;
+    struct simtest_env env = { 0 };
     simtest_env_init(&env, 0);
     struct qemu_peer qemu;
     assert_int_equal(qemu_peer_start(&qemu, NULL), 0);
