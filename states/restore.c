@@ -302,33 +302,25 @@ static int rst_start_tasks(struct fsm *m, const struct fsm_ev *ev)
     return fsm_defer(m, fsm_join_undo, &r->tasks, "stream and memory tasks");
 }
 
-/* The backstop under the table's own DESTROYING path: when an action fails on
- * DOMAIN_CREATED itself, no row can know the domain exists, so a failed
- * restore's teardown destroys what creation left behind. */
-static int destroy_partial_domain_undo(struct fsm *m, void *obj)
-{
-    struct restore_role *r = obj;
-    if (!r->domain_created || fsm_rc(m) == 0)
-        return 0;
-    struct ls_errbuf err;
-    ls_err_clear(&err);
-    if (destroy_domain(r, -1, &err) < 0)
-        fprintf(stderr, "lockstep: %s\n", err.msg);
-    return 0;
-}
-
 static int rst_create_domain(struct fsm *m, const struct fsm_ev *ev)
 {
-    int rc = fsm_defer(m, destroy_partial_domain_undo, m->owner, "partial domain");
-    if (rc < 0)
-        return rc;
     return io_work_start(m, RESTORE_E_DOMAIN_CREATED, create_domain, m->owner,
                          "create the domain");
 }
 
+/* Once the domain exists every row knows it: a step that cannot even start
+ * takes its row and fails from the next state, whose FAIL row destroys the
+ * domain (failing the action would stay in a state that knows of none). */
+static int start_or_fail(struct fsm *m, int ev, io_work_fn *fn, const char *what)
+{
+    if (io_work_start(m, ev, fn, m->owner, what) < 0)
+        fsm_post(m, m->def->fail_event, fsm_rc(m), NULL);
+    return 0;
+}
+
 static int rst_start_standby(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, RESTORE_E_DM_STANDBY_STARTED, start_standby, m->owner,
+    return start_or_fail(m, RESTORE_E_DM_STANDBY_STARTED, start_standby,
                          "start the standby device model");
 }
 
@@ -413,7 +405,7 @@ static int rst_finish_domain(struct fsm *m, const struct fsm_ev *ev)
 
 static int rst_destroy_domain(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, RESTORE_E_DOMAIN_DESTROYED, destroy_domain, m->owner,
+    return start_or_fail(m, RESTORE_E_DOMAIN_DESTROYED, destroy_domain,
                          "destroy the partial domain");
 }
 

@@ -302,6 +302,16 @@ const struct enum_scenario enum_restore_libxl = { "restore/libxl", restore_libxl
                                                   restore_check, 0 };
 const struct enum_scenario enum_restore_xl_hvm = { "restore/xl-hvm", restore_xl_hvm_start,
                                                    restore_check, 0 };
+/* Every destroy refused: a failed restore tries twice, then says so. */
+static int restore_destroy_refused_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    e->fb.refuse = "destroy";
+    return restore_start(e, NULL, LS_GUEST_PV, true, err);
+}
+
+const struct enum_scenario enum_restore_destroy_refused = { "restore/destroy-refused",
+                                                            restore_destroy_refused_start,
+                                                            restore_check, 0 };
 const struct enum_scenario enum_restore_paused = { "restore/paused", restore_paused_start,
                                                    restore_check, 0 };
 
@@ -705,6 +715,7 @@ const struct enum_scenario *const enum_roles[] = {
     &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,
     &enum_save_hvm_qemu, &enum_save_hvm_qemu_keep,
     &enum_restore_libxl, &enum_restore_xl_hvm, &enum_restore_paused, &enum_restore_hvm_qemu,
+    &enum_restore_destroy_refused,
     &enum_mig_hvm_qemu, &enum_mig_hvm_qemu_ok,
     &enum_mig_ok, &enum_mig_copy_failed, &enum_mig_no_report, &enum_mig_no_received,
     &enum_mig_no_banner, &enum_mig_resume_refused,

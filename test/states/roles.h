@@ -15,7 +15,7 @@
 extern const struct enum_scenario enum_save_pv, enum_save_pv_live_keep, enum_save_hvm_live,
     enum_save_leave_suspended, enum_save_hvm_qemu, enum_save_hvm_qemu_keep;
 extern const struct enum_scenario enum_restore_hvm_qemu, enum_mig_hvm_qemu, enum_mig_hvm_qemu_ok,
-    enum_mig_resume_refused;
+    enum_mig_resume_refused, enum_restore_destroy_refused;
 extern const struct enum_scenario enum_restore_libxl, enum_restore_xl_hvm, enum_restore_paused;
 extern const struct enum_scenario enum_mig_ok, enum_mig_copy_failed, enum_mig_no_report,
     enum_mig_no_received, enum_mig_no_banner;
