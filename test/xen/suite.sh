@@ -9,6 +9,9 @@ LS=/opt/lockstep/bin/lockstep
 CFG=/opt/lockstep
 CONS=/var/log/xen/console
 export LOCKSTEP_BACKEND=xen
+# The guests' size (pv.cfg, pvh.cfg): every save, restore, copy and verify
+# of the suite moves it through the emulated machine.
+MIB=$(awk '$1 == "memory" { print $3 }' $CFG/pv.cfg)
 PASS=0; FAIL=0
 up() { cut -d' ' -f1 /proc/uptime; }
 mark() { echo "=== $* uptime=$(up) ==="; }
@@ -203,7 +206,7 @@ for T in pv pvh; do
   elif grep -q "is running" /root/err && grep -q "left it as it was" /root/err && exists $N; then
     ok "$T: --domid of a running guest refused, guest left: $(tail -n 1 /root/err | cut -c1-120)"
   else bad "$T: --domid of a running guest: $(tail -n 1 /root/err)"; fi
-  W=$(lockstep-xen-mkdomain $other 1 128)
+  W=$(lockstep-xen-mkdomain $other 1 $MIB)
   if [ -z "$W" ]; then bad "$T: lockstep-xen-mkdomain $other failed"
   elif timeout 120 $LS restore -i $F --domid "$W" 2>/root/err; then bad "$T: restored into a $other domain"
   elif grep -q "is a $other domain" /root/err && xl list "$W" >/dev/null 2>&1; then
@@ -216,14 +219,14 @@ for T in pv pvh; do
   # A failure mid-stream (the file cut in half): the toolstack's domain is
   # not destroyed. (While the guest is saved: its name is free.)
   head -c $(( $(wc -c < $F) / 2 )) $F > /root/trunc.xl
-  E=$(lockstep-xen-mkdomain $T 1 128)
+  E=$(lockstep-xen-mkdomain $T 1 $MIB)
   if timeout 120 $LS restore -i /root/trunc.xl --domid "$E" 2>/root/err; then bad "$T: a truncated file restored into domain $E"
   elif grep -q "lockstep did not destroy it" /root/err && xl list "$E" >/dev/null 2>&1; then
     ok "$T: truncated file into domain $E failed, the domain left to the toolstack: $(tail -n 1 /root/err | cut -c1-100)"
   else bad "$T: truncated file into domain $E: $(tail -n 1 /root/err)"; xl list; fi
   [ -n "$E" ] && xl destroy "$E"
   rm -f /root/trunc.xl
-  if E=$(lockstep-xen-mkdomain $T 1 128) && timeout 300 $LS restore -i $F --domid "$E" > /root/out; then
+  if E=$(lockstep-xen-mkdomain $T 1 $MIB) && timeout 300 $LS restore -i $F --domid "$E" > /root/out; then
     if [ "$(head -n 1 /root/out)" = "domid $E" ] && [ "$(domid_of $N)" = "$E" ]; then
       continued $N "$before" "$T: lockstep save -> lockstep restore --domid $E (the toolstack's empty domain)"
     else bad "$T: restore --domid $E: said '$(head -n 1 /root/out)', $N is domain $(domid_of $N)"; fi
