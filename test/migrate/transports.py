@@ -14,6 +14,7 @@ names what the other did or did not do, and the guest ends where it should.
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -274,11 +275,17 @@ def handshake():
 
     # The go-ahead, then a reset: our copy runs, the report cannot be written,
     # and the receiver says that the sender may not know (REPORTING +
-    # REPORT_LOST). The reset lands before the report whatever the load: the
-    # receiver reads the go-ahead queued ahead of it, unpauses, then writes.
+    # REPORT_LOST). The receiver is stopped while both arrive, so the reset is
+    # there before it reads the go-ahead (which stays readable after it) and
+    # its report always meets the reset, whatever the load.
     def go_and_reset(c):
-        c.sendall(GO)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        os.kill(r.pid, signal.SIGSTOP)
+        try:
+            c.sendall(GO)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        finally:
+            os.kill(r.pid, signal.SIGCONT)
     r, addr = mt.start_receiver(dst, TIMEOUT, env=dict(dst.env, LOCKSTEP_TRACE="1"))
     fake_sender(addr, go_and_reset)
     rc = r.wait(60)
