@@ -77,10 +77,13 @@ fi
 # Run it: the packaged library, CLI and daemon, nothing from the build tree.
 export LD_LIBRARY_PATH=$libdir
 export LOCKSTEP_BIN=$root/usr/bin/lockstep LOCKSTEP_SIMD=$root/usr/bin/lockstep-simd
-if ldd "$work/example" | grep -q "liblockstep.so.0 => $libdir/"; then
+# ldd's output read whole first: with pipefail, a grep -q that stops reading
+# early can fail the pipeline by ldd's SIGPIPE (seen once under load).
+libs=$(ldd "$work/example")
+if grep -q "liblockstep.so.0 => $libdir/" <<<"$libs"; then
   ok "the example loads the packaged liblockstep.so.0"
 else
-  fail "the example loads another liblockstep: $(ldd "$work/example" | grep lockstep)"
+  fail "the example loads another liblockstep: $(grep lockstep <<<"$libs")"
 fi
 if bash "$src/examples/with_sim.sh" bash "$src/examples/run_example.sh" "$work/example"; then
   ok "the example runs against the packaged library and daemon"
