@@ -391,13 +391,7 @@ static int parse_mode(const char *s, enum ls_colo_mode *m)
 int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
 {
     static const struct option opts[] = {
-        { "domid", required_argument, NULL, 'd' }, { "sim", required_argument, NULL, 's' },
-        { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
-        { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
-        { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
-        { "disk", required_argument, NULL, OPT_DISK },
-        { "disk-every", required_argument, NULL, OPT_DISK_EVERY },
-        { "disk-block", required_argument, NULL, OPT_DISK_BLOCK },
+        GUEST_ARGS_OPTIONS, { "to", required_argument, NULL, 't' },
         { "mode", required_argument, NULL, 'M' }, { "interval", required_argument, NULL, 'i' },
         { "timeout", required_argument, NULL, 'o' }, { "checkpoints", required_argument, NULL, 'c' },
         { "digest", no_argument, NULL, 'g' }, { "json", no_argument, NULL, 'j' },

@@ -634,13 +634,7 @@ static int check_tls_args(const char *cmd, const char *opt, const struct endpoin
 int ls_cmd_migrate(int argc, char **argv, enum ls_backend_kind backend)
 {
     static const struct option opts[] = {
-        { "domid", required_argument, NULL, 'd' }, { "sim", required_argument, NULL, 's' },
-        { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
-        { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' },
-        { "dirty-pattern", required_argument, NULL, 'p' }, { "to", required_argument, NULL, 't' },
-        { "disk", required_argument, NULL, OPT_DISK },
-        { "disk-every", required_argument, NULL, OPT_DISK_EVERY },
-        { "disk-block", required_argument, NULL, OPT_DISK_BLOCK },
+        GUEST_ARGS_OPTIONS, { "to", required_argument, NULL, 't' },
         { "max-rounds", required_argument, NULL, 'R' },
         { "dirty-threshold", required_argument, NULL, 'D' },
         { "target-downtime", required_argument, NULL, 'T' },

@@ -54,6 +54,15 @@ struct guest_args {
     struct guest_disks disks;
 };
 #define GUEST_ARGS_INIT { .vcpus = 1, .seed = 1, .w = { .pattern = LS_SIM_DIRTY_UNIFORM } }
+/* Their getopt_long entries, once for every command that takes them. */
+#define GUEST_ARGS_OPTIONS                                                                  \
+    { "domid", required_argument, NULL, 'd' }, { "sim", required_argument, NULL, 's' },     \
+    { "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },  \
+    { "seed", required_argument, NULL, 'S' }, { "dirty-rate", required_argument, NULL, 'r' }, \
+    { "dirty-pattern", required_argument, NULL, 'p' },                                      \
+    { "disk", required_argument, NULL, OPT_DISK },                                          \
+    { "disk-every", required_argument, NULL, OPT_DISK_EVERY },                              \
+    { "disk-block", required_argument, NULL, OPT_DISK_BLOCK }
 /* getopt's option c (one of d s m v S r p, OPT_DISK*) with its argument: 0 when taken,
  * -1 when c is not one of these, or the usage exit status for a bad value. */
 int guest_args_opt(const char *cmd, int c, const char *arg, struct guest_args *a);
