@@ -57,6 +57,10 @@ uint64_t bench_proc_field(const char *file, const char *name)
     return 0;
 }
 
+/* The run's work directory, removed when a run dies too (a bench that
+ * failed leaves no tree in /tmp). */
+static char bench_work[256];
+
 void bench_die(const char *fmt, ...)
 {
     va_list ap;
@@ -65,6 +69,8 @@ void bench_die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (bench_work[0])
+        bench_remove_tree(bench_work);
     exit(1);
 }
 
@@ -85,6 +91,7 @@ void bench_workdir(char *out, size_t len, const char *name)
     snprintf(out, len, "/tmp/lockstep-bench-%s.XXXXXX", name);
     if (!mkdtemp(out))
         bench_die("mkdtemp %s: %s", out, strerror(errno));
+    snprintf(bench_work, sizeof(bench_work), "%s", out);
 }
 
 void bench_remove_tree(const char *dir)
@@ -93,6 +100,8 @@ void bench_remove_tree(const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "%s: could not remove %s\n", bench_prog, dir);
+    if (strcmp(dir, bench_work) == 0)
+        bench_work[0] = '\0';
 }
 
 /* ---- sim hosts -------------------------------------------------------------- */

@@ -53,6 +53,11 @@ class Results:
 
     def finish(self):
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        for d in _workdirs:
+            if self.failed:
+                print(f"# its files are kept in {d}", flush=True)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
         sys.exit(1 if self.failed else 0)
 
 
@@ -380,8 +385,15 @@ def write_trace_rows(name, procs):
             f.write("".join(l for l in p.err if l.startswith("fsm ")))
 
 
+_workdirs = []
+
+
 def workdir():
-    return tempfile.mkdtemp(prefix="lockstep-mig.")
+    """A scratch directory, removed by Results.finish when every check
+    passed and kept (its path printed) for a run that failed."""
+    d = tempfile.mkdtemp(prefix="lockstep-mig.")
+    _workdirs.append(d)
+    return d
 
 
 class Simd:
