@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fsm/fsm.h"
+#include "io/fdio.h"
 #include "test/fakes/exec_fake.h"
 #include "test/fakes/qmp_peer_fake.h"
 
@@ -113,6 +114,7 @@ static int fb_unpause(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e
     d->state = LS_RUN_RUNNING;
     d->guard = LS_GUARD_NONE;
     d->unpauses++;
+    d->ran_empty |= d->created_by_restore && !d->memory_restored && !d->checkpoints;
     return 0;
 }
 
@@ -148,6 +150,7 @@ static int fb_resume(struct ls_backend *be, uint32_t domid, bool fast, struct ls
     d->state = LS_RUN_RUNNING;
     d->guard = LS_GUARD_NONE;
     d->resumes++;
+    d->ran_empty |= d->created_by_restore && !d->memory_restored && !d->checkpoints;
     return 0;
 }
 
@@ -235,6 +238,61 @@ static int fb_digest(struct ls_backend *be, uint32_t domid, char hex[65], struct
     return 0;
 }
 
+/* One stand-in record of 8 bytes on fd, waiting as the real layer does
+ * (a COLO peer's words come when it is its turn). */
+static int fb_io(int fd, bool out, void *rec, int cancel_fd, const char *what,
+                 struct ls_errbuf *err)
+{
+    size_t got = 0;
+    int rc = out ? io_write_all(fd, rec, 8, cancel_fd) : io_read_all(fd, rec, 8, &got, cancel_fd);
+    if (rc == -ENODATA)
+        return ls_err(err, rc, "fake memory task: the stream ended where %s was due", what);
+    return rc < 0 ? ls_err(err, rc, "fake memory task: %s %s: %s", out ? "writing" : "reading",
+                           what, strerror(-rc)) : 0;
+}
+
+/* A checkpointed save (backend.h): per checkpoint the suspend callback, (after
+ * the first, COLO) the secondary's dirty pfns read from recv_fd, the pages
+ * and CHECKPOINT, then the callbacks in xc_domain_save's order. Runs until
+ * a callback answers <= 0 (an orderly stop, or the role gave up). */
+static int fb_save_checkpoints(struct fake_backend *fb, struct fb_dom *d,
+                               const struct ls_save_params *p,
+                               const struct ls_save_callbacks *cb, struct ls_errbuf *err)
+{
+    bool colo = p->stream_type == LS_STREAM_COLO;
+    for (unsigned n = 0;; n++) {
+        if (cb->suspend(cb->data) != 1)
+            return ls_err(err, cancelled(p->cancel_fd) ? -ECANCELED : -EIO,
+                          "fake save_memory: the suspend callback failed (checkpoint %u)", n + 1);
+        if (d->state != LS_RUN_SUSPENDED)
+            return ls_err(err, -EINVAL, "fake save_memory: suspend answered, but domain %u is %s",
+                          p->domid, ls_run_state_name(d->state));
+        uint8_t rec[8];
+        int rc;
+        if (n > 0 && colo) {
+            if ((rc = fb_io(p->recv_fd, false, rec, p->cancel_fd,
+                            "the secondary's CHECKPOINT_DIRTY_PFN_LIST", err)) < 0)
+                return rc;
+            if (memcmp(rec, FB_DIRTY_PFNS, 8) != 0)
+                return ls_err(err, -EPROTO, "fake save_memory: the secondary sent something else "
+                              "where its CHECKPOINT_DIRTY_PFN_LIST was due");
+        }
+        if ((rc = point(fb, "save_memory.checkpoint", err)) < 0 ||
+            (rc = fb_io(p->io_fd, true, FB_CHECKPOINT, p->cancel_fd, "CHECKPOINT", err)) < 0)
+            return rc;
+        cb->progress((n + 1) * 4096, 0, cb->data);
+        const char *which = "checkpoint";
+        int ok = colo ? cb->checkpoint(cb->data) : 1;
+        if (ok > 0 && (which = "postcopy"))
+            ok = cb->postcopy(cb->data);
+        if (ok > 0 && (which = colo ? "wait_checkpoint" : "checkpoint"))
+            ok = colo ? cb->wait_checkpoint(cb->data) : cb->checkpoint(cb->data);
+        if (ok <= 0)
+            return ls_err(err, -ECANCELED, "fake save_memory: replication ended after checkpoint "
+                          "%u: the %s callback answered %d", n + 1, which, ok);
+    }
+}
+
 /* The libxc layer of a save: log-dirty on (HVM), pre-copy rounds whose dirty
  * count falls by 4 each round (live), the suspend callback, the last pass. */
 static int fb_save_memory(struct ls_backend *be, const struct ls_save_params *p,
@@ -265,6 +323,12 @@ static int fb_save_memory(struct ls_backend *be, const struct ls_save_params *p,
             cb->progress(written * 4096, 0, cb->data);
         }
     }
+    if (p->stream_type != LS_STREAM_PLAIN) {
+        rc = fb_save_checkpoints(fb, d, p, cb, err);
+        if (hvm)   /* as xc_domain_save's cleanup, whatever ended it */
+            cb->switch_qemu_logdirty(p->domid, 0, cb->data);
+        return rc;
+    }
     if (cb->suspend(cb->data) != 1)
         return ls_err(err, cancelled(p->cancel_fd) ? -ECANCELED : -EIO,
                       "fake save_memory: the suspend callback failed");
@@ -283,6 +347,62 @@ static int fb_save_memory(struct ls_backend *be, const struct ls_save_params *p,
     return 0;
 }
 
+/* A checkpointed restore (backend.h): at each CHECKPOINT the checkpoint
+ * callback (the libxl layer reads its part), the staged pages applied
+ * whole, restore_results, then (COLO) postcopy, wait_checkpoint, suspend and
+ * our dirty pfns on send_back_fd; END (Remus: the primary's orderly stop)
+ * is applied like a checkpoint and ends it well. What else ends the stream
+ * is returned as the error; the domain holds the last whole checkpoint. */
+static int fb_restore_checkpoints(struct fake_backend *fb, struct fb_dom *d,
+                                  const struct ls_restore_params *p,
+                                  const struct ls_restore_callbacks *cb, struct ls_errbuf *err)
+{
+    bool colo = p->stream_type == LS_STREAM_COLO;
+    if (cb->static_data_done(0, cb->data) != 0)
+        return ls_err(err, cancelled(p->cancel_fd) ? -ECANCELED : -EIO,
+                      "fake restore_memory: static_data_done refused");
+    for (;;) {
+        uint8_t rec[8];
+        int rc = fb_io(p->io_fd, false, rec, p->cancel_fd, "CHECKPOINT or END", err);
+        if (rc < 0)
+            return rc;
+        if (memcmp(rec, FB_LIBXC_END, 8) == 0) {
+            if (!d->checkpoints)
+                return ls_err(err, -EPROTO, "fake restore_memory: END before any checkpoint");
+            cb->restore_results(0xfeffe, 0xfefff, cb->data);
+            return cancelled(p->cancel_fd) ? ls_err(err, -ECANCELED, "fake restore_memory: "
+                                                    "cancelled") : 0;
+        }
+        if (memcmp(rec, FB_CHECKPOINT, 8) != 0)
+            return ls_err(err, -EPROTO, "fake restore_memory: neither CHECKPOINT nor END");
+        int ok = cb->checkpoint(cb->data);
+        if (ok != LS_CHECKPOINT_SUCCESS)
+            return ls_err(err, ok == LS_CHECKPOINT_FAILOVER ? -ENOTCONN : -ECANCELED,
+                          "fake restore_memory: after checkpoint %u the checkpoint callback "
+                          "answered %d", d->checkpoints, ok);
+        if ((rc = point(fb, "restore_memory.apply", err)) < 0)
+            return rc;
+        d->checkpoints++;
+        cb->progress(d->checkpoints * 4096, 0, cb->data);
+        cb->restore_results(0xfeffe, 0xfefff, cb->data);
+        if (!colo)
+            continue;
+        const char *which = "postcopy";
+        ok = cb->postcopy(cb->data);
+        if (ok == 1 && (which = "wait_checkpoint"))
+            ok = cb->wait_checkpoint(cb->data);
+        if (ok == 1 && (which = "suspend"))
+            ok = cb->suspend(cb->data);
+        if (ok != 1)
+            return ls_err(err, ok == LS_CHECKPOINT_FAILOVER ? -ENOTCONN : -ECANCELED,
+                          "fake restore_memory: after checkpoint %u the %s callback answered %d",
+                          d->checkpoints, which, ok);
+        if ((rc = fb_io(p->send_back_fd, true, FB_DIRTY_PFNS, p->cancel_fd,
+                        "CHECKPOINT_DIRTY_PFN_LIST", err)) < 0)
+            return rc;
+    }
+}
+
 /* The libxc layer of a restore: static_data_done, the pages, restore_results. */
 static int fb_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
                              const struct ls_restore_callbacks *cb, struct ls_errbuf *err)
@@ -295,6 +415,8 @@ static int fb_restore_memory(struct ls_backend *be, const struct ls_restore_para
     if (d->state != LS_RUN_PAUSED)
         return ls_err(err, -EINVAL, "fake restore_memory: domain %u is %s, not paused",
                       p->domid, ls_run_state_name(d->state));
+    if (p->stream_type != LS_STREAM_PLAIN)
+        return fb_restore_checkpoints(fb, d, p, cb, err);
     uint8_t end[8];
     if (read(p->io_fd, end, sizeof(end)) != (ssize_t)sizeof(end))
         return ls_err(err, -ENODATA, "fake restore_memory: the libxc layer is missing");

@@ -17,6 +17,14 @@
 
 #include "backends/backend.h"
 
+/* The libxc layer of a stream, in stand-ins of 8 bytes each: a plain
+ * stream's whole layer, or a checkpointed stream's CHECKPOINT and END
+ * records, and a COLO secondary's CHECKPOINT_DIRTY_PFN_LIST on the back
+ * channel (backends/backend.h: stream_type). */
+#define FB_LIBXC_END  "\0\0\0\0\0\0\0\0"
+#define FB_CHECKPOINT "fakeCKPT"
+#define FB_DIRTY_PFNS "fakeDRTY"
+
 /* FB_CLOSE: only for a scripted peer's points (qmp_peer_fake.h): it dies
  * half-way through its answer. */
 enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER, FB_CLOSE };
@@ -24,7 +32,7 @@ enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER, FB_CLOSE };
 struct qmp_peer;
 
 #define FB_MAX_DOMS 8
-#define FB_MAX_POINTS 64
+#define FB_MAX_POINTS 256
 
 struct fb_dom {
     uint32_t domid;
@@ -36,6 +44,10 @@ struct fb_dom {
     bool memory_restored;          /* restore_memory ran to its end into it */
     bool qemu;                     /* HVM: its device model is the scripted QEMU (fb->peer) */
     unsigned suspends, resumes, unpauses;
+    /* checkpointed streams: checkpoints applied whole into it (restore), and
+     * whether it ran while it held none (a restored copy started early) */
+    unsigned checkpoints;
+    bool ran_empty;
 };
 
 struct fake_backend {

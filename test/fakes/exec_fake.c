@@ -2,18 +2,21 @@
 #include "test/fakes/exec_fake.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 enum fw_kind { FW_WORK, FW_HELPER };
-enum fw_state { FW_NEW, FW_RUNNING, FW_PARKED_CALL, FW_PARKED_HANG, FW_FINISHED };
+enum fw_state { FW_NEW, FW_RUNNING, FW_PARKED_CALL, FW_PARKED_HANG, FW_PARKED_POLL,
+                FW_FINISHED };
 
 struct fw {
     struct fw *next;
@@ -39,6 +42,11 @@ struct fw {
     bool call_posted, call_answered;
     bool release_pending;
     struct fsm *release_m;
+    /* a poll that would block (fake_exec_park_polls) */
+    struct pollfd *poll_fds;
+    nfds_t poll_n;
+    int poll_timeout;              /* ms, -1: none */
+    bool poll_timed_out;
 };
 
 static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +67,7 @@ static bool (*on_idle)(void *data);
 static void (*after_dispatch)(void *data);
 static void *after_dispatch_data;
 static void *on_idle_data;
+static bool park_polls;
 
 /* ---- the virtual clock ----------------------------------------------------- */
 
@@ -78,6 +87,50 @@ int clock_gettime(clockid_t id, struct timespec *ts)
     }
     return 0;
 }
+
+/* ---- waits on fds ---------------------------------------------------------- */
+
+static bool resetting;
+
+static int poll_now(struct pollfd *fds, nfds_t n)
+{
+    struct timespec zero = { 0, 0 };
+    return ppoll(fds, n, &zero, NULL);
+}
+
+static void park(struct fw *w, enum fw_state st);
+
+/* With park_polls, a worker's poll that would block gives the baton back
+ * (FW_PARKED_POLL) until one of its fds is ready, or until nothing else can
+ * move and its deadline is the earliest left (then it times out): two roles
+ * of one run talk over sockets in-process, one side's wait the other's
+ * turn. This definition, in the test executable, comes first for every
+ * caller (as clock_gettime above). Inline work and the test's thread poll
+ * for real. */
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    struct fw *w = current;
+    if (!park_polls || !w || !w->started || timeout == 0 || resetting) {
+        struct timespec ts = { timeout / 1000, (long)(timeout % 1000) * 1000000 };
+        return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+    }
+    int r = poll_now(fds, n);
+    if (r != 0)
+        return r;
+    w->poll_fds = fds;
+    w->poll_n = n;
+    w->poll_timeout = timeout;
+    w->poll_timed_out = false;
+    park(w, FW_PARKED_POLL);
+    w->poll_fds = NULL;
+    if (!w->poll_timed_out)
+        return poll_now(fds, n);
+    for (nfds_t i = 0; i < n; i++)
+        fds[i].revents = 0;
+    return 0;
+}
+
+void fake_exec_park_polls(bool on) { park_polls = on; }
 
 /* ---- the baton ----------------------------------------------------------- */
 
@@ -363,6 +416,8 @@ static bool actionable(const struct fw *w)
         return w->call_answered || (!w->call_posted && !w->cancelled);
     case FW_PARKED_HANG:
         return w->cancelled;
+    case FW_PARKED_POLL:
+        return w->cancelled || poll_now(w->poll_fds, w->poll_n) > 0;
     case FW_FINISHED:
         return w->kind == FW_WORK || !w->reported || w->release_pending;
     default:
@@ -391,6 +446,7 @@ static void advance(struct fw *w)
         give_baton(w);
         break;
     case FW_PARKED_HANG:
+    case FW_PARKED_POLL:
         give_baton(w);
         break;
     case FW_PARKED_CALL:
@@ -431,6 +487,42 @@ static struct fw *pick(bool (*ok)(const struct fw *))
 
 static bool hanging(const struct fw *w) { return w->st == FW_PARKED_HANG; }
 
+/* A pipe's writer may be a real process (a fencing command): it is waited
+ * for in real time. Sockets and eventfds are the run's own. */
+static bool polls_pipe(const struct fw *w)
+{
+    for (nfds_t i = 0; i < w->poll_n; i++) {
+        struct stat st;
+        if (fstat(w->poll_fds[i].fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            return true;
+    }
+    return false;
+}
+
+/* Nothing else moves: the parked poll whose deadline comes first (one with
+ * none last) times out, after a real wait for a child process's pipe. */
+static bool poll_times_out(void)
+{
+    struct fw *first = NULL;
+    for (struct fw *w = workers; w; w = w->next) {
+        if (w->st != FW_PARKED_POLL)
+            continue;
+        if (polls_pipe(w)) {
+            struct timespec ts = { 5, 0 };
+            if (ppoll(w->poll_fds, w->poll_n, &ts, NULL) > 0)
+                return true;
+        }
+        if (!first || (w->poll_timeout >= 0 &&
+                       (first->poll_timeout < 0 || w->poll_timeout < first->poll_timeout)))
+            first = w;
+    }
+    if (!first)
+        return false;
+    first->poll_timed_out = true;
+    give_baton(first);
+    return true;
+}
+
 static bool fx_advance(void)
 {
     struct fw *w = pick(actionable);
@@ -458,7 +550,7 @@ static bool fx_stuck(void)
         give_baton(w);
         return true;
     }
-    return false;
+    return poll_times_out();
 }
 
 void fake_exec_inline_work(bool on) { inline_work = on; }
@@ -596,6 +688,7 @@ unsigned fake_exec_live(void)
 
 void fake_exec_reset(void)
 {
+    resetting = true;
     while (workers) {
         struct fw *w = workers;
         fw_cancel(w);
@@ -610,6 +703,7 @@ void fake_exec_reset(void)
         if (w->st == FW_FINISHED || !w->started)
             fw_free(w);
     }
+    resetting = false;
 }
 
 int fake_exec_hang(void)

@@ -60,6 +60,14 @@ void fake_exec_on_idle(bool (*fn)(void *data), void *data);
 /* Handles (timers, polls) still open on the loop, 0 without one. */
 unsigned fake_exec_loop_handles(void);
 
+/* With on, a worker's poll() that would block parks it until one of its
+ * fds is ready; when nothing else can move, the one whose timeout is the
+ * earliest returns 0 (timed out), after a real wait if it watches a pipe (a
+ * child process's). For roles that talk to each other in-process over
+ * sockets: each side's wait is the other's turn. Work then needs threads
+ * (fake_exec_inline_work(false)): inline work polls for real. */
+void fake_exec_park_polls(bool on);
+
 /* Workers neither finished nor reported (0 after a clean run). */
 unsigned fake_exec_live(void);
 

@@ -38,6 +38,7 @@ struct disp {
     bool action;             /* a row whose action can be failed */
     int next;                /* the state entered (the same one when the action failed) */
     int rc;                  /* the action's result */
+    int state, event;        /* for a hole's report */
 };
 
 struct run {
@@ -53,6 +54,12 @@ struct run {
 static uint64_t owner_cancel_seq[2];
 static bool owner_cancel_fired, owner_cancel_due;
 static struct enum_env *run_env;
+static void (*owner_act)(struct ls_op *op);   /* the scenario's, or NULL: ls_op_cancel */
+
+static void owner_cancel(struct ls_op *op)
+{
+    (owner_act ? owner_act : ls_op_cancel)(op);
+}
 
 /* After the dispatch that armed it (and what it queued, a FAIL included). */
 static void owner_cancel_now(void *data)
@@ -62,7 +69,7 @@ static void owner_cancel_now(void *data)
         return;
     owner_cancel_due = false;
     if (env->op && !env->op->finished)
-        ls_op_cancel(env->op);
+        owner_cancel(env->op);
 }
 
 static void capture(const struct fsm_trace_rec *r, void *data)
@@ -91,6 +98,7 @@ static void capture(const struct fsm_trace_rec *r, void *data)
         .seq = r->seq, .def = di, .row = row && !r->hole ? (int)(row - def->rows) : -1,
         .action = row && !r->hole && row->kind == FSM_CELL_ROW && !fsm_row_nofail(def, row),
         .next = name_index(def->state_names, def->nstates, r->next), .rc = r->rc,
+        .state = s, .event = e,
     };
     if (di >= 0 && row && !r->hole) {
         if (!taken[di]) {
@@ -148,6 +156,14 @@ void enum_on_done(struct ls_op *op, int rc, const char *msg, void *data)
     snprintf(env->done_msg, sizeof(env->done_msg), "%s", msg ? msg : "");
 }
 
+void enum_on_done2(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct enum_env *env = data;
+    env->done_calls2++;
+    env->done_rc2 = rc;
+    snprintf(env->done_msg2, sizeof(env->done_msg2), "%s", msg ? msg : "");
+}
+
 static unsigned count_fds(void)
 {
     unsigned n = 0;
@@ -166,7 +182,7 @@ static bool stuck_cancel(void *data)
     struct enum_env *env = data;
     if (!env->op || env->op->finished)
         return false;
-    ls_op_cancel(env->op);
+    owner_cancel(env->op);
     return true;
 }
 
@@ -179,7 +195,7 @@ static void step_cancel(unsigned n, void *data)
     struct enum_env *env = data;
     if (n == cancel_step && env->op && !env->op->finished) {
         cancel_step_seq = fsm_dispatch_count();
-        ls_op_cancel(env->op);
+        owner_cancel(env->op);
     }
 }
 
@@ -253,6 +269,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         abort();
     unsigned fds_before = count_fds();   /* after the fakes' own (uv loop, QEMU's socket) */
     fake_exec_inline_work(!(p->point && p->answer == FB_NEVER));
+    owner_act = NULL;
     fake_exec_on_stuck(p->cancel_when_stuck ? stuck_cancel : NULL, &env);
     cancel_step = p->cancel_before_step;
     fake_exec_on_step(p->cancel_before_step ? step_cancel : NULL, &env);
@@ -263,16 +280,23 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
     struct ls_errbuf err;
     ls_err_clear(&err);
     int rc = sc->start(&env, &err);
+    if (env.peers) {   /* nothing ran yet: the roles only posted their START */
+        fake_exec_inline_work(false);
+        fake_exec_park_polls(true);
+    }
+    owner_act = env.owner_act;
     if (rc < 0) {
         enum_problem(&env, "the role did not start: %s", err.msg);
     } else {
         if (swap_from && env.op->root->def == swap_from)
             env.op->root->def = swap_to;
         if (p->cancel_at_start)
-            ls_op_cancel(env.op);
+            owner_cancel(env.op);
         fake_exec_run(&env.ctx.sched);
         if (env.done_calls != 1)
             enum_problem(&env, "done was called %u times", env.done_calls);
+        else if (env.op2 && env.done_calls2 != 1)
+            enum_problem(&env, "the peer role's done was called %u times", env.done_calls2);
         else if (out->hole)
             enum_problem(&env, "a dispatch hit a (state, event) with no row");
         else if (!fsm_sched_idle(&env.ctx.sched.sched) || env.ctx.sched.sched.nlive)
@@ -295,6 +319,9 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         fake_exec_reset();
     if (env.op && env.done_calls)
         ls_op_free(env.op);
+    if (env.op2 && env.done_calls2)
+        ls_op_free(env.op2);
+    fake_exec_park_polls(false);
     fsm_sched_destroy(&env.ctx.sched.sched);
     for (int i = 0; i < 4; i++)
         if (env.fd[i] >= 0)
@@ -311,8 +338,11 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
 
     char what[256];
     describe(p, NULL, what, sizeof(what));
-    fprintf(stderr, "enumerator: %s: %s: %s\n  rc %d: %s\n  rows of the run:\n", sc->name, what,
-            env.problem, env.done_rc, env.done_msg);
+    fprintf(stderr, "enumerator: %s: %s: %s\n  rc %d: %s\n", sc->name, what, env.problem,
+            env.done_rc, env.done_msg);
+    if (env.op2)
+        fprintf(stderr, "  its peer: rc %d: %s\n", env.done_rc2, env.done_msg2);
+    fprintf(stderr, "  rows of the run:\n");
     for (size_t i = 0; i < out->n; i++) {
         char row[160];
         const struct disp *d = &out->d[i];
@@ -321,8 +351,13 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         if (swap_to && d->def >= 0 && strcmp(fsm_all_defs[d->def]->name, swap_to->name) == 0 &&
             d->row >= 0)
             action = swap_to->rows[d->row].action_name;
-        fprintf(stderr, "    %4" PRIu64 " %s / %s\n", d->seq,
-                row_text(d->def, d->row, row, sizeof(row)), action);
+        if (d->row < 0 && d->def >= 0 && d->state >= 0 && d->event >= 0)
+            snprintf(row, sizeof(row), "%s: %s + %s (no row)", fsm_all_defs[d->def]->name,
+                     fsm_all_defs[d->def]->state_names[d->state],
+                     fsm_all_defs[d->def]->event_names[d->event]);
+        else
+            row_text(d->def, d->row, row, sizeof(row));
+        fprintf(stderr, "    %4" PRIu64 " %s / %s\n", d->seq, row, action);
     }
     return false;
 }
@@ -358,6 +393,8 @@ void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answ
     fake_backend_points(&fb, out->points, sizeof(out->points));
     out->rc = last_env->done_rc;
     snprintf(out->msg, sizeof(out->msg), "%s", last_env->done_msg);
+    out->rc2 = last_env->done_rc2;
+    snprintf(out->msg2, sizeof(out->msg2), "%s", last_env->done_msg2);
     snprintf(out->problem, sizeof(out->problem), "%s", last_env->problem);
     free(r.d);
 }

@@ -41,6 +41,19 @@ struct enum_env {
      * QEMU's cont) stand down. */
     bool injected;
     struct qmp_peer qemu;          /* a domain's scripted QEMU (enum_use_qemu) */
+    /* A second role of the run, its peer in-process (a COLO pair): started
+     * with enum_on_done2; the owner's cancels go to op alone. */
+    struct ls_op *op2;
+    unsigned done_calls2;
+    int done_rc2;
+    char done_msg2[LS_ERRBUF_LEN + 256];
+    /* Set by start: the roles talk to each other in-process
+     * (fake_exec_park_polls): work runs on threads, and a wait that would
+     * block is the peer's turn. */
+    bool peers;
+    /* Set by start: the owner's "cancel" at every point of the walk, in
+     * place of ls_op_cancel (a COLO secondary's manual failover). */
+    void (*owner_act)(struct ls_op *op);
 };
 
 /* Give the run a scripted QEMU (status "running", "paused", ...) on a uv
@@ -63,8 +76,9 @@ struct enum_scenario {
 void enum_problem(struct enum_env *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The done callback scenarios pass to their role's start. */
-ls_op_done_fn enum_on_done;
+/* The done callback scenarios pass to their role's start (enum_on_done2:
+ * the second role's, env->op2). */
+ls_op_done_fn enum_on_done, enum_on_done2;
 
 struct enum_stats {
     unsigned runs, failed_runs, skipped;   /* skipped: second failures not sampled */
@@ -83,6 +97,8 @@ struct enum_trace {
     char points[512];             /* the backend points reached, in order */
     int rc;
     char msg[LS_ERRBUF_LEN + 256];
+    int rc2;                      /* the peer role's (env->op2), if any */
+    char msg2[LS_ERRBUF_LEN + 256];
     char problem[1024];           /* a broken invariant, "" if none */
 };
 void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answer answer,

@@ -22,6 +22,10 @@ extern const struct enum_scenario enum_mig_ok, enum_mig_copy_failed, enum_mig_no
 extern const struct enum_scenario enum_rcv_go, enum_rcv_go_paused, enum_rcv_no_go,
     enum_rcv_wrong_go, enum_rcv_cut, enum_rcv_deaf;
 
+/* roles_colo.c: a COLO/Remus primary and secondary against each other. */
+extern const struct enum_scenario enum_colo_pv, enum_colo_pv_sec, enum_colo_pv_failover,
+    enum_remus_hvm, enum_remus_pv_sec, enum_colo_host_dies, enum_colo_fence_refused;
+
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
 /* Machines the scenarios cover: each row of these is taken or marked. */

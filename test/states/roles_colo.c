@@ -1,0 +1,270 @@
+/* test/states/roles_colo.c - a COLO (and Remus) primary and secondary against each other.
+ *
+ * Both roles run in one process on the fakes: one socketpair is the main
+ * and the back channel (as xl's one connection), both domains live in the
+ * one fake backend, and each side's blocking wait is the other's turn
+ * (fake_exec_park_polls). The primary checkpoints (the second one on
+ * demand or at the interval), then stops in order (ls_op_cancel, what
+ * --checkpoints N does), or its host dies after a checkpoint: its guest is
+ * gone and its end of the connection shut. A role that is done has its end
+ * shut, as the CLI's exit closes it.
+ *
+ * Fencing is modelled as STONITH: the fencing command (a real /bin/sh)
+ * leaves a marker, and a fenced primary's host is off: its guest does not
+ * count as running. The invariants (colo_primary.def, colo_secondary.def):
+ * never two running copies; never none unless an error says why; the
+ * secondary's copy never runs before it holds a whole checkpoint; the
+ * primary's guest runs, its guard released, after any end of replication
+ * (unless its host died, or the error says it could not be resumed); each
+ * outcome is what the fake shows; every failure has a reason.
+ */
+#include "test/states/roles.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "states/colo.h"
+
+#define PRIMARY_DOMID 3
+
+struct colo_pair {
+    enum ls_colo_mode mode;
+    enum ls_guest_type type;
+    bool cancel_secondary;     /* the owner's cancels go to the secondary, else the primary */
+    bool trigger;              /* checkpoint 2 on demand (ls_colo_checkpoint), else the interval */
+    unsigned stop_after;       /* the primary stops in order after this checkpoint (0: never) */
+    unsigned host_dies_after;  /* the primary's host dies after this checkpoint (0: never) */
+    bool fence_refused;        /* the fencing command fails */
+};
+
+/* The run in progress (one at a time; callbacks come on the test's thread). */
+static const struct colo_pair *pair;
+static struct ls_op *prim, *sec;
+static bool host_died;
+static char fence_marker[64], fence_ok[128];
+
+static const char *fence_refused = "echo the power switch does not answer; exit 3";
+
+static bool fenced(void) { return access(fence_marker, F_OK) == 0; }
+
+static void pair_on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, void *data)
+{
+    struct enum_env *e = data;
+    if (pair->host_dies_after && c->number == pair->host_dies_after) {
+        struct fb_dom *d = fake_backend_dom(&e->fb, PRIMARY_DOMID);
+        if (d)
+            d->exists = false;   /* the host and its guest are gone */
+        host_died = true;
+        shutdown(e->fd[0], SHUT_RDWR);
+        return;
+    }
+    if (pair->stop_after && c->number == pair->stop_after)
+        ls_op_cancel(op);
+    else if (pair->trigger && c->number == 1)
+        ls_colo_checkpoint(op);
+}
+
+static void done_of(struct enum_env *e, struct ls_op *op, int rc, const char *msg)
+{
+    if (op == e->op)
+        enum_on_done(op, rc, msg, e);
+    else
+        enum_on_done2(op, rc, msg, e);
+}
+
+/* A role that is done: its end of the connection goes, as its process's exit would. */
+static void primary_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct enum_env *e = data;
+    done_of(e, op, rc, msg);
+    shutdown(e->fd[0], SHUT_RDWR);
+}
+
+static void secondary_done(struct ls_op *op, int rc, const char *msg, void *data)
+{
+    struct enum_env *e = data;
+    done_of(e, op, rc, msg);
+    shutdown(e->fd[1], SHUT_RDWR);
+}
+
+static int pair_start(struct enum_env *e, const struct colo_pair *p, struct ls_errbuf *err)
+{
+    pair = p;
+    host_died = false;
+    e->peers = true;
+    prim = sec = NULL;
+    signal(SIGPIPE, SIG_IGN);   /* a write to a peer that is gone is an EPIPE, as in the CLI */
+    if (!fence_marker[0]) {
+        snprintf(fence_marker, sizeof(fence_marker), "/tmp/lockstep-enum-fenced.%d", (int)getpid());
+        snprintf(fence_ok, sizeof(fence_ok), ": > %s", fence_marker);
+    }
+    unlink(fence_marker);
+    fake_backend_add(&e->fb, PRIMARY_DOMID, p->type, LS_RUN_RUNNING);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return ls_err(err, -errno, "socketpair: %s", strerror(errno));
+    e->fd[0] = sv[0];
+    e->fd[1] = sv[1];
+    struct ls_colo_secondary_opts so = {
+        .recv_fd = sv[1], .send_fd = sv[1], .mode = p->mode,
+        .fence_cmd = p->fence_refused ? fence_refused : fence_ok,
+    };
+    struct ls_colo_primary_opts po = {
+        .domid = PRIMARY_DOMID, .send_fd = sv[0], .recv_fd = sv[0], .mode = p->mode,
+        .interval_ms = 100, .on_checkpoint = pair_on_checkpoint, .cb_data = e,
+    };
+    int rc = colo_secondary_role_start(&e->ctx, &so, NULL, secondary_done, e, &sec, err);
+    if (rc < 0)
+        return rc;
+    rc = colo_primary_role_start(&e->ctx, &po, NULL, primary_done, e, &prim, err);
+    e->op = p->cancel_secondary ? sec : prim;
+    e->op2 = p->cancel_secondary ? prim : sec;
+    return rc;
+}
+
+static void pair_check(struct enum_env *e)
+{
+    int prc = prim == e->op ? e->done_rc : e->done_rc2;
+    int src = sec == e->op ? e->done_rc : e->done_rc2;
+    const char *pmsg = prim == e->op ? e->done_msg : e->done_msg2;
+    const char *smsg = sec == e->op ? e->done_msg : e->done_msg2;
+    enum ls_colo_role prole = ls_op_colo_role(prim), srole = ls_op_colo_role(sec);
+    bool is_fenced = fenced();
+    struct fb_dom *pd = fake_backend_dom(&e->fb, PRIMARY_DOMID);
+
+    if (prc != 0 && !pmsg[0])
+        enum_problem(e, "the primary failed without a reason");
+    if (src != 0 && !smsg[0])
+        enum_problem(e, "the secondary failed without a reason");
+    /* The primary's guest runs after any end (its host alive, fenced or not). */
+    if (pd && pd->state != LS_RUN_RUNNING && !strstr(pmsg, "could not be resumed"))
+        enum_problem(e, "replication ended and the primary's guest is %s (the error does not "
+                     "say so)", ls_run_state_name(pd->state));
+    if (pd && pd->state == LS_RUN_RUNNING && pd->guard != LS_GUARD_NONE)
+        enum_problem(e, "the primary's guest runs with its guard still armed");
+    if (prole == LS_COLO_STOPPED && (prc != 0 || !pd || pd->state != LS_RUN_RUNNING))
+        enum_problem(e, "the primary says it stopped in order (rc %d), but its guest is %s", prc,
+                     pd ? ls_run_state_name(pd->state) : "gone");
+    if (prole == LS_COLO_UNPROTECTED && pd && pd->state != LS_RUN_RUNNING)
+        enum_problem(e, "the primary says its guest runs unprotected, but it is %s",
+                     ls_run_state_name(pd->state));
+
+    unsigned copies = 0, running = 0;
+    struct fb_dom *sd = NULL;
+    for (unsigned i = 0; i < e->fb.ndom; i++) {
+        struct fb_dom *d = &e->fb.dom[i];
+        if (!d->created_by_restore)
+            continue;
+        if (d->ran_empty)
+            enum_problem(e, "the secondary's copy ran before it held a whole checkpoint");
+        if (!d->exists)
+            continue;
+        copies++;
+        sd = d;
+        running += d->state == LS_RUN_RUNNING;
+    }
+    bool undestroyed = strstr(smsg, "could not be destroyed") != NULL;
+    if (copies > 1)
+        enum_problem(e, "the secondary left %u copies", copies);
+    if (srole == LS_COLO_ACTIVE) {
+        if (!sd || sd->state != LS_RUN_RUNNING || sd->guard != LS_GUARD_NONE || !sd->checkpoints)
+            enum_problem(e, "the secondary says it took over, but its copy is %s (guard %d, %u "
+                         "checkpoints)", sd ? ls_run_state_name(sd->state) : "gone",
+                         sd ? (int)sd->guard : -1, sd ? sd->checkpoints : 0);
+        if (!is_fenced)
+            enum_problem(e, "the secondary took over without fencing the primary");
+    } else if (srole == LS_COLO_FENCE_FAILED) {
+        if (!sd || sd->state == LS_RUN_RUNNING || sd->guard != LS_GUARD_NONE || src == 0)
+            enum_problem(e, "fencing failed, and the secondary's copy is %s (guard %d, rc %d)",
+                         sd ? ls_run_state_name(sd->state) : "gone", sd ? (int)sd->guard : -1,
+                         src);
+    } else if (copies && !undestroyed) {
+        enum_problem(e, "the secondary ended (%s) and left its copy %s", smsg,
+                     ls_run_state_name(sd->state));
+    }
+    if (srole == LS_COLO_STOPPED && (src != 0 || prole != LS_COLO_STOPPED))
+        enum_problem(e, "the secondary says the primary stopped in order, which says %d (rc %d)",
+                     (int)prole, prc);
+
+    /* Split brain: a fenced primary's host is off. */
+    bool prim_runs = pd && pd->state == LS_RUN_RUNNING && !is_fenced;
+    if (prim_runs && running)
+        enum_problem(e, "two running copies: the primary's guest and the secondary's copy (%s)",
+                     ls_run_state_name(sd->state));
+    if (!prim_runs && !running) {
+        bool told = (pd && !is_fenced && strstr(pmsg, "could not be resumed")) ||
+                    ((is_fenced || !pd) && src != 0);
+        if (!told)
+            enum_problem(e, "no copy runs, and no error says why (primary rc %d, secondary rc "
+                         "%d%s%s)", prc, src, is_fenced ? ", fenced" : "",
+                         host_died ? ", its host died" : "");
+    }
+}
+
+static const struct colo_pair colo_pv = { .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV,
+                                          .trigger = true, .stop_after = 2 };
+static const struct colo_pair colo_pv_sec = { .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV,
+                                              .cancel_secondary = true, .stop_after = 2 };
+static const struct colo_pair remus_hvm = { .mode = LS_COLO_MODE_REMUS, .type = LS_GUEST_HVM,
+                                            .stop_after = 2 };
+static const struct colo_pair remus_pv_sec = { .mode = LS_COLO_MODE_REMUS, .type = LS_GUEST_PV,
+                                               .cancel_secondary = true, .trigger = true,
+                                               .stop_after = 2 };
+static const struct colo_pair colo_host_dies = { .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV,
+                                                 .cancel_secondary = true, .host_dies_after = 1 };
+static const struct colo_pair colo_fence_refused = {
+    .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV, .cancel_secondary = true,
+    .host_dies_after = 1, .fence_refused = true };
+
+static int colo_pv_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &colo_pv, err);
+}
+static int colo_pv_sec_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &colo_pv_sec, err);
+}
+static int remus_hvm_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &remus_hvm, err);
+}
+static int remus_pv_sec_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &remus_pv_sec, err);
+}
+static int colo_host_dies_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &colo_host_dies, err);
+}
+static int colo_fence_refused_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    return pair_start(e, &colo_fence_refused, err);
+}
+
+/* The secondary's owner asks for a failover (ls_colo_failover, SIGUSR1)
+ * wherever the walk would cancel. */
+static void failover_now(struct ls_op *op) { ls_colo_failover(op); }
+
+static int colo_pv_failover_start(struct enum_env *e, struct ls_errbuf *err)
+{
+    e->owner_act = failover_now;
+    return pair_start(e, &colo_pv_sec, err);
+}
+
+const struct enum_scenario enum_colo_pv = { "colo/pv", colo_pv_start, pair_check, 0 };
+const struct enum_scenario enum_colo_pv_sec = { "colo/pv-secondary-cancelled", colo_pv_sec_start,
+                                                pair_check, 0 };
+const struct enum_scenario enum_colo_pv_failover = { "colo/pv-manual-failover",
+                                                     colo_pv_failover_start, pair_check, 0 };
+const struct enum_scenario enum_remus_hvm = { "remus/hvm", remus_hvm_start, pair_check, 0 };
+const struct enum_scenario enum_remus_pv_sec = { "remus/pv-secondary-cancelled",
+                                                 remus_pv_sec_start, pair_check, 0 };
+const struct enum_scenario enum_colo_host_dies = { "colo/primary-host-dies",
+                                                   colo_host_dies_start, pair_check, 0 };
+const struct enum_scenario enum_colo_fence_refused = { "colo/fence-refused",
+                                                       colo_fence_refused_start, pair_check,
+                                                       0 };
