@@ -123,7 +123,7 @@ void qmp__ids_free(struct qmp_conn *c)
 
 static void cmd_timer_arm(struct qmp_conn *c, uint64_t deadline)
 {
-    if (c->closing || (c->cmd_timer_due && c->cmd_timer_due <= deadline))
+    if (qmp__tearing_down(c) || (c->cmd_timer_due && c->cmd_timer_due <= deadline))
         return;
     uint64_t now = uv_now(c->loop);
     uv_timer_start(&c->cmd_timer, qmp__cmd_timer_cb, deadline > now ? deadline - now : 0, 0);
@@ -192,7 +192,7 @@ int qmp__submit(struct qmp_conn *c, const char *cmd, struct qmp_args *args,
         qmp_args_free(args);
         return ls_err(err, -EINVAL, "qmp_exec: command name and callback are required");
     }
-    if (!c->accepting) {
+    if (qmp__tearing_down(c)) {
         qmp_args_free(args);
         return ls_err(err, -ESHUTDOWN, "QMP connection to %s is closing; '%s' was not sent",
                       c->where, cmd);
@@ -485,14 +485,16 @@ static void handle_greeting(struct qmp_conn *c, yajl_val msg)
     if (ma && mi && mc && YAJL_IS_INTEGER(ma) && YAJL_IS_INTEGER(mi) && YAJL_IS_INTEGER(mc))
         snprintf(c->version, sizeof(c->version), "%lld.%lld.%lld", YAJL_GET_INTEGER(ma),
                  YAJL_GET_INTEGER(mi), YAJL_GET_INTEGER(mc));
-    c->greeted = true;
-    if (!qmp__quiet(c))
-        fsm_post(&c->fsm, QMP_CONN_E_GREETING, 0, NULL);
+    /* nothing more is read until the GREETING row, which reads in the
+     * state it enters (conn_read, greeting_taken) */
+    c->reading = false;
+    qmp__poll_update(c);
+    fsm_post(&c->fsm, QMP_CONN_E_GREETING, 0, NULL);
 }
 
 void qmp__handle_msg(struct qmp_conn *c, yajl_val msg)
 {
-    if (!c->greeted) {
+    if (c->fsm.state == QMP_CONN_S_AWAIT_GREETING) {
         handle_greeting(c, msg);
         return;
     }

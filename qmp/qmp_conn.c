@@ -31,7 +31,7 @@ static struct qmp_conn *conn_of(struct fsm *m) { return m->owner; }
 
 static void conn_maybe_closed(struct qmp_conn *c)
 {
-    if (!c->closing || c->open_handles > 0 || c->gai_busy)
+    if (!qmp__tearing_down(c) || c->open_handles > 0 || c->gai_busy)
         return;
     if (c->undo_waiting) {
         c->undo_waiting = false;
@@ -52,24 +52,23 @@ static void handle_closed_cb(uv_handle_t *h)
     conn_maybe_closed(c);
 }
 
-/* Fail or cancel what is pending, then close everything; runs once. Command
- * callbacks run here see a connection that accepts nothing. */
+/* Close everything, then fail or cancel what is pending; runs once (the
+ * timers closing say it ran). Command callbacks run here see a connection
+ * that accepts nothing (qmp__tearing_down). */
 static void conn_teardown(struct qmp_conn *c, int rc, const char *reason)
 {
-    if (c->closing)
+    if (qmp__tearing_down(c))
         return;
-    c->accepting = false;
-    c->closing = true;
     c->reading = false;
-    qmp__fail_pending(c, rc, reason);
-    qmp__tx_free(c);
-    if (c->gai_busy)
-        uv_cancel((uv_req_t *)&c->gai);   /* EBUSY if running: its callback still comes */
     if (c->handles_inited) {
         uv_close((uv_handle_t *)&c->setup_timer, handle_closed_cb);
         uv_close((uv_handle_t *)&c->cmd_timer, handle_closed_cb);
         uv_close((uv_handle_t *)&c->retry_timer, handle_closed_cb);
     }
+    qmp__fail_pending(c, rc, reason);
+    qmp__tx_free(c);
+    if (c->gai_busy)
+        uv_cancel((uv_req_t *)&c->gai);   /* EBUSY if running: its callback still comes */
     if (c->poll_inited) {
         uv_close((uv_handle_t *)&c->poll, handle_closed_cb);
     } else if (c->fd >= 0) {
@@ -101,8 +100,8 @@ static int qmp_conn_shutdown(struct fsm *m, const struct fsm_ev *ev)
 static int qmp_conn_abort(struct fsm *m, const struct fsm_ev *ev)
 {
     struct qmp_conn *c = conn_of(m);
-    /* io records its reason in c->io_err and posts FAIL: adopt it here
-     * (the first error wins). */
+    /* io records its reason in c->io_err and posts IO_FAILED: adopt it
+     * here (the first error wins). */
     fsm_fail_from(m, &c->io_err);
     if (!m->err.rc)
         ls_err(&m->err, ev->rc ? ev->rc : -EIO, "QMP connection %s failed in state %s",
@@ -114,7 +113,7 @@ static int qmp_conn_abort(struct fsm *m, const struct fsm_ev *ev)
 static int qmp_conn_peer_gone(struct fsm *m, const struct fsm_ev *ev)
 {
     struct qmp_conn *c = conn_of(m);
-    fsm_fail(m, -ECONNRESET, "%s", c->eof_reason);
+    fsm_fail_from(m, &c->io_err);   /* why io saw the peer go, -ECONNRESET */
     conn_teardown(c, m->err.rc, m->err.msg);
     return 0;
 }
@@ -143,18 +142,18 @@ static int qmp_conn_time_out(struct fsm *m, const struct fsm_ev *ev)
 
 /* ---- connecting ------------------------------------------------------------- */
 
+/* Timers stop firing once teardown closed them; what fires between the
+ * owner's close and its row lands in CLOSING, which ignores it. */
 static void setup_timer_cb(uv_timer_t *t)
 {
     struct qmp_conn *c = t->data;
-    if (!qmp__quiet(c))
-        fsm_post(&c->fsm, QMP_CONN_E_TIMEOUT, -ETIMEDOUT, NULL);
+    fsm_post(&c->fsm, QMP_CONN_E_TIMEOUT, -ETIMEDOUT, NULL);
 }
 
 static void retry_timer_cb(uv_timer_t *t)
 {
     struct qmp_conn *c = t->data;
-    if (!qmp__quiet(c))
-        fsm_post(&c->fsm, QMP_CONN_E_RETRY, 0, NULL);
+    fsm_post(&c->fsm, QMP_CONN_E_RETRY, 0, NULL);
 }
 
 /* Unix connects finish at once (no EINPROGRESS for AF_UNIX). Returns 0 when
@@ -187,7 +186,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct qmp_conn *c = req->data;
     c->gai_busy = false;
-    if (qmp__quiet(c)) {
+    if (qmp__tearing_down(c)) {   /* the teardown awaited this callback */
         if (res)
             uv_freeaddrinfo(res);
         conn_maybe_closed(c);
@@ -278,8 +277,8 @@ static int qmp_conn_start_reading(struct fsm *m, const struct fsm_ev *ev)
 
 static void caps_done(struct qmp_conn *c, const struct qmp_reply *r, void *data)
 {
-    if (qmp__quiet(c))
-        return;   /* being failed by the teardown, or the owner is closing */
+    if (qmp__tearing_down(c))
+        return;   /* failed by the teardown, whose row decided the outcome */
     if (r->rc == 0)
         fsm_post(&c->fsm, QMP_CONN_E_NEGOTIATED, 0, NULL);
     else
@@ -295,6 +294,8 @@ static int qmp_conn_negotiate(struct fsm *m, const struct fsm_ev *ev)
     int rc = qmp__submit(c, "qmp_capabilities", NULL, &o, false, caps_done, NULL);
     if (rc < 0)
         return fsm_fail(m, rc, "%s", eb.msg);
+    c->reading = true;   /* stopped at the greeting's end: what follows is NEGOTIATING's */
+    qmp__poll_update(c);
     return 0;
 }
 
@@ -302,10 +303,11 @@ static int qmp_conn_go_ready(struct fsm *m, const struct fsm_ev *ev)
 {
     struct qmp_conn *c = conn_of(m);
     uv_timer_stop(&c->setup_timer);
-    c->tx_open = true;
-    qmp__tx_flush(c);
+    /* Commands the owner sends from ready_cb are still held (this row has
+     * not entered READY yet): the release after it sends them too, in order. */
     if (c->ready_cb)
         c->ready_cb(c, c->data);
+    qmp__tx_release(c);
     return 0;
 }
 
@@ -340,7 +342,6 @@ static struct qmp_conn *conn_alloc(struct io_sched *s, const struct qmp_conn_opt
     c->sched = s;
     c->loop = s->loop;
     c->fd = -1;
-    c->accepting = true;
     c->setup_timeout_ms = o && o->setup_timeout_ms ? o->setup_timeout_ms : 10000;
     c->cmd_timeout_ms = o && o->cmd_timeout_ms ? o->cmd_timeout_ms : 30000;
     c->max_msg_bytes = o && o->max_msg_bytes ? o->max_msg_bytes : 16u << 20;
@@ -424,7 +425,6 @@ int qmp_conn_open_tcp(struct io_sched *s, const char *host, int port,
 
 void qmp_conn_close(struct qmp_conn *c)
 {
-    c->close_requested = true;
     fsm_post(&c->fsm, QMP_CONN_E_CLOSE, 0, NULL);
 }
 

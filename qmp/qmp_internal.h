@@ -106,28 +106,25 @@ struct qmp_conn {
     bool gai_busy;
     bool handles_inited;             /* the timers exist (conn_start got that far) */
     unsigned open_handles;           /* initialised, close callback not yet run */
-    bool close_requested;            /* qmp_conn_close() was called */
-    bool closing;                    /* teardown started */
     bool undo_waiting;               /* the cleanup undo awaits the last close */
 
     /* io state */
     bool connect_in_progress;        /* tcp: awaiting writability */
-    bool reading;
-    bool io_dead;                    /* a fatal io error was posted: stop */
-    struct ls_errbuf io_err;         /* its reason, adopted by the FAIL row */
-    char eof_reason[256];            /* PEER_CLOSED's reason, adopted by its row */
+    bool reading;                    /* read interest: on from the rows that read, off
+                                        after the greeting (until its row) and at the end */
+    /* io's end: the first fatal error or the peer's hang-up (rc -ECONNRESET),
+     * posted as IO_FAILED or PEER_CLOSED, whose row adopts it; io does
+     * nothing more once it is set. */
+    struct ls_errbuf io_err;
     struct qmp_tx *txq_head, *txq_tail;
 
     /* commands */
-    bool accepting;                  /* qmp_exec allowed */
-    bool tx_open;                    /* negotiated: user commands may be sent */
     uint64_t *id_used;               /* bit per id: pending, or timed out awaiting its reply */
     uint64_t *id_late;               /* bit per id: timed out, a late reply may still come */
     size_t id_words;
     struct qmp_cmd *pend_head, *pend_tail;
     unsigned npending;
     uint64_t cmd_timer_due;          /* 0: not armed */
-    bool greeted;
     char version[32];
 
     /* events */
@@ -151,11 +148,23 @@ struct qmp_conn {
     char rbuf[QMP_READ_CHUNK];
 };
 
-/* Once the owner asked to close or teardown began, io posts nothing more
- * (so a late io error cannot turn the owner's close into a failure). */
-static inline bool qmp__quiet(const struct qmp_conn *c)
+/* Teardown began (a row into CLOSING or FAILED, or the cleanup undo): it
+ * closes the timers first, so their closing is the fact; from then on no
+ * command is accepted and no handle's callback runs. */
+static inline bool qmp__tearing_down(const struct qmp_conn *c)
 {
-    return c->closing || c->close_requested;
+    return c->handles_inited && uv_is_closing((const uv_handle_t *)&c->setup_timer);
+}
+
+/* io ended (an error or the peer's hang-up was posted): it reads, writes
+ * and posts nothing more. */
+static inline bool qmp__io_ended(const struct qmp_conn *c) { return c->io_err.rc != 0; }
+
+/* User commands go on the wire only in READY (the negotiated state); the
+ * ones queued before wait, gated, until the row into READY releases them. */
+static inline bool qmp__negotiated(const struct qmp_conn *c)
+{
+    return c->fsm.state == QMP_CONN_S_READY;
 }
 
 /* qmp_io.c */
@@ -170,13 +179,16 @@ void qmp__poll_update(struct qmp_conn *c);
 int qmp__tx(struct qmp_conn *c, const struct iovec *iov, int niov, int fd, bool gated);
 int qmp__tx_flush(struct qmp_conn *c);
 void qmp__tx_free(struct qmp_conn *c);
-/* Record a fatal io error (first one wins), stop reading, post FAIL. */
+/* Record a fatal io error (first one wins), stop reading, post IO_FAILED. */
 void qmp__io_fail(struct qmp_conn *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Record why the peer went away, stop reading, post PEER_CLOSED. */
 void qmp__io_eof(struct qmp_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void qmp__tcp_connected(struct qmp_conn *c);
+/* The row into READY: release the commands queued before negotiation, in
+ * order, and send what the socket takes. */
+void qmp__tx_release(struct qmp_conn *c);
 
 /* qmp_cmd.c */
 /* Handle one complete message (the tree stays the caller's). */

@@ -17,35 +17,33 @@
 
 /* ---- errors ---------------------------------------------------------------- */
 
-static void io_stop(struct qmp_conn *c)
+/* io's end, posted: an io error after the owner's close was queued lands
+ * in CLOSING, whose rows absorb it (the close wins). Nothing is posted once
+ * teardown began: the row tearing down already decided the outcome. */
+static void io_end(struct qmp_conn *c, int rc, int ev, const char *fmt, va_list ap)
 {
-    c->io_dead = true;
+    if (qmp__io_ended(c) || qmp__tearing_down(c))
+        return;
+    ls_verr(&c->io_err, rc, fmt, ap);
     c->reading = false;
     qmp__poll_update(c);
+    fsm_post(&c->fsm, ev, rc, NULL);
 }
 
 void qmp__io_fail(struct qmp_conn *c, int rc, const char *fmt, ...)
 {
-    if (qmp__quiet(c) || c->io_dead)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    ls_verr(&c->io_err, rc, fmt, ap);
+    io_end(c, rc, QMP_CONN_E_IO_FAILED, fmt, ap);
     va_end(ap);
-    io_stop(c);
-    fsm_post(&c->fsm, QMP_CONN_E_FAIL, rc, NULL);
 }
 
 void qmp__io_eof(struct qmp_conn *c, const char *fmt, ...)
 {
-    if (qmp__quiet(c) || c->io_dead)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->eof_reason, sizeof(c->eof_reason), fmt, ap);
+    io_end(c, -ECONNRESET, QMP_CONN_E_PEER_CLOSED, fmt, ap);
     va_end(ap);
-    io_stop(c);
-    fsm_post(&c->fsm, QMP_CONN_E_PEER_CLOSED, -ECONNRESET, NULL);
 }
 
 /* ---- trees ----------------------------------------------------------------- */
@@ -128,7 +126,9 @@ static int msg_done(struct qmp_conn *c, yajl_val v)
     }
     qmp__handle_msg(c, v);
     qmp__val_free(v);
-    return c->io_dead ? 0 : 1;
+    /* 0 stops the parse: io ended, or the greeting stopped reading (the
+     * bytes after it wait in the socket for the greeting's row) */
+    return qmp__io_ended(c) || !c->reading ? 0 : 1;
 }
 
 /* A finished value joins the open container, or is a whole message. */
@@ -292,6 +292,7 @@ void qmp__parser_free(struct qmp_conn *c)
     }
     free(c->stack);
     c->stack = NULL;
+    c->stack_cap = 0;
     if (c->parser)
         yajl_free(c->parser);
     c->parser = NULL;
@@ -307,12 +308,13 @@ static void conn_eof(struct qmp_conn *c)
     c->chunk_base = c->stats.bytes_in;
     c->chunk_msg_start = 0;
     yajl_status st = yajl_complete_parse(c->parser);
-    if (c->io_dead)
+    if (qmp__io_ended(c))
         return;
-    if (st != yajl_status_ok || c->depth > 0)
+    /* yajl calls an EOF before any byte "premature": no message was cut */
+    if ((st != yajl_status_ok && partial > 0) || c->depth > 0)
         qmp__io_eof(c, "QEMU closed the QMP socket %s in the middle of a message "
                        "(%zu bytes of it received)", c->where, partial);
-    else if (!c->greeted)
+    else if (c->fsm.state == QMP_CONN_S_AWAIT_GREETING)
         qmp__io_eof(c, "QMP peer %s closed the connection without sending a greeting", c->where);
     else
         qmp__io_eof(c, "QEMU closed the QMP socket %s (%u commands were awaiting replies)",
@@ -325,10 +327,30 @@ static void conn_reset(struct qmp_conn *c)
                 c->where, c->npending);
 }
 
-/* One recv and its parse. Returns true if more may be readable now. */
+/* The greeting ended the parse (msg_done): take from the socket only the
+ * bytes up to its end. What follows waits there until the GREETING row
+ * reads again, so the next message is routed by the state it leads to. */
+static void greeting_taken(struct qmp_conn *c)
+{
+    size_t used = c->chunk_msg_start;
+    c->stats.bytes_in = c->chunk_base + used;
+    if (recv(c->fd, c->rbuf, used, MSG_DONTWAIT) != (ssize_t)used) {
+        qmp__io_fail(c, -EIO, "reading QMP socket %s: the greeting's bytes went missing",
+                     c->where);
+        return;
+    }
+    /* the handle is spent by the stop; the next value starts afresh */
+    qmp__parser_free(c);
+    if (qmp__parser_init(c) < 0)
+        qmp__io_fail(c, -ENOMEM, "out of memory reading QMP %s", c->where);
+}
+
+/* One recv and its parse. Returns true if more may be readable now. Before
+ * the greeting the bytes are peeked, and taken once parsed (greeting_taken). */
 static bool conn_read(struct qmp_conn *c)
 {
-    ssize_t n = recv(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT);
+    bool peek = c->fsm.state == QMP_CONN_S_AWAIT_GREETING;
+    ssize_t n = recv(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return false;
@@ -346,8 +368,16 @@ static bool conn_read(struct qmp_conn *c)
     c->stats.bytes_in += (uint64_t)n;
     c->chunk_msg_start = 0;
     yajl_status st = yajl_parse(c->parser, (const unsigned char *)c->rbuf, (size_t)n);
-    if (c->io_dead)
+    if (qmp__io_ended(c))
         return false;
+    if (peek && !c->reading) {
+        greeting_taken(c);
+        return false;
+    }
+    if (peek && recv(c->fd, c->rbuf, (size_t)n, MSG_DONTWAIT) != n) {
+        qmp__io_fail(c, -EIO, "reading QMP socket %s: peeked bytes went missing", c->where);
+        return false;
+    }
     if (st != yajl_status_ok) {
         unsigned char *e = yajl_get_error(c->parser, 0, NULL, 0);
         size_t at = yajl_get_bytes_consumed(c->parser);
@@ -365,7 +395,7 @@ static bool conn_read(struct qmp_conn *c)
                      c->msg_bytes);
         return false;
     }
-    return !c->io_dead;
+    return !qmp__io_ended(c);
 }
 
 /* libuv turns POLLERR into UV_EBADF and stops the handle: find out what
@@ -477,15 +507,16 @@ static int tx_push(struct qmp_conn *c, const struct iovec *iov, int niov, size_t
 
 static bool tx_can_send(const struct qmp_conn *c)
 {
-    return c->fd >= 0 && !c->connect_in_progress && !c->io_dead && !c->closing;
+    return c->fd >= 0 && !c->connect_in_progress && !qmp__io_ended(c) && !qmp__tearing_down(c);
 }
 
 int qmp__tx(struct qmp_conn *c, const struct iovec *iov, int niov, int fd, bool gated)
 {
-    bool held = gated && !c->tx_open;
-    /* Before negotiation the queue holds only unsent user commands, and the
-     * one ungated command (qmp_capabilities) must go ahead of them. */
-    bool jump = !gated && !c->tx_open;
+    /* Before negotiation user commands are held; the queue holds only them,
+     * and the one ungated command (qmp_capabilities) goes ahead of them. */
+    bool held = gated && !qmp__negotiated(c);
+    bool jump = !gated && !qmp__negotiated(c);
+    gated = held;   /* its mark in the queue: released by the row into READY */
     if (!tx_can_send(c) || held || (c->txq_head && !jump)) {
         int rc = tx_push(c, iov, niov, 0, fd, gated, jump);
         if (rc == 0)
@@ -527,7 +558,7 @@ int qmp__tx_flush(struct qmp_conn *c)
 {
     while (c->txq_head && tx_can_send(c)) {
         struct qmp_tx *t = c->txq_head;
-        if (t->gated && !c->tx_open)
+        if (t->gated)
             break;
         struct iovec iov = { t->buf + t->off, t->len - t->off };
         ssize_t n = send_iov(c, &iov, 1, t->fd);
@@ -549,6 +580,13 @@ int qmp__tx_flush(struct qmp_conn *c)
     }
     qmp__poll_update(c);
     return 0;
+}
+
+void qmp__tx_release(struct qmp_conn *c)
+{
+    for (struct qmp_tx *t = c->txq_head; t; t = t->next)
+        t->gated = false;
+    qmp__tx_flush(c);
 }
 
 void qmp__tx_free(struct qmp_conn *c)
@@ -578,14 +616,13 @@ void qmp__tcp_connected(struct qmp_conn *c)
         return;
     }
     qmp__poll_update(c);
-    if (!qmp__quiet(c))
-        fsm_post(&c->fsm, QMP_CONN_E_CONNECTED, 0, NULL);
+    fsm_post(&c->fsm, QMP_CONN_E_CONNECTED, 0, NULL);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
     struct qmp_conn *c = p->data;
-    if (c->closing || c->io_dead)
+    if (qmp__io_ended(c))
         return;
     if (status < 0)
         c->poll_events = 0;   /* libuv stopped the handle */
@@ -601,7 +638,7 @@ static void poll_cb(uv_poll_t *p, int status, int events)
     }
     if ((events & UV_WRITABLE) && c->txq_head)
         qmp__tx_flush(c);
-    if ((events & UV_READABLE) && c->reading && !c->io_dead)
+    if ((events & UV_READABLE) && c->reading && !qmp__io_ended(c))
         conn_read(c);
 }
 
@@ -620,14 +657,13 @@ int qmp__poll_start(struct qmp_conn *c, int fd)
 
 void qmp__poll_update(struct qmp_conn *c)
 {
-    if (!c->poll_inited || c->closing)
+    if (!c->poll_inited || uv_is_closing((uv_handle_t *)&c->poll))
         return;
     int ev = 0;
-    if (!c->io_dead) {
+    if (!qmp__io_ended(c)) {
         if (c->reading)
             ev |= UV_READABLE;
-        if (c->connect_in_progress ||
-            (c->txq_head && (c->tx_open || !c->txq_head->gated)))
+        if (c->connect_in_progress || (c->txq_head && !c->txq_head->gated))
             ev |= UV_WRITABLE;
     }
     if (ev == c->poll_events)

@@ -68,6 +68,9 @@ static void (*after_dispatch)(void *data);
 static void *after_dispatch_data;
 static void *on_idle_data;
 static bool park_polls;
+static void (*on_turn)(unsigned n, bool after, void *data);
+static void *on_turn_data;
+static unsigned turns;
 
 /* ---- the virtual clock ----------------------------------------------------- */
 
@@ -589,8 +592,15 @@ static bool loop_step(struct io_sched *s)
     if (!loop_used)
         return false;
     for (int i = 0; i < 2; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        turns++;
+        if (on_turn)
+            on_turn(turns, false, on_turn_data);
+        /* A request in libuv's threadpool (a name resolution) is awaited in
+         * real time, so its callback comes at the same turn every run. */
+        uv_run(&loop, loop.active_reqs.count ? UV_RUN_ONCE : UV_RUN_NOWAIT);
         bool moved = on_idle && on_idle(on_idle_data);
+        if (on_turn)
+            on_turn(turns, true, on_turn_data);
         if (moved || !fsm_sched_idle(&s->sched))
             return true;
     }
@@ -615,6 +625,14 @@ static bool skip_to_timer(void)
     return true;
 }
 
+bool fake_exec_jump(void) { return skip_to_timer(); }
+
+void fake_exec_on_loop_turn(void (*fn)(unsigned n, bool after, void *data), void *data)
+{
+    on_turn = fn;
+    on_turn_data = data;
+}
+
 void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order o)
 {
     memset(s, 0, sizeof(*s));
@@ -624,6 +642,8 @@ void fake_exec_sched_init(struct io_sched *s, enum fake_exec_order o)
     steps = 0;
     loop_used = false;
     on_idle = NULL;
+    on_turn = NULL;
+    turns = 0;
     after_dispatch = NULL;
     /* made once, before a test counts its fds */
     if (!loop_inited) {

@@ -57,6 +57,14 @@ void fake_exec_inline_work(bool on);
 void fake_exec_use_loop(struct io_sched *s);
 /* Returns true if it moved something (read, wrote, accepted, closed). */
 void fake_exec_on_idle(bool (*fn)(void *data), void *data);
+/* Called before (after false) and after (after true) each turn of the loop
+ * (a uv_run, then the idle hook), n from 1 (reset by fake_exec_sched_init):
+ * a test posts an owner's close or cancel there, kills the peer, or jumps
+ * the clock, so it races what that turn brings. NULL: none. */
+void fake_exec_on_loop_turn(void (*fn)(unsigned n, bool after, void *data), void *data);
+/* Jump the virtual clock to the loop's earliest timer and run what is due
+ * (from a turn hook: a deadline passing just as io posted). False: none. */
+bool fake_exec_jump(void);
 /* Handles (timers, polls) still open on the loop, 0 without one. */
 unsigned fake_exec_loop_handles(void);
 

@@ -63,7 +63,7 @@ int qmp_peer_open(struct qmp_peer *p, struct fake_backend *fb, const char *statu
     memset(p, 0, sizeof(*p));
     p->fdset_fd = -1;
     for (int i = 0; i < QP_MAX_CONNS; i++)
-        p->conn[i].fd = -1;
+        p->conn[i].fd = p->conn[i].held_fd = -1;
     p->fb = fb;
     snprintf(p->status, sizeof(p->status), "%s", status);
     int rc = qmp_peer_prepare();
@@ -79,6 +79,9 @@ static void conn_close(struct qp_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    if (c->held_fd >= 0)
+        close(c->held_fd);
+    c->held_fd = -1;
 }
 
 void qmp_peer_close(struct qmp_peer *p)
@@ -92,6 +95,19 @@ void qmp_peer_close(struct qmp_peer *p)
     int fd;
     while (l_fd >= 0 && (fd = accept4(l_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
         close(fd);
+    p->lfd = -1;
+}
+
+void qmp_peer_kill(struct qmp_peer *p)
+{
+    p->dead = true;
+    for (int i = 0; i < QP_MAX_CONNS; i++)
+        conn_close(&p->conn[i]);
+    /* its socket is gone (a connect says ENOENT); the fd stays open until
+     * the next run's qmp_peer_prepare, so this run's count of fds is not
+     * off by it */
+    unlink(p->path);
+    l_gone = true;
     p->lfd = -1;
 }
 
@@ -129,15 +145,7 @@ static void answer(struct qmp_peer *p, struct qp_conn *c, const char *what, cons
         n = snprintf(buf, sizeof(buf), "{\"return\": %s, \"id\": %lld}\r\n", reply, id);
     if (a == FB_CLOSE) {
         say(c, buf, (size_t)n / 2);
-        p->dead = true;
-        for (int i = 0; i < QP_MAX_CONNS; i++)
-            conn_close(&p->conn[i]);
-        /* its socket is gone (a connect says ENOENT); the fd stays open
-         * until the next run's qmp_peer_prepare, so this run's count of
-         * fds is not off by it */
-        unlink(p->path);
-        l_gone = true;
-        p->lfd = -1;
+        qmp_peer_kill(p);
         return;
     }
     say(c, buf, (size_t)n);
@@ -151,7 +159,10 @@ static int write_state(int fd)
     return pwrite(fd, img, sizeof(img), 0) == (ssize_t)sizeof(img) ? 0 : -EIO;
 }
 
-static void command(struct qmp_peer *p, struct qp_conn *c, yajl_val v, int passed_fd)
+/* An fd passed with the bytes waits, as in QEMU's monitor, for the command
+ * that takes one: the kernel may hand over a command sent before it in the
+ * same read. */
+static void command(struct qmp_peer *p, struct qp_conn *c, yajl_val v)
 {
     const char *ex_path[] = { "execute", NULL }, *id_path[] = { "id", NULL };
     yajl_val ex = yajl_tree_get(v, ex_path, yajl_t_string);
@@ -162,6 +173,8 @@ static void command(struct qmp_peer *p, struct qp_conn *c, yajl_val v, int passe
     snprintf(p->cmd_log + used, sizeof(p->cmd_log) - used, "%s%s", used ? " " : "", cmd);
     char reply[256];
     if (strcmp(cmd, "add-fd") == 0) {
+        int passed_fd = c->held_fd;
+        c->held_fd = -1;
         if (passed_fd < 0) {
             snprintf(reply, sizeof(reply), "{\"id\": %lld, \"error\": {\"class\": \"GenericError\", "
                      "\"desc\": \"No file descriptor supplied via SCM_RIGHTS\"}}\r\n", id);
@@ -174,8 +187,6 @@ static void command(struct qmp_peer *p, struct qp_conn *c, yajl_val v, int passe
         answer(p, c, cmd, "{\"fdset-id\": 0, \"fd\": 42}", id);
         return;
     }
-    if (passed_fd >= 0)
-        close(passed_fd);
     if (strcmp(cmd, "query-status") == 0) {
         const char *st = p->status;
         if (strcmp(st, "inmigrate") == 0 && p->inmigrate_queries-- == 0)
@@ -271,8 +282,7 @@ static bool serve(struct qmp_peer *p, struct qp_conn *c)
         if (c->fd < 0 || p->hung)
             return true;
     }
-    int passed_fd = -1;
-    bool open = conn_read(c, &passed_fd, &moved);
+    bool open = conn_read(c, &c->held_fd, &moved);
     if (p->hung)
         c->inlen = 0;
     size_t end;
@@ -288,12 +298,9 @@ static bool serve(struct qmp_peer *p, struct qp_conn *c)
             conn_close(c);
             break;
         }
-        command(p, c, v, passed_fd);
-        passed_fd = -1;
+        command(p, c, v);
         yajl_tree_free(v);
     }
-    if (passed_fd >= 0)
-        close(passed_fd);
     if (!open && c->fd >= 0)
         conn_close(c);   /* the client hung up */
     return moved;
@@ -312,7 +319,7 @@ bool qmp_peer_step(void *data)
         int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        p->conn[i] = (struct qp_conn){ .fd = fd };
+        p->conn[i] = (struct qp_conn){ .fd = fd, .held_fd = -1 };
         p->conns++;
         moved = true;
         serve(p, &p->conn[i]);

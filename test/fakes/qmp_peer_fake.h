@@ -31,6 +31,7 @@
 
 struct qp_conn {
     int fd;                        /* -1: free */
+    int held_fd;                   /* passed with the bytes, awaiting add-fd, or -1 */
     bool greeted;
     char in[8192];
     size_t inlen;
@@ -58,6 +59,9 @@ int qmp_peer_prepare(void);
 int qmp_peer_open(struct qmp_peer *p, struct fake_backend *fb, const char *status);
 /* Close every connection and fd (connections never accepted too). */
 void qmp_peer_close(struct qmp_peer *p);
+/* QEMU dies now: every connection and its socket gone (as FB_CLOSE does
+ * half-way through an answer). */
+void qmp_peer_kill(struct qmp_peer *p);
 /* Serve: accept, read, answer. True if anything moved. For fake_exec_on_idle. */
 bool qmp_peer_step(void *p);
 

@@ -732,7 +732,7 @@ const char *const enum_machines[] = {
 #define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"
 /* devmodel, the client's one user among the roles, connects to a unix path
  * once, closes only with no command in flight and never cancels it. */
-#define QMP_API "only the QMP client used directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp"
+#define QMP_API "only the QMP client driven directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp/test_qmp_rows"
 #define COLO_LATER "a checkpointed stream: the COLO roles have no scenario here yet (test/colo takes these rows)"
 
 const char *const enum_deferred[] = {
@@ -759,6 +759,7 @@ const char *const enum_deferred[] = {
     "qmp_conn CLOSING NEGOTIATED",
     "qmp_conn CLOSING TIMEOUT",
     "qmp_conn CLOSING PEER_CLOSED",
+    "qmp_conn CLOSING FAIL",
     "qmp_conn CLOSING CLOSE",
     "qmp_conn ANY CANCEL",
     "stream_tx AWAIT_MEMORY CHECKPOINT",
@@ -781,6 +782,7 @@ const char *const enum_deferred_why[] = {
     TLS_PEER,
     TLS_PEER,
     TLS_PEER,
+    QMP_API,
     QMP_API,
     QMP_API,
     QMP_API,
