@@ -25,9 +25,10 @@
 #define FB_CHECKPOINT "fakeCKPT"
 #define FB_DIRTY_PFNS "fakeDRTY"
 
-/* FB_CLOSE: only for a scripted peer's points (qmp_peer_fake.h): it dies
- * half-way through its answer. */
-enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER, FB_CLOSE };
+/* FB_CLOSE, FB_GARBAGE: only for a scripted peer's points (qmp_peer_fake.h):
+ * it dies half-way through its answer; it answers with bytes that are not
+ * JSON. */
+enum fb_answer { FB_OK = 0, FB_FAIL, FB_NEVER, FB_CLOSE, FB_GARBAGE };
 
 struct qmp_peer;
 

@@ -135,6 +135,10 @@ static void answer(struct qmp_peer *p, struct qp_conn *c, const char *what, cons
         conn_close(c);
         return;
     }
+    if (a == FB_GARBAGE) {
+        say(c, "}{\r\n", 4);
+        return;
+    }
     int n;
     if (a == FB_FAIL)
         n = snprintf(buf, sizeof(buf), "{\"id\": %lld, \"error\": {\"class\": \"GenericError\", "

@@ -17,7 +17,8 @@
  * (a greeting that fails is a connection closed before it), FB_NEVER hangs
  * QEMU (its connections stay open and silent, new ones get no greeting,
  * until the client gives up or its deadline passes), FB_CLOSE kills QEMU
- * half-way through the reply (every connection and the socket gone).
+ * half-way through the reply (every connection and the socket gone),
+ * FB_GARBAGE answers with bytes that are not JSON.
  */
 #ifndef LOCKSTEP_TEST_FAKES_QMP_PEER_FAKE_H
 #define LOCKSTEP_TEST_FAKES_QMP_PEER_FAKE_H

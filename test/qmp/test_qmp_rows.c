@@ -21,7 +21,9 @@
  * QEMU said or did. Rows not taken nor marked FSM_UNREACHABLE fail the test.
  *
  * test_qmp_rows [--rows FILE]: FILE gets the rows taken ("qmp_conn STATE
- * EVENT" lines) for the suite's row coverage (test/CMakeLists.txt).
+ * EVENT" lines) for the suite's row coverage (test/CMakeLists.txt). To see
+ * one run's dispatches: QMP_ROWS_PLAN="way act turn after fault point
+ * answer", as a failure prints it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,8 +56,8 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "test/qmp/qmp_testutil.h"
 
 #define SETUP_MS 1000
-#define LATE_TURN 4          /* the late path appears before this turn */
-#define NOWHERE_TURNS 8      /* the path that never appears: acts up to here */
+#define LATE_RETRIES 2       /* the late path appears after this many retries */
+#define LATE_TURNS 8         /* the late path: acts up to this turn (then it is unix) */
 
 enum way { W_UNIX, W_LATE, W_NOWHERE, W_TCP, W_N };
 static const char *const way_name[W_N] = { "unix", "late unix", "no socket", "tcp" };
@@ -100,7 +102,7 @@ static struct run {
     bool hole, shutdown_ok;
     bool failed_before_close;        /* an action failed before the close's row */
     uint64_t action_seq[128];        /* dispatches of rows whose action can fail */
-    unsigned nactions, turns;
+    unsigned nactions, turns, retries;
     char trace[4096];
     char problem[512];
 } R;
@@ -172,8 +174,6 @@ static void problem(const char *fmt, ...)
 
 static void owner_close(void)
 {
-    if (getenv("QMP_ROWS_DEBUG"))
-        fprintf(stderr, "owner closes (turn %u, act %d)\n", R.turns, R.plan.act);
     if (!R.done) {
         R.closed = true;
         qmp_conn_close(R.c);
@@ -258,9 +258,6 @@ static void act_now(void)
 static void on_turn(unsigned n, bool after, void *data)
 {
     R.turns = n;
-    if (R.plan.way == W_LATE && n == LATE_TURN && !after)
-        if (symlink("qmp.sock", late_path) < 0)
-            problem("symlink %s: %s", late_path, strerror(errno));
     if (R.plan.act && n == R.plan.turn && after == R.plan.after)
         act_now();
 }
@@ -298,6 +295,10 @@ static void capture(const struct fsm_trace_rec *r, void *data)
         R.failed_before_close = true;
     if (strcmp(r->action, "qmp_conn_shutdown") == 0 && r->rc == 0)
         R.shutdown_ok = true;
+    /* counted in retries, not turns: a 2 ms retry may also fire in real time */
+    if (R.plan.way == W_LATE && strcmp(r->event, "RETRY") == 0 && ++R.retries == LATE_RETRIES &&
+        symlink("qmp.sock", late_path) < 0)
+        problem("symlink %s: %s", late_path, strerror(errno));
 }
 
 /* ---- the invariants ------------------------------------------------------------ */
@@ -358,6 +359,12 @@ static void check(void)
         return problem("QEMU died, but the error does not say so: %s", R.done_msg);
     if (!p->point || !alone)
         return;
+    if (p->answer == FB_GARBAGE) {
+        if (R.done_rc != -EPROTO || !has(R.done_msg, "sent invalid JSON"))
+            return problem("QEMU sent garbage: expected -EPROTO naming it, got rc %d: %s",
+                           R.done_rc, R.done_msg);
+        return;
+    }
     bool cmd = !has(pt, "greeting") && !has(pt, "capabilities");
     const char *what = pt + 4;   /* "qmp.X" */
     if (p->answer == FB_FAIL && cmd) {
@@ -403,7 +410,8 @@ static void describe(const struct plan *p, char *buf, size_t len)
         snprintf(buf + n, len - (size_t)n, ", QEMU's %s %s", R.fb.point_name[p->point],
                  p->answer == FB_FAIL    ? "fails"
                  : p->answer == FB_NEVER ? "never comes"
-                                         : "dies half-way");
+                 : p->answer == FB_CLOSE ? "dies half-way"
+                                         : "is not JSON");
 }
 
 static void run(const struct plan *p)
@@ -435,9 +443,10 @@ static void run(const struct plan *p)
     R.fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     int fds = count_open_fds();
     size_t heap = heap_bytes();
-    /* no socket: fewer retries (2 ms apart) before the deadline */
+    /* no socket: the deadline (1 ms) comes before the first retry (2 ms),
+     * so the run is the same whatever real time passes */
     struct qmp_conn_opts o = { .name = "qmp[rows]",
-                               .setup_timeout_ms = p->way == W_NOWHERE ? SETUP_MS / 10 : SETUP_MS,
+                               .setup_timeout_ms = p->way == W_NOWHERE ? 1 : SETUP_MS,
                                .retry_connect = p->way == W_LATE || p->way == W_NOWHERE,
                                .ready = on_ready, .done = on_done };
     int rc = p->way == W_TCP ? qmp_conn_open_tcp(&R.sched, "127.0.0.1", tcp_port, &o, &R.c)
@@ -475,8 +484,10 @@ static void run(const struct plan *p)
     broken++;
     char what[256];
     describe(p, what, sizeof(what));
-    fprintf(stderr, "qmp_conn rows: %s: %s\n  done rc %d: %s\n  trace:%s\n", what, R.problem,
-            R.done_rc, R.done_msg, R.trace);
+    fprintf(stderr, "qmp_conn rows: %s: %s\n  done rc %d: %s\n  trace:%s\n"
+            "  again: QMP_ROWS_PLAN=\"%d %d %u %d %llu %u %d\"\n", what, R.problem, R.done_rc,
+            R.done_msg, R.trace, p->way, p->act, p->turn, p->after,
+            (unsigned long long)p->fail_seq, p->point, p->answer);
 }
 
 /* ---- the walk -------------------------------------------------------------------- */
@@ -486,12 +497,9 @@ static void acts_at_every_turn(const struct plan *p, enum act first, enum act la
 {
     run(p);
     unsigned turns = R.turns;
-    /* the same retry over and over; once connected, the late path is the
-     * unix one, walked whole */
-    if (p->way == W_NOWHERE && turns > NOWHERE_TURNS)
-        turns = NOWHERE_TURNS;
-    if (p->way == W_LATE && turns > LATE_TURN + 2)
-        turns = LATE_TURN + 2;
+    /* once connected, the late path is the unix one, walked whole */
+    if (p->way == W_LATE && turns > LATE_TURNS)
+        turns = LATE_TURNS;
     for (unsigned n = 0; n <= turns; n++)
         for (int after = 0; after < (n ? 2 : 1); after++)
             for (enum act a = first; a <= last; a++) {
@@ -506,20 +514,16 @@ static void acts_at_every_turn(const struct plan *p, enum act first, enum act la
 static void walk_way(enum way w)
 {
     struct plan clean = { .way = w };
-    /* libuv's threadpool and libc's resolver set up (and keep) their
-     * memory on the first name resolution */
-    warming = w == W_TCP;
+    /* What libuv and libc set up once and keep (the loop's watcher array,
+     * the threadpool and the resolver on the first name resolution) is not
+     * a run's leak: each way's clean run goes once unweighed, then again. */
+    warming = true;
     run(&clean);
     warming = false;
     run(&clean);
     uint64_t seqs[128];
     unsigned nseq = R.nactions, npoints = R.fb.npoints;
     memcpy(seqs, R.action_seq, sizeof(seqs));
-    if (w == W_NOWHERE && nseq > NOWHERE_TURNS) {
-        /* the same retry over and over: the first ones and the deadline's row */
-        seqs[NOWHERE_TURNS - 1] = seqs[nseq - 1];
-        nseq = NOWHERE_TURNS;
-    }
     acts_at_every_turn(&clean, A_CLOSE, A_N - 1);
     for (unsigned i = 0; i < nseq; i++) {
         struct plan p = { .way = w, .fail_seq = seqs[i] };
@@ -530,7 +534,7 @@ static void walk_way(enum way w)
     if (w == W_LATE)
         return;   /* QEMU's answers: as on the unix path */
     for (unsigned pt = 1; pt <= npoints; pt++)
-        for (enum fb_answer a = FB_FAIL; a <= FB_CLOSE; a++) {
+        for (enum fb_answer a = FB_FAIL; a <= FB_GARBAGE; a++) {
             struct plan p = { .way = w, .point = pt, .answer = a };
             acts_at_every_turn(&p, A_CLOSE, A_CANCEL);
         }
@@ -552,11 +556,13 @@ static void test_every_row(void **state)
     assert_non_null(def);
     taken = calloc((size_t)def->nrows, sizeof(bool));
     assert_non_null(taken);
-    const char *one = getenv("QMP_ROWS_PLAN");   /* "way act turn after fail point answer" */
+    const char *one = getenv("QMP_ROWS_PLAN");
     if (one) {
         struct plan p = { 0 };
         unsigned v[7] = { 0 };
-        sscanf(one, "%u %u %u %u %u %u %u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
+        if (sscanf(one, "%u %u %u %u %u %u %u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6]) != 7)
+            fail_msg("QMP_ROWS_PLAN: 7 numbers");
         p = (struct plan){ .way = v[0], .act = v[1], .turn = v[2], .after = v[3],
                            .fail_seq = v[4], .point = v[5], .answer = v[6] };
         fsm_trace_stderr_on = true;
@@ -565,8 +571,6 @@ static void test_every_row(void **state)
         return;
     }
     for (enum way w = 0; w < W_N; w++) {
-        if (getenv("QMP_ROWS_WAY") && atoi(getenv("QMP_ROWS_WAY")) != (int)w)
-            continue;
         unsigned before = runs;
         double t = now_s();
         walk_way(w);

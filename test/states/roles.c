@@ -731,7 +731,8 @@ const char *const enum_machines[] = {
 
 #define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"
 /* devmodel, the client's one user among the roles, connects to a unix path
- * once, closes only with no command in flight and never cancels it. */
+ * once, closes only with no command in flight and never cancels it; the
+ * client driven directly takes the rest (every row, test/qmp/test_qmp_rows). */
 #define QMP_API "only the QMP client driven directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp/test_qmp_rows"
 #define COLO_LATER "a checkpointed stream: the COLO roles have no scenario here yet (test/colo takes these rows)"
 
@@ -745,7 +746,12 @@ const char *const enum_deferred[] = {
     "migrate_receive HANDSHAKING HANDSHAKE_OK",
     "migrate_receive HANDSHAKING HANDSHAKE_FAILED",
     "migrate_receive HANDSHAKING CANCEL",
+    "qmp_conn IDLE CLOSE",
     "qmp_conn CONNECTING RESOLVED",
+    "qmp_conn CONNECTING IO_FAILED",
+    "qmp_conn AWAIT_GREETING IO_FAILED",
+    "qmp_conn NEGOTIATING IO_FAILED",
+    "qmp_conn READY IO_FAILED",
     "qmp_conn CONNECTING RETRY",
     "qmp_conn CONNECTING TIMEOUT",
     "qmp_conn CONNECTING CLOSE",
@@ -759,7 +765,7 @@ const char *const enum_deferred[] = {
     "qmp_conn CLOSING NEGOTIATED",
     "qmp_conn CLOSING TIMEOUT",
     "qmp_conn CLOSING PEER_CLOSED",
-    "qmp_conn CLOSING FAIL",
+    "qmp_conn CLOSING IO_FAILED",
     "qmp_conn CLOSING CLOSE",
     "qmp_conn ANY CANCEL",
     "stream_tx AWAIT_MEMORY CHECKPOINT",
@@ -782,6 +788,11 @@ const char *const enum_deferred_why[] = {
     TLS_PEER,
     TLS_PEER,
     TLS_PEER,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
+    QMP_API,
     QMP_API,
     QMP_API,
     QMP_API,
