@@ -10,7 +10,8 @@
 # tail, timeout, sleep). So:
 # - each beat names the process that used the CPU since the last one; one that
 #   kept it busy for two beats in a row (40 s or more: well inside run.sh's
-#   150 s stall limit) gets its code mappings (run.sh places the emulated
+#   150 s stall limit; busy: half the CPU, or never a voluntary context switch
+#   since the beat before) gets its code mappings (run.sh places the emulated
 #   CPU's RIP in them, scripts/xen/stall.sh), its threads' states and, unless
 #   it is lockstep (gdb would stop it mid-operation), gdb's backtrace, once;
 # - a spinner that the suite started (directly or not), that is not lockstep
@@ -114,6 +115,13 @@ under() {  # under PID ANCESTOR: PID is ANCESTOR or one of its descendants
   return 1
 }
 
+vswitches() {  # vswitches PID: its voluntary context switches so far (builtins only)
+  local k v
+  while read -r k v; do
+    [ "$k" = voluntary_ctxt_switches: ] && { echo "$v"; return; }
+  done 2>/dev/null < "/proc/$1/status"
+}
+
 threads() {  # threads PID LABEL: each thread's state, kernel wait point and system call
   local t w s
   for t in /proc/$1/task/*; do
@@ -184,7 +192,7 @@ asleep() {  # asleep PID COMM: a lockstep asleep for good, for two beats
 }
 
 heartbeat() {
-  local last="" streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p
+  local last="" last_vcs="" vcs streak=0 dumped=" " up_before up pid best busy_pid secs pct l1 l5 l15 doms p
   local -A asleep_beats
   sample
   up_before=$UP_NOW
@@ -217,8 +225,14 @@ heartbeat() {
       pct=$(( best * 100 * 100 / (secs * HZ) ))
       p=""; (( pct >= 50 )) && p=$(cmdline "$busy_pid")
       echo "--- busy: pid $busy_pid ($COMM) state ${F[0]}, $pct% of the CPU since the last beat${p:+: $p}"
-      if (( pct < 50 )); then streak=0; elif [ "$busy_pid" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
-      last=$busy_pid
+      # Hot: half the CPU or more, or (the same process as at the last beat)
+      # not one voluntary context switch since: it never waited, whatever
+      # share a loaded machine left it (a host running the suite's test).
+      vcs=$(vswitches "$busy_pid")
+      if (( pct >= 50 )) || { [ "$busy_pid" = "$last" ] && [ -n "$vcs" ] && [ "$vcs" = "$last_vcs" ]; }; then
+        if [ "$busy_pid" = "$last" ]; then streak=$((streak + 1)); else streak=1; fi
+      else streak=0; fi
+      last=$busy_pid; last_vcs=$vcs
       if (( streak >= 2 )) && [[ $dumped != *" $busy_pid "* ]]; then
         dumped="$dumped$busy_pid "
         spinner "$busy_pid" "$COMM" "$streak"

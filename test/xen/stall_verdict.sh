@@ -163,7 +163,7 @@ else fail "out of scope:"; grep '^--- \(busy\|spinning\|killed\): pid' "$WORK/hb
 kill "$lbusy"
 # The suite ends (its lockstep stand-in is stopped): so does the heartbeat.
 kill "$lockstep_pid"
-if timeout 20 tail --pid="$hb" -f /dev/null; then ok "the heartbeat ended with the suite"
+if timeout 60 tail --pid="$hb" -f /dev/null; then ok "the heartbeat ended with the suite"
 else fail "the heartbeat outlived the suite"; fi
 if grep -q '^--- alive uptime=' "$WORK/hb.out" && grep -q "^---  *[0-9]* $WORK/lockstep 300" "$WORK/hb.out"; then
   ok "the heartbeat says it lives and what the suite runs"
