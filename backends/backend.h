@@ -106,6 +106,13 @@ struct ls_restore_params {
 
 struct ls_backend;
 
+/* A guest's disks as a QEMU serves them (disk_info). */
+struct ls_disk_info {
+    unsigned ndisks;
+    char qmp_path[112];
+    char log_path[256];
+};
+
 struct ls_backend_ops {
     const char *name;
     void (*close)(struct ls_backend *be);
@@ -241,6 +248,17 @@ struct ls_backend_ops {
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
                   struct ls_errbuf *err);
+
+    /* An HVM guest's disks as drives lsdisk0..N-1 of a QEMU, each a quorum of
+     * one child (libxl's COLO primary drive; states/colo_disk.def replicates
+     * them). disk_info: how many, and that QEMU's QMP socket and log
+     * (-ENODEV: no disk). disk_attach: one more disk, the image at path
+     * (format 0 raw, 1 qcow2); replica: the guest writes it through the
+     * replication top (lsdiskN-top) a COLO secondary's setup adds. Optional. */
+    int (*disk_info)(struct ls_backend *be, uint32_t domid, struct ls_disk_info *out,
+                     struct ls_errbuf *err);
+    int (*disk_attach)(struct ls_backend *be, uint32_t domid, const char *path, unsigned format,
+                       bool replica, struct ls_errbuf *err);
 };
 
 struct ls_backend {

@@ -33,6 +33,7 @@ static const char primary_help[] =
 "                              [--dirty-rate PAGES/S] [--dirty-pattern PATTERN]\n"
 "                              [--disk FILE[,format=F] [--disk-every N] [--disk-block SIZE]])\n"
 "                             --to tcp:HOST:PORT|unix:PATH|- [--mode colo|remus]\n"
+"                             [--disk-nbd unix:PATH|tcp:HOST:PORT]\n"
 "                             [--interval MS] [--timeout SECONDS] [--checkpoints N]\n"
 "                             [--digest] [--json] [--net-world PATH [--net-listen ADDR]\n"
 "                             [--net-qemu PATH] [--net-every N [--net-nondet PPM]]]\n"
@@ -52,8 +53,13 @@ static const char primary_help[] =
 "  --sim pv|hvm           create a one-off simulated domain first (HVM: with the\n"
 "                         stand-in device model; destroyed at the end)\n"
 "  --disk FILE[,format=raw|qcow2], --disk-every N, --disk-block SIZE\n"
-"                         its disks, as for migrate (served by a block QEMU; not yet\n"
-"                         replicated by this command)\n"
+"                         its disks, as for migrate (served by a block QEMU); COLO\n"
+"                         replicates them (--disk-nbd). Their writer (--disk-every)\n"
+"                         starts at the first checkpoint, once they are replicated\n"
+"  --disk-nbd ADDR        COLO: replicate the guest's disks (QEMU's block replication)\n"
+"                         to the secondary's NBD server at ADDR (its --disk-nbd):\n"
+"                         unix:PATH on one host, tcp:HOST:PORT between hosts. Both\n"
+"                         sides' disks must hold the same data at the start\n"
 "  --to ENDPOINT          tcp:HOST:PORT or unix:PATH, where colo-secondary waits;\n"
 "                         - is stdout (stream) and stdin (the secondary's messages)\n"
 "  --mode colo|remus      COLO (both guests run; default) or Remus (the\n"
@@ -82,6 +88,8 @@ static const char secondary_help[] =
 "                               [--dirty-rate PAGES/S] [--dirty-pattern P] [--seed S]\n"
 "                               [--net-world PATH --net-peer ADDR\n"
 "                               [--net-every N [--net-nondet PPM]]]\n"
+"                               [--disk FILE[,format=F] ... --disk-nbd ADDR\n"
+"                               [--disk-images DIR]]\n"
 "\n"
 "Receive a replicated domain from `lockstep colo-primary` and hold its last\n"
 "checkpoint; in COLO mode the copy runs between checkpoints as a replica.\n"
@@ -112,6 +120,14 @@ static const char secondary_help[] =
 "  --net-every N, --net-nondet PPM\n"
 "                         sim: the replica's network (as the primary's guest's), from\n"
 "                         the first checkpoint on\n"
+"  --disk FILE[,format=raw|qcow2]\n"
+"                         COLO: our copy's disks (up to 4, in the primary's order),\n"
+"                         holding what the primary's held when replication started;\n"
+"                         its QEMU exports them at --disk-nbd ADDR (unix:PATH or\n"
+"                         tcp:HOST:PORT) and every checkpoint is applied to them;\n"
+"                         after a failover they are the copy's own\n"
+"  --disk-images DIR      where the active and hidden qcow2 images go (default: a\n"
+"                         new directory under $TMPDIR, removed unless we took over)\n"
 "  -h, --help             this help\n";
 
 /* ---- one run -------------------------------------------------------------------------- */
@@ -133,6 +149,11 @@ struct colo_run {
     /* the guest's network */
     struct ls_colo_net_opts net;
     struct ls_sim_net guest_net;
+    /* the guest's disks */
+    struct ls_colo_disk_opts disks;
+    struct guest_disks files;      /* secondary: --disk */
+    struct ls_sim_disks writer;    /* primary (sim): its disk writer, from the first checkpoint */
+    uint32_t writer_domid;
 };
 
 /* --net-* options both commands take; 0 taken, -1 not one of them, else the usage status. */
@@ -217,9 +238,29 @@ static void print_status(struct cli_run *run, bool final)
             fprintf(stderr, ", checkpoints periodic %u divergence %u manual %u   ",
                     st.checkpoints_periodic, st.checkpoints_divergence, st.checkpoints_manual);
     }
+    if (r->disks.nbd) {
+        struct ls_colo_disk_stats d;
+        if (r->run.op && ls_colo_disk_stats(r->run.op, &d) == 0)
+            fprintf(stderr, "disks %s, checkpoint %.2f ms   ", ls_colo_disk_state_name(d.state),
+                    (double)d.checkpoint_ns / 1e6);
+    }
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
+}
+
+/* The disks' part of a JSON line. */
+static void disk_json(struct colo_run *r, struct jl *j, bool outcome)
+{
+    struct ls_colo_disk_stats d;
+    if (!r->disks.nbd || !r->run.op || ls_colo_disk_stats(r->run.op, &d) < 0)
+        return;
+    jl_str(j, "disk_state", ls_colo_disk_state_name(d.state));
+    jl_u64(j, "disks", d.ndisks);
+    jl_u64(j, "disk_checkpoints", d.checkpoints);
+    jl_dbl(j, "disk_checkpoint_us", (double)d.checkpoint_ns / 1e3);
+    if (outcome || d.note[0])
+        jl_str(j, "disk_note", d.note);
 }
 
 static void net_json(struct colo_run *r, struct jl *j)
@@ -276,7 +317,15 @@ static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, 
         }
         if (r->net.world)
             net_json(r, &j);
+        disk_json(r, &j, false);
         jl_close(&j);
+    }
+    /* The primary's disk writer starts once its disks are replicated. */
+    if (!r->secondary && r->writer.every && c->number == 1) {
+        struct ls_errbuf err;
+        ls_err_clear(&err);
+        if (ls_sim_set_disks(ls_ctx_backend(r->run.ctx), r->writer_domid, &r->writer, &err) < 0)
+            fprintf(stderr, "lockstep %s: the guest's disk writer: %s\n", r->cmd, err.msg);
     }
     /* The replica's own vCPU (and network) starts with its guest (the first checkpoint). */
     if (r->secondary && r->guest_net.every && c->number == 1) {
@@ -359,12 +408,17 @@ static int finish(struct colo_run *r, int rc, const char *err)
         jl_u64(&j, "bytes", r->bytes);
         if (r->net.world)
             net_json(r, &j);
+        disk_json(r, &j, true);
         jl_result(&j, rc, err);
         jl_close(&j);
     } else {
         fprintf(r->out, "checkpoints %u pause_median_us %.1f pause_p99_us %.1f pages %" PRIu64
                 " bytes %" PRIu64 "\n", r->last.number, pause_pct(r, 50), pause_pct(r, 99),
                 r->pages, r->bytes);
+        struct ls_colo_disk_stats d;
+        if (r->disks.nbd && op && ls_colo_disk_stats(op, &d) == 0)
+            fprintf(r->out, "disks %s%s%s\n", ls_colo_disk_state_name(d.state),
+                    d.note[0] ? ": " : "", d.note);
         fprintf(r->out, "outcome %s\n", ls_colo_role_name(role));
     }
     fflush(r->out);
@@ -398,6 +452,7 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         { "net-world", required_argument, NULL, 'W' }, { "net-listen", required_argument, NULL, 'L' },
         { "net-qemu", required_argument, NULL, 'Q' }, { "net-every", required_argument, NULL, 'e' },
         { "net-nondet", required_argument, NULL, 'D' },
+        { "disk-nbd", required_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *to = NULL, *cmd = "colo-primary";
@@ -438,6 +493,7 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
             break;
         case 'g': po.digest = true; break;
         case 'j': r.json = true; break;
+        case 'B': r.disks.nbd = optarg; break;
         case 'h': fputs(primary_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -457,6 +513,17 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         return usage(cmd, "--net-every goes with --sim (an existing domain has its network)");
     if (r.guest_net.nondet_ppm && !r.guest_net.every)
         return usage(cmd, "--net-nondet goes with --net-every");
+    if (r.disks.nbd && po.mode != LS_COLO_MODE_COLO)
+        return usage(cmd, "--disk-nbd: Remus does not replicate disks (libxl leaves them to "
+                     "the storage)");
+    if (g.disks.n && po.mode == LS_COLO_MODE_COLO && !r.disks.nbd)
+        return usage(cmd, "--disk: COLO replicates the guest's disks: give --disk-nbd ADDR too "
+                     "(the secondary's --disk-nbd)");
+    if (r.disks.nbd && g.disks.n) {
+        /* Written from the first checkpoint on: every write is then replicated. */
+        r.writer = g.disks.cfg;
+        g.disks.cfg.every = 0;
+    }
     struct endpoint ep;
     if (parse_endpoint(to, &ep) < 0)
         return usage(cmd, "--to: '%s' is not tcp:HOST:PORT, unix:PATH or -", to);
@@ -493,8 +560,10 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
         po.on_checkpoint = on_checkpoint;
         po.on_role = on_role;
         po.cb_data = &r;
-        rc = ls_colo_primary_start_net(r.run.ctx, &po, r.net.world ? &r.net : NULL, op_done, &r,
-                                       &r.run.op, &err);
+        r.writer_domid = po.domid;
+        rc = ls_colo_primary_start_disks(r.run.ctx, &po, r.net.world ? &r.net : NULL,
+                                         r.disks.nbd ? &r.disks : NULL, op_done, &r, &r.run.op,
+                                         &err);
         if (rc == 0 && (rc = run_wait(&r)) < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }
@@ -524,6 +593,8 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         { "dirty-pattern", required_argument, NULL, 'p' }, { "seed", required_argument, NULL, 'S' },
         { "net-world", required_argument, NULL, 'W' }, { "net-peer", required_argument, NULL, 'P' },
         { "net-every", required_argument, NULL, 'e' }, { "net-nondet", required_argument, NULL, 'D' },
+        { "disk", required_argument, NULL, OPT_DISK }, { "disk-nbd", required_argument, NULL, 'B' },
+        { "disk-images", required_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' }, { 0 },
     };
     const char *listen_at = NULL, *cmd = "colo-secondary";
@@ -567,6 +638,14 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
             if (parse_u64(optarg, UINT64_MAX, &r.w.seed) < 0)
                 return usage(cmd, "--seed: '%s' is not a number", optarg);
             break;
+        case OPT_DISK: {
+            char why[300];
+            if (guest_disks_opt(c, optarg, &r.files, why, sizeof(why)) < 0)
+                return usage(cmd, "%s", why);
+            break;
+        }
+        case 'B': r.disks.nbd = optarg; break;
+        case 'I': r.disks.image_dir = optarg; break;
         case 'h': fputs(secondary_help, stdout); return 0;
         default: return usage(cmd, "unknown option");
         }
@@ -587,6 +666,19 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         return usage(cmd, "--net-peer goes with --net-world");
     if (r.guest_net.nondet_ppm && !r.guest_net.every)
         return usage(cmd, "--net-nondet goes with --net-every");
+    if (!r.files.n != !r.disks.nbd)
+        return usage(cmd, "--disk and --disk-nbd go together (our copy's disks, and where its "
+                     "QEMU serves them to the primary)");
+    if (r.disks.image_dir && !r.disks.nbd)
+        return usage(cmd, "--disk-images goes with --disk-nbd");
+    if (r.disks.nbd && so.mode != LS_COLO_MODE_COLO)
+        return usage(cmd, "--disk-nbd: Remus does not replicate disks (libxl leaves them to "
+                     "the storage)");
+    r.disks.ndisks = r.files.n;
+    for (unsigned i = 0; i < r.files.n; i++) {
+        r.disks.files[i] = r.files.disk[i].path;
+        r.disks.formats[i] = (unsigned)r.files.disk[i].format;
+    }
     if (ep.kind == EP_STDIO)
         r.out = stderr;
     if (!so.fence_cmd)
@@ -614,8 +706,9 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
         so.on_checkpoint = on_checkpoint;
         so.on_role = on_role;
         so.cb_data = &r;
-        rc = ls_colo_secondary_start_net(r.run.ctx, &so, r.net.world ? &r.net : NULL, op_done,
-                                         &r, &r.run.op, &err);
+        rc = ls_colo_secondary_start_disks(r.run.ctx, &so, r.net.world ? &r.net : NULL,
+                                           r.disks.nbd ? &r.disks : NULL, op_done, &r,
+                                           &r.run.op, &err);
         if (rc == 0 && (rc = run_wait(&r)) < 0)
             snprintf(err.msg, sizeof(err.msg), "%s", r.run.errmsg);
     }

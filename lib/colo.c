@@ -26,28 +26,66 @@ int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts 
                           ls_op_done_fn *done, void *data, struct ls_op **out,
                           struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, NULL, done, data, out, err);
+    return colo_primary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
 }
 
 int ls_colo_primary_start_net(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
                               const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
                               struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, net, done, data, out, err);
+    return colo_primary_role_start(ctx, opts, net, NULL, done, data, out, err);
 }
 
 int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                             ls_op_done_fn *done, void *data, struct ls_op **out,
                             struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, NULL, done, data, out, err);
+    return colo_secondary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
 }
 
 int ls_colo_secondary_start_net(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                                 const struct ls_colo_net_opts *net, ls_op_done_fn *done,
                                 void *data, struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, net, done, data, out, err);
+    return colo_secondary_role_start(ctx, opts, net, NULL, done, data, out, err);
+}
+
+int ls_colo_primary_start_disks(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                                const struct ls_colo_net_opts *net,
+                                const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                                void *data, struct ls_op **out, struct ls_errbuf *err)
+{
+    return colo_primary_role_start(ctx, opts, net, disks, done, data, out, err);
+}
+
+int ls_colo_secondary_start_disks(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
+                                  const struct ls_colo_net_opts *net,
+                                  const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                                  void *data, struct ls_op **out, struct ls_errbuf *err)
+{
+    return colo_secondary_role_start(ctx, opts, net, disks, done, data, out, err);
+}
+
+const char *ls_colo_disk_state_name(enum ls_colo_disk_state s)
+{
+    switch (s) {
+    case LS_COLO_DISK_NONE: return "none";
+    case LS_COLO_DISK_STARTING: return "starting";
+    case LS_COLO_DISK_REPLICATING: return "replicating";
+    case LS_COLO_DISK_BROKEN: return "broken";
+    case LS_COLO_DISK_FAILED_OVER: return "failed-over";
+    case LS_COLO_DISK_STOPPED: return "stopped";
+    case LS_COLO_DISK_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+int ls_colo_disk_stats(const struct ls_op *op, struct ls_colo_disk_stats *st)
+{
+    if (!op->colo)
+        return -EINVAL;
+    *st = op->colo->disk;
+    return 0;
 }
 
 int ls_colo_net_stats(const struct ls_op *op, struct ls_colo_net_stats *st)

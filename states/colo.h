@@ -9,6 +9,7 @@
 #define LOCKSTEP_STATES_COLO_H
 
 #include "lockstep/colo.h"
+#include "states/colo_disk.h"
 #include "states/colo_proxy.h"
 #include "states/restore.h"
 #include "states/save.h"
@@ -37,6 +38,22 @@ struct colo_common {
     bool is_secondary;
     struct colo_proxy *proxy;      /* the network output (colo_proxy.def) */
     unsigned ck_periodic, ck_divergence, ck_manual;   /* primary: checkpoints by cause */
+    struct ls_colo_disk_stats disk;   /* the disks' replication (colo_disk.def) */
+};
+
+/* A role's disks (colo_disk.def): one job at a time, each a join of its own
+ * (DISK_DONE / DISK_FAILED in the role's table). */
+struct colo_disks {
+    struct colo_disk_cfg cfg;      /* cfg.ndisks 0: none replicated */
+    struct ls_disk_info info;      /* the QEMU serving them */
+    struct colo_disk_task task;
+    struct fsm_join join;
+    int job;                       /* the job in flight or last run (COLO_DISK_E_*) */
+    uint64_t job_start_ns;
+    /* secondary */
+    char files[LS_COLO_DISKS_MAX][256];
+    unsigned formats[LS_COLO_DISKS_MAX];
+    bool made_dir;                 /* image_dir is ours to remove */
 };
 
 struct colo_primary_role {
@@ -58,6 +75,7 @@ struct colo_primary_role {
     struct colo_proxy proxy;       /* colo_proxy.def, joined from PROXY_STARTING on */
     struct fsm_join proxy_join;
     int proxy_start_ev;
+    struct colo_disks disks;
 };
 
 struct colo_secondary_role {
@@ -81,19 +99,32 @@ struct colo_secondary_role {
     struct fsm_join proxy_join;
     int proxy_start_ev;
     const struct ls_colo_net_opts *net;   /* until the proxy is initialised */
+    struct colo_disks disks;
 };
 
 /* The role behind an op (NULL if op is not a COLO role). */
 struct colo_common *colo_common_of(struct ls_op *op);
 
-/* net: the guest's network output (lockstep/colo.h), NULL for none; its
- * strings are copied. */
+/* net: the guest's network output, disks: its disks (lockstep/colo.h), NULL
+ * for none; their strings are copied. */
 int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
-                            const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
-                            struct ls_op **out, struct ls_errbuf *err);
+                            const struct ls_colo_net_opts *net,
+                            const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                            void *data, struct ls_op **out, struct ls_errbuf *err);
 int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
-                              const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
-                              struct ls_op **out, struct ls_errbuf *err);
+                              const struct ls_colo_net_opts *net,
+                              const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                              void *data, struct ls_op **out, struct ls_errbuf *err);
+
+/* Shared by both roles' disk steps (colo_primary.c). */
+int colo_disks_configure(struct colo_disks *d, struct colo_common *c,
+                         const struct ls_colo_disk_opts *o, bool secondary,
+                         struct ls_errbuf *err);
+/* Start job on d's QEMU (domid's): its end is ev_ok / ev_fail in m. */
+int colo_disks_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job, int ev_ok,
+                   int ev_fail);
+/* The job that just ended: its time and (failed) its reason into c->disk. */
+void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok);
 
 /* libxl CHECKPOINT_STATE(id): 16 bytes (header, id, padding). */
 void colo_state_record(uint8_t out[16], uint32_t id);

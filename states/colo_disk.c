@@ -46,6 +46,44 @@ void colo_disk_init(struct colo_disk_task *t, struct fsm_sched *sched, uint32_t 
     fsm_init(&t->m, &colo_disk_fsm_def, sched, done, t, "colo_disk[%u]", domid);
 }
 
+int colo_disk_run(struct colo_disk_task *t, struct fsm *parent, struct fsm_join *j, int ev_ok,
+                  int ev_fail, uint32_t domid, const char *qmp_path, const char *log_path,
+                  const struct colo_disk_cfg *cfg, int job, const char *what)
+{
+    fsm_undo_forget(parent, j);   /* the last job's join reported: its undo is done */
+    colo_disk_init(t, parent->sched, domid, qmp_path, log_path, cfg, NULL);
+    fsm_join_begin(j, parent, ev_ok, ev_fail);
+    fsm_join_add(j, &t->m);
+    fsm_join_arm(j);
+    fsm_post(&t->m, job, 0, NULL);
+    return fsm_defer(parent, fsm_join_undo, j, what);
+}
+
+int colo_disk_parse_nbd(const char *addr, struct colo_disk_nbd *out, struct ls_errbuf *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (strncmp(addr, "unix:", 5) == 0) {
+        const char *path = addr + 5;
+        if (!path[0] || strlen(path) >= sizeof(out->path) || strchr(path, ','))
+            return ls_err(err, -EINVAL, "NBD address %s: a unix socket path of 1..%zu bytes "
+                          "without ','", addr, sizeof(out->path) - 1);
+        snprintf(out->path, sizeof(out->path), "%s", path);
+        return 0;
+    }
+    const char *colon = strncmp(addr, "tcp:", 4) == 0 ? strrchr(addr + 4, ':') : NULL;
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    size_t hlen = colon ? (size_t)(colon - (addr + 4)) : 0;
+    if (!colon || !hlen || hlen >= sizeof(out->host) || !end || *end || port < 1 ||
+        port > 65535 || memchr(addr + 4, ',', hlen))
+        return ls_err(err, -EINVAL, "NBD address %s is not unix:PATH or tcp:HOST:PORT", addr);
+    out->tcp = true;
+    memcpy(out->host, addr + 4, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
 /* ---- the connection (one per job, as devmodel.c's) ------------------------ */
 
 static void conn_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, void *data)
@@ -439,8 +477,10 @@ static int cd_query_status(struct fsm *m, const struct fsm_ev *ev)
 static int cd_note_broken(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_disk_task *t = m->owner;
-    fprintf(stderr, "lockstep: domain %u: QEMU reports disk replication broken: %s\n", t->domid,
-            t->broken);
+    /* An error (its final state says broken, not failed): an owner's join
+     * reports it as a failure, with QEMU's words. */
+    fsm_fail(m, -EPIPE, "disk replication of domain %u: QEMU reports it broken (%s; the "
+             "secondary's NBD server is gone)", t->domid, t->broken);
     return 0;
 }
 

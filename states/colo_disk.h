@@ -60,6 +60,18 @@ void colo_disk_init(struct colo_disk_task *t, struct fsm_sched *sched, uint32_t 
                     const char *qmp_path, const char *log_path, const struct colo_disk_cfg *cfg,
                     fsm_done_fn *done);
 
+/* Run job (one of the owner events above) on t as parent's child, joined
+ * in j: parent gets ev_ok when it ends DONE, ev_fail when it ends FAILED or
+ * BROKEN (the error says which, with QEMU's words; colo_disk_broken tells).
+ * The job is posted before anything can fail, so its report always comes;
+ * parent's teardown awaits it. j and t may be reused once j reported. */
+int colo_disk_run(struct colo_disk_task *t, struct fsm *parent, struct fsm_join *j, int ev_ok,
+                  int ev_fail, uint32_t domid, const char *qmp_path, const char *log_path,
+                  const struct colo_disk_cfg *cfg, int job, const char *what);
+
+/* "unix:PATH" or "tcp:HOST:PORT" into out; -EINVAL with the reason. */
+int colo_disk_parse_nbd(const char *addr, struct colo_disk_nbd *out, struct ls_errbuf *err);
+
 /* The names the sim gives a guest's disk n in its QEMU: the quorum drive
  * (the guest's disk, and the NBD export), the secondary's replication top
  * (the replica's view), the primary's NBD client node. */

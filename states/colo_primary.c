@@ -146,6 +146,20 @@ static int arm(void *arg, int cancel_fd, struct ls_errbuf *err)
         return rc;
     if ((rc = be->ops->get_config_json(be, r->opts.domid, &r->sv.config_json, err)) < 0)
         return rc;
+    if (r->disks.cfg.nbd.path[0] || r->disks.cfg.nbd.tcp) {   /* its disks are replicated */
+        if (r->sv.info.type != LS_GUEST_HVM || !be->ops->disk_info)
+            return ls_err(err, -EOPNOTSUPP, "domain %u: only an HVM guest's disks (its QEMU's) "
+                          "are replicated, and this backend has none", r->opts.domid);
+        if ((rc = be->ops->disk_info(be, r->opts.domid, &r->disks.info, err)) < 0)
+            return ls_err(err, rc, "domain %u: its disks cannot be replicated: %s",
+                          r->opts.domid, err->msg);
+        if (r->disks.info.ndisks > COLO_DISK_MAX)
+            return ls_err(err, -E2BIG, "domain %u has %u disks; at most %u are replicated",
+                          r->opts.domid, r->disks.info.ndisks, COLO_DISK_MAX);
+        r->disks.cfg.ndisks = r->disks.info.ndisks;
+        r->c.disk.ndisks = r->disks.info.ndisks;
+        r->c.disk.state = LS_COLO_DISK_STARTING;
+    }
     return be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
 }
 
@@ -267,6 +281,8 @@ static int settle(void *arg, int cancel_fd, struct ls_errbuf *err)
 
 /* ---- actions: start ---------------------------------------------------------------- */
 
+static int colo_p_resume(struct fsm *m, const struct fsm_ev *ev);
+
 static int colo_p_arm(struct fsm *m, const struct fsm_ev *ev)
 {
     return io_work_start(m, COLO_PRIMARY_E_ARMED, arm, m->owner, "arm the guard");
@@ -311,6 +327,173 @@ static void count_cause(struct colo_primary_role *r, int ev)
         r->c.ck_divergence++;
     else
         r->c.ck_manual++;
+}
+
+/* ---- the disks (colo_disk.def): each job awaited as DISK_DONE / DISK_FAILED ----------- */
+
+int colo_disks_configure(struct colo_disks *d, struct colo_common *c,
+                         const struct ls_colo_disk_opts *o, bool secondary,
+                         struct ls_errbuf *err)
+{
+    if (!o || !o->nbd)
+        return 0;
+    int rc = colo_disk_parse_nbd(o->nbd, &d->cfg.nbd, err);
+    if (rc < 0 || !secondary)
+        return rc;
+    if (o->ndisks < 1 || o->ndisks > LS_COLO_DISKS_MAX)
+        return ls_err(err, -EINVAL, "colo secondary: %u disks (1 to %u)", o->ndisks,
+                      LS_COLO_DISKS_MAX);
+    for (unsigned i = 0; i < o->ndisks; i++) {
+        if (!o->files[i] || o->files[i][0] != '/' || strchr(o->files[i], ',') ||
+            strlen(o->files[i]) >= sizeof(d->files[i]) || o->formats[i] > 1)
+            return ls_err(err, -EINVAL, "colo secondary: disk %u: %s is not an absolute path "
+                          "without ',' (raw or qcow2)", i, o->files[i] ? o->files[i] : "(none)");
+        snprintf(d->files[i], sizeof(d->files[i]), "%s", o->files[i]);
+        d->formats[i] = o->formats[i];
+    }
+    d->cfg.ndisks = o->ndisks;
+    if (o->qemu_img)
+        snprintf(d->cfg.qemu_img, sizeof(d->cfg.qemu_img), "%s", o->qemu_img);
+    if (o->image_dir) {
+        if (strlen(o->image_dir) >= sizeof(d->cfg.image_dir) - 32)
+            return ls_err(err, -ENAMETOOLONG, "colo secondary: image directory %s is too long",
+                          o->image_dir);
+        snprintf(d->cfg.image_dir, sizeof(d->cfg.image_dir), "%s", o->image_dir);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(d->cfg.image_dir, sizeof(d->cfg.image_dir), "%.150s/lockstep-colo-disk.XXXXXX",
+                 tmp && tmp[0] ? tmp : "/tmp");
+        if (!mkdtemp(d->cfg.image_dir))
+            return ls_err(err, -errno, "colo secondary: cannot make a directory for the active "
+                          "and hidden images (%s): %s", d->cfg.image_dir, strerror(errno));
+        d->made_dir = true;
+    }
+    c->disk.ndisks = o->ndisks;
+    c->disk.state = LS_COLO_DISK_STARTING;
+    return 0;
+}
+
+int colo_disks_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job, int ev_ok,
+                   int ev_fail)
+{
+    static const char *const what[] = {
+        [COLO_DISK_E_SETUP_PRIMARY] = "disk replication setup",
+        [COLO_DISK_E_SETUP_SECONDARY] = "disk replication setup",
+        [COLO_DISK_E_CHECKPOINT] = "disk checkpoint",
+        [COLO_DISK_E_QUERY] = "disk replication status",
+        [COLO_DISK_E_TEARDOWN_PRIMARY] = "disk replication teardown",
+        [COLO_DISK_E_TEARDOWN_SECONDARY] = "disk replication teardown",
+        [COLO_DISK_E_FAILOVER] = "disk failover",
+    };
+    d->job = job;
+    d->job_start_ns = io_monotonic_ns();
+    return colo_disk_run(&d->task, m, &d->join, ev_ok, ev_fail, domid, d->info.qmp_path,
+                         d->info.log_path, &d->cfg, job, what[job]);
+}
+
+void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok)
+{
+    if (d->job == COLO_DISK_E_CHECKPOINT || d->job == COLO_DISK_E_SETUP_PRIMARY ||
+        d->job == COLO_DISK_E_SETUP_SECONDARY) {
+        c->disk.checkpoint_ns = io_monotonic_ns() - d->job_start_ns;
+        if (ok && d->job == COLO_DISK_E_CHECKPOINT)
+            c->disk.checkpoints++;
+    }
+    if (d->task.note[0])
+        snprintf(c->disk.note, sizeof(c->disk.note), "%.319s", d->task.note);
+    if (!ok) {
+        snprintf(c->disk.note, sizeof(c->disk.note), "%.319s", d->task.m.err.msg[0]
+                 ? d->task.m.err.msg : "the disk job was cancelled");
+        c->disk.state = colo_disk_broken(&d->task) ? LS_COLO_DISK_BROKEN : LS_COLO_DISK_FAILED;
+    } else if (d->job == COLO_DISK_E_SETUP_PRIMARY || d->job == COLO_DISK_E_SETUP_SECONDARY) {
+        c->disk.state = LS_COLO_DISK_REPLICATING;
+    }
+}
+
+/* No job to run (no disks, or nothing set up yet): the step is done at once. */
+static int disk_step(struct colo_primary_role *r, struct fsm *m, int job)
+{
+    if (!r->disks.cfg.ndisks) {
+        fsm_post(m, COLO_PRIMARY_E_DISK_DONE, 0, NULL);
+        return 0;
+    }
+    return colo_disks_job(&r->disks, m, r->opts.domid, job, COLO_PRIMARY_E_DISK_DONE,
+                          COLO_PRIMARY_E_DISK_FAILED);
+}
+
+/* Preresume: the first checkpoint sets replication up (the secondary's
+ * export is up: it did its setup before SVM_READY), the later ones are
+ * applied to it; both before our guest runs again. */
+static int colo_p_disk_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    return disk_step(r, m, r->c.disk.state == LS_COLO_DISK_STARTING ? COLO_DISK_E_SETUP_PRIMARY
+                                                                     : COLO_DISK_E_CHECKPOINT);
+}
+
+static int colo_p_disk_query(struct fsm *m, const struct fsm_ev *ev)
+{
+    return disk_step(m->owner, m, COLO_DISK_E_QUERY);
+}
+
+static int colo_p_cancel_disk(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    if (r->disks.cfg.ndisks)
+        fsm_join_cancel(&r->disks.join, -ECANCELED);
+    return 0;
+}
+
+/* Replication ended and our guest runs: drop the NBD clients, if the setup
+ * made them. The role's error (why it ended) stays the first. */
+static int colo_p_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    enum ls_colo_disk_state st = r->c.disk.state;
+    if (st != LS_COLO_DISK_REPLICATING && st != LS_COLO_DISK_BROKEN &&
+        st != LS_COLO_DISK_FAILED) {
+        fsm_post(m, COLO_PRIMARY_E_DISK_DONE, 0, NULL);
+        return 0;
+    }
+    return colo_disks_job(&r->disks, m, r->opts.domid, COLO_DISK_E_TEARDOWN_PRIMARY,
+                          COLO_PRIMARY_E_DISK_DONE, COLO_PRIMARY_E_DISK_FAILED);
+}
+
+/* The teardown's end: the disk state it leaves; a teardown that failed is
+ * said after the error that ended replication. */
+static void disk_torn_down(struct colo_primary_role *r, const struct fsm_ev *ev,
+                           enum ls_colo_disk_state st)
+{
+    struct colo_disks *d = &r->disks;
+    if (d->job != COLO_DISK_E_TEARDOWN_PRIMARY)
+        return;
+    d->job = 0;
+    if (ev->id == COLO_PRIMARY_E_DISK_FAILED) {
+        const char *why = d->task.m.err.msg;
+        if (strcmp(r->m.err.msg, why) != 0)
+            ls_err_append(&r->m.err, "; its disks' replication could not be dropped: %s", why);
+        snprintf(r->c.disk.note, sizeof(r->c.disk.note), "%.319s", why);
+        r->c.disk.state = LS_COLO_DISK_FAILED;
+    } else if (r->c.disk.state == LS_COLO_DISK_REPLICATING) {
+        r->c.disk.state = st;
+    }
+}
+
+/* A disk job failed, or QEMU reports replication broken: replication ends. */
+static int colo_p_disk_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    colo_disks_ended(&r->disks, &r->c, false);
+    fsm_join_cancel(&r->sv.tasks, -ECANCELED);
+    return 0;
+}
+
+static int colo_p_disk_resume(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    if (r->disks.cfg.ndisks)
+        colo_disks_ended(&r->disks, &r->c, true);
+    return colo_p_resume(m, ev);
 }
 
 static int colo_p_read_banner(struct fsm *m, const struct fsm_ev *ev)
@@ -636,6 +819,7 @@ static void tell_dm_fate(struct colo_primary_role *r)
 static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    disk_torn_down(r, ev, LS_COLO_DISK_BROKEN);
     tell_dm_fate(r);
     char why[LS_ERRBUF_LEN + 128];
     snprintf(why, sizeof(why), "replication ended after checkpoint %u (the secondary, or the "
@@ -647,8 +831,13 @@ static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_outcome_stopped(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    disk_torn_down(r, ev, LS_COLO_DISK_STOPPED);
+    char why[LS_ERRBUF_LEN + 96];
+    snprintf(why, sizeof(why), "replication stopped in order; the secondary was told%s%s",
+             r->c.disk.state == LS_COLO_DISK_FAILED ? "; but " : "",
+             r->c.disk.state == LS_COLO_DISK_FAILED ? r->c.disk.note : "");
     ls_err_clear(&m->err);    /* the tasks' cancel is how an orderly stop ends them */
-    set_role(r, LS_COLO_STOPPED, "replication stopped in order; the secondary was told");
+    set_role(r, LS_COLO_STOPPED, why);
     return 0;
 }
 
@@ -657,6 +846,8 @@ static int colo_p_outcome_stopped(struct fsm *m, const struct fsm_ev *ev)
 static void colo_primary_done(struct fsm *m, int rc)
 {
     struct colo_primary_role *r = m->owner;
+    if (r->c.disk.state == LS_COLO_DISK_STARTING || r->c.disk.state == LS_COLO_DISK_REPLICATING)
+        r->c.disk.state = LS_COLO_DISK_STOPPED;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_PROTECTED)
         r->c.role = LS_COLO_ENDED;
     tell_dm_fate(r);
@@ -682,9 +873,13 @@ static void colo_primary_free(struct ls_op *op)
 }
 
 int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
-                            const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
-                            struct ls_op **out, struct ls_errbuf *err)
+                            const struct ls_colo_net_opts *net,
+                            const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                            void *data, struct ls_op **out, struct ls_errbuf *err)
 {
+    if (disks && disks->nbd && opts->mode != LS_COLO_MODE_COLO)
+        return ls_err(err, -EINVAL, "colo primary: disks are replicated in COLO mode only "
+                      "(Remus leaves them to the storage, as libxl does)");
     if (net && net->world && opts->mode == LS_COLO_MODE_COLO && !net->listen)
         return ls_err(err, -EINVAL, "colo primary: a network needs the address the secondary's "
                       "proxy sends its frames to (listen)");
@@ -696,6 +891,11 @@ int colo_primary_role_start(struct ls_ctx *ctx, const struct ls_colo_primary_opt
     if (!r)
         return ls_err(err, -ENOMEM, "out of memory");
     r->opts = *opts;
+    if (colo_disks_configure(&r->disks, &r->c, disks, false, err) < 0) {
+        free(r);
+        return err->rc;
+    }
+    r->c.disk.state = LS_COLO_DISK_NONE;   /* STARTING once arm finds the disks */
     r->c.trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r->c.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .domid = opts->domid, .done = done,

@@ -141,6 +141,26 @@ static int write_suspended(void *arg, int cancel_fd, struct ls_errbuf *err)
     return write_state(arg, LIBXL_CHECKPOINT_SVM_SUSPENDED, cancel_fd, err);
 }
 
+/* Our copy's disks, replicas of the primary's: its guest writes them
+ * through the replication top the setup adds (disk_info: their QEMU). */
+static int attach_disks(struct colo_secondary_role *r, struct ls_errbuf *err)
+{
+    struct ls_backend *be = be_of(r);
+    struct colo_disks *d = &r->disks;
+    if (!d->cfg.ndisks)
+        return 0;
+    if (r->rs.config.type != LS_GUEST_HVM || !be->ops->disk_attach || !be->ops->disk_info)
+        return ls_err(err, -EOPNOTSUPP, "our copy (domain %u) cannot have replicated disks: "
+                      "only an HVM guest's are (its QEMU's), on a backend that has them",
+                      r->rs.domid);
+    int rc = 0;
+    for (unsigned i = 0; i < d->cfg.ndisks && rc == 0; i++)
+        rc = be->ops->disk_attach(be, r->rs.domid, d->files[i], d->formats[i], true, err);
+    if (rc == 0)
+        rc = be->ops->disk_info(be, r->rs.domid, &d->info, err);
+    return rc < 0 ? ls_err(err, rc, "our copy's disks: %s", err->msg) : 0;
+}
+
 static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
@@ -151,7 +171,7 @@ static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
         r->rs.domain_created = true;
         r->op.domid = r->rs.domid;
     }
-    return rc;
+    return rc == 0 ? attach_disks(r, err) : rc;
 }
 
 static int report(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -467,6 +487,83 @@ static int colo_s_proxy_failover(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* ---- the disks (colo_disk.def): each job awaited as DISK_DONE / DISK_FAILED ------------ */
+
+static int disk_step(struct colo_secondary_role *r, struct fsm *m, int job)
+{
+    if (!r->disks.cfg.ndisks) {
+        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
+        return 0;
+    }
+    return colo_disks_job(&r->disks, m, r->rs.domid, job, COLO_SECONDARY_E_DISK_DONE,
+                          COLO_SECONDARY_E_DISK_FAILED);
+}
+
+/* A checkpoint is applied: the first sets replication up (our export is then
+ * up for the primary's setup after SVM_READY), the later ones are applied
+ * to the disks; before SVM_READY, so no primary write overlaps it. */
+static int colo_s_disk_checkpoint(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    return disk_step(r, m, r->c.disk.state == LS_COLO_DISK_STARTING
+                               ? COLO_DISK_E_SETUP_SECONDARY : COLO_DISK_E_CHECKPOINT);
+}
+
+static int colo_s_disk_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    colo_disks_ended(&r->disks, &r->c, false);
+    fsm_join_cancel(&r->rs.tasks, -ECANCELED);
+    return 0;
+}
+
+/* A loss or a stop came while a disk job ran: its end is recorded (a setup
+ * that finished is failed over), then the tasks are cancelled. */
+static int colo_s_disk_then_cancel(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    colo_disks_ended(&r->disks, &r->c, ev->id == COLO_SECONDARY_E_DISK_DONE);
+    fsm_join_cancel(&r->rs.tasks, -ECANCELED);
+    return 0;
+}
+
+/* After the fence: no more primary writes, then the replica's disks are
+ * its own (only once replication was set up). */
+static int colo_s_disk_failover(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    if (r->c.disk.state != LS_COLO_DISK_REPLICATING) {
+        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
+        return 0;
+    }
+    return disk_step(r, m, COLO_DISK_E_FAILOVER);
+}
+
+static int colo_s_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    if (r->c.disk.state != LS_COLO_DISK_REPLICATING) {
+        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
+        return 0;
+    }
+    return disk_step(r, m, COLO_DISK_E_TEARDOWN_SECONDARY);
+}
+
+/* The disk job before the takeover or the destroy ended: its state. */
+static void disk_end_job(struct colo_secondary_role *r, const struct fsm_ev *ev)
+{
+    struct colo_disks *d = &r->disks;
+    int job = d->job;
+    if (!job || (job != COLO_DISK_E_FAILOVER && job != COLO_DISK_E_TEARDOWN_SECONDARY))
+        return;
+    d->job = 0;
+    bool ok = ev->id == COLO_SECONDARY_E_DISK_DONE;
+    colo_disks_ended(d, &r->c, ok);
+    if (ok)
+        r->c.disk.state = job == COLO_DISK_E_FAILOVER ? LS_COLO_DISK_FAILED_OVER
+                                                       : LS_COLO_DISK_STOPPED;
+}
+
 static int colo_s_answer_static_data(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
@@ -532,6 +629,9 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_write_ready(struct fsm *m, const struct fsm_ev *ev)
 {
+    struct colo_secondary_role *r = m->owner;
+    if (r->disks.cfg.ndisks)
+        colo_disks_ended(&r->disks, &r->c, true);
     return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_ready, m->owner, "write SVM_READY");
 }
 
@@ -634,6 +734,7 @@ static int colo_s_abandon(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_destroy(struct fsm *m, const struct fsm_ev *ev)
 {
+    disk_end_job(m->owner, ev);
     return io_work_start(m, COLO_SECONDARY_E_DOMAIN_DESTROYED, destroy_copy, m->owner,
                          "destroy our copy");
 }
@@ -650,7 +751,18 @@ static int colo_s_fence(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_take_over(struct fsm *m, const struct fsm_ev *ev)
 {
+    disk_end_job(m->owner, ev);
     return io_work_start(m, IO_WORK_EV_FROM_FN, take_over, m->owner, "take over");
+}
+
+/* Our copy runs without its disks' failover: the error says why. */
+static int colo_s_take_over_disk_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    const char *why = r->disks.task.m.err.msg;
+    if (strcmp(m->err.msg, why) != 0)
+        ls_err_append(&m->err, "; its disks could not fail over: %s", why);
+    return colo_s_take_over(m, ev);
 }
 
 static int colo_s_keep_paused(struct fsm *m, const struct fsm_ev *ev)
@@ -712,14 +824,33 @@ static void colo_secondary_done(struct fsm *m, int rc)
     struct colo_secondary_role *r = m->owner;
     if (r->c.role == LS_COLO_STARTING || r->c.role == LS_COLO_STANDBY)
         r->c.role = LS_COLO_ENDED;
+    if (r->c.disk.state == LS_COLO_DISK_STARTING || r->c.disk.state == LS_COLO_DISK_REPLICATING)
+        r->c.disk.state = LS_COLO_DISK_STOPPED;   /* our copy and its disks are gone */
     if (r->dm_end_known && rc < 0)
         dm_append_fate(&m->err, &r->dm_end);
     op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
+/* The active and hidden images, unless our copy took over (its disks use them). */
+static void remove_images(struct colo_secondary_role *r)
+{
+    struct colo_disks *d = &r->disks;
+    if (!d->made_dir || r->c.role == LS_COLO_ACTIVE)
+        return;
+    for (unsigned n = 0; n < d->cfg.ndisks; n++) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/lsdisk%u-active.qcow2", d->cfg.image_dir, n);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/lsdisk%u-hidden.qcow2", d->cfg.image_dir, n);
+        unlink(path);
+    }
+    rmdir(d->cfg.image_dir);
+}
+
 static void colo_secondary_free(struct ls_op *op)
 {
     struct colo_secondary_role *r = (struct colo_secondary_role *)op;
+    remove_images(r);
     io_fd_set_timeout(r->opts.send_fd, 0);
     io_fd_set_timeout(r->opts.recv_fd, 0);
     free(r->rs.config_json);
@@ -732,9 +863,13 @@ static void colo_secondary_free(struct ls_op *op)
 /* analyzer: colo_secondary_free(&r->op) frees r (op is its first member) */
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
 int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
-                              const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
-                              struct ls_op **out, struct ls_errbuf *err)
+                              const struct ls_colo_net_opts *net,
+                              const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                              void *data, struct ls_op **out, struct ls_errbuf *err)
 {
+    if (disks && disks->nbd && opts->mode != LS_COLO_MODE_COLO)
+        return ls_err(err, -EINVAL, "colo secondary: disks are replicated in COLO mode only "
+                      "(Remus leaves them to the storage, as libxl does)");
     if (net && net->world && opts->mode == LS_COLO_MODE_COLO && !net->peer)
         return ls_err(err, -EINVAL, "colo secondary: a network needs the primary's proxy "
                       "address (peer)");
@@ -746,6 +881,11 @@ int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary
     if (!r)
         return ls_err(err, -ENOMEM, "out of memory");
     r->opts = *opts;
+    if (colo_disks_configure(&r->disks, &r->c, disks, true, err) < 0) {
+        remove_images(r);
+        free(r);
+        return err->rc;
+    }
     r->c.is_secondary = true;
     r->c.trigger_fd = r->c.stop_fd = -1;
     r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .done = done, .data = data,

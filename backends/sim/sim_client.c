@@ -1285,6 +1285,35 @@ static int sim_net_connect_op(struct ls_backend *be, uint32_t domid, const char 
                    NULL, NULL, 0, NULL, e);
 }
 
+static int sim_disk_info_op(struct ls_backend *be, uint32_t domid, struct ls_disk_info *out,
+                            struct ls_errbuf *e)
+{
+    struct ls_sim_disks d;
+    int rc = sim_disk(be, domid, NULL, 0, NULL, &d, e);
+    if (rc < 0)
+        return rc;
+    if (!d.ndisks || !d.pid)
+        return ls_err(e, -ENODEV, "domain %u has no disk", domid);
+    *out = (struct ls_disk_info){ .ndisks = d.ndisks };
+    snprintf(out->qmp_path, sizeof(out->qmp_path), "%s", d.qmp_path);
+    snprintf(out->log_path, sizeof(out->log_path), "%s", d.log_path);
+    return 0;
+}
+
+static int sim_disk_attach_op(struct ls_backend *be, uint32_t domid, const char *path,
+                              unsigned format, bool replica, struct ls_errbuf *e)
+{
+    struct ls_sim_disks d;
+    int rc = sim_disk(be, domid, path, format, NULL, NULL, e);
+    if (rc == 0 && replica)   /* the writer keeps its rate; its writes go through the top */
+        rc = sim_disk(be, domid, NULL, 0, NULL, &d, e);
+    if (rc == 0 && replica) {
+        d.top = true;
+        rc = sim_disk(be, domid, NULL, 0, &d, NULL, e);
+    }
+    return rc;
+}
+
 static const struct ls_backend_ops sim_ops = {
     .name = "sim",
     .close = sim_close,
@@ -1311,6 +1340,8 @@ static const struct ls_backend_ops sim_ops = {
     .net_attach = sim_net_attach_op,
     .net_connect = sim_net_connect_op,
     .digest = sim_digest,
+    .disk_info = sim_disk_info_op,
+    .disk_attach = sim_disk_attach_op,
 };
 
 int ls_sim_open(struct ls_backend **out, struct ls_errbuf *e)

@@ -131,6 +131,64 @@ LS_API int ls_colo_secondary_start_net(struct ls_ctx *ctx,
 /* The counters so far (any time until the op is freed); -EINVAL if op is not a COLO role. */
 LS_API int ls_colo_net_stats(const struct ls_op *op, struct ls_colo_net_stats *st);
 
+/* The guest's disks (issue 16; COLO only, HVM): replicated as libxl does
+ * it, with QEMU's block replication over NBD (states/colo_disk.def). The
+ * guest's disks are drives lsdisk0..N-1 of a QEMU (the sim's block QEMU).
+ * As with libxl, both sides' disks must hold the same data when
+ * replication starts; lockstep does not copy them. Primary: every disk of
+ * the domain is replicated to the secondary's NBD server at `nbd`, from the
+ * first checkpoint on (the primary's QEMU holds each as a quorum whose
+ * second child is an NBD client); the disks are checkpointed before our
+ * guest runs again, their replication queried after every suspend, and
+ * dropped (our guest's disks run on alone, intact) when the secondary is
+ * lost, replication is reported broken, or we stop. Secondary: `files` are
+ * our copy's disks (the copy gets them as it is created); before its first
+ * SVM_READY its QEMU exports them at `nbd` behind a replication drive whose
+ * active and hidden qcow2 images go to `image_dir`, and every checkpoint
+ * is applied to them before SVM_READY; at a failover the exports stop
+ * first, then the replica's disks become its own. */
+#define LS_COLO_DISKS_MAX 4
+struct ls_colo_disk_opts {
+    const char *nbd;           /* both: unix:PATH (one host) or tcp:HOST:PORT (the secondary's) */
+    unsigned ndisks;           /* secondary: files given */
+    const char *files[LS_COLO_DISKS_MAX];      /* secondary: absolute paths, no ',' */
+    unsigned formats[LS_COLO_DISKS_MAX];       /* secondary: 0 raw, 1 qcow2 */
+    const char *image_dir;     /* secondary: the active and hidden images; NULL = a new
+                                  directory under $TMPDIR (removed at the end unless our
+                                  copy took over: its disks use them) */
+    const char *qemu_img;      /* secondary: NULL = qemu-img from PATH */
+};
+LS_API int ls_colo_primary_start_disks(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
+                                       const struct ls_colo_net_opts *net,
+                                       const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
+                                       void *data, struct ls_op **out, struct ls_errbuf *err);
+LS_API int ls_colo_secondary_start_disks(struct ls_ctx *ctx,
+                                         const struct ls_colo_secondary_opts *opts,
+                                         const struct ls_colo_net_opts *net,
+                                         const struct ls_colo_disk_opts *disks,
+                                         ls_op_done_fn *done, void *data, struct ls_op **out,
+                                         struct ls_errbuf *err);
+enum ls_colo_disk_state {
+    LS_COLO_DISK_NONE = 0,     /* no disk replicated */
+    LS_COLO_DISK_STARTING,     /* before the first checkpoint set replication up */
+    LS_COLO_DISK_REPLICATING,  /* every checkpoint is applied to the secondary's disks */
+    LS_COLO_DISK_BROKEN,       /* primary: QEMU reported it broken, or the secondary was lost:
+                                  our guest's disks run on alone */
+    LS_COLO_DISK_FAILED_OVER,  /* secondary: took over; its disks are its own */
+    LS_COLO_DISK_STOPPED,      /* replication stopped in order, or ended with the role */
+    LS_COLO_DISK_FAILED,       /* a disk step failed; note says QEMU's reason */
+};
+LS_API const char *ls_colo_disk_state_name(enum ls_colo_disk_state s);   /* "replicating", ... */
+struct ls_colo_disk_stats {
+    enum ls_colo_disk_state state;
+    unsigned ndisks;
+    unsigned checkpoints;      /* disk checkpoints (xen-colo-do-checkpoint) done */
+    uint64_t checkpoint_ns;    /* the last one's QMP time (the first: the setup's) */
+    char note[320];            /* why broken or failed, or what QEMU refused ("" if nothing) */
+};
+/* The counters so far; -EINVAL if op is not a COLO role. */
+LS_API int ls_colo_disk_stats(const struct ls_op *op, struct ls_colo_disk_stats *st);
+
 /* Primary: take a checkpoint now instead of at the interval's end. */
 LS_API int ls_colo_checkpoint(struct ls_op *op);
 /* Secondary: take over now (fencing first, as after a loss). -EINVAL on a primary. */
