@@ -49,6 +49,7 @@ struct colo_disks {
     struct colo_disk_task task;
     struct fsm_join join;
     int job;                       /* the job in flight or last run (COLO_DISK_E_*) */
+    bool set_up;                   /* the setup ended well and no teardown ran since */
     uint64_t job_start_ns;
     /* secondary */
     char files[LS_COLO_DISKS_MAX][256];

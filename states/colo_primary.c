@@ -407,6 +407,7 @@ void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok)
         c->disk.state = colo_disk_broken(&d->task) ? LS_COLO_DISK_BROKEN : LS_COLO_DISK_FAILED;
     } else if (d->job == COLO_DISK_E_SETUP_PRIMARY || d->job == COLO_DISK_E_SETUP_SECONDARY) {
         c->disk.state = LS_COLO_DISK_REPLICATING;
+        d->set_up = true;
     }
 }
 
@@ -444,17 +445,16 @@ static int colo_p_cancel_disk(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
-/* Replication ended and our guest runs: drop the NBD clients, if the setup
- * made them. The role's error (why it ended) stays the first. */
+/* Replication ended: drop the NBD clients, if the setup made them. The
+ * role's error (why it ended) stays the first. */
 static int colo_p_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
-    enum ls_colo_disk_state st = r->c.disk.state;
-    if (st != LS_COLO_DISK_REPLICATING && st != LS_COLO_DISK_BROKEN &&
-        st != LS_COLO_DISK_FAILED) {
+    if (!r->disks.set_up) {
         fsm_post(m, COLO_PRIMARY_E_DISK_DONE, 0, NULL);
         return 0;
     }
+    r->disks.set_up = false;
     return colo_disks_job(&r->disks, m, r->opts.domid, COLO_DISK_E_TEARDOWN_PRIMARY,
                           COLO_PRIMARY_E_DISK_DONE, COLO_PRIMARY_E_DISK_FAILED);
 }
@@ -477,6 +477,15 @@ static void disk_torn_down(struct colo_primary_role *r, const struct fsm_ev *ev,
     } else if (r->c.disk.state == LS_COLO_DISK_REPLICATING) {
         r->c.disk.state = st;
     }
+}
+
+static int colo_p_settle(struct fsm *m, const struct fsm_ev *ev);
+
+/* Dropped (or not: said after the error); now our guest runs on alone. */
+static int colo_p_disk_dropped(struct fsm *m, const struct fsm_ev *ev)
+{
+    disk_torn_down(m->owner, ev, LS_COLO_DISK_BROKEN);
+    return colo_p_settle(m, ev);
 }
 
 /* A disk job failed, or QEMU reports replication broken: replication ends. */
@@ -819,7 +828,6 @@ static void tell_dm_fate(struct colo_primary_role *r)
 static int colo_p_outcome_unprotected(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
-    disk_torn_down(r, ev, LS_COLO_DISK_BROKEN);
     tell_dm_fate(r);
     char why[LS_ERRBUF_LEN + 128];
     snprintf(why, sizeof(why), "replication ended after checkpoint %u (the secondary, or the "

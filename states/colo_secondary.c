@@ -167,11 +167,18 @@ static int create_domain(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct ls_domain_config cfg = r->rs.config;
     cfg.guard = true;    /* destroyed if we die before it holds a whole checkpoint */
     int rc = be_of(r)->ops->create_for_restore(be_of(r), &cfg, &r->rs.domid, err);
-    if (rc == 0) {
-        r->rs.domain_created = true;
-        r->op.domid = r->rs.domid;
+    if (rc < 0)
+        return rc;
+    if ((rc = attach_disks(r, err)) < 0) {
+        /* No copy without its disks: this state's failure knows no domain. */
+        struct ls_errbuf why;
+        ls_err_clear(&why);
+        be_of(r)->ops->destroy(be_of(r), r->rs.domid, &why);
+        return rc;
     }
-    return rc == 0 ? attach_disks(r, err) : rc;
+    r->rs.domain_created = true;
+    r->op.domid = r->rs.domid;
+    return 0;
 }
 
 static int report(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -528,24 +535,26 @@ static int colo_s_disk_then_cancel(struct fsm *m, const struct fsm_ev *ev)
 }
 
 /* After the fence: no more primary writes, then the replica's disks are
- * its own (only once replication was set up). */
+ * its own (once replication was set up, even if a later checkpoint failed). */
 static int colo_s_disk_failover(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
-    if (r->c.disk.state != LS_COLO_DISK_REPLICATING) {
+    if (!r->disks.set_up) {
         fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
         return 0;
     }
+    r->disks.set_up = false;
     return disk_step(r, m, COLO_DISK_E_FAILOVER);
 }
 
 static int colo_s_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
-    if (r->c.disk.state != LS_COLO_DISK_REPLICATING) {
+    if (!r->disks.set_up) {
         fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
         return 0;
     }
+    r->disks.set_up = false;
     return disk_step(r, m, COLO_DISK_E_TEARDOWN_SECONDARY);
 }
 

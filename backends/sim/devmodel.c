@@ -636,6 +636,16 @@ int sim_qmp_hmp(struct qmp_peer *p, const char *line, unsigned timeout_ms, struc
     return rc;
 }
 
+int sim_qmp_exec(struct qmp_peer *p, const char *cmd, const char *args, unsigned timeout_ms,
+                 struct ls_errbuf *e)
+{
+    peer_deadline(p, timeout_ms);
+    yajl_val tree = NULL, ret = NULL;
+    int rc = peer_exec_fd(p, cmd, args, -1, &tree, &ret, e);
+    yajl_tree_free(tree);
+    return rc;
+}
+
 void sim_qmp_close(struct qmp_peer *p)
 {
     peer_close(p);

@@ -103,6 +103,10 @@ int sim_qmp_open(const char *path, unsigned timeout_ms, struct qmp_peer **out,
 /* human-monitor-command line within timeout_ms; output other than "" or
  * "OK" is QEMU's refusal (-EIO, its words in e). */
 int sim_qmp_hmp(struct qmp_peer *p, const char *line, unsigned timeout_ms, struct ls_errbuf *e);
+/* cmd with args (a JSON object, or NULL) within timeout_ms; QEMU's error
+ * answer is -EREMOTEIO or as peer errors are, its words in e. */
+int sim_qmp_exec(struct qmp_peer *p, const char *cmd, const char *args, unsigned timeout_ms,
+                 struct ls_errbuf *e);
 void sim_qmp_close(struct qmp_peer *p);
 
 /* "exited with status N" / "killed by signal N (NAME)", into buf. */

@@ -889,6 +889,46 @@ static void cont_stopped_dm(struct sim_domain *d)
                d->domid, (int)d->dm.pid, e.msg);
 }
 
+/* A guest the guard resumes runs alone: if a COLO primary had its disks
+ * replicated (states/colo_disk.def: an NBD client as each quorum's
+ * children.1), that is dropped first, as the primary's own teardown would,
+ * so that none of its writes reaches a secondary's copy, which may take
+ * over from the last checkpoint. A disk without one refuses: nothing to do. */
+#define GUARD_DISK_TIMEOUT_MS 3000
+static void unreplicate_disks(struct sim_domain *d)
+{
+    if (!d->disks || d->blk.pid <= 0 || !d->blk.alive)
+        return;
+    struct qmp_peer *p = NULL;
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    if (sim_qmp_open(d->blk.qmp_path, GUARD_DISK_TIMEOUT_MS, &p, &e) < 0) {
+        logmsg("domain %u: its disks' QEMU does not answer (%s): resumed as it is", d->domid,
+               e.msg);
+        sim_qmp_close(p);
+        return;
+    }
+    ls_err_clear(&e);
+    bool replicated = sim_qmp_exec(p, "xen-set-replication", "{\"enable\": false, "
+                                   "\"primary\": true}", GUARD_DISK_TIMEOUT_MS, &e) == 0;
+    unsigned dropped = 0;
+    for (unsigned n = 0; replicated && n < sim_disks_count(d->disks); n++) {
+        char args[96], line[48];
+        snprintf(args, sizeof(args), "{\"parent\": \"lsdisk%u\", \"child\": \"children.1\"}", n);
+        snprintf(line, sizeof(line), "drive_del lsdisk%u-nbd", n);
+        ls_err_clear(&e);
+        if (sim_qmp_exec(p, "x-blockdev-change", args, GUARD_DISK_TIMEOUT_MS, &e) == 0) {
+            dropped++;
+            ls_err_clear(&e);
+            sim_qmp_hmp(p, line, GUARD_DISK_TIMEOUT_MS, &e);
+        }
+    }
+    if (replicated)
+        logmsg("domain %u: its disks' replication stopped, %u NBD clients dropped, before it "
+               "runs alone", d->domid, dropped);
+    sim_qmp_close(p);
+}
+
 /* The client holding a guard is gone: act as the guard says. */
 static void apply_guards(uint64_t client)
 {
@@ -910,6 +950,7 @@ static void apply_guards(uint64_t client)
         ls_err_clear(&e);
         sim_logdirty(d, SIMP_LOGDIRTY_DISABLE, &none, &len, &e);
         bool was_suspended = d->suspended;
+        unreplicate_disks(d);
         d->guard = SIMP_GUARD_NONE;
         d->suspended = false;
         sim_vcpu_runstate_changed(d);

@@ -16,11 +16,13 @@ guest writes on, its disk holding exactly its writes (the file against the
 seed), the secondary's copy gone.
 
 failover: over TCP NBD, the primary's lockstep killed after ~25
-checkpoints; its guest, resumed by its guard, writes on through the NBD
-client until the fence destroys it; the secondary takes over and its
-guest's disk (lsdisk0-top, read through an NBD export of it) is exactly the
-primary's at the last checkpoint the secondary applied (the writes of the
-vCPU count it holds), none of the orphan's later writes.
+checkpoints, mostly while its guest is suspended for a checkpoint: its
+guard resumes it, its disks' replication dropped first (the sim daemon
+does that, as the primary's teardown would), and it writes on until the
+fence destroys it; the secondary takes over and its guest's disk
+(lsdisk0-top, read through an NBD export of it) is exactly the primary's at
+the last checkpoint the secondary applied (the writes of the vCPU count it
+holds), none of the primary's later writes.
 
 lost: the secondary's lockstep killed (its copy and QEMU go with it): the
 primary runs on unprotected, its disk replication "broken" and dropped, its
@@ -35,6 +37,7 @@ Cost: about 6 s each for stop and failover, 12 s for lost, on a loaded
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -277,6 +280,11 @@ def run_failover(res, work, n):
         later = expected(SEED + n, j + 3)
         res.check(f"{what}: none of the primary's writes after that checkpoint is there",
                   got != later, "")
+        with open(os.path.join(prim.rundir, "simd.log"), errors="replace") as f:
+            log = f.read()
+        res.check(f"{what}: a guest its guard resumed ran alone, its disks' replication "
+                  f"dropped first", "stopped for a save: resuming it" not in log
+                  or "NBD clients dropped, before it runs alone" in log, log[-600:])
         res.check(f"{what}: the primary's guest is fenced, the survivor runs",
                   not prim.domains() and sec.domains().get(int(sdom)) == "running",
                   f"{prim.domains()} / {sec.domains()}")
@@ -370,6 +378,7 @@ def main():
         os.makedirs(rows_dir, exist_ok=True)
         with open(os.path.join(rows_dir, f"colo_disk_{part}.trace"), "w") as f:
             f.writelines(TRACES)
+    shutil.rmtree(work, ignore_errors=True)
     res.finish()
 
 
