@@ -30,7 +30,9 @@ disk intact and still written. The secondary's block QEMU killed between
 checkpoints: the primary's query-xen-replication-status after the next
 suspend says so (QEMU's words in the role's reason), it goes on
 unprotected, its disk intact. The primary given an NBD address nobody
-serves: its setup fails with QEMU's reason and it runs on unprotected.
+serves: its setup fails with QEMU's reason and it runs on unprotected. The
+secondary's images in a directory that does not exist: its setup fails
+with qemu-img's reason, its copy is destroyed, the primary runs on.
 
 Cost: about 6 s each for stop and failover, 12 s for lost, on a loaded
 2-core machine (the block QEMUs start in a fraction of a second).
@@ -358,6 +360,28 @@ def run_bad_nbd(res, work, n):
         sec.stop()
 
 
+def run_bad_images(res, work, n):
+    what = "the secondary's active and hidden images cannot be made"
+    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
+    nowhere = os.path.join(work, f"nowhere{n}", "images")
+    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--disk-images", nowhere))
+    try:
+        src = s.wait(60)
+        prc = p.wait(60)
+        keep_trace(p, s)
+        so, po = outcome(s), outcome(p)
+        res.check(f"{what}: the secondary's setup fails with qemu-img's reason before SVM_READY "
+                  f"and its copy is destroyed (rc {src})", src == 1 and so.get("role") == "ended"
+                  and so.get("disk_state") == "failed" and "qemu-img" in so.get("error", "")
+                  and nowhere in so.get("error", "") and not sec.domains(), s.text()[-800:])
+        res.check(f"{what}: the primary, never replicating its disks, runs on unprotected "
+                  f"(rc {prc})", prc == 3 and po.get("role") == "unprotected"
+                  and po.get("disk_state") == "stopped", p.text()[-800:])
+    finally:
+        prim.stop()
+        sec.stop()
+
+
 def main():
     part = sys.argv[1] if len(sys.argv) > 1 else "stop"
     res = Results()
@@ -371,6 +395,7 @@ def main():
             run_secondary_killed(res, work, 3)
             run_secondary_qemu_killed(res, work, 4)
             run_bad_nbd(res, work, 5)
+            run_bad_images(res, work, 6)
     except Failed as e:
         res.check("run", False, str(e))
     if os.environ.get("LOCKSTEP_BUILD_DIR"):
