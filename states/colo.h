@@ -121,9 +121,14 @@ int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary
 int colo_disks_configure(struct colo_disks *d, struct colo_common *c,
                          const struct ls_colo_disk_opts *o, bool secondary,
                          struct ls_errbuf *err);
-/* Start job on d's QEMU (domid's): its end is ev_ok / ev_fail in m. */
+/* Start job on d's QEMU (domid's): its end is ev_ok / ev_fail in m; with
+ * no disks, ev_ok at once. */
 int colo_disks_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job, int ev_ok,
                    int ev_fail);
+/* A job that ends replication (teardown, failover): run once after a setup
+ * that ended well; otherwise nothing to undo, ev_ok at once. */
+int colo_disks_end_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job, int ev_ok,
+                       int ev_fail);
 /* The job that just ended: its time and (failed) its reason into c->disk. */
 void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok);
 

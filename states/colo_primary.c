@@ -385,10 +385,25 @@ int colo_disks_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job,
         [COLO_DISK_E_TEARDOWN_SECONDARY] = "disk replication teardown",
         [COLO_DISK_E_FAILOVER] = "disk failover",
     };
+    if (!d->cfg.ndisks) {   /* no disks: the step is done at once */
+        fsm_post(m, ev_ok, 0, NULL);
+        return 0;
+    }
     d->job = job;
     d->job_start_ns = io_monotonic_ns();
     return colo_disk_run(&d->task, m, &d->join, ev_ok, ev_fail, domid, d->info.qmp_path,
                          d->info.log_path, &d->cfg, job, what[job]);
+}
+
+int colo_disks_end_job(struct colo_disks *d, struct fsm *m, uint32_t domid, int job, int ev_ok,
+                       int ev_fail)
+{
+    if (!d->set_up) {
+        fsm_post(m, ev_ok, 0, NULL);
+        return 0;
+    }
+    d->set_up = false;
+    return colo_disks_job(d, m, domid, job, ev_ok, ev_fail);
 }
 
 void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok)
@@ -411,13 +426,8 @@ void colo_disks_ended(struct colo_disks *d, struct colo_common *c, bool ok)
     }
 }
 
-/* No job to run (no disks, or nothing set up yet): the step is done at once. */
 static int disk_step(struct colo_primary_role *r, struct fsm *m, int job)
 {
-    if (!r->disks.cfg.ndisks) {
-        fsm_post(m, COLO_PRIMARY_E_DISK_DONE, 0, NULL);
-        return 0;
-    }
     return colo_disks_job(&r->disks, m, r->opts.domid, job, COLO_PRIMARY_E_DISK_DONE,
                           COLO_PRIMARY_E_DISK_FAILED);
 }
@@ -450,13 +460,8 @@ static int colo_p_cancel_disk(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
-    if (!r->disks.set_up) {
-        fsm_post(m, COLO_PRIMARY_E_DISK_DONE, 0, NULL);
-        return 0;
-    }
-    r->disks.set_up = false;
-    return colo_disks_job(&r->disks, m, r->opts.domid, COLO_DISK_E_TEARDOWN_PRIMARY,
-                          COLO_PRIMARY_E_DISK_DONE, COLO_PRIMARY_E_DISK_FAILED);
+    return colo_disks_end_job(&r->disks, m, r->opts.domid, COLO_DISK_E_TEARDOWN_PRIMARY,
+                              COLO_PRIMARY_E_DISK_DONE, COLO_PRIMARY_E_DISK_FAILED);
 }
 
 /* The teardown's end: the disk state it leaves; a teardown that failed is

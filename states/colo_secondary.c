@@ -496,24 +496,15 @@ static int colo_s_proxy_failover(struct fsm *m, const struct fsm_ev *ev)
 
 /* ---- the disks (colo_disk.def): each job awaited as DISK_DONE / DISK_FAILED ------------ */
 
-static int disk_step(struct colo_secondary_role *r, struct fsm *m, int job)
-{
-    if (!r->disks.cfg.ndisks) {
-        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
-        return 0;
-    }
-    return colo_disks_job(&r->disks, m, r->rs.domid, job, COLO_SECONDARY_E_DISK_DONE,
-                          COLO_SECONDARY_E_DISK_FAILED);
-}
-
 /* A checkpoint is applied: the first sets replication up (our export is then
  * up for the primary's setup after SVM_READY), the later ones are applied
  * to the disks; before SVM_READY, so no primary write overlaps it. */
 static int colo_s_disk_checkpoint(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
-    return disk_step(r, m, r->c.disk.state == LS_COLO_DISK_STARTING
-                               ? COLO_DISK_E_SETUP_SECONDARY : COLO_DISK_E_CHECKPOINT);
+    return colo_disks_job(&r->disks, m, r->rs.domid, r->c.disk.state == LS_COLO_DISK_STARTING
+                          ? COLO_DISK_E_SETUP_SECONDARY : COLO_DISK_E_CHECKPOINT,
+                          COLO_SECONDARY_E_DISK_DONE, COLO_SECONDARY_E_DISK_FAILED);
 }
 
 static int colo_s_disk_failed(struct fsm *m, const struct fsm_ev *ev)
@@ -539,23 +530,15 @@ static int colo_s_disk_then_cancel(struct fsm *m, const struct fsm_ev *ev)
 static int colo_s_disk_failover(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
-    if (!r->disks.set_up) {
-        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
-        return 0;
-    }
-    r->disks.set_up = false;
-    return disk_step(r, m, COLO_DISK_E_FAILOVER);
+    return colo_disks_end_job(&r->disks, m, r->rs.domid, COLO_DISK_E_FAILOVER,
+                              COLO_SECONDARY_E_DISK_DONE, COLO_SECONDARY_E_DISK_FAILED);
 }
 
 static int colo_s_disk_teardown(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
-    if (!r->disks.set_up) {
-        fsm_post(m, COLO_SECONDARY_E_DISK_DONE, 0, NULL);
-        return 0;
-    }
-    r->disks.set_up = false;
-    return disk_step(r, m, COLO_DISK_E_TEARDOWN_SECONDARY);
+    return colo_disks_end_job(&r->disks, m, r->rs.domid, COLO_DISK_E_TEARDOWN_SECONDARY,
+                              COLO_SECONDARY_E_DISK_DONE, COLO_SECONDARY_E_DISK_FAILED);
 }
 
 /* The disk job before the takeover or the destroy ended: its state. */

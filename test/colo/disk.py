@@ -46,7 +46,8 @@ import subprocess
 import sys
 import time
 
-from migtest import BIN, SRC, Failed, Host, Proc, Results, alive, wait_gone, workdir
+from colo import qmp
+from migtest import BIN, Failed, Host, Proc, Results, workdir
 
 SEED = int(os.environ.get("DISK_TEST_SEED", "23"))
 DISK = 1 << 20
@@ -120,16 +121,6 @@ def vcpu_writes(host, dom):
     """The writes its vCPU made (`sim workload`: "rate R pattern P writes N ...")."""
     f = host.sim("workload", str(dom)).split()
     return int(f[f.index("writes") + 1])
-
-
-def qmp(sock, cmd, args=None):
-    argv = [sys.executable, os.path.join(SRC, "test", "dm", "qmp.py"), sock, cmd]
-    if args is not None:
-        argv.append(json.dumps(args))
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise Failed(f"QMP {cmd} on {sock}: {r.stderr.strip()}")
-    return json.loads(r.stdout)
 
 
 def image(work, name):
