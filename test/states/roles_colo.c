@@ -117,10 +117,10 @@ static int pair_start(struct enum_env *e, const struct colo_pair *p, struct ls_e
         .domid = PRIMARY_DOMID, .send_fd = sv[0], .recv_fd = sv[0], .mode = p->mode,
         .interval_ms = 100, .on_checkpoint = pair_on_checkpoint, .cb_data = e,
     };
-    int rc = colo_secondary_role_start(&e->ctx, &so, NULL, secondary_done, e, &sec, err);
+    int rc = colo_secondary_role_start(&e->ctx, &so, NULL, NULL, secondary_done, e, &sec, err);
     if (rc < 0)
         return rc;
-    rc = colo_primary_role_start(&e->ctx, &po, NULL, primary_done, e, &prim, err);
+    rc = colo_primary_role_start(&e->ctx, &po, NULL, NULL, primary_done, e, &prim, err);
     e->op = p->cancel_secondary ? sec : prim;
     e->op2 = p->cancel_secondary ? prim : sec;
     return rc;

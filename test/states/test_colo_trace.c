@@ -64,14 +64,17 @@ static void test_colo_pv_two_checkpoints_then_stop(void **state)
         "colo_primary:SENDING.CB_CHECKPOINT/colo_p_write_checkpoint>WRITING_CHECKPOINT "
         "colo_secondary:RECEIVING_FIRST.CB_CHECKPOINT/colo_s_read_checkpoint>READING_FIRST_CHECKPOINT "
         "colo_secondary:APPLYING_FIRST.CB_RESTORE_RESULTS/colo_s_report>REPORTING "
-        "colo_secondary:APPLIED.CB_POSTCOPY/colo_s_write_ready>WRITING_READY "
+        "colo_secondary:APPLIED.CB_POSTCOPY/colo_s_disk_checkpoint>DISK_CHECKPOINTING "
+        "colo_secondary:DISK_CHECKPOINTING.DISK_DONE/colo_s_write_ready>WRITING_READY "
         "colo_primary:AWAIT_SVM_READY.SVM_READY/colo_p_proxy_checkpoint>PROXY_RELEASING "
+        "colo_primary:DISK_CHECKPOINTING.DISK_DONE/colo_p_disk_resume>RESUMING "
         "colo_secondary:STARTING_GUEST.GUEST_STARTED/colo_s_write_resumed>WRITING_RESUMED "
         "colo_primary:AWAIT_SVM_RESUMED.SVM_RESUMED/colo_p_checkpoint_done>PROTECTED "
         "colo_primary:WAITING.TRIGGERED/colo_p_write_new>WRITING_NEW "
         "colo_secondary:AWAIT_NEW.NEW/colo_s_answer_wait>AWAIT_SUSPEND "
         "colo_secondary:SUSPENDING.GUEST_SUSPENDED/colo_s_proxy_mark>PROXY_MARKING "
-        "colo_primary:AWAIT_SVM_SUSPENDED.SVM_SUSPENDED/colo_p_answer_suspend>SENDING "
+        "colo_primary:AWAIT_SVM_SUSPENDED.SVM_SUSPENDED/colo_p_disk_query>DISK_QUERYING "
+        "colo_primary:DISK_QUERYING.DISK_DONE/colo_p_answer_suspend>SENDING "
         "colo_secondary:RECEIVING.CB_CHECKPOINT/colo_s_read_checkpoint>READING_CHECKPOINT "
         "colo_secondary:APPLYING.CB_RESTORE_RESULTS/colo_s_report>REPORTING "
         "colo_primary:AWAIT_SVM_RESUMED.SVM_RESUMED/colo_p_checkpoint_done>PROTECTED "
@@ -79,7 +82,7 @@ static void test_colo_pv_two_checkpoints_then_stop(void **state)
         "colo_primary:WAITING.STOP_REQUESTED/colo_p_write_stop>WRITING_STOP "
         "colo_secondary:AWAIT_NEW.STOP_ANNOUNCED/colo_s_end_replication>AWAIT_TASKS_STOPPED "
         "colo_secondary:DESTROYING_STOPPED.DOMAIN_DESTROYED/colo_s_outcome_stopped>STOPPED "
-        "colo_primary:SETTLING_STOPPED.SETTLED/colo_p_outcome_stopped>STOPPED");
+        "colo_primary:DISK_TEARING_DOWN_STOPPED.DISK_DONE/colo_p_outcome_stopped>STOPPED");
 }
 
 /* Remus: the secondary only stores checkpoints (never started, no back
@@ -111,6 +114,7 @@ static void test_host_dies(void **state)
         "colo_secondary:AWAIT_NEW.TASKS_FAILED/colo_s_pause>PAUSING "
         "colo_secondary:PAUSING.PAUSED/colo_s_fence>FENCING "
         "colo_secondary:FENCING.FENCED/colo_s_proxy_failover>PROXY_FAILING_OVER "
+        "colo_secondary:DISK_FAILING_OVER.DISK_DONE/colo_s_take_over>TAKING_OVER "
         "colo_secondary:TAKING_OVER.TOOK_OVER/colo_s_outcome_active>ACTIVE");
     assert_non_null(strstr(t.points, "pause domain_info unpause set_guard"));
 }
