@@ -39,7 +39,9 @@
  *   -ECONNRESET  QEMU closed the socket or reset it (pending commands fail
  *                with this too), also mid-message;
  *   -EPROTO      the peer sent something that is not QMP (invalid JSON, a
- *                reply with an unknown id, no greeting);
+ *                reply with an unknown id, no greeting); the pending
+ *                commands of a connection whose qmp_capabilities QEMU
+ *                refused (the connection itself ends with -EREMOTEIO);
  *   -EMSGSIZE    a message over the size/depth/value caps;
  *   -ECANCELED   the owner closed the connection (pending commands);
  *   -ESHUTDOWN   qmp_exec*() on a connection that is closing;

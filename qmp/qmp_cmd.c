@@ -147,6 +147,11 @@ static void cmd_fail(struct qmp_conn *c, struct qmp_cmd *k, int rc, const char *
 
 void qmp__fail_pending(struct qmp_conn *c, int rc, const char *reason)
 {
+    /* -EREMOTEIO says QEMU answered the command with an error; these got
+     * no answer (QEMU refused qmp_capabilities, which ended the connection),
+     * and a caller taking it for the command's own refusal would go on. */
+    if (rc == -EREMOTEIO)
+        rc = -EPROTO;
     while (c->pend_head) {
         struct qmp_cmd *k = c->pend_head;
         pend_unlink(c, k);

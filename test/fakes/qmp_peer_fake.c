@@ -121,23 +121,23 @@ static void say(struct qp_conn *c, const char *s, size_t len)
 
 /* Answer with the point's script: ok (reply as given), fail (an error),
  * never (silence from now on), close (half the reply, then hang up). */
-static void answer(struct qmp_peer *p, struct qp_conn *c, const char *what, const char *reply,
-                   long long id)
+static enum fb_answer answer(struct qmp_peer *p, struct qp_conn *c, const char *what,
+                             const char *reply, long long id)
 {
     char name[64], buf[512];
     snprintf(name, sizeof(name), "qmp.%s", what);
     enum fb_answer a = fake_backend_peer_point(p->fb, name);
     if (a == FB_NEVER) {
         p->hung = true;
-        return;
+        return a;
     }
     if (a == FB_FAIL && id < 0) {   /* the greeting: refused by closing */
         conn_close(c);
-        return;
+        return a;
     }
     if (a == FB_GARBAGE) {
         say(c, "}{\r\n", 4);
-        return;
+        return a;
     }
     int n;
     if (a == FB_FAIL)
@@ -150,10 +150,83 @@ static void answer(struct qmp_peer *p, struct qp_conn *c, const char *what, cons
     if (a == FB_CLOSE) {
         say(c, buf, (size_t)n / 2);
         qmp_peer_kill(p);
-        return;
+        return a;
     }
     say(c, buf, (size_t)n);
     p->cmds++;
+    return a;
+}
+
+static bool arg_bool(yajl_val v, const char *name)
+{
+    const char *path[] = { "arguments", name, NULL };
+    return YAJL_IS_TRUE(yajl_tree_get(v, path, yajl_t_any));
+}
+
+static const char *arg_str(yajl_val v, const char *name)
+{
+    const char *path[] = { "arguments", name, NULL };
+    yajl_val s = yajl_tree_get(v, path, yajl_t_string);
+    return s ? YAJL_GET_STRING(s) : "";
+}
+
+/* Block replication (states/colo_disk.def): the commands QEMU 7.2 takes
+ * for it, each a point; what an answered one did is kept in p->repl. */
+static bool replication_command(struct qmp_peer *p, struct qp_conn *c, const char *cmd,
+                                yajl_val v, long long id)
+{
+    struct qp_repl *r = &p->repl;
+    char reply[512];
+    if (strcmp(cmd, "query-block") == 0) {
+        size_t u = (size_t)snprintf(reply, sizeof(reply), "[");
+        for (unsigned n = 0; n < r->ndisks && u < sizeof(reply); n++)
+            u += (size_t)snprintf(reply + u, sizeof(reply) - u, "%s{\"device\": \"lsdisk%u\", "
+                                  "\"inserted\": {\"image\": {\"virtual-size\": 1048576}}}",
+                                  n ? ", " : "", n);
+        snprintf(reply + u, sizeof(reply) - u, "]");
+        answer(p, c, cmd, reply, id);
+    } else if (strcmp(cmd, "human-monitor-command") == 0) {
+        const char *line = arg_str(v, "command-line");
+        bool add = strncmp(line, "drive_add", 9) == 0;
+        if (answer(p, c, cmd, add ? "\"OK\\r\\n\"" : "\"\"", id) != FB_OK)
+            return true;
+        if (add && strstr(line, "mode=secondary"))
+            r->tops++;
+        else if (add)
+            r->clients++;
+        else if (strncmp(line, "drive_del", 9) == 0)
+            r->clients--;
+    } else if (strcmp(cmd, "nbd-server-start") == 0) {
+        if (answer(p, c, cmd, "{}", id) == FB_OK)
+            r->nbd_server = true;
+    } else if (strcmp(cmd, "nbd-server-add") == 0) {
+        if (answer(p, c, cmd, "{}", id) == FB_OK)
+            r->exports++;
+    } else if (strcmp(cmd, "nbd-server-stop") == 0) {
+        if (answer(p, c, cmd, "{}", id) == FB_OK) {
+            r->nbd_server = false;
+            r->exports = 0;
+        }
+    } else if (strcmp(cmd, "x-blockdev-change") == 0) {
+        bool attach = arg_str(v, "node")[0] != '\0';
+        if (answer(p, c, cmd, "{}", id) == FB_OK)
+            r->attached += attach ? 1 : -1;
+    } else if (strcmp(cmd, "xen-set-replication") == 0) {
+        if (answer(p, c, cmd, "{}", id) != FB_OK)
+            return true;
+        r->enabled = arg_bool(v, "enable");
+        r->primary = arg_bool(v, "primary");
+        r->failed_over |= arg_bool(v, "failover");
+    } else if (strcmp(cmd, "xen-colo-do-checkpoint") == 0) {
+        if (answer(p, c, cmd, "{}", id) == FB_OK)
+            r->checkpoints++;
+    } else if (strcmp(cmd, "query-xen-replication-status") == 0) {
+        answer(p, c, cmd, r->broken ? "{\"error\": true, \"desc\": \"I/O error occurred\"}"
+                                    : "{\"error\": false}", id);
+    } else {
+        return false;
+    }
+    return true;
 }
 
 /* A savevm image as QEMU writes it: magic, version 3, some sections. */
@@ -220,7 +293,7 @@ static void command(struct qmp_peer *p, struct qp_conn *c, yajl_val v)
         answer(p, c, cmd, "{}", id);
     } else if (strcmp(cmd, "qmp_capabilities") == 0) {
         answer(p, c, cmd, "{}", id);
-    } else {
+    } else if (!replication_command(p, c, cmd, v, id)) {
         snprintf(reply, sizeof(reply), "{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\", "
                  "\"desc\": \"The command %s has not been found\"}}\r\n", id, cmd);
         say(c, reply, strlen(reply));

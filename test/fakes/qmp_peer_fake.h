@@ -9,7 +9,9 @@
  * It keeps what a QEMU would: its run status (running, paused, inmigrate),
  * the fd add-fd passed it (SCM_RIGHTS), the device state it writes there on
  * xen-save-devices-state (a "QEVM" savevm image), and answers query-status,
- * stop, cont, add-fd, remove-fd and qmp_capabilities as QEMU 7.2 does.
+ * stop, cont, add-fd, remove-fd and qmp_capabilities as QEMU 7.2 does, and
+ * the block replication commands of states/colo_disk.def (keeping what they
+ * did to its drives: struct qp_repl).
  *
  * Its answers are numbered points of the fake backend (backend_fake.h,
  * named "qmp.greeting", "qmp.stop", ...), so the enumerator scripts them as
@@ -38,6 +40,15 @@ struct qp_conn {
     size_t inlen;
 };
 
+/* Block replication on its drives lsdisk0..ndisks-1 (states/colo_disk.def). */
+struct qp_repl {
+    unsigned ndisks;               /* set by the test: the guest's disks */
+    bool broken;                   /* set by the test: the status says error true */
+    int tops, clients, attached, exports;
+    bool nbd_server, enabled, primary, failed_over;
+    unsigned checkpoints;
+};
+
 struct qmp_peer {
     char path[64];
     int lfd;                       /* the process's listener, -1 once QEMU died */
@@ -50,6 +61,7 @@ struct qmp_peer {
     int fdset_fd;                  /* the fd add-fd gave it, or -1 */
     unsigned conns, cmds;          /* connections accepted, commands answered */
     char cmd_log[512];             /* "stop add-fd ...": the commands seen */
+    struct qp_repl repl;
 };
 
 /* The listening socket is one per process, kept from run to run (a run

@@ -322,9 +322,14 @@ static void check(void)
         return problem("done was called %u times", R.done_calls);
     if (R.hole)
         return problem("a dispatch hit a (state, event) with no row");
-    for (int i = 0; i < NCMD; i++)
+    for (int i = 0; i < NCMD; i++) {
         if (R.sent[i] && R.calls[i] != 1)
             return problem("'%s' was called back %u times", cmd_name[i], R.calls[i]);
+        /* -EREMOTEIO is QEMU's answer to that command, never a lost one */
+        if (R.rc[i] == -EREMOTEIO && has(R.msg[i], "got no reply"))
+            return problem("'%s' got no reply, yet reports QEMU's refusal: %s", cmd_name[i],
+                           R.msg[i]);
+    }
     if (R.done_rc == 0 && !R.closed)
         return problem("done with rc 0 but the owner never closed");
     if (R.done_rc < 0 && !R.done_msg[0])

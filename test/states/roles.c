@@ -721,12 +721,15 @@ const struct enum_scenario *const enum_roles[] = {
     &enum_mig_no_banner, &enum_mig_resume_refused,
     &enum_rcv_go, &enum_rcv_go_paused, &enum_rcv_no_go, &enum_rcv_wrong_go, &enum_rcv_cut,
     &enum_rcv_deaf,
+    &enum_cd_setup_secondary, &enum_cd_setup_primary, &enum_cd_checkpoint, &enum_cd_query,
+    &enum_cd_query_broken, &enum_cd_teardown_primary, &enum_cd_teardown_secondary,
+    &enum_cd_failover,
     NULL,
 };
 
 const char *const enum_machines[] = {
     "save", "stream_tx", "memtask", "restore", "stream_rx", "migrate_send", "migrate_receive",
-    "devmodel", "qmp_conn", NULL,
+    "devmodel", "qmp_conn", "colo_disk", NULL,
 };
 
 #define TLS_PEER "a TLS handshake: the scripted receiver speaks plain bytes (test/migrate's TLS tests)"

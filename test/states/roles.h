@@ -26,6 +26,11 @@ extern const struct enum_scenario enum_rcv_go, enum_rcv_go_paused, enum_rcv_no_g
 extern const struct enum_scenario enum_colo_pv, enum_colo_pv_sec, enum_colo_pv_failover,
     enum_remus_hvm, enum_remus_pv_sec, enum_colo_host_dies, enum_colo_fence_refused;
 
+/* roles_colo_disk.c: each COLO disk job against the scripted QEMU. */
+extern const struct enum_scenario enum_cd_setup_secondary, enum_cd_setup_primary,
+    enum_cd_checkpoint, enum_cd_query, enum_cd_query_broken, enum_cd_teardown_primary,
+    enum_cd_teardown_secondary, enum_cd_failover;
+
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
 /* Machines the scenarios cover: each row of these is taken or marked. */
