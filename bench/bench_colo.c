@@ -27,7 +27,8 @@
  * 0, 0.1% and 1% nondeterministic frames (libxl's 5 s interval).
  *
  *   bench_colo [--checkpoints N] [--interval MS] [--dirty-rate PAGES/S]
- *              [--net-only] [--net-seconds N]   (LOCKSTEP_SIMD: the daemon binary)
+ *              [--net-only | --no-net] [--net-seconds N]
+ *              (LOCKSTEP_SIMD: the daemon binary)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -487,10 +488,14 @@ int main(int argc, char **argv)
 {
     unsigned want = 20, interval_ms = 500, net_secs = 3;
     uint64_t rate = 1000;
-    bool net_only = false;
+    bool net_only = false, no_net = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--net-only")) {
             net_only = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-net")) {
+            no_net = true;
             continue;
         }
         if (!strcmp(argv[i], "--net-seconds") && i + 1 < argc && atoi(argv[i + 1]) > 0) {
@@ -505,7 +510,7 @@ int main(int argc, char **argv)
             rate = (uint64_t)atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_colo [--checkpoints N] [--interval MS] "
-                    "[--dirty-rate PAGES/S] [--net-only] [--net-seconds N]\n");
+                    "[--dirty-rate PAGES/S] [--net-only | --no-net] [--net-seconds N]\n");
             return 2;
         }
     }
@@ -558,7 +563,8 @@ int main(int argc, char **argv)
            pause[1] / (pause[0] > 0 ? pause[0] : 1), cost[1] / (cost[0] > 0 ? cost[0] : 1),
            pause[1] - pause[0], q);
 net:
-    run_net(&h, work, net_secs);
+    if (!no_net)
+        run_net(&h, work, net_secs);
     for (int i = 0; i < 2; i++) {
         free(legs[i].pause);
         free(legs[i].cycle);

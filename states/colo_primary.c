@@ -575,7 +575,8 @@ static int start_dm_job(struct fsm *m, struct dm_task *t, struct fsm_join *j, in
     if (rc < 0)
         return rc;
     r->dm_join = j;
-    *(job == DEVMODEL_E_SAVE ? &r->dm_save_start_ns : &r->dm_cont_start_ns) = io_monotonic_ns();
+    *(job == DEVMODEL_E_SAVE_LINKED ? &r->dm_save_start_ns : &r->dm_cont_start_ns) =
+        io_monotonic_ns();
     rc = dm_task_run(t, m, j, COLO_PRIMARY_E_DM_DONE, COLO_PRIMARY_E_DM_FAILED, r->opts.domid,
                      &r->sv.dm, job, what);
     dm_task_use_link(t, &r->dm_link);   /* its first command is dispatched later */
@@ -590,7 +591,7 @@ static int colo_p_dm_save(struct fsm *m, const struct fsm_ev *ev)
     free(r->sv.dm_save.state);
     r->sv.dm_save.state = NULL;
     r->dm_stopped = true;
-    return start_dm_job(m, &r->sv.dm_save, &r->sv.dm_save_join, DEVMODEL_E_SAVE,
+    return start_dm_job(m, &r->sv.dm_save, &r->sv.dm_save_join, DEVMODEL_E_SAVE_LINKED,
                         "device model save");
 }
 

@@ -136,10 +136,22 @@ static struct qmp_conn *conn_of(const struct dm_task *t)
     return t->link ? t->link->qmp : t->qmp;
 }
 
+/* The link's memfd, and the fdset QEMU keeps it in (gone with the connection). */
+static void link_forget_fd(struct dm_link *l)
+{
+    if (l->state_fd >= 0)
+        close(l->state_fd);
+    if (l->state_wfd >= 0)
+        close(l->state_wfd);
+    l->state_fd = l->state_wfd = -1;
+    l->fdset_id = -1;
+}
+
 static void link_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, void *data)
 {
     struct dm_link *l = data;
     l->qmp = NULL;
+    link_forget_fd(l);   /* QEMU dropped the fdset with its last monitor */
     if (l->closing)
         fsm_undo_complete(l->owner);
 }
@@ -147,8 +159,10 @@ static void link_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, v
 static int link_close_undo(struct fsm *m, void *obj)
 {
     struct dm_link *l = obj;
-    if (!l->qmp)
+    if (!l->qmp) {
+        link_forget_fd(l);
         return 0;
+    }
     l->closing = true;
     qmp_conn_close(l->qmp);
     return FSM_UNDO_PENDING;
@@ -157,7 +171,17 @@ static int link_close_undo(struct fsm *m, void *obj)
 int dm_link_defer_close(struct dm_link *l, struct fsm *owner)
 {
     l->owner = owner;
+    l->state_fd = l->state_wfd = -1;
+    l->fdset_id = -1;
     return fsm_defer(owner, link_close_undo, l, "QMP connection to the device model");
+}
+
+/* QEMU emits STOP only when a running VM stops: before a stop's reply, it
+ * says the VM ran until then. */
+static void link_on_stop(struct qmp_conn *c, const struct qmp_event *ev, void *data)
+{
+    struct dm_link *l = data;
+    l->saw_stop = true;
 }
 
 void dm_task_use_link(struct dm_task *t, struct dm_link *l)
@@ -205,6 +229,13 @@ static int ensure_conn(struct dm_task *t)
         if (rc < 0)
             return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket "
                             "%s: %s", t->domid, t->qmp_path, strerror(-rc));
+        if (t->link) {
+            link_forget_fd(t->link);   /* a new connection: nothing registered on it yet */
+            rc = qmp_subscribe(t->link->qmp, "STOP", link_on_stop, t->link);
+            if (rc < 0)
+                return fsm_fail(&t->m, rc, "device model of domain %u: watching its STOP "
+                                "events: %s", t->domid, strerror(-rc));
+        }
     }
     if (t->undo_set)
         return 0;
@@ -316,35 +347,76 @@ static int dm_stop(struct fsm *m, const struct fsm_ev *ev)
     return exec(m->owner, "stop", NULL, on_stopped);
 }
 
-static int dm_add_fd(struct fsm *m, const struct fsm_ev *ev)
+/* A memfd for the state in *rfd, and in *wfd a write-only fd to it: QEMU
+ * opens /dev/fdset/N write-only and takes only an fd of that access mode. */
+static int state_memfd(struct dm_task *t, int *rfd, int *wfd)
 {
-    struct dm_task *t = m->owner;
-    t->state_fd = memfd_create("lockstep-device-state", MFD_CLOEXEC);
-    if (t->state_fd < 0)
-        return fsm_fail(m, -errno, "device model of domain %u: memfd for its state: %s",
+    *rfd = memfd_create("lockstep-device-state", MFD_CLOEXEC);
+    if (*rfd < 0)
+        return fsm_fail(&t->m, -errno, "device model of domain %u: memfd for its state: %s",
                         t->domid, strerror(errno));
-    /* QEMU opens /dev/fdset/N write-only and takes only an fd of that access
-     * mode: a write-only one to the same memfd; ours stays for reading. */
     char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", t->state_fd);
-    int wfd = open(self, O_WRONLY | O_CLOEXEC);
-    if (wfd < 0)
-        return fsm_fail(m, -errno, "device model of domain %u: reopening its state memfd "
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", *rfd);
+    *wfd = open(self, O_WRONLY | O_CLOEXEC);
+    if (*wfd < 0)
+        return fsm_fail(&t->m, -errno, "device model of domain %u: reopening its state memfd "
                         "write-only: %s", t->domid, strerror(errno));
+    return 0;
+}
+
+static int send_add_fd(struct dm_task *t, int wfd)
+{
     t->cmd = "add-fd";
     fault_kill(t, "add-fd");
     int rc = ensure_conn(t);   /* a connection that ended since (QEMU died): its error */
-    if (rc < 0) {
-        close(wfd);
+    if (rc < 0)
         return rc;
-    }
     rc = qmp_add_fd(conn_of(t), wfd, -1, NULL, on_fd_added, t);   /* sends a duplicate */
     t->in_flight = rc == 0;
-    close(wfd);
     if (rc < 0)
-        return fsm_fail(m, rc, "device model of domain %u: cannot send add-fd: %s", t->domid,
-                        strerror(-rc));
+        return fsm_fail(&t->m, rc, "device model of domain %u: cannot send add-fd: %s",
+                        t->domid, strerror(-rc));
     return 0;
+}
+
+static int dm_add_fd(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    int wfd = -1;
+    int rc = state_memfd(t, &t->state_fd, &wfd);
+    if (rc == 0)
+        rc = send_add_fd(t, wfd);
+    if (wfd >= 0)
+        close(wfd);   /* ours stays for reading */
+    return rc;
+}
+
+/* SAVE_LINKED: the link's memfd, added to QEMU on the link's first save. */
+static int dm_link_fd(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    struct dm_link *l = t->link;
+    if (!l)
+        return fsm_fail(m, -EINVAL, "device model of domain %u: a linked save with no link",
+                        t->domid);
+    int rc = ensure_conn(t);   /* a new connection forgets the old fdset */
+    if (rc < 0)
+        return rc;
+    if (l->fdset_id >= 0) {
+        fsm_post(m, DEVMODEL_E_FD_KEPT, 0, NULL);
+        return 0;
+    }
+    rc = state_memfd(t, &l->state_fd, &l->state_wfd);
+    return rc < 0 ? rc : send_add_fd(t, l->state_wfd);
+}
+
+static int dm_link_stop(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    if (ev->id == DEVMODEL_E_FD_ADDED)
+        t->link->fdset_id = t->fdset_id;
+    t->link->saw_stop = false;
+    return exec(t, "stop", NULL, on_stopped);
 }
 
 static int dm_save_state(struct fsm *m, const struct fsm_ev *ev)
@@ -358,6 +430,20 @@ static int dm_save_state(struct fsm *m, const struct fsm_ev *ev)
     return exec(t, "xen-save-devices-state", a, on_saved);
 }
 
+/* The kept fd's offset (shared with QEMU's dup) back to 0: QEMU truncates
+ * the file as it opens it, but writes from where the last save ended. */
+static int dm_link_save(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    struct dm_link *l = t->link;
+    t->was_running = l->saw_stop;
+    t->fdset_id = l->fdset_id;
+    if (ftruncate(l->state_fd, 0) < 0 || lseek(l->state_wfd, 0, SEEK_SET) < 0)
+        return fsm_fail(m, -errno, "device model of domain %u: rewinding its state memfd: %s",
+                        t->domid, strerror(errno));
+    return dm_save_state(m, ev);
+}
+
 static int dm_remove_fd(struct fsm *m, const struct fsm_ev *ev)
 {
     struct dm_task *t = m->owner;
@@ -369,8 +455,9 @@ static int dm_remove_fd(struct fsm *m, const struct fsm_ev *ev)
 static int dm_collect_state(struct fsm *m, const struct fsm_ev *ev)
 {
     struct dm_task *t = m->owner;
+    int fd = t->state_fd >= 0 ? t->state_fd : t->link->state_fd;   /* SAVE's, or SAVE_LINKED's */
     struct stat st;
-    if (fstat(t->state_fd, &st) < 0)
+    if (fstat(fd, &st) < 0)
         return fsm_fail(m, -errno, "device model of domain %u: its saved state: %s", t->domid,
                         strerror(errno));
     if (st.st_size < 8 || (uint64_t)st.st_size > DM_STATE_MAX)
@@ -380,7 +467,7 @@ static int dm_collect_state(struct fsm *m, const struct fsm_ev *ev)
     if (!buf)
         return fsm_fail(m, -ENOMEM, "out of memory for %lld bytes of device state",
                         (long long)st.st_size);
-    ssize_t n = pread(t->state_fd, buf, (size_t)st.st_size, 0);
+    ssize_t n = pread(fd, buf, (size_t)st.st_size, 0);
     if (n != st.st_size || !dm_state_is_qemu(buf, (size_t)n)) {
         free(buf);
         return fsm_fail(m, -EPROTO, "device model of domain %u: its saved state is not a QEMU "

@@ -26,6 +26,13 @@ struct dm_link {
     struct fsm *owner;
     struct qmp_conn *qmp;
     bool closing;
+    /* SAVE_LINKED: the state's memfd stays registered with QEMU (fdset
+     * fdset_id, -1 before the first save on this connection): state_fd is
+     * ours to read, state_wfd the write-only fd QEMU dups, whose offset is
+     * rewound before each save. Closed with the connection. */
+    int state_fd, state_wfd;
+    long long fdset_id;
+    bool saw_stop;                 /* a STOP event came since the last stop was sent */
 };
 
 struct dm_task {
@@ -68,7 +75,8 @@ int dm_task_run(struct dm_task *t, struct fsm *parent, struct fsm_join *j, int e
 /* Run the job (started or posted, not yet dispatched) over l's connection. */
 void dm_task_use_link(struct dm_task *t, struct dm_link *l);
 /* Register, on owner, the undo that closes l's connection (and awaits its
- * end); before the jobs' joins, so that it runs after them. */
+ * end) and the state's fds; before the jobs' joins, so that it runs after
+ * them. Call it once, before l's first job: it sets l up. */
 int dm_link_defer_close(struct dm_link *l, struct fsm *owner);
 
 /* Where its QEMU logs: a failure then ends with QEMU's last lines, read

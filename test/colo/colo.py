@@ -370,32 +370,42 @@ def run_qemu_failover(res, work, n, rng, mode, kill_dm=False):
         sec.stop()
 
 
-def run_qemu_dm_error(res, work, n):
-    """The primary's QEMU killed just before a checkpoint's QMP stop (6 QMP commands a
-    checkpoint: query-status, stop, add-fd, xen-save-devices-state, remove-fd, cont)."""
+def run_qemu_dm_error(res, work, n, kill_at=4 + 3 * 2 + 1, cmd="stop", done=3):
+    """The primary's QEMU killed just before QMP command kill_at, cmd of checkpoint
+    done + 1 (the first checkpoint sends add-fd, stop, xen-save-devices-state, cont;
+    each later one stop, xen-save-devices-state, cont)."""
     prim, sec = pair(work, n)
     try:
         dom, pdm = hvm_with_qemu(prim, n, 2000)
         s, where = start_secondary(sec, ["--mode", "colo", "--timeout", "2", "--fence",
                                          fence_cmd(prim, dom, False)])
-        env = dict(traced(prim), LOCKSTEP_DM_FAULT_KILL=str(6 * 3 + 2))
+        env = dict(traced(prim), LOCKSTEP_DM_FAULT_KILL=str(kill_at))
         p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--interval", "10",
                   "--timeout", "2", "--digest", "--json"], env, name="primary")
         prc, src = p.wait(60), s.wait(40)
         keep_trace(p, s)
-        what = "hvm with QEMU: its QEMU killed before checkpoint 4's stop"
+        what = f"hvm with QEMU: its QEMU killed before checkpoint {done + 1}'s {cmd}"
         err = end_of(p).get("error") or ""
-        res.check(f"{what}: the primary ends unprotected (rc {prc}) naming QEMU's reason",
-                  prc == 3 and end_of(p).get("role") == "unprotected"
-                  and len(checkpoints(p)) == 3 and "device model of domain" in err
-                  and "stop failed" in err and "killed by signal 9" in err, err or p.text()[-700:])
+        said = ("device model of domain" in err and f"{cmd} failed" in err
+                and "killed by signal 9" in err)
+        if done:
+            res.check(f"{what}: the primary ends unprotected (rc {prc}) naming QEMU's reason",
+                      prc == 3 and end_of(p).get("role") == "unprotected"
+                      and len(checkpoints(p)) == done and said, err or p.text()[-700:])
+        else:   # before the first checkpoint: replication never started
+            res.check(f"{what}: the primary fails (rc {prc}) naming QEMU's reason",
+                      prc not in (0, 3) and not checkpoints(p) and said, err or p.text()[-700:])
         d = dm_of(prim, dom)
         res.check(f"{what}: the primary's guest runs, its dead QEMU reaped",
                   running(prim) == [dom] and d.get("state", "").startswith("killed by signal 9")
                   and not qemus_under(prim.rundir), f"{prim.domains()} {d}")
-        res.check(f"{what}: the secondary stays paused with a failing fence (rc {src})",
-                  src == 3 and end_of(s).get("role") == "fence-failed"
-                  and all(st != "running" for st in sec.domains().values()), s.text()[-500:])
+        if done:
+            res.check(f"{what}: the secondary stays paused with a failing fence (rc {src})",
+                      src == 3 and end_of(s).get("role") == "fence-failed"
+                      and all(st != "running" for st in sec.domains().values()), s.text()[-500:])
+        else:
+            res.check(f"{what}: the secondary ends with no copy (rc {src})",
+                      src != 0 and not sec.domains(), f"{s.text()[-500:]} {sec.domains()}")
     finally:
         prim.stop()
         sec.stop()
@@ -532,6 +542,8 @@ def main():
             run_qemu_failover(res, work, n + 1, rng, "remus")
             run_qemu_failover(res, work, n + 4, rng, "remus", kill_dm=True)
             run_qemu_dm_error(res, work, n + 2)
+            run_qemu_dm_error(res, work, n + 5, 4 + 3 * 2 + 2, "xen-save-devices-state")
+            run_qemu_dm_error(res, work, n + 6, 1, "add-fd", 0)
             run_qemu_secondary_dm_error(res, work, n + 3)
     except Failed as e:
         res.check("run", False, str(e))

@@ -738,6 +738,7 @@ const char *const enum_machines[] = {
  * client driven directly takes the rest (every row, test/qmp/test_qmp_rows). */
 #define QMP_API "only the QMP client driven directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp/test_qmp_rows"
 #define COLO_LATER "a checkpointed stream: the COLO roles have no scenario here yet (test/colo takes these rows)"
+#define DM_LINKED "a save over an owner's kept QMP link: only the COLO primary runs one (test/colo takes these rows)"
 
 const char *const enum_deferred[] = {
     "migrate_send DESTROYING_SOURCE FAIL",
@@ -779,6 +780,14 @@ const char *const enum_deferred[] = {
     "stream_rx READING_CHECKPOINT CHECKPOINT_END",
     "stream_rx AWAIT_MEMORY READ_CONTROL",
     "stream_rx READING_CONTROL CONTROL",
+    "devmodel IDLE SAVE_LINKED",
+    "devmodel LINK_ADDING_FD FD_ADDED",
+    "devmodel LINK_ADDING_FD FD_KEPT",
+    "devmodel LINK_STOPPING STOPPED",
+    "devmodel LINK_SAVING STATE_SAVED",
+    "devmodel LINK_ADDING_FD QMP_ERROR",
+    "devmodel LINK_STOPPING QMP_ERROR",
+    "devmodel LINK_SAVING QMP_ERROR",
     NULL,
 };
 const char *const enum_deferred_why[] = {
@@ -821,5 +830,13 @@ const char *const enum_deferred_why[] = {
     COLO_LATER,
     COLO_LATER,
     COLO_LATER,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
     NULL,
 };
