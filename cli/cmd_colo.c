@@ -46,7 +46,8 @@ static const char primary_help[] =
 "\n"
 "If the secondary is lost, the guest runs on here, unprotected, and this says\n"
 "so (exit status 3). SIGINT or SIGTERM (or --checkpoints N reached) stop in\n"
-"order: the secondary is told and destroys its copy (exit status 0).\n"
+"order: the secondary is told and destroys its copy (exit status 0). SIGUSR1\n"
+"takes a checkpoint now, whatever the interval.\n"
 "\n"
 "Options:\n"
 "  --domid N              replicate the existing domain N\n"
@@ -361,11 +362,15 @@ static void on_role(struct ls_op *op, enum ls_colo_role role, const char *why, v
     fflush(r->out);
 }
 
+/* SIGUSR1: the secondary takes over, the primary takes a checkpoint now. */
 static void sigusr1_cb(uv_signal_t *s, int signum)
 {
     struct colo_run *r = s->data;
-    if (r->run.op && !r->run.done && ls_colo_failover(r->run.op) == 0)
-        fprintf(stderr, "\nlockstep %s: failover requested (SIGUSR1)\n", r->cmd);
+    if (!r->run.op || r->run.done)
+        return;
+    if (r->secondary ? ls_colo_failover(r->run.op) == 0 : ls_colo_checkpoint(r->run.op) == 0)
+        fprintf(stderr, "\nlockstep %s: %s requested (SIGUSR1)\n", r->cmd,
+                r->secondary ? "failover" : "checkpoint");
 }
 
 static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
@@ -375,7 +380,7 @@ static void op_done(struct ls_op *op, int rc, const char *msg, void *data)
     cli_run_done(op, rc, msg, &r->run);
 }
 
-/* Run the started operation to its end (SIGUSR1: a manual failover). */
+/* Run the started operation to its end (SIGUSR1: a manual failover or checkpoint). */
 static int run_wait(struct colo_run *r)
 {
     r->run.json = r->json ? r->out : NULL;
@@ -383,8 +388,7 @@ static int run_wait(struct colo_run *r)
     r->run.status_data = r;
     uv_signal_init(&r->run.loop, &r->sigusr1);
     r->sigusr1.data = r;
-    if (r->secondary)
-        uv_signal_start(&r->sigusr1, sigusr1_cb, SIGUSR1);
+    uv_signal_start(&r->sigusr1, sigusr1_cb, SIGUSR1);
     return cli_run_wait(&r->run);
 }
 

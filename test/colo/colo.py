@@ -11,7 +11,8 @@ applied, before its guest runs) equals the primary's at that checkpoint's
 suspend; the orderly stop leaves the primary's guest running and no copy
 on the secondary. Remus: the same, the secondary's copy never running.
 The streams of a run are captured by the proxy in both directions and
-`lockstep inspect` decodes them.
+`lockstep inspect` decodes them. Checkpoints on demand: SIGUSR1 to a primary
+whose interval is an hour takes one each time (COLO and Remus).
 
 failover: the primary's lockstep killed, the primary's host (daemon)
 killed, the link reset, the link frozen; with a fencing command that works
@@ -250,6 +251,35 @@ def run_checkpoints(res, work, n, mode, transport, rate, pattern, sec_rate, coun
                   f"{prim.domains()} / {sec.domains()}")
         if proxy:
             check_inspect(res, what, prim, work, n, proxy)
+    finally:
+        prim.stop()
+        sec.stop()
+
+
+def run_manual(res, work, n, mode):
+    """Checkpoints on demand: an interval of an hour, and SIGUSR1 to the primary three
+    times, each once the last checkpoint is in; then the orderly stop."""
+    prim, sec = pair(work, n)
+    what = f"pv {mode}: checkpoints on SIGUSR1"
+    try:
+        dom = prim.create("pv", "2M", seed=SEED + n, rate=500, pattern="uniform")
+        s, where = start_secondary(sec, ["--mode", mode], f"unix:{work}/colo{n}.sock")
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", where, "--mode", mode,
+                  "--interval", "3600000", "--digest", "--json"], traced(prim), name="primary")
+        late = []
+        for k in range(1, 5):
+            if k > 1:
+                p.kill(signal.SIGUSR1)
+            end = time.time() + 30
+            while k not in checkpoints(p) and time.time() < end and p.p.poll() is None:
+                time.sleep(0.02)
+            if k not in checkpoints(p):
+                late.append(k)
+                break
+        res.check(f"{what}: each signal took one checkpoint at once (1 + 3 in all)",
+                  not late and len(checkpoints(p)) == 4, f"missing {late}: {p.text()[-600:]}")
+        p.kill(signal.SIGINT)
+        check_stopped_run(res, what, p, s, 4)
     finally:
         prim.stop()
         sec.stop()
@@ -532,6 +562,8 @@ def main():
             run_checkpoints(res, work, 4, "remus", "tcp", 3000, "uniform", 0, 20, 5)
             run_checkpoints(res, work, 5, "colo", "unix", 2000, "uniform", 300, 10, 5, "hvm")
             run_qemu_checkpoints(res, work, 6, 50, 5)
+            run_manual(res, work, 7, "colo")
+            run_manual(res, work, 8, "remus")
         else:
             n = 10
             for how, ok in (("killed", True), ("host", True), ("reset", True),
