@@ -36,7 +36,8 @@ static void assert_in_order(const char *want)
     const char *at = t.trace;
     char buf[4096];
     snprintf(buf, sizeof(buf), "%s", want);
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         const char *found = strstr(at, tok);
         if (!found)
             fail_msg("trace lacks %s after: ...%.200s", tok, at > t.trace ? at - 1 : at);
