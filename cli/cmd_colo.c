@@ -6,6 +6,7 @@
  * or one JSON object per line with --json, for toolstacks.
  */
 #include "cmd_colo.h"
+#include "hist.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -140,8 +141,7 @@ struct colo_run {
     bool json, secondary;
     unsigned stop_after;
     FILE *out;
-    uint64_t *pauses;
-    size_t npauses, cap;
+    struct hist pauses;        /* every checkpoint's pause, for the median and p99 */
     uint64_t pages, bytes;
     struct ls_colo_checkpoint last;
     /* sim: the replica's own workload, set once its guest first runs */
@@ -201,26 +201,10 @@ static int usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The p-th percentile (0..100) of the pauses so far, in µs. */
-static double pause_pct(struct colo_run *r, double p)
+static double pause_pct(const struct colo_run *r, double p)
 {
-    if (!r->npauses)
-        return 0;
-    uint64_t *s = malloc(r->npauses * sizeof(*s));
-    if (!s)
-        return 0;
-    memcpy(s, r->pauses, r->npauses * sizeof(*s));
-    qsort(s, r->npauses, sizeof(*s), cmp_u64);
-    size_t i = (size_t)(p / 100.0 * (double)(r->npauses - 1) + 0.5);
-    double v = (double)s[i] / 1e3;
-    free(s);
-    return v;
+    return (double)hist_pct(&r->pauses, p) / 1e3;
 }
 
 static void print_status(struct cli_run *run, bool final)
@@ -288,18 +272,8 @@ static void on_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c, 
     r->last = *c;
     r->pages += c->pages;
     r->bytes += c->bytes;
-    if (c->pause_ns) {
-        if (r->npauses == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 256;
-            uint64_t *n = realloc(r->pauses, cap * sizeof(*n));
-            if (n) {
-                r->pauses = n;
-                r->cap = cap;
-            }
-        }
-        if (r->npauses < r->cap)
-            r->pauses[r->npauses++] = c->pause_ns;
-    }
+    if (c->pause_ns)
+        hist_add(&r->pauses, c->pause_ns);
     if (r->json) {
         struct jl j;
         jl_open(&j, r->out, "checkpoint", r->cmd);
@@ -581,7 +555,6 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     if (fd > STDERR_FILENO)
         close(fd);
     cli_run_close(&r.run);
-    free(r.pauses);
     return check_fds(status);
 }
 
@@ -720,6 +693,5 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
     if (fd > STDERR_FILENO)
         close(fd);
     cli_run_close(&r.run);
-    free(r.pauses);
     return check_fds(status);
 }
