@@ -55,6 +55,7 @@ int colo_disk_run(struct colo_disk_task *t, struct fsm *parent, struct fsm_join 
     fsm_join_begin(j, parent, ev_ok, ev_fail);
     fsm_join_add(j, &t->m);
     fsm_join_arm(j);
+    t->job = job;
     fsm_post(&t->m, job, 0, NULL);
     return fsm_defer(parent, fsm_join_undo, j, what);
 }
@@ -225,6 +226,25 @@ static void on_status(struct qmp_conn *c, const struct qmp_reply *r, void *data)
     fsm_post(&t->m, YAJL_IS_TRUE(err) ? COLO_DISK_E_UNSOUND : COLO_DISK_E_SOUND, 0, NULL);
 }
 
+/* Tests (fault-hook builds): LOCKSTEP_DISK_FAULT=JOB:LABEL, e.g.
+ * FAILOVER:nbd-server-stop, makes QEMU seem to refuse that step of that job
+ * (run by a role), so its failure rows are taken on demand. */
+static bool injected(const struct colo_disk_task *t, const char *label)
+{
+#ifdef LOCKSTEP_FAULT_HOOKS
+    const char *f = getenv("LOCKSTEP_DISK_FAULT");
+    if (!f || !t->job)
+        return false;
+    char want[128];
+    snprintf(want, sizeof(want), "%s:%s", colo_disk_fsm_def.event_names[t->job], label);
+    return strcmp(f, want) == 0;
+#else
+    (void)t;
+    (void)label;
+    return false;
+#endif
+}
+
 /* label names the step in errors (an HMP command's own name). */
 static int exec_as(struct colo_disk_task *t, const char *cmd, const char *label,
                    struct qmp_args *a, qmp_reply_fn *cb)
@@ -236,6 +256,11 @@ static int exec_as(struct colo_disk_task *t, const char *cmd, const char *label,
     }
     t->cmd = label;
     ls_err_clear(&t->qmp_err);
+    if (injected(t, label)) {
+        qmp_args_free(a);
+        refuse(t, -EREMOTEIO, "GenericError: injected refusal (LOCKSTEP_DISK_FAULT)");
+        return 0;
+    }
     struct qmp_exec_opts o = { .flags = QMP_EXEC_HMP_OUTPUT_OK };
     rc = qmp_exec_ex(t->qmp, cmd, a, &o, cb, t);
     t->in_flight = rc == 0;

@@ -37,6 +37,7 @@ struct colo_disk_task {
     struct fsm m;
     struct colo_disk_cfg cfg;
     uint32_t domid;
+    int job;                       /* the job colo_disk_run posted (0: posted by hand) */
     char qmp_path[112];
     char log_path[256];            /* QEMU's log, for errors that keep its own words */
     struct qmp_conn *qmp;          /* open from the first command to the teardown */

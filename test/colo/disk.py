@@ -7,7 +7,7 @@ primary's vCPU writes it (--disk-every: disk write j fills a block picked by
 (seed, j) with 1 + j % 255, so the disk after K vCPU writes follows from the
 seed and K), and the roles replicate it with QEMU's block replication over
 NBD (states/colo_disk.def run from colo_primary.def / colo_secondary.def).
-Usage: disk.py stop|failover|lost.
+Usage: disk.py stop|failover|lost|refused.
 
 stop: 30 checkpoints over a unix-socket NBD, stopped in order: both sides
 say the disks replicated at every checkpoint (JSON disk_state, one disk
@@ -34,8 +34,13 @@ serves: its setup fails with QEMU's reason and it runs on unprotected. The
 secondary's images in a directory that does not exist: its setup fails
 with qemu-img's reason, its copy is destroyed, the primary runs on.
 
-Cost: about 6 s each for stop and failover, 12 s for lost, on a loaded
-2-core machine (the block QEMUs start in a fraction of a second).
+refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of the primary's
+teardown at a stop and after a loss, of the secondary's at a stop, and of
+its failover: each role ends as it would, saying so with QEMU's words.
+
+Cost: about 8 s for stop, 11 s for failover, 22 s for lost and 21 s for
+refused on a loaded 2-core machine (the block QEMUs start in a fraction of
+a second; most of it is the two sides' start and the 2 s loss timeouts).
 """
 import json
 import os
@@ -138,14 +143,17 @@ def free_port():
     return port
 
 
-def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, domid=False):
+def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, domid=False,
+          pri_fault=None, sec_fault=None):
     """Both sides, the secondary first; returns hosts, processes and disk images. domid:
     the primary's guest is made here (`sim create`) and given by --domid, its disk
-    writer started here at the first checkpoint (as colo-primary --sim does it)."""
+    writer started here at the first checkpoint (as colo-primary --sim does it).
+    *_fault: LOCKSTEP_DISK_FAULT=JOB:STEP for that side (states/colo_disk.c)."""
     prim, sec = Host(work, f"p{n}"), Host(work, f"s{n}")
     pimg, simg = image(work, f"pri{n}.raw"), image(work, f"sec{n}.raw")
+    senv = dict(traced(sec), **({"LOCKSTEP_DISK_FAULT": sec_fault} if sec_fault else {}))
     s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--timeout", "2",
-              "--disk", simg, "--disk-nbd", nbd, *sec_extra], traced(sec), name="secondary")
+              "--disk", simg, "--disk-nbd", nbd, *sec_extra], senv, name="secondary")
     m = s.wait_line(r"^listening on (\S+)", 20)
     if not m:
         s.kill()
@@ -163,7 +171,8 @@ def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, dom
              "--timeout", "2", "--json"]
     if count:
         args += ["--checkpoints", str(count)]
-    p = Proc(args, traced(prim), name="primary")
+    penv = dict(traced(prim), **({"LOCKSTEP_DISK_FAULT": pri_fault} if pri_fault else {}))
+    p = Proc(args, penv, name="primary")
     if domid and not pri_nbd:
         wait_checkpoint(p, 1)
         prim.sim("disk", str(dom), "--every", str(EVERY), "--block", str(BLOCK))
@@ -373,6 +382,71 @@ def run_bad_images(res, work, n):
         sec.stop()
 
 
+def run_refused(res, work, n):
+    """QEMU refusing a step of each teardown and of the failover (injected): the
+    roles end as they would, the refusal said with QEMU's words."""
+    what = "the teardowns refused"
+    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
+    prim, sec, p, s, pimg = start(work, n, nbd, count=4, domid=True,
+                                  pri_fault="TEARDOWN_PRIMARY:xen-set-replication",
+                                  sec_fault="TEARDOWN_SECONDARY:nbd-server-stop")
+    try:
+        prc, src = p.wait(60), s.wait(30)
+        keep_trace(p, s)
+        po, so = outcome(p), outcome(s)
+        why = " ".join(e.get("why", "") for e in events(p, "role"))
+        res.check(f"{what}: both still stop in order, the disks' state failed with QEMU's "
+                  f"words (rc {prc}/{src})", prc == 0 and src == 0
+                  and po.get("role") == "stopped" and so.get("role") == "stopped"
+                  and po.get("disk_state") == "failed" and so.get("disk_state") == "failed"
+                  and "injected refusal" in po.get("disk_note", "") and "injected refusal" in why
+                  and "injected refusal" in so.get("disk_note", ""), f"{po} / {so} / {why}")
+    finally:
+        prim.stop()
+        sec.stop()
+    what = "the primary's drop refused after the secondary was lost"
+    n += 1
+    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
+    prim, sec, p, s, pimg = start(work, n, nbd, domid=True,
+                                  pri_fault="TEARDOWN_PRIMARY:xen-set-replication")
+    try:
+        wait_checkpoint(p, 4)
+        s.kill()
+        s.wait(10)
+        prc = p.wait(60)
+        keep_trace(p, s)
+        po = outcome(p)
+        res.check(f"{what}: it runs on unprotected, saying why replication ended and that its "
+                  f"disks' replication could not be dropped (rc {prc})", prc == 3
+                  and po.get("role") == "unprotected" and po.get("disk_state") == "failed"
+                  and "could not be dropped" in po.get("error", "")
+                  and "injected refusal" in po.get("error", ""), p.text()[-800:])
+    finally:
+        prim.stop()
+        sec.stop()
+    what = "the secondary's disk failover refused"
+    n += 1
+    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
+    fence = f"LOCKSTEP_RUNDIR={os.path.join(work, f'p{n}')} {BIN} sim destroy 1"
+    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--fence", fence),
+                                  sec_fault="FAILOVER:nbd-server-stop")
+    try:
+        wait_checkpoint(s, 4)
+        p.kill()
+        p.wait(10)
+        src = s.wait(60)
+        keep_trace(p, s)
+        so = outcome(s)
+        why = " ".join(e.get("why", "") for e in events(s, "role"))
+        res.check(f"{what}: its copy still takes over, saying its disks could not fail over "
+                  f"(rc {src})", src == 0 and so.get("role") == "active"
+                  and so.get("disk_state") == "failed" and "could not fail over" in why
+                  and "injected refusal" in why, s.text()[-800:])
+    finally:
+        prim.stop()
+        sec.stop()
+
+
 def main():
     part = sys.argv[1] if len(sys.argv) > 1 else "stop"
     res = Results()
@@ -382,6 +456,8 @@ def main():
             run_stop(res, work, 1)
         elif part == "failover":
             run_failover(res, work, 2)
+        elif part == "refused":
+            run_refused(res, work, 7)
         else:
             run_secondary_killed(res, work, 3)
             run_secondary_qemu_killed(res, work, 4)
