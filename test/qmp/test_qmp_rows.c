@@ -13,8 +13,9 @@
  * it, or after it and before its events are dispatched): the owner's close,
  * a close twice, a close with the clock jumping, its cancel, QEMU's death,
  * the deadline passing; a fault at every action dispatch; every answer of
- * QEMU failed, withheld and cut by its death, each of those again with a
- * close and a cancel at every turn. After each run (the invariants in the
+ * QEMU failed, withheld, cut by its death and not JSON, each of those again
+ * with a close and a cancel at every turn; and a fault at every action of
+ * each run in which QEMU died or answered so. After each run (the invariants in the
  * .def's header): done exactly once; every command called back once; no
  * protocol hole; no uv handle, fd or allocated byte left; a run the owner's
  * close reached ends CLOSED (rc 0) unless cancelled; a failure names what
@@ -100,7 +101,9 @@ static struct run {
     /* from the trace */
     bool hole, shutdown_ok;
     bool failed_before_close;        /* an action failed before the close's row */
+    bool fault_on_teardown;          /* the fault hit a FAIL or CANCEL row: an error came first */
     uint64_t action_seq[128];        /* dispatches of rows whose action can fail */
+    int action_row[128];             /* their rows */
     unsigned nactions, turns, retries;
     char trace[4096];
     char problem[512];
@@ -289,10 +292,14 @@ static void capture(const struct fsm_trace_rec *r, void *data)
         R.hole = true;
         return;
     }
+    if (r->faulted)
+        R.fault_on_teardown = strcmp(r->event, "FAIL") == 0 || strcmp(r->event, "CANCEL") == 0;
     taken[row - def->rows] = true;
     if (row->kind == FSM_CELL_ROW && !fsm_row_nofail(def, row) &&
-        R.nactions < sizeof(R.action_seq) / sizeof(R.action_seq[0]))
+        R.nactions < sizeof(R.action_seq) / sizeof(R.action_seq[0])) {
+        R.action_row[R.nactions] = (int)(row - def->rows);
         R.action_seq[R.nactions++] = r->seq;
+    }
     if (r->rc < 0 && !R.shutdown_ok)
         R.failed_before_close = true;
     if (strcmp(r->action, "qmp_conn_shutdown") == 0 && r->rc == 0)
@@ -346,7 +353,7 @@ static void check(void)
             if (!R.sent[i] || R.rc[i] != 0)
                 return problem("a clean run: '%s' %s (rc %d: %s)", cmd_name[i],
                                R.sent[i] ? "failed" : "was never sent", R.rc[i], R.msg[i]);
-    if (p->fail_seq && alone && R.done_rc != -EIO)
+    if (p->fail_seq && alone && !R.fault_on_teardown && R.done_rc != -EIO)
         return problem("the injected fault is not what done reports (rc %d: %s)", R.done_rc,
                        R.done_msg);
     if (p->way == W_NOWHERE && !p->fail_seq && alone &&
@@ -364,7 +371,7 @@ static void check(void)
     if ((R.killed || p->answer == FB_CLOSE) && R.done_rc < 0 && !p->fail_seq &&
         !R.cancelled && !names_qemu(R.done_msg) && !has(R.done_msg, "within"))
         return problem("QEMU died, but the error does not say so: %s", R.done_msg);
-    if (!p->point || !alone)
+    if (!p->point || !alone || p->fail_seq)
         return;
     if (p->answer == FB_GARBAGE) {
         if (R.done_rc != -EPROTO || !has(R.done_msg, "sent invalid JSON"))
@@ -518,6 +525,29 @@ static void acts_at_every_turn(const struct plan *p, enum act first, enum act la
             }
 }
 
+/* The run p, then a fault at the first dispatch of every row with an
+ * action it takes: a failure at each row of its path (rows only a death or
+ * a refusal reaches too; a retry repeated is one row). */
+static void faults_on(const struct plan *p)
+{
+    run(p);
+    uint64_t seqs[128];
+    int rows[128];
+    unsigned n = R.nactions;
+    memcpy(seqs, R.action_seq, sizeof(seqs));
+    memcpy(rows, R.action_row, sizeof(rows));
+    for (unsigned i = 0; i < n; i++) {
+        bool again = false;
+        for (unsigned j = 0; j < i; j++)
+            again |= rows[j] == rows[i];
+        if (again)
+            continue;
+        struct plan q = *p;
+        q.fail_seq = seqs[i];
+        run(&q);
+    }
+}
+
 static void walk_way(enum way w)
 {
     struct plan clean = { .way = w };
@@ -530,8 +560,13 @@ static void walk_way(enum way w)
     run(&clean);
     uint64_t seqs[128];
     unsigned nseq = R.nactions, npoints = R.fb.npoints;
+    unsigned turns = w == W_LATE && R.turns > LATE_TURNS ? LATE_TURNS : R.turns;
     memcpy(seqs, R.action_seq, sizeof(seqs));
     acts_at_every_turn(&clean, A_CLOSE, A_N - 1);
+    /* QEMU dying at every turn, and a failure on every row after it */
+    for (unsigned n = 0; n <= turns && w != W_NOWHERE; n++)
+        for (int after = 0; after < (n ? 2 : 1); after++)
+            faults_on(&(struct plan){ .way = w, .act = A_KILL, .turn = n, .after = after });
     for (unsigned i = 0; i < nseq; i++) {
         struct plan p = { .way = w, .fail_seq = seqs[i] };
         run(&p);
@@ -544,6 +579,7 @@ static void walk_way(enum way w)
         for (enum fb_answer a = FB_FAIL; a <= FB_GARBAGE; a++) {
             struct plan p = { .way = w, .point = pt, .answer = a };
             acts_at_every_turn(&p, A_CLOSE, A_CANCEL);
+            faults_on(&p);
         }
 }
 
