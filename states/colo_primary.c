@@ -159,6 +159,17 @@ static int arm(void *arg, int cancel_fd, struct ls_errbuf *err)
         r->disks.cfg.ndisks = r->disks.info.ndisks;
         r->c.disk.ndisks = r->disks.info.ndisks;
         r->c.disk.state = LS_COLO_DISK_STARTING;
+    } else if (r->opts.mode == LS_COLO_MODE_COLO && r->sv.info.type == LS_GUEST_HVM &&
+               be->ops->disk_info) {
+        /* libxl refuses a COLO disk it cannot replicate ("device not handled
+         * by checkpoint"): a failover would give the secondary other data. */
+        struct ls_disk_info di;
+        struct ls_errbuf none;
+        ls_err_clear(&none);
+        if (be->ops->disk_info(be, r->opts.domid, &di, &none) == 0 && di.ndisks)
+            return ls_err(err, -EINVAL, "domain %u has %u disk%s that COLO would leave "
+                          "unreplicated: give the secondary's NBD address for them (--disk-nbd)",
+                          r->opts.domid, di.ndisks, di.ndisks == 1 ? "" : "s");
     }
     return be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
 }

@@ -32,7 +32,8 @@ suspend says so (QEMU's words in the role's reason), it goes on
 unprotected, its disk intact. The primary given an NBD address nobody
 serves: its setup fails with QEMU's reason and it runs on unprotected. The
 secondary's images in a directory that does not exist: its setup fails
-with qemu-img's reason, its copy is destroyed, the primary runs on.
+with qemu-img's reason, its copy is destroyed, the primary runs on. An
+HVM guest with a disk and no --disk-nbd: COLO refuses it, as libxl does.
 
 refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of the primary's
 teardown at a stop and after a loss, of the secondary's at a stop, and of
@@ -450,6 +451,32 @@ def run_refused(res, work, n):
         sec.stop()
 
 
+def run_unreplicated(res, work, n):
+    what = "an HVM guest with a disk and no --disk-nbd"
+    prim, sec = Host(work, f"p{n}"), Host(work, f"s{n}")
+    pimg = image(work, f"pri{n}.raw")
+    try:
+        dom = int(prim.sim("create", "--type", "hvm", "--no-device-model", "--memory", "4M",
+                           "--disk", pimg))
+        s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--timeout", "2"],
+                 traced(sec), name="secondary")
+        m = s.wait_line(r"^listening on (\S+)", 20)
+        if not m:
+            raise Failed(f"the secondary did not listen: {s.text()}")
+        p = Proc(["colo-primary", "--domid", str(dom), "--to", m.group(1), "--timeout", "2",
+                  "--json"], traced(prim), name="primary")
+        prc, src = p.wait(60), s.wait(30)
+        keep_trace(p, s)
+        po = outcome(p)
+        res.check(f"{what}: COLO refuses it, as libxl does, naming the option (rc {prc})",
+                  prc == 1 and "unreplicated" in po.get("error", "")
+                  and "--disk-nbd" in po.get("error", "")
+                  and prim.domains().get(dom) == "running", p.text()[-600:])
+    finally:
+        prim.stop()
+        sec.stop()
+
+
 def main():
     part = sys.argv[1] if len(sys.argv) > 1 else "stop"
     res = Results()
@@ -466,6 +493,7 @@ def main():
             run_secondary_qemu_killed(res, work, 4)
             run_bad_nbd(res, work, 5)
             run_bad_images(res, work, 6)
+            run_unreplicated(res, work, 10)
     except Failed as e:
         res.check("run", False, str(e))
     if os.environ.get("LOCKSTEP_BUILD_DIR"):
