@@ -129,7 +129,8 @@ static const char secondary_help[] =
 "                         tcp:HOST:PORT) and every checkpoint is applied to them;\n"
 "                         after a failover they are the copy's own\n"
 "  --disk-images DIR      where the active and hidden qcow2 images go (default: a\n"
-"                         new directory under $TMPDIR, removed unless we took over)\n"
+"                         new directory under $TMPDIR, removed unless our copy\n"
+"                         outlives us: taken over, or left paused)\n"
 "  -h, --help             this help\n";
 
 /* ---- one run -------------------------------------------------------------------------- */

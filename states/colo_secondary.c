@@ -823,11 +823,12 @@ static void colo_secondary_done(struct fsm *m, int rc)
     op_finish(&r->op, rc, fsm_errmsg(m));
 }
 
-/* The active and hidden images, unless our copy took over (its disks use them). */
+/* The active and hidden images, unless our copy outlives us (it took over,
+ * or stays paused for its operator): its disks use them. */
 static void remove_images(struct colo_secondary_role *r)
 {
     struct colo_disks *d = &r->disks;
-    if (!d->made_dir || r->c.role == LS_COLO_ACTIVE)
+    if (!d->made_dir || r->c.role == LS_COLO_ACTIVE || r->c.role == LS_COLO_FENCE_FAILED)
         return;
     for (unsigned n = 0; n < d->cfg.ndisks; n++) {
         char path[300];

@@ -155,7 +155,8 @@ struct ls_colo_disk_opts {
     unsigned formats[LS_COLO_DISKS_MAX];       /* secondary: 0 raw, 1 qcow2 */
     const char *image_dir;     /* secondary: the active and hidden images; NULL = a new
                                   directory under $TMPDIR (removed at the end unless our
-                                  copy took over: its disks use them) */
+                                  copy outlives us, active or left paused: its disks use
+                                  them) */
     const char *qemu_img;      /* secondary: NULL = qemu-img from PATH */
 };
 LS_API int ls_colo_primary_start_disks(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
