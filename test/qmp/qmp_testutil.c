@@ -120,7 +120,7 @@ bool tconn_close(struct tconn *t, struct tloop *l)
 {
     if (!t->done && t->c)
         qmp_conn_close(t->c);
-    return tloop_run_until(l, &t->done, 5000);
+    return tloop_run_until(l, &t->done, TEST_HANG_MS);
 }
 
 /* ---- replies ------------------------------------------------------------------------ */
@@ -396,7 +396,7 @@ bool good_roundtrip(struct tloop *l)
     struct treply r = { 0 };
     bool ok = tconn_open(&t, l, p.path, 5000) == 0 &&
               qmp_exec(t.c, "query-status", NULL, treply_cb, &r) == 0 &&
-              tloop_run_until(l, &r.called, 5000) && r.rc == 0 &&
+              tloop_run_until(l, &r.called, TEST_HANG_MS) && r.rc == 0 &&
               strcmp(r.ret_json, "{\"ok\":true}") == 0;
     bool closed = t.c || t.done ? tconn_close(&t, l) : true;
     fake_peer_stop(&p);

@@ -17,6 +17,12 @@ struct tloop {
 
 void tloop_init(struct tloop *l);
 /* Run the loop until *flag or ms elapsed; returns *flag. */
+/* How long a test waits for what must happen before calling it a hang: a
+ * cap, never a timing assertion (a flag set sooner returns at once), and
+ * generous, since a loaded machine (make test's other tests beside this
+ * one) can starve a test for seconds: the 64 MiB line took over 10 s at
+ * load 12 with test_qmp_rows running beside it. */
+#define TEST_HANG_MS 60000
 bool tloop_run_until(struct tloop *l, const bool *flag, int ms);
 /* Close the scheduler, drain the loop; returns uv_loop_close()'s result. */
 int tloop_fini(struct tloop *l);

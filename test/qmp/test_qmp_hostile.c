@@ -38,7 +38,7 @@ static void scen_start(struct scen *s, fake_script_fn *script, unsigned setup_ms
 
 static void scen_ready(struct scen *s)
 {
-    assert_true(tloop_run_until(&s->l, &s->t.ready, 5000));
+    assert_true(tloop_run_until(&s->l, &s->t.ready, TEST_HANG_MS));
 }
 
 /* The failure is over: the peer thread ends, a good session runs on the same
@@ -54,7 +54,7 @@ static void scen_end(struct scen *s)
 
 static void expect_done(struct scen *s, int rc, const char *needle)
 {
-    assert_true(tloop_run_until(&s->l, &s->t.done, 10000));
+    assert_true(tloop_run_until(&s->l, &s->t.done, TEST_HANG_MS));
     if (s->t.done_rc != rc || !strstr(s->t.done_msg, needle))
         fprintf(stderr, "done rc %d: %s\n", s->t.done_rc, s->t.done_msg);
     assert_int_equal(s->t.done_rc, rc);
@@ -139,14 +139,14 @@ static void test_split_into_single_bytes(void **state)
     assert_true(qmp_subscribe(s.t.c, "STOP", ev_count, &stops) > 0);
     scen_ready(&s);
     assert_string_equal(s.t.version, "1.2.3");
-    assert_true(tloop_run_until(&s.l, &r.called, 5000));
+    assert_true(tloop_run_until(&s.l, &r.called, TEST_HANG_MS));
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.str, "running");
     assert_string_equal(r.ret_json, "{\"status\":\"running\",\"n\":[1,2.5,-3e2,true,null]}");
     assert_int_equal(stops, 1);
     assert_int_equal(qmp_exec(s.t.c, "one", NULL, treply_cb, &a), 0);
     assert_int_equal(qmp_exec(s.t.c, "two", NULL, treply_cb, &b), 0);
-    assert_true(tloop_run_until(&s.l, &b.called, 5000));
+    assert_true(tloop_run_until(&s.l, &b.called, TEST_HANG_MS));
     assert_string_equal(a.ret_json, "\"first\"");
     assert_string_equal(b.ret_json, "\"second\"");
     struct qmp_stats st;
@@ -283,7 +283,7 @@ static void test_unanswered_command_times_out(void **state)
     assert_int_equal(qmp_exec_ex(s.t.c, "query-status", NULL, &o, treply_cb, &r), 0);
     o.timeout_ms = 50;
     assert_int_equal(qmp_exec_ex(s.t.c, "stop", NULL, &o, treply_cb, &r2), 0);
-    assert_true(tloop_run_until(&s.l, &r.called, 5000));
+    assert_true(tloop_run_until(&s.l, &r.called, TEST_HANG_MS));
     assert_true(r2.called);   /* the shorter deadline fired first */
     assert_int_equal(r.rc, -ETIMEDOUT);
     assert_non_null(strstr(r.msg, "no reply to QMP command 'query-status' (id 1)"));
@@ -434,13 +434,13 @@ static void test_connect_errors(void **state)
     struct tconn t;
     struct qmp_conn_opts o = { .setup_timeout_ms = 5000 };
     assert_int_equal(tconn_open_opts(&t, &l, "/nonexistent/lockstep/qmp.sock", &o), 0);
-    assert_true(tloop_run_until(&l, &t.done, 5000));
+    assert_true(tloop_run_until(&l, &t.done, TEST_HANG_MS));
     assert_int_equal(t.done_rc, -ENOENT);
     assert_non_null(strstr(t.done_msg, "connect to QMP socket unix:/nonexistent/lockstep/qmp.sock"));
 
     struct qmp_conn_opts o2 = { .setup_timeout_ms = 100, .retry_connect = true };
     assert_int_equal(tconn_open_opts(&t, &l, "/nonexistent/lockstep/qmp.sock", &o2), 0);
-    assert_true(tloop_run_until(&l, &t.done, 5000));
+    assert_true(tloop_run_until(&l, &t.done, TEST_HANG_MS));
     assert_int_equal(t.done_rc, -ETIMEDOUT);
     assert_non_null(strstr(t.done_msg, "within 100 ms (last error: No such file or directory)"));
 
@@ -460,7 +460,7 @@ static void test_connect_errors(void **state)
     assert_int_equal(qmp_conn_open_tcp(&l.sched, "127.0.0.1", 1, &o3, &c), 0);
     struct treply r = { 0 };
     assert_int_equal(qmp_exec(c, "query-status", NULL, treply_cb, &r), 0);
-    assert_true(tloop_run_until(&l, &r.called, 5000));
+    assert_true(tloop_run_until(&l, &r.called, TEST_HANG_MS));
     assert_int_equal(r.rc, -ECONNREFUSED);
     assert_non_null(strstr(r.msg, "connect to QMP tcp:127.0.0.1:1: Connection refused"));
 
@@ -526,7 +526,7 @@ static void test_json_escaping_round_trip(void **state)
     assert_int_equal(qmp_args_error(a), 0);
     struct treply r = { 0 };
     assert_int_equal(qmp_exec(s.t.c, "echo", a, echo_cb, &r), 0);
-    assert_true(tloop_run_until(&s.l, &r.called, 5000));
+    assert_true(tloop_run_until(&s.l, &r.called, TEST_HANG_MS));
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.str, weird);   /* both directions: our generator, our parser */
     assert_int_equal(r.ret_array_len, 4);
@@ -618,7 +618,7 @@ static void test_bad_arguments_fail_synchronously(void **state)
     assert_int_equal(calls, 0);   /* a refused call never calls back */
     struct treply r = { 0 };
     exec_status(&s, &r);
-    assert_true(tloop_run_until(&s.l, &r.called, 5000));
+    assert_true(tloop_run_until(&s.l, &r.called, TEST_HANG_MS));
     assert_int_equal(r.rc, 0);
     assert_true(tconn_close(&s.t, &s.l));
     assert_int_equal(s.t.done_rc, 0);
@@ -661,12 +661,12 @@ static void fault_scenario(struct fault_outcome *o, fake_script_fn *script)
     assert_int_equal(fake_peer_start(&p, script, NULL), 0);
     assert_int_equal(tconn_open(&t, &l, p.path, 2000), 0);
     assert_int_equal(qmp_exec(t.c, "query-status", NULL, treply_cb, &r), 0);
-    tloop_run_until(&l, &r.called, 3000);
+    tloop_run_until(&l, &r.called, TEST_HANG_MS);
     if (script == script_garbage)
-        tloop_run_until(&l, &t.done, 3000);   /* let the peer's garbage fail it */
+        tloop_run_until(&l, &t.done, TEST_HANG_MS);   /* let the peer's garbage fail it */
     if (!t.done)
         qmp_conn_close(t.c);
-    assert_true(tloop_run_until(&l, &t.done, 3000));
+    assert_true(tloop_run_until(&l, &t.done, TEST_HANG_MS));
     for (int i = 0; i < 20; i++)
         uv_run(&l.loop, UV_RUN_NOWAIT);   /* a second done would show here */
     fake_peer_stop(&p);

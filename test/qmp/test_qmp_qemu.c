@@ -56,7 +56,7 @@ static int setup(void **state)
     f->loop_live = true;
     *state = f;
     if (tconn_open(&f->t, &f->l, f->q.sock, 20000) < 0 ||
-        !tloop_run_until(&f->l, &f->t.ready, 20000)) {
+        !tloop_run_until(&f->l, &f->t.ready, TEST_HANG_MS)) {
         fprintf(stderr, "QEMU did not become ready: %s\n", f->t.done_msg);
         /* cmocka skips teardown when setup fails: clean up here. */
         teardown(state);
@@ -78,7 +78,7 @@ static void finish(struct fix *f)
 
 static void wait_reply(struct fix *f, struct treply *r)
 {
-    assert_true(tloop_run_until(&f->l, &r->called, 10000));
+    assert_true(tloop_run_until(&f->l, &r->called, TEST_HANG_MS));
 }
 
 /* ---- tests ------------------------------------------------------------------- */
@@ -191,7 +191,7 @@ static void test_events_stop_resume(void **state)
     struct treply cont = { 0 }, stop = { 0 };
     assert_int_equal(qmp_exec(f->t.c, "cont", NULL, treply_cb, &cont), 0);
     assert_int_equal(qmp_exec(f->t.c, "stop", NULL, treply_cb, &stop), 0);
-    assert_true(tloop_run_until(&f->l, &l.stop_seen, 10000));
+    assert_true(tloop_run_until(&f->l, &l.stop_seen, TEST_HANG_MS));
     wait_reply(f, &stop);
     assert_int_equal(cont.rc, 0);
     assert_int_equal(stop.rc, 0);
@@ -341,7 +341,7 @@ static void test_dead_qemu_fails_pending(void **state)
         uv_run(&f->l.loop, UV_RUN_NOWAIT);
     kill(f->q.pid, SIGKILL);
     qemu_peer_wait(&f->q);
-    assert_true(tloop_run_until(&f->l, &f->t.done, 10000));
+    assert_true(tloop_run_until(&f->l, &f->t.done, TEST_HANG_MS));
     for (int i = 0; i < 10; i++) {
         if (r[i].rc != -ECONNRESET)
             fprintf(stderr, "command %d: %s\n", i, r[i].msg);
@@ -381,7 +381,7 @@ static void test_close_cancels_pending(void **state)
     qmp_conn_close(f->t.c);
     qmp_conn_close(f->t.c);   /* idempotent */
     assert_false(x.r.called);
-    assert_true(tloop_run_until(&f->l, &f->t.done, 10000));
+    assert_true(tloop_run_until(&f->l, &f->t.done, TEST_HANG_MS));
     assert_int_equal(f->t.done_rc, 0);
     assert_int_equal(x.r.calls, 1);
     assert_int_equal(x.r.rc, -ECANCELED);
@@ -443,7 +443,7 @@ static void test_tcp(void **state)
     tloop_init(&f.l);
     struct tconn u;
     assert_int_equal(tconn_open(&u, &f.l, f.q.sock2, 20000), 0);
-    bool up = tloop_run_until(&f.l, &u.ready, 20000);
+    bool up = tloop_run_until(&f.l, &u.ready, TEST_HANG_MS);
     if (up)
         tconn_close(&u, &f.l);
 
@@ -457,7 +457,7 @@ static void test_tcp(void **state)
     struct ls_errbuf eb = { 0 };
     struct qmp_exec_opts xo = { .send_fd = true, .fd = 0, .err = &eb };
     int fd_rc = rc == 0 ? qmp_exec_ex(t->c, "getfd", NULL, &xo, treply_cb, &r) : rc;
-    bool got = rc == 0 && tloop_run_until(&f.l, &r.called, 10000);
+    bool got = rc == 0 && tloop_run_until(&f.l, &r.called, TEST_HANG_MS);
     if (rc == 0)
         qmp_conn_close(t->c);
     for (int i = 0; i < 100; i++)
