@@ -114,7 +114,10 @@ boot_once() {
 # good in a libc lock at its start, and in the suite's notes of
 # a dom0 tool's core dump, but not in the backtrace of a spinning process,
 # which may name malloc.)
-CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|a dom0 tool crashed|spinning in setlocale.s lock at its start|asleep for good in one of libc.s own locks at its start'
+CORRUPTION='Segmentation fault|Inconsistency detected by ld\.so|undefined symbol|malloc\(\)|free\(\)|corrupted size|double free or corruption|a dom0 tool crashed|before its main\(\), in the libraries|spinning in setlocale.s lock at its start|asleep for good in one of libc.s own locks at its start'
+# The suite's line for a lockstep process that crashed in lockstep's code
+# (test/xen/suite.sh, crashes()): which process, which signal, where.
+LS_CRASH='^ *[0-9]+ FAIL - (lockstep|lockstep-xen-helper) \(pid [0-9]+.*\) died of SIG'
 
 tries=2; [ "$MODE" = bench ] && tries=1
 line=""; rc=""; clean_failures=0; signs=""
@@ -145,6 +148,15 @@ for try in $(seq $tries); do
   # process spinning up to it, with the emulated CPU in that process's code
   # (scripts/xen/stall.sh); a lockstep that spins, or hangs blocked with
   # nothing spinning, is a failure.
+  # A lockstep that crashed in its own code failed, whatever else the
+  # emulator did in that boot: said first, and no retry hides it.
+  crashed=$(grep -aE "$LS_CRASH" "$LOG" | sed 's/^ *[0-9]* FAIL - //')
+  if [ -n "$crashed" ]; then
+    echo "nested Xen: try $try: lockstep crashed:"
+    echo "$crashed" | sed 's/^/  /'
+    clean_failures=$((clean_failures + 1))
+    break
+  fi
   if grep -aq '^=== STALL' "$LOG"; then
     why=$(bash "$SRC/scripts/xen/stall.sh" "$LOG" "$W/rootfs" "$W/overlay"); stall_rc=$?
     echo "nested Xen: try $try stalled; dom0's heartbeat says:"
