@@ -245,6 +245,11 @@ struct ls_backend_ops {
     int (*net_connect)(struct ls_backend *be, uint32_t domid, const char *path,
                        struct ls_errbuf *err);
 
+    /* Why COLO proper (both copies running, their devices replicated) cannot
+     * run on this backend: a negative errno with the reason, checked before a
+     * COLO role starts. Remus is not asked. Optional (NULL: COLO runs). */
+    int (*colo_refusal)(struct ls_backend *be, struct ls_errbuf *err);
+
     /* Digest of memory + vCPU + HVM state (hex, NUL-terminated); optional. */
     int (*digest)(struct ls_backend *be, uint32_t domid, char hex[65],
                   struct ls_errbuf *err);

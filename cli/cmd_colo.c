@@ -518,8 +518,8 @@ int ls_cmd_colo_primary(int argc, char **argv, enum ls_backend_kind backend)
     struct ls_backend *be = ls_ctx_backend(r.run.ctx);
     struct ls_errbuf err;
     ls_err_clear(&err);
-    int rc = 0;
-    if (g.sim)
+    int rc = ls_colo_mode_supported(r.run.ctx, po.mode, &err);   /* before connecting */
+    if (rc == 0 && g.sim)
         rc = guest_args_create(be, &g, "lockstep-colo", LS_DM_STANDIN, &err);
     if (rc == 0 && r.guest_net.every)
         rc = ls_sim_set_net(be, (uint32_t)g.domid, &r.guest_net, &err);
@@ -670,8 +670,8 @@ int ls_cmd_colo_secondary(int argc, char **argv, enum ls_backend_kind backend)
     r.cmd = cmd;
     struct ls_errbuf err;
     ls_err_clear(&err);
-    int rc = 0, fd = -1;
-    if (ep.kind != EP_STDIO) {
+    int rc = ls_colo_mode_supported(r.run.ctx, so.mode, &err), fd = -1;   /* before listening */
+    if (rc == 0 && ep.kind != EP_STDIO) {
         char why[512] = "";
         fd = ep_accept(&ep, 60000, NULL, why, sizeof(why));
         if (fd < 0)

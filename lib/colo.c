@@ -22,32 +22,45 @@ const char *ls_colo_role_name(enum ls_colo_role r)
     return "unknown";
 }
 
+/* A backend that cannot run COLO proper says why before any role starts. */
+int ls_colo_mode_supported(struct ls_ctx *ctx, enum ls_colo_mode mode, struct ls_errbuf *err)
+{
+    struct ls_backend *be = ls_ctx_backend(ctx);
+    if (mode != LS_COLO_MODE_COLO || !be->ops->colo_refusal)
+        return 0;
+    return be->ops->colo_refusal(be, err);
+}
+
 int ls_colo_primary_start(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
                           ls_op_done_fn *done, void *data, struct ls_op **out,
                           struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_primary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
 }
 
 int ls_colo_primary_start_net(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
                               const struct ls_colo_net_opts *net, ls_op_done_fn *done, void *data,
                               struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, net, NULL, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_primary_role_start(ctx, opts, net, NULL, done, data, out, err);
 }
 
 int ls_colo_secondary_start(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                             ls_op_done_fn *done, void *data, struct ls_op **out,
                             struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_secondary_role_start(ctx, opts, NULL, NULL, done, data, out, err);
 }
 
 int ls_colo_secondary_start_net(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
                                 const struct ls_colo_net_opts *net, ls_op_done_fn *done,
                                 void *data, struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, net, NULL, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_secondary_role_start(ctx, opts, net, NULL, done, data, out, err);
 }
 
 int ls_colo_primary_start_disks(struct ls_ctx *ctx, const struct ls_colo_primary_opts *opts,
@@ -55,7 +68,8 @@ int ls_colo_primary_start_disks(struct ls_ctx *ctx, const struct ls_colo_primary
                                 const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
                                 void *data, struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_primary_role_start(ctx, opts, net, disks, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_primary_role_start(ctx, opts, net, disks, done, data, out, err);
 }
 
 int ls_colo_secondary_start_disks(struct ls_ctx *ctx, const struct ls_colo_secondary_opts *opts,
@@ -63,7 +77,8 @@ int ls_colo_secondary_start_disks(struct ls_ctx *ctx, const struct ls_colo_secon
                                   const struct ls_colo_disk_opts *disks, ls_op_done_fn *done,
                                   void *data, struct ls_op **out, struct ls_errbuf *err)
 {
-    return colo_secondary_role_start(ctx, opts, net, disks, done, data, out, err);
+    int rc = ls_colo_mode_supported(ctx, opts->mode, err);
+    return rc < 0 ? rc : colo_secondary_role_start(ctx, opts, net, disks, done, data, out, err);
 }
 
 const char *ls_colo_disk_state_name(enum ls_colo_disk_state s)

@@ -1062,6 +1062,20 @@ static void xen_close(struct ls_backend *be)
     free(x);
 }
 
+/* COLO runs both copies, so their disks and network must be replicated by
+ * the device model: QEMU's block replication and COLO proxy, driven by
+ * libxl's COLO. Debian's qemu-system-xen 7.2 has neither (no 'replication'
+ * driver, no xen-set-replication) and its libxl is built without COLO. */
+static int xen_colo_refusal(struct ls_backend *be, struct ls_errbuf *e)
+{
+    (void)be;
+    return ls_err(e, -EOPNOTSUPP, "COLO on Xen needs a QEMU with block replication and the "
+                  "COLO proxy for the two running copies' disks and network; Debian's "
+                  "qemu-system-xen 7.2 has neither (\"Unknown driver 'replication'\"), so "
+                  "lockstep does not run COLO on Xen: use --mode remus on both sides (the "
+                  "secondary's copy stays paused and takes over at failover)");
+}
+
 static const struct ls_backend_ops xen_ops = {
     .name = "xen",
     .close = xen_close,
@@ -1079,6 +1093,7 @@ static const struct ls_backend_ops xen_ops = {
     .restore_memory = xen_restore_memory,
     .set_guard = xen_set_guard,
     .start_guarded = xen_start_guarded,
+    .colo_refusal = xen_colo_refusal,
     .digest = NULL,
 };
 

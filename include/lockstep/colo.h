@@ -190,6 +190,13 @@ struct ls_colo_disk_stats {
 /* The counters so far; -EINVAL if op is not a COLO role. */
 LS_API int ls_colo_disk_stats(const struct ls_op *op, struct ls_colo_disk_stats *st);
 
+/* 0 when ctx's backend can run a role in this mode; else a negative errno
+ * with the reason in err (the Xen backend refuses COLO: Debian's QEMU has no
+ * block replication). The start calls check it too; a command checks it
+ * before it connects or listens. */
+LS_API int ls_colo_mode_supported(struct ls_ctx *ctx, enum ls_colo_mode mode,
+                                  struct ls_errbuf *err);
+
 /* Primary: take a checkpoint now instead of at the interval's end. */
 LS_API int ls_colo_checkpoint(struct ls_op *op);
 /* Secondary: take over now (fencing first, as after a loss). -EINVAL on a primary. */
