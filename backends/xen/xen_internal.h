@@ -78,4 +78,18 @@ int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
 int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
                        const struct ls_restore_callbacks *cb, struct ls_errbuf *e);
 
+/* The restore's helper and its relay, without the domain's announcement (a
+ * unit test runs it with a fake helper): x->helper runs with argv, its
+ * callbacks reach cb. A Remus stream that broke after a whole checkpoint
+ * (libxc then completes the domain from it) is the task failing (-EPIPE)
+ * with out->broken set; out has the store and console mfns either way. */
+struct xen_restore_result {
+    uint64_t store_mfn, console_mfn;
+    unsigned checkpoints;      /* Remus: checkpoints answered (so applied) */
+    bool broken;
+};
+int xen_restore_relay(struct xen_backend *x, char *const argv[],
+                      const struct ls_restore_params *p, const struct ls_restore_callbacks *cb,
+                      struct xen_restore_result *out, struct ls_errbuf *e);
+
 #endif

@@ -132,6 +132,10 @@ struct relay {
     struct xh_msg result;
     char first_error[XH_TEXT_LEN];
     int first_errno;
+    /* the last error libxc logged, and whether it came after the last
+     * checkpoint callback (a Remus restore's broken stream) */
+    char last_error[XH_TEXT_LEN];
+    bool error_since_checkpoint;
     /* restore from a file: progress is how far the helper read (shared offset) */
     int progress_fd;
     off_t progress_base, progress_total;
@@ -268,8 +272,12 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
                 snprintf(rl->first_error, sizeof(rl->first_error), "%s", m.text);
                 rl->first_errno = m.value;
             }
+            snprintf(rl->last_error, sizeof(rl->last_error), "%s", m.text);
+            rl->error_since_checkpoint = true;
             continue;
         }
+        if (m.kind == XH_CB_CHECKPOINT)
+            rl->error_since_checkpoint = false;
         on_msg(rl, &m, ctx);
         last_heard = mono_ms();   /* time spent answering a callback is not a stall */
     }
@@ -406,6 +414,9 @@ struct restore_ctx {
     const struct ls_restore_callbacks *cb;
     struct xen_backend *x;
     uint32_t domid;
+    bool remus;
+    unsigned checkpoints;      /* Remus: checkpoints answered, so applied */
+    bool broken;               /* Remus: the stream broke after one of them */
 };
 
 static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
@@ -426,6 +437,13 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
         return;
     }
     case XH_RESTORE_RESULTS:
+        /* libxc ends a Remus restore alike at its END record (the primary
+         * stopped in order) and at a broken stream (failover; it logged the
+         * failed read): the latter is the task failing, not an end. */
+        if (c->remus && c->checkpoints && rl->error_since_checkpoint) {
+            c->broken = true;
+            return;
+        }
         if (cb->restore_results)
             cb->restore_results(m->a, m->b, cb->data);
         return;
@@ -439,15 +457,58 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
         return;
     case XH_CB_SUSPEND: reply(rl, cb->suspend ? cb->suspend(cb->data) : 0); return;
     case XH_CB_POSTCOPY: reply(rl, cb->postcopy ? cb->postcopy(cb->data) : 0); return;
-    case XH_CB_CHECKPOINT:
-        reply(rl, cb->checkpoint ? cb->checkpoint(cb->data) : LS_CHECKPOINT_ERROR);
+    case XH_CB_CHECKPOINT: {
+        int v = cb->checkpoint ? cb->checkpoint(cb->data) : LS_CHECKPOINT_ERROR;
+        reply(rl, v);
+        /* libxc applies a Remus checkpoint as soon as this is answered and
+         * calls nothing more until the next one; the backend contract (the
+         * sim's, the tables') is a restore_results per applied checkpoint.
+         * The gfns are known only when the stream ends (XH_DONE). */
+        if (c->remus && v == LS_CHECKPOINT_SUCCESS) {
+            c->checkpoints++;
+            if (cb->restore_results)
+                cb->restore_results(0, 0, cb->data);
+        }
         return;
+    }
     case XH_CB_WAIT_CHECKPOINT:
         reply(rl, cb->wait_checkpoint ? cb->wait_checkpoint(cb->data) : 0);
         return;
     default:
         return;   /* not a callback: nothing waits for an answer */
     }
+}
+
+int xen_restore_relay(struct xen_backend *x, char *const argv[],
+                      const struct ls_restore_params *p, const struct ls_restore_callbacks *cb,
+                      struct xen_restore_result *out, struct ls_errbuf *e)
+{
+    *out = (struct xen_restore_result){ 0 };
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1 };
+    /* libxc's restore reports no progress: a file's read offset tells it. */
+    struct stat st;
+    if (fstat(p->io_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        rl.progress_fd = p->io_fd;
+        rl.progress_base = lseek(p->io_fd, 0, SEEK_CUR);
+        rl.progress_total = st.st_size > rl.progress_base ? st.st_size - rl.progress_base : 0;
+    }
+    int fl = fd_make_blocking(p->io_fd);
+    int rc = spawn_helper(&rl, argv, p->io_fd, p->send_back_fd, e);
+    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid,
+                             .remus = p->stream_type == LS_STREAM_REMUS };
+    if (rc == 0)
+        relay_run(&rl, p->cancel_fd, restore_msg, &c);
+    fd_restore_flags(p->io_fd, fl);
+    if (rc < 0)
+        return rc;
+    out->store_mfn = rl.result.a;
+    out->console_mfn = rl.result.b;
+    out->checkpoints = c.checkpoints;
+    if ((rc = relay_result(&rl, "xc_domain_restore", false, e)) < 0 || !c.broken)
+        return rc;
+    out->broken = true;
+    return ls_err(e, -EPIPE, "the Remus stream broke after checkpoint %u (libxc: %s); domain "
+                  "%u holds that checkpoint whole", c.checkpoints, rl.last_error, p->domid);
 }
 
 int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
@@ -462,29 +523,22 @@ int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
     int refused = refuse_tls(p->io_fd, p->domid, "restore", e);
     if (refused < 0)
         return refused;
-    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1 };
-    /* libxc's restore reports no progress: a file's read offset tells it. */
-    struct stat st;
-    if (fstat(p->io_fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        rl.progress_fd = p->io_fd;
-        rl.progress_base = lseek(p->io_fd, 0, SEEK_CUR);
-        rl.progress_total = st.st_size > rl.progress_base ? st.st_size - rl.progress_base : 0;
-    }
     char dom[16], store[16], console[16], stype[16];
     snprintf(dom, sizeof(dom), "%u", p->domid);
     snprintf(store, sizeof(store), "%d", t.store_port);
     snprintf(console, sizeof(console), "%d", t.console_port);
     snprintf(stype, sizeof(stype), "%d", (int)p->stream_type);
     char *argv[] = { "lockstep-xen-helper", "restore", dom, store, console, stype, NULL };
-    int fl = fd_make_blocking(p->io_fd);
-    int rc = spawn_helper(&rl, argv, p->io_fd, p->send_back_fd, e);
-    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid };
-    if (rc == 0)
-        relay_run(&rl, p->cancel_fd, restore_msg, &c);
-    fd_restore_flags(p->io_fd, fl);
-    if (rc < 0)
+    struct xen_restore_result res;
+    int rc = xen_restore_relay(x, argv, p, cb, &res, e);
+    if (rc < 0 && !res.broken)
         return rc;
-    if ((rc = relay_result(&rl, "xc_domain_restore", false, e)) < 0)
-        return rc;
-    return xen_announce_domain(x, p->domid, rl.result.a, rl.result.b, e);
+    /* A broken Remus stream left a whole checkpoint: announced, so that the
+     * copy can take over; the task still fails, as its link did. */
+    struct ls_errbuf ann;
+    ls_err_clear(&ann);
+    int arc = xen_announce_domain(x, p->domid, res.store_mfn, res.console_mfn, &ann);
+    if (arc < 0)
+        return ls_err(e, arc, "%s", ann.msg);
+    return rc;
 }

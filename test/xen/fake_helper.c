@@ -1,0 +1,63 @@
+/* test/xen/fake_helper.c - a scripted lockstep-xen-helper for test_xen_relay:
+ * it speaks helper_proto.h on XH_FD_CHANNEL as the real one does around
+ * xc_domain_restore, one step per argument:
+ *   sdd         static_data_done, waits for the reply
+ *   ckpt        checkpoint, waits for the reply
+ *   log:TEXT    an error-level libxc log line
+ *   results     restore_results (store gfn 11, console gfn 22)
+ *   done:N      XH_DONE with value N (mfns 0x1111, 0x2222), then exits
+ *   crash       dies of SIGSEGV
+ * The replies it got go to stdout, one per line. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backends/xen/helper_proto.h"
+
+static void put(uint32_t kind, int32_t value, uint64_t a, uint64_t b, const char *text)
+{
+    struct xh_msg m = { .kind = kind, .value = value, .a = a, .b = b };
+    if (text)
+        snprintf(m.text, sizeof(m.text), "%s", text);
+    if (send(XH_FD_CHANNEL, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+        exit(3);
+}
+
+static int call(uint32_t kind)
+{
+    put(kind, 0, 0, 0, NULL);
+    struct xh_msg m;
+    if (recv(XH_FD_CHANNEL, &m, sizeof(m), 0) != (ssize_t)sizeof(m) || m.kind != XH_REPLY)
+        exit(4);
+    printf("reply %d\n", m.value);
+    return m.value;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "sdd") == 0)
+            call(XH_CB_STATIC_DATA_DONE);
+        else if (strcmp(s, "ckpt") == 0)
+            call(XH_CB_CHECKPOINT);
+        else if (strncmp(s, "log:", 4) == 0)
+            put(XH_LOG, -1, 0, 0, s + 4);
+        else if (strcmp(s, "results") == 0)
+            put(XH_RESTORE_RESULTS, 0, 11, 22, NULL);
+        else if (strncmp(s, "done:", 5) == 0) {
+            put(XH_DONE, atoi(s + 5), 0x1111, 0x2222, NULL);
+            return 0;
+        } else if (strcmp(s, "crash") == 0) {
+            signal(SIGSEGV, SIG_DFL);
+            raise(SIGSEGV);
+        } else {
+            fprintf(stderr, "fake_helper: unknown step '%s'\n", s);
+            return 2;
+        }
+    }
+    return 0;
+}
