@@ -14,7 +14,10 @@ export LOCKSTEP_BACKEND=xen
 MIB=$(awk '$1 == "memory" { print $3 }' $CFG/pv.cfg)
 PASS=0; FAIL=0
 up() { cut -d' ' -f1 /proc/uptime; }
-mark() { echo "=== $* uptime=$(up) ==="; }
+# dom0's available memory at each mark (no process started): a dom0 short of
+# memory would show here before a malloc failure in lockstep or libxc did.
+avail() { while read -r k v _; do [ "$k" = MemAvailable: ] && { echo $((v / 1024)); return; }; done < /proc/meminfo; }
+mark() { echo "=== $* uptime=$(up) dom0_avail_mib=$(avail) ==="; }
 ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
 # A failure shows at once whether lockstep crashed (crashes, below): the
 # suite may not get as far as its own calls if the boot stalls later.
