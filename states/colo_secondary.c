@@ -404,6 +404,15 @@ static int keep_paused(void *arg, int cancel_fd, struct ls_errbuf *err)
     ls_err_clear(&why);
     if (r->rs.dm_qemu && be->ops->dm_discard_standby)   /* the copy stays; no spare QEMU */
         be->ops->dm_discard_standby(be, r->rs.domid, &why);
+    /* The pause before the fence may have failed: a copy left running beside
+     * a primary we could not fence is two copies. */
+    struct ls_domain_info info;
+    int rc = be->ops->domain_info(be, r->rs.domid, &info, err);
+    if (rc == 0 && info.state == LS_RUN_RUNNING)
+        rc = be->ops->pause(be, r->rs.domid, err);
+    if (rc < 0)
+        return ls_err(err, rc, "our copy (domain %u) could not be paused: %s", r->rs.domid,
+                      err->msg);
     return be->ops->set_guard ? be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err) : 0;
 }
 
@@ -412,6 +421,8 @@ static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
     struct colo_secondary_role *r = arg;
     struct ls_errbuf why;
     ls_err_clear(&why);
+    if (!r->rs.domain_created)
+        return 0;   /* its creation failed: no copy of ours exists (domid 0 is dom0's) */
     /* A QEMU that died is told in the outcome with how it ended. */
     r->dm_end_known = r->rs.dm_qemu && be_of(r)->ops->dm_info &&
                       dm_info_settled(be_of(r), r->rs.domid, &r->dm_end, &why) == 0;

@@ -94,6 +94,7 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 /* ---- waits on fds ---------------------------------------------------------- */
 
 static bool resetting;
+static bool polls_pipe(const struct fw *w);
 
 static int poll_now(struct pollfd *fds, nfds_t n)
 {
@@ -420,7 +421,9 @@ static bool actionable(const struct fw *w)
     case FW_PARKED_HANG:
         return w->cancelled;
     case FW_PARKED_POLL:
-        return w->cancelled || poll_now(w->poll_fds, w->poll_n) > 0;
+        /* a child's pipe is looked at only when nothing else moves: its
+         * process's timing must not change the run's order */
+        return w->cancelled || (!polls_pipe(w) && poll_now(w->poll_fds, w->poll_n) > 0);
     case FW_FINISHED:
         return w->kind == FW_WORK || !w->reported || w->release_pending;
     default:
@@ -512,8 +515,10 @@ static bool poll_times_out(void)
             continue;
         if (polls_pipe(w)) {
             struct timespec ts = { 5, 0 };
-            if (ppoll(w->poll_fds, w->poll_n, &ts, NULL) > 0)
+            if (ppoll(w->poll_fds, w->poll_n, &ts, NULL) > 0) {
+                give_baton(w);
                 return true;
+            }
         }
         if (!first || (w->poll_timeout >= 0 &&
                        (first->poll_timeout < 0 || w->poll_timeout < first->poll_timeout)))

@@ -5,6 +5,8 @@
  * (roles.c: enum_machines) was neither taken nor marked FSM_UNREACHABLE.
  * --rows writes every row taken, "machine STATE EVENT" per line, for the
  * suite's row-coverage check (test/integration/rows_taken.py --enforce).
+ * --colo walks the COLO pairs instead (roles_colo.c: enum_roles_colo), a
+ * test of its own: two roles on threads cost more per run.
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,14 +25,24 @@ int main(int argc, char **argv)
 {
     const char *rows_file = NULL;
     int first = 1;
-    if (argc > 2 && strcmp(argv[1], "--rows") == 0) {
-        rows_file = argv[2];
-        first = 3;
+    const struct enum_scenario *const *roles = enum_roles;
+    const char *const *machines = enum_machines, *const *deferred = enum_deferred,
+                      *const *deferred_why = enum_deferred_why;
+    if (argc > first + 1 && strcmp(argv[first], "--rows") == 0) {
+        rows_file = argv[first + 1];
+        first += 2;
+    }
+    if (argc > first && strcmp(argv[first], "--colo") == 0) {
+        roles = enum_roles_colo;
+        machines = enum_machines_colo;
+        deferred = enum_deferred_colo;
+        deferred_why = enum_deferred_colo_why;
+        first++;
     }
     struct enum_stats total = { 0 };
     double t0 = now_s();
     bool all = first == argc;
-    for (const struct enum_scenario *const *sc = enum_roles; *sc; sc++) {
+    for (const struct enum_scenario *const *sc = roles; *sc; sc++) {
         bool want = all;
         for (int i = first; i < argc; i++)
             want |= strncmp((*sc)->name, argv[i], strlen(argv[i])) == 0;
@@ -48,8 +60,8 @@ int main(int argc, char **argv)
         total.runs += st.runs;
         total.failed_runs += st.failed_runs;
     }
-    unsigned missing = enum_report(all ? enum_machines : (const char *const[]){ NULL },
-                                   enum_deferred, enum_deferred_why, rows_file);
+    unsigned missing = enum_report(all ? machines : (const char *const[]){ NULL }, deferred,
+                                   deferred_why, rows_file);
     printf("enumerator: %u runs, %u broke an invariant, %u rows neither taken nor marked, "
            "%.2f s\n", total.runs, total.failed_runs, missing, now_s() - t0);
     return total.failed_runs || missing ? 1 : 0;

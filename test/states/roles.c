@@ -737,7 +737,7 @@ const char *const enum_machines[] = {
  * once, closes only with no command in flight and never cancels it; the
  * client driven directly takes the rest (every row, test/qmp/test_qmp_rows). */
 #define QMP_API "only the QMP client driven directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp/test_qmp_rows"
-#define COLO_LATER "a checkpointed stream: the COLO roles have no scenario here yet (test/colo takes these rows)"
+#define COLO_LATER "a checkpointed stream: test_states_enum --colo (the COLO pairs) takes it"
 #define DM_LINKED "a save over an owner's kept QMP link: only the COLO primary runs one (test/colo takes these rows)"
 
 const char *const enum_deferred[] = {

@@ -31,6 +31,13 @@ extern const struct enum_scenario enum_cd_setup_secondary, enum_cd_setup_primary
     enum_cd_checkpoint, enum_cd_query, enum_cd_query_broken, enum_cd_teardown_primary,
     enum_cd_teardown_secondary, enum_cd_failover;
 
+/* The COLO pairs, walked by test_states_enum --colo, their machines, and
+ * the rows of those no fake reaches yet, with the reasons. */
+extern const struct enum_scenario *const enum_roles_colo[];
+extern const char *const enum_machines_colo[];
+extern const char *const enum_deferred_colo[];
+extern const char *const enum_deferred_colo_why[];
+
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
 /* Machines the scenarios cover: each row of these is taken or marked. */
