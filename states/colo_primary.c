@@ -513,12 +513,17 @@ static int colo_p_disk_failed(struct fsm *m, const struct fsm_ev *ev)
     return 0;
 }
 
+/* A resume that cannot start fails in RESUMING: failing here would await a
+ * disk job whose report is taken. */
 static int colo_p_disk_resume(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
     if (r->disks.cfg.ndisks)
         colo_disks_ended(&r->disks, &r->c, true);
-    return colo_p_resume(m, ev);
+    int rc = colo_p_resume(m, ev);
+    if (rc < 0)
+        fsm_post(m, COLO_PRIMARY_E_FAIL, rc, NULL);
+    return 0;
 }
 
 static int colo_p_read_banner(struct fsm *m, const struct fsm_ev *ev)

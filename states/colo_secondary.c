@@ -630,12 +630,17 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
 
 /* ---- actions: COLO's run between checkpoints ---------------------------------------- */
 
+/* The disks took the checkpoint: SVM_READY. A write that cannot start fails
+ * in WRITING_READY: failing here would await a disk job whose report is taken. */
 static int colo_s_write_ready(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     if (r->disks.cfg.ndisks)
         colo_disks_ended(&r->disks, &r->c, true);
-    return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_ready, m->owner, "write SVM_READY");
+    int rc = io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_ready, m->owner, "write SVM_READY");
+    if (rc < 0)
+        fsm_post(m, COLO_SECONDARY_E_FAIL, rc, NULL);
+    return 0;
 }
 
 static int colo_s_load_dm(struct fsm *m, const struct fsm_ev *ev)
