@@ -81,8 +81,10 @@ int xen_restore_memory(struct ls_backend *be, const struct ls_restore_params *p,
 /* The restore's helper and its relay, without the domain's announcement (a
  * unit test runs it with a fake helper): x->helper runs with argv, its
  * callbacks reach cb. A Remus stream that broke after a whole checkpoint
- * (libxc then completes the domain from it) is the task failing (-EPIPE)
- * with out->broken set; out has the store and console mfns either way. */
+ * (libxc then completes the domain from it) is the task failing (-EPIPE),
+ * and so is a cancel after one (-ECANCELED: libxc is let complete the
+ * domain, not killed), both with out->broken set: the domain is to be
+ * announced. out has the store and console mfns either way. */
 struct xen_restore_result {
     uint64_t store_mfn, console_mfn;
     unsigned checkpoints;      /* Remus: checkpoints answered (so applied) */

@@ -129,6 +129,14 @@ struct relay {
     pid_t pid;
     int chan;
     bool done, cancelled;
+    /* A Remus restore holding a whole checkpoint: a cancel lets libxc
+     * complete the domain from it (the pending checkpoint answered
+     * FAILOVER, a blocked read ended by shutting the socket's reading
+     * side) rather than killing it half made; killed only after
+     * COMPLETE_GRACE_MS. */
+    bool complete_on_cancel;
+    int io_fd;
+    uint64_t kill_at;
     struct xh_msg result;
     char first_error[XH_TEXT_LEN];
     int first_errno;
@@ -146,6 +154,7 @@ struct relay {
 };
 
 #define PROGRESS_POLL_MS 250
+#define COMPLETE_GRACE_MS 10000
 
 /* A copy of fd numbered 10 or more, so the child's dup2s to 3..5 never clash. */
 static int high_dup(int fd)
@@ -226,7 +235,7 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
 {
     uint64_t last_heard = mono_ms();
     for (;;) {
-        int wait_ms = rl->progress_fd >= 0 ? PROGRESS_POLL_MS : -1;
+        int wait_ms = rl->progress_fd >= 0 || rl->kill_at ? PROGRESS_POLL_MS : -1;
         if (rl->stall_ms > 0 && (wait_ms < 0 || wait_ms > rl->stall_ms))
             wait_ms = rl->stall_ms;
         struct pollfd p[2] = { { .fd = rl->chan, .events = POLLIN },
@@ -250,6 +259,15 @@ static void relay_run(struct relay *rl, int cancel_fd, relay_msg_fn *on_msg, voi
         }
         if (!rl->cancelled && (p[1].revents & POLLIN)) {
             rl->cancelled = true;
+            if (rl->complete_on_cancel) {
+                shutdown(rl->io_fd, SHUT_RD);   /* a pipe: the grace ends it */
+                rl->kill_at = mono_ms() + COMPLETE_GRACE_MS;
+            } else {
+                kill(rl->pid, SIGKILL);
+            }
+        }
+        if (rl->kill_at && mono_ms() >= rl->kill_at) {
+            rl->kill_at = 0;
             kill(rl->pid, SIGKILL);
         }
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -410,8 +428,15 @@ int xen_save_memory(struct ls_backend *be, const struct ls_save_params *p,
 
 /* ---- restore -------------------------------------------------------------- */
 
+static bool cancel_requested(int cancel_fd)
+{
+    struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
+    return cancel_fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
 struct restore_ctx {
     const struct ls_restore_callbacks *cb;
+    int cancel_fd;
     struct xen_backend *x;
     uint32_t domid;
     bool remus;
@@ -459,6 +484,11 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
     case XH_CB_POSTCOPY: reply(rl, cb->postcopy ? cb->postcopy(cb->data) : 0); return;
     case XH_CB_CHECKPOINT: {
         int v = cb->checkpoint ? cb->checkpoint(cb->data) : LS_CHECKPOINT_ERROR;
+        /* Cancelled (the table's failover or stop) with a whole checkpoint
+         * applied: libxc completes the domain from it, as libxl's secondary
+         * answers a broken link. */
+        if (rl->complete_on_cancel && v != LS_CHECKPOINT_SUCCESS && cancel_requested(c->cancel_fd))
+            v = LS_CHECKPOINT_FAILOVER;
         reply(rl, v);
         /* libxc applies a Remus checkpoint as soon as this is answered and
          * calls nothing more until the next one; the backend contract (the
@@ -466,6 +496,7 @@ static void restore_msg(struct relay *rl, const struct xh_msg *m, void *vctx)
          * The gfns are known only when the stream ends (XH_DONE). */
         if (c->remus && v == LS_CHECKPOINT_SUCCESS) {
             c->checkpoints++;
+            rl->complete_on_cancel = true;
             if (cb->restore_results)
                 cb->restore_results(0, 0, cb->data);
         }
@@ -484,7 +515,8 @@ int xen_restore_relay(struct xen_backend *x, char *const argv[],
                       struct xen_restore_result *out, struct ls_errbuf *e)
 {
     *out = (struct xen_restore_result){ 0 };
-    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1 };
+    struct relay rl = { .x = x, .domid = p->domid, .chan = -1, .progress_fd = -1,
+                        .io_fd = p->io_fd };
     /* libxc's restore reports no progress: a file's read offset tells it. */
     struct stat st;
     if (fstat(p->io_fd, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -494,7 +526,7 @@ int xen_restore_relay(struct xen_backend *x, char *const argv[],
     }
     int fl = fd_make_blocking(p->io_fd);
     int rc = spawn_helper(&rl, argv, p->io_fd, p->send_back_fd, e);
-    struct restore_ctx c = { .cb = cb, .x = x, .domid = p->domid,
+    struct restore_ctx c = { .cb = cb, .cancel_fd = p->cancel_fd, .x = x, .domid = p->domid,
                              .remus = p->stream_type == LS_STREAM_REMUS };
     if (rc == 0)
         relay_run(&rl, p->cancel_fd, restore_msg, &c);
@@ -504,6 +536,12 @@ int xen_restore_relay(struct xen_backend *x, char *const argv[],
     out->store_mfn = rl.result.a;
     out->console_mfn = rl.result.b;
     out->checkpoints = c.checkpoints;
+    if (rl.complete_on_cancel && rl.cancelled && rl.done && rl.result.value == 0) {
+        /* libxc completed the domain from the last whole checkpoint. */
+        out->broken = true;
+        return ls_err(e, -ECANCELED, "restore of domain %u cancelled after checkpoint %u; the "
+                      "domain holds that checkpoint whole", p->domid, c.checkpoints);
+    }
     if ((rc = relay_result(&rl, "xc_domain_restore", false, e)) < 0 || !c.broken)
         return rc;
     out->broken = true;

@@ -3,6 +3,8 @@
  * xc_domain_restore, one step per argument:
  *   sdd         static_data_done, waits for the reply
  *   ckpt        checkpoint, waits for the reply
+ *   ckpt=N      the same, and exits 5 unless the reply is N
+ *   read        reads the stream (XH_FD_STREAM) until its end
  *   log:TEXT    an error-level libxc log line
  *   results     restore_results (store gfn 11, console gfn 22)
  *   done:N      XH_DONE with value N (mfns 0x1111, 0x2222), then exits
@@ -44,6 +46,14 @@ int main(int argc, char **argv)
             call(XH_CB_STATIC_DATA_DONE);
         else if (strcmp(s, "ckpt") == 0)
             call(XH_CB_CHECKPOINT);
+        else if (strncmp(s, "ckpt=", 5) == 0) {
+            if (call(XH_CB_CHECKPOINT) != atoi(s + 5))
+                return 5;
+        } else if (strcmp(s, "read") == 0) {
+            char buf[256];
+            while (read(XH_FD_STREAM, buf, sizeof(buf)) > 0)
+                ;
+        }
         else if (strncmp(s, "log:", 4) == 0)
             put(XH_LOG, -1, 0, 0, s + 4);
         else if (strcmp(s, "results") == 0)

@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,6 +27,10 @@ struct seen {
     char order[64];            /* S static_data_done, C checkpoint, R restore_results */
     int checkpoint_answer;
     uint64_t store, console;
+    int cancel_fd;             /* an eventfd the "table" cancels through */
+    int cancel_at_checkpoint;  /* at this checkpoint callback (1-based), cancel as the
+                                  table does: signal, and answer with the cancel value */
+    int checkpoints;
 };
 
 static void mark(struct seen *s, char c)
@@ -34,10 +41,20 @@ static void mark(struct seen *s, char c)
 }
 
 static int cb_sdd(unsigned missing, void *data) { (void)missing; mark(data, 'S'); return 0; }
+static void cancel(int fd)
+{
+    uint64_t one = 1;
+    assert_int_equal(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
 static int cb_checkpoint(void *data)
 {
     struct seen *s = data;
     mark(s, 'C');
+    if (++s->checkpoints == s->cancel_at_checkpoint) {
+        cancel(s->cancel_fd);
+        return LS_CHECKPOINT_ERROR;   /* io_helper_call's cancel value */
+    }
     return s->checkpoint_answer;
 }
 static void cb_results(uint64_t store, uint64_t console, void *data)
@@ -48,30 +65,67 @@ static void cb_results(uint64_t store, uint64_t console, void *data)
     s->console = console;
 }
 
-/* Run the relay with the fake helper playing `steps`. */
-static int run(enum ls_stream_type type, int answer, struct seen *s,
-               struct xen_restore_result *res, struct ls_errbuf *e, ...)
+/* Run the relay with the fake helper playing the steps given; the stream is
+ * a socketpair, and cancel_after_ms > 0 cancels from another thread then. */
+struct canceller { int fd; unsigned ms; };
+static void *cancel_later(void *arg)
+{
+    struct canceller *c = arg;
+    usleep(c->ms * 1000u);
+    cancel(c->fd);
+    return NULL;
+}
+
+static int run_opts(enum ls_stream_type type, int answer, int cancel_at, unsigned cancel_after_ms,
+                    struct seen *s, struct xen_restore_result *res, struct ls_errbuf *e, va_list ap)
 {
     static struct xen_backend x;
     snprintf(x.helper, sizeof(x.helper), "%s", FAKE_HELPER);
     char *argv[16] = { "fake_helper" };
-    va_list ap;
-    va_start(ap, e);
     for (int i = 1; i < 15 && (argv[i] = va_arg(ap, char *)) != NULL; i++)
         ;
-    va_end(ap);
     int fds[2];
-    assert_int_equal(pipe(fds), 0);   /* the stream: the fake reads none of it */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);   /* the stream */
     memset(s, 0, sizeof(*s));
     s->checkpoint_answer = answer;
+    s->cancel_at_checkpoint = cancel_at;
+    s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(s->cancel_fd >= 0);
+    struct canceller cl = { s->cancel_fd, cancel_after_ms };
+    pthread_t t;
+    if (cancel_after_ms)
+        assert_int_equal(pthread_create(&t, NULL, cancel_later, &cl), 0);
     struct ls_restore_params p = { .domid = 7, .io_fd = fds[0], .send_back_fd = -1,
-                                   .stream_type = type, .cancel_fd = -1 };
+                                   .stream_type = type, .cancel_fd = s->cancel_fd };
     struct ls_restore_callbacks cb = { .static_data_done = cb_sdd, .checkpoint = cb_checkpoint,
                                        .restore_results = cb_results, .data = s };
     ls_err_clear(e);
     int rc = xen_restore_relay(&x, argv, &p, &cb, res, e);
+    if (cancel_after_ms)
+        pthread_join(t, NULL);
     close(fds[0]);
     close(fds[1]);
+    close(s->cancel_fd);
+    return rc;
+}
+
+static int run(enum ls_stream_type type, int answer, struct seen *s,
+               struct xen_restore_result *res, struct ls_errbuf *e, ...)
+{
+    va_list ap;
+    va_start(ap, e);
+    int rc = run_opts(type, answer, 0, 0, s, res, e, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int run_cancel(int cancel_at, unsigned cancel_after_ms, struct seen *s,
+                      struct xen_restore_result *res, struct ls_errbuf *e, ...)
+{
+    va_list ap;
+    va_start(ap, e);
+    int rc = run_opts(LS_STREAM_REMUS, 1, cancel_at, cancel_after_ms, s, res, e, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -171,6 +225,48 @@ static void test_helper_killed_by_a_signal(void **state)
     assert_non_null(strstr(e.msg, "lockstep-xen-helper died of signal 11"));
 }
 
+/* The table fails over (its reader saw the link end) while libxc waits on
+ * the next checkpoint's callback: answered FAILOVER, not killed, so libxc
+ * completes the domain from checkpoint 1 for the copy to take over. */
+static void test_remus_cancel_in_a_checkpoint_completes_the_domain(void **state)
+{
+    struct seen s;
+    struct xen_restore_result res;
+    struct ls_errbuf e;
+    int rc = run_cancel(2, 0, &s, &res, &e, "sdd", "ckpt", "ckpt=2", "results", "done:0", NULL);
+    assert_int_equal(rc, -ECANCELED);
+    assert_true(res.broken);   /* announce it */
+    assert_int_equal(res.checkpoints, 1);
+    assert_int_equal(res.store_mfn, 0x1111);
+    assert_non_null(strstr(e.msg, "holds that checkpoint whole"));
+}
+
+/* ... or while libxc is blocked reading the stream (a silent link): the
+ * socket's reading side is shut, libxc sees the end and completes. */
+static void test_remus_cancel_in_a_read_completes_the_domain(void **state)
+{
+    struct seen s;
+    struct xen_restore_result res;
+    struct ls_errbuf e;
+    int rc = run_cancel(0, 300, &s, &res, &e, "sdd", "ckpt", "read",
+                        "log:Failed to read Record Header", "results", "done:0", NULL);
+    assert_int_equal(rc, -ECANCELED);
+    assert_true(res.broken);
+    assert_int_equal(res.checkpoints, 1);
+}
+
+/* Before the first whole checkpoint there is nothing to keep: killed. */
+static void test_cancel_before_a_checkpoint_kills(void **state)
+{
+    struct seen s;
+    struct xen_restore_result res;
+    struct ls_errbuf e;
+    int rc = run_cancel(1, 0, &s, &res, &e, "sdd", "ckpt=0", "done:71", NULL);
+    assert_true(rc < 0);   /* killed (-ECANCELED), or libxc's own failure if it ended first */
+    assert_false(res.broken);
+    assert_int_equal(res.checkpoints, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +277,9 @@ int main(void)
         cmocka_unit_test(test_remus_error_before_a_checkpoint),
         cmocka_unit_test(test_remus_refused_checkpoint),
         cmocka_unit_test(test_helper_killed_by_a_signal),
+        cmocka_unit_test(test_remus_cancel_in_a_checkpoint_completes_the_domain),
+        cmocka_unit_test(test_remus_cancel_in_a_read_completes_the_domain),
+        cmocka_unit_test(test_cancel_before_a_checkpoint_kills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
