@@ -128,6 +128,7 @@ static int retry_after(int fd, short events, int cancel_fd)
  * never waits looks at cancel_fd at most once per CANCEL_CHECK_NS on each
  * thread: a poll per call was a third of a restore's syscalls. */
 #define CANCEL_CHECK_NS 1000000u
+uint64_t io_cancel_check_ns = CANCEL_CHECK_NS;
 
 bool io_cancel_due(int cancel_fd)
 {
@@ -137,7 +138,7 @@ bool io_cancel_due(int cancel_fd)
     uint64_t now = io_monotonic_ns();
     if (now < next_check_ns)
         return false;
-    next_check_ns = now + CANCEL_CHECK_NS;
+    next_check_ns = now + io_cancel_check_ns;
     struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
     return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }

@@ -50,6 +50,9 @@ int io_fd_wait(int fd, short events, int cancel_fd);
 /* Whether cancel_fd has fired, looked at no more than once a millisecond per
  * thread (for copies that never wait, between their calls). */
 bool io_cancel_due(int cancel_fd);
+/* io_cancel_due's interval (1 ms); the in-process tests set 0, so that
+ * whether a cancel is seen does not hang on the wall clock. */
+extern uint64_t io_cancel_check_ns;
 
 /* A fd carrying a TLS session (io/tls.h) goes through it in every call
  * below: records are sealed and opened here, sendfile and splice refuse it
