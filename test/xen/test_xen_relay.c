@@ -134,7 +134,7 @@ static void test_plain_restore(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    assert_int_equal(run(LS_STREAM_PLAIN, 1, &s, &res, &e, "sdd", "results", "done:0", NULL), 0);
+    assert_int_equal(run(LS_STREAM_PLAIN, 1, &s, &res, &e, "sdd", "results", "done:0", (const char *)NULL), 0);
     assert_string_equal(s.order, "SR");
     assert_int_equal(s.store, 11);
     assert_int_equal(res.store_mfn, 0x1111);
@@ -148,7 +148,7 @@ static void test_plain_failure_keeps_libxc_words(void **state)
     struct xen_restore_result res;
     struct ls_errbuf e;
     int rc = run(LS_STREAM_PLAIN, 1, &s, &res, &e, "sdd", "log:Failed to read Record Header",
-                 "done:5", NULL);
+                 "done:5", (const char *)NULL);
     assert_int_equal(rc, -5);
     assert_non_null(strstr(e.msg, "xc_domain_restore of domain 7 failed"));
     assert_false(res.broken);
@@ -162,7 +162,7 @@ static void test_remus_orderly_end(void **state)
     struct xen_restore_result res;
     struct ls_errbuf e;
     int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "ckpt", "results", "done:0",
-                 NULL);
+                 (const char *)NULL);
     assert_int_equal(rc, 0);
     assert_string_equal(s.order, "SCRCRR");
     assert_int_equal(s.store, 11);   /* the real one, at the end */
@@ -178,7 +178,7 @@ static void test_remus_broken_stream_fails_the_task(void **state)
     struct xen_restore_result res;
     struct ls_errbuf e;
     int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "ckpt",
-                 "log:Failed to read Record Header from stream", "results", "done:0", NULL);
+                 "log:Failed to read Record Header from stream", "results", "done:0", (const char *)NULL);
     assert_int_equal(rc, -EPIPE);
     assert_string_equal(s.order, "SCRCR");   /* not the end's restore_results */
     assert_true(res.broken);
@@ -195,7 +195,7 @@ static void test_remus_error_before_a_checkpoint(void **state)
     struct xen_restore_result res;
     struct ls_errbuf e;
     int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "log:a warning-ish error",
-                 "ckpt", "results", "done:0", NULL);
+                 "ckpt", "results", "done:0", (const char *)NULL);
     assert_int_equal(rc, 0);
     assert_string_equal(s.order, "SCRCRR");
     assert_false(res.broken);
@@ -207,7 +207,7 @@ static void test_remus_refused_checkpoint(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    int rc = run(LS_STREAM_REMUS, 0, &s, &res, &e, "ckpt", "done:71", NULL);
+    int rc = run(LS_STREAM_REMUS, 0, &s, &res, &e, "ckpt", "done:71", (const char *)NULL);
     assert_int_equal(rc, -71);
     assert_string_equal(s.order, "C");
     assert_int_equal(res.checkpoints, 0);
@@ -218,7 +218,7 @@ static void test_helper_killed_by_a_signal(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "crash", NULL);
+    int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "crash", (const char *)NULL);
     assert_int_equal(rc, -EPIPE);
     assert_string_equal(s.order, "SCR");
     assert_false(res.broken);
@@ -233,7 +233,7 @@ static void test_remus_cancel_in_a_checkpoint_completes_the_domain(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    int rc = run_cancel(2, 0, &s, &res, &e, "sdd", "ckpt", "ckpt=2", "results", "done:0", NULL);
+    int rc = run_cancel(2, 0, &s, &res, &e, "sdd", "ckpt", "ckpt=2", "results", "done:0", (const char *)NULL);
     assert_int_equal(rc, -ECANCELED);
     assert_true(res.broken);   /* announce it */
     assert_int_equal(res.checkpoints, 1);
@@ -249,7 +249,7 @@ static void test_remus_cancel_in_a_read_completes_the_domain(void **state)
     struct xen_restore_result res;
     struct ls_errbuf e;
     int rc = run_cancel(0, 300, &s, &res, &e, "sdd", "ckpt", "read",
-                        "log:Failed to read Record Header", "results", "done:0", NULL);
+                        "log:Failed to read Record Header", "results", "done:0", (const char *)NULL);
     assert_int_equal(rc, -ECANCELED);
     assert_true(res.broken);
     assert_int_equal(res.checkpoints, 1);
@@ -261,7 +261,7 @@ static void test_cancel_before_a_checkpoint_kills(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    int rc = run_cancel(1, 0, &s, &res, &e, "sdd", "ckpt=0", "done:71", NULL);
+    int rc = run_cancel(1, 0, &s, &res, &e, "sdd", "ckpt=0", "done:71", (const char *)NULL);
     assert_true(rc < 0);   /* killed (-ECANCELED), or libxc's own failure if it ended first */
     assert_false(res.broken);
     assert_int_equal(res.checkpoints, 0);
