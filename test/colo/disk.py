@@ -153,8 +153,14 @@ def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, dom
     prim, sec = Host(work, f"p{n}"), Host(work, f"s{n}")
     pimg, simg = image(work, f"pri{n}.raw"), image(work, f"sec{n}.raw")
     senv = dict(traced(sec), **({"LOCKSTEP_DISK_FAULT": sec_fault} if sec_fault else {}))
+    # The images in the run's own directory: a copy that took over (or stays
+    # paused) keeps its images after lockstep ends, and the default place
+    # ($TMPDIR) would keep them after the run too.
+    images = os.path.join(work, f"images{n}")
+    os.makedirs(images, exist_ok=True)
     s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--timeout", "2",
-              "--disk", simg, "--disk-nbd", nbd, *sec_extra], senv, name="secondary")
+              "--disk", simg, "--disk-nbd", nbd, "--disk-images", images, *sec_extra], senv,
+             name="secondary")
     m = s.wait_line(r"^listening on (\S+)", 20)
     if not m:
         s.kill()
