@@ -20,12 +20,14 @@ enum fw_kind { FW_WORK, FW_HELPER };
 enum fw_state { FW_NEW, FW_RUNNING, FW_PARKED_CALL, FW_PARKED_HANG, FW_PARKED_POLL,
                 FW_FINISHED };
 
+struct carrier;
+
 struct fw {
     struct fw *next;
     enum fw_kind kind;
     enum fw_state st;
-    pthread_t thread;
-    bool started, joined, reported, cancelled;
+    struct carrier *c;             /* the thread running it, once started */
+    bool started, reported, cancelled;
     int cancel_fd;
     int rc;
     struct ls_errbuf err;
@@ -51,8 +53,20 @@ struct fw {
     bool poll_timed_out;
 };
 
+/* Workers run on carrier threads kept from worker to worker and from run to
+ * run: a thread made per worker was most of a COLO run's CPU (clone, stack,
+ * ASan's thread set-up and teardown). Each carrier waits on its own
+ * condition, the test's thread on main_cv, so a baton pass wakes one thread. */
+struct carrier {
+    struct carrier *next;          /* idle list */
+    pthread_t thread;
+    pthread_cond_t cv;
+    struct fw *job;                /* the worker it runs, NULL: idle */
+};
+
 static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
+static struct carrier *idle_carriers;
 static struct fw *workers;       /* creation order */
 static struct fw *turn;          /* the worker holding the baton; NULL: the test's thread */
 static __thread struct fw *current;
@@ -140,13 +154,8 @@ void fake_exec_park_polls(bool on) { park_polls = on; }
 
 /* ---- the baton ----------------------------------------------------------- */
 
-static void *fw_main(void *p)
+static void fw_body(struct fw *w)
 {
-    struct fw *w = p;
-    pthread_mutex_lock(&lk);
-    while (turn != w)
-        pthread_cond_wait(&cv, &lk);
-    pthread_mutex_unlock(&lk);
     current = w;
     ls_err_clear(&w->err);
     if (w->kind == FW_WORK) {
@@ -158,12 +167,48 @@ static void *fw_main(void *p)
         if (w->rc < 0 && w->err.rc == 0)
             ls_err(&w->err, w->rc, "memory task failed: %s", strerror(-w->rc));
     }
+    current = NULL;
+}
+
+static void *carrier_main(void *p)
+{
+    struct carrier *c = p;
     pthread_mutex_lock(&lk);
-    w->st = FW_FINISHED;
-    turn = NULL;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&lk);
+    for (;;) {
+        while (!c->job || turn != c->job)
+            pthread_cond_wait(&c->cv, &lk);
+        struct fw *w = c->job;
+        pthread_mutex_unlock(&lk);
+        fw_body(w);
+        pthread_mutex_lock(&lk);
+        /* finished: w is the test's thread's again (it may free it) */
+        w->st = FW_FINISHED;
+        c->job = NULL;
+        c->next = idle_carriers;
+        idle_carriers = c;
+        turn = NULL;
+        pthread_cond_signal(&main_cv);
+    }
     return NULL;
+}
+
+/* Test's thread, lk held: an idle carrier for w, or a new one. */
+static void carry(struct fw *w)
+{
+    struct carrier *c = idle_carriers;
+    if (c) {
+        idle_carriers = c->next;
+    } else {
+        c = calloc(1, sizeof(*c));
+        if (!c || pthread_cond_init(&c->cv, NULL) != 0 ||
+            pthread_create(&c->thread, NULL, carrier_main, c) != 0) {
+            fprintf(stderr, "exec_fake: cannot start a worker thread\n");
+            abort();
+        }
+        pthread_detach(c->thread);
+    }
+    c->job = w;
+    w->c = c;
 }
 
 /* Test's thread: let w run until it parks or finishes. */
@@ -174,15 +219,11 @@ static void give_baton(struct fw *w)
     w->st = FW_RUNNING;
     if (!w->started) {
         w->started = true;
-        if (pthread_create(&w->thread, NULL, fw_main, w) != 0) {
-            fprintf(stderr, "exec_fake: pthread_create failed\n");
-            abort();
-        }
-    } else {
-        pthread_cond_broadcast(&cv);
+        carry(w);
     }
+    pthread_cond_signal(&w->c->cv);
     while (turn != NULL)
-        pthread_cond_wait(&cv, &lk);
+        pthread_cond_wait(&main_cv, &lk);
     pthread_mutex_unlock(&lk);
 }
 
@@ -192,9 +233,9 @@ static void park(struct fw *w, enum fw_state st)
     pthread_mutex_lock(&lk);
     w->st = st;
     turn = NULL;
-    pthread_cond_broadcast(&cv);
+    pthread_cond_signal(&main_cv);
     while (turn != w)
-        pthread_cond_wait(&cv, &lk);
+        pthread_cond_wait(&w->c->cv, &lk);
     pthread_mutex_unlock(&lk);
 }
 
@@ -218,8 +259,6 @@ static void fw_free(struct fw *w)
     while (*pp != w)
         pp = &(*pp)->next;
     *pp = w->next;
-    if (w->started && !w->joined)
-        pthread_join(w->thread, NULL);
     if (w->cancel_fd >= 0)
         close(w->cancel_fd);
     free(w);
@@ -447,7 +486,6 @@ static void advance(struct fw *w)
             if (w->rc < 0 && w->err.rc == 0)
                 ls_err(&w->err, w->rc, "%s failed", w->what);
             w->st = FW_FINISHED;
-            w->joined = true;
             current = was;
             break;
         }
@@ -466,10 +504,6 @@ static void advance(struct fw *w)
         }
         break;
     case FW_FINISHED:
-        if (!w->joined) {
-            pthread_join(w->thread, NULL);
-            w->joined = true;
-        }
         if (w->kind == FW_WORK)
             work_report(w);
         else

@@ -279,7 +279,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
 
     struct ls_errbuf err;
     ls_err_clear(&err);
-    int rc = sc->start(&env, &err);
+    int rc = sc->start(&env, sc->arg, &err);
     if (env.peers) {   /* nothing ran yet: the roles only posted their START */
         fake_exec_inline_work(false);
         fake_exec_park_polls(true);
@@ -401,24 +401,49 @@ void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answ
 
 /* ---- the walk ------------------------------------------------------------ */
 
-/* (first, second) fault keys already tried. */
+/* (first, second) fault keys already tried: an open-addressed hash set (a
+ * list searched in full was a sixth of a COLO walk's CPU). 0 marks a free
+ * slot, so key 0 is kept aside. */
 struct keyset {
     uint64_t *k;
-    size_t n, cap;
+    size_t n, cap;                 /* cap: a power of two, or 0 */
+    bool zero;
 };
+
+static size_t key_slot(const struct keyset *s, uint64_t k)
+{
+    uint64_t h = k ^ k >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    size_t i = (size_t)h & (s->cap - 1);
+    while (s->k[i] && s->k[i] != k)
+        i = (i + 1) & (s->cap - 1);
+    return i;
+}
 
 static bool keyset_add(struct keyset *s, uint64_t k)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->k[i] == k)
-            return false;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        s->k = realloc(s->k, s->cap * sizeof(*s->k));
-        if (!s->k)
-            abort();
+    if (k == 0) {
+        bool was = s->zero;
+        s->zero = true;
+        return !was;
     }
-    s->k[s->n++] = k;
+    if (s->cap && s->k[key_slot(s, k)] == k)
+        return false;
+    if ((s->n + 1) * 2 > s->cap) {
+        struct keyset g = { .cap = s->cap ? s->cap * 2 : 1024 };
+        g.k = calloc(g.cap, sizeof(*g.k));
+        if (!g.k)
+            abort();
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->k[i])
+                g.k[key_slot(&g, s->k[i])] = s->k[i];
+        g.n = s->n;
+        free(s->k);
+        *s = g;
+    }
+    s->k[key_slot(s, k)] = k;
+    s->n++;
     return true;
 }
 

@@ -62,14 +62,16 @@ int enum_use_qemu(struct enum_env *env, const char *status, struct ls_errbuf *er
 
 struct enum_scenario {
     const char *name;              /* "save/pv" */
-    /* Add the domains, open the fds (into env->fd), start the role (env->op). */
-    int (*start)(struct enum_env *env, struct ls_errbuf *err);
+    /* Add the domains, open the fds (into env->fd), start the role (env->op);
+     * arg is the scenario's own (below). */
+    int (*start)(struct enum_env *env, const void *arg, struct ls_errbuf *err);
     /* The role's invariants: enum_problem() for each one broken. */
     void (*check)(struct enum_env *env);
     /* > 1: walk 1 in N of the second failures and cancels, picked by a
      * PRNG seeded with the scenario's name (the same ones every run), to
      * keep the whole walk under 30 s; first failures are all walked. */
     unsigned sample_second;
+    const void *arg;               /* what start is given: the scenario's case */
 };
 
 /* Note a broken invariant (the first one is reported). */

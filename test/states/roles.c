@@ -19,40 +19,31 @@
 
 /* ---- save ---------------------------------------------------------------- */
 
-static int save_start(struct enum_env *e, enum ls_guest_type type, const struct ls_save_opts *o,
-                      struct ls_errbuf *err)
+/* A save scenario: the guest's type, whether its device model is the
+ * scripted QEMU, and the options asked. */
+struct save_case {
+    enum ls_guest_type type;
+    bool qemu;
+    struct ls_save_opts opts;
+};
+
+static int save_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
-    fake_backend_add(&e->fb, SAVE_DOMID, type, LS_RUN_RUNNING);
+    const struct save_case *c = arg;
+    if (c->qemu) {
+        int rc = enum_use_qemu(e, "running", err);
+        if (rc < 0)
+            return rc;
+    }
+    /* the role, started here, runs only once fake_exec_run() does */
+    fake_backend_add(&e->fb, SAVE_DOMID, c->type, LS_RUN_RUNNING)->qemu = c->qemu;
     e->fd[0] = memfd_create("enum-save-stream", MFD_CLOEXEC);
     if (e->fd[0] < 0)
         return ls_err(err, -errno, "memfd");
-    struct ls_save_opts opts = *o;
+    struct ls_save_opts opts = c->opts;
     opts.domid = SAVE_DOMID;
     opts.fd = e->fd[0];
     return save_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
-}
-
-static int save_pv_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){ .format = LS_FORMAT_XL }, err);
-}
-
-static int save_pv_live_keep_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){
-        .format = LS_FORMAT_LIBXL, .live = true, .keep_domain = true }, err);
-}
-
-static int save_hvm_live_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_start(e, LS_GUEST_HVM, &(struct ls_save_opts){
-        .format = LS_FORMAT_XL, .live = true }, err);
-}
-
-static int save_leave_suspended_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_start(e, LS_GUEST_PV, &(struct ls_save_opts){
-        .format = LS_FORMAT_LIBXL, .leave_suspended = true }, err);
 }
 
 /* A failed save leaves the guest running (or says it could not); a
@@ -92,34 +83,6 @@ static void save_check(struct enum_env *e)
         enum_problem(e, "the save succeeded but its stream does not end with END");
 }
 
-/* The source guest's device model is the scripted QEMU (the role, started
- * with rc, runs only once fake_exec_run() does). */
-static int with_qemu(struct enum_env *e, int rc)
-{
-    struct fb_dom *d = fake_backend_dom(&e->fb, SAVE_DOMID);
-    if (d)
-        d->qemu = true;
-    return rc;
-}
-
-/* An HVM guest whose device model is a QEMU (the scripted one, running). */
-static int save_qemu_start(struct enum_env *e, const struct ls_save_opts *o, struct ls_errbuf *err)
-{
-    int rc = enum_use_qemu(e, "running", err);
-    return rc < 0 ? rc : with_qemu(e, save_start(e, LS_GUEST_HVM, o, err));
-}
-
-static int save_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_qemu_start(e, &(struct ls_save_opts){ .format = LS_FORMAT_XL }, err);
-}
-
-static int save_hvm_qemu_keep_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return save_qemu_start(e, &(struct ls_save_opts){
-        .format = LS_FORMAT_LIBXL, .live = true, .keep_domain = true }, err);
-}
-
 /* As save_check, and the guest's QEMU: a guest that runs after the save has
  * its QEMU running too, unless QEMU hung or died (the error, or a warning
  * if the save itself succeeded, says so); a saved stream carries QEMU's
@@ -140,19 +103,27 @@ static void save_qemu_check(struct enum_env *e)
         enum_problem(e, "QEMU still holds the fd the save added (no remove-fd)");
 }
 
-const struct enum_scenario enum_save_pv = { "save/pv", save_pv_start, save_check, 0 };
-const struct enum_scenario enum_save_hvm_qemu = { "save/hvm-qemu", save_hvm_qemu_start,
-                                                  save_qemu_check, 4 };
-const struct enum_scenario enum_save_hvm_qemu_keep = { "save/hvm-qemu-live-keep",
-                                                       save_hvm_qemu_keep_start,
-                                                       save_qemu_check, 4 };
-const struct enum_scenario enum_save_pv_live_keep = { "save/pv-live-keep",
-                                                      save_pv_live_keep_start, save_check, 0 };
-const struct enum_scenario enum_save_hvm_live = { "save/hvm-live", save_hvm_live_start,
-                                                  save_check, 0 };
-const struct enum_scenario enum_save_leave_suspended = { "save/leave-suspended",
-                                                         save_leave_suspended_start,
-                                                         save_check, 0 };
+const struct enum_scenario enum_save_pv = {
+    "save/pv", save_start, save_check, 0,
+    &(const struct save_case){ LS_GUEST_PV, false, { .format = LS_FORMAT_XL } } };
+const struct enum_scenario enum_save_hvm_qemu = {
+    "save/hvm-qemu", save_start, save_qemu_check, 4,
+    &(const struct save_case){ LS_GUEST_HVM, true, { .format = LS_FORMAT_XL } } };
+const struct enum_scenario enum_save_hvm_qemu_keep = {
+    "save/hvm-qemu-live-keep", save_start, save_qemu_check, 4,
+    &(const struct save_case){ LS_GUEST_HVM, true, { .format = LS_FORMAT_LIBXL, .live = true,
+                                                     .keep_domain = true } } };
+const struct enum_scenario enum_save_pv_live_keep = {
+    "save/pv-live-keep", save_start, save_check, 0,
+    &(const struct save_case){ LS_GUEST_PV, false, { .format = LS_FORMAT_LIBXL, .live = true,
+                                                     .keep_domain = true } } };
+const struct enum_scenario enum_save_hvm_live = {
+    "save/hvm-live", save_start, save_check, 0,
+    &(const struct save_case){ LS_GUEST_HVM, false, { .format = LS_FORMAT_XL, .live = true } } };
+const struct enum_scenario enum_save_leave_suspended = {
+    "save/leave-suspended", save_start, save_check, 0,
+    &(const struct save_case){ LS_GUEST_PV, false, { .format = LS_FORMAT_LIBXL,
+                                                     .leave_suspended = true } } };
 
 /* ---- restore --------------------------------------------------------------- */
 
@@ -216,15 +187,29 @@ static int write_stream_dm(int fd, const char *config_json, enum ls_guest_type t
     return 0;
 }
 
-static int restore_start(struct enum_env *e, const char *json, enum ls_guest_type type,
-                         bool unpause, struct ls_errbuf *err)
+#define HVM_CONFIG "{\"c_info\":{\"type\":\"hvm\",\"name\":\"g\"}," \
+                   "\"b_info\":{\"max_vcpus\":1,\"max_memkb\":65536}}"
+
+/* A restore scenario: the stream's config (NULL: libxl's own format),
+ * the guest's type, whether it runs at the end, and a backend call every
+ * try of which is refused. */
+struct restore_case {
+    const char *json;
+    enum ls_guest_type type;
+    bool unpause;
+    const char *refuse;
+};
+
+static int restore_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
+    const struct restore_case *c = arg;
+    e->fb.refuse = c->refuse;
     e->fd[0] = memfd_create("enum-restore-stream", MFD_CLOEXEC);
     if (e->fd[0] < 0)
         return ls_err(err, -errno, "memfd");
-    if (write_stream(e->fd[0], json, type) < 0)
+    if (write_stream(e->fd[0], c->json, c->type) < 0)
         return ls_err(err, -EIO, "cannot build the stream");
-    struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = unpause,
+    struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = c->unpause,
                                     .device_model = LS_DM_STANDIN };
     return restore_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
 }
@@ -232,38 +217,20 @@ static int restore_start(struct enum_env *e, const char *json, enum ls_guest_typ
 /* An HVM stream with a real QEMU's state: the backend starts the scripted
  * QEMU on it (dm_start_incoming), which says "inmigrate" once, then
  * "paused"; the restore checks it and lets it run. */
-static int restore_qemu_start(struct enum_env *e, struct ls_errbuf *err)
+static int restore_qemu_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
+    (void)arg;
     int rc = enum_use_qemu(e, "paused", err);
     if (rc < 0)
         return rc;
     e->fd[0] = memfd_create("enum-restore-stream", MFD_CLOEXEC);
     if (e->fd[0] < 0)
         return ls_err(err, -errno, "memfd");
-    if (write_stream_dm(e->fd[0], "{\"c_info\":{\"type\":\"hvm\",\"name\":\"g\"},"
-                        "\"b_info\":{\"max_vcpus\":1,\"max_memkb\":65536}}",
-                        LS_GUEST_HVM, true) < 0)
+    if (write_stream_dm(e->fd[0], HVM_CONFIG, LS_GUEST_HVM, true) < 0)
         return ls_err(err, -EIO, "cannot build the stream");
     struct ls_restore_opts opts = { .fd = e->fd[0], .unpause = true,
                                     .device_model = LS_DM_QEMU };
     return restore_role_start(&e->ctx, &opts, enum_on_done, e, &e->op, err);
-}
-
-static int restore_libxl_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return restore_start(e, NULL, LS_GUEST_PV, true, err);
-}
-
-static int restore_xl_hvm_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return restore_start(e, "{\"c_info\":{\"type\":\"hvm\",\"name\":\"g\"},"
-                         "\"b_info\":{\"max_vcpus\":1,\"max_memkb\":65536}}",
-                         LS_GUEST_HVM, true, err);
-}
-
-static int restore_paused_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return restore_start(e, NULL, LS_GUEST_PV, false, err);
 }
 
 /* A failed restore leaves no domain it created (or says it could not
@@ -298,22 +265,19 @@ static void restore_check(struct enum_env *e)
                      d->domid);
 }
 
-const struct enum_scenario enum_restore_libxl = { "restore/libxl", restore_libxl_start,
-                                                  restore_check, 0 };
-const struct enum_scenario enum_restore_xl_hvm = { "restore/xl-hvm", restore_xl_hvm_start,
-                                                   restore_check, 0 };
+const struct enum_scenario enum_restore_libxl = {
+    "restore/libxl", restore_start, restore_check, 0,
+    &(const struct restore_case){ NULL, LS_GUEST_PV, true, NULL } };
+const struct enum_scenario enum_restore_xl_hvm = {
+    "restore/xl-hvm", restore_start, restore_check, 0,
+    &(const struct restore_case){ HVM_CONFIG, LS_GUEST_HVM, true, NULL } };
 /* Every destroy refused: a failed restore tries twice, then says so. */
-static int restore_destroy_refused_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    e->fb.refuse = "destroy";
-    return restore_start(e, NULL, LS_GUEST_PV, true, err);
-}
-
-const struct enum_scenario enum_restore_destroy_refused = { "restore/destroy-refused",
-                                                            restore_destroy_refused_start,
-                                                            restore_check, 0 };
-const struct enum_scenario enum_restore_paused = { "restore/paused", restore_paused_start,
-                                                   restore_check, 0 };
+const struct enum_scenario enum_restore_destroy_refused = {
+    "restore/destroy-refused", restore_start, restore_check, 0,
+    &(const struct restore_case){ NULL, LS_GUEST_PV, true, "destroy" } };
+const struct enum_scenario enum_restore_paused = {
+    "restore/paused", restore_start, restore_check, 0,
+    &(const struct restore_case){ NULL, LS_GUEST_PV, false, NULL } };
 
 /* As restore_check, and its QEMU: a restored guest that runs has a QEMU
  * that loaded the state and runs. */
@@ -327,7 +291,7 @@ static void restore_qemu_check(struct enum_env *e)
 }
 
 const struct enum_scenario enum_restore_hvm_qemu = { "restore/hvm-qemu", restore_qemu_start,
-                                                     restore_qemu_check, 4 };
+                                                     restore_qemu_check, 4, NULL };
 
 /* ---- migrate_send ------------------------------------------------------------ */
 
@@ -336,18 +300,27 @@ const struct enum_scenario enum_restore_hvm_qemu = { "restore/hvm-qemu", restore
  * that died there). */
 enum mig_peer { PEER_OK, PEER_COPY_FAILED, PEER_NO_REPORT, PEER_NO_RECEIVED, PEER_NO_BANNER };
 
-static int mig_send_start_type(struct enum_env *e, enum mig_peer peer, enum ls_guest_type type,
-                               struct ls_errbuf *err);
+/* A migration scenario: the receiver's script, an HVM guest whose device
+ * model is the scripted QEMU, and a backend call every try of which is
+ * refused. */
+struct mig_case {
+    enum mig_peer peer;
+    bool qemu;
+    const char *refuse;
+};
 
-static int mig_send_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
+static int mig_send_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
-    return mig_send_start_type(e, peer, LS_GUEST_PV, err);
-}
-
-static int mig_send_start_type(struct enum_env *e, enum mig_peer peer, enum ls_guest_type type,
-                               struct ls_errbuf *err)
-{
-    fake_backend_add(&e->fb, SAVE_DOMID, type, LS_RUN_RUNNING);
+    const struct mig_case *c = arg;
+    enum mig_peer peer = c->peer;
+    if (c->qemu) {
+        int rc = enum_use_qemu(e, "running", err);
+        if (rc < 0)
+            return rc;
+    }
+    e->fb.refuse = c->refuse;
+    fake_backend_add(&e->fb, SAVE_DOMID, c->qemu ? LS_GUEST_HVM : LS_GUEST_PV,
+                     LS_RUN_RUNNING)->qemu = c->qemu;
     int p[2];
     e->fd[0] = memfd_create("enum-migrate-stream", MFD_CLOEXEC);
     if (e->fd[0] < 0 || pipe2(p, O_CLOEXEC) < 0)
@@ -380,27 +353,6 @@ static int mig_send_start_type(struct enum_env *e, enum mig_peer peer, enum ls_g
     struct ls_migrate_opts o = { .domid = SAVE_DOMID, .send_fd = e->fd[0], .recv_fd = e->fd[1],
                                  .timeout_ms = 5000 };
     return ls_migrate_start(&e->ctx, &o, enum_on_done, e, &e->op, err);
-}
-
-static int mig_ok_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_send_start(e, PEER_OK, err);
-}
-static int mig_copy_failed_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_send_start(e, PEER_COPY_FAILED, err);
-}
-static int mig_no_report_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_send_start(e, PEER_NO_REPORT, err);
-}
-static int mig_no_received_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_send_start(e, PEER_NO_RECEIVED, err);
-}
-static int mig_no_banner_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_send_start(e, PEER_NO_BANNER, err);
 }
 
 /* Did the go-ahead go out (the last bytes on the stream's fd)? */
@@ -454,32 +406,6 @@ static void mig_send_check(struct enum_env *e)
                      d ? ls_run_state_name(d->state) : "gone");
 }
 
-/* An HVM guest with a QEMU whose receiver's copy failed: ours resumes, and
- * its QEMU, stopped by the save, runs again (CONTINUING_DM). */
-static int mig_qemu_start(struct enum_env *e, enum mig_peer peer, struct ls_errbuf *err)
-{
-    int rc = enum_use_qemu(e, "running", err);
-    return rc < 0 ? rc : with_qemu(e, mig_send_start_type(e, peer, LS_GUEST_HVM, err));
-}
-
-static int mig_hvm_qemu_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_qemu_start(e, PEER_COPY_FAILED, err);
-}
-
-static int mig_hvm_qemu_ok_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_qemu_start(e, PEER_OK, err);
-}
-
-/* The receiver's copy failed, and our guest cannot be resumed at all: the
- * settle finds it suspended, tries again, and the outcome says where it is. */
-static int mig_resume_refused_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    e->fb.refuse = "resume";
-    return mig_send_start(e, PEER_COPY_FAILED, err);
-}
-
 static void mig_resume_refused_check(struct enum_env *e)
 {
     mig_send_check(e);
@@ -491,9 +417,11 @@ static void mig_resume_refused_check(struct enum_env *e)
         enum_problem(e, "the outcome says the guest runs at the source; it is suspended");
 }
 
-const struct enum_scenario enum_mig_resume_refused = { "migrate_send/resume-refused",
-                                                       mig_resume_refused_start,
-                                                       mig_resume_refused_check, 0 };
+/* The receiver's copy failed, and our guest cannot be resumed at all: the
+ * settle finds it suspended, tries again, and the outcome says where it is. */
+const struct enum_scenario enum_mig_resume_refused = {
+    "migrate_send/resume-refused", mig_send_start, mig_resume_refused_check, 0,
+    &(const struct mig_case){ PEER_COPY_FAILED, false, "resume" } };
 
 static void mig_send_qemu_check(struct enum_env *e)
 {
@@ -505,19 +433,28 @@ static void mig_send_qemu_check(struct enum_env *e)
         enum_problem(e, "our copy runs again, but its QEMU is %s", e->qemu.status);
 }
 
-const struct enum_scenario enum_mig_hvm_qemu = { "migrate_send/hvm-qemu-copy-failed",
-                                                 mig_hvm_qemu_start, mig_send_qemu_check, 4 };
-const struct enum_scenario enum_mig_hvm_qemu_ok = { "migrate_send/hvm-qemu-ok",
-                                                    mig_hvm_qemu_ok_start, mig_send_qemu_check, 4 };
-const struct enum_scenario enum_mig_ok = { "migrate_send/ok", mig_ok_start, mig_send_check, 0 };
-const struct enum_scenario enum_mig_copy_failed = { "migrate_send/copy-failed",
-                                                    mig_copy_failed_start, mig_send_check, 0 };
-const struct enum_scenario enum_mig_no_report = { "migrate_send/no-report", mig_no_report_start,
-                                                  mig_send_check, 0 };
-const struct enum_scenario enum_mig_no_received = { "migrate_send/no-received",
-                                                    mig_no_received_start, mig_send_check, 0 };
-const struct enum_scenario enum_mig_no_banner = { "migrate_send/no-banner", mig_no_banner_start,
-                                                  mig_send_check, 0 };
+/* An HVM guest with a QEMU whose receiver's copy failed: ours resumes, and
+ * its QEMU, stopped by the save, runs again (CONTINUING_DM). */
+const struct enum_scenario enum_mig_hvm_qemu = {
+    "migrate_send/hvm-qemu-copy-failed", mig_send_start, mig_send_qemu_check, 4,
+    &(const struct mig_case){ PEER_COPY_FAILED, true, NULL } };
+const struct enum_scenario enum_mig_hvm_qemu_ok = {
+    "migrate_send/hvm-qemu-ok", mig_send_start, mig_send_qemu_check, 4,
+    &(const struct mig_case){ PEER_OK, true, NULL } };
+const struct enum_scenario enum_mig_ok = { "migrate_send/ok", mig_send_start, mig_send_check, 0,
+                                           &(const struct mig_case){ PEER_OK, false, NULL } };
+const struct enum_scenario enum_mig_copy_failed = {
+    "migrate_send/copy-failed", mig_send_start, mig_send_check, 0,
+    &(const struct mig_case){ PEER_COPY_FAILED, false, NULL } };
+const struct enum_scenario enum_mig_no_report = {
+    "migrate_send/no-report", mig_send_start, mig_send_check, 0,
+    &(const struct mig_case){ PEER_NO_REPORT, false, NULL } };
+const struct enum_scenario enum_mig_no_received = {
+    "migrate_send/no-received", mig_send_start, mig_send_check, 0,
+    &(const struct mig_case){ PEER_NO_RECEIVED, false, NULL } };
+const struct enum_scenario enum_mig_no_banner = {
+    "migrate_send/no-banner", mig_send_start, mig_send_check, 0,
+    &(const struct mig_case){ PEER_NO_BANNER, false, NULL } };
 
 /* ---- migrate_receive ---------------------------------------------------------- */
 
@@ -531,9 +468,18 @@ enum rcv_peer { SENDER_GO, SENDER_NO_GO, SENDER_WRONG_GO, SENDER_CUT_STREAM, SEN
  * confirmation only, so the report stalls (the 1 ms limit) and is lost. */
 #define DEAF_ROOM (MIG_BANNER_LEN + MIG_RECEIVED_LEN)
 
-static int mig_rcv_start(struct enum_env *e, enum rcv_peer peer, bool paused,
-                         struct ls_errbuf *err)
+/* A receive scenario: the sender's script, and whether we leave our copy
+ * paused. */
+struct rcv_case {
+    enum rcv_peer peer;
+    bool paused;
+};
+
+static int mig_rcv_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
+    const struct rcv_case *c = arg;
+    enum rcv_peer peer = c->peer;
+    bool paused = c->paused;
     int p[2];
     e->fd[0] = memfd_create("enum-receive-script", MFD_CLOEXEC);
     e->fd[1] = memfd_create("enum-receive-back", MFD_CLOEXEC);
@@ -579,31 +525,6 @@ static int mig_rcv_start(struct enum_env *e, enum rcv_peer peer, bool paused,
                                          .timeout_ms = peer == SENDER_DEAF ? 1 : 5000,
                                          .paused = paused };
     return ls_migrate_receive_start(&e->ctx, &o, enum_on_done, e, &e->op, err);
-}
-
-static int mig_rcv_go_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_GO, false, err);
-}
-static int mig_rcv_go_paused_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_GO, true, err);
-}
-static int mig_rcv_no_go_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_NO_GO, false, err);
-}
-static int mig_rcv_wrong_go_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_WRONG_GO, false, err);
-}
-static int mig_rcv_cut_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_CUT_STREAM, false, err);
-}
-static int mig_rcv_deaf_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return mig_rcv_start(e, SENDER_DEAF, false, err);
 }
 
 /* What we wrote to the sender, in order: banner, confirmation, report with
@@ -698,18 +619,23 @@ static void mig_rcv_check(struct enum_env *e)
         enum_problem(e, "the receive failed without a reason");
 }
 
-const struct enum_scenario enum_rcv_go = { "migrate_receive/go", mig_rcv_go_start,
-                                           mig_rcv_check, 0 };
-const struct enum_scenario enum_rcv_go_paused = { "migrate_receive/go-paused",
-                                                  mig_rcv_go_paused_start, mig_rcv_check, 0 };
-const struct enum_scenario enum_rcv_no_go = { "migrate_receive/no-go", mig_rcv_no_go_start,
-                                              mig_rcv_check, 0 };
-const struct enum_scenario enum_rcv_wrong_go = { "migrate_receive/wrong-go",
-                                                 mig_rcv_wrong_go_start, mig_rcv_check, 0 };
-const struct enum_scenario enum_rcv_cut = { "migrate_receive/cut-stream", mig_rcv_cut_start,
-                                            mig_rcv_check, 0 };
-const struct enum_scenario enum_rcv_deaf = { "migrate_receive/report-lost", mig_rcv_deaf_start,
-                                             mig_rcv_check, 0 };
+const struct enum_scenario enum_rcv_go = { "migrate_receive/go", mig_rcv_start, mig_rcv_check, 0,
+                                           &(const struct rcv_case){ SENDER_GO, false } };
+const struct enum_scenario enum_rcv_go_paused = { "migrate_receive/go-paused", mig_rcv_start,
+                                                  mig_rcv_check, 0,
+                                                  &(const struct rcv_case){ SENDER_GO, true } };
+const struct enum_scenario enum_rcv_no_go = { "migrate_receive/no-go", mig_rcv_start,
+                                              mig_rcv_check, 0,
+                                              &(const struct rcv_case){ SENDER_NO_GO, false } };
+const struct enum_scenario enum_rcv_wrong_go = {
+    "migrate_receive/wrong-go", mig_rcv_start, mig_rcv_check, 0,
+    &(const struct rcv_case){ SENDER_WRONG_GO, false } };
+const struct enum_scenario enum_rcv_cut = {
+    "migrate_receive/cut-stream", mig_rcv_start, mig_rcv_check, 0,
+    &(const struct rcv_case){ SENDER_CUT_STREAM, false } };
+const struct enum_scenario enum_rcv_deaf = {
+    "migrate_receive/report-lost", mig_rcv_start, mig_rcv_check, 0,
+    &(const struct rcv_case){ SENDER_DEAF, false } };
 
 const struct enum_scenario *const enum_roles[] = {
     &enum_save_pv, &enum_save_pv_live_keep, &enum_save_hvm_live, &enum_save_leave_suspended,

@@ -39,6 +39,7 @@ struct colo_pair {
     unsigned stop_after;       /* the primary stops in order after this checkpoint (0: never) */
     unsigned host_dies_after;  /* the primary's host dies after this checkpoint (0: never) */
     bool fence_refused;        /* the fencing command fails */
+    bool manual_failover;      /* the secondary's owner asks a failover where the walk cancels */
 };
 
 /* The run in progress (one at a time; callbacks come on the test's thread). */
@@ -91,9 +92,16 @@ static void secondary_done(struct ls_op *op, int rc, const char *msg, void *data
     shutdown(e->fd[1], SHUT_RDWR);
 }
 
-static int pair_start(struct enum_env *e, const struct colo_pair *p, struct ls_errbuf *err)
+/* The secondary's owner asks for a failover (ls_colo_failover, SIGUSR1)
+ * wherever the walk would cancel. */
+static void failover_now(struct ls_op *op) { ls_colo_failover(op); }
+
+static int pair_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
+    const struct colo_pair *p = arg;
     pair = p;
+    if (p->manual_failover)
+        e->owner_act = failover_now;
     host_died = false;
     e->peers = true;
     prim = sec = NULL;
@@ -219,6 +227,9 @@ static const struct colo_pair colo_pv = { .mode = LS_COLO_MODE_COLO, .type = LS_
                                           .trigger = true, .stop_after = 2 };
 static const struct colo_pair colo_pv_sec = { .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV,
                                               .cancel_secondary = true, .stop_after = 2 };
+static const struct colo_pair colo_pv_failover = {
+    .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV, .cancel_secondary = true, .stop_after = 2,
+    .manual_failover = true };
 static const struct colo_pair remus_hvm = { .mode = LS_COLO_MODE_REMUS, .type = LS_GUEST_HVM,
                                             .stop_after = 2 };
 static const struct colo_pair remus_pv_sec = { .mode = LS_COLO_MODE_REMUS, .type = LS_GUEST_PV,
@@ -230,54 +241,19 @@ static const struct colo_pair colo_fence_refused = {
     .mode = LS_COLO_MODE_COLO, .type = LS_GUEST_PV, .cancel_secondary = true,
     .host_dies_after = 1, .fence_refused = true };
 
-static int colo_pv_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &colo_pv, err);
-}
-static int colo_pv_sec_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &colo_pv_sec, err);
-}
-static int remus_hvm_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &remus_hvm, err);
-}
-static int remus_pv_sec_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &remus_pv_sec, err);
-}
-static int colo_host_dies_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &colo_host_dies, err);
-}
-static int colo_fence_refused_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return pair_start(e, &colo_fence_refused, err);
-}
-
-/* The secondary's owner asks for a failover (ls_colo_failover, SIGUSR1)
- * wherever the walk would cancel. */
-static void failover_now(struct ls_op *op) { ls_colo_failover(op); }
-
-static int colo_pv_failover_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    e->owner_act = failover_now;
-    return pair_start(e, &colo_pv_sec, err);
-}
-
-const struct enum_scenario enum_colo_pv = { "colo/pv", colo_pv_start, pair_check, 32 };
-const struct enum_scenario enum_colo_pv_sec = { "colo/pv-secondary-cancelled", colo_pv_sec_start,
-                                                pair_check, 32 };
-const struct enum_scenario enum_colo_pv_failover = { "colo/pv-manual-failover",
-                                                     colo_pv_failover_start, pair_check, 32 };
-const struct enum_scenario enum_remus_hvm = { "remus/hvm", remus_hvm_start, pair_check, 32 };
-const struct enum_scenario enum_remus_pv_sec = { "remus/pv-secondary-cancelled",
-                                                 remus_pv_sec_start, pair_check, 32 };
-const struct enum_scenario enum_colo_host_dies = { "colo/primary-host-dies",
-                                                   colo_host_dies_start, pair_check, 32 };
-const struct enum_scenario enum_colo_fence_refused = { "colo/fence-refused",
-                                                       colo_fence_refused_start, pair_check,
-                                                       32 };
+const struct enum_scenario enum_colo_pv = { "colo/pv", pair_start, pair_check, 32, &colo_pv };
+const struct enum_scenario enum_colo_pv_sec = { "colo/pv-secondary-cancelled", pair_start,
+                                                pair_check, 32, &colo_pv_sec };
+const struct enum_scenario enum_colo_pv_failover = { "colo/pv-manual-failover", pair_start,
+                                                     pair_check, 32, &colo_pv_failover };
+const struct enum_scenario enum_remus_hvm = { "remus/hvm", pair_start, pair_check, 32,
+                                              &remus_hvm };
+const struct enum_scenario enum_remus_pv_sec = { "remus/pv-secondary-cancelled", pair_start,
+                                                 pair_check, 32, &remus_pv_sec };
+const struct enum_scenario enum_colo_host_dies = { "colo/primary-host-dies", pair_start,
+                                                   pair_check, 32, &colo_host_dies };
+const struct enum_scenario enum_colo_fence_refused = { "colo/fence-refused", pair_start,
+                                                       pair_check, 32, &colo_fence_refused };
 
 const struct enum_scenario *const enum_roles_colo[] = {
     &enum_colo_pv, &enum_colo_pv_sec, &enum_colo_pv_failover, &enum_remus_hvm,

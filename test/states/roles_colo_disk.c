@@ -45,10 +45,19 @@ static void cd_done(struct fsm *m, int rc)
     op_finish(&r->op, rc, m->err.msg);
 }
 
-/* QEMU as the step before this job left it, then the job. */
-static int cd_start(struct enum_env *e, int job, unsigned ndisks, const struct qp_repl *before,
-                    struct ls_errbuf *err)
+/* A job, its disks, and QEMU as the step before it left them (NULL: fresh). */
+struct cd_case {
+    int job;                       /* COLO_DISK_E_* */
+    unsigned ndisks;
+    const struct qp_repl *before;
+};
+
+static int cd_start(struct enum_env *e, const void *arg, struct ls_errbuf *err)
 {
+    const struct cd_case *c = arg;
+    int job = c->job;
+    unsigned ndisks = c->ndisks;
+    const struct qp_repl *before = c->before;
     int rc = enum_use_qemu(e, "running", err);
     if (rc < 0)
         return rc;
@@ -72,52 +81,13 @@ static int cd_start(struct enum_env *e, int job, unsigned ndisks, const struct q
     return 0;
 }
 
-static int setup_secondary_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_SETUP_SECONDARY, 1, NULL, err);
-}
-
-static int setup_primary_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_SETUP_PRIMARY, 2, NULL, err);
-}
-
 static const struct qp_repl primary_on = { .enabled = true, .primary = true, .clients = 2,
                                            .attached = 2 };
 static const struct qp_repl secondary_on = { .enabled = true, .tops = 2, .exports = 2,
                                              .nbd_server = true };
 
-static int checkpoint_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_CHECKPOINT, 2, &secondary_on, err);
-}
-
-static int query_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_QUERY, 2, &primary_on, err);
-}
-
-static int query_broken_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    struct qp_repl broken = primary_on;
-    broken.broken = true;
-    return cd_start(e, COLO_DISK_E_QUERY, 2, &broken, err);
-}
-
-static int teardown_primary_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_TEARDOWN_PRIMARY, 2, &primary_on, err);
-}
-
-static int teardown_secondary_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_TEARDOWN_SECONDARY, 2, &secondary_on, err);
-}
-
-static int failover_start(struct enum_env *e, struct ls_errbuf *err)
-{
-    return cd_start(e, COLO_DISK_E_FAILOVER, 2, &secondary_on, err);
-}
+static const struct qp_repl primary_broken = { .enabled = true, .primary = true, .clients = 2,
+                                               .attached = 2, .broken = true };
 
 /* The first of QEMU's answers the run scripted to fail, "" if none. */
 static const char *refused_command(const struct enum_env *e)
@@ -201,19 +171,23 @@ static void cd_check(struct enum_env *e)
     }
 }
 
+#define CD_CASE(job_, n_, before_) &(const struct cd_case){ COLO_DISK_E_##job_, n_, before_ }
 /* Its qemu-img is a real process (true) per run: 1 in 3 second failures. */
-const struct enum_scenario enum_cd_setup_secondary = { "colo_disk/setup-secondary",
-                                                       setup_secondary_start, cd_check, 3 };
-const struct enum_scenario enum_cd_setup_primary = { "colo_disk/setup-primary",
-                                                     setup_primary_start, cd_check, 0 };
-const struct enum_scenario enum_cd_checkpoint = { "colo_disk/checkpoint", checkpoint_start,
-                                                  cd_check, 0 };
-const struct enum_scenario enum_cd_query = { "colo_disk/query", query_start, cd_check, 0 };
-const struct enum_scenario enum_cd_query_broken = { "colo_disk/query-broken", query_broken_start,
-                                                    cd_check, 0 };
-const struct enum_scenario enum_cd_teardown_primary = { "colo_disk/teardown-primary",
-                                                        teardown_primary_start, cd_check, 0 };
-const struct enum_scenario enum_cd_teardown_secondary = { "colo_disk/teardown-secondary",
-                                                          teardown_secondary_start, cd_check, 0 };
-const struct enum_scenario enum_cd_failover = { "colo_disk/failover", failover_start, cd_check,
-                                                0 };
+const struct enum_scenario enum_cd_setup_secondary = {
+    "colo_disk/setup-secondary", cd_start, cd_check, 3, CD_CASE(SETUP_SECONDARY, 1, NULL) };
+const struct enum_scenario enum_cd_setup_primary = {
+    "colo_disk/setup-primary", cd_start, cd_check, 0, CD_CASE(SETUP_PRIMARY, 2, NULL) };
+const struct enum_scenario enum_cd_checkpoint = {
+    "colo_disk/checkpoint", cd_start, cd_check, 0, CD_CASE(CHECKPOINT, 2, &secondary_on) };
+const struct enum_scenario enum_cd_query = {
+    "colo_disk/query", cd_start, cd_check, 0, CD_CASE(QUERY, 2, &primary_on) };
+const struct enum_scenario enum_cd_query_broken = {
+    "colo_disk/query-broken", cd_start, cd_check, 0, CD_CASE(QUERY, 2, &primary_broken) };
+const struct enum_scenario enum_cd_teardown_primary = {
+    "colo_disk/teardown-primary", cd_start, cd_check, 0,
+    CD_CASE(TEARDOWN_PRIMARY, 2, &primary_on) };
+const struct enum_scenario enum_cd_teardown_secondary = {
+    "colo_disk/teardown-secondary", cd_start, cd_check, 0,
+    CD_CASE(TEARDOWN_SECONDARY, 2, &secondary_on) };
+const struct enum_scenario enum_cd_failover = {
+    "colo_disk/failover", cd_start, cd_check, 0, CD_CASE(FAILOVER, 2, &secondary_on) };
