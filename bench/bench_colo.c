@@ -55,6 +55,8 @@ struct leg {
     unsigned want;                 /* checkpoints, then an orderly stop */
     unsigned n;                    /* checkpoints the primary reported */
     uint64_t *pause, *cycle, *qmp; /* per checkpoint after the first */
+    uint64_t *spause, *sdm;        /* the secondary's: its guest's pause, its device-state time */
+    unsigned sn;                   /* secondary pauses recorded */
     uint64_t last_ns;
     int ops_left;                  /* roles still running */
     int prc, src;
@@ -103,6 +105,8 @@ static void on_primary_checkpoint(struct ls_op *op, const struct ls_colo_checkpo
         l->pause[l->n] = c->pause_ns;
         l->cycle[l->n] = l->trig_ns ? now - l->trig_ns : 0;
         l->qmp[l->n] = ls_colo_dm_state(op, &dm) == 0 ? dm.ns : 0;
+        /* The secondary wrote SVM_RESUMED once its QEMU ran: its time is in. */
+        l->sdm[l->n] = ls_colo_dm_state(l->secondary, &dm) == 0 ? dm.ns : 0;
         l->n++;
     }
     l->last_ns = now;
@@ -111,6 +115,16 @@ static void on_primary_checkpoint(struct ls_op *op, const struct ls_colo_checkpo
         ask(l->then);
     if (l->n == l->want)
         ls_op_cancel(op);
+}
+
+/* The secondary's report of checkpoint N carries its guest's pause at
+ * checkpoint N - 1 (the guest starts after the report): kept from N - 1 = 2. */
+static void on_secondary_checkpoint(struct ls_op *op, const struct ls_colo_checkpoint *c,
+                                    void *data)
+{
+    struct leg *l = data;
+    if (c->number >= 3 && l->sn < l->want)
+        l->spause[l->sn++] = c->pause_ns;
 }
 
 static void on_done(struct ls_op *op, int rc, const char *errmsg, void *data)
@@ -161,7 +175,8 @@ static void leg_start(struct bench_host *h, struct leg *l, enum ls_device_model 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l->sv) < 0)
         bench_die("socketpair: %s", strerror(errno));
     struct ls_colo_secondary_opts so = { .recv_fd = l->sv[1], .send_fd = l->sv[1],
-                                         .mode = LS_COLO_MODE_COLO, .cb_data = l };
+                                         .mode = LS_COLO_MODE_COLO, .cb_data = l,
+                                         .on_checkpoint = on_secondary_checkpoint };
     struct ls_colo_primary_opts po = { .domid = l->dom, .send_fd = l->sv[0],
                                        .recv_fd = l->sv[0], .mode = LS_COLO_MODE_COLO,
                                        .interval_ms = 3600000,   /* on_turn asks them */
@@ -528,14 +543,15 @@ static int cmp_i64(const void *a, const void *b)
 /* The median over rounds of the QEMU checkpoint's downtime less the stand-in's
  * just before it (ms): what the device state adds, the load of each moment
  * taken out. Before bench_median_ms sorts the arrays. */
-static double paired_share_ms(const struct leg *legs)
+static double paired_share_ms(const uint64_t *base, unsigned nb, const uint64_t *qemu,
+                              unsigned nq)
 {
-    unsigned n = legs[0].n < legs[1].n ? legs[0].n : legs[1].n;
+    unsigned n = nb < nq ? nb : nq;
     int64_t *d = calloc(n ? n : 1, sizeof(*d));
     if (!d)
         bench_die("out of memory");
     for (unsigned k = 0; k < n; k++)
-        d[k] = (int64_t)legs[1].pause[k] - (int64_t)legs[0].pause[k];
+        d[k] = (int64_t)qemu[k] - (int64_t)base[k];
     qsort(d, n, sizeof(*d), cmp_i64);
     double ms = n ? (double)d[n / 2] / 1e6 : 0;
     free(d);
@@ -599,7 +615,9 @@ int main(int argc, char **argv)
         l->pause = calloc(want, sizeof(uint64_t));
         l->cycle = calloc(want, sizeof(uint64_t));
         l->qmp = calloc(want, sizeof(uint64_t));
-        if (!l->pause || !l->cycle || !l->qmp)
+        l->spause = calloc(want, sizeof(uint64_t));
+        l->sdm = calloc(want, sizeof(uint64_t));
+        if (!l->pause || !l->cycle || !l->qmp || !l->spause || !l->sdm)
             bench_die("out of memory");
         leg_start(&h, l, i ? LS_DM_QEMU : LS_DM_STANDIN, rate);
     }
@@ -620,7 +638,9 @@ int main(int argc, char **argv)
         goto net;
     printf("COLO checkpoints of a 16 MiB HVM guest at %llu dirty pages/s, every %u ms, %u "
            "each (after the first), medians (p90)\n", (unsigned long long)rate, interval_ms, want);
-    double pause[2], cost[2], share = paired_share_ms(legs);
+    double pause[2], cost[2], spause[2];
+    double share = paired_share_ms(legs[0].pause, legs[0].n, legs[1].pause, legs[1].n);
+    double sshare = paired_share_ms(legs[0].spause, legs[0].sn, legs[1].spause, legs[1].sn);
     for (int i = 0; i < 2; i++) {
         struct leg *l = &legs[i];
         pause[i] = bench_median_ms(l->pause, l->n);
@@ -631,6 +651,19 @@ int main(int argc, char **argv)
                "acknowledged) %7.2f ms (%7.2f)%s\n", l->name, pause[i], pp, cost[i], cp,
                i ? "" : "  (baseline)");
     }
+    for (int i = 0; i < 2; i++) {
+        struct leg *l = &legs[i];
+        spause[i] = bench_median_ms(l->spause, l->sn);
+        double sp = p90_ms(l->spause, l->sn);
+        double sd = bench_median_ms(l->sdm, l->n);
+        printf("  %-9s secondary's downtime (its guest's suspend -> start) %7.2f ms (%7.2f)   "
+               "its device state (load, cont) %7.2f ms%s\n", l->name, spause[i], sp, sd,
+               i ? "" : "  (baseline)");
+    }
+    printf("  QEMU over stand-in, secondary: downtime x%.2f; the device state's share of its "
+           "downtime %.2f ms (medians' difference), %.2f ms (median of each round's "
+           "difference)\n", spause[1] / (spause[0] > 0 ? spause[0] : 1), spause[1] - spause[0],
+           sshare);
     double q = bench_median_ms(legs[1].qmp, legs[1].n);
     printf("  QEMU over stand-in: downtime x%.2f, checkpoint x%.2f; the device state's share "
            "of the downtime %.2f ms (medians' difference), %.2f ms (median of each round's "
@@ -644,6 +677,8 @@ net:
         free(legs[i].pause);
         free(legs[i].cycle);
         free(legs[i].qmp);
+        free(legs[i].spause);
+        free(legs[i].sdm);
     }
     bench_host_close(&h, true);
     bench_remove_tree(work);

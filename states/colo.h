@@ -93,6 +93,8 @@ struct colo_secondary_role {
     uint8_t *applied_dm;
     size_t applied_dm_len;
     unsigned dm_loaded_at;
+    uint64_t dm_load_ns, dm_cont_start_ns;   /* this checkpoint's load, and its cont's start */
+    uint64_t bytes_at_last;        /* the memory task's page bytes at the last report */
     struct ls_dm_info dm_end;      /* our QEMU as the destroy found it (dm_end_known) */
     bool dm_end_known;
     struct ls_errbuf io_err;       /* a work's failure it reports as an event */

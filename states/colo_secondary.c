@@ -231,7 +231,11 @@ static int load_applied_dm(struct colo_secondary_role *r, int cancel_fd, struct 
 
 static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
-    return load_applied_dm(arg, cancel_fd, err);
+    struct colo_secondary_role *r = arg;
+    uint64_t t0 = io_monotonic_ns();
+    int rc = load_applied_dm(r, cancel_fd, err);
+    r->dm_load_ns = io_monotonic_ns() - t0;
+    return rc;
 }
 
 /* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume
@@ -604,7 +608,14 @@ static int colo_s_answer_results(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     struct ls_colo_checkpoint *c = &r->c.last;
-    r->c.dm = (struct ls_colo_dm_state){ .digest = "" };
+    /* What came in it: the pages applied (the task's progress counts a
+     * checkpoint's staged pages once it applied them) and their bytes. */
+    uint64_t done = atomic_load(&r->rs.mem.helper.progress_done);
+    c->bytes = done - r->bytes_at_last;
+    c->pages = c->bytes / 4096;
+    r->bytes_at_last = done;
+    /* ns stays the last load's until this checkpoint's (after this report). */
+    r->c.dm = (struct ls_colo_dm_state){ .digest = "", .ns = r->c.dm.ns };
     if (r->rs.emulator_context) {   /* this checkpoint's, applied with it */
         uint8_t *copy = realloc(r->applied_dm, r->rs.emulator_context_len);
         if (!copy)
@@ -658,6 +669,7 @@ static int colo_s_dm_cont(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     struct restore_role *s = &r->rs;
+    r->dm_cont_start_ns = io_monotonic_ns();
     return dm_task_run(&s->dm_cont, m, &s->dm_cont_join, COLO_SECONDARY_E_DM_DONE,
                        COLO_SECONDARY_E_DM_FAILED, s->domid, &s->dm, DEVMODEL_E_CONT,
                        "device model cont");
@@ -665,6 +677,11 @@ static int colo_s_dm_cont(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_write_resumed(struct fsm *m, const struct fsm_ev *ev)
 {
+    struct colo_secondary_role *r = m->owner;
+    /* This checkpoint's device-state time: its load, and its QEMU's cont. */
+    r->c.dm.ns = r->dm_load_ns;
+    if (ev->id == COLO_SECONDARY_E_DM_DONE)
+        r->c.dm.ns += r->rs.dm_cont.last_reply_ns - r->dm_cont_start_ns;
     return io_work_start(m, COLO_SECONDARY_E_WRITTEN, write_resumed, m->owner,
                          "write SVM_RESUMED");
 }

@@ -314,6 +314,7 @@ static int apply_staged(struct restore_ctx *r, uint64_t rec_off)
     int rc = note_frames(r, rec_off, (const uint8_t *)r->stage_words, r->nstage_words);
     r->pages_done += r->nstage_pages;
     r->nstage_pages = r->nstage_words = 0;
+    progress(r);   /* a checkpoint's pages count once applied (its report reads them) */
     return rc;
 }
 

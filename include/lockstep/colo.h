@@ -46,11 +46,14 @@ LS_API const char *ls_colo_role_name(enum ls_colo_role r);   /* "protected", "ac
 struct ls_colo_checkpoint {
     unsigned number;          /* 1 = the initial migration's */
     uint32_t domid;           /* this side's domain */
-    uint64_t pages;           /* primary: pages sent in it (both sides' dirty pages) */
+    uint64_t pages;           /* primary: pages sent in it (both sides' dirty pages);
+                                 secondary: pages it received and applied in it (0 on a
+                                 backend whose restore reports no progress: Xen) */
     uint64_t secondary_dirty; /* primary, COLO: pages the secondary reported dirty */
-    uint64_t bytes;           /* primary: memory-task bytes of it */
+    uint64_t bytes;           /* memory-task bytes of it: those pages' data */
     uint64_t pause_ns;        /* primary: suspend to resume of its guest; secondary (COLO):
-                                 of its own guest */
+                                 of its own guest at the previous checkpoint (it starts
+                                 after this report) */
     char digest[65];          /* the guest's digest (primary: at suspend; secondary: once
                                  applied, before it runs); "" unless opts.digest */
 };
@@ -209,7 +212,9 @@ LS_API enum ls_colo_role ls_op_colo_role(const struct ls_op *op);
  * QEMU takes them before its guest runs; a load that fails ends replication);
  * bytes, their size; pid, the primary's QEMU that saved them (0: the stand-in
  * of --no-device-model, or the secondary); ns, the primary's QMP time for
- * them (its QEMU's stop and save, then cont). */
+ * them (its QEMU's stop and save, then cont), or the secondary's time to load
+ * a checkpoint's into its QEMU and let it run (set once its guest runs: in a
+ * checkpoint's report, the previous one's, as pause_ns). */
 struct ls_colo_dm_state {
     char digest[17];
     uint64_t bytes;

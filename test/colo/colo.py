@@ -195,6 +195,13 @@ def check_stopped_run(res, what, p, s, count):
     res.check(f"{what}: {count} checkpoints, the secondary's digest equals the primary's at "
               f"every one", len(pc) == count and len(sc) == count and not bad,
               f"{len(pc)}/{len(sc)} checkpoints, differing at {bad[:5]}")
+    # What the secondary says it received is what the primary sent, checkpoint by checkpoint.
+    odd = [(k, pc[k].get("pages"), sc[k].get("pages"), pc[k].get("bytes"), sc[k].get("bytes"))
+           for k in sorted(set(pc) & set(sc))
+           if (pc[k].get("pages"), pc[k].get("bytes")) != (sc[k].get("pages"), sc[k].get("bytes"))]
+    res.check(f"{what}: the secondary's pages and bytes of every checkpoint are the primary's",
+              not odd and sum(c.get("pages", 0) for c in sc.values()) > 0,
+              f"(n, sent, received, bytes sent, received): {odd[:4]}")
     return pc, sc
 
 
