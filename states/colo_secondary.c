@@ -490,13 +490,6 @@ static int colo_s_start_proxy(struct fsm *m, const struct fsm_ev *ev)
                             r->proxy_start_ev);
 }
 
-static int colo_s_proxy_mark(struct fsm *m, const struct fsm_ev *ev)
-{
-    struct colo_secondary_role *r = m->owner;
-    fsm_post(&r->proxy.m, COLO_PROXY_E_EPOCH, 0, NULL);
-    return 0;
-}
-
 /* A proxy that failed already (its error is ours, which made this a failover)
  * has nothing left to hand the world: our copy takes over without it. */
 static int colo_s_proxy_failover(struct fsm *m, const struct fsm_ev *ev)
@@ -520,6 +513,25 @@ static int colo_s_disk_checkpoint(struct fsm *m, const struct fsm_ev *ev)
     return colo_disks_job(&r->disks, m, r->rs.domid, r->c.disk.state == LS_COLO_DISK_STARTING
                           ? COLO_DISK_E_SETUP_SECONDARY : COLO_DISK_E_CHECKPOINT,
                           COLO_SECONDARY_E_DISK_DONE, COLO_SECONDARY_E_DISK_FAILED);
+}
+
+/* Our guest is suspended: is replication still sound (libxl asks after every
+ * suspend, on both sides)? */
+static int colo_s_disk_query(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    return colo_disks_job(&r->disks, m, r->rs.domid, COLO_DISK_E_QUERY,
+                          COLO_SECONDARY_E_DISK_DONE, COLO_SECONDARY_E_DISK_FAILED);
+}
+
+/* Sound: the proxy marks the next checkpoint (postsuspend). */
+static int colo_s_disk_queried(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    if (r->disks.cfg.ndisks)
+        colo_disks_ended(&r->disks, &r->c, true);
+    fsm_post(&r->proxy.m, COLO_PROXY_E_EPOCH, 0, NULL);
+    return 0;
 }
 
 static int colo_s_disk_failed(struct fsm *m, const struct fsm_ev *ev)

@@ -7,7 +7,11 @@ primary's vCPU writes it (--disk-every: disk write j fills a block picked by
 (seed, j) with 1 + j % 255, so the disk after K vCPU writes follows from the
 seed and K), and the roles replicate it with QEMU's block replication over
 NBD (states/colo_disk.def run from colo_primary.def / colo_secondary.def).
-Usage: disk.py stop|failover|lost|refused.
+Usage: disk.py stop|failover|lost|refused|matrix.
+
+Every scenario is a Case in CASES (or MATRIX) run by run_case: both sides
+started, an optional kill at a point (a checkpoint of one side, then a
+delay), both ends awaited, then the case's checks.
 
 stop: 30 checkpoints over a unix-socket NBD, stopped in order: both sides
 say the disks replicated at every checkpoint (JSON disk_state, one disk
@@ -27,24 +31,39 @@ holds), none of the primary's later writes.
 lost: the secondary's lockstep killed (its copy and QEMU go with it): the
 primary runs on unprotected, its disk replication "broken" and dropped, its
 disk intact and still written. The secondary's block QEMU killed between
-checkpoints: the primary's query-xen-replication-status after the next
-suspend says so (QEMU's words in the role's reason), it goes on
-unprotected, its disk intact. The primary given an NBD address nobody
-serves: its setup fails with QEMU's reason and it runs on unprotected. The
-secondary's images in a directory that does not exist: its setup fails
-with qemu-img's reason, its copy is destroyed, the primary runs on. An
-HVM guest with a disk and no --disk-nbd: COLO refuses it, as libxl does.
+checkpoints: the secondary's own query-xen-replication-status after its
+next suspend (libxl asks on both sides) fails naming it, its copy is
+destroyed, and the primary goes on unprotected, its disk intact. The primary
+given an NBD address nobody serves: its setup fails with QEMU's reason and
+it runs on unprotected. The secondary's images in a directory that does not
+exist: its setup fails with qemu-img's reason, its copy is destroyed, the
+primary runs on. An HVM guest with a disk and no --disk-nbd: COLO refuses
+it, as libxl does.
 
-refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of the primary's
-teardown at a stop and after a loss, of the secondary's at a stop, and of
-its failover: each role ends as it would, saying so with QEMU's words.
+refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of
+the primary's teardown at a stop and after a loss, of the secondary's at a
+stop, of its failover, and the secondary's query after its suspend: each
+role ends as it would, saying so with QEMU's words.
 
-Cost: about 8 s for stop, 11 s for failover, 22 s for lost and 21 s for
-refused on a loaded 2-core machine (the block QEMUs start in a fraction of
-a second; most of it is the two sides' start and the 2 s loss timeouts).
+matrix: failover with disks at the role level, sampled: the primary's host
+(its lockstep, its block QEMU and its sim daemon killed together), only the
+primary's block QEMU, or the secondary's block QEMU killed at
+DISK_MATRIX_SAMPLES (default 2) points each, a point being checkpoint 3..12
+of either side plus 0..60 ms, over TCP or unix NBD; the points follow from
+a seed printed at the start (DISK_MATRIX_SEED replays them). The primary's
+host or QEMU killed: the secondary takes over and its disk is exactly the
+primary's at the last checkpoint it applied (from the seed). The
+secondary's QEMU killed: the primary runs on unprotected, its disk intact
+and still written, and no copy runs on the secondary.
+
+Cost: about 6 s for stop, 6 s for failover, 16 s for lost, 13 s for
+refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
+start in a fraction of a second; most of it is the two sides' start and
+the 2 s loss timeouts).
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -215,246 +234,387 @@ def primary_disk_intact(res, what, prim, dom, pimg, seed):
               not differ(got, expected(seed, j)), differ(got, expected(seed, j)))
 
 
-def run_stop(res, work, n):
-    what = "orderly stop"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    count = 30
-    prim, sec, p, s, pimg = start(work, n, nbd, count=count, domid=True)
+def survivor_disk(res, what, run):
+    """The secondary took over: its copy runs; paused (every owed write in QEMU), its
+    disk read through an NBD export of lsdisk0-top is exactly the writes of the vCPU
+    count it holds: the primary's at the last checkpoint it applied, none later.
+    (The replica's own vCPU does not write its disk: colo-secondary takes no
+    --disk-every, and a restored sim domain does not keep the guest's disk seed.)"""
+    sec, work, n, so = run.sec, run.work, run.n, run.so
+    sdom = str(so.get("domid"))
+    res.check(f"{what}: the survivor's copy runs", sec.domains().get(int(sdom)) == "running",
+              str(sec.domains()))
+    sec.sim("pause", sdom)
+    writes = vcpu_writes(sec, sdom)
+    d = kv(sec.sim("disk", sdom))
+    sock = os.path.join(work, f"read{n}.sock")
+    qmp(d["qmp"], "nbd-server-start", {"addr": {"type": "unix", "data": {"path": sock}}})
+    qmp(d["qmp"], "nbd-server-add", {"device": "lsdisk0-top"})
+    out = os.path.join(work, f"got{n}.raw")
+    r = subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw",
+                        f"nbd+unix:///lsdisk0-top?socket={sock}", out],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise Failed(f"reading the survivor's disk: {r.stderr}")
+    with open(out, "rb") as f:
+        got = f.read()
+    j = writes // EVERY
+    want = expected(SEED + n, j)
+    res.check(f"{what}: the survivor's disk is the primary's at the last checkpoint it "
+              f"applied ({so.get('checkpoints')}: {writes} vCPU writes, {j} disk writes)",
+              j > 2 and not differ(got, want), differ(got, want))
+    res.check(f"{what}: none of the primary's writes after that checkpoint is there",
+              got != expected(SEED + n, j + 3), "")
+
+
+# ---- the cases: one start, an optional kill at a point, both ends awaited, checks ----
+
+class Case:
+    """A scenario of two roles with disks. kill: None (the roles end by themselves) or
+    one of KILLS, done `delay` seconds after checkpoint `k` of side `side` ("p"/"s");
+    fence: the secondary's --fence ("destroy": the primary's guest, "fails", "ok");
+    check(res, run) asserts the ends."""
+
+    def __init__(self, what, check, kill=None, side="s", k=0, delay=0.0, tcp=False,
+                 fence=None, count=None, interval=40, domid=True, sec_extra=(),
+                 pri_nbd=None, pri_fault=None, sec_fault=None):
+        self.what, self.check, self.kill, self.side, self.k = what, check, kill, side, k
+        self.delay, self.tcp, self.fence, self.count = delay, tcp, fence, count
+        self.interval, self.domid, self.sec_extra, self.pri_nbd = interval, domid, sec_extra, pri_nbd
+        self.pri_fault, self.sec_fault = pri_fault, sec_fault
+
+
+class Run:
+    """What a case's checks see."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+        self.prc = self.src = None
+        self.po = self.so = {}
+
+
+def primary_dom(run):
+    d = checkpoints(run.p).get(1, {}).get("domid")
+    if d is None:
+        raise Failed(f"no domid in the primary's first checkpoint: {run.p.text()[-600:]}")
+    return d
+
+
+def block_qemu(host, dom):
+    return int(kv(host.sim("disk", str(dom)))["pid"])
+
+
+def kill_pid(pid):
     try:
-        prc, src = p.wait(120), s.wait(30)
-        keep_trace(p, s)
-        pc, sc = checkpoints(p), checkpoints(s)
-        po, so = outcome(p), outcome(s)
-        res.check(f"{what}: both end stopped in order (rc {prc}/{src})",
-                  prc == 0 and src == 0 and po.get("role") == "stopped"
-                  and so.get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
-        bad = [k for k in range(1, count + 1) if pc.get(k, {}).get("disk_state") != "replicating"
-               or pc[k].get("disk_checkpoints") != k - 1 or not pc[k].get("disk_checkpoint_us")]
-        res.check(f"{what}: the primary's disks replicated at each of {count} checkpoints, one "
-                  f"disk checkpoint each after the first setup", not bad,
-                  str([pc.get(k) for k in bad[:2]]))
-        res.check(f"{what}: the secondary applied every checkpoint to its disk before SVM_READY",
-                  so.get("disk_checkpoints") == count - 1 and len(sc) == count, str(so))
-        res.check(f"{what}: both sides' disk replication ended stopped (the secondary's 7.2 "
-                  f"refusal kept as a note)", po.get("disk_state") == "stopped"
-                  and so.get("disk_state") == "stopped"
-                  and (not so.get("disk_note")
-                       or "Backup job was cancelled unexpectedly" in so["disk_note"]),
-                  f"{po} / {so}")
-        res.check(f"{what}: no copy left on the secondary", not sec.domains(), str(sec.domains()))
-        primary_disk_intact(res, what, prim, po.get("domid"), pimg, SEED + n)
-    finally:
-        prim.stop()
-        sec.stop()
-
-
-def run_failover(res, work, n):
-    what = "failover (the primary's lockstep killed)"
-    nbd = f"tcp:127.0.0.1:{free_port()}"
-    # The first domain of a fresh host is 1: the fence destroys the primary's guest.
-    fence = f"LOCKSTEP_RUNDIR={os.path.join(work, f'p{n}')} {BIN} sim destroy 1"
-    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--fence", fence))
-    try:
-        at = 20 + SEED % 10
-        wait_checkpoint(s, at)
-        if checkpoints(p).get(1, {}).get("domid") != 1:
-            raise Failed(f"the primary's guest is not domain 1: {checkpoints(p).get(1)}")
-        p.kill()
-        p.wait(10)
-        src = s.wait(60)
-        keep_trace(p, s)
-        so = outcome(s)
-        res.check(f"{what}: the secondary took over, its disks failed over (rc {src})",
-                  src == 0 and so.get("role") == "active"
-                  and so.get("disk_state") == "failed-over", s.text()[-800:])
-        sdom = str(so.get("domid"))
-        writes = vcpu_writes(sec, sdom)
-        d = kv(sec.sim("disk", sdom))
-        sock = os.path.join(work, f"read{n}.sock")
-        qmp(d["qmp"], "nbd-server-start", {"addr": {"type": "unix", "data": {"path": sock}}})
-        qmp(d["qmp"], "nbd-server-add", {"device": "lsdisk0-top"})
-        out = os.path.join(work, f"got{n}.raw")
-        r = subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw",
-                            f"nbd+unix:///lsdisk0-top?socket={sock}", out],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            raise Failed(f"reading the survivor's disk: {r.stderr}")
-        with open(out, "rb") as f:
-            got = f.read()
-        j = writes // EVERY
-        want = expected(SEED + n, j)
-        res.check(f"{what}: the survivor's disk is the primary's at the last checkpoint it "
-                  f"applied ({so.get('checkpoints')}: {writes} vCPU writes, {j} disk writes)",
-                  j > 10 and not differ(got, want), differ(got, want))
-        later = expected(SEED + n, j + 3)
-        res.check(f"{what}: none of the primary's writes after that checkpoint is there",
-                  got != later, "")
-        with open(os.path.join(prim.rundir, "simd.log"), errors="replace") as f:
-            log = f.read()
-        res.check(f"{what}: a guest its guard resumed ran alone, its disks' replication "
-                  f"dropped first", "stopped for a save: resuming it" not in log
-                  or "NBD clients dropped, before it runs alone" in log, log[-600:])
-        res.check(f"{what}: the primary's guest is fenced, the survivor runs",
-                  not prim.domains() and sec.domains().get(int(sdom)) == "running",
-                  f"{prim.domains()} / {sec.domains()}")
-    finally:
-        prim.stop()
-        sec.stop()
-
-
-def run_secondary_killed(res, work, n):
-    what = "the secondary's lockstep killed"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    prim, sec, p, s, pimg = start(work, n, nbd, domid=True)
-    try:
-        wait_checkpoint(p, 12)
-        s.kill()
-        s.wait(10)
-        prc = p.wait(60)
-        keep_trace(p, s)
-        po = outcome(p)
-        res.check(f"{what}: the primary runs on unprotected, its disk replication dropped "
-                  f"(rc {prc})", prc == 3 and po.get("role") == "unprotected"
-                  and po.get("disk_state") == "broken", p.text()[-800:])
-        primary_disk_intact(res, what, prim, po.get("domid"), pimg, SEED + n)
-    finally:
-        prim.stop()
-        sec.stop()
-
-
-def run_secondary_qemu_killed(res, work, n):
-    what = "the secondary's block QEMU killed"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--fence", "echo no; exit 1"),
-                                  interval=300, domid=True)
-    try:
-        wait_checkpoint(s, 2)
-        pid = int(kv(sec.sim("disk", str(checkpoints(s)[2]["domid"])))["pid"])
-        # Killed in the interval after checkpoint 8 (the primary's event: the
-        # secondary's disks took it): the primary's query at checkpoint 9 comes
-        # before the secondary next touches them.
-        wait_checkpoint(p, 8)
         os.kill(pid, signal.SIGKILL)
-        prc = p.wait(60)
-        s.wait(60)
-        keep_trace(p, s)
-        po = outcome(p)
-        why = [e.get("why", "") for e in events(p, "role") if e.get("role") == "unprotected"]
-        res.check(f"{what}: the primary's query after the next suspend finds replication "
-                  f"broken, says so with QEMU's words, runs on unprotected (rc {prc})",
-                  prc == 3 and po.get("role") == "unprotected"
-                  and po.get("disk_state") == "broken" and why
-                  and "QEMU reports it broken" in why[0], f"{po} / {why}")
-        primary_disk_intact(res, what, prim, po.get("domid"), pimg, SEED + n)
-    finally:
-        prim.stop()
-        sec.stop()
+    except ProcessLookupError:
+        pass
 
 
-def run_bad_nbd(res, work, n):
-    what = "the primary's NBD address served by nobody"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--fence", "exit 1"),
-                                  pri_nbd="unix:" + os.path.join(work, f"nobody{n}.sock"))
+def kill_primary(run):
+    run.p.kill()
+
+
+def kill_primary_host(run):
+    """The primary's whole host: its lockstep, its block QEMU and its sim daemon."""
+    run.p.kill()
+    kill_pid(run.pri_qemu)
+    run.prim.kill_daemon()
+
+
+def kill_primary_qemu(run):
+    kill_pid(run.pri_qemu)
+
+
+def kill_secondary(run):
+    run.s.kill()
+
+
+def kill_secondary_qemu(run):
+    kill_pid(run.sec_qemu)
+
+
+KILLS = {"primary": kill_primary, "primary-host": kill_primary_host,
+         "primary-qemu": kill_primary_qemu, "secondary": kill_secondary,
+         "secondary-qemu": kill_secondary_qemu}
+
+
+def fence_of(case, work, n):
+    if case.fence == "destroy":
+        # The first domain of a fresh host is 1: the fence destroys the primary's guest.
+        return ("--fence", f"LOCKSTEP_RUNDIR={os.path.join(work, f'p{n}')} {BIN} sim destroy 1")
+    if case.fence == "fails":
+        return ("--fence", "echo no; exit 1")
+    if case.fence == "ok":
+        return ("--fence", "true")
+    return ()
+
+
+def run_case(res, work, n, case):
+    """The shape every case has: start both sides, kill at the point, await both, check."""
+    nbd = (f"tcp:127.0.0.1:{free_port()}" if case.tcp
+           else "unix:" + os.path.join(work, f"nbd{n}.sock"))
+    pri_nbd = case.pri_nbd and case.pri_nbd.format(work=work, n=n)
+    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=(*case.sec_extra,
+                                                          *fence_of(case, work, n)),
+                                  pri_nbd=pri_nbd, count=case.count, interval=case.interval,
+                                  domid=case.domid, pri_fault=case.pri_fault,
+                                  sec_fault=case.sec_fault)
+    run = Run(res=res, work=work, n=n, case=case, prim=prim, sec=sec, p=p, s=s, pimg=pimg,
+              pri_qemu=0, sec_qemu=0)
     try:
-        prc = p.wait(60)
-        s.wait(60)
+        if case.kill:
+            wait_checkpoint(s, 1)
+            wait_checkpoint(p, 1)
+            if case.kill in ("primary-host", "primary-qemu"):
+                run.pri_qemu = block_qemu(prim, primary_dom(run))
+            if case.kill == "secondary-qemu":
+                wait_checkpoint(s, 2)   # the first checkpoint's copy is replaced at the second
+                run.sec_qemu = block_qemu(sec, checkpoints(s)[2]["domid"])
+            wait_checkpoint(p if case.side == "p" else s, case.k)
+            time.sleep(case.delay)
+            KILLS[case.kill](run)
+        run.prc, run.src = p.wait(120), s.wait(60)
         keep_trace(p, s)
-        po = outcome(p)
-        res.check(f"{what}: its setup fails with QEMU's reason, the guest runs on unprotected "
-                  f"(rc {prc})", prc == 3 and po.get("role") == "unprotected"
-                  and po.get("disk_state") == "failed" and "drive_add" in po.get("error", "")
-                  and f"nobody{n}.sock" in po.get("error", ""), p.text()[-800:])
+        run.po, run.so = outcome(p), outcome(s)
+        print(f"# {case.what}: the primary {run.po.get('role')} (disks "
+              f"{run.po.get('disk_state')}: {(run.po.get('error') or '')[:200]}), the secondary "
+              f"{run.so.get('role')} (disks {run.so.get('disk_state')}: "
+              f"{(run.so.get('error') or '')[:200]})", flush=True)
+        case.check(res, case.what, run)
     finally:
         prim.stop()
         sec.stop()
 
 
-def run_bad_images(res, work, n):
-    what = "the secondary's active and hidden images cannot be made"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    nowhere = os.path.join(work, f"nowhere{n}", "images")
-    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--disk-images", nowhere))
-    try:
-        src = s.wait(60)
-        prc = p.wait(60)
-        keep_trace(p, s)
-        so, po = outcome(s), outcome(p)
-        res.check(f"{what}: the secondary's setup fails with qemu-img's reason before SVM_READY "
-                  f"and its copy is destroyed (rc {src})", src == 1 and so.get("role") == "ended"
-                  and so.get("disk_state") == "failed" and "qemu-img" in so.get("error", "")
-                  and nowhere in so.get("error", "") and not sec.domains(), s.text()[-800:])
-        res.check(f"{what}: the primary, never replicating its disks, runs on unprotected "
-                  f"(rc {prc})", prc == 3 and po.get("role") == "unprotected"
-                  and po.get("disk_state") == "stopped", p.text()[-800:])
-    finally:
-        prim.stop()
-        sec.stop()
+# ---- the checks of each case ----
+
+def check_stop(res, what, run):
+    p, s, count = run.p, run.s, run.case.count
+    pc, sc, po, so = checkpoints(p), checkpoints(s), run.po, run.so
+    res.check(f"{what}: both end stopped in order (rc {run.prc}/{run.src})",
+              run.prc == 0 and run.src == 0 and po.get("role") == "stopped"
+              and so.get("role") == "stopped", p.text()[-600:] + s.text()[-600:])
+    bad = [k for k in range(1, count + 1) if pc.get(k, {}).get("disk_state") != "replicating"
+           or pc[k].get("disk_checkpoints") != k - 1 or not pc[k].get("disk_checkpoint_us")]
+    res.check(f"{what}: the primary's disks replicated at each of {count} checkpoints, one "
+              f"disk checkpoint each after the first setup", not bad,
+              str([pc.get(k) for k in bad[:2]]))
+    res.check(f"{what}: the secondary applied every checkpoint to its disk before SVM_READY",
+              so.get("disk_checkpoints") == count - 1 and len(sc) == count, str(so))
+    res.check(f"{what}: both sides' disk replication ended stopped (the secondary's 7.2 "
+              f"refusal kept as a note)", po.get("disk_state") == "stopped"
+              and so.get("disk_state") == "stopped"
+              and (not so.get("disk_note")
+                   or "Backup job was cancelled unexpectedly" in so["disk_note"]),
+              f"{po} / {so}")
+    res.check(f"{what}: no copy left on the secondary", not run.sec.domains(),
+              str(run.sec.domains()))
+    primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
 
 
-def run_refused(res, work, n):
-    """QEMU refusing a step of each teardown and of the failover (injected): the
-    roles end as they would, the refusal said with QEMU's words."""
-    what = "the teardowns refused"
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    prim, sec, p, s, pimg = start(work, n, nbd, count=4, domid=True,
-                                  pri_fault="TEARDOWN_PRIMARY:xen-set-replication",
-                                  sec_fault="TEARDOWN_SECONDARY:nbd-server-stop")
-    try:
-        prc, src = p.wait(60), s.wait(30)
-        keep_trace(p, s)
-        po, so = outcome(p), outcome(s)
-        why = " ".join(e.get("why", "") for e in events(p, "role"))
-        res.check(f"{what}: both still stop in order, the disks' state failed with QEMU's "
-                  f"words (rc {prc}/{src})", prc == 0 and src == 0
-                  and po.get("role") == "stopped" and so.get("role") == "stopped"
-                  and po.get("disk_state") == "failed" and so.get("disk_state") == "failed"
-                  and "injected refusal" in po.get("disk_note", "") and "injected refusal" in why
-                  and "injected refusal" in so.get("disk_note", ""), f"{po} / {so} / {why}")
-    finally:
-        prim.stop()
-        sec.stop()
-    what = "the primary's drop refused after the secondary was lost"
-    n += 1
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    prim, sec, p, s, pimg = start(work, n, nbd, domid=True,
-                                  pri_fault="TEARDOWN_PRIMARY:xen-set-replication")
-    try:
-        wait_checkpoint(p, 4)
-        s.kill()
-        s.wait(10)
-        prc = p.wait(60)
-        keep_trace(p, s)
-        po = outcome(p)
-        res.check(f"{what}: it runs on unprotected, saying why replication ended and that its "
-                  f"disks' replication could not be dropped (rc {prc})", prc == 3
-                  and po.get("role") == "unprotected" and po.get("disk_state") == "failed"
-                  and "could not be dropped" in po.get("error", "")
-                  and "injected refusal" in po.get("error", ""), p.text()[-800:])
-    finally:
-        prim.stop()
-        sec.stop()
-    what = "the secondary's disk failover refused"
-    n += 1
-    nbd = "unix:" + os.path.join(work, f"nbd{n}.sock")
-    fence = f"LOCKSTEP_RUNDIR={os.path.join(work, f'p{n}')} {BIN} sim destroy 1"
-    prim, sec, p, s, pimg = start(work, n, nbd, sec_extra=("--fence", fence),
-                                  sec_fault="FAILOVER:nbd-server-stop")
-    try:
-        wait_checkpoint(s, 4)
-        p.kill()
-        p.wait(10)
-        src = s.wait(60)
-        keep_trace(p, s)
-        so = outcome(s)
-        why = " ".join(e.get("why", "") for e in events(s, "role"))
-        res.check(f"{what}: its copy still takes over, saying its disks could not fail over "
-                  f"(rc {src})", src == 0 and so.get("role") == "active"
-                  and so.get("disk_state") == "failed" and "could not fail over" in why
-                  and "injected refusal" in why, s.text()[-800:])
-    finally:
-        prim.stop()
-        sec.stop()
+def check_took_over(res, what, run):
+    """A failover: the secondary took over with its disks, the primary's guest fenced."""
+    so = run.so
+    res.check(f"{what}: the secondary took over, its disks failed over (rc {run.src})",
+              run.src == 0 and so.get("role") == "active"
+              and so.get("disk_state") == "failed-over", run.s.text()[-800:])
+    if so.get("role") != "active":
+        return
+    if run.case.kill != "primary-host":   # a dead host's daemon cannot be asked
+        res.check(f"{what}: the primary's guest is fenced", not run.prim.domains(),
+                  str(run.prim.domains()))
+    survivor_disk(res, what, run)
+
+
+def check_failover(res, what, run):
+    check_took_over(res, what, run)
+    with open(os.path.join(run.prim.rundir, "simd.log"), errors="replace") as f:
+        log = f.read()
+    res.check(f"{what}: a guest its guard resumed ran alone, its disks' replication "
+              f"dropped first", "stopped for a save: resuming it" not in log
+              or "NBD clients dropped, before it runs alone" in log, log[-600:])
+
+
+def check_primary_qemu_killed(res, what, run):
+    """The primary's block QEMU died: its next disk job fails with the reason, it
+    ends replication (its guest's disk is gone with its QEMU), the secondary takes over."""
+    po = run.po
+    res.check(f"{what}: the primary ends replication, its disk job naming the QEMU that is "
+              f"gone (rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") == "failed"
+              and "QEMU is gone" in (po.get("error") or ""), run.p.text()[-800:])
+    check_took_over(res, what, run)
+
+
+def check_unprotected(res, what, run, state="broken", why=None):
+    po = run.po
+    whys = [e.get("why", "") for e in events(run.p, "role") if e.get("role") == "unprotected"]
+    res.check(f"{what}: the primary runs on unprotected, its disk replication {state} "
+              f"(rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") == state
+              and (not why or (whys and why in whys[0])), f"{po} / {whys}")
+    primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
+
+
+def check_secondary_lost(res, what, run):
+    check_unprotected(res, what, run)
+
+
+def check_secondary_qemu_killed(res, what, run):
+    """The secondary's block QEMU died: whichever side's disk job meets it first (the
+    secondary's checkpoint or its query after a suspend, or the primary's query), the
+    primary runs on unprotected, its disk intact, and no copy runs on the secondary."""
+    po, so = run.po, run.so
+    res.check(f"{what}: the primary runs on unprotected, its disks' replication gone "
+              f"(rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") in ("broken", "failed"), f"{po}")
+    whys = " ".join(e.get("why", "") for e in events(run.p, "role"))
+    res.check(f"{what}: the secondary ends without a running copy (rc {run.src}, "
+              f"{so.get('role')}), a disk job on either side naming the QEMU gone or broken",
+              so.get("role") in ("ended", "fence-failed")
+              and "running" not in run.sec.domains().values()
+              and ("QEMU is gone" in (so.get("error") or "") or "QEMU reports it broken" in whys),
+              f"{so} / {whys} / {run.sec.domains()}")
+    primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
+
+
+def check_secondary_qemu_killed_between(res, what, run):
+    """Killed in the interval after checkpoint k (the primary's event: the secondary's
+    disks took it): the secondary's query after its next suspend finds its QEMU gone,
+    says so with the reason, and its copy goes; the primary runs on."""
+    so = run.so
+    res.check(f"{what}: the secondary's query after its suspend fails naming the query, "
+              f"its copy destroyed (rc {run.src})", run.src == 1 and so.get("role") == "ended"
+              and so.get("disk_state") == "failed"
+              and "query-xen-replication-status" in so.get("error", "")
+              and not run.sec.domains(), run.s.text()[-800:])
+    check_unprotected(res, what, run)
+
+
+def check_bad_nbd(res, what, run):
+    po = run.po
+    res.check(f"{what}: its setup fails with QEMU's reason, the guest runs on unprotected "
+              f"(rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") == "failed" and "drive_add" in po.get("error", "")
+              and f"nobody{run.n}.sock" in po.get("error", ""), run.p.text()[-800:])
+
+
+def check_bad_images(res, what, run):
+    so, po = run.so, run.po
+    nowhere = os.path.join(run.work, f"nowhere{run.n}", "images")
+    res.check(f"{what}: the secondary's setup fails with qemu-img's reason before SVM_READY "
+              f"and its copy is destroyed (rc {run.src})", run.src == 1
+              and so.get("role") == "ended" and so.get("disk_state") == "failed"
+              and "qemu-img" in so.get("error", "") and nowhere in so.get("error", "")
+              and not run.sec.domains(), run.s.text()[-800:])
+    res.check(f"{what}: the primary, never replicating its disks, runs on unprotected "
+              f"(rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") == "stopped", run.p.text()[-800:])
+
+
+def check_teardowns_refused(res, what, run):
+    po, so = run.po, run.so
+    why = " ".join(e.get("why", "") for e in events(run.p, "role"))
+    res.check(f"{what}: both still stop in order, the disks' state failed with QEMU's "
+              f"words (rc {run.prc}/{run.src})", run.prc == 0 and run.src == 0
+              and po.get("role") == "stopped" and so.get("role") == "stopped"
+              and po.get("disk_state") == "failed" and so.get("disk_state") == "failed"
+              and "injected refusal" in po.get("disk_note", "") and "injected refusal" in why
+              and "injected refusal" in so.get("disk_note", ""), f"{po} / {so} / {why}")
+
+
+def check_drop_refused(res, what, run):
+    po = run.po
+    res.check(f"{what}: it runs on unprotected, saying why replication ended and that its "
+              f"disks' replication could not be dropped (rc {run.prc})", run.prc == 3
+              and po.get("role") == "unprotected" and po.get("disk_state") == "failed"
+              and "could not be dropped" in po.get("error", "")
+              and "injected refusal" in po.get("error", ""), run.p.text()[-800:])
+
+
+def check_failover_refused(res, what, run):
+    so = run.so
+    why = " ".join(e.get("why", "") for e in events(run.s, "role"))
+    res.check(f"{what}: its copy still takes over, saying its disks could not fail over "
+              f"(rc {run.src})", run.src == 0 and so.get("role") == "active"
+              and so.get("disk_state") == "failed" and "could not fail over" in why
+              and "injected refusal" in why, run.s.text()[-800:])
+
+
+def check_query_refused(res, what, run):
+    """QEMU refusing the secondary's query after its suspend (libxl asks it on both
+    sides): its copy is destroyed with QEMU's words, the primary runs on."""
+    so = run.so
+    res.check(f"{what}: the secondary ends before its copy runs again, with QEMU's words "
+              f"(rc {run.src})", run.src == 1 and so.get("role") == "ended"
+              and so.get("disk_state") == "failed"
+              and "query-xen-replication-status" in so.get("error", "")
+              and "injected refusal" in so.get("error", "") and not run.sec.domains(),
+              run.s.text()[-800:])
+    check_unprotected(res, what, run)
+
+
+CASES = {
+    "stop": [
+        Case("orderly stop", check_stop, count=30),
+    ],
+    "failover": [
+        # Mostly while the primary's guest is suspended for a checkpoint: its guard
+        # resumes it, its disks' replication dropped first (the sim daemon does that, as
+        # the primary's teardown would), and it writes on until the fence destroys it.
+        Case("failover (the primary's lockstep killed)", check_failover, kill="primary",
+             k=20 + SEED % 10, tcp=True, fence="destroy", domid=False),
+    ],
+    "lost": [
+        Case("the secondary's lockstep killed", check_secondary_lost, kill="secondary",
+             side="p", k=12),
+        # Killed in the interval after checkpoint 8 (the primary's event: the
+        # secondary's disks took it): the secondary's own query after its next
+        # suspend meets it first.
+        Case("the secondary's block QEMU killed", check_secondary_qemu_killed_between,
+             kill="secondary-qemu", side="p", k=8, interval=300, fence="fails"),
+        Case("the primary's NBD address served by nobody", check_bad_nbd, fence="fails",
+             domid=False, pri_nbd="unix:{work}/nobody{n}.sock"),
+        Case("the secondary's active and hidden images cannot be made", check_bad_images,
+             domid=False, sec_extra=("--disk-images", "{nowhere}")),
+    ],
+    "refused": [
+        Case("the teardowns refused", check_teardowns_refused, count=4,
+             pri_fault="TEARDOWN_PRIMARY:xen-set-replication",
+             sec_fault="TEARDOWN_SECONDARY:nbd-server-stop"),
+        Case("the primary's drop refused after the secondary was lost", check_drop_refused,
+             kill="secondary", side="p", k=4, pri_fault="TEARDOWN_PRIMARY:xen-set-replication"),
+        Case("the secondary's disk failover refused", check_failover_refused, kill="primary",
+             k=4, fence="destroy", domid=False, sec_fault="FAILOVER:nbd-server-stop"),
+        Case("the secondary's query after its suspend refused", check_query_refused,
+             fence="fails", sec_fault="QUERY:query-xen-replication-status"),
+    ],
+}
+
+# The role-level failover matrix: each kind at sampled points (a checkpoint of one
+# side, then a delay within the interval), from a seed printed at the start.
+MATRIX = [
+    ("the primary's host killed", check_took_over, "primary-host", "ok"),
+    ("the primary's block QEMU killed", check_primary_qemu_killed, "primary-qemu", "destroy"),
+    ("the secondary's block QEMU killed", check_secondary_qemu_killed, "secondary-qemu", "fails"),
+]
+
+
+def matrix_cases():
+    seed = int(os.environ.get("DISK_MATRIX_SEED") or random.SystemRandom().randrange(1 << 30))
+    per = int(os.environ.get("DISK_MATRIX_SAMPLES", "2"))
+    print(f"# matrix seed {seed}, {per} points per kind (DISK_MATRIX_SEED={seed} "
+          f"DISK_MATRIX_SAMPLES={per} replays them)", flush=True)
+    rng = random.Random(seed)
+    cases = []
+    for what, check, kill, fence in MATRIX:
+        for _ in range(per):
+            side, k, delay = rng.choice("ps"), rng.randint(3, 12), rng.uniform(0, 0.06)
+            cases.append(Case(f"{what} {delay * 1000:.0f} ms after checkpoint {k} of the "
+                              f"{'primary' if side == 'p' else 'secondary'}", check, kill=kill,
+                              side=side, k=k, delay=delay, fence=fence, tcp=rng.random() < 0.5))
+    return cases
 
 
 def run_unreplicated(res, work, n):
@@ -487,21 +647,25 @@ def main():
     part = sys.argv[1] if len(sys.argv) > 1 else "stop"
     res = Results()
     work = workdir()
-    try:
-        if part == "stop":
-            run_stop(res, work, 1)
-        elif part == "failover":
-            run_failover(res, work, 2)
-        elif part == "refused":
-            run_refused(res, work, 7)
-        else:
-            run_secondary_killed(res, work, 3)
-            run_secondary_qemu_killed(res, work, 4)
-            run_bad_nbd(res, work, 5)
-            run_bad_images(res, work, 6)
-            run_unreplicated(res, work, 10)
-    except Failed as e:
-        res.check("run", False, str(e))
+    cases = matrix_cases() if part == "matrix" else CASES[part]
+    n = {"stop": 1, "failover": 2, "lost": 3, "refused": 20, "matrix": 40}[part]
+    t0 = time.time()
+    for case in cases:
+        t = time.time()
+        case.sec_extra = tuple(a.format(nowhere=os.path.join(work, f"nowhere{n}", "images"))
+                               for a in case.sec_extra)
+        try:
+            run_case(res, work, n, case)
+        except Failed as e:
+            res.check(case.what, False, str(e))
+        print(f"# {case.what}: {time.time() - t:.1f} s", flush=True)
+        n += 1
+    if part == "lost":
+        try:
+            run_unreplicated(res, work, n)
+        except Failed as e:
+            res.check("run", False, str(e))
+    print(f"# {len(cases)} cases in {time.time() - t0:.1f} s", flush=True)
     if os.environ.get("LOCKSTEP_BUILD_DIR"):
         rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
         os.makedirs(rows_dir, exist_ok=True)

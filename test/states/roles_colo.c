@@ -298,6 +298,11 @@ const char *const enum_deferred_colo[] = {
     "colo_secondary DISK_CHECKPOINTING FAILOVER",
     "colo_secondary DISK_CHECKPOINTING TASKS_FAILED",
     "colo_secondary DISK_CHECKPOINTING CANCEL",
+    "colo_secondary DISK_QUERYING DISK_FAILED",
+    "colo_secondary DISK_QUERYING FAIL",
+    "colo_secondary DISK_QUERYING FAILOVER",
+    "colo_secondary DISK_QUERYING TASKS_FAILED",
+    "colo_secondary DISK_QUERYING CANCEL",
     "colo_secondary AWAIT_DISK_THEN_FAILOVER DISK_DONE",
     "colo_secondary AWAIT_DISK_THEN_FAILOVER DISK_FAILED",
     "colo_secondary AWAIT_DISK_THEN_DESTROY DISK_DONE",
@@ -494,6 +499,11 @@ const char *const enum_deferred_colo[] = {
     NULL,
 };
 const char *const enum_deferred_colo_why[] = {
+    COLO_DISK,
+    COLO_DISK,
+    COLO_DISK,
+    COLO_DISK,
+    COLO_DISK,
     COLO_DISK,
     COLO_DISK,
     COLO_DISK,
