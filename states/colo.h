@@ -8,6 +8,8 @@
 #ifndef LOCKSTEP_STATES_COLO_H
 #define LOCKSTEP_STATES_COLO_H
 
+#include <stdatomic.h>
+
 #include "lockstep/colo.h"
 #include "states/colo_disk.h"
 #include "states/colo_proxy.h"
@@ -77,6 +79,7 @@ struct colo_primary_role {
     struct fsm_join proxy_join;
     int proxy_start_ev;
     struct colo_disks disks;
+    atomic_bool hold_suspend;      /* test builds: a suspend awaits its PROXY_FAILED row */
 };
 
 struct colo_secondary_role {

@@ -187,6 +187,13 @@ static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_primary_role *r = arg;
     struct ls_backend *be = be_of(r);
+#ifdef LOCKSTEP_FAULT_HOOKS
+    /* The proxy failed on purpose (colo_p_suspend): our suspend lands only
+     * after its PROXY_FAILED row let it go (at most 10 s, a cancel sooner). */
+    for (int ms = 0; atomic_load(&r->hold_suspend) && ms < 10000; ms++)
+        if (poll(&(struct pollfd){ .fd = cancel_fd, .events = POLLIN }, 1, 1) > 0)
+            break;
+#endif
     r->suspend_start_ns = io_monotonic_ns();
     int rc = be->ops->set_guard ? be->ops->set_guard(be, r->opts.domid, LS_GUARD_RESUME, err) : 0;
     if (rc == 0)
@@ -304,7 +311,7 @@ static int colo_p_arm(struct fsm *m, const struct fsm_ev *ev)
 static int colo_p_start_proxy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
-    return colo_proxy_begin(&r->proxy, m, &r->proxy_join, COLO_PRIMARY_E_FAIL,
+    return colo_proxy_begin(&r->proxy, m, &r->proxy_join, COLO_PRIMARY_E_PROXY_FAILED,
                             r->proxy_start_ev);
 }
 
@@ -573,9 +580,31 @@ static int colo_p_answer_logdirty(struct fsm *m, const struct fsm_ev *ev)
 
 /* ---- actions: a checkpoint ------------------------------------------------------------ */
 
+/* Tests (fault-hook builds): LOCKSTEP_PROXY_FAULT=suspend:N makes the
+ * proxy fail as our guest's Nth suspend starts, and holds that suspend
+ * until the PROXY_FAILED row let it go, so the rows of a proxy failure
+ * with a suspend in flight are taken on demand. */
+static void proxy_fault_at_suspend(struct colo_primary_role *r)
+{
+#ifdef LOCKSTEP_FAULT_HOOKS
+    const char *f = getenv("LOCKSTEP_PROXY_FAULT");
+    unsigned n;
+    if (!f || sscanf(f, "suspend:%u", &n) != 1 || n != r->c.checkpoints + 1 ||
+        fsm_is_final(&r->proxy.m) || r->proxy.m.state == COLO_PROXY_S_OFF)
+        return;
+    atomic_store(&r->hold_suspend, true);
+    fsm_fail(&r->proxy.m, -EIO, "proxy: injected failure as our guest's suspend %u started "
+             "(LOCKSTEP_PROXY_FAULT)", n);
+    fsm_post(&r->proxy.m, COLO_PROXY_E_FAIL, -EIO, NULL);
+#else
+    (void)r;
+#endif
+}
+
 static int colo_p_suspend(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_primary_role *r = m->owner;
+    proxy_fault_at_suspend(r);
     return io_work_start(m, r->sv.dm_qemu ? COLO_PRIMARY_E_GUEST_SUSPENDED_QEMU
                                           : COLO_PRIMARY_E_GUEST_SUSPENDED,
                          suspend_guest, m->owner, "suspend guest");
@@ -818,6 +847,15 @@ static int colo_p_cancel_tasks(struct fsm *m, const struct fsm_ev *ev)
     struct colo_primary_role *r = m->owner;
     fsm_join_cancel(&r->sv.tasks, -ECANCELED);
     return 0;
+}
+
+/* The proxy failed while our guest's suspend was in flight: the tasks are
+ * cancelled and the suspend is awaited (a test's held suspend is let go). */
+static int colo_p_await_suspend(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_primary_role *r = m->owner;
+    atomic_store(&r->hold_suspend, false);
+    return colo_p_cancel_tasks(m, ev);
 }
 
 static int colo_p_settle(struct fsm *m, const struct fsm_ev *ev)

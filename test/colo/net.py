@@ -20,7 +20,12 @@ secondary's guest did not send itself.
 faults: a failure injected at each of the proxy's steps (spawn, QMP,
 handshake, attach, world, listen, connect, COLO_CHECKPOINT) ends the
 primary or secondary with an error naming that step, the primary's guest
-running, and no QEMU or socket left behind.
+running, and no QEMU or socket left behind. The proxy failing while the
+primary's suspend is in flight (first checkpoint, a later COLO one, a
+Remus one) is the role's PROXY_FAILED: the suspend is awaited, the guest
+resumed, and the primary ends failed or unprotected naming the failure.
+colo-compare's QEMU killed between checkpoints: the pump fails, PROXY_FAILED,
+the primary's guest runs on unprotected.
 """
 import json
 import os
@@ -399,6 +404,82 @@ def run_fault(res, work, n, step, side, words):
         pr.close()
 
 
+# The proxy failing while the primary's suspend is in flight (fault-hook
+# builds: LOCKSTEP_PROXY_FAULT=suspend:N fails it as suspend N starts and
+# holds that suspend until the role took the failure): the role's own
+# event, PROXY_FAILED, whose row awaits the suspend; the guest is resumed.
+SUSPEND_FAULTS = [
+    ("colo", 1, "SUSPENDING_ALONE", "AWAIT_SUSPEND", "ended"),
+    ("colo", 3, "SUSPENDING", "AWAIT_SUSPEND_UNPROTECTED", "unprotected"),
+    ("remus", 3, "REMUS_SUSPENDING", "AWAIT_SUSPEND_UNPROTECTED", "unprotected"),
+]
+
+
+def run_suspend_fault(res, work, n, mode, at, state, then, role):
+    what = f"{mode}: the proxy failed as the primary's suspend {at} started"
+    env = {"primary": {"LOCKSTEP_PROXY_FAULT": f"suspend:{at}"}}
+    pr = Pair(work, n, mode=mode, count=6, interval=200, timeout=3, fence="exit 1",
+              extra_env=env)
+    try:
+        prc, src = pr.finish(60, 30)
+        end = end_of(pr.p)
+        rows = [l.split() for l in pr.p.err if l.startswith("fsm ")]
+        taken = [f"{f[4]} {f[5]} -> {f[8]}" for f in rows
+                 if len(f) > 8 and f[2] == "colo_primary"]
+        path = [f"{state} PROXY_FAILED -> {then}",
+                f"{then} GUEST_SUSPENDED -> "
+                f"{'AWAIT_TASKS' if then == 'AWAIT_SUSPEND' else 'AWAIT_TASKS_UNPROTECTED'}"]
+        res.check(f"{what}: the role took the proxy's failure as its own event, awaited the "
+                  f"suspend in flight, then tore down", all(t in taken for t in path),
+                  str([t for t in taken if "PROXY_FAILED" in t or "GUEST_SUSPENDED" in t]))
+        res.check(f"{what}: the primary ends {role} naming the proxy's failure (rc {prc})",
+                  end.get("role") == role and prc == (1 if role == "ended" else 3)
+                  and "injected failure" in str(end.get("error")), str(end))
+        doms = pr.prim.domains()
+        res.check(f"{what}: the primary's guest runs on (resumed)",
+                  doms == {pr.dom: "running"}, str(doms))
+        sdoms = pr.sec.domains()
+        res.check(f"{what}: no copy runs on the secondary (rc {src})",
+                  "running" not in sdoms.values(), str(sdoms))
+        left = processes_mentioning(pr.tmp)
+        res.check(f"{what}: no QEMU, no socket or directory left",
+                  not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+    finally:
+        pr.close()
+
+
+def run_comparator_killed(res, work, n):
+    """colo-compare's QEMU killed while the guest runs protected: the proxy's pump
+    fails, the role's PROXY_FAILED (mostly in WAITING, the interval) ends replication,
+    the primary's guest runs on unprotected."""
+    what = "colo-compare's QEMU killed between checkpoints"
+    pr = Pair(work, n, interval=400, timeout=3, fence="exit 1")
+    try:
+        end = time.time() + 30
+        while len(pr.checkpoints(pr.p)) < 3 and time.time() < end:
+            time.sleep(0.01)
+        kids = qemu_children(pr.p.pid)
+        if len(pr.checkpoints(pr.p)) < 3 or not kids:
+            raise Failed(f"{what}: no checkpoint 3 or no comparator: {pr.p.text()[-600:]}")
+        for k in kids:
+            os.kill(k, 9)
+        prc, src = pr.finish(60, 30)
+        end = end_of(pr.p)
+        failed = [l.split()[4] for l in pr.p.err if l.startswith("fsm ") and len(l.split()) > 5
+                  and l.split()[2] == "colo_primary" and l.split()[5] == "PROXY_FAILED"]
+        res.check(f"{what}: the role took it as PROXY_FAILED (in {failed}) and ends unprotected "
+                  f"naming the proxy (rc {prc})", failed and prc == 3
+                  and end.get("role") == "unprotected" and "proxy" in str(end.get("error")),
+                  str(end))
+        doms = pr.prim.domains()
+        res.check(f"{what}: the primary's guest runs on", doms == {pr.dom: "running"}, str(doms))
+        left = processes_mentioning(pr.tmp)
+        res.check(f"{what}: no QEMU, no socket or directory left",
+                  not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+    finally:
+        pr.close()
+
+
 def main():
     part = sys.argv[1]
     res = Results()
@@ -415,6 +496,9 @@ def main():
         elif part == "faults":
             for i, (step, side, words) in enumerate(FAULTS):
                 run_fault(res, work, 10 + i, step, side, words)
+            for i, f in enumerate(SUSPEND_FAULTS):
+                run_suspend_fault(res, work, 30 + i, *f)
+            run_comparator_killed(res, work, 40)
         if os.environ.get("LOCKSTEP_BUILD_DIR"):
             rows_dir = os.path.join(os.environ["LOCKSTEP_BUILD_DIR"], "rows")
             os.makedirs(rows_dir, exist_ok=True)
