@@ -373,6 +373,15 @@ def one_failover(res, work, n, rng, last):
         pr.close()
 
 
+def check_left_clean(res, what, pr):
+    """After a proxy's failure: the primary's guest runs on, nothing of the proxy is left."""
+    doms = pr.prim.domains()
+    res.check(f"{what}: the primary's guest runs on", doms == {pr.dom: "running"}, str(doms))
+    left = processes_mentioning(pr.tmp)
+    res.check(f"{what}: no QEMU, no socket or directory left",
+              not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+
+
 FAULTS = [("spawn", "primary", "cannot start|injected"), ("qmp", "primary", "qom-list"),
           ("handshake", "primary", "handshake|COLO_USERSPACE_PROXY_INIT|injected"),
           ("attach", "primary", "network"), ("world", "primary", "world|injected"),
@@ -395,11 +404,7 @@ def run_fault(res, work, n, step, side, words):
                   (prc if side == "primary" else src) not in (0, None)
                   and re.search(words, err) is not None and "proxy" in err,
                   err[-600:])
-        doms = pr.prim.domains()
-        res.check(f"{what}: the primary's guest runs on", doms == {pr.dom: "running"}, str(doms))
-        left = processes_mentioning(pr.tmp)
-        res.check(f"{what}: no QEMU, no socket or directory left",
-                  not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+        check_left_clean(res, what, pr)
     finally:
         pr.close()
 
@@ -435,15 +440,10 @@ def run_suspend_fault(res, work, n, mode, at, state, then, role):
         res.check(f"{what}: the primary ends {role} naming the proxy's failure (rc {prc})",
                   end.get("role") == role and prc == (1 if role == "ended" else 3)
                   and "injected failure" in str(end.get("error")), str(end))
-        doms = pr.prim.domains()
-        res.check(f"{what}: the primary's guest runs on (resumed)",
-                  doms == {pr.dom: "running"}, str(doms))
         sdoms = pr.sec.domains()
         res.check(f"{what}: no copy runs on the secondary (rc {src})",
                   "running" not in sdoms.values(), str(sdoms))
-        left = processes_mentioning(pr.tmp)
-        res.check(f"{what}: no QEMU, no socket or directory left",
-                  not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+        check_left_clean(res, what, pr)
     finally:
         pr.close()
 
@@ -471,11 +471,7 @@ def run_comparator_killed(res, work, n):
                   f"naming the proxy (rc {prc})", failed and prc == 3
                   and end.get("role") == "unprotected" and "proxy" in str(end.get("error")),
                   str(end))
-        doms = pr.prim.domains()
-        res.check(f"{what}: the primary's guest runs on", doms == {pr.dom: "running"}, str(doms))
-        left = processes_mentioning(pr.tmp)
-        res.check(f"{what}: no QEMU, no socket or directory left",
-                  not left and not os.listdir(pr.tmp), f"{left} {os.listdir(pr.tmp)}")
+        check_left_clean(res, what, pr)
     finally:
         pr.close()
 
