@@ -33,8 +33,11 @@ primary runs on unprotected, its disk replication "broken" and dropped, its
 disk intact and still written. The secondary's block QEMU killed between
 checkpoints: the secondary's own query-xen-replication-status after its
 next suspend (libxl asks on both sides) fails naming it, its copy is
-destroyed, and the primary goes on unprotected, its disk intact. The primary
-given an NBD address nobody serves: its setup fails with QEMU's reason and
+destroyed, and the primary goes on unprotected, its disk intact. The
+secondary's NBD server stopped (QMP, its QEMU alive): the primary's writes
+fail into its replication child and its query after the next suspend says
+so with QEMU's words ("I/O error occurred"): it drops the replication and
+runs on unprotected, its disk intact. The primary given an NBD address nobody serves: its setup fails with QEMU's reason and
 it runs on unprotected. The secondary's images in a directory that does not
 exist: its setup fails with qemu-img's reason, its copy is destroyed, the
 primary runs on. An HVM guest with a disk and no --disk-nbd: COLO refuses
@@ -42,8 +45,8 @@ it, as libxl does.
 
 refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of
 the primary's teardown at a stop and after a loss, of the secondary's at a
-stop, of its failover, and the secondary's query after its suspend: each
-role ends as it would, saying so with QEMU's words.
+stop, of its failover, and each side's query after its suspend: each role
+ends as it would, saying so with QEMU's words.
 
 matrix: failover with disks at the role level, sampled: the primary's host
 (its lockstep, its block QEMU and its sim daemon killed together), only the
@@ -56,8 +59,8 @@ primary's at the last checkpoint it applied (from the seed). The
 secondary's QEMU killed: the primary runs on unprotected, its disk intact
 and still written, and no copy runs on the secondary.
 
-Cost: about 6 s for stop, 6 s for failover, 16 s for lost, 13 s for
-refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
+Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 9 s for
+refused and 20 s for matrix on a loaded 2-core machine (the block QEMUs
 start in a fraction of a second; most of it is the two sides' start and
 the 2 s loss timeouts).
 """
@@ -334,9 +337,15 @@ def kill_secondary_qemu(run):
     kill_pid(run.sec_qemu)
 
 
+def stop_secondary_nbd(run):
+    """The secondary's NBD server goes (QMP nbd-server-stop on its block QEMU), the
+    QEMU itself stays: only the primary's writes and then its query notice."""
+    qmp(kv(run.sec.sim("disk", str(run.sec_dom)))["qmp"], "nbd-server-stop")
+
+
 KILLS = {"primary": kill_primary, "primary-host": kill_primary_host,
          "primary-qemu": kill_primary_qemu, "secondary": kill_secondary,
-         "secondary-qemu": kill_secondary_qemu}
+         "secondary-qemu": kill_secondary_qemu, "secondary-nbd": stop_secondary_nbd}
 
 
 def fence_of(case, work, n):
@@ -361,16 +370,17 @@ def run_case(res, work, n, case):
                                   domid=case.domid, pri_fault=case.pri_fault,
                                   sec_fault=case.sec_fault)
     run = Run(res=res, work=work, n=n, case=case, prim=prim, sec=sec, p=p, s=s, pimg=pimg,
-              pri_qemu=0, sec_qemu=0)
+              pri_qemu=0, sec_qemu=0, sec_dom=0)
     try:
         if case.kill:
             wait_checkpoint(s, 1)
             wait_checkpoint(p, 1)
             if case.kill in ("primary-host", "primary-qemu"):
                 run.pri_qemu = block_qemu(prim, primary_dom(run))
-            if case.kill == "secondary-qemu":
+            if case.kill in ("secondary-qemu", "secondary-nbd"):
                 wait_checkpoint(s, 2)   # the first checkpoint's copy is replaced at the second
-                run.sec_qemu = block_qemu(sec, checkpoints(s)[2]["domid"])
+                run.sec_dom = checkpoints(s)[2]["domid"]
+                run.sec_qemu = block_qemu(sec, run.sec_dom)
             wait_checkpoint(p if case.side == "p" else s, case.k)
             time.sleep(case.delay)
             KILLS[case.kill](run)
@@ -492,6 +502,25 @@ def check_secondary_qemu_killed_between(res, what, run):
     check_unprotected(res, what, run)
 
 
+def check_nbd_gone(res, what, run):
+    """The secondary's NBD server stopped: the primary's writes fail into its
+    replication child, and its query after the next suspend says so with QEMU's
+    words ("I/O error occurred"): it drops the replication and runs on unprotected."""
+    check_unprotected(res, what, run, why="QEMU reports it broken")
+    whys = " ".join(e.get("why", "") for e in events(run.p, "role"))
+    res.check(f"{what}: the primary's reason keeps QEMU's words", "I/O error" in whys, whys)
+
+
+def check_primary_query_refused(res, what, run):
+    po = run.po
+    res.check(f"{what}: the primary's query fails with QEMU's words, it runs on unprotected "
+              f"(rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              and po.get("disk_state") == "failed"
+              and "query-xen-replication-status" in (po.get("error") or "")
+              and "injected refusal" in (po.get("error") or ""), f"{po}")
+    primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
+
+
 def check_bad_nbd(res, what, run):
     po = run.po
     res.check(f"{what}: its setup fails with QEMU's reason, the guest runs on unprotected "
@@ -574,6 +603,10 @@ CASES = {
         # suspend meets it first.
         Case("the secondary's block QEMU killed", check_secondary_qemu_killed_between,
              kill="secondary-qemu", side="p", k=8, interval=300, fence="fails"),
+        # Stopped in the interval after checkpoint 8 (the primary's event): the
+        # primary's guest writes meanwhile, its query at the next suspend finds them lost.
+        Case("the secondary's NBD server stopped under the primary", check_nbd_gone,
+             kill="secondary-nbd", side="p", k=8, interval=300, fence="fails"),
         Case("the primary's NBD address served by nobody", check_bad_nbd, fence="fails",
              domid=False, pri_nbd="unix:{work}/nobody{n}.sock"),
         Case("the secondary's active and hidden images cannot be made", check_bad_images,
@@ -589,6 +622,8 @@ CASES = {
              k=4, fence="destroy", domid=False, sec_fault="FAILOVER:nbd-server-stop"),
         Case("the secondary's query after its suspend refused", check_query_refused,
              fence="fails", sec_fault="QUERY:query-xen-replication-status"),
+        Case("the primary's query after its suspend refused", check_primary_query_refused,
+             fence="fails", pri_fault="QUERY:query-xen-replication-status"),
     ],
 }
 
