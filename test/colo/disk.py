@@ -48,19 +48,20 @@ the primary's teardown at a stop and after a loss, of the secondary's at a
 stop, of its failover, and each side's query after its suspend: each role
 ends as it would, saying so with QEMU's words.
 
-matrix: failover with disks at the role level, sampled: the primary's host
-(its lockstep, its block QEMU and its sim daemon killed together), only the
-primary's block QEMU, or the secondary's block QEMU killed at
-DISK_MATRIX_SAMPLES (default 2) points each, a point being checkpoint 3..12
-of either side plus 0..60 ms, over TCP or unix NBD; the points follow from
-a seed printed at the start (DISK_MATRIX_SEED replays them). The primary's
-host or QEMU killed: the secondary takes over and its disk is exactly the
-primary's at the last checkpoint it applied (from the seed). The
-secondary's QEMU killed: the primary runs on unprotected, its disk intact
-and still written, and no copy runs on the secondary.
+matrix: failover with disks at the role level, sampled: the primary's
+lockstep killed, its whole host (its lockstep, its block QEMU and its sim
+daemon killed together), only its block QEMU, or the secondary's block
+QEMU killed, at DISK_MATRIX_SAMPLES (default 2) points each, a point being
+checkpoint 3..12 of either side plus 0..60 ms, over TCP or unix NBD; the
+points follow from a seed printed at the start (DISK_MATRIX_SEED replays
+them). The primary's lockstep, host or QEMU killed: the secondary takes
+over and its disk is exactly the primary's at the last checkpoint it
+applied (from the seed); a primary guest its guard resumed had its
+replication dropped first. The secondary's QEMU killed: the primary runs
+on unprotected, its disk intact and still written, no copy runs there.
 
 Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 9 s for
-refused and 20 s for matrix on a loaded 2-core machine (the block QEMUs
+refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
 start in a fraction of a second; most of it is the two sides' start and
 the 2 s loss timeouts).
 """
@@ -448,10 +449,13 @@ def check_failover(res, what, run):
 
 def check_primary_qemu_killed(res, what, run):
     """The primary's block QEMU died: its next disk job fails with the reason, it
-    ends replication (its guest's disk is gone with its QEMU), the secondary takes over."""
+    ends replication (its guest's disk is gone with its QEMU), the secondary takes over.
+    The fence destroys the primary's guest, before or after the primary settled it:
+    unprotected (rc 3), or ended (rc 1: its guest could not be resumed)."""
     po = run.po
     res.check(f"{what}: the primary ends replication, its disk job naming the QEMU that is "
-              f"gone (rc {run.prc})", run.prc == 3 and po.get("role") == "unprotected"
+              f"gone (rc {run.prc}, {po.get('role')})",
+              (run.prc, po.get("role")) in ((3, "unprotected"), (1, "ended"))
               and po.get("disk_state") == "failed"
               and "QEMU is gone" in (po.get("error") or ""), run.p.text()[-800:])
     check_took_over(res, what, run)
@@ -630,6 +634,7 @@ CASES = {
 # The role-level failover matrix: each kind at sampled points (a checkpoint of one
 # side, then a delay within the interval), from a seed printed at the start.
 MATRIX = [
+    ("the primary's lockstep killed", check_failover, "primary", "destroy"),
     ("the primary's host killed", check_took_over, "primary-host", "ok"),
     ("the primary's block QEMU killed", check_primary_qemu_killed, "primary-qemu", "destroy"),
     ("the secondary's block QEMU killed", check_secondary_qemu_killed, "secondary-qemu", "fails"),
