@@ -85,6 +85,11 @@ EVERY = 25
 RATE = 1000
 TRACES = []
 M = (1 << 64) - 1
+# Each side's deadline for the other's next word: a loaded machine's first
+# checkpoint (the secondary's qemu-img, drive_add, NBD export before
+# SVM_READY) once took over 2 s; every loss here is a closed socket or a
+# QEMU's error, none waits for the deadline.
+TIMEOUT = "5"
 
 
 def mix(z):
@@ -181,7 +186,7 @@ def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, dom
     # ($TMPDIR) would keep them after the run too.
     images = os.path.join(work, f"images{n}")
     os.makedirs(images, exist_ok=True)
-    s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--timeout", "2",
+    s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--timeout", TIMEOUT,
               "--disk", simg, "--disk-nbd", nbd, "--disk-images", images, *sec_extra], senv,
              name="secondary")
     m = s.wait_line(r"^listening on (\S+)", 20)
@@ -198,7 +203,7 @@ def start(work, n, nbd, sec_extra=(), pri_nbd=None, count=None, interval=40, dom
         args = ["colo-primary", "--sim", "hvm", *guest, "--disk-every", str(EVERY),
                 "--disk-block", str(BLOCK)]
     args += ["--disk-nbd", pri_nbd or nbd, "--to", m.group(1), "--interval", str(interval),
-             "--timeout", "2", "--json"]
+             "--timeout", TIMEOUT, "--json"]
     if count:
         args += ["--checkpoints", str(count)]
     penv = dict(traced(prim), **({"LOCKSTEP_DISK_FAULT": pri_fault} if pri_fault else {}))
