@@ -7,7 +7,7 @@ primary's vCPU writes it (--disk-every: disk write j fills a block picked by
 (seed, j) with 1 + j % 255, so the disk after K vCPU writes follows from the
 seed and K), and the roles replicate it with QEMU's block replication over
 NBD (states/colo_disk.def run from colo_primary.def / colo_secondary.def).
-Usage: disk.py stop|failover|lost|refused|matrix.
+Usage: disk.py stop|failover|lost|held|refused|matrix.
 
 Every scenario is a Case in CASES (or MATRIX) run by run_case: both sides
 started, an optional kill at a point (a checkpoint of one side, then a
@@ -43,6 +43,12 @@ exist: its setup fails with qemu-img's reason, its copy is destroyed, the
 primary runs on. An HVM guest with a disk and no --disk-nbd: COLO refuses
 it, as libxl does.
 
+held: the secondary's block QEMU stopped (SIGSTOP) so that its query after
+the next suspend waits on it; a failover asked (SIGUSR1) meanwhile awaits
+the query before the tasks go, then takes over with the disks failed over
+(the survivor's disk the primary's at the last checkpoint); a stop (SIGINT)
+awaits it, then destroys the copy, the primary running on unprotected.
+
 refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of
 the primary's teardown at a stop and after a loss, of the secondary's at a
 stop, of its failover, and each side's query after its suspend: each role
@@ -60,8 +66,8 @@ applied (from the seed); a primary guest its guard resumed had its
 replication dropped first. The secondary's QEMU killed: the primary runs
 on unprotected, its disk intact and still written, no copy runs there.
 
-Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 9 s for
-refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
+Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 12 s for
+held, 9 s for refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
 start in a fraction of a second; most of it is the two sides' start and
 the 2 s loss timeouts).
 """
@@ -349,9 +355,45 @@ def stop_secondary_nbd(run):
     qmp(kv(run.sec.sim("disk", str(run.sec_dom)))["qmp"], "nbd-server-stop")
 
 
+def traced_rows(proc, state, event):
+    """How many times proc's trace shows its role's (state, event) dispatched."""
+    return sum(1 for l in list(proc.err) if l.startswith("fsm ") and l.split()[4:6] == [state, event]
+               and l.split()[2] in ("colo_primary", "colo_secondary"))
+
+
+def await_traced(proc, state, event, base, what):
+    end = time.time() + 30
+    while traced_rows(proc, state, event) <= base:
+        if time.time() > end or proc.p.poll() is not None:
+            raise Failed(f"{what}: no {state} + {event} in the trace: {proc.text()[-600:]}")
+        time.sleep(0.005)
+
+
+def hold_secondary_query(run, act):
+    """The secondary's block QEMU stopped (SIGSTOP) in the interval after a disk
+    checkpoint, so that its next job, the query after its suspend, waits on it;
+    once that query is in flight, act; then QEMU goes on (SIGCONT)."""
+    s = run.s
+    await_traced(s, "DISK_CHECKPOINTING", "DISK_DONE",
+                 traced_rows(s, "DISK_CHECKPOINTING", "DISK_DONE"), "a disk checkpoint")
+    base = traced_rows(s, "SUSPENDING", "GUEST_SUSPENDED")
+    os.kill(run.sec_qemu, signal.SIGSTOP)
+    try:
+        await_traced(s, "SUSPENDING", "GUEST_SUSPENDED", base, "the query after a suspend")
+        time.sleep(0.05)
+        act(run)
+        time.sleep(0.3)
+    finally:
+        os.kill(run.sec_qemu, signal.SIGCONT)
+
+
 KILLS = {"primary": kill_primary, "primary-host": kill_primary_host,
          "primary-qemu": kill_primary_qemu, "secondary": kill_secondary,
-         "secondary-qemu": kill_secondary_qemu, "secondary-nbd": stop_secondary_nbd}
+         "secondary-qemu": kill_secondary_qemu, "secondary-nbd": stop_secondary_nbd,
+         "failover-in-query": lambda run: hold_secondary_query(
+             run, lambda r: r.s.kill(signal.SIGUSR1)),
+         "stop-in-query": lambda run: hold_secondary_query(
+             run, lambda r: r.s.kill(signal.SIGINT))}
 
 
 def fence_of(case, work, n):
@@ -383,7 +425,8 @@ def run_case(res, work, n, case):
             wait_checkpoint(p, 1)
             if case.kill in ("primary-host", "primary-qemu"):
                 run.pri_qemu = block_qemu(prim, primary_dom(run))
-            if case.kill in ("secondary-qemu", "secondary-nbd"):
+            if case.kill in ("secondary-qemu", "secondary-nbd", "failover-in-query",
+                             "stop-in-query"):
                 wait_checkpoint(s, 2)   # the first checkpoint's copy is replaced at the second
                 run.sec_dom = checkpoints(s)[2]["domid"]
                 run.sec_qemu = block_qemu(sec, run.sec_dom)
@@ -530,6 +573,33 @@ def check_primary_query_refused(res, what, run):
     primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
 
 
+def check_rows(res, what, run, rows):
+    """The secondary's trace took these (state, event) rows."""
+    missing = [r for r in rows if not traced_rows(run.s, *r)]
+    res.check(f"{what}: the secondary took {', '.join(' + '.join(r) for r in rows)}",
+              not missing, f"missing {missing}")
+
+
+def check_failover_in_query(res, what, run):
+    """A failover asked (SIGUSR1) while the secondary's query waits on its QEMU:
+    the job is awaited before the tasks go, then the takeover with the disks
+    failed over, the survivor's disk the primary's at the last checkpoint."""
+    check_rows(res, what, run, [("DISK_QUERYING", "FAILOVER"),
+                                ("AWAIT_DISK_THEN_FAILOVER", "DISK_DONE")])
+    check_took_over(res, what, run)
+
+
+def check_stop_in_query(res, what, run):
+    """The secondary stopped (SIGINT) while its query waits on its QEMU: the job
+    is awaited, then its copy is destroyed; the primary runs on unprotected."""
+    check_rows(res, what, run, [("DISK_QUERYING", "CANCEL"),
+                                ("AWAIT_DISK_THEN_DESTROY", "DISK_DONE")])
+    res.check(f"{what}: the secondary ends, its copy destroyed (rc {run.src})",
+              run.so.get("role") == "ended" and not run.sec.domains(),
+              f"{run.so} / {run.sec.domains()}")
+    check_unprotected(res, what, run)
+
+
 def check_bad_nbd(res, what, run):
     po = run.po
     res.check(f"{what}: its setup fails with QEMU's reason, the guest runs on unprotected "
@@ -621,6 +691,13 @@ CASES = {
         Case("the secondary's active and hidden images cannot be made", check_bad_images,
              domid=False, sec_extra=("--disk-images", "{nowhere}")),
     ],
+    "held": [
+        Case("a failover asked while the secondary's query waits on its QEMU",
+             check_failover_in_query, kill="failover-in-query", side="p", k=6, interval=300,
+             fence="destroy"),
+        Case("the secondary stopped while its query waits on its QEMU", check_stop_in_query,
+             kill="stop-in-query", side="p", k=6, interval=300, fence="fails"),
+    ],
     "refused": [
         Case("the teardowns refused", check_teardowns_refused, count=4,
              pri_fault="TEARDOWN_PRIMARY:xen-set-replication",
@@ -693,7 +770,7 @@ def main():
     res = Results()
     work = workdir()
     cases = matrix_cases() if part == "matrix" else CASES[part]
-    n = {"stop": 1, "failover": 2, "lost": 3, "refused": 20, "matrix": 40}[part]
+    n = {"stop": 1, "failover": 2, "lost": 3, "held": 15, "refused": 20, "matrix": 40}[part]
     t0 = time.time()
     for case in cases:
         t = time.time()
