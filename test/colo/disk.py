@@ -47,7 +47,10 @@ held: the secondary's block QEMU stopped (SIGSTOP) so that its query after
 the next suspend waits on it; a failover asked (SIGUSR1) meanwhile awaits
 the query before the tasks go, then takes over with the disks failed over
 (the survivor's disk the primary's at the last checkpoint); a stop (SIGINT)
-awaits it, then destroys the copy, the primary running on unprotected.
+awaits it, then destroys the copy, the primary running on unprotected. The
+primary's query held the same way on its own QEMU (the secondary's lockstep
+stopped a moment so the primary's guest is suspended first): a stop
+(SIGINT) meanwhile is announced once the query ended, both stop in order.
 
 refused: QEMU refusing (LOCKSTEP_DISK_FAULT, fault-hook builds) a step of
 the primary's teardown at a stop and after a loss, of the secondary's at a
@@ -66,7 +69,7 @@ applied (from the seed); a primary guest its guard resumed had its
 replication dropped first. The secondary's QEMU killed: the primary runs
 on unprotected, its disk intact and still written, no copy runs there.
 
-Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 12 s for
+Cost: about 6 s for stop, 6 s for failover, 17 s for lost, 17 s for
 held, 9 s for refused and 25 s for matrix on a loaded 2-core machine (the block QEMUs
 start in a fraction of a second; most of it is the two sides' start and
 the 2 s loss timeouts).
@@ -369,22 +372,48 @@ def await_traced(proc, state, event, base, what):
         time.sleep(0.005)
 
 
-def hold_secondary_query(run, act):
-    """The secondary's block QEMU stopped (SIGSTOP) in the interval after a disk
-    checkpoint, so that its next job, the query after its suspend, waits on it;
-    once that query is in flight, act; then QEMU goes on (SIGCONT)."""
-    s = run.s
-    await_traced(s, "DISK_CHECKPOINTING", "DISK_DONE",
-                 traced_rows(s, "DISK_CHECKPOINTING", "DISK_DONE"), "a disk checkpoint")
-    base = traced_rows(s, "SUSPENDING", "GUEST_SUSPENDED")
-    os.kill(run.sec_qemu, signal.SIGSTOP)
+def act_while_held(run, proc, row, base, what, qemu, act):
+    """qemu is stopped: once proc's trace shows row past base (its job on that QEMU
+    in flight), act; then the QEMU goes on (SIGCONT)."""
     try:
-        await_traced(s, "SUSPENDING", "GUEST_SUSPENDED", base, "the query after a suspend")
+        await_traced(proc, *row, base, what)
         time.sleep(0.05)
         act(run)
         time.sleep(0.3)
     finally:
-        os.kill(run.sec_qemu, signal.SIGCONT)
+        os.kill(qemu, signal.SIGCONT)
+
+
+def hold_secondary_query(run, act):
+    """The secondary's block QEMU stopped (SIGSTOP) in the interval after a disk
+    checkpoint, so that its next job, the query after its suspend, waits on it;
+    once that query is in flight, act."""
+    s, row = run.s, ("SUSPENDING", "GUEST_SUSPENDED")
+    await_traced(s, "DISK_CHECKPOINTING", "DISK_DONE",
+                 traced_rows(s, "DISK_CHECKPOINTING", "DISK_DONE"), "a disk checkpoint")
+    base = traced_rows(s, *row)
+    os.kill(run.sec_qemu, signal.SIGSTOP)
+    act_while_held(run, s, row, base, "the query after a suspend", run.sec_qemu, act)
+
+
+def hold_primary_query(run, act):
+    """The primary's query after a suspend made to wait on its block QEMU: the
+    secondary's lockstep is stopped (SIGSTOP) in the interval (its SVM_RESUMED
+    read), so the primary, once its guest is suspended (every disk write in its
+    QEMU), waits for SVM_SUSPENDED; then its QEMU is stopped and the secondary
+    goes on; once the query is in flight, act."""
+    p, spid, row = run.p, run.s.pid, ("AWAIT_SVM_SUSPENDED", "SVM_SUSPENDED")
+    await_traced(p, "AWAIT_SVM_RESUMED", "SVM_RESUMED",
+                 traced_rows(p, "AWAIT_SVM_RESUMED", "SVM_RESUMED"), "a checkpoint's end")
+    base = traced_rows(p, "SUSPENDING", "GUEST_SUSPENDED")
+    query = traced_rows(p, *row)
+    os.kill(spid, signal.SIGSTOP)
+    try:
+        await_traced(p, "SUSPENDING", "GUEST_SUSPENDED", base, "the primary's suspend")
+        os.kill(run.pri_qemu, signal.SIGSTOP)
+    finally:
+        os.kill(spid, signal.SIGCONT)
+    act_while_held(run, p, row, query, "the primary's query", run.pri_qemu, act)
 
 
 KILLS = {"primary": kill_primary, "primary-host": kill_primary_host,
@@ -393,7 +422,9 @@ KILLS = {"primary": kill_primary, "primary-host": kill_primary_host,
          "failover-in-query": lambda run: hold_secondary_query(
              run, lambda r: r.s.kill(signal.SIGUSR1)),
          "stop-in-query": lambda run: hold_secondary_query(
-             run, lambda r: r.s.kill(signal.SIGINT))}
+             run, lambda r: r.s.kill(signal.SIGINT)),
+         "stop-in-primary-query": lambda run: hold_primary_query(
+             run, lambda r: r.p.kill(signal.SIGINT))}
 
 
 def fence_of(case, work, n):
@@ -423,7 +454,7 @@ def run_case(res, work, n, case):
         if case.kill:
             wait_checkpoint(s, 1)
             wait_checkpoint(p, 1)
-            if case.kill in ("primary-host", "primary-qemu"):
+            if case.kill in ("primary-host", "primary-qemu", "stop-in-primary-query"):
                 run.pri_qemu = block_qemu(prim, primary_dom(run))
             if case.kill in ("secondary-qemu", "secondary-nbd", "failover-in-query",
                              "stop-in-query"):
@@ -600,6 +631,21 @@ def check_stop_in_query(res, what, run):
     check_unprotected(res, what, run)
 
 
+def check_stop_in_primary_query(res, what, run):
+    """An orderly stop (SIGINT) asked while the primary's query waits on its QEMU:
+    the query ends first, then the stop is announced where the next NEW was due."""
+    rows = [r for r in [("DISK_QUERYING", "CANCEL")] if not traced_rows(run.p, *r)]
+    res.check(f"{what}: the primary took DISK_QUERYING + CANCEL", not rows, f"missing {rows}")
+    po, so = run.po, run.so
+    res.check(f"{what}: both end stopped in order (rc {run.prc}/{run.src})",
+              run.prc == 0 and run.src == 0 and po.get("role") == "stopped"
+              and so.get("role") == "stopped" and po.get("disk_state") == "stopped",
+              f"{po} / {so}")
+    res.check(f"{what}: no copy left on the secondary", not run.sec.domains(),
+              str(run.sec.domains()))
+    primary_disk_intact(res, what, run.prim, po.get("domid"), run.pimg, SEED + run.n)
+
+
 def check_bad_nbd(res, what, run):
     po = run.po
     res.check(f"{what}: its setup fails with QEMU's reason, the guest runs on unprotected "
@@ -697,6 +743,9 @@ CASES = {
              fence="destroy"),
         Case("the secondary stopped while its query waits on its QEMU", check_stop_in_query,
              kill="stop-in-query", side="p", k=6, interval=300, fence="fails"),
+        Case("the primary stopped while its query waits on its QEMU",
+             check_stop_in_primary_query, kill="stop-in-primary-query", side="p", k=6,
+             interval=300, fence="fails"),
     ],
     "refused": [
         Case("the teardowns refused", check_teardowns_refused, count=4,
