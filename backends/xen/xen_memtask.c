@@ -337,6 +337,11 @@ static int relay_result(struct relay *rl, const char *what, bool live, struct ls
                       "(\"%s\"): this hypervisor has no log-dirty support for this guest "
                       "type (Debian's Xen is built without shadow paging, which PV guests "
                       "need), so it cannot be live-migrated", rl->domid, rl->first_error);
+    /* A helper that died, exited or stalled without its result: what libxc
+     * last logged through it is the likeliest reason, so it goes along. */
+    if (!rl->done && rl->result.text[0] && rl->last_error[0])
+        return ls_err(e, -err, "%s of domain %u failed: %s; the last it said: \"%s\"", what,
+                      rl->domid, rl->result.text, rl->last_error);
     if (rl->result.text[0])
         return ls_err(e, -err, "%s of domain %u failed: %s", what, rl->domid, rl->result.text);
     if (rl->first_error[0])

@@ -218,11 +218,14 @@ static void test_helper_killed_by_a_signal(void **state)
     struct seen s;
     struct xen_restore_result res;
     struct ls_errbuf e;
-    int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt", "crash", (const char *)NULL);
+    int rc = run(LS_STREAM_REMUS, 1, &s, &res, &e, "sdd", "ckpt",
+                 "log:xc: Failed to map guest page 0x42", "crash", (const char *)NULL);
     assert_int_equal(rc, -EPIPE);
     assert_string_equal(s.order, "SCR");
     assert_false(res.broken);
     assert_non_null(strstr(e.msg, "lockstep-xen-helper died of signal 11"));
+    /* what libxc said through it before it died goes along */
+    assert_non_null(strstr(e.msg, "the last it said: \"xc: Failed to map guest page 0x42\""));
 }
 
 /* The table fails over (its reader saw the link end) while libxc waits on
