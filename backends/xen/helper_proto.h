@@ -20,6 +20,13 @@
  *
  *   lockstep-xen-helper save    DOMID FLAGS STREAM_TYPE
  *   lockstep-xen-helper restore DOMID STORE_EVTCHN CONSOLE_EVTCHN STREAM_TYPE
+ *
+ * Guard: `lockstep-xen-helper guard DOMID resume|destroy` on a SOCK_STREAM
+ * pair at XH_FD_CHANNEL, one byte per message. It sends XH_GUARD_READY once
+ * it holds Xen's handles (lockstep waits for it: a guard that dies at its
+ * start is an error, not a silent gap), then reads arm/disarm/release bytes
+ * for as long as lockstep lives, so a domain checkpointed many times a
+ * second keeps one guard. End of file while armed: lockstep died; it acts.
  */
 #ifndef LOCKSTEP_BACKENDS_XEN_HELPER_PROTO_H
 #define LOCKSTEP_BACKENDS_XEN_HELPER_PROTO_H
@@ -49,6 +56,13 @@ enum xh_kind {
     /* parent -> child */
     XH_REPLY,                   /* value */
 };
+
+/* The guard's bytes (see above). */
+#define XH_GUARD_READY   'k'   /* guard -> lockstep, once */
+#define XH_GUARD_RESUME  'R'   /* arm: resume the domain if lockstep dies */
+#define XH_GUARD_DESTROY 'D'   /* arm: destroy it */
+#define XH_GUARD_DISARM  'n'
+#define XH_GUARD_RELEASE 'r'   /* exit, doing nothing */
 
 #define XH_TEXT_LEN 400
 

@@ -24,6 +24,7 @@
 #include <xenstore.h>
 #include <yajl/yajl_tree.h>
 
+#include "backends/xen/helper_proto.h"
 #include "backends/xen/xen_internal.h"
 
 #define SUSPEND_POLL_MS 10
@@ -34,7 +35,7 @@
 #define INCOMING_SUFFIX "--incoming"
 #define MIGRATEDAWAY_SUFFIX "--migratedaway"
 
-static void guard_clear(struct xen_backend *x, uint32_t domid);
+static void guard_release(struct xen_backend *x, uint32_t domid);
 
 bool ls_xen_available(void)
 {
@@ -238,7 +239,7 @@ static int unpause_domain(struct ls_backend *be, uint32_t domid, bool keep_guard
                           struct ls_errbuf *e)
 {
     if (!keep_guard)
-        guard_clear(xen_of(be), domid);
+        xen_guard_disarm(xen_of(be), domid);
     take_final_name(xen_of(be), domid);
     if (xc_domain_unpause(xen_of(be)->xch, domid) < 0)
         return ls_err(e, -errno, "domain %u: Xen refused to unpause it: %s", domid,
@@ -256,7 +257,7 @@ static int resume_domain(struct ls_backend *be, uint32_t domid, bool fast, bool 
 {
     struct xen_backend *x = xen_of(be);
     if (!keep_guard)
-        guard_clear(x, domid);
+        xen_guard_disarm(x, domid);
     xc_dominfo_t info;
     int rc = xen_getinfo(x, domid, &info, e);
     if (rc < 0)
@@ -435,7 +436,7 @@ static int xen_destroy(struct ls_backend *be, uint32_t domid, struct ls_errbuf *
     struct xen_backend *x = xen_of(be);
     if (domid == 0)
         return ls_err(e, -EPERM, "refusing to destroy domain 0");
-    guard_clear(x, domid);
+    guard_release(x, domid);
     xc_dominfo_t info;
     int rc = xen_getinfo(x, domid, &info, e);
     if (rc < 0)
@@ -997,7 +998,8 @@ void xen_target_forget(struct xen_backend *x, uint32_t domid)
 
 /* ---- guards ------------------------------------------------------------- */
 
-static void guard_clear(struct xen_backend *x, uint32_t domid)
+/* The domain's guard process, taken off the list (NULL: none). */
+static struct xen_guard *guard_take(struct xen_backend *x, uint32_t domid)
 {
     pthread_mutex_lock(&x->lock);
     struct xen_guard *g = NULL;
@@ -1009,19 +1011,60 @@ static void guard_clear(struct xen_backend *x, uint32_t domid)
         }
     }
     pthread_mutex_unlock(&x->lock);
+    return g;
+}
+
+static void guard_put(struct xen_backend *x, struct xen_guard *g)
+{
+    pthread_mutex_lock(&x->lock);
+    g->next = x->guards;
+    x->guards = g;
+    pthread_mutex_unlock(&x->lock);
+}
+
+/* The guard ends: the domain is destroyed, or lockstep lets it go. */
+static void guard_release(struct xen_backend *x, uint32_t domid)
+{
+    struct xen_guard *g = guard_take(x, domid);
     if (g) {
         xen_guard_release(g->pid, g->wfd);
         free(g);
     }
 }
 
+/* Resumed or unpaused: nothing to resume or destroy if lockstep dies now,
+ * but the process stays for the next arming (a COLO or Remus checkpoint). */
+void xen_guard_disarm(struct xen_backend *x, uint32_t domid)
+{
+    struct xen_guard *g = guard_take(x, domid);
+    if (!g)
+        return;
+    if (xen_guard_send(g->wfd, XH_GUARD_DISARM) == 0) {
+        guard_put(x, g);
+        return;
+    }
+    xen_guard_release(g->pid, g->wfd);   /* gone: reaped */
+    free(g);
+}
+
 int xen_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard, struct ls_errbuf *e)
 {
     struct xen_backend *x = xen_of(be);
-    guard_clear(x, domid);
-    if (guard == LS_GUARD_NONE)
+    if (guard == LS_GUARD_NONE) {
+        guard_release(x, domid);
         return 0;
-    struct xen_guard *g = calloc(1, sizeof(*g));
+    }
+    struct xen_guard *g = guard_take(x, domid);
+    if (g && xen_guard_send(g->wfd, guard == LS_GUARD_DESTROY ? XH_GUARD_DESTROY
+                                                               : XH_GUARD_RESUME) == 0) {
+        guard_put(x, g);
+        return 0;
+    }
+    if (g) {   /* it died since: a new one */
+        xen_guard_release(g->pid, g->wfd);
+        free(g);
+    }
+    g = calloc(1, sizeof(*g));
     if (!g)
         return ls_err(e, -ENOMEM, "out of memory");
     g->domid = domid;
@@ -1030,10 +1073,7 @@ int xen_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard, st
         free(g);
         return rc;
     }
-    pthread_mutex_lock(&x->lock);
-    g->next = x->guards;
-    x->guards = g;
-    pthread_mutex_unlock(&x->lock);
+    guard_put(x, g);
     return 0;
 }
 
@@ -1044,8 +1084,8 @@ static void xen_close(struct ls_backend *be)
     struct xen_backend *x = xen_of(be);
     while (x->targets)
         xen_target_forget(x, x->targets->domid);
-    /* A guard still set at close means lockstep gave its domain up: closing
-     * its pipe fires it, as lockstep's death would. */
+    /* A guard still armed at close means lockstep gave its domain up: closing
+     * its socket fires it, as lockstep's death would; a disarmed one exits. */
     while (x->guards) {
         struct xen_guard *g = x->guards;
         x->guards = g->next;

@@ -117,9 +117,11 @@ static void cb_restore_results(xen_pfn_t store_gfn, xen_pfn_t console_gfn, void 
 /* ---- guard --------------------------------------------------------------- */
 
 /* lockstep-xen-helper guard DOMID resume|destroy: a migration's safety net.
- * It outlives lockstep: it waits on XH_FD_CHANNEL, the read end of a pipe
- * only lockstep holds. Lockstep writes 'r' there to release it; end of file
- * without that means lockstep died, and the guard acts on the domain. */
+ * It outlives lockstep: it waits on XH_FD_CHANNEL, a socket only lockstep
+ * holds the other end of (helper_proto.h, "guard"). It opens Xen's handles
+ * first and says ready, so one that cannot act dies where lockstep sees it.
+ * Then lockstep arms it (resume or destroy), disarms it, or releases it;
+ * end of file means lockstep died, and an armed guard acts on the domain. */
 static void xs_rm_fmt(struct xs_handle *xsh, const char *fmt, unsigned domid)
 {
     char path[64];
@@ -127,20 +129,8 @@ static void xs_rm_fmt(struct xs_handle *xsh, const char *fmt, unsigned domid)
     xs_rm(xsh, XBT_NULL, path);
 }
 
-static int run_guard(uint32_t domid, bool destroy)
+static void guard_fire(xc_interface *xch, struct xs_handle *xsh, uint32_t domid, bool destroy)
 {
-    signal(SIGINT, SIG_IGN);    /* a terminal's ^C to lockstep must not reach us */
-    signal(SIGTERM, SIG_IGN);
-    char c = 0;
-    ssize_t n;
-    while ((n = read(XH_FD_CHANNEL, &c, 1)) < 0 && errno == EINTR)
-        ;
-    if (n == 1 && c == 'r')
-        return 0;
-    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
-    struct xs_handle *xsh = xs_open(0);
-    if (!xch)
-        return 1;
     if (destroy) {
         if (xsh) {
             char path[64];
@@ -163,6 +153,37 @@ static int run_guard(uint32_t domid, bool destroy)
             xc_domain_resume(xch, domid, 1) == 0 && xsh)
             xs_resume_domain(xsh, domid);
         fprintf(stderr, "lockstep-xen-helper: lockstep died; resumed domain %u\n", domid);
+    }
+}
+
+static int run_guard(uint32_t domid, bool destroy)
+{
+    signal(SIGINT, SIG_IGN);    /* a terminal's ^C to lockstep must not reach us */
+    signal(SIGTERM, SIG_IGN);
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    if (!xch) {
+        fprintf(stderr, "lockstep-xen-helper: guard of domain %u: cannot open Xen's control "
+                "interface: %s\n", domid, strerror(errno));
+        return 1;
+    }
+    struct xs_handle *xsh = xs_open(0);
+    char c = XH_GUARD_READY;
+    if (send(XH_FD_CHANNEL, &c, 1, MSG_NOSIGNAL) != 1)
+        return 1;   /* lockstep is gone already and knows it got no guard */
+    enum { DISARMED, RESUME, DESTROY } armed = destroy ? DESTROY : RESUME;
+    for (;;) {
+        ssize_t n = read(XH_FD_CHANNEL, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 1 && c == XH_GUARD_RELEASE)
+            break;
+        if (n == 1) {
+            armed = c == XH_GUARD_RESUME ? RESUME : c == XH_GUARD_DESTROY ? DESTROY : DISARMED;
+            continue;
+        }
+        if (armed != DISARMED)   /* lockstep died with the domain in our care */
+            guard_fire(xch, xsh, domid, armed == DESTROY);
+        break;
     }
     if (xsh)
         xs_close(xsh);

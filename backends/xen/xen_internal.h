@@ -30,7 +30,7 @@ struct xen_guard {
     struct xen_guard *next;
     uint32_t domid;
     pid_t pid;
-    int wfd;                   /* closing it without writing 'r' fires the guard */
+    int wfd;                   /* our end of its socket: closed while armed, it fires */
 };
 
 struct xen_backend {
@@ -70,6 +70,12 @@ int xen_announce_domain(struct xen_backend *x, uint32_t domid, uint64_t store_mf
 int xen_guard_spawn(struct xen_backend *x, uint32_t domid, bool destroy, pid_t *pid, int *wfd,
                     struct ls_errbuf *e);
 void xen_guard_release(pid_t pid, int wfd);
+/* One of helper_proto.h's XH_GUARD_* bytes; -errno when the guard is gone. */
+int xen_guard_send(int wfd, char what);
+/* xen_backend.c: resumed or unpaused, the guard stays for the next arming. */
+void xen_guard_disarm(struct xen_backend *x, uint32_t domid);
+/* How long a new guard may take to say it is ready (seconds under emulation). */
+#define XEN_GUARD_READY_MS 30000
 int xen_set_guard(struct ls_backend *be, uint32_t domid, enum ls_guard guard,
                   struct ls_errbuf *e);
 int xen_find_helper(char *out, size_t len, struct ls_errbuf *e);

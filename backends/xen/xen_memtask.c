@@ -74,12 +74,24 @@ int xen_find_helper(char *out, size_t len, struct ls_errbuf *e)
 
 /* ---- the guard process -------------------------------------------------- */
 
+/* How it ended, for an error: "exited with status N" or "died of signal N (name)". */
+static void child_end_text(pid_t pid, char *out, size_t len)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status))
+        snprintf(out, len, "died of signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, len, "exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 int xen_guard_spawn(struct xen_backend *x, uint32_t domid, bool destroy, pid_t *pid, int *wfd,
                     struct ls_errbuf *e)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return ls_err(e, -errno, "domain %u: guard: pipe: %s", domid, strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        return ls_err(e, -errno, "domain %u: guard: socketpair: %s", domid, strerror(errno));
     int child_end = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
     close(p[0]);
     if (child_end < 0) {
@@ -106,14 +118,38 @@ int xen_guard_spawn(struct xen_backend *x, uint32_t domid, bool destroy, pid_t *
         return ls_err(e, -err, "domain %u: cannot start its guard %s: %s", domid, x->helper,
                       strerror(err));
     }
-    *wfd = p[1];
-    return 0;
+    /* Not armed until it says it holds Xen's handles: a guard that died at
+     * its start (seen under emulation) would otherwise leave the domain
+     * unguarded without a word. */
+    struct pollfd pf = { .fd = p[1], .events = POLLIN };
+    char c = 0;
+    int n;
+    while ((n = poll(&pf, 1, XEN_GUARD_READY_MS)) < 0 && errno == EINTR)
+        ;
+    if (n == 1 && read(p[1], &c, 1) == 1 && c == XH_GUARD_READY) {
+        *wfd = p[1];
+        return 0;
+    }
+    if (n == 0)
+        kill(*pid, SIGKILL);
+    close(p[1]);
+    char how[64];
+    child_end_text(*pid, how, sizeof(how));
+    if (n == 0)
+        return ls_err(e, -ETIMEDOUT, "domain %u: its guard (%s guard) did not say it was ready "
+                      "in %d s; it was killed", domid, x->helper, XEN_GUARD_READY_MS / 1000);
+    return ls_err(e, -EIO, "domain %u: its guard (%s guard) %s before it was ready (its own "
+                  "words, if any, are on stderr above)", domid, x->helper, how);
+}
+
+int xen_guard_send(int wfd, char what)
+{
+    return send(wfd, &what, 1, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
 void xen_guard_release(pid_t pid, int wfd)
 {
-    char r = 'r';
-    if (write(wfd, &r, 1) < 0) {
+    if (xen_guard_send(wfd, XH_GUARD_RELEASE) < 0) {
         /* the guard is gone already */
     }
     close(wfd);

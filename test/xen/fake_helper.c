@@ -9,7 +9,11 @@
  *   results     restore_results (store gfn 11, console gfn 22)
  *   done:N      XH_DONE with value N (mfns 0x1111, 0x2222), then exits
  *   crash       dies of SIGSEGV
- * The replies it got go to stdout, one per line. */
+ * The replies it got go to stdout, one per line.
+ * Called as the backend calls a guard (`guard DOMID resume|destroy`), it
+ * plays helper_proto.h's guard and appends what it did to $FAKE_GUARD_LOG
+ * ("start DOMID ARMING", then "released", "fired ARMING" or "exit disarmed");
+ * FAKE_GUARD_START=crash makes it die before it says ready. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +42,52 @@ static int call(uint32_t kind)
     return m.value;
 }
 
+static void guard_log(const char *fmt, const char *arg)
+{
+    FILE *f = fopen(getenv("FAKE_GUARD_LOG") ? getenv("FAKE_GUARD_LOG") : "/dev/null", "a");
+    if (f) {
+        fprintf(f, fmt, arg);
+        fputc('\n', f);
+        fclose(f);
+    }
+}
+
+static int guard(const char *domid, const char *arming)
+{
+    const char *start = getenv("FAKE_GUARD_START");
+    if (start && strcmp(start, "crash") == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        raise(SIGSEGV);
+    }
+    char line[64];
+    snprintf(line, sizeof(line), "%s %s", domid, arming);
+    guard_log("start %s", line);
+    char c = XH_GUARD_READY;
+    if (send(XH_FD_CHANNEL, &c, 1, MSG_NOSIGNAL) != 1)
+        return 1;
+    const char *armed = arming;
+    for (;;) {
+        ssize_t n = read(XH_FD_CHANNEL, &c, 1);
+        if (n == 1 && c == XH_GUARD_RELEASE) {
+            guard_log("released", NULL);
+            return 0;
+        }
+        if (n == 1) {
+            armed = c == XH_GUARD_RESUME ? "resume" : c == XH_GUARD_DESTROY ? "destroy" : NULL;
+            continue;
+        }
+        if (armed)
+            guard_log("fired %s", armed);
+        else
+            guard_log("exit disarmed", NULL);
+        return 0;
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "guard") == 0)
+        return guard(argv[2], argv[3]);
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "sdd") == 0)

@@ -16,7 +16,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -270,6 +272,131 @@ static void test_cancel_before_a_checkpoint_kills(void **state)
     assert_int_equal(res.checkpoints, 0);
 }
 
+/* ---- the guard ------------------------------------------------------------ */
+
+static struct xen_backend gx;
+static char guard_log_path[64];
+
+static int guard_setup(void **state)
+{
+    memset(&gx, 0, sizeof(gx));
+    pthread_mutex_init(&gx.lock, NULL);
+    snprintf(gx.helper, sizeof(gx.helper), "%s", FAKE_HELPER);
+    snprintf(guard_log_path, sizeof(guard_log_path), "/tmp/lsguard.XXXXXX");
+    int fd = mkstemp(guard_log_path);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("FAKE_GUARD_LOG", guard_log_path, 1);
+    unsetenv("FAKE_GUARD_START");
+    return 0;
+}
+
+static int guard_teardown(void **state)
+{
+    while (gx.guards) {
+        struct xen_guard *g = gx.guards;
+        gx.guards = g->next;
+        xen_guard_release(g->pid, g->wfd);
+        free(g);
+    }
+    unlink(guard_log_path);
+    pthread_mutex_destroy(&gx.lock);
+    return 0;
+}
+
+/* Lockstep dies: its end of every guard's socket closes; the guards finish. */
+static void lockstep_dies(void)
+{
+    while (gx.guards) {
+        struct xen_guard *g = gx.guards;
+        gx.guards = g->next;
+        close(g->wfd);
+        while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        free(g);
+    }
+}
+
+static const char *guard_said(void)
+{
+    static char buf[512];
+    FILE *f = fopen(guard_log_path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A checkpointed domain is armed and disarmed at every checkpoint: one
+ * guard process does it all, and acts on the last arming when lockstep dies. */
+static void test_guard_kept_across_checkpoints(void **state)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_RESUME, &e), 0);
+        xen_guard_disarm(&gx, 9);
+    }
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_DESTROY, &e), 0);
+    lockstep_dies();
+    assert_string_equal(guard_said(), "start 9 resume\nfired destroy\n");
+}
+
+static void test_guard_disarmed_does_nothing(void **state)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_RESUME, &e), 0);
+    xen_guard_disarm(&gx, 9);
+    lockstep_dies();
+    assert_string_equal(guard_said(), "start 9 resume\nexit disarmed\n");
+}
+
+static void test_guard_none_releases(void **state)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_DESTROY, &e), 0);
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_NONE, &e), 0);
+    assert_null(gx.guards);
+    assert_string_equal(guard_said(), "start 9 destroy\nreleased\n");
+}
+
+/* A guard that dies at its start is an error that says so, not a domain
+ * left unguarded in silence (seen once under emulation). */
+static void test_guard_dead_at_start_is_an_error(void **state)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    setenv("FAKE_GUARD_START", "crash", 1);
+    int rc = xen_set_guard(&gx.be, 9, LS_GUARD_RESUME, &e);
+    assert_int_equal(rc, -EIO);
+    assert_null(gx.guards);
+    assert_non_null(strstr(e.msg, "domain 9: its guard"));
+    assert_non_null(strstr(e.msg, "died of signal 11"));
+    assert_non_null(strstr(e.msg, "before it was ready"));
+}
+
+/* A kept guard that died since is replaced at the next arming. */
+static void test_guard_replaced_when_gone(void **state)
+{
+    struct ls_errbuf e;
+    ls_err_clear(&e);
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_RESUME, &e), 0);
+    xen_guard_disarm(&gx, 9);
+    pid_t first = gx.guards->pid;
+    kill(first, SIGKILL);
+    siginfo_t si;   /* dead, and left for the backend to reap */
+    while (waitid(P_PID, (id_t)first, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    assert_int_equal(xen_set_guard(&gx.be, 9, LS_GUARD_RESUME, &e), 0);
+    assert_non_null(gx.guards);
+    assert_true(gx.guards->pid != first && gx.guards->pid > 0);
+    lockstep_dies();
+    assert_string_equal(guard_said(), "start 9 resume\nstart 9 resume\nfired resume\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +410,11 @@ int main(void)
         cmocka_unit_test(test_remus_cancel_in_a_checkpoint_completes_the_domain),
         cmocka_unit_test(test_remus_cancel_in_a_read_completes_the_domain),
         cmocka_unit_test(test_cancel_before_a_checkpoint_kills),
+        cmocka_unit_test_setup_teardown(test_guard_kept_across_checkpoints, guard_setup, guard_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_disarmed_does_nothing, guard_setup, guard_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_none_releases, guard_setup, guard_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_dead_at_start_is_an_error, guard_setup, guard_teardown),
+        cmocka_unit_test_setup_teardown(test_guard_replaced_when_gone, guard_setup, guard_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
