@@ -42,26 +42,33 @@ download() {
     (cd debs && apt-get download xen-hypervisor-4.17-amd64 "$KPKG" >/dev/null 2>&1)
 }
 apt_retry download || { echo "setup: cannot download xen-hypervisor-4.17-amd64 and $KPKG" >&2; exit 3; }
-rm -rf x k && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb x && dpkg -x debs/"${KPKG}"_*.deb k
+rm -rf x k && dpkg -x debs/xen-hypervisor-4.17-amd64_*.deb x
+# Of the kernel package only the image, the Xen modules and the module
+# lists (the whole of it is ~400 MB to write).
+mkdir k && dpkg-deb --fsys-tarfile debs/"${KPKG}"_*.deb |
+  tar -C k -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/xen' './lib/modules/*/modules.*'
 zcat x/boot/xen-4.17-amd64.gz > xen.elf           # QEMU's multiboot loader takes the ELF image
 cp k/boot/vmlinuz-* vmlinuz
-if [ ! -x rootfs/usr/sbin/xl ]; then
-  rm -rf rootfs
+if [ ! -x rootfs/usr/bin/gdb ]; then
+  # Built in memory: dpkg syncs every file it unpacks, which on a disk is
+  # most of a debootstrap's minutes; the tree is copied to $W when done.
+  T=$(mktemp -d /dev/shm/lockstep-rootfs.XXXXXX)
+  trap 'rm -rf "$T"' EXIT
   debootstrap --variant=minbase \
     --include=xen-utils-4.17,xenstore-utils,kmod,busybox,procps,iproute2,libuv1,libyajl2,python3-minimal \
-    bookworm rootfs "$MIRROR" > debootstrap.log 2>&1 || { tail -n 5 debootstrap.log >&2; exit 3; }
-fi
-if [ ! -x rootfs/usr/bin/gdb ]; then
+    bookworm "$T" "$MIRROR" > debootstrap.log 2>&1 || { tail -n 5 debootstrap.log >&2; exit 3; }
   # Bring dom0's Xen libraries to the hypervisor's (and the host's libxen-dev)
   # point release; gdb: the suite prints a backtrace from the core of any
   # lockstep process that crashes.
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    cp /etc/apt/sources.list.d/debian.sources rootfs/etc/apt/sources.list.d/ && rm -f rootfs/etc/apt/sources.list
+    cp /etc/apt/sources.list.d/debian.sources "$T"/etc/apt/sources.list.d/ && rm -f "$T"/etc/apt/sources.list
   fi
-  { env -u APT_CONFIG chroot rootfs apt-get update && env -u APT_CONFIG chroot rootfs apt-get -y upgrade &&
-    env -u APT_CONFIG chroot rootfs apt-get install -y --no-install-recommends gdb; } >/dev/null 2>&1 || exit 3
-  rm -rf rootfs/var/cache/apt/* rootfs/var/lib/apt/lists/* rootfs/usr/share/doc/* \
-         rootfs/usr/share/man/* rootfs/usr/share/locale/* rootfs/usr/share/info/*
+  { env -u APT_CONFIG chroot "$T" apt-get update && env -u APT_CONFIG chroot "$T" apt-get -y upgrade &&
+    env -u APT_CONFIG chroot "$T" apt-get install -y --no-install-recommends gdb; } >/dev/null 2>&1 || exit 3
+  rm -rf "$T"/var/cache/apt/* "$T"/var/lib/apt/lists/* "$T"/usr/share/doc/* \
+         "$T"/usr/share/man/* "$T"/usr/share/locale/* "$T"/usr/share/info/*
+  rm -rf rootfs rootfs.new && cp -a "$T" rootfs.new && mv rootfs.new rootfs
+  rm -rf "$T"; trap - EXIT
 fi
 # Kernel modules dom0 needs for the Xen tools.
 KV=$(ls k/lib/modules)
