@@ -21,8 +21,10 @@ build: deps $(BUILD)/CMakeCache.txt
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
-# Tests run in a sanitizer build of their own (ASan + UBSan).
+# Tests run in a sanitizer build of their own (ASan + UBSan). The nested
+# Xen's image is set up in the background meanwhile, where it can run.
 test: deps
+	@bash scripts/xen/run.sh prefetch || true
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLOCKSTEP_SANITIZE=ON \
 	      -DLOCKSTEP_FAULT_HOOKS=ON $(CMAKE_FLAGS)
 	cmake --build $(TEST_BUILD) -j$(JOBS)
