@@ -229,6 +229,19 @@ struct ls_backend_ops {
     int (*dm_load_checkpoint)(struct ls_backend *be, uint32_t domid, int state_fd,
                               struct ls_errbuf *err);
     int (*dm_discard_standby)(struct ls_backend *be, uint32_t domid, struct ls_errbuf *err);
+    /* A role that loads the standby itself, over a QMP connection it keeps to
+     * it (getfd, migrate-incoming; the QEMU monitor serves one client, so the
+     * backend's own load cannot run while it is connected):
+     * dm_standby_info: the standby as ls_dm_info (present 0: none; its
+     * qmp_path, pid, alive and end); dm_adopt_standby: the standby, which
+     * the caller saw paused with its state, replaces the domain's device
+     * model (the old one killed and reaped; -ENODEV: no live standby); out
+     * is the new device model, as dm_info would tell it.
+     * Optional (both or neither). */
+    int (*dm_standby_info)(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                           struct ls_errbuf *err);
+    int (*dm_adopt_standby)(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                            struct ls_errbuf *err);
 
     /* No operation runs any more: release what memory tasks left for later
      * so as not to lengthen their operation's end (the sim: unmapping guest

@@ -97,6 +97,18 @@ struct colo_secondary_role {
     size_t applied_dm_len;
     unsigned dm_loaded_at;
     uint64_t dm_load_ns, dm_cont_start_ns;   /* this checkpoint's load, and its cont's start */
+    uint64_t dm_load_start_ns;
+    /* A real QEMU takes each checkpoint's state in a standby QEMU, over one
+     * QMP connection (dm_link) opened to it while our guest ran, and kept
+     * for its cont once it is our device model (devmodel LOAD_LINKED). */
+    struct dm_link dm_link;
+    struct dm_task dm_load;
+    struct fsm_join dm_load_join;
+    struct ls_dm_info standby;     /* the standby as last asked (write_resumed, the load) */
+    int load_fd;                   /* the state for the next LOAD_LINKED, or -1 */
+    unsigned dm_load_at;           /* the checkpoint the last LOAD_LINKED was for */
+    bool load_failed;              /* a LOAD_LINKED failed: the outcome tells its QEMU's end */
+    bool link_up;                  /* dm_link is set up with the standby as the load begins */
     uint64_t bytes_at_last;        /* the memory task's page bytes at the last report */
     struct ls_dm_info dm_end;      /* our QEMU as the destroy found it (dm_end_known) */
     bool dm_end_known;

@@ -15,6 +15,7 @@
 #include "io/fdio.h"
 #include "io/records.h"
 #include "io/work.h"
+#include "qmp/qmp.h"
 #include "states/dm_standin.h"
 #include "states/migrate.h"
 
@@ -132,7 +133,10 @@ static int write_resumed(void *arg, int cancel_fd, struct ls_errbuf *err)
      * by that load, which starts one itself: it must not end replication. */
     struct ls_errbuf why;
     ls_err_clear(&why);
-    be_of(r)->ops->dm_prepare_standby(be_of(r), r->rs.domid, NULL, &why);
+    if (be_of(r)->ops->dm_prepare_standby(be_of(r), r->rs.domid, NULL, &why) < 0 ||
+        !be_of(r)->ops->dm_standby_info ||
+        be_of(r)->ops->dm_standby_info(be_of(r), r->rs.domid, &r->standby, &why) < 0)
+        r->standby.present = false;   /* the load asks again */
     return 0;
 }
 
@@ -229,13 +233,74 @@ static int load_applied_dm(struct colo_secondary_role *r, int cancel_fd, struct 
     return 0;
 }
 
+/* A standby to load over our own QMP connection: one alive (started now if
+ * none waits) and the state in a memfd for it. Not for a QEMU that loads in
+ * place, nor a backend without standbys: load_applied_dm does those. */
+static bool loads_linked(struct colo_secondary_role *r)
+{
+    struct ls_backend *be = be_of(r);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    return r->applied_dm && dm_standin_check(r->applied_dm, r->applied_dm_len, &why) < 0 &&
+           be->ops->dm_standby_info && be->ops->dm_adopt_standby &&
+           be->ops->dm_prepare_standby && !(r->rs.dm_qemu && r->rs.dm.load_state_in_place);
+}
+
+static int stage_state(struct colo_secondary_role *r, int cancel_fd, struct ls_errbuf *err)
+{
+    int fd = memfd_create("colo-device-state", MFD_CLOEXEC);
+    if (fd < 0)
+        return ls_err(err, -errno, "checkpoint %u: memfd for the device state: %s",
+                      r->c.checkpoints, strerror(errno));
+    int rc = io_write_all(fd, r->applied_dm, r->applied_dm_len, cancel_fd);
+    if (rc < 0 || lseek(fd, 0, SEEK_SET) < 0) {   /* QEMU reads from the shared offset */
+        rc = rc < 0 ? rc : -errno;
+        close(fd);
+        return ls_err(err, rc, "checkpoint %u: staging the device state: %s", r->c.checkpoints,
+                      strerror(-rc));
+    }
+    if (r->load_fd >= 0)
+        close(r->load_fd);   /* one a failover left unsent */
+    r->load_fd = fd;
+    return COLO_SECONDARY_E_STANDBY_READY;
+}
+
+static int prepare_standby(struct colo_secondary_role *r, int cancel_fd, struct ls_errbuf *err)
+{
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->dm_prepare_standby(be, r->rs.domid, NULL, err);
+    if (rc == 0)
+        rc = be->ops->dm_standby_info(be, r->rs.domid, &r->standby, err);
+    if (rc == 0 && (!r->standby.present || !r->standby.alive))
+        rc = ls_err(err, -ECHILD, "checkpoint %u: the standby QEMU of our copy (domain %u) is "
+                    "not alive to take its device state", r->c.checkpoints, r->rs.domid);
+    return rc < 0 ? rc : stage_state(r, cancel_fd, err);
+}
+
 static int load_dm(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
-    uint64_t t0 = io_monotonic_ns();
+    /* A standby our link is connected to was alive a moment ago: only the
+     * state is staged (a QEMU that died since fails the load, saying so). */
+    if (loads_linked(r))
+        return r->link_up ? stage_state(r, cancel_fd, err) : prepare_standby(r, cancel_fd, err);
     int rc = load_applied_dm(r, cancel_fd, err);
-    r->dm_load_ns = io_monotonic_ns() - t0;
-    return rc;
+    r->dm_load_ns = io_monotonic_ns() - r->dm_load_start_ns;
+    return rc < 0 ? rc : COLO_SECONDARY_E_DM_LOADED;
+}
+
+/* The standby our LOAD_LINKED left paused with this checkpoint's state
+ * becomes our device model. */
+static int adopt_standby(struct colo_secondary_role *r, struct ls_errbuf *err)
+{
+    struct ls_backend *be = be_of(r);
+    int rc = be->ops->dm_adopt_standby(be, r->rs.domid, &r->rs.dm, err);
+    if (rc < 0)
+        return ls_err(err, rc, "checkpoint %u: our copy's standby QEMU, loaded, could not "
+                      "become its device model: %s", r->c.checkpoints, err->msg);
+    r->rs.dm_qemu = true;
+    r->dm_loaded_at = r->c.checkpoints;
+    return 0;
 }
 
 /* Paused (never ran: the first checkpoint) -> unpause; suspended -> resume
@@ -268,6 +333,14 @@ static int start_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
     if (rc < 0)
         return rc;
     return r->rs.dm_qemu ? COLO_SECONDARY_E_GUEST_STARTED_QEMU : COLO_SECONDARY_E_GUEST_STARTED;
+}
+
+static int adopt_and_start(void *arg, int cancel_fd, struct ls_errbuf *err)
+{
+    struct colo_secondary_role *r = arg;
+    int rc = adopt_standby(r, err);
+    r->dm_load_ns = io_monotonic_ns() - r->dm_load_start_ns;
+    return rc < 0 ? rc : start_guest(arg, cancel_fd, err);
 }
 
 static int suspend_guest(void *arg, int cancel_fd, struct ls_errbuf *err)
@@ -380,8 +453,15 @@ static int take_over(void *arg, int cancel_fd, struct ls_errbuf *err)
     /* The device state of the checkpoint our memory holds, before the guest
      * runs: a Remus copy's QEMU never took one, a COLO copy's may be a
      * checkpoint behind (lost between the apply and its load). */
-    if (r->dm_loaded_at != r->c.checkpoints && (rc = load_applied_dm(r, cancel_fd, err)) < 0)
-        return rc;
+    if (r->dm_loaded_at != r->c.checkpoints) {
+        /* A standby our LOAD_LINKED left holding this checkpoint's state is
+         * swapped in; otherwise the backend loads it (our link to a standby
+         * was dropped as the takeover began: its monitor serves one client). */
+        bool loaded = r->dm_load_at == r->c.checkpoints && r->dm_load.m.state == DEVMODEL_S_DONE;
+        rc = loaded ? adopt_standby(r, err) : load_applied_dm(r, cancel_fd, err);
+        if (rc < 0)
+            return rc;
+    }
     if (info.state == LS_RUN_PAUSED)
         rc = be->ops->unpause(be, r->rs.domid, err);
     else if (info.state == LS_RUN_SUSPENDED)
@@ -420,6 +500,22 @@ static int keep_paused(void *arg, int cancel_fd, struct ls_errbuf *err)
     return be->ops->set_guard ? be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err) : 0;
 }
 
+/* The standby as its end left it: one that exited is awaited (up to a
+ * second) until the backend has reaped it, so its fate is the one it met. */
+static bool standby_settled(struct colo_secondary_role *r, struct ls_dm_info *out)
+{
+    struct ls_backend *be = be_of(r);
+    struct ls_errbuf why;
+    ls_err_clear(&why);
+    int rc = be->ops->dm_standby_info(be, r->rs.domid, out, &why);
+    for (int i = 0; rc == 0 && out->present && out->alive && i < 50; i++) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        rc = be->ops->dm_standby_info(be, r->rs.domid, out, &why);
+    }
+    return rc == 0 && out->present && !out->alive;
+}
+
 static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
 {
     struct colo_secondary_role *r = arg;
@@ -430,6 +526,8 @@ static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)
     /* A QEMU that died is told in the outcome with how it ended. */
     r->dm_end_known = r->rs.dm_qemu && be_of(r)->ops->dm_info &&
                       dm_info_settled(be_of(r), r->rs.domid, &r->dm_end, &why) == 0;
+    if (r->load_failed)   /* the standby that failed to load is the one to tell of */
+        r->dm_end_known = standby_settled(r, &r->dm_end);
     ls_err_clear(&why);
     int rc = be_of(r)->ops->destroy(be_of(r), r->rs.domid, &why);
     if (rc < 0 && rc != -ESRCH)
@@ -668,7 +766,54 @@ static int colo_s_write_ready(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_load_dm(struct fsm *m, const struct fsm_ev *ev)
 {
-    return io_work_start(m, COLO_SECONDARY_E_DM_LOADED, load_dm, m->owner, "load device state");
+    struct colo_secondary_role *r = m->owner;
+    struct dm_link *l = &r->dm_link;
+    r->dm_load_start_ns = io_monotonic_ns();
+    r->link_up = l->qmp && qmp_conn_is_ready(l->qmp) && r->standby.present &&
+                 strcmp(l->path, r->standby.qmp_path) == 0;
+    return io_work_start(m, IO_WORK_EV_FROM_FN, load_dm, m->owner, "load device state");
+}
+
+/* Our link, set up once (its undo runs after the jobs' joins). */
+static int link_ready(struct colo_secondary_role *r)
+{
+    if (r->dm_link.owner)
+        return 0;
+    int rc = dm_link_defer_close(&r->dm_link, &r->m);
+    r->dm_link.retry_connect = true;   /* a standby may still be starting */
+    return rc;
+}
+
+/* The standby takes the checkpoint's state over our link (devmodel.def). */
+static int colo_s_dm_load(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    int rc = link_ready(r);
+    if (rc < 0)
+        return rc;
+    r->dm_load_at = r->c.checkpoints;
+    rc = dm_task_run(&r->dm_load, m, &r->dm_load_join, COLO_SECONDARY_E_DM_DONE,
+                     COLO_SECONDARY_E_DM_FAILED, r->rs.domid, &r->standby,
+                     DEVMODEL_E_LOAD_LINKED, "device model load");
+    dm_task_use_link(&r->dm_load, &r->dm_link);   /* its first command is dispatched later */
+    r->dm_load.state_fd = r->load_fd;              /* the task closes it */
+    r->load_fd = -1;
+    return rc;
+}
+
+/* Our standby could not take the state: replication ends here, as when our
+ * QEMU cannot run (the primary runs on); the outcome tells the standby's end. */
+static int colo_s_load_failed(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct colo_secondary_role *r = m->owner;
+    r->load_failed = true;
+    fsm_join_cancel(&r->rs.tasks, -ECANCELED);
+    return 0;
+}
+
+static int colo_s_adopt_start(struct fsm *m, const struct fsm_ev *ev)
+{
+    return io_work_start(m, IO_WORK_EV_FROM_FN, adopt_and_start, m->owner, "start our guest");
 }
 
 static int colo_s_start_guest(struct fsm *m, const struct fsm_ev *ev)
@@ -682,9 +827,14 @@ static int colo_s_dm_cont(struct fsm *m, const struct fsm_ev *ev)
     struct colo_secondary_role *r = m->owner;
     struct restore_role *s = &r->rs;
     r->dm_cont_start_ns = io_monotonic_ns();
-    return dm_task_run(&s->dm_cont, m, &s->dm_cont_join, COLO_SECONDARY_E_DM_DONE,
-                       COLO_SECONDARY_E_DM_FAILED, s->domid, &s->dm, DEVMODEL_E_CONT,
-                       "device model cont");
+    int rc = link_ready(r);
+    if (rc < 0)
+        return rc;
+    rc = dm_task_run(&s->dm_cont, m, &s->dm_cont_join, COLO_SECONDARY_E_DM_DONE,
+                     COLO_SECONDARY_E_DM_FAILED, s->domid, &s->dm, DEVMODEL_E_CONT,
+                     "device model cont");
+    dm_task_use_link(&s->dm_cont, &r->dm_link);   /* the loaded standby's connection */
+    return rc;
 }
 
 static int colo_s_write_resumed(struct fsm *m, const struct fsm_ev *ev)
@@ -702,6 +852,12 @@ static int colo_s_answer_postcopy(struct fsm *m, const struct fsm_ev *ev)
 {
     struct colo_secondary_role *r = m->owner;
     io_helper_reply(&r->rs.mem.helper, 1);
+    /* The next checkpoint's standby QEMU starts (write_resumed): our link
+     * connects to it now, while our guest runs, not in the next pause. One
+     * that fails is opened again, and reported, by that load. */
+    if (r->standby.present && r->standby.alive && be_of(r)->ops->dm_adopt_standby &&
+        link_ready(r) == 0)
+        dm_link_point(&r->dm_link, m->sched, "qmp[standby]", r->standby.qmp_path);
     return 0;
 }
 
@@ -788,6 +944,9 @@ static int colo_s_fence(struct fsm *m, const struct fsm_ev *ev)
 
 static int colo_s_take_over(struct fsm *m, const struct fsm_ev *ev)
 {
+    struct colo_secondary_role *r = m->owner;
+    if (r->dm_link.owner)   /* a standby's monitor serves one client: the backend's load */
+        dm_link_drop(&r->dm_link);
     disk_end_job(m->owner, ev);
     return io_work_start(m, IO_WORK_EV_FROM_FN, take_over, m->owner, "take over");
 }
@@ -894,6 +1053,8 @@ static void colo_secondary_free(struct ls_op *op)
     free(r->rs.config_json);
     free(r->rs.emulator_context);
     free(r->applied_dm);
+    if (r->load_fd >= 0)
+        close(r->load_fd);
     free(r);
 }
 
@@ -926,6 +1087,7 @@ int colo_secondary_role_start(struct ls_ctx *ctx, const struct ls_colo_secondary
     }
     r->c.is_secondary = true;
     r->c.trigger_fd = r->c.stop_fd = -1;
+    r->load_fd = -1;
     r->op = (struct ls_op){ .ctx = ctx, .root = &r->m, .done = done, .data = data,
                             .free_role = colo_secondary_free, .colo = &r->c };
     if (!r->opts.timeout_ms)

@@ -150,30 +150,26 @@ static void link_forget_fd(struct dm_link *l)
 static void link_done(struct qmp_conn *c, int rc, const struct ls_errbuf *err, void *data)
 {
     struct dm_link *l = data;
-    l->qmp = NULL;
-    link_forget_fd(l);   /* QEMU dropped the fdset with its last monitor */
-    if (l->closing)
+    l->live--;
+    if (l->qmp == c) {   /* not one dropped for another QEMU's */
+        l->qmp = NULL;
+        link_forget_fd(l);   /* QEMU dropped the fdset with its last monitor */
+    }
+    if (l->closing && !l->live)
         fsm_undo_complete(l->owner);
 }
 
 static int link_close_undo(struct fsm *m, void *obj)
 {
     struct dm_link *l = obj;
-    if (!l->qmp) {
+    if (!l->live) {
         link_forget_fd(l);
         return 0;
     }
     l->closing = true;
-    qmp_conn_close(l->qmp);
+    if (l->qmp)
+        qmp_conn_close(l->qmp);   /* dropped ones are closing already */
     return FSM_UNDO_PENDING;
-}
-
-int dm_link_defer_close(struct dm_link *l, struct fsm *owner)
-{
-    l->owner = owner;
-    l->state_fd = l->state_wfd = -1;
-    l->fdset_id = -1;
-    return fsm_defer(owner, link_close_undo, l, "QMP connection to the device model");
 }
 
 /* QEMU emits STOP only when a running VM stops: before a stop's reply, it
@@ -182,6 +178,51 @@ static void link_on_stop(struct qmp_conn *c, const struct qmp_event *ev, void *d
 {
     struct dm_link *l = data;
     l->saw_stop = true;
+}
+
+void dm_link_drop(struct dm_link *l);
+
+static int link_open(struct dm_link *l, struct fsm_sched *sched, const char *name,
+                     const char *path)
+{
+    if (l->qmp && strcmp(l->path, path) != 0)   /* another QEMU's (replaced since) */
+        dm_link_drop(l);
+    if (l->qmp)
+        return 0;
+    struct qmp_conn_opts o = {
+        .name = name, .setup_timeout_ms = DM_SETUP_TIMEOUT_MS, .cmd_timeout_ms = DM_CMD_TIMEOUT_MS,
+        .done = link_done, .data = l, .retry_connect = l->retry_connect,
+    };
+    int rc = qmp_conn_open_unix((struct io_sched *)sched, path, &o, &l->qmp);
+    if (rc < 0)
+        return rc;
+    l->live++;
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    link_forget_fd(l);   /* a new connection: nothing registered on it yet */
+    return qmp_subscribe(l->qmp, "STOP", link_on_stop, l) < 0 ? -ENOMEM : 0;
+}
+
+void dm_link_drop(struct dm_link *l)
+{
+    if (!l->qmp)
+        return;
+    qmp_conn_close(l->qmp);
+    l->qmp = NULL;
+    link_forget_fd(l);
+}
+
+int dm_link_point(struct dm_link *l, struct fsm_sched *sched, const char *name,
+                  const char *path)
+{
+    return l->closing ? -ESHUTDOWN : link_open(l, sched, name, path);
+}
+
+int dm_link_defer_close(struct dm_link *l, struct fsm *owner)
+{
+    l->owner = owner;
+    l->state_fd = l->state_wfd = -1;
+    l->fdset_id = -1;
+    return fsm_defer(owner, link_close_undo, l, "QMP connection to the device model");
 }
 
 void dm_task_use_link(struct dm_task *t, struct dm_link *l)
@@ -215,27 +256,23 @@ static int close_conn_undo(struct fsm *m, void *obj)
 
 static int ensure_conn(struct dm_task *t)
 {
-    if (!conn_of(t)) {
+    if (t->link) {
+        int rc = link_open(t->link, t->m.sched, t->m.name, t->qmp_path);
+        if (rc < 0)
+            return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket "
+                            "%s: %s", t->domid, t->qmp_path, strerror(-rc));
+    } else if (!t->qmp) {
         struct qmp_conn_opts o = {
             .name = t->m.name, .setup_timeout_ms = DM_SETUP_TIMEOUT_MS,
-            .cmd_timeout_ms = DM_CMD_TIMEOUT_MS, .done = t->link ? link_done : conn_done,
-            .data = t->link ? (void *)t->link : t,
+            .cmd_timeout_ms = DM_CMD_TIMEOUT_MS, .done = conn_done, .data = t,
             /* The supervisor returned once the socket accepted: no retries, so a
              * QEMU that died since is known at once. */
             .retry_connect = false,
         };
-        int rc = qmp_conn_open_unix((struct io_sched *)t->m.sched, t->qmp_path, &o,
-                                    t->link ? &t->link->qmp : &t->qmp);
+        int rc = qmp_conn_open_unix((struct io_sched *)t->m.sched, t->qmp_path, &o, &t->qmp);
         if (rc < 0)
             return fsm_fail(&t->m, rc, "device model of domain %u: cannot open its QMP socket "
                             "%s: %s", t->domid, t->qmp_path, strerror(-rc));
-        if (t->link) {
-            link_forget_fd(t->link);   /* a new connection: nothing registered on it yet */
-            rc = qmp_subscribe(t->link->qmp, "STOP", link_on_stop, t->link);
-            if (rc < 0)
-                return fsm_fail(&t->m, rc, "device model of domain %u: watching its STOP "
-                                "events: %s", t->domid, strerror(-rc));
-        }
     }
     if (t->undo_set)
         return 0;
@@ -286,13 +323,21 @@ static void on_fd_added(struct qmp_conn *c, const struct qmp_reply *r, void *d) 
 static void on_saved(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_STATE_SAVED); }
 static void on_fd_removed(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_FD_REMOVED); }
 static void on_continued(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_CONTINUED); }
+static void on_fd_got(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_FD_GOT); }
+static void on_incoming(struct qmp_conn *c, const struct qmp_reply *r, void *d) { on_reply(c, r, d, DEVMODEL_E_INCOMING); }
 
 static void fault_kill(struct dm_task *t, const char *cmd)
 {
 #ifdef LOCKSTEP_FAULT_HOOKS
-    static unsigned sent;
+    static unsigned sent, named;
     const char *at = getenv("LOCKSTEP_DM_FAULT_KILL");
-    if (!at || !*at || (unsigned)atoi(at) != ++sent || t->pid <= 0)
+    if (!at || !*at)
+        return;
+    /* "N": the N-th command of any kind; "CMD:N": the N-th CMD. */
+    const char *colon = strchr(at, ':');
+    bool mine = !colon || ((size_t)(colon - at) == strlen(cmd) && !strncmp(at, cmd, strlen(cmd)));
+    if (!mine || (unsigned)atoi(colon ? colon + 1 : at) != (colon ? ++named : ++sent) ||
+        t->pid <= 0)
         return;
     fprintf(stderr, "lockstep: LOCKSTEP_DM_FAULT_KILL: killing QEMU pid %d before %s\n", t->pid,
             cmd);
@@ -442,6 +487,36 @@ static int dm_link_save(struct fsm *m, const struct fsm_ev *ev)
         return fsm_fail(m, -errno, "device model of domain %u: rewinding its state memfd: %s",
                         t->domid, strerror(errno));
     return dm_save_state(m, ev);
+}
+
+#define DM_LOAD_FDNAME "lockstep-state"
+
+/* LOAD_LINKED: the state's fd to the standby, under a name migrate-incoming
+ * takes (getfd's names are its monitor's: the same connection follows). */
+static int dm_link_getfd(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct dm_task *t = m->owner;
+    if (!t->link || t->state_fd < 0)
+        return fsm_fail(m, -EINVAL, "device model of domain %u: a linked load with no link or "
+                        "no state", t->domid);
+    t->cmd = "getfd";
+    fault_kill(t, "getfd");
+    int rc = ensure_conn(t);
+    if (rc < 0)
+        return rc;
+    rc = qmp_getfd(conn_of(t), t->state_fd, DM_LOAD_FDNAME, on_fd_got, t);
+    t->in_flight = rc == 0;
+    if (rc < 0)
+        return fsm_fail(m, rc, "device model of domain %u: cannot send getfd: %s", t->domid,
+                        strerror(-rc));
+    return 0;
+}
+
+static int dm_link_incoming(struct fsm *m, const struct fsm_ev *ev)
+{
+    struct qmp_args *a = qmp_args_new();
+    qmp_args_str(a, "uri", "fd:" DM_LOAD_FDNAME);
+    return exec(m->owner, "migrate-incoming", a, on_incoming);
 }
 
 static int dm_remove_fd(struct fsm *m, const struct fsm_ev *ev)

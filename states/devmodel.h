@@ -24,7 +24,10 @@ struct ls_backend;
  * ended (QEMU died) is opened again by the next job, which then fails. */
 struct dm_link {
     struct fsm *owner;
-    struct qmp_conn *qmp;
+    struct qmp_conn *qmp;          /* the connection in use, or NULL */
+    char path[112];                /* the QMP socket it is (or was last) to */
+    unsigned live;                 /* connections not yet done (dropped ones end later) */
+    bool retry_connect;            /* wait for a QEMU still starting (a standby) */
     bool closing;
     /* SAVE_LINKED: the state's memfd stays registered with QEMU (fdset
      * fdset_id, -1 before the first save on this connection): state_fd is
@@ -48,7 +51,8 @@ struct dm_task {
     bool in_flight;                /* a command awaits its reply */
     const char *cmd;               /* the command in flight, for errors */
     struct ls_errbuf qmp_err;      /* why the last command failed */
-    int state_fd;                  /* SAVE: the memfd QEMU writes into, or -1 */
+    int state_fd;                  /* SAVE: the memfd QEMU writes into; LOAD_LINKED: the
+                                      state to send (the owner's, closed at the end); or -1 */
     long long fdset_id;
     unsigned status_queries;       /* CHECK: query-status sent so far */
     char status[32];               /* the last query-status answer */
@@ -78,6 +82,15 @@ void dm_task_use_link(struct dm_task *t, struct dm_link *l);
  * end) and the state's fds; before the jobs' joins, so that it runs after
  * them. Call it once, before l's first job: it sets l up. */
 int dm_link_defer_close(struct dm_link *l, struct fsm *owner);
+/* Aim l at the QEMU whose QMP socket is path (a COLO secondary's standby,
+ * while its guest runs): a connection to another QEMU is dropped (it ends on
+ * its own), and one to this QEMU opened now, so that a job later finds it
+ * set up. A connection that fails meanwhile is opened again by that job,
+ * which then fails with QEMU's reason. Returns 0 or the open's error. */
+int dm_link_point(struct dm_link *l, struct fsm_sched *sched, const char *name,
+                  const char *path);
+/* Drop l's connection (it ends on its own; a later job opens a new one). */
+void dm_link_drop(struct dm_link *l);
 
 /* Where its QEMU logs: a failure then ends with QEMU's last lines, read
  * before the teardown can remove the domain's directory with them. */
@@ -85,7 +98,7 @@ void dm_task_set_log(struct dm_task *t, const char *log_path);
 
 /* Tests: LOCKSTEP_DM_FAULT_KILL=N makes the process's N-th QMP command to a
  * device model go to a QEMU that was SIGKILLed just before it is sent (its
- * peer dying at that step, as a crash would). Only in builds with
+ * peer dying at that step, as a crash would); =CMD:N its N-th CMD (cont:3). Only in builds with
  * -DLOCKSTEP_FAULT_HOOKS=ON: a release build never reads the variable. */
 
 /* True when a device state is QEMU's (a savevm image: "QEVM", version 3),

@@ -187,6 +187,7 @@ struct simp_dm_start {
 #define SIMP_DM_INFO_STANDBY 1u
 #define SIMP_DM_STANDBY_START   0u
 #define SIMP_DM_STANDBY_DISCARD 1u
+#define SIMP_DM_STANDBY_ADOPT   2u   /* the client loaded it over its QMP: it replaces the dm */
 
 struct simp_dominfo {
     uint32_t domid;

@@ -833,16 +833,9 @@ static int sim_create_for_restore(struct ls_backend *be, const struct ls_domain_
 
 /* ---- device models -------------------------------------------------------- */
 
-/* which: SIMP_DM_INFO_CURRENT or _STANDBY. */
-static int dm_info_of(struct ls_backend *be, uint32_t domid, unsigned which,
-                      struct ls_dm_info *out, struct ls_errbuf *e)
+/* A dm-info reply (r, n bytes, freed here) as ls_dm_info. */
+static int dm_info_parse(uint8_t *r, uint32_t n, struct ls_dm_info *out, struct ls_errbuf *e)
 {
-    uint8_t *r;
-    uint32_t n;
-    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, which, 0, NULL, 0, &r, &n, NULL, 0, NULL,
-                     e);
-    if (rc < 0)
-        return rc;
     struct simp_dm_info s;
     if (n != sizeof(s)) {
         free(r);
@@ -863,6 +856,17 @@ static int dm_info_of(struct ls_backend *be, uint32_t domid, unsigned which,
     snprintf(out->log_path, sizeof(out->log_path), "%.*s", (int)sizeof(s.log_path) - 1, s.log_path);
     snprintf(out->qemu, sizeof(out->qemu), "%.*s", (int)sizeof(s.qemu) - 1, s.qemu);
     return 0;
+}
+
+/* which: SIMP_DM_INFO_CURRENT or _STANDBY. */
+static int dm_info_of(struct ls_backend *be, uint32_t domid, unsigned which,
+                      struct ls_dm_info *out, struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_INFO, domid, which, 0, NULL, 0, &r, &n, NULL, 0, NULL,
+                     e);
+    return rc < 0 ? rc : dm_info_parse(r, n, out, e);
 }
 
 static int sim_dm_info_op(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
@@ -1002,6 +1006,16 @@ static int sim_dm_discard_standby(struct ls_backend *be, uint32_t domid, struct 
 {
     return sim_rpc(sim_of(be), SIMP_OP_DM_STANDBY, domid, SIMP_DM_STANDBY_DISCARD, 0, NULL, 0,
                    NULL, NULL, NULL, 0, NULL, e);
+}
+
+static int sim_dm_adopt_standby(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                                struct ls_errbuf *e)
+{
+    uint8_t *r;
+    uint32_t n;
+    int rc = sim_rpc(sim_of(be), SIMP_OP_DM_STANDBY, domid, SIMP_DM_STANDBY_ADOPT, 0, NULL, 0,
+                     &r, &n, NULL, 0, NULL, e);
+    return rc < 0 ? rc : dm_info_parse(r, n, out, e);
 }
 
 static int sim_dm_load_checkpoint(struct ls_backend *be, uint32_t domid, int state_fd,
@@ -1336,6 +1350,8 @@ static const struct ls_backend_ops sim_ops = {
     .dm_stop = sim_dm_stop,
     .dm_prepare_standby = sim_dm_prepare_standby,
     .dm_load_checkpoint = sim_dm_load_checkpoint,
+    .dm_standby_info = sim_dm_standby_info,
+    .dm_adopt_standby = sim_dm_adopt_standby,
     .dm_discard_standby = sim_dm_discard_standby,
     .net_attach = sim_net_attach_op,
     .net_connect = sim_net_connect_op,

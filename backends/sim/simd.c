@@ -752,6 +752,36 @@ static bool dm_standby_reaped(struct sim_domain *d, pid_t pid, int st)
     return true;
 }
 
+/* The client gave the standby its state over the standby's own QMP socket
+ * (a COLO secondary's kept connection) and saw it paused with it: the
+ * standby replaces the domain's device model, as after op_dm_load, and the
+ * reply describes it (struct simp_dm_info). The
+ * daemon cannot ask it (the client holds its only monitor): it checks it is
+ * alive, and the client answers for its state. */
+static int dm_adopt_standby(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
+                            struct ls_errbuf *e)
+{
+    if (d->standby.pid <= 0 || !d->standby.alive) {
+        char how[64];
+        return ls_err(e, -ENODEV, "dm-adopt: domain %u has no live standby device model%s%s",
+                      d->domid, d->standby.pid > 0 ? ": it " : "",
+                      d->standby.pid > 0 ? sim_dm_status_text(d->standby.wait_status, how,
+                                                              sizeof(how)) : "");
+    }
+    pid_t old = d->dm.pid > 0 && d->dm.alive ? d->dm.pid : 0;
+    sim_dm_replace(&d->dm, &d->standby);
+    d->dm_loads++;
+    logmsg("domain %u: device state %u loaded by its client into the standby device model "
+           "(pid %d), which replaces %s%.0d", d->domid, d->dm_loads, (int)d->dm.pid,
+           old ? "pid " : "no device model", (int)old);
+    struct simp_dm_info info;   /* the new device model, as DM_INFO kind 0 tells it */
+    sim_dm_describe(&d->dm, &info);
+    info.loads = d->dm_loads;
+    info.standby_pid = 0;
+    conn_set_reply(c, h, 0, &info, sizeof(info), NULL, 0);
+    return 0;
+}
+
 static int op_dm_standby(struct conn *c, const struct simp_hdr *h, struct sim_domain *d,
                          const uint8_t *p, struct ls_errbuf *e)
 {
@@ -763,8 +793,15 @@ static int op_dm_standby(struct conn *c, const struct simp_hdr *h, struct sim_do
         conn_set_reply(c, h, 0, NULL, 0, NULL, 0);
         return 0;
     }
+    if (h->kind == SIMP_DM_STANDBY_ADOPT) {
+        int rc = need_len(h, 0, e);
+        if (rc < 0)
+            return rc;
+        return dm_adopt_standby(c, h, d, e);
+    }
     if (h->kind != SIMP_DM_STANDBY_START)
-        return ls_err(e, -EINVAL, "dm-standby: unknown kind %u (0: start, 1: discard)", h->kind);
+        return ls_err(e, -EINVAL, "dm-standby: unknown kind %u (0: start, 1: discard, 2: adopt)",
+                      h->kind);
     struct simp_dm_start st;
     int rc = need_len(h, sizeof(st), e);
     if (rc < 0)

@@ -448,13 +448,14 @@ def run_qemu_dm_error(res, work, n, kill_at=4 + 3 * 2 + 1, cmd="stop", done=3):
         sec.stop()
 
 
-def run_qemu_secondary_dm_error(res, work, n):
-    """The secondary's QEMU killed just before its cont at checkpoint 3 (its only QMP
-    command a checkpoint; the load is the daemon's): replication ends there."""
+def run_qemu_secondary_dm_error(res, work, n, cmd, k):
+    """The secondary's QEMU killed just before its k-th `cmd` (each checkpoint's state
+    goes to a standby QEMU over the secondary's link: getfd, migrate-incoming,
+    query-status; then cont once it is the device model): replication ends there."""
     prim, sec = pair(work, n)
     try:
         dom, pdm = hvm_with_qemu(prim, n, 2000)
-        env = dict(traced(sec), LOCKSTEP_DM_FAULT_KILL="3")
+        env = dict(traced(sec), LOCKSTEP_DM_FAULT_KILL=f"{cmd}:{k}")
         s = Proc(["colo-secondary", "--listen", "tcp:127.0.0.1:0", "--json", "--digest",
                   "--timeout", "2"], env, name="secondary")
         m = s.wait_line(r"^listening on (\S+)", 20)
@@ -464,10 +465,10 @@ def run_qemu_secondary_dm_error(res, work, n):
                   "--timeout", "2", "--digest", "--json"], traced(prim), name="primary")
         src, prc = s.wait(60), p.wait(40)
         keep_trace(p, s)
-        what = "hvm with QEMU: the secondary's QEMU killed before checkpoint 3's cont"
+        what = f"hvm with QEMU: the secondary's QEMU killed before checkpoint {k}'s {cmd}"
         err = end_of(s).get("error") or ""
         res.check(f"{what}: the secondary fails (rc {src}) naming QEMU's reason, its copy "
-                  f"destroyed, no QEMU left", src not in (0, None) and "cont failed" in err
+                  f"destroyed, no QEMU left", src not in (0, None) and f"{cmd} failed" in err
                   and "device model of domain" in err and "killed by signal 9" in err
                   and not sec.domains()
                   and not qemus_under(sec.rundir), f"{err or s.text()[-700:]} {sec.domains()} "
@@ -583,7 +584,9 @@ def main():
             run_qemu_dm_error(res, work, n + 2)
             run_qemu_dm_error(res, work, n + 5, 4 + 3 * 2 + 2, "xen-save-devices-state")
             run_qemu_dm_error(res, work, n + 6, 1, "add-fd", 0)
-            run_qemu_secondary_dm_error(res, work, n + 3)
+            run_qemu_secondary_dm_error(res, work, n + 3, "cont", 3)
+            run_qemu_secondary_dm_error(res, work, n + 7, "getfd", 2)
+            run_qemu_secondary_dm_error(res, work, n + 8, "migrate-incoming", 3)
     except Failed as e:
         res.check("run", False, str(e))
     if os.environ.get("LOCKSTEP_BUILD_DIR"):

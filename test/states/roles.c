@@ -664,7 +664,7 @@ const char *const enum_machines[] = {
  * client driven directly takes the rest (every row, test/qmp/test_qmp_rows). */
 #define QMP_API "only the QMP client driven directly (a TCP host, connect retries, a close racing io, fsm_cancel) takes it: test/qmp/test_qmp_rows"
 #define COLO_LATER "a checkpointed stream: test_states_enum --colo (the COLO pairs) takes it"
-#define DM_LINKED "a save over an owner's kept QMP link: only the COLO primary runs one (test/colo takes these rows)"
+#define DM_LINKED "a job over an owner's kept QMP link: only the COLO roles run them with a real QEMU (test/colo takes these rows)"
 
 const char *const enum_deferred[] = {
     "migrate_send DESTROYING_SOURCE FAIL",
@@ -714,6 +714,11 @@ const char *const enum_deferred[] = {
     "devmodel LINK_ADDING_FD QMP_ERROR",
     "devmodel LINK_STOPPING QMP_ERROR",
     "devmodel LINK_SAVING QMP_ERROR",
+    "devmodel IDLE LOAD_LINKED",
+    "devmodel LINK_GETTING_FD FD_GOT",
+    "devmodel LINK_INCOMING INCOMING",
+    "devmodel LINK_GETTING_FD QMP_ERROR",
+    "devmodel LINK_INCOMING QMP_ERROR",
     NULL,
 };
 const char *const enum_deferred_why[] = {
@@ -756,6 +761,11 @@ const char *const enum_deferred_why[] = {
     COLO_LATER,
     COLO_LATER,
     COLO_LATER,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
+    DM_LINKED,
     DM_LINKED,
     DM_LINKED,
     DM_LINKED,
