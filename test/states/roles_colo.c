@@ -280,6 +280,7 @@ const char *const enum_deferred_colo[] = {
     "colo_primary RESUMING PROXY_FAILED",
     "colo_primary REMUS_RESUMING PROXY_FAILED",
     "colo_primary SAVING_DM PROXY_FAILED",
+    "colo_primary SAVING_DM_SVM_READ PROXY_FAILED",
     "colo_primary REMUS_SAVING_DM PROXY_FAILED",
     "colo_primary CONTINUING_DM PROXY_FAILED",
     "colo_primary REMUS_CONTINUING_DM PROXY_FAILED",
@@ -566,6 +567,7 @@ const char *const enum_deferred_colo[] = {
     NULL,
 };
 const char *const enum_deferred_colo_why[] = {
+    COLO_PROXY,
     COLO_PROXY,
     COLO_PROXY,
     COLO_PROXY,
