@@ -500,20 +500,14 @@ static int keep_paused(void *arg, int cancel_fd, struct ls_errbuf *err)
     return be->ops->set_guard ? be->ops->set_guard(be, r->rs.domid, LS_GUARD_NONE, err) : 0;
 }
 
-/* The standby as its end left it: one that exited is awaited (up to a
- * second) until the backend has reaped it, so its fate is the one it met. */
+/* The standby as its end left it (one that exited, once the backend reaped
+ * it), so the fate the outcome tells is the one it met. */
 static bool standby_settled(struct colo_secondary_role *r, struct ls_dm_info *out)
 {
-    struct ls_backend *be = be_of(r);
     struct ls_errbuf why;
     ls_err_clear(&why);
-    int rc = be->ops->dm_standby_info(be, r->rs.domid, out, &why);
-    for (int i = 0; rc == 0 && out->present && out->alive && i < 50; i++) {
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-        rc = be->ops->dm_standby_info(be, r->rs.domid, out, &why);
-    }
-    return rc == 0 && out->present && !out->alive;
+    return dm_settled(be_of(r), r->rs.domid, be_of(r)->ops->dm_standby_info, out, &why) == 0 &&
+           out->present && !out->alive;
 }
 
 static int destroy_copy(void *arg, int cancel_fd, struct ls_errbuf *err)

@@ -91,17 +91,23 @@ static bool exited(int pid)
     return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
 }
 
+int dm_settled(struct ls_backend *be, uint32_t domid, dm_info_fn *info, struct ls_dm_info *out,
+               struct ls_errbuf *err)
+{
+    int rc = info(be, domid, out, err);
+    for (int i = 0; rc == 0 && out->present && out->alive && out->pid > 0 && exited(out->pid) &&
+                    i < 150; i++) {   /* 3 s: a loaded host's daemon reaps late */
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        rc = info(be, domid, out, err);
+    }
+    return rc;
+}
+
 int dm_info_settled(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
                     struct ls_errbuf *err)
 {
-    int rc = be->ops->dm_info(be, domid, out, err);
-    for (int i = 0; rc == 0 && out->present && out->alive && out->pid > 0 && exited(out->pid) &&
-                    i < 50; i++) {
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-        rc = be->ops->dm_info(be, domid, out, err);
-    }
-    return rc;
+    return dm_settled(be, domid, be->ops->dm_info, out, err);
 }
 
 void dm_task_set_log(struct dm_task *t, const char *log_path)

@@ -111,10 +111,15 @@ void dm_append_fate(struct ls_errbuf *e, const struct ls_dm_info *dm);
 
 /* The backend's dm_info for the end of a role, once settled: a QEMU that
  * has exited (a zombie, or gone) but is not yet reaped by whoever started it
- * is waited for, up to a second, so the fate the error tells is the one it
+ * is waited for, up to 3 s, so the fate the error tells is the one it
  * met, not "running". Blocking: for the threadpool. */
 int dm_info_settled(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
                     struct ls_errbuf *err);
+/* The same through info (the backend's dm_info or dm_standby_info). */
+typedef int dm_info_fn(struct ls_backend *be, uint32_t domid, struct ls_dm_info *out,
+                       struct ls_errbuf *err);
+int dm_settled(struct ls_backend *be, uint32_t domid, dm_info_fn *info, struct ls_dm_info *out,
+               struct ls_errbuf *err);
 
 /* A device state's digest for comparing the two sides of a checkpoint: 16
  * lowercase hex digits (FNV-1a 64 over its bytes) and a NUL. Not
