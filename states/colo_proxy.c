@@ -107,6 +107,8 @@ static int buf_add(struct px_buf *b, const void *data, size_t n)
 
 static void buf_drop(struct px_buf *b, size_t n)
 {
+    if (n == 0)
+        return;   /* a buffer never filled has no memory: memmove(NULL, ...) is undefined */
     memmove(b->p, b->p + n, b->len - n);
     b->len -= n;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fsm/fsm.h"
@@ -483,6 +484,75 @@ static int fb_dm_stop(struct ls_backend *be, uint32_t domid, struct ls_errbuf *e
     return 0;
 }
 
+/* A guest's disks are drives of the scripted QEMU (its device model may be
+ * the stand-in): their QMP socket is the peer's. */
+static int fb_disk_info(struct ls_backend *be, uint32_t domid, struct ls_disk_info *out,
+                        struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "disk_info", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    if (!d->disks || !fb->peer)
+        return ls_err(err, -ENODEV, "fake backend: domain %u has no disk", domid);
+    *out = (struct ls_disk_info){ .ndisks = d->disks };
+    snprintf(out->qmp_path, sizeof(out->qmp_path), "%s", fb->peer->path);
+    return 0;
+}
+
+static int fb_disk_attach(struct ls_backend *be, uint32_t domid, const char *path,
+                          unsigned format, bool replica, struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "disk_attach", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    if (!fb->peer || d->type != LS_GUEST_HVM)
+        return ls_err(err, -ENODEV, "fake backend: domain %u has no QEMU for %s", domid, path);
+    d->disks++;
+    return 0;
+}
+
+/* A guest's network: a SOCK_SEQPACKET pair whose guest end stays silent
+ * (no frame) until the run ends; a new attach cuts the previous reader off. */
+static int fb_net_attach(struct ls_backend *be, uint32_t domid, int *fd, struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "net_attach", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    int sv[2];
+    if (fb->nnet == sizeof(fb->net_fd) / sizeof(fb->net_fd[0]))
+        return ls_err(err, -EMFILE, "fake backend: domain %u: too many network attaches", domid);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ls_err(err, -errno, "fake backend: socketpair: %s", strerror(errno));
+    fb->net_fd[fb->nnet++] = sv[1];
+    *fd = sv[0];
+    return 0;
+}
+
+static int fb_net_connect(struct ls_backend *be, uint32_t domid, const char *path,
+                          struct ls_errbuf *err)
+{
+    struct fake_backend *fb = fb_of(be);
+    struct fb_dom *d;
+    int rc = point(fb, "net_connect", err);
+    if (rc < 0 || (rc = dom_or_err(fb, domid, &d, err)) < 0)
+        return rc;
+    return access(path, F_OK) == 0 ? 0
+                                   : ls_err(err, -ENOENT, "fake backend: no world at %s", path);
+}
+
+void fake_backend_close_net(struct fake_backend *fb)
+{
+    for (unsigned i = 0; i < fb->nnet; i++)
+        close(fb->net_fd[i]);
+    fb->nnet = 0;
+}
+
 static const struct ls_backend_ops fake_ops = {
     .name = "fake",
     .close = fb_close,
@@ -502,6 +572,10 @@ static const struct ls_backend_ops fake_ops = {
     .dm_info = fb_dm_info,
     .dm_start_incoming = fb_dm_start_incoming,
     .dm_stop = fb_dm_stop,
+    .disk_info = fb_disk_info,
+    .disk_attach = fb_disk_attach,
+    .net_attach = fb_net_attach,
+    .net_connect = fb_net_connect,
 };
 
 void fake_backend_init(struct fake_backend *fb)

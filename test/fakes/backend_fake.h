@@ -44,6 +44,7 @@ struct fb_dom {
     bool created_by_restore;
     bool memory_restored;          /* restore_memory ran to its end into it */
     bool qemu;                     /* HVM: its device model is the scripted QEMU (fb->peer) */
+    unsigned disks;                /* HVM: its disks lsdisk0..N-1, served by the scripted QEMU */
     unsigned suspends, resumes, unpauses;
     /* checkpointed streams: checkpoints applied whole into it (restore), and
      * whether it ran while it held none (a restored copy started early) */
@@ -70,7 +71,11 @@ struct fake_backend {
     const char *refuse;
     /* the QEMU of the domains marked qemu (dm_info, dm_start_incoming) */
     struct qmp_peer *peer;
-    /* the memory tasks' behaviour */
+    /* net_attach: the guest's ends of the network sockets it gave (the
+     * guest sends no frame), closed by fake_backend_close_net */
+    int net_fd[4];
+    unsigned nnet;
+        /* the memory tasks' behaviour */
     unsigned precopy_rounds_asked; /* precopy_policy calls seen */
 };
 
@@ -81,6 +86,8 @@ struct fb_dom *fake_backend_add(struct fake_backend *fb, uint32_t domid,
 struct fb_dom *fake_backend_dom(struct fake_backend *fb, uint32_t domid);
 /* A scripted peer's answer as the next point (name copied): its script. */
 enum fb_answer fake_backend_peer_point(struct fake_backend *fb, const char *name);
+/* Close the guest's ends of the networks net_attach gave. */
+void fake_backend_close_net(struct fake_backend *fb);
 /* "name name ..." of the points reached, for trace tests. */
 void fake_backend_points(const struct fake_backend *fb, char *buf, size_t len);
 

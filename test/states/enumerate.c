@@ -39,6 +39,7 @@ struct disp {
     int next;                /* the state entered (the same one when the action failed) */
     int rc;                  /* the action's result */
     int state, event;        /* for a hole's report */
+    int owner_state;         /* the owner's role machine's state after it, -1: not known */
 };
 
 struct run {
@@ -54,6 +55,8 @@ struct run {
 static uint64_t owner_cancel_seq[2];
 static bool owner_cancel_fired, owner_cancel_due;
 static struct enum_env *run_env;
+static int owner_state;          /* the owner's role machine's state so far, -1: not known */
+static int owner_def = -1;       /* its machine (fsm_all_defs), -1: none */
 static void (*owner_act)(struct ls_op *op);   /* the scenario's, or NULL: ls_op_cancel */
 
 static void owner_cancel(struct ls_op *op)
@@ -94,11 +97,13 @@ static void capture(const struct fsm_trace_rec *r, void *data)
             abort();
     }
     int di = def_index(def);
+    if (run_env && run_env->op && r->m == run_env->op->root)
+        owner_state = name_index(def->state_names, def->nstates, r->next);
     run->d[run->n++] = (struct disp){
         .seq = r->seq, .def = di, .row = row && !r->hole ? (int)(row - def->rows) : -1,
         .action = row && !r->hole && row->kind == FSM_CELL_ROW && !fsm_row_nofail(def, row),
         .next = name_index(def->state_names, def->nstates, r->next), .rc = r->rc,
-        .state = s, .event = e,
+        .state = s, .event = e, .owner_state = owner_state,
     };
     if (di >= 0 && row && !r->hole) {
         if (!taken[di]) {
@@ -259,6 +264,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         owner_cancel_seq[i] = p->cancel_seq[i];
     owner_cancel_fired = owner_cancel_due = false;
     run_env = &env;
+    owner_state = -1;
     fake_backend_init(&env.fb);
     env.injected = p->fail_seq[0] != 0;
     if (p->point)
@@ -285,6 +291,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
         fake_exec_park_polls(true);
     }
     owner_act = env.owner_act;
+    owner_def = env.op ? def_index(env.op->root->def) : -1;
     if (rc < 0) {
         enum_problem(&env, "the role did not start: %s", err.msg);
     } else {
@@ -326,6 +333,7 @@ static bool run_once(const struct enum_scenario *sc, const struct plan *p, struc
     for (int i = 0; i < 4; i++)
         if (env.fd[i] >= 0)
             close(env.fd[i]);
+    fake_backend_close_net(&env.fb);
     if (env.has_qemu)
         qmp_peer_close(&env.qemu);
     unsigned fds_after = count_fds();
@@ -450,13 +458,14 @@ static bool keyset_add(struct keyset *s, uint64_t k)
 static uint64_t row_key(const struct disp *d) { return (uint64_t)(d->def + 1) << 16 | (uint64_t)d->row; }
 
 struct walk {
-    uint64_t rng;                  /* xorshift64, seeded from the scenario's name */
+    uint64_t rng;                  /* xorshift64, seeded from the seed and the scenario's name */
     const struct enum_scenario *sc;
     struct enum_stats *st;
     const struct fsm_def *swap_from, *swap_to;
     struct keyset first_fail, first_cancel, second, second_cancel;
     struct run run, scratch;
     struct fake_backend fb;
+    bool one_order;                /* the scenario walks FIFO only (enum_env.one_order) */
 };
 
 static bool walk_run(struct walk *w, const struct plan *p, struct run *out)
@@ -468,11 +477,36 @@ static bool walk_run(struct walk *w, const struct plan *p, struct run *out)
     return ok;
 }
 
-/* Walk this second failure? Always, unless the scenario samples them. */
-static bool sampled(struct walk *w)
+/* Would a run take (machine, state, event) of fsm_all_defs[def], a row no
+ * run took yet? Each such row is predicted once: a run that did not take
+ * it after all does not make every later one like it walked too. */
+static struct keyset predicted;
+
+static bool row_new(int def, int state, const char *event)
+{
+    if (def < 0 || state < 0)
+        return false;
+    const struct fsm_def *d = fsm_all_defs[def];
+    int e = name_index(d->event_names, d->nevents, event);
+    const struct fsm_row *row = e >= 0 ? fsm_def_lookup(d, state, e) : NULL;
+    if (!row || (taken[def] && taken[def][row - d->rows]))
+        return false;
+    return keyset_add(&predicted, (uint64_t)(def + 1) << 16 | (uint64_t)(row - d->rows));
+}
+
+/* Walk this second failure? Always, unless the scenario samples them; a
+ * sampled scenario still walks every one that would take a row no run took
+ * yet (new, predicted from the run: a failed action's FAIL comes in its
+ * state, the owner's cancel in the role's), so sampling leaves out only
+ * rows already faulted. */
+static bool sampled(struct walk *w, bool is_new)
 {
     if (w->sc->sample_second <= 1)
         return true;
+    if (is_new) {
+        w->st->row_guided++;
+        return true;
+    }
     w->rng ^= w->rng << 13;
     w->rng ^= w->rng >> 7;
     w->rng ^= w->rng << 17;
@@ -499,14 +533,16 @@ static void second_failures(struct walk *w, const struct plan *p, const struct r
             continue;
         /* the owner cancelling anywhere on the failure path */
         if (!p->cancel_seq[1] && d->seq != p->cancel_seq[0] &&
-            keyset_add(&w->second_cancel, first_key * 1000003u + row_key(d)) && sampled(w)) {
+            keyset_add(&w->second_cancel, first_key * 1000003u + row_key(d)) &&
+            sampled(w, row_new(owner_def, d->owner_state, owner_act ? "FAILOVER" : "CANCEL"))) {
             struct plan q = *p;
             q.cancel_seq[p->cancel_seq[0] ? 1 : 0] = d->seq;
             walk_run(w, &q, &w->scratch);
         }
         if (d->seq == after || !d->action || d->seq == p->fail_seq[0] || p->fail_seq[1])
             continue;
-        if (!keyset_add(&w->second, first_key * 1000003u + row_key(d)) || !sampled(w))
+        if (!keyset_add(&w->second, first_key * 1000003u + row_key(d)) ||
+            !sampled(w, row_new(d->def, d->state, "FAIL")))
             continue;
         struct plan q = *p;
         q.fail_seq[p->fail_seq[0] ? 1 : 0] = d->seq;
@@ -526,8 +562,24 @@ static uint64_t landing_key(const struct run *r, uint64_t after, uint64_t tag)
     return tag;
 }
 
+/* Where backend point pt of base run b was reached: the last row
+ * dispatched before it and the point's name. Two answers of the scripted
+ * QEMU alike there (a per-disk command's second disk) are one situation
+ * for the roles. */
+static uint64_t point_key(const struct run *b, const struct fake_backend *fb, unsigned pt)
+{
+    uint64_t k = 0xcbf29ce484222325ull;
+    for (const char *c = fb->point_name[pt]; c && *c; c++)
+        k = (k ^ (uint8_t)*c) * 0x100000001b3ull;
+    for (size_t i = b->n; i-- > 0;)
+        if (b->d[i].seq <= fb->point_seq[pt] && b->d[i].row >= 0)
+            return k * 1000003u + row_key(&b->d[i]);
+    return k;
+}
+
 static void walk_order(struct walk *w, enum fake_exec_order order)
 {
+    struct keyset points_seen = { 0 };
     struct plan base = { .order = order };
     struct run b = { 0 };
     if (!walk_run(w, &base, &b)) {
@@ -535,6 +587,8 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
         return;
     }
     struct fake_backend base_fb = w->fb;
+    bool points_once = last_env->peer_points_once;
+    w->one_order = last_env->one_order;
     unsigned base_steps = w_steps;
     for (size_t i = 0; i < b.n; i++) {
         const struct disp *d = &b.d[i];
@@ -569,6 +623,11 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
         second_failures(w, &p, &w->run, 1, landing_key(&w->run, cancel_step_seq, 0xcb000000u));
     }
     for (unsigned pt = 1; pt <= base_fb.npoints; pt++) {
+        if (points_once && base_fb.point_peer[pt] &&
+            !keyset_add(&points_seen, point_key(&b, &base_fb, pt))) {
+            w->st->points_alike++;
+            continue;
+        }
         struct plan p = { .order = order, .point = pt, .answer = FB_FAIL };
         walk_run(w, &p, &w->run);
         second_failures(w, &p, &w->run, base_fb.point_seq[pt],
@@ -589,17 +648,21 @@ static void walk_order(struct walk *w, enum fake_exec_order order)
         }
     }
     free(b.d);
+    free(points_seen.k);
 }
+
+uint64_t enum_seed;
 
 void enum_scenario_walk(const struct enum_scenario *sc, struct enum_stats *st,
                         const struct fsm_def *swap_from, const struct fsm_def *swap_to)
 {
     struct walk w = { .sc = sc, .st = st, .swap_from = swap_from, .swap_to = swap_to,
-                      .rng = 0x9e3779b97f4a7c15ull };
+                      .rng = 0x9e3779b97f4a7c15ull ^ enum_seed };
     for (const char *c = sc->name; *c; c++)   /* FNV-1a of the name */
         w.rng = (w.rng ^ (uint8_t)*c) * 0x100000001b3ull;
     walk_order(&w, FAKE_EXEC_FIFO);
-    walk_order(&w, FAKE_EXEC_LIFO);
+    if (!w.one_order)
+        walk_order(&w, FAKE_EXEC_LIFO);
     free(w.first_fail.k);
     free(w.first_cancel.k);
     free(w.second.k);

@@ -54,6 +54,13 @@ struct enum_env {
     /* Set by start: the owner's "cancel" at every point of the walk, in
      * place of ls_op_cancel (a COLO secondary's manual failover). */
     void (*owner_act)(struct ls_op *op);
+    /* Set by start: the scripted QEMU's answers are walked once per (name,
+     * row dispatched before it): a pair's disk jobs, each of whose answers
+     * the colo_disk/ scenarios walk alone. */
+    bool peer_points_once;
+    /* Set by start: workers are advanced oldest-first only (the racing
+     * completions' other order is left to the scenarios without it). */
+    bool one_order;
 };
 
 /* Give the run a scripted QEMU (status "running", "paused", ...) on a uv
@@ -68,8 +75,9 @@ struct enum_scenario {
     /* The role's invariants: enum_problem() for each one broken. */
     void (*check)(struct enum_env *env);
     /* > 1: walk 1 in N of the second failures and cancels, picked by a
-     * PRNG seeded with the scenario's name (the same ones every run), to
-     * keep the whole walk under 30 s; first failures are all walked. */
+     * PRNG seeded with enum_seed and the scenario's name (the same ones
+     * every run), and every one that would take a row no run took yet; to
+     * keep the whole walk near 30 s of CPU. First failures are all walked. */
     unsigned sample_second;
     const void *arg;               /* what start is given: the scenario's case */
 };
@@ -84,7 +92,13 @@ ls_op_done_fn enum_on_done, enum_on_done2;
 
 struct enum_stats {
     unsigned runs, failed_runs, skipped;   /* skipped: second failures not sampled */
+    unsigned points_alike;                 /* QEMU answers alike to one walked (peer_points_once) */
+    unsigned row_guided;                   /* sampled out, walked for a row no run took yet */
 };
+
+/* Mixed into every scenario's sampling PRNG (with its name): 0 by default,
+ * printed by the report, set by test_states_enum --seed to replay a run. */
+extern uint64_t enum_seed;
 
 /* Walk one scenario; failures are printed (each with its run's rows) and
  * counted. With swap_from/swap_to, machines of swap_from run swap_to's
@@ -95,7 +109,7 @@ void enum_scenario_walk(const struct enum_scenario *sc, struct enum_stats *st,
 /* One run for a trace test: backend point `point` (0: none) answers
  * `answer`; the dispatches as "machine:STATE.EVENT/action>NEXT" tokens. */
 struct enum_trace {
-    char trace[8192];
+    char trace[16384];
     char points[512];             /* the backend points reached, in order */
     int rc;
     char msg[LS_ERRBUF_LEN + 256];

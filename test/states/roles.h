@@ -24,7 +24,9 @@ extern const struct enum_scenario enum_rcv_go, enum_rcv_go_paused, enum_rcv_no_g
 
 /* roles_colo.c: a COLO/Remus primary and secondary against each other. */
 extern const struct enum_scenario enum_colo_pv, enum_colo_pv_sec, enum_colo_pv_failover,
-    enum_remus_hvm, enum_remus_pv_sec, enum_colo_host_dies, enum_colo_fence_refused;
+    enum_remus_hvm, enum_remus_pv_sec, enum_colo_host_dies, enum_colo_fence_refused,
+    enum_colo_disks, enum_colo_disks_sec, enum_colo_disks_failover, enum_colo_disks_host_dies,
+    enum_remus_net, enum_colo_net_failover;
 
 /* roles_colo_disk.c: each COLO disk job against the scripted QEMU. */
 extern const struct enum_scenario enum_cd_setup_secondary, enum_cd_setup_primary,

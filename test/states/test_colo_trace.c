@@ -134,6 +134,48 @@ static void test_fence_refused(void **state)
         "colo_secondary:KEEPING_PAUSED.KEPT/colo_s_outcome_fence_failed>FENCE_FAILED");
 }
 
+/* Remus with a network: the primary's buffer is cut and released at each
+ * checkpoint before the world sees a frame. The guest sends none, and an
+ * empty buffer's release once passed memmove a NULL pointer (UBSan). */
+static void test_remus_net(void **state)
+{
+    run(&enum_remus_net, 0, FB_OK);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.rc2, 0);
+    assert_in_order(
+        "colo_proxy:IDLE.START_REMUS/px_r_start>R_STARTING "
+        "colo_proxy:R_RUNNING.CUT/px_pause>R_PAUSING_CUT "
+        "colo_proxy:R_RUNNING.RELEASE/px_pause>R_PAUSING_RELEASE "
+        "colo_primary:PROXY_RELEASING_REMUS.PROXY_DONE/colo_p_remus_sent>REMUS_WAITING");
+    assert_non_null(strstr(t.points, "net_attach"));
+}
+
+/* COLO with a disk: the secondary sets its replica up before SVM_READY,
+ * the primary its NBD client before its guest runs on, later checkpoints
+ * query and checkpoint the disks, and the orderly stop tears both down. */
+static void test_colo_disks(void **state)
+{
+    run(&enum_colo_disks, 0, FB_OK);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.rc2, 0);
+    assert_in_order(
+        "colo_secondary:APPLIED.CB_POSTCOPY/colo_s_disk_checkpoint>DISK_CHECKPOINTING "
+        "colo_disk:IDLE.SETUP_SECONDARY "
+        "colo_secondary:DISK_CHECKPOINTING.DISK_DONE/colo_s_write_ready>WRITING_READY "
+        "colo_disk:IDLE.SETUP_PRIMARY "
+        "colo_primary:DISK_CHECKPOINTING.DISK_DONE/colo_p_disk_resume>RESUMING "
+        "colo_primary:AWAIT_SVM_SUSPENDED.SVM_SUSPENDED/colo_p_disk_query>DISK_QUERYING "
+        "colo_disk:IDLE.QUERY");
+    const char *const later[] = {
+        "colo_disk:IDLE.CHECKPOINT", "colo_disk:IDLE.TEARDOWN_SECONDARY",
+        "colo_primary:SETTLING_STOPPED.SETTLED/colo_p_disk_teardown>DISK_TEARING_DOWN_STOPPED",
+    };
+    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+        if (!strstr(t.trace, later[i]))
+            fail_msg("trace lacks %s", later[i]);
+    assert_non_null(strstr(t.points, "disk_attach"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +183,8 @@ int main(void)
         cmocka_unit_test(test_remus_hvm),
         cmocka_unit_test(test_host_dies),
         cmocka_unit_test(test_fence_refused),
+        cmocka_unit_test(test_remus_net),
+        cmocka_unit_test(test_colo_disks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
