@@ -134,11 +134,16 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         struct timespec ts = { timeout / 1000, (long)(timeout % 1000) * 1000000 };
         return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
     }
-    int r = poll_now(fds, n);
-    if (r != 0)
-        return r;
     w->poll_fds = fds;
     w->poll_n = n;
+    /* A child's pipe parks even when ready: whether the child wrote or
+     * exited yet is real time, and must not decide the run's order. */
+    int r = polls_pipe(w) ? 0 : poll_now(fds, n);
+    if (r != 0) {
+        w->poll_fds = NULL;
+        w->poll_n = 0;
+        return r;
+    }
     w->poll_timeout = timeout;
     w->poll_timed_out = false;
     park(w, FW_PARKED_POLL);
