@@ -100,18 +100,30 @@ check "$what: its dead QEMU is reported" [ "$(dm "$d" state)" = "killed by signa
 # ---- a fault or a cancel at each sender dispatch from the resume on -----------
 # sweep REFUSE ALL: a reference run with the receiver refusing REFUSE, then
 # each a run of its own: an injected failure at each sender dispatch from its
-# resume on (ALL=1: every machine's; else only migrate_send's own), and a
+# resume on (ALL=1: also one seeded dispatch of its children's (devmodel,
+# qmp_conn) up to QEMU's answer to the cont, and one after it, where all
+# eight took the same rows; DM_RESUME_POINTS=all: every one; else only
+# migrate_send's own), and a
 # cancel at each migrate_send dispatch from the one that reads the leave to
 # resume (or from the resume). A cancel is ignored from there on: resuming
 # and letting QEMU run are the teardown. After each: exit 1, source-runs, the
 # guest runs, and its QEMU runs or the error says it does not.
+SEED=${DM_RESUME_SEED:-20261208}
 sweep() {
   local refuse=$1 all=$2 k how err first last faults cancels
   d=$(running_hvm)
   migrate_failing "$d" "$refuse"
   first=$(awk '$1 == "fsm" && $7 == "mig_resume_source" { print $2; exit }' "$WORK/send.err")
   last=$(awk '$1 == "fsm" && $2 > 0 { n = $2 } END { print n }' "$WORK/send.err")
-  faults=" $(awk -v f="$first" -v all="$all" '$1 == "fsm" && $2 >= f && (all || $3 == "migrate_send") { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
+  faults=" $(awk -v f="$first" -v all="$all" -v every="${DM_RESUME_POINTS:-}" -v s="$SEED$refuse" '
+    $1 != "fsm" || $2 < f { next }
+    $3 == "migrate_send" || (all && every == "all") { print $2; next }
+    !all { next }
+    $3 == "devmodel" && $5 == "CONTINUING" { answered = 1 }
+    answered { b[nb++] = $2; next }
+    { a[na++] = $2 }
+    END { srand(s); if (na) print a[int(rand() * na)]; if (nb) print b[int(rand() * nb)] }' \
+    "$WORK/send.err" | sort -n | tr '\n' ' ') "
   cancels=" $(awk -v f="$first" '$1 == "fsm" && $7 == "mig_read_permission" { f = $2 }
                 $1 == "fsm" && $2 >= f && $3 == "migrate_send" { print $2 }' "$WORK/send.err" | tr '\n' ' ') "
   local bad=0 runs=0 qemu=running start
@@ -138,7 +150,8 @@ sweep() {
   SWEEP_RUNS=$runs
   return $bad
 }
-check "the receiver's restore failing: a fault at each sender dispatch from the resume on, a cancel at each of migrate_send's: exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" \
+echo "# sweep seed $SEED (DM_RESUME_SEED; DM_RESUME_POINTS=all: every dispatch)"
+check "the receiver's restore failing: a fault at each migrate_send dispatch from the resume on and at two seeded of its children's, a cancel at each of migrate_send's: exit 1, source-runs, the guest runs, its QEMU runs or the error says it does not" \
   sweep dm-load 1
 echo "  ($SWEEP_RUNS runs)"
 check "the receiver unable to start its copy: a fault and a cancel at each migrate_send dispatch from the leave to resume on: the same" \
