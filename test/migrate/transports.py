@@ -99,7 +99,8 @@ def main():
                                        ("unix", "hvm", 20000, "uniform"),
                                        ("pipe", "pv", 50000, "hotset:5"),
                                        ("pipe", "hvm", 3000, "uniform")):
-        migrate_over(kind, type_, rate, pattern)
+        # 8 MiB: every transport's rows and checks; the policy's below need 32.
+        migrate_over(kind, type_, rate, pattern, memory="8M")
 
     # --- the policy ---
     # Never converges (the guest dirties faster than a round sends): the
