@@ -697,12 +697,24 @@ enum ls_run_state sim_domain_state(const struct sim_domain *d)
     return d->paused ? LS_RUN_PAUSED : LS_RUN_RUNNING;
 }
 
+/* Every domain info call counts the frames (a client's restore fills them
+ * through its mapping, so no count can be kept): an HVM p2m is ~1M entries
+ * whatever the memory, so eight at a time, absent bytes (0xff) found as the
+ * zero bytes of the complement. */
 uint64_t sim_domain_populated(const struct sim_domain *d)
 {
-    uint64_t n = 0;
-    for (uint64_t pfn = 0; pfn < d->p2m_size; pfn++)
-        n += d->finfo[pfn] != SIMP_FRAME_ABSENT;
-    return n;
+    _Static_assert(SIMP_FRAME_ABSENT == 0xFFu, "the count below looks for 0xff bytes");
+    const uint64_t lo7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
+    uint64_t absent = 0, pfn = 0;
+    for (; pfn + 8 <= d->p2m_size; pfn += 8) {
+        uint64_t w;
+        memcpy(&w, d->finfo + pfn, sizeof(w));
+        uint64_t x = ~w;   /* an absent frame's byte is now 0 */
+        absent += (uint64_t)__builtin_popcountll(~(((x & lo7) + lo7) | x | lo7));
+    }
+    for (; pfn < d->p2m_size; pfn++)
+        absent += d->finfo[pfn] == SIMP_FRAME_ABSENT;
+    return d->p2m_size - absent;
 }
 
 bool sim_domain_is_data_page(const struct sim_domain *d, uint64_t pfn)
