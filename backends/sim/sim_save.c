@@ -5,7 +5,8 @@
  * xc_domain_save does. We never copy a page ourselves: each PAGE_DATA is its
  * headers and pfn array, then its pages straight from guest memory, by
  * sendfile from the guest's memfd a run of adjacent pages at a time (to
- * sockets, pipes and files), or by one writev of iovecs into the mapping
+ * sockets, pipes and files; a checkpointed stream's only to files), or by
+ * one writev of iovecs into the mapping
  * (to a character device such as /dev/null, which never reads them, for a
  * batch of scattered pages, where a sendfile per page would cost a syscall
  * per page, and into a file or a TCP socket from guest memory in huge pages,
@@ -652,6 +653,17 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
         (S_ISREG(st.st_mode) ||
          (S_ISSOCK(st.st_mode) && getsockopt(p->io_fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
           (domain == AF_INET || domain == AF_INET6)))) {
+        s->sendfile_off = true;
+        sim_map_populate(&s->map, MADV_POPULATE_READ);
+        s->map_populated = true;
+    }
+    /* A checkpointed stream's guest runs again after every checkpoint, and
+     * sendfile into a socket or a pipe only lends the memfd's pages: their
+     * bytes are read when the peer reads them, by then perhaps written again
+     * (a Remus secondary under load got writes made after the checkpoint it
+     * applied, issue 15). writev copies them while the guest is suspended. */
+    if (rc == 0 && !s->sendfile_off && p->stream_type != LS_STREAM_PLAIN &&
+        !S_ISREG(st.st_mode)) {
         s->sendfile_off = true;
         sim_map_populate(&s->map, MADV_POPULATE_READ);
         s->map_populated = true;
