@@ -83,6 +83,9 @@ struct ls_restore_callbacks {
 
 #define LS_SAVE_LIVE  (1u << 0)   /* XCFLAGS_LIVE */
 #define LS_SAVE_DEBUG (1u << 1)   /* XCFLAGS_DEBUG */
+/* The guest runs again once the stream is written (save --keep): its pages
+ * must be in the stream as they were, copied, not lent to a slow reader. */
+#define LS_SAVE_RESUMES (1u << 2)
 
 enum ls_stream_type { LS_STREAM_PLAIN = 0, LS_STREAM_REMUS = 1, LS_STREAM_COLO = 2 };
 

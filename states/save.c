@@ -55,7 +55,8 @@ static int save_memory_thread(struct io_helper *h, void *arg, struct ls_errbuf *
     struct save_role *r = arg;
     struct ls_save_params p = {
         .domid = r->opts.domid, .io_fd = r->opts.fd, .recv_fd = -1,
-        .flags = r->opts.live ? LS_SAVE_LIVE : 0,
+        .flags = (r->opts.live ? LS_SAVE_LIVE : 0) |
+                 (r->opts.keep_domain && !r->opts.leave_suspended ? LS_SAVE_RESUMES : 0),
         .stream_type = LS_STREAM_PLAIN, .cancel_fd = h->cancel_fd,
     };
     struct ls_save_callbacks cb = {

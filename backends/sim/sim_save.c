@@ -5,7 +5,7 @@
  * xc_domain_save does. We never copy a page ourselves: each PAGE_DATA is its
  * headers and pfn array, then its pages straight from guest memory, by
  * sendfile from the guest's memfd a run of adjacent pages at a time (to
- * sockets, pipes and files; a checkpointed stream's only to files), or by
+ * sockets, pipes and files; a checkpointed or kept guest's only to files), or by
  * one writev of iovecs into the mapping
  * (to a character device such as /dev/null, which never reads them, for a
  * batch of scattered pages, where a sendfile per page would cost a syscall
@@ -657,12 +657,14 @@ int sim_save_memory(struct ls_backend *be, const struct ls_save_params *p,
         sim_map_populate(&s->map, MADV_POPULATE_READ);
         s->map_populated = true;
     }
-    /* A checkpointed stream's guest runs again after every checkpoint, and
-     * sendfile into a socket or a pipe only lends the memfd's pages: their
-     * bytes are read when the peer reads them, by then perhaps written again
-     * (a Remus secondary under load got writes made after the checkpoint it
-     * applied, issue 15). writev copies them while the guest is suspended. */
-    if (rc == 0 && !s->sendfile_off && p->stream_type != LS_STREAM_PLAIN &&
+    /* A checkpointed stream's guest runs again after every checkpoint, as a
+     * kept one's (save --keep) after the save, and sendfile into a socket or
+     * a pipe only lends the memfd's pages: their bytes are read when the peer
+     * reads them, by then perhaps written again (a Remus secondary under load
+     * got writes made after the checkpoint it applied, issue 15). writev
+     * copies them while the guest is suspended. */
+    if (rc == 0 && !s->sendfile_off &&
+        (p->stream_type != LS_STREAM_PLAIN || (p->flags & LS_SAVE_RESUMES)) &&
         !S_ISREG(st.st_mode)) {
         s->sendfile_off = true;
         sim_map_populate(&s->map, MADV_POPULATE_READ);
