@@ -30,8 +30,8 @@ int main(int argc, char **argv)
     const char *rows_file = NULL;
     int first = 1;
     const struct enum_scenario *const *roles = enum_roles;
-    const char *const *machines = enum_machines, *const *deferred = enum_deferred,
-                      *const *deferred_why = enum_deferred_why;
+    const char *const *machines = enum_machines;
+    const struct enum_deferred *deferred = enum_deferred;
     if (argc > first + 1 && strcmp(argv[first], "--rows") == 0) {
         rows_file = argv[first + 1];
         first += 2;
@@ -40,7 +40,6 @@ int main(int argc, char **argv)
         roles = enum_roles_colo;
         machines = enum_machines_colo;
         deferred = enum_deferred_colo;
-        deferred_why = enum_deferred_colo_why;
         first++;
     }
     if (argc > first + 1 && strcmp(argv[first], "--seed") == 0) {
@@ -73,7 +72,7 @@ int main(int argc, char **argv)
         total.skipped += st.skipped;
     }
     unsigned missing = enum_report(all ? machines : (const char *const[]){ NULL }, deferred,
-                                   deferred_why, rows_file);
+                                   rows_file);
     printf("enumerator: %u runs, %u broke an invariant, %u rows neither taken nor marked, "
            "%u sampled out (--seed %" PRIu64 "), %.2f s\n", total.runs, total.failed_runs,
            missing, total.skipped, enum_seed, now_s() - t0);

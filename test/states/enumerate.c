@@ -681,21 +681,21 @@ static const char *unreachable_reason(const struct fsm_def *d, const struct fsm_
     return NULL;
 }
 
-/* The index of the row in deferred, or -1. */
-static int deferred_index(const char *const *deferred, const struct fsm_def *d,
-                          const struct fsm_row *r)
+/* Why the row is deferred, or NULL. */
+static const char *deferred_why(const struct enum_deferred *deferred, const struct fsm_def *d,
+                                const struct fsm_row *r)
 {
     char key[160];
     snprintf(key, sizeof(key), "%s %s %s", d->name, r->state < 0 ? "ANY" : d->state_names[r->state],
              d->event_names[r->event]);
-    for (int i = 0; deferred && deferred[i]; i++)
-        if (strcmp(deferred[i], key) == 0)
-            return i;
-    return -1;
+    for (int i = 0; deferred && deferred[i].row; i++)
+        if (strcmp(deferred[i].row, key) == 0)
+            return deferred[i].why;
+    return NULL;
 }
 
-unsigned enum_report(const char *const *machines, const char *const *deferred,
-                     const char *const *deferred_why, const char *rows_file)
+unsigned enum_report(const char *const *machines, const struct enum_deferred *deferred,
+                     const char *rows_file)
 {
     FILE *f = rows_file ? fopen(rows_file, "w") : NULL;
     unsigned missing = 0;
@@ -737,11 +737,10 @@ unsigned enum_report(const char *const *machines, const char *const *deferred,
                 marked++;
                 continue;
             }
-            int k = deferred_index(deferred, d, row);
-            if (k >= 0) {
+            const char *later_why = deferred_why(deferred, d, row);
+            if (later_why) {
                 later++;
-                printf("  deferred: %s (%s)\n", row_text((int)i, r, txt, sizeof(txt)),
-                       deferred_why[k]);
+                printf("  deferred: %s (%s)\n", row_text((int)i, r, txt, sizeof(txt)), later_why);
                 continue;
             }
             missing++;

@@ -120,12 +120,17 @@ struct enum_trace {
 void enum_trace_run(const struct enum_scenario *sc, unsigned point, enum fb_answer answer,
                     struct enum_trace *out);
 
+/* A row no scenario reaches yet, "machine STATE EVENT", and why. */
+struct enum_deferred {
+    const char *row, *why;
+};
+
 /* Print rows taken per machine, for the machines named (NULL-terminated),
  * and write every row taken as "machine STATE EVENT" lines to rows_file
  * (if not NULL). Returns the number of rows neither taken nor marked
- * unreachable in those machines. Rows listed in deferred ("machine STATE
- * EVENT") are printed as deferred, with deferred_why[i], and not counted. */
-unsigned enum_report(const char *const *machines, const char *const *deferred,
-                     const char *const *deferred_why, const char *rows_file);
+ * unreachable in those machines. Rows in deferred (ended by a NULL row) are
+ * printed as deferred, with their reason, and not counted. */
+unsigned enum_report(const char *const *machines, const struct enum_deferred *deferred,
+                     const char *rows_file);
 
 #endif

@@ -37,18 +37,16 @@ extern const struct enum_scenario enum_cd_setup_secondary, enum_cd_setup_primary
  * the rows of those no fake reaches yet, with the reasons. */
 extern const struct enum_scenario *const enum_roles_colo[];
 extern const char *const enum_machines_colo[];
-extern const char *const enum_deferred_colo[];
-extern const char *const enum_deferred_colo_why[];
+extern const struct enum_deferred enum_deferred_colo[];
 
 /* Every scenario (NULL-terminated). */
 extern const struct enum_scenario *const enum_roles[];
 /* Machines the scenarios cover: each row of these is taken or marked. */
 extern const char *const enum_machines[];
 
-/* Rows the fakes cannot reach yet, "machine STATE EVENT" (NULL-terminated),
- * each with its reason in enum_deferred_why[]. The suite's row-coverage
+/* Rows the fakes cannot reach yet, each "machine STATE EVENT" with its
+ * reason (enumerate.h; ended by a NULL row). The suite's row-coverage
  * check wants them taken end to end (or listed pending there). */
-extern const char *const enum_deferred[];
-extern const char *const enum_deferred_why[];
+extern const struct enum_deferred enum_deferred[];
 
 #endif
