@@ -143,6 +143,10 @@ fi
 # command destroys the primary's domain, as a power switch would) and takes
 # over from the last checkpoint, and the guest's counter goes on there.
 checkpoints() { n=$(grep -ac '"event": *"checkpoint"' "$1" 2>/dev/null); echo "${n:-0}"; }
+# waited I FILE: every 30 waits a line on the console, so that a loaded host's
+# slow first checkpoint (a whole memory) is not taken for a hang by run.sh's
+# stall check; the wait's own bound (90) still fails a replication that stops.
+waited() { [ "$1" -gt 0 ] && [ $(( $1 % 30 )) = 0 ] && echo "  waiting for checkpoints: $(checkpoints "$2") after $1 waits"; }
 # The guest's console before replication is moved aside: the copy that takes
 # over logs afresh (xenconsoled appends to a name's log: older ones go).
 console_aside() {
@@ -201,7 +205,7 @@ remus_tests() {
   i=0; while ! grep -q "listening on" /root/sec.out && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
   $LS colo-primary --domid "$old" --mode remus --to unix:/root/remus.sock --json > /root/pri.out 2>&1 &
   PRI=$!
-  i=0; while [ "$(checkpoints /root/pri.out)" -lt 2 ] && kill -0 $PRI 2>/dev/null && [ $i -lt 90 ]; do sleep 1; i=$((i + 1)); done
+  i=0; while [ "$(checkpoints /root/pri.out)" -lt 2 ] && kill -0 $PRI 2>/dev/null && [ $i -lt 90 ]; do waited $i /root/pri.out; sleep 1; i=$((i + 1)); done
   n=$(checkpoints /root/pri.out)
   kill -9 $PRI; wait $PRI 2>/dev/null
   last=$(lasttick_primary)
@@ -221,7 +225,7 @@ remus_tests() {
   xl remus -F -n -d -s "" gpvh "tee /root/xlremus.cap | { $LS colo-secondary --mode remus --json \
     --fence 'xl destroy $old' 2>/root/sec.out; echo \$? > /root/sec.rc; }" > /root/xl.out 2>&1 &
   XLP=$!
-  i=0; while [ "$(checkpoints /root/sec.out)" -lt 2 ] && kill -0 $XLP 2>/dev/null && [ $i -lt 90 ]; do sleep 1; i=$((i + 1)); done
+  i=0; while [ "$(checkpoints /root/sec.out)" -lt 2 ] && kill -0 $XLP 2>/dev/null && [ $i -lt 90 ]; do waited $i /root/sec.out; sleep 1; i=$((i + 1)); done
   n=$(checkpoints /root/sec.out)
   kill -9 $XLP; wait $XLP 2>/dev/null
   last=$(lasttick_primary)
